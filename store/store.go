@@ -1,0 +1,266 @@
+// Package store defines sealmail's storage interface and the project's own
+// storage types. A Store keeps bytes it cannot read: sealed messages, sealed
+// summaries and session keys, wrapped private keys and unlock slots are
+// opaque to it. It never imports crypto and no backend type (badger, SQL)
+// crosses this API.
+//
+// Implementation notes:
+//   - Every method is one transaction: it either commits durably (fsync'd)
+//     before returning nil, or leaves nothing behind.
+//   - Byte slices are copied at the boundary in both directions; callers may
+//     reuse what they pass in and may keep what they get back.
+//   - Addresses are stored and looked up in the canonical form the caller
+//     gives (sealmail uses lower-case "local@domain"); the store does not
+//     interpret them.
+//   - Mailbox names are case-sensitive except "INBOX", which callers
+//     canonicalise. The hierarchy delimiter is "/" (Delimiter).
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors, checked with errors.Is.
+var (
+	ErrNotFound  = errors.New("store: not found")
+	ErrExists    = errors.New("store: already exists")
+	ErrOverQuota = errors.New("store: over quota")
+	ErrClosed    = errors.New("store: closed")
+	// ErrModified is returned by StoreFlags when UnchangedSince is set and a
+	// message was modified after it (RFC 7162 §3.1.3).
+	ErrModified = errors.New("store: modified since")
+)
+
+// Delimiter is the mailbox hierarchy delimiter.
+const Delimiter = "/"
+
+// Inbox is the canonical name of the inbox.
+const Inbox = "INBOX"
+
+// SlotKind says what secret an unlock slot is opened with. Persisted: only
+// grow at the end.
+type SlotKind uint8
+
+const (
+	SlotPassword    SlotKind = 1
+	SlotRecovery    SlotKind = 2
+	SlotAppPassword SlotKind = 3
+)
+
+func (k SlotKind) String() string {
+	switch k {
+	case SlotPassword:
+		return "password"
+	case SlotRecovery:
+		return "recovery"
+	case SlotAppPassword:
+		return "app-password"
+	}
+	return "unknown"
+}
+
+// Slot is one unlock slot: an opaque blob (made by package crypto) that
+// wraps the account's master secret under a key stretched from a secret.
+type Slot struct {
+	ID      uint32 // assigned by the store on AddSlot/CreateAccount; never reused
+	Kind    SlotKind
+	Label   string // free text for operators, e.g. "thunderbird laptop"
+	Created time.Time
+	Data    []byte // opaque
+}
+
+// Account is one mail account.
+type Account struct {
+	Address        string // canonical address; the account's identity
+	Created        time.Time
+	KeyFingerprint string // hex OpenPGP fingerprint of PublicKey
+	PublicKey      []byte // binary transferable OpenPGP public key (in the clear)
+	WrappedKey     []byte // opaque: the private key sealed under a key derived from the master secret
+	Slots          []Slot
+	PublishWKD     bool  // publish PublicKey in the Web Key Directory
+	QuotaBytes     int64 // sealed bytes allowed; 0 means no limit
+	UsedBytes      int64 // sealed bytes in use; maintained by the store
+}
+
+// MailboxSpec describes a mailbox to create.
+type MailboxSpec struct {
+	Name       string
+	SpecialUse string // "" or one RFC 6154 attribute, e.g. `\Sent`
+	Subscribed bool
+}
+
+// Mailbox is a mailbox's metadata and counters.
+type Mailbox struct {
+	ID            uint64 // unique within the account, never reused
+	Name          string
+	SpecialUse    string
+	Subscribed    bool
+	UIDValidity   uint32
+	UIDNext       uint32
+	HighestModSeq uint64
+	Messages      uint32 // number of messages
+	Unseen        uint32 // messages without \Seen
+	Deleted       uint32 // messages with \Deleted
+	SealedSize    int64  // sum of sealed sizes
+}
+
+// Message is one message's metadata. Summary and SessionKey are nil until a
+// session has built them (or when the listing did not ask for them).
+type Message struct {
+	UID          uint32
+	InternalDate time.Time
+	Flags        []string // sorted; system flags in canonical case (`\Seen`)
+	ModSeq       uint64
+	SealedSize   int64
+	Summary      []byte // opaque, sealed under the account's index key
+	SessionKey   []byte // opaque, sealed under the account's index key
+}
+
+// Delivery is one sealed copy of a message for one mailbox.
+type Delivery struct {
+	Account      string
+	Mailbox      string // "" means INBOX
+	InternalDate time.Time
+	Flags        []string
+	Blob         []byte // the sealed message
+}
+
+// Delivered tells where a Delivery landed.
+type Delivered struct {
+	Account     string
+	Mailbox     string
+	UIDValidity uint32
+	UID         uint32
+}
+
+// FlagOp is how StoreFlags changes flags.
+type FlagOp uint8
+
+const (
+	FlagsSet FlagOp = iota
+	FlagsAdd
+	FlagsRemove
+)
+
+// FlagUpdate asks StoreFlags to change flags on some messages.
+type FlagUpdate struct {
+	UIDs  []uint32
+	Op    FlagOp
+	Flags []string
+	// UnchangedSince, if non-zero, skips messages whose ModSeq is greater and
+	// reports them in FlagResult.Modified (RFC 7162 CONDSTORE semantics).
+	UnchangedSince uint64
+}
+
+// FlagResult is what StoreFlags changed.
+type FlagResult struct {
+	Changed  []Message // messages whose flags changed, with new flags and ModSeq (no Summary)
+	Modified []uint32  // UIDs skipped because of UnchangedSince
+}
+
+// SummaryUpdate attaches a sealed summary and session key to a message.
+type SummaryUpdate struct {
+	UID        uint32
+	Summary    []byte
+	SessionKey []byte
+}
+
+// UIDPair maps a source UID to the UID of its copy.
+type UIDPair struct {
+	Src, Dst uint32
+}
+
+// CopyResult is the outcome of CopyMessages/MoveMessages.
+type CopyResult struct {
+	DstUIDValidity uint32
+	Pairs          []UIDPair
+}
+
+// ListOptions narrows Messages.
+type ListOptions struct {
+	FromUID, ToUID uint32 // inclusive range; 0 ToUID means no upper bound
+	WithSummary    bool   // fill Summary and SessionKey
+}
+
+// DeleteReport says what DeleteAccount destroyed.
+type DeleteReport struct {
+	Slots     int
+	Mailboxes int
+	Messages  int
+	Bytes     int64
+}
+
+// Store is sealmail's storage. All methods are safe for concurrent use.
+type Store interface {
+	// CreateAccount creates a with its slots (IDs are assigned) and mailboxes
+	// in one transaction. ErrExists if the address is taken.
+	CreateAccount(ctx context.Context, a Account, mailboxes []MailboxSpec) error
+	// Account returns one account, or ErrNotFound.
+	Account(ctx context.Context, address string) (Account, error)
+	// Accounts lists all accounts ordered by address.
+	Accounts(ctx context.Context) ([]Account, error)
+	// AddSlot adds an unlock slot and returns its ID.
+	AddSlot(ctx context.Context, address string, s Slot) (uint32, error)
+	// RemoveSlot destroys one slot. ErrNotFound if it does not exist.
+	RemoveSlot(ctx context.Context, address string, id uint32) error
+	// SetPublishWKD sets whether the key is published in the WKD.
+	SetPublishWKD(ctx context.Context, address string, publish bool) error
+	// SetQuota sets the quota in sealed bytes; 0 means no limit.
+	SetQuota(ctx context.Context, address string, bytes int64) error
+	// DeleteAccount crypto-shreds the account: a first durable transaction
+	// destroys its slots and wrapped private key, later ones the rest.
+	DeleteAccount(ctx context.Context, address string) (DeleteReport, error)
+
+	// CreateMailbox creates a mailbox. ErrExists if the name is taken.
+	CreateMailbox(ctx context.Context, address string, m MailboxSpec) (Mailbox, error)
+	// Mailbox returns one mailbox, or ErrNotFound.
+	Mailbox(ctx context.Context, address, name string) (Mailbox, error)
+	// Mailboxes lists the account's mailboxes ordered by name.
+	Mailboxes(ctx context.Context, address string) ([]Mailbox, error)
+	// DeleteMailbox deletes a mailbox and its messages (not its children).
+	DeleteMailbox(ctx context.Context, address, name string) error
+	// RenameMailbox renames a mailbox and every mailbox below it
+	// (old+Delimiter+…). Renamed mailboxes keep their messages, IDs and
+	// UIDVALIDITY. Renaming INBOX is the caller's business (RFC 9051 §6.3.6).
+	RenameMailbox(ctx context.Context, address, oldName, newName string) error
+	// SetSubscribed sets the subscription flag of an existing mailbox.
+	SetSubscribed(ctx context.Context, address, name string, subscribed bool) error
+
+	// Deliver commits all deliveries in one durable transaction, allocating
+	// UIDs race-free, and returns where each landed, in order. If any
+	// delivery fails (unknown account/mailbox: ErrNotFound; quota:
+	// ErrOverQuota wrapped with the account) nothing is stored.
+	Deliver(ctx context.Context, ds []Delivery) ([]Delivered, error)
+	// Messages lists a mailbox's messages in UID order.
+	Messages(ctx context.Context, address, mailbox string, opt ListOptions) ([]Message, error)
+	// Blob returns a message's sealed bytes.
+	Blob(ctx context.Context, address, mailbox string, uid uint32) ([]byte, error)
+	// SetSummaries attaches sealed summaries and session keys. Messages that
+	// no longer exist are skipped.
+	SetSummaries(ctx context.Context, address, mailbox string, us []SummaryUpdate) error
+	// StoreFlags changes flags; each changed message gets a new ModSeq.
+	StoreFlags(ctx context.Context, address, mailbox string, u FlagUpdate) (FlagResult, error)
+	// Expunge removes the given messages and returns the UIDs removed, in
+	// ascending order. UIDs that do not exist are ignored.
+	Expunge(ctx context.Context, address, mailbox string, uids []uint32) ([]uint32, error)
+	// CopyMessages copies messages (blob, flags, summary, session key,
+	// internal date) to another mailbox of the same account.
+	CopyMessages(ctx context.Context, address, src, dst string, uids []uint32) (CopyResult, error)
+	// MoveMessages is CopyMessages and Expunge in one transaction.
+	MoveMessages(ctx context.Context, address, src, dst string, uids []uint32) (CopyResult, error)
+
+	// Close flushes and closes the store.
+	Close() error
+}
+
+// DefaultMailboxes are created with every account (RFC 6154 special use).
+var DefaultMailboxes = []MailboxSpec{
+	{Name: Inbox, Subscribed: true},
+	{Name: "Sent", SpecialUse: `\Sent`, Subscribed: true},
+	{Name: "Drafts", SpecialUse: `\Drafts`, Subscribed: true},
+	{Name: "Trash", SpecialUse: `\Trash`, Subscribed: true},
+	{Name: "Junk", SpecialUse: `\Junk`, Subscribed: true},
+	{Name: "Archive", SpecialUse: `\Archive`, Subscribed: true},
+}
