@@ -1,0 +1,163 @@
+package deptest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/sealmail/sealmail"
+
+// listed is the part of `go list -json` the rules need.
+type listed struct {
+	ImportPath string
+	Deps       []string
+}
+
+// touchSources stats every Go file of the module so that `go test`'s result
+// cache notices when any of them changes (it cannot see what `go list`
+// reads in a child process).
+func touchSources(t *testing.T) {
+	t.Helper()
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != "../.." && (strings.HasPrefix(name, ".") || name == "testdata") {
+				return filepath.SkipDir
+			}
+			_, err := os.ReadDir(path)
+			return err
+		}
+		if strings.HasSuffix(path, ".go") || d.Name() == "go.mod" {
+			_, err := os.Stat(path)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk sources: %v", err)
+	}
+}
+
+func listPackages(t *testing.T) []listed {
+	t.Helper()
+	touchSources(t)
+	cmd := exec.Command("go", "list", "-deps=false", "-json", module+"/...")
+	cmd.Dir = "../.."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var pkgs []listed
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for dec.More() {
+		var p listed
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("decode go list output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) < 3 {
+		t.Fatalf("go list found only %d packages", len(pkgs))
+	}
+	return pkgs
+}
+
+// rule forbids packages matching from (by prefix) to depend, directly or
+// not, on packages matching any of to (by prefix).
+type rule struct {
+	name   string
+	from   func(pkg string) bool
+	denied []string
+}
+
+func under(prefix string) func(string) bool {
+	return func(p string) bool { return p == prefix || strings.HasPrefix(p, prefix+"/") }
+}
+
+func not(f func(string) bool) func(string) bool { return func(p string) bool { return !f(p) } }
+
+var rules = []rule{
+	{"store never sees keys or crypto", under(module + "/store"),
+		[]string{module + "/crypto", "github.com/ProtonMail/go-crypto"}},
+	{"crypto knows nothing of storage", under(module + "/crypto"),
+		[]string{module + "/store", module + "/server", module + "/policy", module + "/keyserver", "github.com/dgraph-io/badger"}},
+	{"only cmd/ imports viper", not(under(module + "/cmd")),
+		[]string{"github.com/spf13/viper"}},
+	{"keyserver imports store only", under(module + "/keyserver"),
+		[]string{module + "/crypto", module + "/server", module + "/policy"}},
+	{"policy imports store only", under(module + "/policy"),
+		[]string{module + "/crypto", module + "/server", module + "/keyserver"}},
+	{"libraries never import the binary", not(under(module + "/cmd")),
+		[]string{module + "/cmd"}},
+}
+
+func TestImportRules(t *testing.T) {
+	for _, p := range listPackages(t) {
+		deps := goList(t, "-deps", p.ImportPath)
+		for _, r := range rules {
+			if !r.from(p.ImportPath) {
+				continue
+			}
+			for _, d := range deps {
+				for _, bad := range r.denied {
+					if d == bad || strings.HasPrefix(d, bad+"/") {
+						t.Errorf("%s: %s depends on %s", r.name, p.ImportPath, d)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestBadgerImportedOnlyByBackend checks direct imports (with tests): no
+// package but store/badgerstore names badger in its own import list.
+func TestBadgerImportedOnlyByBackend(t *testing.T) {
+	touchSources(t)
+	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}`, module+"/...")
+	cmd.Dir = "../.."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	n := 0
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		n++
+		if under(module + "/store/badgerstore")(f[0]) {
+			continue
+		}
+		for _, imp := range f[1:] {
+			if strings.HasPrefix(imp, "github.com/dgraph-io/badger") {
+				t.Errorf("%s imports %s; only store/badgerstore may", f[0], imp)
+			}
+		}
+	}
+	if n < 3 {
+		t.Fatalf("go list listed only %d packages", n)
+	}
+}
+
+func goList(t *testing.T, args ...string) []string {
+	t.Helper()
+	cmd := exec.Command("go", append([]string{"list"}, args...)...)
+	cmd.Dir = "../.."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list %v: %v", args, err)
+	}
+	return strings.Fields(string(out))
+}
