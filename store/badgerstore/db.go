@@ -1,0 +1,234 @@
+package badgerstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sealmail/sealmail/store"
+)
+
+// ErrLocked is returned (wrapped) by Open when another process, or another
+// DB in this process, holds the directory.
+var ErrLocked = errors.New("badgerstore: data directory is in use by another process")
+
+// ErrTooLarge is returned (wrapped) when one call's writes cannot fit in one
+// badger transaction, e.g. a Deliver call with thousands of deliveries.
+// Nothing is stored; the caller may split the work into smaller calls.
+var ErrTooLarge = errors.New("badgerstore: too much for one transaction")
+
+var _ store.Store = (*DB)(nil)
+
+// Options configures Open. The zero value is safe and suits a small server.
+type Options struct {
+	// Logger receives badger's warnings and errors and the store's own
+	// background errors. Nil discards them.
+	Logger *slog.Logger
+	// GCInterval is how often value-log garbage collection runs in the
+	// background. Zero means 10 minutes; negative disables the periodic run
+	// (DeleteAccount still triggers one).
+	GCInterval time.Duration
+	// CacheBytes bounds badger's block and index caches together. Zero
+	// means 48 MiB.
+	CacheBytes int64
+	// MaxBatch is the most Deliver calls one group commit gathers. Zero
+	// means 128.
+	MaxBatch int
+}
+
+// DB is the badger implementation of store.Store. Create it with Open.
+type DB struct {
+	bdb      *badger.DB // immutable
+	log      *slog.Logger
+	maxBatch int
+
+	ops        chan *op      // to the writer goroutine
+	writerDone chan struct{} // closed when the writer has exited
+	stopWriter chan struct{}
+
+	kickGC chan struct{} // buffered 1: run value-log GC now
+	stopGC chan struct{}
+	gcDone chan struct{}
+
+	closeMu sync.RWMutex // held for reading by every call, for writing by Close
+	closed  bool         // guarded by closeMu
+}
+
+// Open opens (creating if needed) the store in dir. The directory is made
+// private (mode 0700). If another process holds dir, the error wraps
+// ErrLocked. Interrupted deletions are finished before Open returns.
+func Open(dir string, opt Options) (*DB, error) {
+	logger := opt.Logger
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
+	}
+	cache := opt.CacheBytes
+	if cache <= 0 {
+		cache = 48 << 20
+	}
+	bo := badger.DefaultOptions(dir).
+		WithSyncWrites(true). // an accepted message is never lost
+		WithLogger(badgerLogger{logger}).
+		WithLoggingLevel(badger.WARNING).
+		WithMetricsEnabled(false).
+		// 16 MiB memtables, two of them: the memtable arena is allocated up
+		// front. A transaction may hold 15% of it (2.4 MiB of keys and small
+		// values, about 25,000 entries).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(12).
+		WithNumCompactors(2). // 2: the minimum badger accepts
+		WithNumGoroutines(2).
+		WithBlockCacheSize(cache * 2 / 3).
+		WithIndexCacheSize(cache / 3).
+		// Message metas, mailbox records and counters (< 1 KiB) stay in the
+		// LSM tree, where listing them is cheap; sealed blobs go to the
+		// value log, so flag changes never rewrite them.
+		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(256 << 20)
+	bdb, err := badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("badgerstore: open %s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("badgerstore: open %s: %v", dir, err)
+	}
+	db := &DB{
+		bdb:        bdb,
+		log:        logger,
+		maxBatch:   opt.MaxBatch,
+		ops:        make(chan *op, 256),
+		writerDone: make(chan struct{}),
+		stopWriter: make(chan struct{}),
+		kickGC:     make(chan struct{}, 1),
+		stopGC:     make(chan struct{}),
+		gcDone:     make(chan struct{}),
+	}
+	if db.maxBatch <= 0 {
+		db.maxBatch = 128
+	}
+	if err := db.resumePurges(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	go db.writeLoop()
+	interval := opt.GCInterval
+	if interval == 0 {
+		interval = 10 * time.Minute
+	}
+	go db.gcLoop(interval)
+	return db, nil
+}
+
+// Close waits for running calls, stops the background goroutines and
+// closes badger. Calls after Close return store.ErrClosed.
+func (db *DB) Close() error {
+	db.closeMu.Lock()
+	if db.closed {
+		db.closeMu.Unlock()
+		return store.ErrClosed
+	}
+	db.closed = true
+	db.closeMu.Unlock()
+	close(db.stopWriter)
+	<-db.writerDone
+	close(db.stopGC)
+	<-db.gcDone
+	if err := db.bdb.Close(); err != nil {
+		return fmt.Errorf("badgerstore: close: %v", err)
+	}
+	return nil
+}
+
+// enter starts a call; leave must follow if it returns nil.
+func (db *DB) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.closeMu.RLock()
+	if db.closed {
+		db.closeMu.RUnlock()
+		return store.ErrClosed
+	}
+	return nil
+}
+
+func (db *DB) leave() { db.closeMu.RUnlock() }
+
+// gcLoop runs value-log GC every interval (if positive) and when kicked.
+func (db *DB) gcLoop(interval time.Duration) {
+	defer close(db.gcDone)
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-db.stopGC:
+			return
+		case <-tick:
+		case <-db.kickGC:
+		}
+		db.runGC()
+	}
+}
+
+// runGC rewrites value-log files that are at least half garbage, until none
+// is left or the store is closing.
+func (db *DB) runGC() {
+	start := time.Now()
+	for n := 0; n < 64; n++ {
+		select {
+		case <-db.stopGC:
+			return
+		default:
+		}
+		err := db.bdb.RunValueLogGC(0.5)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+			db.log.Warn("badgerstore: value-log gc", "err", err, "duration", time.Since(start))
+		}
+		return
+	}
+}
+
+// triggerGC asks the GC goroutine to run soon, without waiting.
+func (db *DB) triggerGC() {
+	select {
+	case db.kickGC <- struct{}{}:
+	default:
+	}
+}
+
+// badgerLogger routes badger's log to slog at warning level and up.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}

@@ -1,0 +1,160 @@
+package badgerstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/sealmail/sealmail/store"
+)
+
+// Deliver implements store.Store. Concurrent Deliver calls are gathered by
+// the writer into one transaction (group commit); each call's deliveries
+// succeed or fail together.
+func (db *DB) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Delivered, error) {
+	if len(ds) == 0 {
+		return nil, ctx.Err()
+	}
+	now := time.Now().UTC()
+	in := make([]store.Delivery, len(ds))
+	for i, d := range ds {
+		if err := store.CheckAddress(d.Account); err != nil {
+			return nil, fmt.Errorf("store: deliver: %w", err)
+		}
+		if d.Mailbox == "" {
+			d.Mailbox = store.Inbox
+		}
+		if len(d.Blob) == 0 {
+			return nil, fmt.Errorf("store: deliver to %s: empty message", d.Account)
+		}
+		flags, err := store.CanonicalFlags(d.Flags)
+		if err != nil {
+			return nil, fmt.Errorf("store: deliver to %s: %w", d.Account, err)
+		}
+		d.Flags = flags
+		if d.InternalDate.IsZero() {
+			d.InternalDate = now
+		}
+		d.Blob = bytes.Clone(d.Blob)
+		in[i] = d
+	}
+	if err := db.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer db.leave()
+	var out []store.Delivered
+	err := db.write(ctx, true, func(t *tx) error {
+		var err error
+		out, err = deliver(t, in)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, fmt.Errorf("store: deliver %d messages: %w", len(in), err)
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// deliveryAccount is what one Deliver call keeps per account.
+type deliveryAccount struct {
+	id    uint64
+	quota int64
+	usage usage
+	added int64
+	boxes map[string]*store.Mailbox
+}
+
+func deliver(t *tx, ds []store.Delivery) ([]store.Delivered, error) {
+	out := make([]store.Delivered, len(ds))
+	accts := make(map[string]*deliveryAccount)
+	for i, d := range ds {
+		a := accts[d.Account]
+		if a == nil {
+			rec, err := loadAccount(t, d.Account)
+			if err != nil {
+				return nil, fmt.Errorf("store: deliver: %w", err)
+			}
+			u, err := loadUsage(t, rec.ID)
+			if err != nil {
+				return nil, err
+			}
+			a = &deliveryAccount{id: rec.ID, quota: rec.QuotaBytes, usage: u, boxes: map[string]*store.Mailbox{}}
+			accts[d.Account] = a
+		}
+		m := a.boxes[d.Mailbox]
+		if m == nil {
+			mb, err := mailboxByName(t, a.id, d.Account, d.Mailbox)
+			if err != nil {
+				return nil, fmt.Errorf("store: deliver: %w", err)
+			}
+			m = &mb
+			a.boxes[d.Mailbox] = m
+		}
+		if m.UIDNext == math.MaxUint32 {
+			return nil, fmt.Errorf("store: deliver to %s %q: UIDs exhausted", d.Account, d.Mailbox)
+		}
+		size := int64(len(d.Blob))
+		a.usage.LastBlob++
+		a.usage.Used += size
+		a.added += size
+		md := meta{Date: d.InternalDate, SealedSize: size, Blob: a.usage.LastBlob, Flags: d.Flags}
+		uid := addMessage(m, &md)
+		if err := t.set(metaKey(a.id, m.ID, uid), md.encode()); err != nil {
+			return nil, err
+		}
+		if err := t.set(blobKey(pBlob, a.id, md.Blob), d.Blob); err != nil {
+			return nil, err
+		}
+		out[i] = store.Delivered{Account: d.Account, Mailbox: m.Name, UIDValidity: m.UIDValidity, UID: uid}
+	}
+	for addr, a := range accts {
+		if a.quota > 0 && a.usage.Used > a.quota {
+			return nil, fmt.Errorf("store: deliver to %s: %d bytes more would exceed the quota of %d: %w",
+				addr, a.added, a.quota, store.ErrOverQuota)
+		}
+		if err := saveUsage(t, a.id, &a.usage); err != nil {
+			return nil, err
+		}
+		for _, m := range a.boxes {
+			if err := saveMailbox(t, a.id, m); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// addMessage gives md the next UID and ModSeq of m and counts it in m's
+// counters. The caller has checked that m.UIDNext is not exhausted.
+func addMessage(m *store.Mailbox, md *meta) uint32 {
+	uid := m.UIDNext
+	m.UIDNext++
+	m.HighestModSeq++
+	md.ModSeq = m.HighestModSeq
+	m.Messages++
+	if !md.seen() {
+		m.Unseen++
+	}
+	if md.deleted() {
+		m.Deleted++
+	}
+	m.SealedSize += md.SealedSize
+	return uid
+}
+
+// removeMessage takes md out of m's counters.
+func removeMessage(m *store.Mailbox, md *meta) {
+	m.Messages--
+	if !md.seen() {
+		m.Unseen--
+	}
+	if md.deleted() {
+		m.Deleted--
+	}
+	m.SealedSize -= md.SealedSize
+}

@@ -1,0 +1,97 @@
+// Package badgerstore is sealmail's embedded storage backend: store.Store on
+// a badger (github.com/dgraph-io/badger/v4) database in one directory. It is
+// the only package that imports badger; no badger type or error crosses its
+// API. It passes the conformance suite in store/storetest.
+//
+// # Key layout
+//
+// Every table is one prefix byte followed by big-endian integers (so keys
+// sort numerically) and at most one trailing string. Each maps onto a SQL
+// table with the same primary key; nothing relies on badger-only features
+// (no TTLs, no merge operators, no key versions).
+//
+//	c <name>                 -> uint64         global counters: "account", "uidvalidity"
+//	a <address>              -> account        version, ID (8 bytes), JSON: created,
+//	                                           fingerprint, public key, wrapped key,
+//	                                           WKD, quota, last slot/mailbox ID
+//	u <acct>                 -> usage          bytes in use, last blob ID (16 bytes)
+//	s <acct> <slot:4>        -> slot           kind, created, label, opaque data
+//	n <acct> <name>          -> mailbox ID     name index; its order is Mailboxes' order
+//	m <acct> <mbox:8>        -> mailbox        name, special use, subscribed, UIDVALIDITY,
+//	                                           UIDNEXT, HIGHESTMODSEQ, exact counters
+//	i <acct> <mbox:8> <uid:4> -> meta          date, MODSEQ, sealed size, blob ID, flags
+//	b <acct> <blob:8>        -> sealed message (opaque)
+//	y <acct> <blob:8>        -> summary        sealed summary + sealed session key (opaque)
+//	g <acct> <mbox:8>        -> (empty)        purge marker: a deletion in progress
+//	                                           (mbox 0: the whole account)
+//	o <acct> <seq:8>         -> blob IDs       blobs of a large Expunge still to delete
+//
+// <acct> is an 8-byte account ID from the "account" counter, so a
+// re-created address never meets the rows of its deleted predecessor.
+// Binary records start with a version byte and use varints; the meta that
+// every SELECT lists is about 30 bytes plus its flags. Metas, mailboxes and
+// counters are small and stay in badger's LSM tree; blobs (and summaries
+// above 1 KiB) go to the value log. Because the blob and summary are keyed
+// by blob ID, not by mailbox and UID, a flag change rewrites only the meta,
+// and a MOVE rewrites only metas. A COPY gets a new blob ID and a copy of
+// the bytes.
+//
+// # Implementation notes
+//
+// Writes: one writer goroutine performs every write (writer.go). Callers
+// hand it an operation and wait. Consecutive Deliver calls are applied to
+// one transaction and committed together, one fsync for the lot (group
+// commit); each call's writes go to an overlay first and join the
+// transaction only if the whole call succeeded, so a failing call (unknown
+// recipient, quota) stores nothing and does not disturb the others. Every
+// other write runs alone in its own transaction. With a single writer,
+// transactions never conflict, UID allocation is a read-modify-write of the
+// mailbox record with no race, and the per-mailbox and per-account
+// counters are exact. Reads use their own read-only transactions and see
+// committed state only.
+//
+// Durability: SyncWrites is always on; a call returns nil only after its
+// transaction is fsync'd. If a call's context ends while its operation is
+// still queued, the operation is withdrawn and nothing is stored; once the
+// writer has taken it, the call waits for the outcome.
+//
+// Size limits: a transaction holds at most about 25,000 entries (15% of a
+// 16 MiB memtable). A Deliver call needs two per message, CopyMessages up
+// to three, MoveMessages two, StoreFlags one, Expunge three up to 2,000
+// messages and one above (it then deletes only the metas and records the
+// blob IDs; later transactions delete the blobs and summaries, and Open
+// finishes them after a crash). A call that cannot fit fails with an error
+// wrapping ErrTooLarge and stores nothing. Deletions of whole mailboxes and
+// accounts are not limited: see below.
+//
+// Locks and their order: closeMu (RWMutex) is held for reading by every
+// call for its duration and for writing by Close, which therefore waits for
+// running calls before stopping the writer and the GC goroutine and closing
+// badger. There is no other lock; the writer goroutine holds none.
+//
+// Deletion: DeleteAccount crypto-shreds. Its first transaction, durable
+// before anything else happens, removes the unlock slots and the account
+// record with the wrapped private key, and sets a purge marker; from then
+// on the sealed mail can never be opened and no call can reach it. Further
+// transactions, outside the writer (their keys are unreachable, so nothing
+// conflicts), remove mailboxes, metas, blobs, summaries and counters in
+// chunks; DeleteMailbox works the same way for one mailbox. Open finishes
+// any deletion a crash interrupted. What stays on disk: badger does not
+// overwrite in place. Deleted values remain in value-log files until
+// value-log GC rewrites them, and deleted keys and small values remain in
+// LSM tables until compaction drops them. DeleteAccount triggers value-log
+// GC, and GC also runs every Options.GCInterval, but neither is a
+// guarantee: until then the old bytes are on disk. That is why the first
+// transaction destroys the keys: the leftovers are sealed mail and sealed
+// summaries nobody can open. Mailbox names, flags and sizes of a deleted
+// account may also linger in the clear until compaction.
+//
+// Tuning for a small server: two 16 MiB memtables, 48 MiB of block and
+// index cache (Options.CacheBytes), 256 MiB value-log files, two
+// compactors, metrics off. Badger's own log goes to Options.Logger at
+// warning level and up.
+//
+// Locking the directory: badger holds an flock on the directory; a second
+// Open (in this or another process) fails with an error wrapping ErrLocked.
+// Open also makes the directory mode 0700.
+package badgerstore

@@ -1,0 +1,71 @@
+package badgerstore
+
+import "encoding/binary"
+
+// Key prefixes. Each table is one prefix byte followed by big-endian
+// integers (so keys sort numerically) and, last, at most one string. The
+// layout maps one to one onto SQL tables with the same primary keys; see
+// doc.go. Persisted: never reuse a prefix.
+const (
+	pCounter   = 'c' // c name                  -> uint64 (global counters)
+	pAccount   = 'a' // a address               -> account record
+	pUsage     = 'u' // u acct                  -> usage (bytes in use, last blob ID)
+	pSlot      = 's' // s acct slot             -> slot record
+	pMboxName  = 'n' // n acct name             -> mailbox id
+	pMailbox   = 'm' // m acct mbox             -> mailbox record
+	pMeta      = 'i' // i acct mbox uid         -> message meta (names its blob ID)
+	pBlob      = 'b' // b acct blob             -> sealed message
+	pSummary   = 'y' // y acct blob             -> sealed summary + session key
+	pPurge     = 'g' // g acct mbox             -> pending purge marker (mbox 0: whole account)
+	pOrphans   = 'o' // o acct seq              -> blob IDs whose blobs and summaries are to be deleted
+	counterAcc = "account"
+	counterUV  = "uidvalidity"
+)
+
+func counterKey(name string) []byte { return append([]byte{pCounter}, name...) }
+
+func accountKey(address string) []byte { return append([]byte{pAccount}, address...) }
+
+func acctKey(p byte, acct uint64) []byte {
+	k := make([]byte, 9, 9+8+4)
+	k[0] = p
+	binary.BigEndian.PutUint64(k[1:], acct)
+	return k
+}
+
+func usageKey(acct uint64) []byte { return acctKey(pUsage, acct) }
+
+// blobKey is the key of a blob or summary (p is pBlob or pSummary).
+func blobKey(p byte, acct, blob uint64) []byte {
+	return binary.BigEndian.AppendUint64(acctKey(p, acct), blob)
+}
+
+func slotKey(acct uint64, id uint32) []byte {
+	return binary.BigEndian.AppendUint32(acctKey(pSlot, acct), id)
+}
+
+func mboxNameKey(acct uint64, name string) []byte {
+	return append(acctKey(pMboxName, acct), name...)
+}
+
+func mailboxKey(acct, mbox uint64) []byte {
+	return binary.BigEndian.AppendUint64(acctKey(pMailbox, acct), mbox)
+}
+
+// msgPrefix is the prefix of one mailbox's rows in a per-message table.
+func msgPrefix(p byte, acct, mbox uint64) []byte {
+	return binary.BigEndian.AppendUint64(acctKey(p, acct), mbox)
+}
+
+func metaKey(acct, mbox uint64, uid uint32) []byte {
+	return binary.BigEndian.AppendUint32(msgPrefix(pMeta, acct, mbox), uid)
+}
+
+// uidOf returns the UID at the end of a per-message key.
+func uidOf(key []byte) uint32 { return binary.BigEndian.Uint32(key[len(key)-4:]) }
+
+func purgeKey(acct, mbox uint64) []byte { return msgPrefix(pPurge, acct, mbox) }
+
+func orphansKey(acct, seq uint64) []byte { return msgPrefix(pOrphans, acct, seq) }
+
+func putU64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

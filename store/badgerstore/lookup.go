@@ -1,0 +1,238 @@
+package badgerstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sealmail/sealmail/store"
+)
+
+// read runs fn in a read-only transaction.
+func (db *DB) read(ctx context.Context, fn func(t *tx) error) error {
+	if err := db.enter(ctx); err != nil {
+		return err
+	}
+	defer db.leave()
+	txn := db.bdb.NewTransaction(false)
+	defer txn.Discard()
+	return fn(&tx{txn: txn})
+}
+
+// update runs apply alone in the writer (its own durable transaction).
+func (db *DB) update(ctx context.Context, apply func(t *tx) error) error {
+	if err := db.enter(ctx); err != nil {
+		return err
+	}
+	defer db.leave()
+	return db.write(ctx, false, apply)
+}
+
+func corrupt(what string, err error) error {
+	return fmt.Errorf("badgerstore: %s: %w", what, err)
+}
+
+func notFound(what string) error { return fmt.Errorf("store: %s: %w", what, store.ErrNotFound) }
+
+// accountID returns the ID of the account at address.
+func accountID(t *tx, address string) (uint64, error) {
+	v, err := t.get(accountKey(address))
+	if errors.Is(err, errNoKey) {
+		return 0, notFound("account " + address)
+	}
+	if err != nil {
+		return 0, err
+	}
+	id, err := decodeAccountID(v)
+	if err != nil {
+		return 0, corrupt("account "+address, err)
+	}
+	return id, nil
+}
+
+func loadAccount(t *tx, address string) (accountRec, error) {
+	v, err := t.get(accountKey(address))
+	if errors.Is(err, errNoKey) {
+		return accountRec{}, notFound("account " + address)
+	}
+	if err != nil {
+		return accountRec{}, err
+	}
+	a, err := decodeAccount(v)
+	if err != nil {
+		return a, corrupt("account "+address, err)
+	}
+	return a, nil
+}
+
+func saveAccount(t *tx, address string, a *accountRec) error {
+	v, err := a.encode()
+	if err != nil {
+		return err
+	}
+	return t.set(accountKey(address), v)
+}
+
+func loadUsage(t *tx, acct uint64) (usage, error) {
+	v, err := t.get(usageKey(acct))
+	if errors.Is(err, errNoKey) {
+		return usage{}, nil
+	}
+	if err != nil {
+		return usage{}, err
+	}
+	u, err := decodeUsage(v)
+	if err != nil {
+		return u, corrupt("usage", err)
+	}
+	return u, nil
+}
+
+func saveUsage(t *tx, acct uint64, u *usage) error { return t.set(usageKey(acct), u.encode()) }
+
+// mailboxByName returns the mailbox called name in account acct.
+func mailboxByName(t *tx, acct uint64, address, name string) (store.Mailbox, error) {
+	v, err := t.get(mboxNameKey(acct, name))
+	if errors.Is(err, errNoKey) {
+		return store.Mailbox{}, notFound(fmt.Sprintf("mailbox %q of %s", name, address))
+	}
+	if err != nil {
+		return store.Mailbox{}, err
+	}
+	id, err := decodeU64(v)
+	if err != nil {
+		return store.Mailbox{}, corrupt("mailbox name", err)
+	}
+	return mailboxByID(t, acct, id)
+}
+
+func mailboxByID(t *tx, acct, id uint64) (store.Mailbox, error) {
+	v, err := t.get(mailboxKey(acct, id))
+	if err != nil {
+		if errors.Is(err, errNoKey) {
+			err = corrupt("mailbox", errCorrupt)
+		}
+		return store.Mailbox{}, err
+	}
+	m, err := decodeMailbox(id, v)
+	if err != nil {
+		return store.Mailbox{}, corrupt("mailbox", err)
+	}
+	return m.Mailbox, nil
+}
+
+func saveMailbox(t *tx, acct uint64, m *store.Mailbox) error {
+	r := mailboxRec{*m}
+	return t.set(mailboxKey(acct, m.ID), r.encode())
+}
+
+// resolve returns the account ID and mailbox for (address, name).
+func resolve(t *tx, address, name string) (uint64, store.Mailbox, error) {
+	acct, err := accountID(t, address)
+	if err != nil {
+		return 0, store.Mailbox{}, err
+	}
+	m, err := mailboxByName(t, acct, address, name)
+	return acct, m, err
+}
+
+// loadMeta returns a message's meta, or errNoKey.
+func loadMeta(t *tx, acct, mbox uint64, uid uint32) (meta, error) {
+	v, err := t.get(metaKey(acct, mbox, uid))
+	if err != nil {
+		return meta{}, err
+	}
+	m, err := decodeMeta(v, nil)
+	if err != nil {
+		return m, corrupt(fmt.Sprintf("message %d", uid), err)
+	}
+	return m, nil
+}
+
+// nextCounter increments a global counter and returns its new value.
+func nextCounter(t *tx, name string) (uint64, error) {
+	var n uint64
+	v, err := t.get(counterKey(name))
+	switch {
+	case err == nil:
+		if n, err = decodeU64(v); err != nil {
+			return 0, corrupt("counter "+name, err)
+		}
+	case !errors.Is(err, errNoKey):
+		return 0, err
+	}
+	n++
+	return n, t.set(counterKey(name), putU64(n))
+}
+
+// nextUIDValidity returns a UIDVALIDITY unique to a new mailbox
+// incarnation (RFC 9051 §2.3.1.1): the current Unix time, or one more than
+// the last value handed out if that is later, so that a mailbox deleted and
+// re-created within a second still gets a new value.
+func nextUIDValidity(t *tx) (uint32, error) {
+	var last uint64
+	v, err := t.get(counterKey(counterUV))
+	switch {
+	case err == nil:
+		if last, err = decodeU64(v); err != nil {
+			return 0, corrupt("uidvalidity counter", err)
+		}
+	case !errors.Is(err, errNoKey):
+		return 0, err
+	}
+	next := max(last+1, uint64(time.Now().Unix()))
+	if next > math.MaxUint32 {
+		next = 1 // after 2106, or an exhausted counter: start over
+	}
+	return uint32(next), t.set(counterKey(counterUV), putU64(next))
+}
+
+// deleteAll deletes every key under prefix, in chunks of separate
+// durable transactions. It is used only for data no live operation can
+// reach any more, so it runs outside the writer.
+func (db *DB) deleteAll(prefix []byte) error {
+	const chunk = 4000
+	for {
+		var keys [][]byte
+		err := db.bdb.View(func(txn *badger.Txn) error {
+			return (&tx{txn: txn}).scan(prefix, nil, true, func(k, _ []byte) (bool, error) {
+				keys = append(keys, append([]byte(nil), k...))
+				return len(keys) < chunk, nil
+			})
+		})
+		if err != nil {
+			return internal("purge scan", err)
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		if err := db.deleteKeys(keys); err != nil {
+			return err
+		}
+	}
+}
+
+// deleteKeys deletes keys in one durable transaction.
+func (db *DB) deleteKeys(keys [][]byte) error {
+	for attempt := 0; ; attempt++ {
+		err := db.bdb.Update(func(txn *badger.Txn) error {
+			for _, k := range keys {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries {
+			continue
+		}
+		if err != nil {
+			return internal("purge", err)
+		}
+		return nil
+	}
+}

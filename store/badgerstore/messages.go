@@ -1,0 +1,408 @@
+package badgerstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/sealmail/sealmail/store"
+)
+
+// Messages implements store.Store.
+func (db *DB) Messages(ctx context.Context, address, mailbox string, opt store.ListOptions) ([]store.Message, error) {
+	var out []store.Message
+	err := db.read(ctx, func(t *tx) error {
+		acct, m, err := resolve(t, address, mailbox)
+		if err != nil {
+			return err
+		}
+		if opt.ToUID != 0 && opt.FromUID > opt.ToUID {
+			return nil
+		}
+		out = make([]store.Message, 0, min(m.Messages, 1<<16))
+		blobs := make([]uint64, 0, cap(out))
+		prefix := msgPrefix(pMeta, acct, m.ID)
+		var start []byte
+		if opt.FromUID > 0 {
+			start = metaKey(acct, m.ID, opt.FromUID)
+		}
+		n := 0
+		intern := make(map[string]string)
+		err = t.scan(prefix, start, false, func(k, v []byte) (bool, error) {
+			uid := uidOf(k)
+			if opt.ToUID != 0 && uid > opt.ToUID {
+				return false, nil
+			}
+			if n++; n%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return false, err
+				}
+			}
+			md, err := decodeMeta(v, intern)
+			if err != nil {
+				return false, corrupt(fmt.Sprintf("message %d", uid), err)
+			}
+			out = append(out, store.Message{
+				UID: uid, InternalDate: md.Date, Flags: md.Flags, ModSeq: md.ModSeq, SealedSize: md.SealedSize,
+			})
+			blobs = append(blobs, md.Blob)
+			return true, nil
+		})
+		if err != nil || !opt.WithSummary {
+			return err
+		}
+		for i := range out {
+			v, err := t.get(blobKey(pSummary, acct, blobs[i]))
+			if errors.Is(err, errNoKey) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if out[i].Summary, out[i].SessionKey, err = decodeSummary(v); err != nil {
+				return corrupt("summary", err)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Blob implements store.Store.
+func (db *DB) Blob(ctx context.Context, address, mailbox string, uid uint32) ([]byte, error) {
+	var b []byte
+	err := db.read(ctx, func(t *tx) error {
+		acct, m, err := resolve(t, address, mailbox)
+		if err != nil {
+			return err
+		}
+		md, err := loadMeta(t, acct, m.ID, uid)
+		if errors.Is(err, errNoKey) {
+			return notFound(fmt.Sprintf("message %d in %q", uid, mailbox))
+		}
+		if err != nil {
+			return err
+		}
+		b, err = t.get(blobKey(pBlob, acct, md.Blob))
+		if errors.Is(err, errNoKey) {
+			return corrupt(fmt.Sprintf("blob of message %d", uid), errCorrupt)
+		}
+		return err
+	})
+	return b, err
+}
+
+// SetSummaries implements store.Store.
+func (db *DB) SetSummaries(ctx context.Context, address, mailbox string, us []store.SummaryUpdate) error {
+	recs := make([][]byte, len(us))
+	for i, u := range us {
+		recs[i] = encodeSummary(u.Summary, u.SessionKey) // copies
+	}
+	return db.update(ctx, func(t *tx) error {
+		acct, m, err := resolve(t, address, mailbox)
+		if err != nil {
+			return err
+		}
+		for i, u := range us {
+			md, err := loadMeta(t, acct, m.ID, u.UID)
+			if errors.Is(err, errNoKey) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := t.set(blobKey(pSummary, acct, md.Blob), recs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// uniqueSorted returns uids sorted ascending without duplicates or zero.
+func uniqueSorted(uids []uint32) []uint32 {
+	s := slices.Clone(uids)
+	slices.Sort(s)
+	s = slices.Compact(s)
+	if len(s) > 0 && s[0] == 0 {
+		s = s[1:]
+	}
+	return s
+}
+
+// StoreFlags implements store.Store. Messages whose ModSeq is above
+// UnchangedSince are left alone and listed in FlagResult.Modified; the call
+// still succeeds for the others (RFC 7162 §3.1.3), so ErrModified is not
+// returned.
+func (db *DB) StoreFlags(ctx context.Context, address, mailbox string, u store.FlagUpdate) (store.FlagResult, error) {
+	if u.Op > store.FlagsRemove {
+		return store.FlagResult{}, fmt.Errorf("store: store flags: unknown operation %d", u.Op)
+	}
+	if _, err := store.CanonicalFlags(u.Flags); err != nil {
+		return store.FlagResult{}, err
+	}
+	uids := uniqueSorted(u.UIDs)
+	var res store.FlagResult
+	err := db.update(ctx, func(t *tx) error {
+		res = store.FlagResult{}
+		acct, m, err := resolve(t, address, mailbox)
+		if err != nil {
+			return err
+		}
+		for _, uid := range uids {
+			md, err := loadMeta(t, acct, m.ID, uid)
+			if errors.Is(err, errNoKey) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if u.UnchangedSince != 0 && md.ModSeq > u.UnchangedSince {
+				res.Modified = append(res.Modified, uid)
+				continue
+			}
+			flags, err := store.ApplyFlags(md.Flags, u.Op, u.Flags)
+			if err != nil {
+				return err
+			}
+			if store.SameFlags(flags, md.Flags) {
+				continue
+			}
+			removeMessage(&m, &md)
+			md.Flags = flags
+			m.HighestModSeq++
+			md.ModSeq = m.HighestModSeq
+			m.Messages++
+			if !md.seen() {
+				m.Unseen++
+			}
+			if md.deleted() {
+				m.Deleted++
+			}
+			m.SealedSize += md.SealedSize
+			if err := t.set(metaKey(acct, m.ID, uid), md.encode()); err != nil {
+				return err
+			}
+			res.Changed = append(res.Changed, store.Message{
+				UID: uid, InternalDate: md.Date, Flags: slices.Clone(flags), ModSeq: md.ModSeq, SealedSize: md.SealedSize,
+			})
+		}
+		if len(res.Changed) == 0 {
+			return nil
+		}
+		return saveMailbox(t, acct, &m)
+	})
+	return res, err
+}
+
+// inlineExpunge is the most messages Expunge deletes completely in its own
+// transaction (three deletions each). Above it, the transaction deletes
+// only the metas and records the blob IDs; the blobs and summaries go in
+// later transactions, as for a deleted mailbox.
+const inlineExpunge = 2000
+
+// Expunge implements store.Store. It gives the mailbox a new
+// HIGHESTMODSEQ when it removes anything (RFC 7162 §3.2.10 needs expunges
+// to be visible as a change).
+func (db *DB) Expunge(ctx context.Context, address, mailbox string, uids []uint32) ([]uint32, error) {
+	want := uniqueSorted(uids)
+	if err := db.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer db.leave()
+	var (
+		removed []uint32
+		acct    uint64
+		orphans []byte // blob IDs left for purgeOrphans, 8 bytes each
+		seq     uint64
+	)
+	err := db.write(ctx, false, func(t *tx) error {
+		removed, orphans = nil, nil
+		var (
+			m   store.Mailbox
+			err error
+		)
+		acct, m, err = resolve(t, address, mailbox)
+		if err != nil {
+			return err
+		}
+		u, err := loadUsage(t, acct)
+		if err != nil {
+			return err
+		}
+		deferred := len(want) > inlineExpunge
+		for _, uid := range want {
+			md, err := loadMeta(t, acct, m.ID, uid)
+			if errors.Is(err, errNoKey) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := t.del(metaKey(acct, m.ID, uid)); err != nil {
+				return err
+			}
+			if deferred {
+				orphans = binary.BigEndian.AppendUint64(orphans, md.Blob)
+			} else {
+				if err := t.del(blobKey(pBlob, acct, md.Blob)); err != nil {
+					return err
+				}
+				if err := t.del(blobKey(pSummary, acct, md.Blob)); err != nil {
+					return err
+				}
+			}
+			removeMessage(&m, &md)
+			u.Used -= md.SealedSize
+			removed = append(removed, uid)
+		}
+		if len(removed) == 0 {
+			return nil
+		}
+		if len(orphans) > 0 {
+			u.LastBlob++ // a fresh number for the orphan list
+			seq = u.LastBlob
+			if err := t.set(orphansKey(acct, seq), orphans); err != nil {
+				return err
+			}
+		}
+		m.HighestModSeq++
+		if err := saveUsage(t, acct, &u); err != nil {
+			return err
+		}
+		return saveMailbox(t, acct, &m)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(orphans) > 0 {
+		if err := db.purgeOrphans(acct, seq, orphans); err != nil {
+			db.log.Warn("badgerstore: purge expunged blobs", "account", address, "mailbox", mailbox, "err", err)
+		}
+	}
+	return removed, nil
+}
+
+// CopyMessages implements store.Store.
+func (db *DB) CopyMessages(ctx context.Context, address, src, dst string, uids []uint32) (store.CopyResult, error) {
+	return db.copyMessages(ctx, address, src, dst, uids, false)
+}
+
+// MoveMessages implements store.Store. A moved message keeps its blob and
+// summary (they are keyed by blob ID, not by mailbox), so a move rewrites
+// only metadata.
+func (db *DB) MoveMessages(ctx context.Context, address, src, dst string, uids []uint32) (store.CopyResult, error) {
+	return db.copyMessages(ctx, address, src, dst, uids, true)
+}
+
+func (db *DB) copyMessages(ctx context.Context, address, src, dst string, uids []uint32, move bool) (store.CopyResult, error) {
+	want := uniqueSorted(uids)
+	var res store.CopyResult
+	err := db.update(ctx, func(t *tx) error {
+		res = store.CopyResult{}
+		acct, sm, err := resolve(t, address, src)
+		if err != nil {
+			return err
+		}
+		from := &sm
+		to := from
+		if dst != src {
+			dm, err := mailboxByName(t, acct, address, dst)
+			if err != nil {
+				return err
+			}
+			to = &dm
+		}
+		res.DstUIDValidity = to.UIDValidity
+		rec, err := loadAccount(t, address)
+		if err != nil {
+			return err
+		}
+		u, err := loadUsage(t, acct)
+		if err != nil {
+			return err
+		}
+		var added int64
+		for _, uid := range want {
+			md, err := loadMeta(t, acct, from.ID, uid)
+			if errors.Is(err, errNoKey) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if to.UIDNext == 1<<32-1 {
+				return fmt.Errorf("store: copy to %q: UIDs exhausted", dst)
+			}
+			if move {
+				if err := t.del(metaKey(acct, from.ID, uid)); err != nil {
+					return err
+				}
+				removeMessage(from, &md)
+			} else {
+				if err := copyBlob(t, acct, &u, &md); err != nil {
+					return err
+				}
+				added += md.SealedSize
+			}
+			newUID := addMessage(to, &md)
+			if err := t.set(metaKey(acct, to.ID, newUID), md.encode()); err != nil {
+				return err
+			}
+			res.Pairs = append(res.Pairs, store.UIDPair{Src: uid, Dst: newUID})
+		}
+		if len(res.Pairs) == 0 {
+			return nil
+		}
+		if rec.QuotaBytes > 0 && added > 0 && u.Used > rec.QuotaBytes {
+			return fmt.Errorf("store: copy for %s: %d bytes more would exceed the quota of %d: %w",
+				address, added, rec.QuotaBytes, store.ErrOverQuota)
+		}
+		if move {
+			from.HighestModSeq++
+		}
+		if err := saveUsage(t, acct, &u); err != nil {
+			return err
+		}
+		if err := saveMailbox(t, acct, from); err != nil {
+			return err
+		}
+		if to != from {
+			return saveMailbox(t, acct, to)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.CopyResult{}, err
+	}
+	return res, nil
+}
+
+// copyBlob gives md a fresh blob ID holding a copy of its blob and summary,
+// and counts the bytes in u.
+func copyBlob(t *tx, acct uint64, u *usage, md *meta) error {
+	blob, err := t.get(blobKey(pBlob, acct, md.Blob))
+	if err != nil {
+		if errors.Is(err, errNoKey) {
+			err = corrupt("blob", errCorrupt)
+		}
+		return err
+	}
+	sum, err := t.get(blobKey(pSummary, acct, md.Blob))
+	if err != nil && !errors.Is(err, errNoKey) {
+		return err
+	}
+	u.LastBlob++
+	md.Blob = u.LastBlob
+	u.Used += md.SealedSize
+	if err := t.set(blobKey(pBlob, acct, md.Blob), blob); err != nil {
+		return err
+	}
+	if sum != nil {
+		return t.set(blobKey(pSummary, acct, md.Blob), bytes.Clone(sum))
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+package badgerstore
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// errNoKey is tx.get's "absent"; callers turn it into store.ErrNotFound
+// with their own context.
+var errNoKey = errors.New("badgerstore: no such key")
+
+// tx is the one view of a badger transaction that the store's operations
+// use. It keeps badger's errors from crossing the store API: every error it
+// returns is errNoKey, ErrTooLarge or an opaque internal error.
+//
+// In batch mode (ov non-nil) writes go to an overlay that the writer merges
+// into the transaction only if the operation succeeds, so one failing
+// Deliver does not disturb the others sharing its transaction. Batch-mode
+// operations use get/set/del only, never scan.
+type tx struct {
+	txn *badger.Txn
+	ov  map[string]ovEntry // may be nil
+}
+
+type ovEntry struct {
+	val []byte
+	del bool
+}
+
+func internal(what string, err error) error {
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return fmt.Errorf("badgerstore: %s: %w", what, ErrTooLarge)
+	}
+	return fmt.Errorf("badgerstore: %s: %v", what, err)
+}
+
+// get returns a copy of key's value, or errNoKey.
+func (t *tx) get(key []byte) ([]byte, error) {
+	if t.ov != nil {
+		if e, ok := t.ov[string(key)]; ok {
+			if e.del {
+				return nil, errNoKey
+			}
+			return e.val, nil
+		}
+	}
+	item, err := t.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, errNoKey
+	}
+	if err != nil {
+		return nil, internal("get", err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, internal("read value", err)
+	}
+	return v, nil
+}
+
+// has reports whether key exists.
+func (t *tx) has(key []byte) (bool, error) {
+	if t.ov != nil {
+		if e, ok := t.ov[string(key)]; ok {
+			return !e.del, nil
+		}
+	}
+	_, err := t.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, internal("get", err)
+	}
+	return true, nil
+}
+
+// set stores val under key. The transaction keeps val: callers pass slices
+// they do not modify afterwards.
+func (t *tx) set(key, val []byte) error {
+	if t.ov != nil {
+		t.ov[string(key)] = ovEntry{val: val}
+		return nil
+	}
+	if err := t.txn.Set(key, val); err != nil {
+		return internal("set", err)
+	}
+	return nil
+}
+
+func (t *tx) del(key []byte) error {
+	if t.ov != nil {
+		t.ov[string(key)] = ovEntry{del: true}
+		return nil
+	}
+	if err := t.txn.Delete(key); err != nil {
+		return internal("delete", err)
+	}
+	return nil
+}
+
+// flush merges the overlay into the transaction.
+func (t *tx) flush() error {
+	for k, e := range t.ov {
+		var err error
+		if e.del {
+			err = t.txn.Delete([]byte(k))
+		} else {
+			err = t.txn.Set([]byte(k), e.val)
+		}
+		if err != nil {
+			return internal("merge", err)
+		}
+	}
+	return nil
+}
+
+// scan calls fn for each key with prefix, from start (a full key, or nil
+// for the beginning of prefix), in key order, until fn returns false or an
+// error. key and val are valid only during the call. With keysOnly, val is
+// nil and values are not read.
+func (t *tx) scan(prefix, start []byte, keysOnly bool, fn func(key, val []byte) (bool, error)) error {
+	if t.ov != nil {
+		return errors.New("badgerstore: scan in batch mode")
+	}
+	o := badger.DefaultIteratorOptions
+	o.Prefix = prefix
+	o.PrefetchValues = false // scanned values are small and live in the LSM tree
+	o.PrefetchSize = 64
+	it := t.txn.NewIterator(o)
+	defer it.Close()
+	if start == nil {
+		start = prefix
+	}
+	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
+		item := it.Item()
+		var (
+			more bool
+			err  error
+		)
+		if keysOnly {
+			more, err = fn(item.Key(), nil)
+		} else {
+			verr := item.Value(func(v []byte) error {
+				more, err = fn(item.Key(), v)
+				return nil
+			})
+			if verr != nil {
+				return internal("read value", verr)
+			}
+		}
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
