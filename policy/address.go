@@ -9,6 +9,12 @@ import (
 // ErrBadAddress is returned for addresses sealmail will not treat as local.
 var ErrBadAddress = errors.New("policy: bad address")
 
+// ErrRouting is returned, together with ErrBadAddress, for addresses whose
+// local part carries a routing construct (percent hack, bang path, an '@'
+// or a quote hiding one, source-route punctuation). Such an address is a
+// relay attempt, not a typo; the SMTP server answers it as relaying.
+var ErrRouting = errors.New("policy: routing characters in address")
+
 // maxLocalLen and maxDomainLen are RFC 5321 §4.5.3.1.1 and §4.5.3.1.2.
 const (
 	maxLocalLen  = 64
@@ -56,9 +62,9 @@ func checkLocal(local string) error {
 	for _, r := range local {
 		switch {
 		case r == '"' || r == '\\':
-			return fmt.Errorf("%w: quoted local parts are not accepted", ErrBadAddress)
+			return fmt.Errorf("%w: %w: quoted local parts are not accepted", ErrBadAddress, ErrRouting)
 		case r == '@' || r == '%' || r == '!' || r == ':' || r == ',':
-			return fmt.Errorf("%w: routing character %q in local part", ErrBadAddress, r)
+			return fmt.Errorf("%w: %w: %q in local part", ErrBadAddress, ErrRouting, r)
 		case r == 0xFFFD:
 			return fmt.Errorf("%w: invalid UTF-8", ErrBadAddress)
 		case r < 0x21 || r == 0x7f:

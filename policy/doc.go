@@ -4,5 +4,18 @@
 // Implementation notes:
 //   - Address parsing here is deliberately strict: anything that could be
 //     read as a route to another host (percent hack, source routes, bang
-//     paths, quoted local parts hiding an '@') is not a local address.
+//     paths, quoted local parts hiding an '@') is not a local address, and
+//     Recipients.Resolve reports it as relaying (ErrRelayDenied), never as
+//     an unknown user.
+//   - Recipients resolves an envelope recipient in this order, for the
+//     address as given and then with its sub-address tag ("+tag") removed:
+//     a configured alias, the configured postmaster (for postmaster@ of any
+//     local domain), an account. Aliases point at accounts only (one level),
+//     so resolution is bounded and cannot loop.
+//   - A missing alias or postmaster target is an operator's mistake, not a
+//     sender's: Resolve returns a plain error, which servers answer with a
+//     temporary failure, so nothing bounces while the configuration is
+//     fixed.
+//   - Domains are compared as given, lower-cased: configure IDNs in the
+//     form senders use (A-labels or U-labels), or both.
 package policy
