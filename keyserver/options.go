@@ -1,0 +1,219 @@
+package keyserver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sealmail/sealmail/store"
+)
+
+// KeyLookup is what the keyserver needs from the store: one account by its
+// canonical address ("local@domain", lower case). It returns an error
+// wrapping store.ErrNotFound for unknown addresses. *badgerstore.DB
+// satisfies it.
+type KeyLookup interface {
+	Account(ctx context.Context, address string) (store.Account, error)
+}
+
+// AccountLister is an optional ability of a KeyLookup. When present, WKD
+// requests without the "l" query parameter are answered too: the handler
+// keeps an index from hash to address, rebuilt from Accounts at most once
+// per indexTTL. Without it such requests get 404; GnuPG, Thunderbird and
+// Sequoia always send "l".
+type AccountLister interface {
+	Accounts(ctx context.Context) ([]store.Account, error)
+}
+
+// TLSMode is how a client protects a connection to a mail endpoint.
+type TLSMode uint8
+
+const (
+	// ImplicitTLS: TLS from the first byte (RFC 8314: IMAPS 993,
+	// submissions 465). Thunderbird's socketType "SSL".
+	ImplicitTLS TLSMode = iota + 1
+	// StartTLS: plain connect, then a mandatory STARTTLS (IMAP 143,
+	// submission 587). Thunderbird's socketType "STARTTLS".
+	StartTLS
+)
+
+func (m TLSMode) String() string {
+	switch m {
+	case ImplicitTLS:
+		return "implicit-tls"
+	case StartTLS:
+		return "starttls"
+	}
+	return "unset"
+}
+
+// Endpoint is a mail service as clients reach it from outside: its public
+// host name and port, which may differ from the listen address (NAT, a
+// proxy). sealmail never offers plaintext authentication, so there is no
+// plaintext mode.
+type Endpoint struct {
+	Host string  // "" means Options.Hostname
+	Port int     // 1..65535; required
+	TLS  TLSMode // required
+}
+
+// MTASTSPolicy is the RFC 8461 policy served at
+// https://mta-sts.<domain>/.well-known/mta-sts.txt for every domain.
+type MTASTSPolicy struct {
+	// Mode is "enforce", "testing" or "none" (RFC 8461 §5). "none" is
+	// published to withdraw an earlier policy.
+	Mode string
+	// MX lists the MX host patterns senders may deliver to: host names,
+	// or "*.example.org" to match one label. Required unless Mode is "none".
+	MX []string
+	// MaxAge is how long senders cache the policy, rounded down to whole
+	// seconds; 0 means one week. At most 31557600 s (RFC 8461 §3.2).
+	MaxAge time.Duration
+}
+
+// Options configures New. The zero value serves nothing but 404s: every
+// service is off until its fields are set.
+type Options struct {
+	// Keys finds accounts for the Web Key Directory. nil disables WKD.
+	Keys KeyLookup
+	// Hostname is the mail server's own name (the MX target, and the
+	// default endpoint host). Required when IMAP or Submission is set.
+	Hostname string
+	// Domains are the mail domains served, matched case-insensitively.
+	// Requests for any other host get 404.
+	Domains []string
+	// IMAP and Submission are the endpoints autoconfig (config-v1.1.xml)
+	// describes, in order of preference. Autoconfig is served only when
+	// both have at least one endpoint, as Thunderbird refuses a file
+	// without an outgoing server.
+	IMAP       []Endpoint
+	Submission []Endpoint
+	// MTASTS, if non-nil, is served as mta-sts.txt; nil serves none.
+	MTASTS *MTASTSPolicy
+	// TLSReportAddress receives RFC 8460 TLS reports; DNSRecords puts it in
+	// the _smtp._tls record. "" means postmaster@<domain>.
+	TLSReportAddress string
+	// Logger gets one debug line per request and warnings; nil discards.
+	Logger *slog.Logger
+}
+
+// maxAgeLimit is RFC 8461 §3.2's upper bound for max_age.
+const maxAgeLimit = 31557600 * time.Second
+
+// defaultMaxAge is one week, a common MTA-STS max_age.
+const defaultMaxAge = 7 * 24 * time.Hour
+
+// config is Options validated and normalised. Immutable after New.
+type config struct {
+	keys       KeyLookup
+	hostname   string
+	domains    []string // lower case, no trailing dot, sorted, unique
+	imap       []Endpoint
+	submission []Endpoint
+	mtasts     *MTASTSPolicy // Mode lower case, MX lower case, MaxAge set
+	tlsrpt     string
+	log        *slog.Logger
+}
+
+func (o Options) validate() (*config, error) {
+	c := &config{keys: o.Keys, log: o.Logger, tlsrpt: o.TLSReportAddress}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if o.Hostname != "" {
+		h, err := normalizeHost(o.Hostname)
+		if err != nil {
+			return nil, fmt.Errorf("keyserver: hostname: %w", err)
+		}
+		c.hostname = h
+	}
+	for _, d := range o.Domains {
+		n, err := normalizeHost(d)
+		if err != nil {
+			return nil, fmt.Errorf("keyserver: domain %q: %w", d, err)
+		}
+		c.domains = append(c.domains, n)
+	}
+	slices.Sort(c.domains)
+	c.domains = slices.Compact(c.domains)
+
+	var err error
+	if c.imap, err = c.endpoints("IMAP", o.IMAP); err != nil {
+		return nil, err
+	}
+	if c.submission, err = c.endpoints("Submission", o.Submission); err != nil {
+		return nil, err
+	}
+	if o.MTASTS != nil {
+		if c.mtasts, err = validateMTASTS(*o.MTASTS); err != nil {
+			return nil, err
+		}
+	}
+	if c.tlsrpt != "" && !plausibleAddress(c.tlsrpt) {
+		return nil, fmt.Errorf("keyserver: TLS report address %q is not local@domain", c.tlsrpt)
+	}
+	return c, nil
+}
+
+func (c *config) endpoints(what string, eps []Endpoint) ([]Endpoint, error) {
+	var out []Endpoint
+	for _, e := range eps {
+		if e.Port < 1 || e.Port > 65535 {
+			return nil, fmt.Errorf("keyserver: %s endpoint: port %d out of range", what, e.Port)
+		}
+		if e.TLS != ImplicitTLS && e.TLS != StartTLS {
+			return nil, fmt.Errorf("keyserver: %s endpoint: TLS mode not set", what)
+		}
+		if e.Host == "" {
+			if c.hostname == "" {
+				return nil, fmt.Errorf("keyserver: %s endpoint: no host and no Hostname", what)
+			}
+			e.Host = c.hostname
+		} else {
+			h, err := normalizeHost(e.Host)
+			if err != nil {
+				return nil, fmt.Errorf("keyserver: %s endpoint host: %w", what, err)
+			}
+			e.Host = h
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func validateMTASTS(p MTASTSPolicy) (*MTASTSPolicy, error) {
+	if p.MaxAge < 0 || (p.MaxAge != 0 && p.MaxAge < time.Second) {
+		return nil, fmt.Errorf("keyserver: MTA-STS max age %v out of range", p.MaxAge)
+	}
+	out := &MTASTSPolicy{Mode: strings.ToLower(p.Mode), MaxAge: p.MaxAge.Truncate(time.Second)}
+	switch out.Mode {
+	case "enforce", "testing", "none":
+	default:
+		return nil, fmt.Errorf("keyserver: MTA-STS mode %q: want enforce, testing or none", p.Mode)
+	}
+	if out.MaxAge == 0 {
+		out.MaxAge = defaultMaxAge
+	}
+	if out.MaxAge < time.Second || out.MaxAge > maxAgeLimit {
+		return nil, fmt.Errorf("keyserver: MTA-STS max age %v out of range", p.MaxAge)
+	}
+	for _, mx := range p.MX {
+		m := strings.ToLower(strings.TrimSuffix(mx, "."))
+		if _, err := normalizeHost(strings.TrimPrefix(m, "*.")); err != nil {
+			return nil, fmt.Errorf("keyserver: MTA-STS mx %q: %w", mx, err)
+		}
+		out.MX = append(out.MX, m)
+	}
+	if len(out.MX) == 0 && out.Mode != "none" {
+		return nil, fmt.Errorf("keyserver: MTA-STS mode %s needs at least one mx", out.Mode)
+	}
+	return out, nil
+}
+
+// autoconfigEnabled reports whether config-v1.1.xml is served.
+func (c *config) autoconfigEnabled() bool {
+	return len(c.imap) > 0 && len(c.submission) > 0
+}
