@@ -1,0 +1,351 @@
+package smtp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sealmail/sealmail/crypto"
+	"github.com/sealmail/sealmail/store"
+	"github.com/sealmail/sealmail/store/badgerstore"
+)
+
+const testPassword = "correct horse battery staple"
+
+// testEnv is a real server on 127.0.0.1:0 over badger in a temp dir.
+type testEnv struct {
+	t     *testing.T
+	srv   *Server
+	addr  string
+	db    *badgerstore.DB
+	dir   string
+	logs  *syncBuffer
+	mu    sync.Mutex
+	notes [][]store.Delivered // guarded by mu; what OnDeliver saw
+	done  chan error          // Serve's result
+	stop  sync.Once
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testAccounts are created in every env.
+var testAccounts = []string{"alice@example.org", "bob@example.org", "carol@other.test"}
+
+// keyCacheForTests shares generated account keys between tests: key
+// generation is the slow part of account creation.
+var keyCacheForTests sync.Map // address → *crypto.AccountSecrets
+
+func accountSecrets(t testing.TB, addr string) *crypto.AccountSecrets {
+	t.Helper()
+	if v, ok := keyCacheForTests.Load(addr); ok {
+		return v.(*crypto.AccountSecrets)
+	}
+	sec, err := crypto.NewAccount(addr, []byte(testPassword), crypto.AccountOptions{KDF: crypto.TestKDF})
+	if err != nil {
+		t.Fatalf("NewAccount(%s): %v", addr, err)
+	}
+	v, _ := keyCacheForTests.LoadOrStore(addr, sec)
+	return v.(*crypto.AccountSecrets)
+}
+
+func createAccount(t testing.TB, db store.Store, addr string) {
+	t.Helper()
+	sec := accountSecrets(t, addr)
+	err := db.CreateAccount(context.Background(), store.Account{
+		Address:        addr,
+		PublicKey:      sec.PublicKey,
+		KeyFingerprint: sec.Fingerprint,
+		WrappedKey:     sec.WrappedKey,
+		PublishWKD:     true,
+		Slots:          []store.Slot{{Kind: store.SlotPassword, Data: sec.Slot}},
+	}, store.DefaultMailboxes)
+	if err != nil {
+		t.Fatalf("CreateAccount(%s): %v", addr, err)
+	}
+}
+
+// newEnv starts a server; edit may change the options first (its Store
+// field, if set, wraps the badger store).
+func newEnv(t *testing.T, edit func(*Options)) *testEnv {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := badgerstore.Open(dir, badgerstore.Options{})
+	if err != nil {
+		t.Fatalf("badgerstore.Open: %v", err)
+	}
+	for _, a := range testAccounts {
+		createAccount(t, db, a)
+	}
+	e := &testEnv{t: t, db: db, dir: dir, logs: &syncBuffer{}, done: make(chan error, 1)}
+	opt := Options{
+		Hostname: "mx.example.org",
+		Domains:  []string{"example.org", "other.test"},
+		Store:    db,
+		Aliases:  map[string][]string{"team@example.org": {"alice@example.org", "bob@example.org"}},
+		Logger:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		OnDeliver: func(ds []store.Delivered) {
+			e.mu.Lock()
+			e.notes = append(e.notes, ds)
+			e.mu.Unlock()
+		},
+	}
+	if edit != nil {
+		edit(&opt)
+	}
+	srv, err := New(opt)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	e.srv, e.addr = srv, ln.Addr().String()
+	go func() { e.done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		e.shutdown()
+		db.Close()
+		if t.Failed() {
+			t.Logf("server log:\n%s", e.logs.String())
+		}
+	})
+	return e
+}
+
+// shutdown stops the server and checks Serve's result.
+func (e *testEnv) shutdown() {
+	e.stop.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.srv.Shutdown(ctx); err != nil {
+			e.t.Errorf("Shutdown: %v", err)
+		}
+		select {
+		case err := <-e.done:
+			if err != nil {
+				e.t.Errorf("Serve returned %v after Shutdown", err)
+			}
+		case <-time.After(10 * time.Second):
+			e.t.Errorf("Serve did not return after Shutdown")
+		}
+	})
+}
+
+// inbox returns the decrypted messages in addr's INBOX, in UID order.
+func (e *testEnv) inbox(addr string) []string {
+	e.t.Helper()
+	ctx := context.Background()
+	msgs, err := e.db.Messages(ctx, addr, store.Inbox, store.ListOptions{})
+	if err != nil {
+		e.t.Fatalf("Messages(%s): %v", addr, err)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	acct, err := e.db.Account(ctx, addr)
+	if err != nil {
+		e.t.Fatalf("Account(%s): %v", addr, err)
+	}
+	var slots [][]byte
+	for _, s := range acct.Slots {
+		slots = append(slots, s.Data)
+	}
+	kr, err := crypto.Unlock(slots, []byte(testPassword), acct.WrappedKey)
+	if err != nil {
+		e.t.Fatalf("Unlock(%s): %v", addr, err)
+	}
+	defer kr.Wipe()
+	var out []string
+	for _, m := range msgs {
+		blob, err := e.db.Blob(ctx, addr, store.Inbox, m.UID)
+		if err != nil {
+			e.t.Fatalf("Blob(%s, %d): %v", addr, m.UID, err)
+		}
+		if bytes.HasPrefix(blob, []byte("Return-Path")) || bytes.Contains(blob, []byte("Received: from")) {
+			e.t.Fatalf("message %d of %s is stored in the clear", m.UID, addr)
+		}
+		plain, _, err := kr.Open(bytes.NewReader(blob))
+		if err != nil {
+			e.t.Fatalf("Open(%s, %d): %v", addr, m.UID, err)
+		}
+		b, err := io.ReadAll(plain)
+		if err != nil {
+			e.t.Fatalf("read plaintext (%s, %d): %v", addr, m.UID, err)
+		}
+		out = append(out, string(b))
+	}
+	return out
+}
+
+// counts returns how many messages each test account holds.
+func (e *testEnv) counts() map[string]int {
+	e.t.Helper()
+	m := map[string]int{}
+	for _, a := range testAccounts {
+		msgs, err := e.db.Messages(context.Background(), a, store.Inbox, store.ListOptions{})
+		if err != nil {
+			e.t.Fatalf("Messages(%s): %v", a, err)
+		}
+		m[a] = len(msgs)
+	}
+	return m
+}
+
+func (e *testEnv) expectEmpty() {
+	e.t.Helper()
+	for a, n := range e.counts() {
+		if n != 0 {
+			e.t.Errorf("%s has %d messages, want none", a, n)
+		}
+	}
+}
+
+// rawConn is a line-level SMTP client for transcripts that a well-behaved
+// client library would refuse to send.
+type rawConn struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	rc := &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+	rc.expect("220")
+	return rc
+}
+
+// reply reads one (possibly multi-line) reply and returns its last line.
+func (rc *rawConn) reply() string {
+	rc.t.Helper()
+	rc.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var last string
+	for {
+		line, err := rc.r.ReadString('\n')
+		if err != nil {
+			return "EOF: " + err.Error()
+		}
+		line = strings.TrimRight(line, "\r\n")
+		last = line
+		if len(line) < 4 || line[3] != '-' {
+			return last
+		}
+	}
+}
+
+func (rc *rawConn) expect(prefix string) string {
+	rc.t.Helper()
+	got := rc.reply()
+	if !strings.HasPrefix(got, prefix) {
+		rc.t.Fatalf("reply %q, want prefix %q", got, prefix)
+	}
+	return got
+}
+
+// dialRawNoGreeting connects without reading the greeting.
+func dialRawNoGreeting(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+func (rc *rawConn) send(s string) {
+	rc.t.Helper()
+	if _, err := io.WriteString(rc.c, s); err != nil {
+		rc.t.Fatalf("write: %v", err)
+	}
+}
+
+// cmd sends one command line and checks the reply's prefix.
+func (rc *rawConn) cmd(line, prefix string) string {
+	rc.t.Helper()
+	rc.send(line + "\r\n")
+	return rc.expect(prefix)
+}
+
+// testTLSConfig returns a server config with a fresh self-signed
+// certificate for mx.example.org and a client config trusting it.
+func testTLSConfig(t testing.TB) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "mx.example.org"},
+		DNSNames:     []string{"mx.example.org"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	client = &tls.Config{RootCAs: pool, ServerName: "mx.example.org"}
+	return server, client
+}
+
+// certPEM returns the server certificate of cfg in PEM, for clients'
+// trust stores.
+func certPEM(cfg *tls.Config) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cfg.Certificates[0].Certificate[0]})
+}
+
+// testMessage is a small well-formed message.
+func testMessage(subject, body string) string {
+	return "From: Sender <sender@remote.test>\r\n" +
+		"To: alice@example.org\r\n" +
+		"Subject: " + subject + "\r\n" +
+		"Message-ID: <" + subject + "@remote.test>\r\n" +
+		"\r\n" + body + "\r\n"
+}

@@ -1,0 +1,198 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startShutdown runs Shutdown in the background and waits until every
+// open connection has been told to drain, so what the test does next
+// happens during the drain.
+func startShutdown(t *testing.T, e *testEnv) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		done <- e.srv.Shutdown(ctx)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !allDraining(e.srv.conns) {
+		if time.Now().After(deadline) {
+			t.Fatal("connections were not told to drain")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return done
+}
+
+// allDraining reports whether the tracker drains and every connection it
+// still holds knows it.
+func allDraining(t *connTracker) bool {
+	t.mu.Lock()
+	draining := t.draining
+	conns := make([]*trackedConn, 0, len(t.conns))
+	for tc := range t.conns {
+		conns = append(conns, tc)
+	}
+	t.mu.Unlock()
+	if !draining {
+		return false
+	}
+	for _, tc := range conns {
+		tc.mu.Lock()
+		d := tc.draining
+		tc.mu.Unlock()
+		if !d {
+			return false
+		}
+	}
+	return true
+}
+
+// finishShutdown checks the results of Shutdown and Serve.
+func finishShutdown(t *testing.T, e *testEnv, done <-chan error) {
+	t.Helper()
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	select {
+	case err := <-e.done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		e.done <- nil // for the cleanup's check
+	case <-time.After(5 * time.Second):
+		t.Error("Serve did not return")
+	}
+}
+
+func TestShutdownClosesIdleAndFinishesBusy(t *testing.T) {
+	e := newEnv(t, nil)
+	idle := dialRaw(t, e.addr)
+	idle.cmd("EHLO client.remote.test", "250 ")
+	busy := dialRaw(t, e.addr)
+	busy.cmd("EHLO client.remote.test", "250 ")
+	busy.cmd("MAIL FROM:<sender@remote.test>", "250 ")
+	busy.cmd("RCPT TO:<alice@example.org>", "250 ")
+	busy.cmd("DATA", "354")
+	busy.send("Subject: during shutdown\r\n\r\nfirst part\r\n")
+
+	done := startShutdown(t, e)
+	// The idle connection is closed at once.
+	if got := idle.reply(); !strings.HasPrefix(got, "EOF") {
+		t.Errorf("idle connection got %q, want it closed", got)
+	}
+	// The busy one finishes its message and gets its reply, then is closed.
+	busy.cmd("second part\r\n.", "250 2.0.0")
+	if got := busy.reply(); !strings.HasPrefix(got, "EOF") {
+		t.Errorf("busy connection after its reply got %q, want it closed", got)
+	}
+	finishShutdown(t, e, done)
+	if got := e.inbox("alice@example.org"); len(got) != 1 || !strings.Contains(got[0], "second part") {
+		t.Errorf("message in flight at shutdown: %q", got)
+	}
+}
+
+// TestShutdownFinishesOpenTransaction: a transaction is in flight from
+// MAIL on, so a client between RCPT and DATA (or between BDAT chunks)
+// when Shutdown starts still gets its message through; a new MAIL is
+// refused with 421 and the connection closed.
+func TestShutdownFinishesOpenTransaction(t *testing.T) {
+	e := newEnv(t, nil)
+	data := dialRaw(t, e.addr)
+	data.cmd("EHLO client.remote.test", "250 ")
+	data.cmd("MAIL FROM:<sender@remote.test>", "250 ")
+	data.cmd("RCPT TO:<alice@example.org>", "250 ")
+	bdat := dialRaw(t, e.addr)
+	bdat.cmd("EHLO client.remote.test", "250 ")
+	bdat.cmd("MAIL FROM:<sender@remote.test>", "250 ")
+	bdat.cmd("RCPT TO:<bob@example.org>", "250 ")
+	first := "Subject: chunked at shutdown\r\n\r\n"
+	bdat.send("BDAT " + strconv.Itoa(len(first)) + "\r\n" + first)
+	bdat.expect("250 ")
+	late := dialRaw(t, e.addr)
+	late.cmd("EHLO client.remote.test", "250 ")
+	late.cmd("NOOP", "250 ") // the session exists before Shutdown
+
+	done := startShutdown(t, e)
+	if got := late.reply(); !strings.HasPrefix(got, "EOF") {
+		t.Errorf("connection without a transaction got %q, want it closed", got)
+	}
+	data.cmd("DATA", "354")
+	data.cmd("Subject: data at shutdown\r\n\r\nbody\r\n.", "250 2.0.0")
+	if got := data.reply(); !strings.HasPrefix(got, "EOF") {
+		t.Errorf("DATA connection after its reply got %q, want it closed", got)
+	}
+	last := "body\r\n"
+	bdat.send("BDAT " + strconv.Itoa(len(last)) + " LAST\r\n" + last)
+	bdat.expect("250 2.0.0")
+	if got := bdat.reply(); !strings.HasPrefix(got, "EOF") {
+		t.Errorf("BDAT connection after its reply got %q, want it closed", got)
+	}
+	finishShutdown(t, e, done)
+	if c := e.counts(); c["alice@example.org"] != 1 || c["bob@example.org"] != 1 {
+		t.Errorf("counts %v, want one message each for alice and bob", c)
+	}
+}
+
+// TestShutdownClosesAfterRSET: a transaction abandoned with RSET during
+// the drain ends it; the connection is closed after the reply.
+func TestShutdownClosesAfterRSET(t *testing.T) {
+	e := newEnv(t, nil)
+	rc := dialRaw(t, e.addr)
+	rc.cmd("EHLO client.remote.test", "250 ")
+	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
+	rc.cmd("RCPT TO:<alice@example.org>", "250 ")
+
+	done := startShutdown(t, e)
+	rc.cmd("RSET", "250 ")
+	if got := rc.reply(); !strings.HasPrefix(got, "EOF") {
+		t.Errorf("after RSET got %q, want the connection closed", got)
+	}
+	finishShutdown(t, e, done)
+	e.expectEmpty()
+}
+
+// TestShutdownDeadline: a client stalling inside its transaction is cut
+// off when the Shutdown context ends, and Shutdown says so.
+func TestShutdownDeadline(t *testing.T) {
+	e := newEnv(t, nil)
+	rc := dialRaw(t, e.addr)
+	rc.cmd("EHLO client.remote.test", "250 ")
+	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
+	rc.cmd("RCPT TO:<alice@example.org>", "250 ")
+	rc.cmd("DATA", "354")
+	rc.send("Subject: never finished\r\n\r\n")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := e.srv.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want the context's error", err)
+	}
+	if got := rc.reply(); !strings.HasPrefix(got, "EOF") || strings.Contains(got, "timeout") {
+		t.Errorf("stalled client got %q, want the connection closed", got)
+	}
+	select {
+	case err := <-e.done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		e.done <- nil // for the cleanup's check
+	case <-time.After(5 * time.Second):
+		t.Error("Serve did not return")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.srv.conns.count() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open", e.srv.conns.count())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.expectEmpty()
+}
