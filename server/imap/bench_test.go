@@ -1,0 +1,636 @@
+package imap
+
+// Benchmarks of issue 4 on a mailbox of benchMessages messages of about
+// 10 KB, delivered straight through the store, sealed. The mailbox is built
+// once per test binary run, the first time a benchmark asks for it (plain
+// `go test` never does: benchmarks only run with -bench), and removed by
+// TestMain. Building it is not timed.
+//
+//	go test -run '^$' -bench . -benchtime 1x ./server/imap/
+//
+// Targets (issue 4): first envelope fetch < 3 s, second < 0.5 s, body fetch
+// >= 100 MB/s, SEARCH TEXT < 1 s, LOGIN < 150 ms, < 100 KiB per idle
+// session.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/sealmail/sealmail/crypto"
+	"github.com/sealmail/sealmail/store"
+	"github.com/sealmail/sealmail/store/badgerstore"
+)
+
+const (
+	benchMessages = 10000
+	benchMsgSize  = 10 << 10
+	benchWord     = "quokkaberry" // in 1% of the messages
+	benchUser     = "bench@example.org"
+	benchPW       = "bench password with default KDF"
+	benchIdleUser = "idle@example.org" // TestKDF: 1,000 logins stay cheap
+	benchIdlePW   = "idle password"
+	benchSessions = 1000
+
+	// benchClientsEnv switches the test binary into the client process of
+	// BenchmarkIdleSessionMemory (see TestMain).
+	benchClientsEnv = "SEALMAIL_IMAP_BENCH_CLIENTS"
+)
+
+// benchFixture is the shared 10,000-message mailbox and a server over it.
+type benchFixture struct {
+	dir        string
+	st         *badgerstore.DB
+	srv        *Server
+	addr       string // implicit TLS
+	clientTLS  *tls.Config
+	plainBytes int64 // total plaintext size of INBOX
+	hits       int   // messages of INBOX containing benchWord
+	serveDone  chan struct{}
+}
+
+var (
+	benchOnce sync.Once
+	benchFix  *benchFixture
+	benchErr  error
+)
+
+// getBenchFixture builds the fixture on first use.
+func getBenchFixture(b *testing.B) *benchFixture {
+	b.Helper()
+	benchOnce.Do(func() {
+		start := time.Now()
+		benchFix, benchErr = buildBenchFixture()
+		if benchErr == nil {
+			fmt.Fprintf(os.Stderr, "bench fixture: %d messages, %.1f MB plaintext, built in %v\n",
+				benchMessages, float64(benchFix.plainBytes)/1e6, time.Since(start).Round(time.Millisecond))
+		}
+	})
+	if benchErr != nil {
+		b.Fatalf("bench fixture: %v", benchErr)
+	}
+	return benchFix
+}
+
+// closeBenchFixture stops the server and removes the store (TestMain).
+func closeBenchFixture() {
+	if benchFix == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	benchFix.srv.Shutdown(ctx)
+	<-benchFix.serveDone
+	benchFix.st.Close()
+	os.RemoveAll(benchFix.dir)
+}
+
+func buildBenchFixture() (f *benchFixture, err error) {
+	dir, err := os.MkdirTemp("", "sealmail-imap-bench-")
+	if err != nil {
+		return nil, err
+	}
+	st, err := badgerstore.Open(dir, badgerstore.Options{})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			st.Close()
+			os.RemoveAll(dir)
+		}
+	}()
+	ctx := context.Background()
+	for _, u := range []struct {
+		addr, pw string
+		kdf      crypto.KDFParams
+	}{{benchUser, benchPW, crypto.DefaultKDF}, {benchIdleUser, benchIdlePW, crypto.TestKDF}} {
+		sec, err := crypto.NewAccount(u.addr, []byte(u.pw), crypto.AccountOptions{KDF: u.kdf})
+		if err != nil {
+			return nil, err
+		}
+		err = st.CreateAccount(ctx, store.Account{
+			Address: u.addr, PublicKey: sec.PublicKey, KeyFingerprint: sec.Fingerprint,
+			WrappedKey: sec.WrappedKey, Slots: []store.Slot{{Kind: store.SlotPassword, Data: sec.Slot}},
+		}, store.DefaultMailboxes)
+		if err != nil {
+			return nil, err
+		}
+	}
+	acct, err := st.Account(ctx, benchUser)
+	if err != nil {
+		return nil, err
+	}
+	pk, err := crypto.ParsePublicKey(acct.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	f = &benchFixture{dir: dir, st: st}
+
+	// Seal on every core; deliver in batches (one fsync each).
+	type sealed struct {
+		i    int
+		blob []byte
+	}
+	jobs := make(chan int)
+	out := make(chan sealed, 64)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var sealErr error
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				blob, err := sealTo(pk, benchMessage(i))
+				if err != nil {
+					mu.Lock()
+					sealErr = err
+					mu.Unlock()
+				}
+				out <- sealed{i, blob}
+			}
+		}()
+	}
+	go func() {
+		for i := range benchMessages {
+			jobs <- i
+		}
+		close(jobs)
+		wg.Wait()
+		close(out)
+	}()
+	blobs := make([][]byte, benchMessages)
+	for s := range out {
+		blobs[s.i] = s.blob
+	}
+	if sealErr != nil {
+		return nil, sealErr
+	}
+	for i := range benchMessages {
+		msg := benchMessage(i)
+		f.plainBytes += int64(len(msg))
+		if strings.Contains(string(msg), benchWord) {
+			f.hits++
+		}
+	}
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const batch = 100
+	for i := 0; i < benchMessages; i += batch {
+		ds := make([]store.Delivery, 0, batch)
+		for j := i; j < min(i+batch, benchMessages); j++ {
+			ds = append(ds, store.Delivery{Account: benchUser, InternalDate: base.Add(time.Duration(j) * time.Minute), Blob: blobs[j]})
+		}
+		if _, err := st.Deliver(ctx, ds); err != nil {
+			return nil, err
+		}
+	}
+	// A few messages for the idle sessions' INBOX.
+	ipk, err := idlePublicKey(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	for i := range 3 {
+		blob, err := sealTo(ipk, benchMessage(i))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := st.Deliver(ctx, []store.Delivery{{Account: benchIdleUser, InternalDate: base, Blob: blob}}); err != nil {
+			return nil, err
+		}
+	}
+
+	cert, pool := testCert(nil)
+	srv, err := New(Options{Store: st, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	f.srv = srv
+	f.addr = ln.Addr().String()
+	f.clientTLS = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	f.serveDone = make(chan struct{})
+	go func() {
+		defer close(f.serveDone)
+		srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}}))
+	}()
+	return f, nil
+}
+
+func idlePublicKey(ctx context.Context, st store.Store) (*crypto.PublicKey, error) {
+	acct, err := st.Account(ctx, benchIdleUser)
+	if err != nil {
+		return nil, err
+	}
+	return crypto.ParsePublicKey(acct.PublicKey)
+}
+
+func sealTo(pk *crypto.PublicKey, msg []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := pk.Seal(&buf)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// benchMessage returns message i: about benchMsgSize bytes of text/plain,
+// deterministic, with benchWord in every 100th message.
+func benchMessage(i int) []byte {
+	r := rand.New(rand.NewPCG(uint64(i), 42))
+	var sb strings.Builder
+	sb.Grow(benchMsgSize + 512)
+	fmt.Fprintf(&sb, "From: Sender %d <sender%d@example.net>\r\n", i%97, i%97)
+	fmt.Fprintf(&sb, "To: Bench User <%s>\r\n", benchUser)
+	fmt.Fprintf(&sb, "Subject: Benchmark message number %d\r\n", i)
+	fmt.Fprintf(&sb, "Date: %s\r\n", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Minute).Format(time.RFC1123Z))
+	fmt.Fprintf(&sb, "Message-ID: <bench-%d@example.net>\r\n", i)
+	sb.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
+	line := 0
+	for sb.Len() < benchMsgSize {
+		n := 3 + r.IntN(6)
+		w := make([]byte, n)
+		for k := range w {
+			w[k] = byte('a' + r.IntN(26))
+		}
+		sb.Write(w)
+		if line += n + 1; line > 70 {
+			sb.WriteString("\r\n")
+			line = 0
+		} else {
+			sb.WriteByte(' ')
+		}
+		if i%100 == 0 && sb.Len() > benchMsgSize/2 && !strings.Contains(sb.String(), benchWord) {
+			sb.WriteString(benchWord + " ")
+		}
+	}
+	sb.WriteString("\r\n")
+	return []byte(sb.String())
+}
+
+// benchLogin connects and logs in.
+func (f *benchFixture) login(b *testing.B, user, pw string) *imapclient.Client {
+	b.Helper()
+	c, err := imapclient.DialTLS(f.addr, &imapclient.Options{TLSConfig: f.clientTLS})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Login(user, pw).Wait(); err != nil {
+		c.Close()
+		b.Fatalf("login: %v", err)
+	}
+	return c
+}
+
+func selectBench(b *testing.B, c *imapclient.Client, name string) {
+	b.Helper()
+	sd, err := c.Select(name, nil).Wait()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if sd.NumMessages != benchMessages {
+		b.Fatalf("%s has %d messages", name, sd.NumMessages)
+	}
+}
+
+var allUIDs = imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
+
+var envelopeItems = &imap.FetchOptions{UID: true, Flags: true, Envelope: true, RFC822Size: true}
+
+// fetchEnvelopes runs UID FETCH 1:* (FLAGS ENVELOPE RFC822.SIZE) and
+// checks every message came back with an envelope.
+func fetchEnvelopes(b *testing.B, c *imapclient.Client) {
+	b.Helper()
+	msgs, err := c.Fetch(allUIDs, envelopeItems).Collect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(msgs) != benchMessages {
+		b.Fatalf("fetched %d messages", len(msgs))
+	}
+	for _, m := range msgs {
+		if m.Envelope == nil || m.RFC822Size == 0 {
+			b.Fatalf("uid %d: incomplete %+v", m.UID, m)
+		}
+	}
+}
+
+func BenchmarkSelect(b *testing.B) {
+	f := getBenchFixture(b)
+	c := f.login(b, benchUser, benchPW)
+	defer c.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		selectBench(b, c, store.Inbox)
+	}
+}
+
+// BenchmarkFetchEnvelopeCold fetches envelopes right after delivery: every
+// message is opened with the private key once and its summary stored. Each
+// iteration gets a fresh copy of the mailbox (untimed).
+func BenchmarkFetchEnvelopeCold(b *testing.B) {
+	f := getBenchFixture(b)
+	c := f.login(b, benchUser, benchPW)
+	defer c.Close()
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		name := fmt.Sprintf("Cold%d-%d", time.Now().UnixNano(), i)
+		if err := f.freshCopy(ctx, name); err != nil {
+			b.Fatal(err)
+		}
+		selectBench(b, c, name)
+		b.StartTimer()
+		fetchEnvelopes(b, c)
+		b.StopTimer()
+		if err := c.Unselect().Wait(); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Delete(name).Wait(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
+
+// freshCopy delivers INBOX's sealed blobs again into a new mailbox, as SMTP
+// would: no summaries, no session keys.
+func (f *benchFixture) freshCopy(ctx context.Context, name string) error {
+	if _, err := f.st.CreateMailbox(ctx, benchUser, store.MailboxSpec{Name: name}); err != nil {
+		return err
+	}
+	msgs, err := f.st.Messages(ctx, benchUser, store.Inbox, store.ListOptions{})
+	if err != nil {
+		return err
+	}
+	const batch = 100
+	for i := 0; i < len(msgs); i += batch {
+		ds := make([]store.Delivery, 0, batch)
+		for _, m := range msgs[i:min(i+batch, len(msgs))] {
+			blob, err := f.st.Blob(ctx, benchUser, store.Inbox, m.UID)
+			if err != nil {
+				return err
+			}
+			ds = append(ds, store.Delivery{Account: benchUser, Mailbox: name, InternalDate: m.InternalDate, Blob: blob})
+		}
+		if _, err := f.st.Deliver(ctx, ds); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// warm makes sure INBOX's summaries are built (untimed).
+func (f *benchFixture) warm(b *testing.B, c *imapclient.Client) {
+	b.Helper()
+	selectBench(b, c, store.Inbox)
+	fetchEnvelopes(b, c)
+}
+
+// BenchmarkFetchEnvelopeWarm fetches envelopes from stored summaries.
+func BenchmarkFetchEnvelopeWarm(b *testing.B) {
+	f := getBenchFixture(b)
+	c := f.login(b, benchUser, benchPW)
+	defer c.Close()
+	f.warm(b, c)
+	b.ResetTimer()
+	for b.Loop() {
+		fetchEnvelopes(b, c)
+	}
+}
+
+// BenchmarkFetchBody streams UID FETCH 1:* BODY.PEEK[]; MB/s is of
+// plaintext.
+func BenchmarkFetchBody(b *testing.B) {
+	f := getBenchFixture(b)
+	c := f.login(b, benchUser, benchPW)
+	defer c.Close()
+	f.warm(b, c)
+	b.SetBytes(f.plainBytes)
+	b.ResetTimer()
+	for b.Loop() {
+		cmd := c.Fetch(allUIDs, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+		var n, total int64
+		for m := cmd.Next(); m != nil; m = cmd.Next() {
+			for it := m.Next(); it != nil; it = m.Next() {
+				if bs, ok := it.(imapclient.FetchItemDataBodySection); ok && bs.Literal != nil {
+					k, err := io.Copy(io.Discard, bs.Literal)
+					if err != nil {
+						b.Fatal(err)
+					}
+					total += k
+				}
+			}
+			n++
+		}
+		if err := cmd.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if n != benchMessages || total != f.plainBytes {
+			b.Fatalf("fetched %d messages, %d bytes; want %d, %d", n, total, benchMessages, f.plainBytes)
+		}
+	}
+}
+
+// BenchmarkSearchText runs UID SEARCH TEXT on a word in 1% of the messages.
+func BenchmarkSearchText(b *testing.B) {
+	f := getBenchFixture(b)
+	c := f.login(b, benchUser, benchPW)
+	defer c.Close()
+	f.warm(b, c)
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := c.UIDSearch(&imap.SearchCriteria{Text: []string{benchWord}}, nil).Wait()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := len(res.AllUIDs()); n != f.hits {
+			b.Fatalf("SEARCH TEXT found %d, want %d", n, f.hits)
+		}
+	}
+}
+
+// BenchmarkLogin times LOGIN with crypto.DefaultKDF (argon2id unlock
+// included). Connecting is not timed.
+func BenchmarkLogin(b *testing.B) {
+	f := getBenchFixture(b)
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		c, err := imapclient.DialTLS(f.addr, &imapclient.Options{TLSConfig: f.clientTLS})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Capability().Wait(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := c.Login(benchUser, benchPW).Wait(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		c.Logout().Wait()
+		c.Close()
+		b.StartTimer()
+	}
+}
+
+// BenchmarkIdleSessionMemory measures the server's memory per logged-in
+// session idling (IDLE) on a selected INBOX. The 1,000 clients run in a
+// child process (this test binary, see TestMain) so their memory is not
+// counted; the figure is the growth of the server's heap and stacks.
+func BenchmarkIdleSessionMemory(b *testing.B) {
+	f := getBenchFixture(b)
+	cert, _ := testCert(nil)
+	var perSession float64
+	for i := 0; i < b.N; i++ {
+		before := memInUse()
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), benchClientsEnv+"="+strings.Join([]string{
+			f.addr, benchIdleUser, benchIdlePW, strconv.Itoa(benchSessions), hex.EncodeToString(cert.Certificate[0]),
+		}, "\n"))
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil || strings.TrimSpace(line) != "ready" {
+			stdin.Close()
+			cmd.Wait()
+			b.Fatalf("client process: %q %v", line, err)
+		}
+		if n := f.srv.sessionCount(); n < benchSessions {
+			b.Fatalf("%d sessions open", n)
+		}
+		after := memInUse()
+		perSession = float64(after-before) / benchSessions
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("client process: %v", err)
+		}
+		// Let the server notice the closed connections before the next round.
+		for deadline := time.Now().Add(30 * time.Second); f.srv.sessionCount() > 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	b.ReportMetric(perSession, "bytes/session")
+}
+
+// sessionCount is the number of live sessions.
+func (s *Server) sessionCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// memInUse is the heap and stack memory in use after a full collection.
+func memInUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapInuse + ms.StackInuse)
+}
+
+// runBenchClients is the child process of BenchmarkIdleSessionMemory: it
+// opens the sessions, logs in, selects INBOX, enters IDLE, prints "ready"
+// and holds them until stdin is closed.
+func runBenchClients(spec string) error {
+	f := strings.Split(spec, "\n")
+	if len(f) != 5 {
+		return fmt.Errorf("bad %s", benchClientsEnv)
+	}
+	addr, user, pw := f[0], f[1], f[2]
+	n, err := strconv.Atoi(f[3])
+	if err != nil {
+		return err
+	}
+	der, err := hex.DecodeString(f[4])
+	if err != nil {
+		return err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	conns := make([]*tls.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range n {
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			return fmt.Errorf("session %d: %w", i, err)
+		}
+		conns = append(conns, c)
+		r := bufio.NewReader(c)
+		if _, err := r.ReadString('\n'); err != nil {
+			return err
+		}
+		for _, step := range []struct{ send, want string }{
+			{fmt.Sprintf("a LOGIN %q %q\r\n", user, pw), "a OK"},
+			{"b SELECT INBOX\r\n", "b OK"},
+			{"c IDLE\r\n", "+"},
+		} {
+			if _, err := io.WriteString(c, step.send); err != nil {
+				return err
+			}
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return fmt.Errorf("session %d: %w", i, err)
+				}
+				if strings.HasPrefix(l, step.want) {
+					break
+				}
+				if strings.HasPrefix(l, step.send[:2]) {
+					return fmt.Errorf("session %d: %s", i, strings.TrimSpace(l))
+				}
+			}
+		}
+	}
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	return nil
+}

@@ -1,0 +1,116 @@
+package imap
+
+import (
+	"errors"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/sealmail/sealmail/store"
+)
+
+// Copy implements imapserver.Session (COPY, UID COPY). Summaries and
+// session keys travel with the messages (they are bound to the account, not
+// to the UID).
+func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	account, _, sel, log, err := s.selectedState()
+	if err != nil {
+		return nil, err
+	}
+	dst, dmb, err := s.destination(account, dest)
+	if err != nil {
+		return nil, err
+	}
+	refs := sel.resolve(numSet)
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	ctx := s.ctx()
+	res, err := s.srv.st.CopyMessages(ctx, account, sel.st.currentName(), dst, refUIDs(refs))
+	if err != nil {
+		return nil, protoErr(log, "copy", err, "mailbox", dst)
+	}
+	s.srv.syncMailbox(account, dmb.UIDValidity)
+	return copyData(res), nil
+}
+
+// Move implements imapserver.SessionMove (MOVE, UID MOVE; RFC 6851).
+func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	account, _, sel, log, err := s.selectedState()
+	if err != nil {
+		return err
+	}
+	if sel.readOnly {
+		return errReadOnly
+	}
+	dst, dmb, err := s.destination(account, dest)
+	if err != nil {
+		return err
+	}
+	src := sel.st.currentName()
+	if dst == src {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Source and destination are the same mailbox"}
+	}
+	refs := sel.resolve(numSet)
+	if len(refs) == 0 {
+		return nil
+	}
+	ctx := s.ctx()
+	res, err := s.srv.st.MoveMessages(ctx, account, src, dst, refUIDs(refs))
+	if err != nil {
+		return protoErr(log, "move", err, "mailbox", dst)
+	}
+	moved := make([]uint32, len(res.Pairs))
+	for i, p := range res.Pairs {
+		moved[i] = p.Src
+	}
+	// COPYUID first, then the EXPUNGEs: the tracker queues them to every
+	// session (this one included) and imapserver writes ours after Move.
+	if len(res.Pairs) > 0 {
+		if err := w.WriteCopyData(copyData(res)); err != nil {
+			return err
+		}
+	}
+	sel.st.mu.Lock()
+	sel.st.expungeLocked(moved)
+	sel.st.mu.Unlock()
+	s.srv.syncMailbox(account, dmb.UIDValidity)
+	return nil
+}
+
+// destination validates a COPY/MOVE target; a missing one gets TRYCREATE.
+func (s *session) destination(account, dest string) (string, store.Mailbox, error) {
+	_, _, log, _ := s.state()
+	name, err := canonicalName(dest)
+	if err != nil {
+		return "", store.Mailbox{}, err
+	}
+	mb, err := s.srv.st.Mailbox(s.ctx(), account, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", store.Mailbox{}, errTryCreate
+	}
+	if err != nil {
+		return "", store.Mailbox{}, protoErr(log, "copy", err, "mailbox", name)
+	}
+	return name, mb, nil
+}
+
+func refUIDs(refs []msgRef) []uint32 {
+	uids := make([]uint32, len(refs))
+	for i, r := range refs {
+		uids[i] = r.uid
+	}
+	return uids
+}
+
+func copyData(res store.CopyResult) *imap.CopyData {
+	if len(res.Pairs) == 0 {
+		return nil
+	}
+	var src, dst imap.UIDSet
+	for _, p := range res.Pairs {
+		src.AddNum(imap.UID(p.Src))
+		dst.AddNum(imap.UID(p.Dst))
+	}
+	return &imap.CopyData{UIDValidity: res.DstUIDValidity, SourceUIDs: src, DestUIDs: dst}
+}

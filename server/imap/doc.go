@@ -1,0 +1,68 @@
+// Package imap is sealmail's IMAP server: a backend for
+// github.com/emersion/go-imap/v2's imapserver in which a user's LOGIN unlocks
+// the account's keys and only that session can read what is stored.
+//
+// Mail rests in the store sealed to the account's OpenPGP public key. A
+// successful LOGIN or AUTHENTICATE PLAIN (refused without TLS) opens an unlock
+// slot with the password (argon2id) and keeps the resulting crypto.Keyring in
+// the session only. LOGOUT, UNAUTHENTICATE, a dropped connection and Shutdown
+// wipe it.
+//
+// The first unlocked session that meets a message without a summary opens it
+// once (public-key work), parses it and stores, sealed under the account's
+// index key, a summary (plaintext size, raw header block, envelope, body
+// structure; see summary.go) and the message's session key. Later FETCH and
+// SEARCH use the summary, and bodies are decrypted with the stored session key
+// (symmetric work only), streaming.
+//
+// Implementation notes:
+//
+//   - Sequence numbers. Every mailbox that some session has selected has one
+//     in-process mailboxState (registry.go), keyed by account and
+//     UIDVALIDITY so that it survives RENAME. It holds the mailbox's UIDs in
+//     ascending order (the "server view") and the imapserver.MailboxTracker
+//     that queues unilateral EXISTS/EXPUNGE/FETCH FLAGS responses to each
+//     session. The UID list and the tracker change together, under
+//     mailboxState.mu, so the tracker's count never disagrees with the list
+//     (the tracker panics on inconsistent counts). Sequence numbers are
+//     translated between the server view and each client's view with
+//     SessionTracker.EncodeSeqNum/DecodeSeqNum, also only under
+//     mailboxState.mu. One EXISTS increase is queued per new message, because
+//     the tracker does not handle larger steps.
+//   - Every mutation of a mailbox made by this process reaches its tracker:
+//     our own EXPUNGE/MOVE/STORE/APPEND/COPY directly, SMTP deliveries via
+//     Server.Delivered. Changes made by other processes are picked up at the
+//     next SELECT, which reconciles the UID list with the store. A message
+//     that appears with a UID lower than one already announced (a late
+//     concurrent commit) cannot be announced without breaking sequence
+//     numbers; it is logged and shows up at the next SELECT of a fresh state.
+//   - Lock order: registry.mu, then mailboxState.mu, then the trackers' own
+//     mutexes (taken inside imapserver). No store or crypto call is made
+//     while registry.mu is held; store calls under mailboxState.mu are
+//     limited to listing UIDs when a state is loaded or synchronised.
+//   - The library does not enforce EXAMINE's read-only mode, set \Seen on
+//     non-PEEK body fetches, answer a non-silent STORE with FETCH FLAGS, or
+//     fill SelectData.List for IMAP4rev2 clients: this package does all four.
+//   - Errors reaching the client are *imap.Error values built in errors.go;
+//     causes go to the log with the fixed keys (proto, cid, remote, account,
+//     mailbox, uid, err, duration), never message content or secrets.
+//   - Failed logins are answered with NO [AUTHENTICATIONFAILED]
+//     Options.FailureDelay after the attempt started (not after its work
+//     ended), so unknown users (crypto.BurnUnlock spends the time of one
+//     unlock) and wrong passwords (one argon2id run per slot of the
+//     account) take the same time. Failures are throttled per remote
+//     address and per account (auth.go); the per-account throttle slows
+//     attempts down but never refuses them, so an attacker cannot lock a
+//     user out. At most MaxUnlocks argon2id derivations run at once.
+//   - FETCH of bodies decrypts ahead of the writer on the server's workers
+//     (prefetch.go): at most prefetchWindow messages per worker of at most
+//     maxPrefetchSize bytes each are held decrypted, and each is wiped once
+//     written; larger messages are streamed. SEARCH TEXT/BODY streams every
+//     message through a matcher that keeps only a pattern-sized overlap.
+//   - Limitation of the library: mailbox names are always decoded as
+//     modified UTF-7 by imapserver before this package sees them. A name
+//     that is not valid modified UTF-7 (for example a bare "&" sent by an
+//     IMAP4rev2 client) is answered by imapserver with NO [SERVERBUG] before
+//     any backend code runs. Names that decode (including "&-" and raw
+//     UTF-8) are stored as UTF-8 and handled end to end.
+package imap

@@ -1,0 +1,285 @@
+package imap
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/sealmail/sealmail/crypto"
+	"github.com/sealmail/sealmail/store"
+	"github.com/sealmail/sealmail/store/badgerstore"
+)
+
+// testEnv is a running server over a badger store in a temporary directory.
+type testEnv struct {
+	t        testing.TB
+	dir      string
+	st       *badgerstore.DB
+	srv      *Server
+	addr     string // STARTTLS listener
+	tlsAddr  string // implicit TLS listener
+	clientTL *tls.Config
+	closed   bool
+	logs     *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var (
+	certOnce sync.Once
+	certPair tls.Certificate
+	certPool *x509.CertPool
+)
+
+func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
+	certOnce.Do(func() {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(1),
+			Subject:      pkix.Name{CommonName: "sealmail test"},
+			NotBefore:    time.Now().Add(-time.Hour),
+			NotAfter:     time.Now().Add(24 * time.Hour),
+			IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+			DNSNames:     []string{"localhost"},
+			KeyUsage:     x509.KeyUsageDigitalSignature,
+			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			panic(err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			panic(err)
+		}
+		certPair = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}
+		certPool = x509.NewCertPool()
+		certPool.AddCert(cert)
+	})
+	return certPair, certPool
+}
+
+type envOptions struct {
+	opt Options
+}
+
+func newEnv(t testing.TB, eo ...envOptions) *testEnv {
+	t.Helper()
+	dir := t.TempDir()
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, err := badgerstore.Open(dir, badgerstore.Options{Logger: logger})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	cert, pool := testCert(t)
+	var opt Options
+	if len(eo) > 0 {
+		opt = eo[0].opt
+	}
+	opt.Store = st
+	opt.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	opt.Logger = logger
+	if opt.FailureDelay == 0 {
+		opt.FailureDelay = 10 * time.Millisecond
+	}
+	srv, err := New(opt)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsLn := tls.NewListener(tln, opt.TLSConfig)
+	env := &testEnv{
+		t: t, dir: dir, st: st, srv: srv,
+		addr: ln.Addr().String(), tlsAddr: tln.Addr().String(),
+		clientTL: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"},
+		logs:     logs,
+	}
+	var wg sync.WaitGroup
+	for _, l := range []net.Listener{ln, tlsLn} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(l); err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		env.shutdown()
+		wg.Wait()
+		if !env.closed {
+			st.Close()
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	return env
+}
+
+func (e *testEnv) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		e.t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// closeStore shuts the server down and closes the store (for at-rest checks).
+func (e *testEnv) closeStore() {
+	e.shutdown()
+	if !e.closed {
+		e.closed = true
+		if err := e.st.Close(); err != nil {
+			e.t.Fatalf("close store: %v", err)
+		}
+	}
+}
+
+// addUser creates an account with the default mailboxes.
+func (e *testEnv) addUser(addr, password string) {
+	e.t.Helper()
+	sec, err := crypto.NewAccount(addr, []byte(password), crypto.AccountOptions{KDF: crypto.TestKDF})
+	if err != nil {
+		e.t.Fatalf("NewAccount: %v", err)
+	}
+	err = e.st.CreateAccount(context.Background(), store.Account{
+		Address: addr, PublicKey: sec.PublicKey, KeyFingerprint: sec.Fingerprint,
+		WrappedKey: sec.WrappedKey, PublishWKD: true,
+		Slots: []store.Slot{{Kind: store.SlotPassword, Data: sec.Slot}},
+	}, store.DefaultMailboxes)
+	if err != nil {
+		e.t.Fatalf("CreateAccount: %v", err)
+	}
+}
+
+// seal seals msg to the account's public key, as SMTP does.
+func (e *testEnv) seal(addr string, msg []byte) []byte {
+	e.t.Helper()
+	acct, err := e.st.Account(context.Background(), addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	pk, err := crypto.ParsePublicKey(acct.PublicKey)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := pk.Seal(&buf)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := w.Write(msg); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// deliver stores a sealed copy of msg as SMTP would and tells the server.
+func (e *testEnv) deliver(addr, mailbox string, msg []byte, flags ...string) store.Delivered {
+	e.t.Helper()
+	ds, err := e.st.Deliver(context.Background(), []store.Delivery{{
+		Account: addr, Mailbox: mailbox, InternalDate: time.Now(), Flags: flags, Blob: e.seal(addr, msg),
+	}})
+	if err != nil {
+		e.t.Fatalf("Deliver: %v", err)
+	}
+	e.srv.Delivered(ds)
+	return ds[0]
+}
+
+// dial connects with implicit TLS and logs in.
+func (e *testEnv) dial(addr, password string, opts ...*imapclient.Options) *imapclient.Client {
+	e.t.Helper()
+	o := &imapclient.Options{}
+	if len(opts) > 0 && opts[0] != nil {
+		o = opts[0]
+	}
+	o.TLSConfig = e.clientTL
+	c, err := imapclient.DialTLS(e.tlsAddr, o)
+	if err != nil {
+		e.t.Fatalf("dial: %v", err)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	if err := c.Login(addr, password).Wait(); err != nil {
+		e.t.Fatalf("login: %v", err)
+	}
+	return c
+}
+
+func testMessage(subject, body string) []byte {
+	return []byte("From: Alice Example <alice@example.org>\r\n" +
+		"To: bob@example.com\r\n" +
+		"Subject: " + subject + "\r\n" +
+		"Date: Mon, 23 Nov 2026 10:00:00 +0100\r\n" +
+		"Message-ID: <" + subject + "@example.org>\r\n" +
+		"MIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n" +
+		"\r\n" + body + "\r\n")
+}
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(benchClientsEnv); spec != "" {
+		// Child process of BenchmarkIdleSessionMemory.
+		if err := runBenchClients(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "bench clients:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	code := m.Run()
+	closeBenchFixture()
+	os.Exit(code)
+}
+
+func storeList() store.ListOptions            { return store.ListOptions{} }
+func storeListWithSummary() store.ListOptions { return store.ListOptions{WithSummary: true} }
+
+func hasFlagStr(fs []string, f string) bool { return store.HasFlag(fs, f) }
+
+func isWipedErr(err error) bool { return errors.Is(err, crypto.ErrWiped) }

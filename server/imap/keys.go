@@ -1,0 +1,54 @@
+package imap
+
+import (
+	"io"
+
+	"github.com/sealmail/sealmail/crypto"
+)
+
+// keyring is what a session needs from an unlocked crypto.Keyring.
+type keyring interface {
+	// Open decrypts with the private key and returns the plaintext and the
+	// message session key sealed under the index key.
+	Open(sealed io.Reader) (plain io.Reader, sealedSessionKey []byte, err error)
+	// OpenWithSessionKey decrypts with a session key from Open.
+	OpenWithSessionKey(sealed io.Reader, sealedSessionKey []byte) (io.Reader, error)
+	SealIndex(plain, ad []byte) ([]byte, error)
+	OpenIndex(sealed, ad []byte) ([]byte, error)
+	Wipe()
+}
+
+var _ keyring = (*crypto.Keyring)(nil)
+
+// sealer seals a message to an account's public key.
+type sealer interface {
+	Seal(w io.Writer) (io.WriteCloser, error)
+}
+
+var _ sealer = (*crypto.PublicKey)(nil)
+
+// unlockFunc opens one of slots with secret and unwraps the private key.
+type unlockFunc func(slots [][]byte, secret, wrappedKey []byte) (keyring, error)
+
+func cryptoUnlock(slots [][]byte, secret, wrappedKey []byte) (keyring, error) {
+	kr, err := crypto.Unlock(slots, secret, wrappedKey)
+	if err != nil {
+		return nil, err
+	}
+	return kr, nil
+}
+
+func cryptoBurn(secret []byte) { crypto.BurnUnlock(secret) }
+
+func parsePublicKey(b []byte) (sealer, error) {
+	pk, err := crypto.ParsePublicKey(b)
+	if err != nil {
+		return nil, err
+	}
+	return pk, nil
+}
+
+// wipeBytes zeroes b (best effort: Go may have copied it).
+func wipeBytes(b []byte) {
+	clear(b)
+}

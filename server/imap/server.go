@@ -1,0 +1,305 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/sealmail/sealmail/store"
+)
+
+// DefaultAppendLimit is the APPEND size limit when Options.AppendLimit is 0.
+const DefaultAppendLimit = 50 << 20 // 50 MiB, sealmail's default SMTP size limit
+
+// maxAppendLimit is the largest APPENDLIMIT imapserver can advertise (uint32).
+const maxAppendLimit = 1<<32 - 1
+
+// DefaultFailureDelay is how long after it started a failed login is
+// answered when Options.FailureDelay is 0. It must exceed the time of the
+// slowest failing unlock (one argon2id run per slot, ~150 ms each with
+// crypto.DefaultKDF), or the answer's timing tells how many slots an
+// account has, and so that it exists.
+const DefaultFailureDelay = time.Second
+
+// Options configures a Server. Only Store is required.
+type Options struct {
+	// Store holds accounts, mailboxes and sealed messages. Required.
+	Store store.Store
+	// TLSConfig enables STARTTLS. nil means no STARTTLS; authentication is
+	// then only possible on listeners that are already TLS (Serve with a
+	// tls.NewListener).
+	TLSConfig *tls.Config
+	// Logger receives operational logs. nil discards them.
+	Logger *slog.Logger
+	// AppendLimit is the largest message APPEND accepts, in bytes; set it to
+	// the SMTP size limit. 0 means DefaultAppendLimit; values above
+	// 4 GiB - 1 are clamped.
+	AppendLimit int64
+	// FailureDelay is how long after it started a failed login is answered
+	// with NO, whatever work it took. 0 means DefaultFailureDelay; negative
+	// means no delay (tests only).
+	FailureDelay time.Duration
+	// MaxUnlocks bounds concurrent password unlocks (each argon2id run takes
+	// its configured memory, 64 MiB by default). 0 means GOMAXPROCS.
+	MaxUnlocks int
+	// Workers bounds how many messages one session opens or searches in
+	// parallel. 0 means GOMAXPROCS.
+	Workers int
+}
+
+// Server is sealmail's IMAP server. Its methods are safe for concurrent use.
+type Server struct {
+	st           store.Store        // immutable
+	log          *slog.Logger       // immutable
+	appendLimit  uint32             // immutable
+	failureDelay time.Duration      // immutable
+	workers      int                // immutable
+	unlockSem    chan struct{}      // immutable; bounds concurrent unlocks
+	imap         *imapserver.Server // immutable
+	reg          *registry          // immutable
+	throttle     *throttle          // immutable
+	unlock       unlockFunc         // immutable
+	burn         func([]byte)       // immutable
+
+	ctx    context.Context // cancelled by Shutdown
+	cancel context.CancelFunc
+
+	nextCID atomic.Uint64
+
+	mu       sync.Mutex
+	sessions map[*session]struct{} // guarded by mu
+	closed   bool                  // guarded by mu
+	wg       sync.WaitGroup        // counts live sessions
+}
+
+// capabilities are what we implement. Advertising a capability whose session
+// interface is missing makes imapserver panic, so each one here is backed by
+// a method of *session (checked at compile time in session.go).
+var capabilities = imap.CapSet{
+	imap.CapIMAP4rev1:        {},
+	imap.CapIMAP4rev2:        {},
+	imap.CapNamespace:        {},
+	imap.CapUIDPlus:          {},
+	imap.CapESearch:          {},
+	imap.CapSearchRes:        {},
+	imap.CapListExtended:     {},
+	imap.CapListStatus:       {},
+	imap.CapMove:             {},
+	imap.CapStatusSize:       {},
+	imap.CapBinary:           {},
+	imap.CapChildren:         {},
+	imap.CapSpecialUse:       {},
+	imap.CapCreateSpecialUse: {},
+	imap.CapLiteralPlus:      {},
+	imap.CapUnauthenticate:   {},
+}
+
+// New returns a Server. It does not listen; call Serve.
+func New(opt Options) (*Server, error) {
+	if opt.Store == nil {
+		return nil, errors.New("imap: Options.Store is required")
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("proto", "imap")
+	limit := opt.AppendLimit
+	switch {
+	case limit <= 0:
+		limit = DefaultAppendLimit
+	case limit > maxAppendLimit:
+		limit = maxAppendLimit
+	}
+	delay := opt.FailureDelay
+	switch {
+	case delay == 0:
+		delay = DefaultFailureDelay
+	case delay < 0:
+		delay = 0
+	}
+	unlocks := opt.MaxUnlocks
+	if unlocks <= 0 {
+		unlocks = runtime.GOMAXPROCS(0)
+	}
+	workers := opt.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		st:           opt.Store,
+		log:          log,
+		appendLimit:  uint32(limit),
+		failureDelay: delay,
+		workers:      workers,
+		unlockSem:    make(chan struct{}, unlocks),
+		reg:          newRegistry(),
+		throttle:     newThrottle(),
+		unlock:       cryptoUnlock,
+		burn:         cryptoBurn,
+		ctx:          ctx,
+		cancel:       cancel,
+		sessions:     make(map[*session]struct{}),
+	}
+	if opt.TLSConfig == nil {
+		log.Warn("STARTTLS disabled: clients can only authenticate on implicit-TLS listeners")
+	}
+	s.imap = imapserver.New(&imapserver.Options{
+		NewSession: s.newSession,
+		Caps:       capabilities,
+		Logger:     libLogger{log},
+		TLSConfig:  opt.TLSConfig,
+	})
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown. Pass a tls.NewListener for
+// implicit TLS (imaps); a plain listener offers STARTTLS if configured. It
+// returns nil after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		ln.Close()
+		return nil
+	}
+	err := s.imap.Serve(ln)
+	s.mu.Lock()
+	closed = s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("imap: serve: %w", err)
+	}
+	return nil
+}
+
+// Shutdown closes the listeners and every connection, wipes every session's
+// keyring and waits for the sessions to end or ctx to expire.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	live := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		live = append(live, sess)
+	}
+	s.mu.Unlock()
+
+	s.cancel()
+	err := s.imap.Close()
+	for _, sess := range live {
+		sess.wipeKeys()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("imap: shutdown: %w", ctx.Err())
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		s.log.Warn("closing listeners", "err", err)
+	}
+	return nil
+}
+
+// Delivered tells the server that messages were committed to the store by
+// someone else (SMTP), so that sessions with those mailboxes selected, IDLE
+// included, learn of them. Wire it as the SMTP server's OnDeliver.
+func (s *Server) Delivered(ds []store.Delivered) {
+	type key struct {
+		account string
+		uv      uint32
+	}
+	seen := make(map[key]bool, len(ds))
+	for _, d := range ds {
+		k := key{d.Account, d.UIDValidity}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		s.syncMailbox(d.Account, d.UIDValidity)
+	}
+}
+
+// syncMailbox announces new messages of one mailbox to the sessions that
+// have it selected.
+func (s *Server) syncMailbox(account string, uidValidity uint32) {
+	st := s.reg.lookup(account, uidValidity)
+	if st == nil {
+		return
+	}
+	defer s.reg.release(st)
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	if err := st.syncNew(ctx, s.st, s.log); err != nil {
+		s.log.Warn("announcing new messages", "account", account, "err", err)
+	}
+}
+
+func (s *Server) addSession(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) removeSession(sess *session) {
+	s.mu.Lock()
+	_, ok := s.sessions[sess]
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	if ok {
+		s.wg.Done()
+	}
+}
+
+func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	remote := ""
+	if nc := c.NetConn(); nc != nil && nc.RemoteAddr() != nil {
+		remote = nc.RemoteAddr().String()
+	}
+	cid := s.nextCID.Add(1)
+	sess := &session{
+		srv:    s,
+		conn:   c,
+		remote: remote,
+		log:    s.log.With("cid", cid, "remote", remote),
+	}
+	if !s.addSession(sess) {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
+	}
+	return sess, nil, nil
+}
+
+// libLogger routes imapserver's own messages to slog.
+type libLogger struct{ log *slog.Logger }
+
+func (l libLogger) Printf(format string, args ...any) {
+	l.log.Warn("imapserver: " + fmt.Sprintf(format, args...))
+}
