@@ -1,0 +1,356 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// clearEnv unsets every SEALMAIL_ variable for the test.
+func clearEnv(t testing.TB) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, envPrefix+"_") {
+			val, _ := os.LookupEnv(name)
+			os.Unsetenv(name)
+			t.Cleanup(func() { os.Setenv(name, val) })
+		}
+	}
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigDefaults(t *testing.T) {
+	clearEnv(t)
+	t.Chdir(t.TempDir())
+	c, file, err := loadConfig(loadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file != "" {
+		t.Errorf("file = %q, want none", file)
+	}
+	want := map[string]any{
+		"data_dir":             "./sealmail-data",
+		"hostname":             "localhost",
+		"domains":              "[localhost]",
+		"listen.smtp":          "127.0.0.1:2525",
+		"listen.submission":    "",
+		"listen.imap":          "127.0.0.1:1143",
+		"listen.imaps":         "127.0.0.1:1993",
+		"listen.https":         "127.0.0.1:8443",
+		"limits.message_bytes": int64(50 << 20),
+		"limits.recipients":    100,
+		"command_timeout":      5 * time.Minute,
+		"key.type":             "ed25519",
+	}
+	got := map[string]any{
+		"data_dir": c.DataDir, "hostname": c.Hostname, "domains": "[" + strings.Join(c.Domains, " ") + "]",
+		"listen.smtp": c.Listen.SMTP, "listen.submission": c.Listen.Submission, "listen.imap": c.Listen.IMAP,
+		"listen.imaps": c.Listen.IMAPS, "listen.https": c.Listen.HTTPS,
+		"limits.message_bytes": c.Limits.MessageBytes, "limits.recipients": c.Limits.Recipients,
+		"command_timeout": c.Limits.CommandTimeout, "key.type": c.Key.Type,
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s = %v, want %v", k, got[k], w)
+		}
+	}
+}
+
+// TestConfigPrecedence checks default < file < env < flag for one key, and
+// that a file found as ./sealmail.yaml is read without --config.
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, defaultConfigFile, "data_dir: /from/file\nhostname: mx.example.org\ndomains: [example.org]\nlisten:\n  smtp: 127.0.0.1:25\n")
+	tests := []struct {
+		name    string
+		env     map[string]string
+		flag    string
+		wantDir string
+	}{
+		{"file", nil, "", "/from/file"},
+		{"env over file", map[string]string{"SEALMAIL_DATA_DIR": "/from/env"}, "", "/from/env"},
+		{"flag over env", map[string]string{"SEALMAIL_DATA_DIR": "/from/env"}, "/from/flag", "/from/flag"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearEnv(t)
+			t.Chdir(dir)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			over := map[string]string{}
+			if tt.flag != "" {
+				over["data_dir"] = tt.flag
+			}
+			c, file, err := loadConfig(loadOptions{Overrides: over})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if file != defaultConfigFile {
+				t.Errorf("file = %q", file)
+			}
+			if c.DataDir != tt.wantDir {
+				t.Errorf("data_dir = %q, want %q", c.DataDir, tt.wantDir)
+			}
+			if c.Hostname != "mx.example.org" || c.Listen.SMTP != "127.0.0.1:25" || c.Listen.IMAP != "127.0.0.1:1143" {
+				t.Errorf("file values lost or defaults not merged: %+v", c)
+			}
+		})
+	}
+}
+
+func TestConfigEnvWithoutFile(t *testing.T) {
+	clearEnv(t)
+	t.Chdir(t.TempDir())
+	t.Setenv("SEALMAIL_LISTEN_SMTP", "0.0.0.0:25")
+	t.Setenv("SEALMAIL_DOMAINS", "example.org, Example.NET")
+	t.Setenv("SEALMAIL_LISTEN_IMAPS", "")
+	t.Setenv("SEALMAIL_LIMITS_MESSAGE_BYTES", "10MiB")
+	t.Setenv("SEALMAIL_LIMITS_DATA_TIMEOUT", "90s")
+	t.Setenv("SEALMAIL_ALIASES", "info@example.org=a@example.org,b@example.net; sales@example.org=a@example.org")
+	t.Setenv("SEALMAIL_TLS_ACME", "true")
+	c, _, err := loadConfig(loadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen.SMTP != "0.0.0.0:25" {
+		t.Errorf("listen.smtp = %q", c.Listen.SMTP)
+	}
+	if strings.Join(c.Domains, ",") != "example.org,example.net" {
+		t.Errorf("domains = %q", c.Domains)
+	}
+	if c.Listen.IMAPS != "" {
+		t.Errorf("empty env did not disable listen.imaps: %q", c.Listen.IMAPS)
+	}
+	if c.Limits.MessageBytes != 10<<20 || c.Limits.DataTimeout != 90*time.Second || !c.TLS.ACME {
+		t.Errorf("limits/tls = %+v %+v", c.Limits, c.TLS)
+	}
+	if got := strings.Join(c.Aliases["info@example.org"], ","); got != "a@example.org,b@example.net" {
+		t.Errorf("aliases = %v", c.Aliases)
+	}
+}
+
+// TestConfigErrors checks that every bad input names its key.
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name, file string
+		env        map[string]string
+		want       string // substring of the error
+	}{
+		{"unknown key", "hostname: a.example\nlisten:\n  smpt: 1.2.3.4:25\n", nil, "unknown key listen.smpt"},
+		{"unknown top key", "data_dri: /x\n", nil, "unknown key data_dri"},
+		{"scalar where map", "listen: 127.0.0.1:25\n", nil, "unknown key listen"},
+		{"bad yaml", "hostname: [\n", nil, "sealmail.yaml"},
+		{"bad port", "listen:\n  smtp: 127.0.0.1:99999\n", nil, "listen.smtp"},
+		{"bad listen", "listen:\n  imap: nonsense\n", nil, "listen.imap"},
+		{"submission", "listen:\n  submission: 127.0.0.1:587\n", nil, "submission (authenticated sending) is not available yet"},
+		{"bad duration", "limits:\n  command_timeout: 5\n", nil, "limits.command_timeout"},
+		{"bad duration env", "", map[string]string{"SEALMAIL_LIMITS_DATA_TIMEOUT": "ten minutes"}, "limits.data_timeout"},
+		{"bad int", "limits:\n  recipients: many\n", nil, "limits.recipients"},
+		{"zero int", "limits:\n  recipients: 0\n", nil, "limits.recipients"},
+		{"bad size", "limits:\n  message_bytes: 5 parsecs\n", nil, "limits.message_bytes"},
+		{"bad bool", "", map[string]string{"SEALMAIL_TLS_ACME": "perhaps"}, "tls.acme"},
+		{"list not string", "domains: example.org\nhostname: 5\n", nil, "hostname"},
+		{"bad domain", "domains: [exa_mple.org]\n", nil, "domains"},
+		{"no domains", "domains: []\n", nil, "domains"},
+		{"dup domains", "domains: [a.org, A.org]\n", nil, "listed twice"},
+		{"cert without key", "tls:\n  cert_file: /x.pem\n", nil, "tls.cert_file and tls.key_file"},
+		{"key type", "key:\n  type: dsa\n", nil, "key.type"},
+		{"log level", "", map[string]string{"SEALMAIL_LOG_LEVEL": "loud"}, "log.level"},
+		{"log format", "log:\n  format: xml\n", nil, "log.format"},
+		{"alias foreign target", "domains: [example.org]\naliases:\n  info@example.org: [x@elsewhere.net]\n", nil, "aliases"},
+		{"alias foreign", "domains: [example.org]\naliases:\n  info@elsewhere.net: [a@example.org]\n", nil, "aliases"},
+		{"postmaster foreign", "postmaster: root@elsewhere.net\n", nil, "postmaster"},
+		{"mta-sts mode", "mta_sts:\n  mode: strict\n", nil, "mta_sts.mode"},
+		{"mta-sts mx", "mta_sts:\n  mode: enforce\n", nil, "mta_sts.mx"},
+		{"kdf half", "kdf:\n  time: 1\n", nil, "kdf.time and kdf.memory_kib"},
+		{"kdf tiny", "kdf:\n  time: 1\n  memory_kib: 8\n", nil, "kdf.memory_kib"},
+		{"empty data dir", "", map[string]string{"SEALMAIL_DATA_DIR": ""}, "data_dir"},
+		{"unknown env", "", map[string]string{"SEALMAIL_LIMITS_RECIPENTS": "5"}, "SEALMAIL_LIMITS_RECIPENTS matches no configuration key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearEnv(t)
+			dir := t.TempDir()
+			t.Chdir(dir)
+			if tt.file != "" {
+				writeFile(t, dir, defaultConfigFile, tt.file)
+			}
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			_, _, err := loadConfig(loadOptions{})
+			if err == nil {
+				t.Fatalf("no error, want one containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigMissingFile(t *testing.T) {
+	clearEnv(t)
+	t.Chdir(t.TempDir())
+	_, _, err := loadConfig(loadOptions{File: "nope.yaml"})
+	if err == nil || !strings.Contains(err.Error(), "nope.yaml") {
+		t.Fatalf("err = %v, want one naming nope.yaml", err)
+	}
+}
+
+// TestConfigShowRoundTrip checks that `config show` output reads back as
+// the same configuration.
+func TestConfigShowRoundTrip(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	writeFile(t, dir, "in.yaml", `data_dir: /srv/mail
+hostname: mx.example.org
+domains: [example.org, example.net]
+aliases:
+  info@example.org: [a@example.org, b@example.net]
+postmaster: a@example.org
+limits:
+  message_bytes: 20MiB
+  data_timeout: 2m30s
+mta_sts:
+  mode: enforce
+  mx: [mx.example.org]
+log:
+  format: json
+`)
+	c1, _, err := loadConfig(loadOptions{File: "in.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := writeConfigYAML(&out, c1); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "out.yaml", out.String())
+	c2, _, err := loadConfig(loadOptions{File: "out.yaml"})
+	if err != nil {
+		t.Fatalf("reading back:\n%s\n%v", out.String(), err)
+	}
+	var out2 bytes.Buffer
+	if err := writeConfigYAML(&out2, c2); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != out2.String() {
+		t.Errorf("round trip differs:\n%s\n---\n%s", out.String(), out2.String())
+	}
+	for _, want := range []string{"data_timeout: 2m30s", "message_bytes: 20971520", "info@example.org:", "- b@example.net"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("config show lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	type inner struct {
+		SMTPPassword string `yaml:"smtp_password"`
+		Name         string `yaml:"name"`
+	}
+	type outer struct {
+		Relay  inner  `yaml:"relay"`
+		Secret string `yaml:"client_secret"`
+	}
+	var out bytes.Buffer
+	if err := writeYAMLRedacted(&out, outer{Relay: inner{SMTPPassword: "hunter2hunter2", Name: "relay"}, Secret: "s3cr3t"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "hunter2") || strings.Contains(out.String(), "s3cr3t") {
+		t.Errorf("secret shown:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "name: relay") || strings.Count(out.String(), redacted) != 2 {
+		t.Errorf("unexpected output:\n%s", out.String())
+	}
+}
+
+func TestPasswordRules(t *testing.T) {
+	tests := []struct {
+		pw string
+		ok bool
+	}{
+		{"", false},
+		{"short", false},
+		{"elevenchars", false},
+		{"twelve chars", true},
+		{"ünïcödé pässwörd", true},
+		{"tab\tinside the password", false},
+		{"bad utf8 \xff\xfe padding", false},
+		{strings.Repeat("a", maxPasswordBytes), true},
+		{strings.Repeat("a", maxPasswordBytes+1), false},
+	}
+	for _, tt := range tests {
+		err := checkPassword([]byte(tt.pw))
+		if (err == nil) != tt.ok {
+			t.Errorf("checkPassword(%.20q) = %v, want ok=%v", tt.pw, err, tt.ok)
+		}
+	}
+}
+
+func TestLineReader(t *testing.T) {
+	l := newLineReader(strings.NewReader("first password\r\nsecond password\nlast-no-newline"))
+	for _, want := range []string{"first password", "second password", "last-no-newline"} {
+		got, err := l.next()
+		if err != nil || string(got) != want {
+			t.Fatalf("next = %q, %v; want %q", got, err, want)
+		}
+	}
+	if _, err := l.next(); err == nil {
+		t.Fatal("no error at end of input")
+	}
+	long := newLineReader(strings.NewReader(strings.Repeat("x", 5000) + "\n"))
+	if _, err := long.next(); err == nil {
+		t.Fatal("over-long line accepted")
+	}
+}
+
+// TestInterruptiblePrompt: SIGINT/SIGTERM (the command's context) ends a
+// read that would block forever, after restoring the terminal.
+func TestInterruptiblePrompt(t *testing.T) {
+	r, w, err := os.Pipe() // never written: the read blocks
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &env{ctx: ctx, lines: newLineReader(r)}
+	restored := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := e.interruptible(e.lines.next, func() { close(restored) })
+		errc <- err
+	}()
+	cancel()
+	if err := <-errc; !errors.Is(err, errInterrupted) {
+		t.Errorf("interrupted read: %v", err)
+	}
+	select {
+	case <-restored:
+	default:
+		t.Error("terminal not restored")
+	}
+	// Without an interruption the line comes through.
+	e = &env{ctx: context.Background(), lines: newLineReader(strings.NewReader("a secret\n"))}
+	if b, err := e.interruptible(e.lines.next, nil); err != nil || string(b) != "a secret" {
+		t.Errorf("read %q, %v", b, err)
+	}
+}

@@ -1,0 +1,396 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sealmail/sealmail/store"
+)
+
+// The control socket lets the CLI administer accounts while `serve` holds
+// the store (badger allows one process per directory). Protocol: one JSON
+// request per connection, one JSON response, then the server closes.
+const (
+	maxRequestBytes  = 64 << 10 // a request holds at most two 1 KiB secrets
+	maxResponseBytes = 16 << 20 // user list of many accounts
+	requestTimeout   = 30 * time.Second
+	// opTimeout bounds one operation: key generation (RSA-4096) and a few
+	// argon2id runs.
+	opTimeout = 5 * time.Minute
+)
+
+// Control operations.
+const (
+	opAddUser      = "user.add"
+	opUsers        = "user.list"
+	opPasswd       = "user.passwd"
+	opDelete       = "user.delete"
+	opRecoveryCode = "user.recovery-code"
+	opSetWKD       = "user.set-wkd"
+	opExportKey    = "key.export"
+	opExportSecret = "key.export-secret"
+)
+
+type controlRequest struct {
+	Op        string `json:"op"`
+	Address   string `json:"address,omitempty"`
+	Secret    []byte `json:"secret,omitempty"`
+	NewSecret []byte `json:"new_secret,omitempty"`
+	Publish   bool   `json:"publish,omitempty"`
+}
+
+type controlResponse struct {
+	OK     bool            `json:"ok"`
+	Error  string          `json:"error,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// errServerRunning is returned when a live server already owns the socket.
+var errServerRunning = errors.New("a sealmail server is already running on this data directory")
+
+// controlServer serves admin requests from the owner of the process.
+type controlServer struct {
+	ln   *net.UnixListener
+	path string
+	adm  admin
+	log  *slog.Logger
+	uid  int
+
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool // guarded by mu
+}
+
+// listenControl creates the socket at path, 0600 from the start. A stale
+// socket left by a crash is replaced; a live one is errServerRunning.
+func listenControl(path string) (*net.UnixListener, error) {
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	// The umask makes the socket 0600 at bind time; no window where
+	// another user could connect. main runs this before starting any
+	// goroutine that creates files.
+	old := syscall.Umask(0o177)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// maxSocketPath is the longest Unix socket path Linux accepts
+// (sizeof(sun_path) - 1, unix(7)).
+const maxSocketPath = 107
+
+// removeStaleSocket removes path if it is a socket no server listens on.
+func removeStaleSocket(path string) error {
+	if len(path) > maxSocketPath {
+		return fmt.Errorf("control socket %s: path longer than %d bytes; use a shorter data_dir", path, maxSocketPath)
+	}
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("control socket: %s exists and is not a socket", path)
+	}
+	conn, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err == nil {
+		conn.Close()
+		return errServerRunning
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("control socket: remove stale %s: %w", path, err)
+	}
+	return nil
+}
+
+func newControlServer(ln *net.UnixListener, adm admin, log *slog.Logger) *controlServer {
+	ln.SetUnlinkOnClose(false) // Close removes the path itself, once.
+	return &controlServer{ln: ln, path: ln.Addr().String(), adm: adm, log: log, uid: os.Getuid()}
+}
+
+// serve accepts until close; each connection is one request.
+func (s *controlServer) serve(ctx context.Context) {
+	for {
+		conn, err := s.ln.AcceptUnix()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if !closed {
+				s.log.Error("control socket accept", "proto", "control", "err", err)
+			}
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer conn.Close()
+			s.handle(ctx, conn)
+		}()
+	}
+}
+
+// close stops accepting, waits for requests in flight (bounded by ctx) and
+// removes the socket.
+func (s *controlServer) close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	err := s.ln.Close()
+	if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+		err = rerr
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("control socket: requests still running: %w", ctx.Err())
+	}
+	return err
+}
+
+func (s *controlServer) handle(ctx context.Context, conn *net.UnixConn) {
+	uid, err := peerUID(conn)
+	if err != nil || uid != s.uid {
+		s.log.Warn("control socket: connection from another user refused", "proto", "control", "err", err)
+		return
+	}
+	conn.SetReadDeadline(time.Now().Add(requestTimeout))
+	s.serveRequest(ctx, conn)
+}
+
+// serveRequest reads one request from rw (at most maxRequestBytes), runs
+// it and writes the response.
+func (s *controlServer) serveRequest(ctx context.Context, rw io.ReadWriter) {
+	start := time.Now()
+	br := bufio.NewReader(io.LimitReader(rw, maxRequestBytes))
+	// A connection closed before its first byte is a liveness probe:
+	// the CLI and a second `serve` connect to tell a running server from
+	// a stale socket (removeStaleSocket). Nothing to answer, nothing to
+	// warn about.
+	if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+		s.log.Debug("control socket: probe", "proto", "control")
+		return
+	}
+	var req controlRequest
+	if err := json.NewDecoder(br).Decode(&req); err != nil {
+		s.log.Warn("control socket: bad request", "proto", "control", "err", err)
+		s.reply(rw, nil, adminErrorf(err, "bad request"))
+		return
+	}
+	defer wipe(req.Secret)
+	defer wipe(req.NewSecret)
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	result, err := s.dispatch(ctx, &req)
+	s.reply(rw, result, err)
+	attrs := []any{"proto", "control", "account", logSafeAddress(req.Address), "duration", time.Since(start)}
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	s.log.Info("control request "+logSafeOp(req.Op), attrs...)
+}
+
+// logSafeOp keeps an unknown operation name from putting arbitrary text in
+// the log.
+func logSafeOp(op string) string {
+	switch op {
+	case opAddUser, opUsers, opPasswd, opDelete, opRecoveryCode, opSetWKD, opExportKey, opExportSecret:
+		return op
+	}
+	return "(unknown)"
+}
+
+// logSafeAddress bounds what a request's address puts in the log.
+func logSafeAddress(a string) string {
+	if len(a) > 320 { // RFC 5321 §4.5.3.1: 64 + 1 + 255
+		return a[:320] + "…"
+	}
+	return a
+}
+
+func (s *controlServer) dispatch(ctx context.Context, r *controlRequest) (any, error) {
+	switch r.Op {
+	case opAddUser:
+		return s.adm.AddUser(ctx, r.Address, r.Secret)
+	case opUsers:
+		return s.adm.Users(ctx)
+	case opPasswd:
+		return s.adm.ChangePassword(ctx, r.Address, r.Secret, r.NewSecret)
+	case opDelete:
+		return s.adm.DeleteUser(ctx, r.Address)
+	case opRecoveryCode:
+		return s.adm.AddRecoveryCode(ctx, r.Address, r.Secret)
+	case opSetWKD:
+		return nil, s.adm.SetWKD(ctx, r.Address, r.Publish)
+	case opExportKey:
+		return s.adm.ExportKey(ctx, r.Address)
+	case opExportSecret:
+		return s.adm.ExportSecretKey(ctx, r.Address, r.Secret)
+	}
+	return nil, adminErrorf(nil, "unknown operation %q", r.Op)
+}
+
+// reply writes the response. Only adminError text goes to the client; any
+// other cause stays in the server log.
+func (s *controlServer) reply(w io.Writer, result any, err error) {
+	var resp controlResponse
+	if err != nil {
+		var ae *adminError
+		if errors.As(err, &ae) {
+			resp.Error = ae.msg
+		} else {
+			resp.Error = "internal error; the server log has the cause"
+			s.log.Error("control request failed", "proto", "control", "err", err)
+		}
+	} else {
+		resp.OK = true
+		b, merr := json.Marshal(result)
+		if merr != nil {
+			resp = controlResponse{Error: "internal error; the server log has the cause"}
+			s.log.Error("control response", "proto", "control", "err", merr)
+		} else {
+			resp.Result = b
+		}
+	}
+	if c, ok := w.(net.Conn); ok {
+		c.SetWriteDeadline(time.Now().Add(requestTimeout))
+	}
+	if err := json.NewEncoder(w).Encode(&resp); err != nil {
+		s.log.Warn("control reply", "proto", "control", "err", err)
+	}
+}
+
+// remoteAdmin implements admin by asking a running server.
+type remoteAdmin struct {
+	path string
+}
+
+var _ admin = (*remoteAdmin)(nil)
+
+// dialControl returns a remoteAdmin if a server listens on path. It removes
+// a stale socket (connection refused) and returns nil, nil when no server
+// runs.
+func dialControl(path string) (*remoteAdmin, error) {
+	if len(path) > maxSocketPath {
+		return nil, nil // no server can listen there (listenControl refuses)
+	}
+	err := removeStaleSocket(path)
+	if errors.Is(err, errServerRunning) {
+		return &remoteAdmin{path: path}, nil
+	}
+	return nil, err
+}
+
+// call sends one request and decodes the result into out (may be nil).
+func (r *remoteAdmin) call(ctx context.Context, req controlRequest, out any) error {
+	defer wipe(req.Secret)
+	defer wipe(req.NewSecret)
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", r.path)
+	if err != nil {
+		return fmt.Errorf("connect to the running server: %w", err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(opTimeout + requestTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	c.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	if err := json.NewEncoder(c).Encode(&req); err != nil {
+		return fmt.Errorf("send request to the running server: %w", err)
+	}
+	var resp controlResponse
+	if err := json.NewDecoder(io.LimitReader(c, maxResponseBytes)).Decode(&resp); err != nil {
+		if errors.Is(err, io.EOF) {
+			// The server answers every request it accepts; it hangs up
+			// only on another user, or when it is stopping.
+			return fmt.Errorf("the running server closed the connection without answering (it serves only the user it runs as; its log may say more): %w", err)
+		}
+		return fmt.Errorf("read reply from the running server: %w", err)
+	}
+	if !resp.OK {
+		if resp.Error == "" {
+			resp.Error = "the running server refused the request"
+		}
+		return &adminError{msg: resp.Error}
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp.Result, out); err != nil {
+			return fmt.Errorf("decode reply from the running server: %w", err)
+		}
+	}
+	return nil
+}
+
+func (r *remoteAdmin) AddUser(ctx context.Context, address string, password []byte) (userInfo, error) {
+	var u userInfo
+	err := r.call(ctx, controlRequest{Op: opAddUser, Address: address, Secret: password}, &u)
+	return u, err
+}
+
+func (r *remoteAdmin) Users(ctx context.Context) ([]userInfo, error) {
+	var us []userInfo
+	err := r.call(ctx, controlRequest{Op: opUsers}, &us)
+	return us, err
+}
+
+func (r *remoteAdmin) ChangePassword(ctx context.Context, address string, current, next []byte) (passwdResult, error) {
+	var res passwdResult
+	err := r.call(ctx, controlRequest{Op: opPasswd, Address: address, Secret: current, NewSecret: next}, &res)
+	return res, err
+}
+
+func (r *remoteAdmin) DeleteUser(ctx context.Context, address string) (store.DeleteReport, error) {
+	var rep store.DeleteReport
+	err := r.call(ctx, controlRequest{Op: opDelete, Address: address}, &rep)
+	return rep, err
+}
+
+func (r *remoteAdmin) AddRecoveryCode(ctx context.Context, address string, current []byte) (string, error) {
+	var code string
+	err := r.call(ctx, controlRequest{Op: opRecoveryCode, Address: address, Secret: current}, &code)
+	return code, err
+}
+
+func (r *remoteAdmin) SetWKD(ctx context.Context, address string, publish bool) error {
+	return r.call(ctx, controlRequest{Op: opSetWKD, Address: address, Publish: publish}, nil)
+}
+
+func (r *remoteAdmin) ExportKey(ctx context.Context, address string) (string, error) {
+	var k string
+	err := r.call(ctx, controlRequest{Op: opExportKey, Address: address}, &k)
+	return k, err
+}
+
+func (r *remoteAdmin) ExportSecretKey(ctx context.Context, address string, password []byte) (string, error) {
+	var k string
+	err := r.call(ctx, controlRequest{Op: opExportSecret, Address: address, Secret: password}, &k)
+	return k, err
+}

@@ -1,0 +1,49 @@
+// Command sealmail is the one sealmail binary: the mail server (`sealmail
+// serve`) and its administration (`sealmail user …`, `sealmail key …`,
+// `sealmail dns`, `sealmail config show`). It is the only package that
+// reads configuration files, flags and the environment; it builds plain
+// Options structs for server/smtp, server/imap, keyserver and the store.
+//
+// Configuration comes, lowest precedence first, from built-in defaults, an
+// optional YAML file (--config FILE, else ./sealmail.yaml if present),
+// SEALMAIL_<KEY> environment variables (dots become underscores:
+// SEALMAIL_LISTEN_SMTP) and flags (--config, --data-dir). Unknown keys and
+// bad values are errors that name the key. docs/configuration.md lists
+// every command and key; TestConfigDocMatchesKeys keeps it exact.
+//
+// Implementation notes:
+//   - Administration while the server runs: badger lets one process open
+//     a directory, so `serve` listens on <data_dir>/control.sock and runs
+//     each CLI request with the same code (localAdmin) the CLI uses when no
+//     server runs. One JSON request per connection, at most 64 KiB, one
+//     JSON response. The socket is bound under umask 0177 (0600 from the
+//     first instant) before any other goroutine starts, and each accepted
+//     connection must come from the server's own uid (SO_PEERCRED). A
+//     socket nobody listens on (left by a crash) is removed by the next
+//     CLI run or server start. Passwords cross only this socket.
+//   - The CLI tells a running server from a stale socket by connecting and
+//     hanging up; the server takes a connection closed before its first
+//     byte for that probe and neither answers nor logs it. Commands read
+//     their secrets before they open the store or contact the server, so a
+//     prompt never holds the store's lock.
+//   - Only adminError text (operator mistakes: bad address, wrong password,
+//     unknown account) crosses the socket; other causes stay in the server
+//     log and the client reads a generic message.
+//   - A password cannot be reset without the current password or a
+//     recovery code: a slot wraps the master secret under the password, so
+//     without it there is nothing to rewrap. `user passwd` adds the new
+//     slot before it removes the old password slots, so a crash in between
+//     leaves both passwords working, never none.
+//   - `user delete` relies on store.DeleteAccount's crypto-shredding: the
+//     slots and the wrapped private key go in the first durable
+//     transaction; after that the sealed mail cannot be opened by anyone.
+//   - Shutdown order: stop accepting everywhere and drain each protocol
+//     concurrently (bounded by shutdownTimeout), then close the store, so
+//     every message that got 250 is committed before the store closes.
+//   - The process umask is 0077: everything sealmail writes is private.
+//     Files written here (the self-signed certificate) go temp → fsync →
+//     rename → fsync(dir), mode 0600.
+//   - kdf.time/kdf.memory_kib lower the argon2id cost of new slots. They
+//     exist for end-to-end tests and log a warning; zero means
+//     crypto.DefaultKDF.
+package main

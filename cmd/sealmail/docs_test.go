@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// configDoc is the operator's reference for every key.
+const configDoc = "../../docs/configuration.md"
+
+// TestConfigDocMatchesKeys keeps docs/configuration.md exact against
+// configKeys: every key has a row, every row names a real key, and the
+// default in the row is the one in configKeys.
+func TestConfigDocMatchesKeys(t *testing.T) {
+	data, err := os.ReadFile(configDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(data), "\n## Keys\n")
+	if !ok {
+		t.Fatalf("%s has no \"## Keys\" section", configDoc)
+	}
+	tick := regexp.MustCompile("`([^`]*)`")
+	documented := map[string]string{} // key → its default as written
+	for _, line := range strings.Split(table, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		names := tick.FindAllStringSubmatch(cells[1], -1)
+		defs := tick.FindAllStringSubmatch(cells[2], -1)
+		for i, n := range names {
+			def := ""
+			switch {
+			case len(defs) == len(names):
+				def = defs[i][1]
+			case len(defs) == 1:
+				def = defs[0][1]
+			}
+			documented[n[1]] = def
+		}
+	}
+	for _, k := range configKeys {
+		def, ok := documented[k.name]
+		if !ok {
+			t.Errorf("%s does not document key %s", configDoc, k.name)
+			continue
+		}
+		if want := docDefault(k); def != want {
+			t.Errorf("%s: %s default is `%s` in the doc, `%s` in config.go", configDoc, k.name, def, want)
+		}
+		delete(documented, k.name)
+	}
+	for name := range documented {
+		t.Errorf("%s documents %s, which config.go does not know", configDoc, name)
+	}
+}
+
+// docDefault renders a key's default as the doc writes it.
+func docDefault(k configKey) string {
+	switch d := k.def.(type) {
+	case nil:
+		return "{}"
+	case string:
+		if d == "" {
+			return `""`
+		}
+		if k.kind == kindDuration {
+			if _, err := time.ParseDuration(d); err != nil {
+				return "bad duration " + d
+			}
+		}
+		return d
+	case []string:
+		return "[" + strings.Join(slices.Clone(d), ", ") + "]"
+	default:
+		return fmt.Sprint(d)
+	}
+}

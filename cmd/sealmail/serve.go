@@ -1,0 +1,367 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sealmail/sealmail/keyserver"
+	imapserver "github.com/sealmail/sealmail/server/imap"
+	smtpserver "github.com/sealmail/sealmail/server/smtp"
+	"github.com/sealmail/sealmail/store"
+)
+
+// shutdownTimeout bounds how long serve waits for transactions in flight
+// after SIGINT/SIGTERM before it closes the store anyway.
+const shutdownTimeout = 30 * time.Second
+
+// service is one server or listener: SMTP, IMAP, HTTPS or the control
+// socket.
+type service struct {
+	name     string
+	addr     net.Addr                        // nil: no listener (not announced)
+	mode     string                          // "STARTTLS", "TLS", …
+	serve    func() error                    // nil: nothing to serve
+	shutdown func(ctx context.Context) error // nil: the listener's server shuts it down
+}
+
+func runServe(ctx context.Context, e *env, args []string) (err error) {
+	if len(args) != 0 {
+		return usagef("no arguments expected")
+	}
+	c, err := e.config()
+	if err != nil {
+		return err
+	}
+	log := newLogger(c, e.io.err)
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	// The control socket goes first: it is the one place that tells a
+	// second `serve` apart from a crashed one, and it must be bound before
+	// any goroutine could create files (see listenControl's umask).
+	ctlLn, err := listenControl(c.socketPath())
+	if errors.Is(err, errServerRunning) {
+		return fmt.Errorf("another sealmail serve is running on %s", c.DataDir)
+	}
+	if err != nil {
+		return err
+	}
+	st, err := openStore(c, log)
+	if err != nil {
+		ctlLn.Close()
+		os.Remove(c.socketPath())
+		return err
+	}
+	// From here on every exit path closes the store last.
+	var services []*service
+	defer func() {
+		if cerr := st.Close(); cerr != nil {
+			log.Error("close store", "err", cerr)
+			if err == nil {
+				err = fmt.Errorf("close store: %w", cerr)
+			}
+		}
+	}()
+	ctl := newControlServer(ctlLn, newLocalAdmin(st, c, log), log)
+	ctlCtx, ctlCancel := context.WithCancel(context.Background())
+	defer ctlCancel()
+	services = append(services, &service{
+		name: "control", addr: ctlLn.Addr(), mode: "unix socket, owner only",
+		serve:    func() error { ctl.serve(ctlCtx); return nil },
+		shutdown: ctl.close,
+	})
+
+	more, err := startServers(c, st, log)
+	if err != nil {
+		for _, s := range services {
+			s.shutdown(context.Background())
+		}
+		return err
+	}
+	services = append(services, more...)
+	warnInsecure(c, log)
+
+	errc := make(chan error, len(services))
+	var wg sync.WaitGroup
+	for _, s := range services {
+		if s.serve == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.serve(); err != nil {
+				errc <- fmt.Errorf("%s on %s: %w", s.name, s.addr, err)
+			}
+		}()
+	}
+	announce(ctx, e.io.out, c, e.configFile, e.flags.hint(), services, st)
+	log.Info("sealmail started in " + c.DataDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info(fmt.Sprintf("shutting down (waiting up to %v for transactions in flight)", shutdownTimeout))
+	case runErr = <-errc:
+		log.Error("server failed; shutting down", "err", runErr)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	// Stop accepting and drain every protocol at once; the store closes
+	// after all of them (deferred above).
+	var swg sync.WaitGroup
+	for _, s := range services {
+		if s.shutdown == nil {
+			continue
+		}
+		swg.Add(1)
+		go func() {
+			defer swg.Done()
+			if err := s.shutdown(sctx); err != nil {
+				log.Warn("shutdown", "proto", s.name, "err", err)
+			}
+		}()
+	}
+	swg.Wait()
+	ctlCancel()
+	wg.Wait()
+	if runErr != nil {
+		return runErr
+	}
+	log.Info("sealmail stopped")
+	return nil
+}
+
+// listen binds addr, naming the key on failure.
+func listen(key, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return ln, nil
+}
+
+// listeners are the bound TCP listeners; nil where disabled.
+type listeners struct {
+	smtp, imap, imaps, https net.Listener
+}
+
+// bindListeners binds every configured listener, so a taken port fails
+// start-up before any server exists. On error nothing stays bound.
+func bindListeners(c *Config) (_ listeners, err error) {
+	var l listeners
+	var bound []net.Listener
+	defer func() {
+		if err != nil {
+			for _, ln := range bound {
+				ln.Close()
+			}
+		}
+	}()
+	for _, b := range []struct {
+		key, addr string
+		dst       *net.Listener
+	}{
+		{"listen.smtp", c.Listen.SMTP, &l.smtp},
+		{"listen.imap", c.Listen.IMAP, &l.imap},
+		{"listen.imaps", c.Listen.IMAPS, &l.imaps},
+		{"listen.https", c.Listen.HTTPS, &l.https},
+	} {
+		if b.addr == "" {
+			continue
+		}
+		ln, err := listen(b.key, b.addr)
+		if err != nil {
+			return listeners{}, err
+		}
+		bound = append(bound, ln)
+		*b.dst = ln
+	}
+	return l, nil
+}
+
+func (l listeners) close() {
+	for _, ln := range []net.Listener{l.smtp, l.imap, l.imaps, l.https} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// startServers builds SMTP, IMAP and HTTPS from the configuration and binds
+// their listeners. It returns them as services, not yet serving. On error
+// nothing stays bound.
+func startServers(c *Config, st store.Store, log *slog.Logger) (_ []*service, err error) {
+	tlsConf, httpsTLS, err := serverTLS(c, log)
+	if err != nil {
+		return nil, err
+	}
+	lns, err := bindListeners(c)
+	if err != nil {
+		return nil, err
+	}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			lns.close()
+			for _, f := range cleanup {
+				f()
+			}
+		}
+	}()
+	imapSrv, err := imapserver.New(imapserver.Options{
+		Store:       st,
+		TLSConfig:   tlsConf,
+		Logger:      log,
+		AppendLimit: c.Limits.MessageBytes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("imap: %w", err)
+	}
+	cleanup = append(cleanup, func() { imapSrv.Shutdown(context.Background()) })
+	smtpSrv, err := smtpserver.New(smtpserver.Options{
+		Hostname:   c.Hostname,
+		Domains:    c.Domains,
+		Store:      st,
+		TLSConfig:  tlsConf,
+		Aliases:    c.Aliases,
+		Postmaster: c.Postmaster,
+		Logger:     log,
+		// IDLE sessions learn of new mail as soon as it is committed.
+		OnDeliver: imapSrv.Delivered,
+		Limits: smtpserver.Limits{
+			MessageBytes:     c.Limits.MessageBytes,
+			Recipients:       c.Limits.Recipients,
+			LineLength:       c.Limits.LineLength,
+			Connections:      c.Limits.Connections,
+			ConnectionsPerIP: c.Limits.ConnectionsPerIP,
+			CommandTimeout:   c.Limits.CommandTimeout,
+			DataTimeout:      c.Limits.DataTimeout,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("smtp: %w", err)
+	}
+	cleanup = append(cleanup, func() { smtpSrv.Shutdown(context.Background()) })
+
+	var out []*service
+	// The SMTP and IMAP servers always get a service, even without a
+	// listener, so that shutdown releases them.
+	smtpSvc := &service{name: "smtp", shutdown: smtpSrv.Shutdown}
+	if ln := lns.smtp; ln != nil {
+		smtpSvc.addr, smtpSvc.mode = ln.Addr(), "STARTTLS"
+		smtpSvc.serve = func() error { return smtpSrv.Serve(ln) }
+	}
+	out = append(out, smtpSvc)
+	// One IMAP server serves both IMAP listeners; Shutdown stops both.
+	out = append(out, &service{name: "imap-server", shutdown: imapSrv.Shutdown})
+	if ln := lns.imap; ln != nil {
+		out = append(out, &service{name: "imap", addr: ln.Addr(), mode: "STARTTLS",
+			serve: func() error { return imapSrv.Serve(ln) }})
+	}
+	if ln := lns.imaps; ln != nil {
+		tln := tls.NewListener(ln, tlsConf)
+		out = append(out, &service{name: "imaps", addr: ln.Addr(), mode: "TLS",
+			serve: func() error { return imapSrv.Serve(tln) }})
+	}
+	if ln := lns.https; ln != nil {
+		h, err := keyserver.New(keyserverOptions(c, st, log))
+		if err != nil {
+			return nil, fmt.Errorf("keyserver: %w", err)
+		}
+		hs := &http.Server{
+			Handler:           h,
+			TLSConfig:         httpsTLS,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(log.With("proto", "https").Handler(), slog.LevelWarn),
+		}
+		out = append(out, &service{name: "https", addr: ln.Addr(), mode: "TLS",
+			serve: func() error {
+				err := hs.ServeTLS(ln, "", "")
+				if errors.Is(err, http.ErrServerClosed) {
+					return nil
+				}
+				return err
+			},
+			shutdown: hs.Shutdown})
+	}
+	return out, nil
+}
+
+// warnInsecure logs a warning for each insecure choice in c.
+func warnInsecure(c *Config, log *slog.Logger) {
+	selfSigned := c.TLS.CertFile == "" && !c.TLS.ACME
+	for _, l := range []struct{ key, addr string }{
+		{"listen.smtp", c.Listen.SMTP}, {"listen.imap", c.Listen.IMAP},
+		{"listen.imaps", c.Listen.IMAPS}, {"listen.https", c.Listen.HTTPS},
+	} {
+		if l.addr == "" || isLoopback(l.addr) {
+			continue
+		}
+		if selfSigned {
+			log.Warn(fmt.Sprintf("%s %s: listener on a public address uses a self-signed certificate", l.key, l.addr))
+		}
+		if l.key == "listen.smtp" || l.key == "listen.imap" {
+			log.Warn(fmt.Sprintf("%s %s: listener on a public address starts in plaintext; clients must use STARTTLS (IMAP refuses login without it)", l.key, l.addr))
+		}
+	}
+	if c.TLS.ACME && !strings.HasSuffix(c.Listen.HTTPS, ":443") {
+		log.Warn(fmt.Sprintf("tls.acme answers the tls-alpn-01 challenge on listen.https (%s), which the CA reaches on port 443 only", c.Listen.HTTPS))
+	}
+	if c.KDF.Time != 0 {
+		log.Warn("kdf.time/kdf.memory_kib override the password hashing cost; new passwords are cheaper to guess (for tests only)")
+	}
+}
+
+// isLoopback reports whether a listen address binds only the loopback
+// interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// readyLine ends the start-up announcement; tests wait for it.
+const readyLine = "stop with Ctrl-C or SIGTERM"
+
+// announce prints, once, where the server listens and how to add a user.
+// flags are the global flags the hint must repeat ("--data-dir DIR ").
+func announce(ctx context.Context, w io.Writer, c *Config, file, flags string, services []*service, st store.Store) {
+	var b strings.Builder
+	if file == "" {
+		file = "built-in defaults and SEALMAIL_* environment (no " + defaultConfigFile + ")"
+	}
+	fmt.Fprintf(&b, "configuration: %s\ndata: %s\n", file, c.DataDir)
+	b.WriteString("sealmail listens on:\n")
+	for _, s := range services {
+		if s.addr != nil {
+			fmt.Fprintf(&b, "  %-8s %s (%s)\n", s.name, s.addr, s.mode)
+		}
+	}
+	if accts, err := st.Accounts(ctx); err == nil && len(accts) == 0 {
+		b.WriteString("no accounts yet\n")
+	}
+	fmt.Fprintf(&b, "add a user: sealmail %suser add you@%s\n", flags, c.Domains[0])
+	b.WriteString(readyLine + "\n")
+	io.WriteString(w, b.String())
+}

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// redacted replaces the value of any key whose name mentions a secret.
+const redacted = "<redacted>"
+
+// writeConfigYAML prints the effective configuration as YAML that
+// loadConfig reads back, with secrets redacted.
+func writeConfigYAML(w io.Writer, c *Config) error {
+	return writeYAMLRedacted(w, c)
+}
+
+// writeYAMLRedacted writes v as YAML with secret-looking keys redacted.
+func writeYAMLRedacted(w io.Writer, v any) error {
+	var n yaml.Node
+	if err := n.Encode(v); err != nil {
+		return fmt.Errorf("config: encode: %w", err)
+	}
+	redact(&n)
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&n); err != nil {
+		return fmt.Errorf("config: encode: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("config: encode: %w", err)
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// redact walks mapping nodes and blanks values under secret-looking keys.
+func redact(n *yaml.Node) {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			name := strings.ToLower(k.Value)
+			if strings.Contains(name, "password") || strings.Contains(name, "secret") {
+				*v = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: redacted}
+				continue
+			}
+			redact(v)
+		}
+		return
+	}
+	for _, c := range n.Content {
+		redact(c)
+	}
+}

@@ -1,0 +1,22 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/sealmail/sealmail/store/badgerstore"
+)
+
+// openStore opens the badger store in <data_dir>/store. A store held by
+// another process is a clear error, not badger's lock message.
+func openStore(c *Config, log *slog.Logger) (*badgerstore.DB, error) {
+	db, err := badgerstore.Open(c.storeDir(), badgerstore.Options{Logger: log})
+	if errors.Is(err, badgerstore.ErrLocked) {
+		return nil, fmt.Errorf("another sealmail holds %s (a command still running, or `sealmail serve` starting or stopping); try again", c.DataDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return db, nil
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/acme"
+)
+
+func TestSelfSignedGeneratedOnceAndReused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	c1, err := selfSigned(dir, "mx.example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{selfSignedCert, selfSignedKey} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", name, fi.Mode().Perm())
+		}
+	}
+	leaf := c1.Leaf
+	if leaf == nil || !strings.Contains(strings.Join(leaf.DNSNames, " "), "mx.example.org") ||
+		!strings.Contains(strings.Join(leaf.DNSNames, " "), "localhost") {
+		t.Fatalf("certificate names: %v", leaf)
+	}
+	c2, err := selfSigned(dir, "mx.example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(c1.Certificate[0], c2.Certificate[0]) {
+		t.Error("certificate regenerated instead of reused")
+	}
+	// A new host name gets a new certificate.
+	c3, err := selfSigned(dir, "mail.example.net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(c1.Certificate[0], c3.Certificate[0]) {
+		t.Error("certificate not replaced for a new hostname")
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Errorf("temporary files left: %v", entries)
+	}
+	// A pair that does not load (a crash between the two writes left a
+	// new key with the old certificate) is replaced, not fatal.
+	if err := os.WriteFile(filepath.Join(dir, selfSignedKey), strayKeyPEM(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c4, err := selfSigned(dir, "mail.example.net")
+	if err != nil {
+		t.Fatalf("mismatched pair: %v", err)
+	}
+	if bytes.Equal(c3.Certificate[0], c4.Certificate[0]) {
+		t.Error("mismatched pair kept")
+	}
+}
+
+// strayKeyPEM is a fresh key that matches no stored certificate.
+func strayKeyPEM(t *testing.T) []byte {
+	t.Helper()
+	_, key, err := makeSelfSigned("other.example", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func TestLoadTLSConfiguredFiles(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := selfSigned(dir, "mx.example.org"); err != nil {
+		t.Fatal(err)
+	}
+	c := &Config{DataDir: t.TempDir(), Hostname: "mx.example.org"}
+	c.TLS.CertFile = filepath.Join(dir, selfSignedCert)
+	c.TLS.KeyFile = filepath.Join(dir, selfSignedKey)
+	var log bytes.Buffer
+	conf, err := loadTLS(c, slog.New(slog.NewTextHandler(&log, nil)))
+	if err != nil || len(conf.Certificates) != 1 {
+		t.Fatalf("loadTLS: %v", err)
+	}
+	if strings.Contains(log.String(), "self-signed") {
+		t.Error("configured certificate reported as self-signed")
+	}
+	c.TLS.KeyFile = filepath.Join(dir, "missing.key")
+	if _, err := loadTLS(c, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "tls.key_file") {
+		t.Errorf("missing key file: %v", err)
+	}
+}
+
+func TestWarnInsecure(t *testing.T) {
+	tests := []struct {
+		name  string
+		edit  func(c *Config)
+		warns []string
+	}{
+		{"loopback defaults", func(c *Config) {}, nil},
+		{"public self-signed", func(c *Config) { c.Listen.IMAPS = "0.0.0.0:993" },
+			[]string{"listen.imaps 0.0.0.0:993: listener on a public address uses a self-signed certificate"}},
+		{"public plaintext start", func(c *Config) {
+			c.Listen.SMTP = ":25"
+			c.TLS.CertFile, c.TLS.KeyFile = "/x.crt", "/x.key"
+		}, []string{"listen.smtp :25: listener on a public address starts in plaintext"}},
+		{"kdf override", func(c *Config) { c.KDF = KDFConfig{Time: 1, MemoryKiB: 1024} }, []string{"kdf.time"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearEnv(t)
+			c, err := parseConfigBytes(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.edit(c)
+			var log bytes.Buffer
+			warnInsecure(c, slog.New(slog.NewTextHandler(&log, nil)))
+			got := strings.Count(log.String(), "level=WARN")
+			if got != len(tt.warns) {
+				t.Errorf("%d warnings, want %d:\n%s", got, len(tt.warns), log.String())
+			}
+			for _, w := range tt.warns {
+				if !strings.Contains(log.String(), w) {
+					t.Errorf("no warning %q in:\n%s", w, log.String())
+				}
+			}
+		})
+	}
+}
+
+// TestServerTLSACME: with tls.acme the HTTPS listener answers the
+// tls-alpn-01 challenge, and every listener only asks for certificates of
+// the names sealmail serves (checked without contacting a CA).
+func TestServerTLSACME(t *testing.T) {
+	clearEnv(t)
+	c, err := parseConfigBytes([]byte("hostname: mx.example.org\ndomains: [example.org]\ntls:\n  acme: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.DataDir = t.TempDir()
+	var log bytes.Buffer
+	mail, https, err := serverTLS(c, slog.New(slog.NewTextHandler(&log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(https.NextProtos, acme.ALPNProto) {
+		t.Errorf("HTTPS NextProtos %v lack %s", https.NextProtos, acme.ALPNProto)
+	}
+	if mail.GetCertificate == nil || https.GetCertificate == nil || len(mail.Certificates) != 0 {
+		t.Fatal("ACME configs do not get certificates from the manager")
+	}
+	for _, conf := range []*tls.Config{mail, https} {
+		if _, err := conf.GetCertificate(&tls.ClientHelloInfo{ServerName: "evil.example.com"}); err == nil {
+			t.Error("certificate requested for a name sealmail does not serve")
+		}
+	}
+	if strings.Contains(log.String(), "self-signed") {
+		t.Errorf("ACME reported as self-signed:\n%s", log.String())
+	}
+	if _, err := os.Stat(filepath.Join(c.DataDir, "tls")); !os.IsNotExist(err) {
+		t.Errorf("a self-signed certificate was made with ACME on: %v", err)
+	}
+}
+
+func TestFlagsHint(t *testing.T) {
+	tests := []struct {
+		f    cmdFlags
+		want string
+	}{
+		{cmdFlags{}, ""},
+		{cmdFlags{dataDir: "/srv/mail"}, "--data-dir /srv/mail "},
+		{cmdFlags{config: "my conf.yaml", dataDir: "it's"}, `--config 'my conf.yaml' --data-dir 'it'\''s' `},
+	}
+	for _, tt := range tests {
+		if got := tt.f.hint(); got != tt.want {
+			t.Errorf("hint(%+v) = %q, want %q", tt.f, got, tt.want)
+		}
+	}
+}
