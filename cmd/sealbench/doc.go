@@ -1,0 +1,95 @@
+// Command sealbench is sealmail's load tool. It drives SMTP ingest against
+// any SMTP server, checks over IMAP that what was accepted arrived, times
+// the IMAP reading path, and can run sealmail's own servers for all that.
+//
+//	sealbench serve  -data DIR [-smtp ADDR] [-imap ADDR] [-users N | -user ADDR,...] [-pass-file F] [-fast-kdf] [-cpuprofile F]
+//	sealbench ingest -addr HOST:PORT -to ADDR,... [-n N] [-c C] [-size S] [-ids FILE] [-word W [-word-every K]] [-starttls [-insecure]]
+//	sealbench verify -imap HOST:PORT -user U -pass-file F -ids FILE [-tls|-starttls] [-insecure]
+//	sealbench imap   -imap HOST:PORT -user U -pass-file F [-tls|-starttls] [-insecure] [-word W] [-sessions K [-pid PID [-settle D]]]
+//
+// serve opens a badger store in DIR/store, creates the accounts that are
+// missing (bench1@sealbench.test by default; all with the password in
+// -pass-file, default DIR/sealbench-password, which it makes with a random
+// password if it does not exist) with the default argon2id cost unless
+// -fast-kdf, and runs sealmail's SMTP server (server/smtp) and IMAP server
+// (server/imap) in one process, wired as sealmail serve wires them, with
+// STARTTLS on both from a throw-away self-signed certificate (clients need
+// -insecure). Its SMTP connection limits are raised to -max-conns (4096),
+// because the load tool connects from one address. It prints its pid and
+// both addresses, and runs until SIGINT or SIGTERM.
+//
+// ingest sends N messages of exactly S bytes over C persistent connections,
+// each with a unique Message-ID, records the Message-ID of every message
+// the server accepted (250 after the data) in -ids, and reports messages/s,
+// MB/s (10^6 bytes) and latency at p50, p90, p99 and the maximum, and
+// failures grouped by reply code. With -word, one message in -word-every
+// (1% by default) carries the word in its body. It exits 1 if any message
+// was refused.
+//
+// verify logs in over IMAP, fetches the envelopes of the mailbox and
+// reports every recorded Message-ID that is missing; it exits 1 if any is.
+//
+// imap logs in once and times, in this order: connecting, LOGIN (with the
+// server's argon2id unlock), SELECT, UID FETCH 1:* (FLAGS ENVELOPE
+// RFC822.SIZE) twice, UID FETCH 1:* BODY.PEEK[] (MB/s of what the server
+// sends), and UID SEARCH TEXT -word. With -sessions K it then opens K more
+// logged-in sessions that stay idle, and with -pid it reports the growth of
+// that process's resident memory (VmRSS) per idle session, measured after
+// -session-par warm-up sessions (so that the memory concurrent argon2id
+// unlocks take, which a Go heap keeps, is not counted as per-session),
+// each reading -settle (10 s) after the logins, for the server's garbage
+// collector to return freed memory. The figure is noisy below some hundred
+// sessions.
+//
+// # Reproducing the measurements
+//
+// Ingest (issue "Load tool and speed": 10 KB messages, sealed and fsync'd,
+// concurrency 1 and 32). Start the server, then, in a second shell:
+//
+//	sealbench serve -data /tmp/sb3
+//	sealbench ingest -addr 127.0.0.1:2525 -to bench1@sealbench.test -n 2000  -c 1  -size 10240 -ids /tmp/sb3-c1.ids
+//	sealbench ingest -addr 127.0.0.1:2525 -to bench1@sealbench.test -n 10000 -c 32 -size 10240 -ids /tmp/sb3-c32.ids
+//	sealbench verify -imap 127.0.0.1:1143 -starttls -insecure -user bench1@sealbench.test \
+//	    -pass-file /tmp/sb3/sealbench-password -ids /tmp/sb3-c32.ids
+//
+// To see where the time goes, start serve with -cpuprofile /tmp/sb3.pprof,
+// run the ingest, stop serve with Ctrl-C and read the profile with
+// "go tool pprof -top -cum /tmp/sb3.pprof".
+//
+// Reading (issue "Reading sealed mail fast": a mailbox of 10,000 messages
+// of about 10 KB, a word in 1% of them, 1,000 idle sessions). Run imap
+// before anything else reads the mailbox (verify fetches envelopes too),
+// or its "first fetch" is not the first one:
+//
+//	sealbench serve -data /tmp/sb4 & SERVER=$!
+//	sealbench ingest -addr 127.0.0.1:2525 -to bench1@sealbench.test -n 10000 -c 32 -size 10240 \
+//	    -word zebrafish -ids /tmp/sb4.ids
+//	sealbench imap -imap 127.0.0.1:1143 -starttls -insecure -user bench1@sealbench.test \
+//	    -pass-file /tmp/sb4/sealbench-password -word zebrafish -sessions 1000 -pid $SERVER
+//	sealbench verify -imap 127.0.0.1:1143 -starttls -insecure -user bench1@sealbench.test \
+//	    -pass-file /tmp/sb4/sealbench-password -ids /tmp/sb4.ids
+//	kill $SERVER
+//
+// Against another server (a plaintext one, for comparison) leave serve
+// out, point -addr and -imap at it, and pass -pid its process id.
+//
+// Implementation notes:
+//   - Latency is measured per message on the client from MAIL FROM to the
+//     reply after the data, so it includes the protocol round trips,
+//     sealing and the durable commit, but not connecting; throughput
+//     counts accepted messages over the whole run.
+//   - A failed message (any error) closes that worker's connection; the
+//     next message dials afresh, so one refusal cannot wedge a worker.
+//     Network errors are grouped without their addresses, which differ
+//     per connection.
+//   - An interrupted ingest still writes -ids and the report for what was
+//     accepted: messages in flight finish first.
+//   - imap streams FETCH responses and keeps nothing, so a large mailbox
+//     costs the tool no memory; body MB/s counts the BODY[] literals.
+//   - Passwords never go on the command line (ps shows it): -pass-file or
+//     $SEALBENCH_PASSWORD.
+//   - Exit status: 0 success, 1 failure (refused or missing messages,
+//     network or IMAP errors), 2 usage errors.
+//   - Only cmd/ uses flags; the library packages take Options structs,
+//     which serve fills in.
+package main
