@@ -37,6 +37,7 @@ type Config struct {
 	Aliases    map[string][]string `yaml:"aliases"`
 	Postmaster string              `yaml:"postmaster"`
 	MTASTS     MTASTSConfig        `yaml:"mta_sts"`
+	Autoconfig AutoconfigConfig    `yaml:"autoconfig"`
 	Key        KeyConfig           `yaml:"key"`
 	Log        LogConfig           `yaml:"log"`
 	KDF        KDFConfig           `yaml:"kdf"`
@@ -76,6 +77,20 @@ type MTASTSConfig struct {
 	Mode   string        `yaml:"mode"`
 	MX     []string      `yaml:"mx"`
 	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// AutoconfigConfig completes the Thunderbird/K-9 autoconfig file
+// (config-v1.1.xml). The IMAP servers in it are sealmail's own listeners;
+// the outgoing server, which Thunderbird requires, is named here because
+// sealmail has no submission listener: typically the relay or smarthost
+// the organisation already sends through.
+type AutoconfigConfig struct {
+	// Submission is "host:port" of the server clients send through; ""
+	// serves no autoconfig file.
+	Submission string `yaml:"submission"`
+	// SubmissionTLS is how clients protect that connection: "tls"
+	// (implicit TLS, port 465) or "starttls" (port 587). Never plaintext.
+	SubmissionTLS string `yaml:"submission_tls"`
 }
 
 // KeyConfig chooses the OpenPGP key new accounts get.
@@ -151,6 +166,8 @@ var configKeys = []configKey{
 	{"mta_sts.mx", kindList, []string{}, func(c *Config) any { return &c.MTASTS.MX }},
 	// RFC 8461 §3.2: max_age is at most 31557600 s; one week is common.
 	{"mta_sts.max_age", kindDuration, "168h", func(c *Config) any { return &c.MTASTS.MaxAge }},
+	{"autoconfig.submission", kindString, "", func(c *Config) any { return &c.Autoconfig.Submission }},
+	{"autoconfig.submission_tls", kindString, "", func(c *Config) any { return &c.Autoconfig.SubmissionTLS }},
 	{"key.type", kindString, "ed25519", func(c *Config) any { return &c.Key.Type }},
 	{"log.level", kindString, "info", func(c *Config) any { return &c.Log.Level }},
 	{"log.format", kindString, "text", func(c *Config) any { return &c.Log.Format }},
@@ -598,6 +615,9 @@ func (c *Config) Validate() error {
 	if c.MTASTS.MaxAge < time.Second || c.MTASTS.MaxAge > 31557600*time.Second {
 		return errors.New("config: mta_sts.max_age: must be between 1s and 8766h")
 	}
+	if err := c.Autoconfig.validate(); err != nil {
+		return err
+	}
 	if _, err := parseKeyType(c.Key.Type); err != nil {
 		return fmt.Errorf("config: key.type: %w", err)
 	}
@@ -661,6 +681,47 @@ func (c *Config) validateAddresses() error {
 func (c *Config) isLocalDomain(addr string) bool {
 	_, domain, err := policy.SplitAddress(addr)
 	return err == nil && slices.Contains(c.Domains, domain)
+}
+
+// Values of autoconfig.submission_tls.
+const (
+	submissionImplicitTLS = "tls"
+	submissionStartTLS    = "starttls"
+)
+
+// validate checks autoconfig.submission and autoconfig.submission_tls and
+// normalises the host (lower case, no trailing dot) and port (no leading
+// zeros).
+func (a *AutoconfigConfig) validate() error {
+	if a.Submission == "" {
+		if a.SubmissionTLS != "" {
+			return errors.New("config: autoconfig.submission_tls: set without autoconfig.submission")
+		}
+		return nil
+	}
+	host, port, err := net.SplitHostPort(a.Submission)
+	if err != nil {
+		return fmt.Errorf("config: autoconfig.submission: want host:port of the server clients send mail through, got %q", a.Submission)
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return fmt.Errorf("config: autoconfig.submission: bad port in %q: want 1-65535", a.Submission)
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if net.ParseIP(host) != nil {
+		return fmt.Errorf("config: autoconfig.submission: %q: want a host name, not an IP address (clients check the certificate against it)", a.Submission)
+	}
+	if err := checkHostname(host); err != nil {
+		return fmt.Errorf("config: autoconfig.submission: host in %q: %w", a.Submission, err)
+	}
+	a.Submission = net.JoinHostPort(host, strconv.FormatUint(n, 10))
+	switch a.SubmissionTLS {
+	case submissionImplicitTLS, submissionStartTLS:
+		return nil
+	case "":
+		return errors.New("config: autoconfig.submission_tls: required with autoconfig.submission: tls (implicit TLS, port 465) or starttls (port 587)")
+	}
+	return fmt.Errorf("config: autoconfig.submission_tls: want tls or starttls, got %q (plaintext is never offered)", a.SubmissionTLS)
 }
 
 // kdfMinMemoryKiB and kdfMaxMemoryKiB bound the testing override: below

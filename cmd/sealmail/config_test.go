@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sealmail/sealmail/keyserver"
 )
 
 // clearEnv unsets every SEALMAIL_ variable for the test.
@@ -123,6 +125,8 @@ func TestConfigEnvWithoutFile(t *testing.T) {
 	t.Setenv("SEALMAIL_LIMITS_DATA_TIMEOUT", "90s")
 	t.Setenv("SEALMAIL_ALIASES", "info@example.org=a@example.org,b@example.net; sales@example.org=a@example.org")
 	t.Setenv("SEALMAIL_TLS_ACME", "true")
+	t.Setenv("SEALMAIL_AUTOCONFIG_SUBMISSION", "SMTP.Example.NET.:0587")
+	t.Setenv("SEALMAIL_AUTOCONFIG_SUBMISSION_TLS", "starttls")
 	c, _, err := loadConfig(loadOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -141,6 +145,48 @@ func TestConfigEnvWithoutFile(t *testing.T) {
 	}
 	if got := strings.Join(c.Aliases["info@example.org"], ","); got != "a@example.org,b@example.net" {
 		t.Errorf("aliases = %v", c.Aliases)
+	}
+	// Host normalised (lower case, no trailing dot), port without zeros.
+	if c.Autoconfig.Submission != "smtp.example.net:587" || c.Autoconfig.SubmissionTLS != "starttls" {
+		t.Errorf("autoconfig = %+v", c.Autoconfig)
+	}
+}
+
+// TestKeyserverOptionsAutoconfig checks what the keyserver is told: IMAP
+// endpoints at hostname on the given ports (implicit TLS first), and the
+// submission endpoint only when autoconfig.submission is set.
+func TestKeyserverOptionsAutoconfig(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	writeFile(t, dir, "on.yaml", "hostname: mx.example.org\ndomains: [example.org]\n"+
+		"listen:\n  imap: 127.0.0.1:143\n  imaps: '[::1]:993'\n"+
+		"autoconfig:\n  submission: relay.example.net:465\n  submission_tls: tls\n")
+	c, _, err := loadConfig(loadOptions{File: "on.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := keyserverOptions(c, nil, nil, configPorts(c))
+	if opt.Hostname != "mx.example.org" || len(opt.IMAP) != 2 ||
+		opt.IMAP[0] != (keyserver.Endpoint{Port: 993, TLS: keyserver.ImplicitTLS}) ||
+		opt.IMAP[1] != (keyserver.Endpoint{Port: 143, TLS: keyserver.StartTLS}) {
+		t.Errorf("IMAP endpoints %+v (hostname %q)", opt.IMAP, opt.Hostname)
+	}
+	if len(opt.Submission) != 1 || opt.Submission[0] != (keyserver.Endpoint{Host: "relay.example.net", Port: 465, TLS: keyserver.ImplicitTLS}) {
+		t.Errorf("submission endpoints %+v", opt.Submission)
+	}
+	// Bound ports replace ephemeral ones; a disabled listener is left out.
+	opt = keyserverOptions(c, nil, nil, clientPorts{imaps: 41993})
+	if len(opt.IMAP) != 1 || opt.IMAP[0].Port != 41993 {
+		t.Errorf("IMAP endpoints from bound ports %+v", opt.IMAP)
+	}
+	c.Autoconfig = AutoconfigConfig{Submission: "relay.example.net:587", SubmissionTLS: "starttls"}
+	if opt := keyserverOptions(c, nil, nil, configPorts(c)); len(opt.Submission) != 1 || opt.Submission[0].TLS != keyserver.StartTLS || opt.Submission[0].Port != 587 {
+		t.Errorf("starttls submission endpoints %+v", opt.Submission)
+	}
+	c.Autoconfig = AutoconfigConfig{}
+	if opt := keyserverOptions(c, nil, nil, configPorts(c)); len(opt.Submission) != 0 {
+		t.Errorf("submission endpoints without autoconfig.submission: %+v", opt.Submission)
 	}
 }
 
@@ -177,6 +223,23 @@ func TestConfigErrors(t *testing.T) {
 		{"postmaster foreign", "postmaster: root@elsewhere.net\n", nil, "postmaster"},
 		{"mta-sts mode", "mta_sts:\n  mode: strict\n", nil, "mta_sts.mode"},
 		{"mta-sts mx", "mta_sts:\n  mode: enforce\n", nil, "mta_sts.mx"},
+		{"autoconfig tls missing", "autoconfig:\n  submission: relay.example.net:465\n", nil, "autoconfig.submission_tls: required"},
+		{"autoconfig tls plain", "autoconfig:\n  submission: relay.example.net:25\n  submission_tls: plain\n", nil, `autoconfig.submission_tls: want tls or starttls, got "plain"`},
+		{"autoconfig tls none", "", map[string]string{"SEALMAIL_AUTOCONFIG_SUBMISSION": "relay.example.net:587", "SEALMAIL_AUTOCONFIG_SUBMISSION_TLS": "none"}, "autoconfig.submission_tls"},
+		{"autoconfig tls case", "autoconfig:\n  submission: relay.example.net:587\n  submission_tls: STARTTLS\n", nil, "autoconfig.submission_tls"},
+		{"autoconfig tls ssl", "autoconfig:\n  submission: relay.example.net:465\n  submission_tls: ssl\n", nil, "autoconfig.submission_tls"},
+		{"autoconfig tls alone", "autoconfig:\n  submission_tls: tls\n", nil, "autoconfig.submission_tls: set without autoconfig.submission"},
+		{"autoconfig no port", "autoconfig:\n  submission: relay.example.net\n  submission_tls: tls\n", nil, "autoconfig.submission: want host:port"},
+		{"autoconfig port 0", "", map[string]string{"SEALMAIL_AUTOCONFIG_SUBMISSION": "relay.example.net:0", "SEALMAIL_AUTOCONFIG_SUBMISSION_TLS": "tls"}, "autoconfig.submission: bad port"},
+		{"autoconfig port big", "autoconfig:\n  submission: relay.example.net:65536\n  submission_tls: tls\n", nil, "autoconfig.submission: bad port"},
+		{"autoconfig port name", "autoconfig:\n  submission: relay.example.net:smtp\n  submission_tls: tls\n", nil, "autoconfig.submission: bad port"},
+		{"autoconfig port sign", "autoconfig:\n  submission: relay.example.net:+465\n  submission_tls: tls\n", nil, "autoconfig.submission: bad port"},
+		{"autoconfig no host", "autoconfig:\n  submission: ':465'\n  submission_tls: tls\n", nil, `autoconfig.submission: host in ":465": must not be empty`},
+		{"autoconfig ipv4", "autoconfig:\n  submission: 192.0.2.1:465\n  submission_tls: tls\n", nil, "autoconfig.submission: \"192.0.2.1:465\": want a host name"},
+		{"autoconfig ipv6", "autoconfig:\n  submission: '[2001:db8::1]:465'\n  submission_tls: tls\n", nil, "autoconfig.submission: \"[2001:db8::1]:465\": want a host name"},
+		{"autoconfig bad host", "autoconfig:\n  submission: relay_1.example.net:465\n  submission_tls: tls\n", nil, `autoconfig.submission: host in "relay_1.example.net:465": "relay_1.example.net" is not a valid host name`},
+		{"autoconfig list", "autoconfig:\n  submission: [relay.example.net:465]\n  submission_tls: tls\n", nil, "autoconfig.submission: want a string"},
+		{"autoconfig unknown", "autoconfig:\n  imap: mail.example.org:993\n", nil, "unknown key autoconfig.imap"},
 		{"kdf half", "kdf:\n  time: 1\n", nil, "kdf.time and kdf.memory_kib"},
 		{"kdf tiny", "kdf:\n  time: 1\n  memory_kib: 8\n", nil, "kdf.memory_kib"},
 		{"empty data dir", "", map[string]string{"SEALMAIL_DATA_DIR": ""}, "data_dir"},
@@ -231,6 +294,9 @@ limits:
 mta_sts:
   mode: enforce
   mx: [mx.example.org]
+autoconfig:
+  submission: relay.example.net:465
+  submission_tls: tls
 log:
   format: json
 `)
@@ -254,7 +320,7 @@ log:
 	if out.String() != out2.String() {
 		t.Errorf("round trip differs:\n%s\n---\n%s", out.String(), out2.String())
 	}
-	for _, want := range []string{"data_timeout: 2m30s", "message_bytes: 20971520", "info@example.org:", "- b@example.net"} {
+	for _, want := range []string{"data_timeout: 2m30s", "message_bytes: 20971520", "info@example.org:", "- b@example.net", "submission: relay.example.net:465", "submission_tls: tls"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("config show lacks %q:\n%s", want, out.String())
 		}

@@ -11,27 +11,64 @@ import (
 	"github.com/sealmail/sealmail/keyserver"
 )
 
+// clientPorts are the IMAP ports clients connect to; 0 where there is
+// none.
+type clientPorts struct {
+	imap, imaps int
+}
+
+// configPorts are the ports of the listen addresses in c. An ephemeral
+// port (":0", for tests) is unknown until bound, so it counts as none.
+func configPorts(c *Config) clientPorts {
+	return clientPorts{imap: listenPort(c.Listen.IMAP), imaps: listenPort(c.Listen.IMAPS)}
+}
+
 // keyserverOptions builds the keyserver's options from the configuration.
-// keys may be nil (for `sealmail dns`, which needs no store).
-func keyserverOptions(c *Config, keys keyserver.KeyLookup, log *slog.Logger) keyserver.Options {
+// keys may be nil (for `sealmail dns`, which needs no store). ports are
+// the IMAP ports to advertise: serve passes those it bound, dns those
+// configured.
+func keyserverOptions(c *Config, keys keyserver.KeyLookup, log *slog.Logger, ports clientPorts) keyserver.Options {
 	opt := keyserver.Options{
 		Keys:     keys,
 		Hostname: c.Hostname,
 		Domains:  c.Domains,
 		Logger:   log,
 	}
-	// Autoconfig describes the listeners as clients reach them; sealmail
-	// assumes the listen ports are the public ones.
-	if p := listenPort(c.Listen.IMAPS); p != 0 {
-		opt.IMAP = append(opt.IMAP, keyserver.Endpoint{Port: p, TLS: keyserver.ImplicitTLS})
+	// Autoconfig describes the listeners as clients reach them: at
+	// hostname (the listen host may be 127.0.0.1 or a wildcard), on the
+	// listen ports, which sealmail assumes are the public ones. Implicit
+	// TLS first (RFC 8314 §3.3).
+	if ports.imaps != 0 {
+		opt.IMAP = append(opt.IMAP, keyserver.Endpoint{Port: ports.imaps, TLS: keyserver.ImplicitTLS})
 	}
-	if p := listenPort(c.Listen.IMAP); p != 0 {
-		opt.IMAP = append(opt.IMAP, keyserver.Endpoint{Port: p, TLS: keyserver.StartTLS})
+	if ports.imap != 0 {
+		opt.IMAP = append(opt.IMAP, keyserver.Endpoint{Port: ports.imap, TLS: keyserver.StartTLS})
+	}
+	if e, ok := submissionEndpoint(c); ok {
+		opt.Submission = []keyserver.Endpoint{e}
 	}
 	if c.MTASTS.Mode != "" {
 		opt.MTASTS = &keyserver.MTASTSPolicy{Mode: c.MTASTS.Mode, MX: c.MTASTS.MX, MaxAge: c.MTASTS.MaxAge}
 	}
 	return opt
+}
+
+// submissionEndpoint is autoconfig.submission as a keyserver endpoint;
+// false if it is not set. c is validated, so the value parses.
+func submissionEndpoint(c *Config) (keyserver.Endpoint, bool) {
+	host, port, err := net.SplitHostPort(c.Autoconfig.Submission)
+	if err != nil {
+		return keyserver.Endpoint{}, false
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return keyserver.Endpoint{}, false
+	}
+	mode := keyserver.ImplicitTLS
+	if c.Autoconfig.SubmissionTLS == submissionStartTLS {
+		mode = keyserver.StartTLS
+	}
+	return keyserver.Endpoint{Host: host, Port: n, TLS: mode}, true
 }
 
 // listenPort is the port of a listen address, 0 if disabled or ephemeral.
@@ -47,6 +84,17 @@ func listenPort(addr string) int {
 	return n
 }
 
+// boundPort is the TCP port ln listens on, 0 for nil.
+func boundPort(ln net.Listener) int {
+	if ln == nil {
+		return 0
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
+
 func runDNS(_ context.Context, e *env, args []string) error {
 	if len(args) != 1 {
 		return usagef("want exactly one DOMAIN")
@@ -55,7 +103,7 @@ func runDNS(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	recs, err := keyserver.DNSRecords(args[0], keyserverOptions(c, nil, nil))
+	recs, err := keyserver.DNSRecords(args[0], keyserverOptions(c, nil, nil, configPorts(c)))
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,12 @@
 //   - The process umask is 0077: everything sealmail writes is private.
 //     Files written here (the self-signed certificate) go temp → fsync →
 //     rename → fsync(dir), mode 0600.
+//   - Autoconfig (config-v1.1.xml) needs an outgoing server, which sealmail
+//     does not run yet: autoconfig.submission names one (usually an existing
+//     relay) and only then does the keyserver serve the file and `dns`
+//     print its CNAME. The IMAP endpoints are the listeners at hostname:
+//     serve advertises the ports it bound (so ":0" works), dns the
+//     configured ones.
 //   - kdf.time/kdf.memory_kib lower the argon2id cost of new slots. They
 //     exist for end-to-end tests and log a warning; zero means
 //     crypto.DefaultKDF.

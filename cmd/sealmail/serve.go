@@ -275,7 +275,10 @@ func startServers(c *Config, st store.Store, log *slog.Logger) (_ []*service, er
 			serve: func() error { return imapSrv.Serve(tln) }})
 	}
 	if ln := lns.https; ln != nil {
-		h, err := keyserver.New(keyserverOptions(c, st, log))
+		// Autoconfig advertises the IMAP ports actually bound (the
+		// configured ones, or what the kernel chose for ":0").
+		ports := clientPorts{imap: boundPort(lns.imap), imaps: boundPort(lns.imaps)}
+		h, err := keyserver.New(keyserverOptions(c, st, log, ports))
 		if err != nil {
 			return nil, fmt.Errorf("keyserver: %w", err)
 		}

@@ -107,13 +107,31 @@ func TestServeListeners(t *testing.T) {
 	if code, _ := wkd(); code != http.StatusOK {
 		t.Errorf("WKD key after --wkd=true: status %d", code)
 	}
+	// Without autoconfig.submission there is no outgoing server to name,
+	// so no autoconfig file (TestServeAutoconfig has the other case).
+	for _, hp := range [][2]string{
+		{"autoconfig.example.org", "/mail/config-v1.1.xml"},
+		{"autoconfig.example.org", "/.well-known/autoconfig/mail/config-v1.1.xml"},
+		{"example.org", "/.well-known/autoconfig/mail/config-v1.1.xml"},
+	} {
+		if code, body := getAutoconfig(t, s, client, hp[0], hp[1]); code != http.StatusNotFound {
+			t.Errorf("autoconfig %s%s without autoconfig.submission: status %d, want 404\n%s", hp[0], hp[1], code, body)
+		}
+	}
 	if err := s.stop(t, syscall.SIGINT); err != nil {
 		t.Fatalf("serve after SIGINT: %v\n%s", err, s.logs())
 	}
 
+	// Fixed IMAP ports, so only the missing outgoing server keeps the
+	// autoconfig name out.
+	te.setenv("SEALMAIL_LISTEN_IMAPS=127.0.0.1:993", "SEALMAIL_LISTEN_IMAP=127.0.0.1:143")
 	r := te.ok("", "dns", "example.org")
-	if !strings.Contains(r.stdout, "MX") || !strings.Contains(r.stdout, "openpgpkey.example.org.") {
+	if !strings.Contains(r.stdout, "MX") || !strings.Contains(r.stdout, "openpgpkey.example.org.") ||
+		!strings.Contains(r.stdout, "_imaps._tcp.example.org.") {
 		t.Errorf("dns printed:\n%s", r.stdout)
+	}
+	if strings.Contains(r.stdout, "autoconfig.example.org.") || strings.Contains(r.stdout, "_submission") {
+		t.Errorf("dns names autoconfig or submission without autoconfig.submission:\n%s", r.stdout)
 	}
 	te.fails(exitError, "not a configured domain", "", "dns", "example.net")
 	te.fails(exitUsage, "want exactly one DOMAIN", "", "dns")
