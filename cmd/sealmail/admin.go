@@ -128,13 +128,19 @@ func parseKeyType(s string) (crypto.KeyType, error) {
 
 // address canonicalises addr and checks that it is in a configured domain.
 func (a *localAdmin) address(addr string) (string, error) {
+	return localAddress(addr, a.domains)
+}
+
+// localAddress canonicalises addr and checks that its domain is one of
+// domains.
+func localAddress(addr string, domains []string) (string, error) {
 	c, err := policy.CanonicalAddress(addr)
 	if err != nil {
 		return "", adminErrorf(err, "malformed address %q: %s", addr, addressProblem(err))
 	}
 	_, domain, _ := policy.SplitAddress(c)
-	if !slices.Contains(a.domains, domain) {
-		return "", adminErrorf(nil, "domain %q is not configured (domains: %v)", domain, a.domains)
+	if !slices.Contains(domains, domain) {
+		return "", adminErrorf(nil, "domain %q is not configured (domains: %v)", domain, domains)
 	}
 	return c, nil
 }

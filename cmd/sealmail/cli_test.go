@@ -327,6 +327,9 @@ func userLifecycle(t *testing.T, te *testEnv) {
 	te.fails(exitError, `malformed address "bob%x@example.org": '%' in local part`, alicePW+"\n", "user", "add", "bob%x@example.org", "--password-stdin")
 	te.fails(exitError, `malformed address "bob": "bob" is not local@domain`, alicePW+"\n", "user", "add", "bob", "--password-stdin")
 	te.fails(exitError, "not configured", alicePW+"\n", "user", "add", "bob@example.net", "--password-stdin")
+	// The address is refused before any password is read.
+	te.fails(exitError, `malformed address "bob@@example.org"`, "", "user", "add", "bob@@example.org", "--password-stdin")
+	te.fails(exitError, "not configured", "", "user", "add", "bob@example.net", "--password-stdin")
 	te.fails(exitError, "too short", "short\n", "user", "add", "bob@example.org", "--password-stdin")
 	te.fails(exitError, "no password", "", "user", "add", "bob@example.org", "--password-stdin")
 	te.fails(exitError, "empty", "\n", "user", "add", "bob@example.org", "--password-stdin")

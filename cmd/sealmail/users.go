@@ -76,6 +76,15 @@ func runUserAdd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Refuse a bad address before asking for a password. The admin
+	// (local or the server) checks again against its own configuration.
+	c, err := e.config()
+	if err != nil {
+		return err
+	}
+	if _, err := localAddress(addr, c.Domains); err != nil {
+		return err
+	}
 	pw, err := e.promptFirst(func() ([]byte, error) {
 		return e.readNewPassword(fmt.Sprintf("Password for %s (at least %d characters): ", addr, minPasswordChars))
 	})
