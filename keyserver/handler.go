@@ -84,7 +84,7 @@ func New(opt Options) (*Handler, error) {
 		h.index = &hashIndex{lister: l, ttl: indexTTL}
 	}
 	if len(cfg.domains) > 0 && !cfg.autoconfigEnabled() && (len(cfg.imap) > 0 || len(cfg.submission) > 0) {
-		cfg.log.Warn("keyserver: autoconfig needs both IMAP and Submission endpoints; not serving it")
+		cfg.log.Info("keyserver: autoconfig not served: clients need an outgoing (submission) server as well as IMAP")
 	}
 	return h, nil
 }
