@@ -401,3 +401,34 @@ func TestLargeExpungePurgesBlobs(t *testing.T) {
 		t.Errorf("after reopen: %v", c)
 	}
 }
+
+// TestDeleteAccountLogsPurge: the purge after a deletion reports what it
+// removed, naming the account, so an operator sees a long one finish.
+func TestDeleteAccountLogsPurge(t *testing.T) {
+	h := &recordHandler{}
+	db, err := Open(t.TempDir(), Options{GCInterval: -1, Logger: slog.New(h)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mkAccount(t, db, "a@example.org", []byte("wrapped"))
+	deliverT(t, db, "a@example.org", "", 5)
+	if _, err := db.DeleteAccount(bg, "a@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.recs {
+		if r.Message != "badgerstore: purged deleted account" {
+			continue
+		}
+		attrs := map[string]slog.Value{}
+		r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value; return true })
+		// 5 metas, 5 blobs, the mailboxes and their names, usage.
+		if attrs["account"].String() != "a@example.org" || attrs["rows"].Int64() < 10 {
+			t.Errorf("purge record %v", attrs)
+		}
+		return
+	}
+	t.Errorf("no purge record among %d log records", len(h.recs))
+}

@@ -192,9 +192,10 @@ func nextUIDValidity(t *tx) (uint32, error) {
 }
 
 // deleteAll deletes every key under prefix, in chunks of separate
-// durable transactions. It is used only for data no live operation can
-// reach any more, so it runs outside the writer.
-func (db *DB) deleteAll(prefix []byte) error {
+// durable transactions, and calls progress with the number of keys
+// deleted after each chunk. It is used only for data no live operation
+// can reach any more, so it runs outside the writer.
+func (db *DB) deleteAll(prefix []byte, progress func(deleted int)) error {
 	const chunk = 4000
 	for {
 		var keys [][]byte
@@ -213,6 +214,7 @@ func (db *DB) deleteAll(prefix []byte) error {
 		if err := db.deleteKeys(keys); err != nil {
 			return err
 		}
+		progress(len(keys))
 	}
 }
 

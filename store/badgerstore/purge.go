@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -28,7 +29,7 @@ func (db *DB) DeleteAccount(ctx context.Context, address string) (store.DeleteRe
 	if err != nil {
 		return store.DeleteReport{}, err
 	}
-	if err := db.purgeAccount(acct); err != nil {
+	if err := db.purgeAccount(acct, address); err != nil {
 		// The keys are gone already; the rest is removed at the next Open.
 		db.log.Warn("badgerstore: purge deleted account", "account", address, "err", err)
 	}
@@ -85,10 +86,25 @@ func (db *DB) shred(ctx context.Context, address string) (store.DeleteReport, ui
 	return rep, acct, err
 }
 
+// purgeProgressEvery is how often a long purge logs how far it is.
+const purgeProgressEvery = 5 * time.Second
+
 // purgeAccount removes every row of a deleted account, then its marker.
-func (db *DB) purgeAccount(acct uint64) error {
+// A purge of a large account takes a while: it logs its progress every
+// purgeProgressEvery, and once at the end, naming the account as who.
+func (db *DB) purgeAccount(acct uint64, who string) error {
+	start := time.Now()
+	last := start
+	rows := 0
+	progress := func(n int) {
+		rows += n
+		if now := time.Now(); now.Sub(last) >= purgeProgressEvery {
+			last = now
+			db.log.Info("badgerstore: purging deleted account", "account", who, "rows", rows, "duration", now.Sub(start))
+		}
+	}
 	for _, p := range []byte{pSlot, pMboxName, pMailbox, pMeta, pSummary, pBlob, pOrphans, pUsage} {
-		if err := db.deleteAll(acctKey(p, acct)); err != nil {
+		if err := db.deleteAll(acctKey(p, acct), progress); err != nil {
 			return err
 		}
 	}
@@ -108,6 +124,7 @@ func (db *DB) purgeAccount(acct uint64) error {
 			return err
 		}
 	}
+	db.log.Info("badgerstore: purged deleted account", "account", who, "rows", rows, "duration", time.Since(start))
 	return nil
 }
 
@@ -203,7 +220,7 @@ func (db *DB) resumePurges() error {
 		acct := binary.BigEndian.Uint64(k[1:9])
 		mbox := binary.BigEndian.Uint64(k[9:17])
 		if mbox == 0 {
-			err = db.purgeAccount(acct)
+			err = db.purgeAccount(acct, fmt.Sprintf("deleted account #%d", acct))
 		} else {
 			err = db.purgeMailbox(acct, mbox)
 		}
