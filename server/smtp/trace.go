@@ -22,10 +22,11 @@ type traceInfo struct {
 }
 
 // writeTrace writes the Return-Path (RFC 5321 §4.4) and Received (RFC 5321
-// §4.4, RFC 3848, RFC 6531 §4.3) fields that precede the message. Every
-// value is either validated or sanitised here, so whatever a client sent,
-// the result is a well-formed header block: lines end in CRLF, continuation
-// lines start with a tab, no line exceeds 998 bytes.
+// §4.4, RFC 3848, RFC 6531 §4.3) fields that precede the message. The
+// envelope addresses have passed checkPath (length, UTF-8, no controls)
+// when the client sent them; every value is further validated or
+// sanitised here, so the result is a well-formed header block: lines end
+// in CRLF, continuation lines start with a tab, no line exceeds 998 bytes.
 func writeTrace(w *bytes.Buffer, t traceInfo) {
 	w.WriteString("Return-Path: <")
 	w.WriteString(pathText(t.reversePath))
