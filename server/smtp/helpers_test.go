@@ -303,6 +303,17 @@ func (rc *rawConn) cmd(line, prefix string) string {
 	return rc.expect(prefix)
 }
 
+// begin greets, opens a transaction from sender@remote.test and adds
+// each recipient, expecting every step to be accepted.
+func (rc *rawConn) begin(rcpts ...string) {
+	rc.t.Helper()
+	rc.cmd("EHLO client.remote.test", "250 ")
+	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
+	for _, r := range rcpts {
+		rc.cmd("RCPT TO:<"+r+">", "250 ")
+	}
+}
+
 // testTLSConfig returns a server config with a fresh self-signed
 // certificate for mx.example.org and a client config trusting it.
 func testTLSConfig(t testing.TB) (server, client *tls.Config) {

@@ -49,10 +49,7 @@ func TestOversize(t *testing.T) {
 func TestTooManyRecipients(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.Limits.Recipients = 2 })
 	rc := dialRaw(t, e.addr)
-	rc.cmd("EHLO client.remote.test", "250 ")
-	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	rc.cmd("RCPT TO:<alice@example.org>", "250 ")
-	rc.cmd("RCPT TO:<bob@example.org>", "250 ")
+	rc.begin("alice@example.org", "bob@example.org")
 	rc.cmd("RCPT TO:<carol@other.test>", "452 4.5.3")
 	rc.cmd("DATA", "354")
 	rc.cmd("Subject: two\r\n\r\nx\r\n.", "250 2.0.0")
@@ -83,9 +80,7 @@ func TestBareNewlineSmuggling(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, nil)
 			rc := dialRaw(t, e.addr)
-			rc.cmd("EHLO client.remote.test", "250 ")
-			rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-			rc.cmd("RCPT TO:<alice@example.org>", "250 ")
+			rc.begin("alice@example.org")
 			rc.cmd("DATA", "354")
 			rc.send(p)
 			got := rc.cmd(".", "")
@@ -98,9 +93,7 @@ func TestBareNewlineSmuggling(t *testing.T) {
 	t.Run("BDAT", func(t *testing.T) {
 		e := newEnv(t, nil)
 		rc := dialRaw(t, e.addr)
-		rc.cmd("EHLO client.remote.test", "250 ")
-		rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-		rc.cmd("RCPT TO:<alice@example.org>", "250 ")
+		rc.begin("alice@example.org")
 		for _, p := range []string{
 			"Subject: a\r\n\r\nbody\n.\n" + smuggled,
 			"Subject: a\r\n\r\nbody\r\n.\r" + smuggled,
@@ -147,9 +140,7 @@ func checkSmuggling(t *testing.T, e *testEnv, reply string) {
 func TestChunking(t *testing.T) {
 	e := newEnv(t, nil)
 	rc := dialRaw(t, e.addr)
-	rc.cmd("EHLO client.remote.test", "250 ")
-	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	rc.cmd("RCPT TO:<alice@example.org>", "250 ")
+	rc.begin("alice@example.org")
 	parts := []string{"Subject: chunked\r\n", "\r\nfirst half, ", "second half\r\n.\r\n"}
 	for i, p := range parts {
 		last := ""
@@ -170,18 +161,14 @@ func TestChunking(t *testing.T) {
 func TestLineTooLong(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.Limits.LineLength = 1000 })
 	rc := dialRaw(t, e.addr)
-	rc.cmd("EHLO client.remote.test", "250 ")
-	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	rc.cmd("RCPT TO:<alice@example.org>", "250 ")
+	rc.begin("alice@example.org")
 	rc.cmd("DATA", "354")
 	rc.send("Subject: long\r\n\r\n" + strings.Repeat("z", 1500) + "\r\n")
 	rc.cmd(".", "554 5.6.0")
 	rc.cmd("NOOP", "250 ")
 	// Through BDAT the library does not bound lines; our scanner does.
 	rc2 := dialRaw(t, e.addr)
-	rc2.cmd("EHLO client.remote.test", "250 ")
-	rc2.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	rc2.cmd("RCPT TO:<alice@example.org>", "250 ")
+	rc2.begin("alice@example.org")
 	p := "Subject: long\r\n\r\n" + strings.Repeat("z", 1500) + "\r\n"
 	rc2.send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(p), p))
 	rc2.expect("554 5.6.0")
@@ -192,9 +179,7 @@ func TestLineTooLong(t *testing.T) {
 func TestMailLoop(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.Limits.Hops = 3 })
 	rc := dialRaw(t, e.addr)
-	rc.cmd("EHLO client.remote.test", "250 ")
-	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	rc.cmd("RCPT TO:<alice@example.org>", "250 ")
+	rc.begin("alice@example.org")
 	rc.cmd("DATA", "354")
 	rc.send(strings.Repeat("Received: from a by b; Mon, 1 Jan 2024 00:00:00 +0000\r\n", 4) + "Subject: loop\r\n\r\nReceived: in the body does not count\r\n")
 	rc.cmd(".", "554 5.4.6")
@@ -282,10 +267,7 @@ func TestStoreFailureIsTemporaryAndOpaque(t *testing.T) {
 	var e *testEnv
 	e = newEnv(t, func(o *Options) { o.Store = failingStore{Store: o.Store, err: errors.New(secret)} })
 	rc := dialRaw(t, e.addr)
-	rc.cmd("EHLO client.remote.test", "250 ")
-	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	rc.cmd("RCPT TO:<alice@example.org>", "250 ")
-	rc.cmd("RCPT TO:<bob@example.org>", "250 ")
+	rc.begin("alice@example.org", "bob@example.org")
 	rc.cmd("DATA", "354")
 	got := rc.cmd("Subject: x\r\n\r\ny\r\n.", "451 4.3.0")
 	if strings.Contains(got, "vlog") || strings.Contains(got, "input/output") {
@@ -306,9 +288,7 @@ func TestStoreFailureIsTemporaryAndOpaque(t *testing.T) {
 		o.Store = failingStore{Store: o.Store, err: fmt.Errorf("badgerstore: deliver to alice: %w", store.ErrOverQuota)}
 	})
 	rc2 := dialRaw(t, e2.addr)
-	rc2.cmd("EHLO client.remote.test", "250 ")
-	rc2.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	rc2.cmd("RCPT TO:<alice@example.org>", "250 ")
+	rc2.begin("alice@example.org")
 	rc2.cmd("DATA", "354")
 	rc2.cmd("Subject: x\r\n\r\ny\r\n.", "452 4.2.2")
 }
@@ -383,9 +363,7 @@ func TestDataTimeout(t *testing.T) {
 		o.Limits.CommandTimeout = 20 * time.Second
 	})
 	rc := dialRaw(t, e.addr)
-	rc.cmd("EHLO client.remote.test", "250 ")
-	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	rc.cmd("RCPT TO:<alice@example.org>", "250 ")
+	rc.begin("alice@example.org")
 	rc.cmd("DATA", "354")
 	rc.send("Subject: slow\r\n\r\nMAIL FROM:<x@elsewhere.test>\r\n")
 	rc.expect("421 4.4.2")
@@ -404,9 +382,7 @@ func TestBDATTimeout(t *testing.T) {
 		o.Limits.CommandTimeout = 300 * time.Millisecond
 	})
 	rc := dialRaw(t, e.addr)
-	rc.cmd("EHLO client.remote.test", "250 ")
-	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	rc.cmd("RCPT TO:<alice@example.org>", "250 ")
+	rc.begin("alice@example.org")
 	rc.send("BDAT 200 LAST\r\nSubject: slow\r\n\r\n")
 	rc.expect("421 4.4.2")
 	if got := rc.reply(); !strings.HasPrefix(got, "EOF") {
@@ -479,11 +455,7 @@ func TestReplyOnlyAfterCommit(t *testing.T) {
 		o.Store = countingStore{Store: g, seen: &seen}
 	})
 	rc := dialRaw(t, e.addr)
-	rc.cmd("EHLO client.remote.test", "250 ")
-	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	rc.cmd("RCPT TO:<alice@example.org>", "250 ")
-	rc.cmd("RCPT TO:<team@example.org>", "250 ")
-	rc.cmd("RCPT TO:<carol@other.test>", "250 ")
+	rc.begin("alice@example.org", "team@example.org", "carol@other.test")
 	rc.cmd("DATA", "354")
 	rc.send("Subject: gated\r\n\r\nbody\r\n.\r\n")
 	<-g.entered
@@ -536,11 +508,7 @@ func (b brokenKeyStore) Account(ctx context.Context, addr string) (store.Account
 func TestSealFailureStoresNothing(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.Store = brokenKeyStore{Store: o.Store, broken: "bob@example.org"} })
 	rc := dialRaw(t, e.addr)
-	rc.cmd("EHLO client.remote.test", "250 ")
-	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	rc.cmd("RCPT TO:<alice@example.org>", "250 ")
-	rc.cmd("RCPT TO:<carol@other.test>", "250 ")
-	rc.cmd("RCPT TO:<bob@example.org>", "250 ")
+	rc.begin("alice@example.org", "carol@other.test", "bob@example.org")
 	rc.cmd("DATA", "354")
 	got := rc.cmd("Subject: x\r\n\r\ny\r\n.", "451 4.3.0")
 	if strings.Contains(got, "OpenPGP") || strings.Contains(got, "bob") {

@@ -106,8 +106,7 @@ func TestDeliverManyRecipientsOneCopyEach(t *testing.T) {
 func TestRecipientsRefused(t *testing.T) {
 	e := newEnv(t, nil)
 	rc := dialRaw(t, e.addr)
-	ehlo := rc.cmd("EHLO client.remote.test", "250 ")
-	_ = ehlo
+	rc.cmd("EHLO client.remote.test", "250 ")
 	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
 	cases := []struct{ rcpt, want string }{
 		{"<nobody@example.org>", "550 5.1.1"},
@@ -149,9 +148,7 @@ func TestSourceRouteToLocalIsIgnored(t *testing.T) {
 	// decides: here it is local, so the mail is delivered, not relayed.
 	e := newEnv(t, nil)
 	rc := dialRaw(t, e.addr)
-	rc.cmd("EHLO client.remote.test", "250 ")
-	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	rc.cmd("RCPT TO:<@elsewhere.test:alice@example.org>", "250 ")
+	rc.begin("@elsewhere.test:alice@example.org")
 	rc.cmd("DATA", "354")
 	rc.cmd("Subject: routed\r\n\r\nbody\r\n.", "250 2.0.0")
 	if c := e.counts(); c["alice@example.org"] != 1 {

@@ -76,9 +76,7 @@ func TestShutdownClosesIdleAndFinishesBusy(t *testing.T) {
 	idle := dialRaw(t, e.addr)
 	idle.cmd("EHLO client.remote.test", "250 ")
 	busy := dialRaw(t, e.addr)
-	busy.cmd("EHLO client.remote.test", "250 ")
-	busy.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	busy.cmd("RCPT TO:<alice@example.org>", "250 ")
+	busy.begin("alice@example.org")
 	busy.cmd("DATA", "354")
 	busy.send("Subject: during shutdown\r\n\r\nfirst part\r\n")
 
@@ -105,13 +103,9 @@ func TestShutdownClosesIdleAndFinishesBusy(t *testing.T) {
 func TestShutdownFinishesOpenTransaction(t *testing.T) {
 	e := newEnv(t, nil)
 	data := dialRaw(t, e.addr)
-	data.cmd("EHLO client.remote.test", "250 ")
-	data.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	data.cmd("RCPT TO:<alice@example.org>", "250 ")
+	data.begin("alice@example.org")
 	bdat := dialRaw(t, e.addr)
-	bdat.cmd("EHLO client.remote.test", "250 ")
-	bdat.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	bdat.cmd("RCPT TO:<bob@example.org>", "250 ")
+	bdat.begin("bob@example.org")
 	first := "Subject: chunked at shutdown\r\n\r\n"
 	bdat.send("BDAT " + strconv.Itoa(len(first)) + "\r\n" + first)
 	bdat.expect("250 ")
@@ -145,9 +139,7 @@ func TestShutdownFinishesOpenTransaction(t *testing.T) {
 func TestShutdownClosesAfterRSET(t *testing.T) {
 	e := newEnv(t, nil)
 	rc := dialRaw(t, e.addr)
-	rc.cmd("EHLO client.remote.test", "250 ")
-	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	rc.cmd("RCPT TO:<alice@example.org>", "250 ")
+	rc.begin("alice@example.org")
 
 	done := startShutdown(t, e)
 	rc.cmd("RSET", "250 ")
@@ -163,9 +155,7 @@ func TestShutdownClosesAfterRSET(t *testing.T) {
 func TestShutdownDeadline(t *testing.T) {
 	e := newEnv(t, nil)
 	rc := dialRaw(t, e.addr)
-	rc.cmd("EHLO client.remote.test", "250 ")
-	rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
-	rc.cmd("RCPT TO:<alice@example.org>", "250 ")
+	rc.begin("alice@example.org")
 	rc.cmd("DATA", "354")
 	rc.send("Subject: never finished\r\n\r\n")
 
