@@ -14,6 +14,21 @@
 //     interpret them.
 //   - Mailbox names are case-sensitive except "INBOX", which callers
 //     canonicalise. The hierarchy delimiter is "/" (Delimiter).
+//   - A mailbox is addressed by its ID (Mailbox.ID), never by its name,
+//     in every operation on it or its messages. An ID is never handed out
+//     twice, also not across a deleted and re-created account, so it names
+//     one mailbox incarnation and its UIDVALIDITY for good (RFC 9051
+//     §2.3.1.1). An operation on the ID of a deleted
+//     mailbox fails with ErrNotFound and changes nothing. Names are
+//     resolved to IDs with Mailbox (and Mailboxes); a rename keeps the ID.
+//     Subscriptions are the exception: they are kept by name (RFC 9051
+//     §6.3.7), so SetSubscribed takes a name.
+//   - A delivery names its target mailbox by ID; ID 0 means the account's
+//     INBOX, which always exists. SMTP delivers to 0; a caller that wants
+//     another mailbox (APPEND, a special-use mailbox) resolves its ID
+//     first and, if it was deleted meanwhile, gets ErrNotFound.
+//   - Lookups that serve the public (RCPT resolution, WKD) use
+//     PublicAccount, which carries no wrapped key and no slots.
 package store
 
 import (
@@ -22,15 +37,20 @@ import (
 	"time"
 )
 
-// Sentinel errors, checked with errors.Is.
+// Sentinel errors, checked with errors.Is. Backends wrap them with context;
+// no backend defines sentinels of its own.
 var (
 	ErrNotFound  = errors.New("store: not found")
 	ErrExists    = errors.New("store: already exists")
 	ErrOverQuota = errors.New("store: over quota")
 	ErrClosed    = errors.New("store: closed")
-	// ErrModified is returned by StoreFlags when UnchangedSince is set and a
-	// message was modified after it (RFC 7162 §3.1.3).
-	ErrModified = errors.New("store: modified since")
+	// ErrTooLarge: one call's writes do not fit in one of the backend's
+	// transactions (for example a COPY of tens of thousands of messages).
+	// Nothing is stored; the caller may split the work into smaller calls.
+	ErrTooLarge = errors.New("store: too much for one transaction")
+	// ErrLocked: the store is held by another process (or another open
+	// handle in this one); opening it failed.
+	ErrLocked = errors.New("store: in use by another process")
 )
 
 // Delimiter is the mailbox hierarchy delimiter.
@@ -84,6 +104,28 @@ type Account struct {
 	UsedBytes      int64 // sealed bytes in use; maintained by the store
 }
 
+// PublicAccount is what public lookups (RCPT resolution, WKD) may know of
+// an account: no wrapped private key and no unlock slots, so a bug in a
+// public path cannot leak them, and a backend can answer it without
+// reading them.
+type PublicAccount struct {
+	Address        string
+	Created        time.Time
+	KeyFingerprint string
+	PublicKey      []byte
+	PublishWKD     bool
+	QuotaBytes     int64
+	UsedBytes      int64
+}
+
+// Public returns a's public view.
+func (a Account) Public() PublicAccount {
+	return PublicAccount{
+		Address: a.Address, Created: a.Created, KeyFingerprint: a.KeyFingerprint, PublicKey: a.PublicKey,
+		PublishWKD: a.PublishWKD, QuotaBytes: a.QuotaBytes, UsedBytes: a.UsedBytes,
+	}
+}
+
 // MailboxSpec describes a mailbox to create.
 type MailboxSpec struct {
 	Name       string
@@ -93,7 +135,10 @@ type MailboxSpec struct {
 
 // Mailbox is a mailbox's metadata and counters.
 type Mailbox struct {
-	ID            uint64 // unique within the account, never reused
+	// ID is unique within the account, never 0, and never handed out
+	// again by the store, in any account: it names this one mailbox for
+	// good, across renames.
+	ID            uint64
 	Name          string
 	SpecialUse    string
 	Subscribed    bool
@@ -120,9 +165,10 @@ type Message struct {
 
 // Delivery is one sealed copy of a message for one mailbox.
 type Delivery struct {
-	Account      string
-	Mailbox      string // "" means INBOX
-	InternalDate time.Time
+	Account string
+	// MailboxID is the target mailbox; 0 means the account's INBOX.
+	MailboxID    uint64
+	InternalDate time.Time // zero means the time of the commit
 	Flags        []string
 	Blob         []byte // the sealed message
 }
@@ -130,7 +176,8 @@ type Delivery struct {
 // Delivered tells where a Delivery landed.
 type Delivered struct {
 	Account     string
-	Mailbox     string
+	MailboxID   uint64 // never 0: INBOX's own ID when the Delivery said 0
+	Mailbox     string // the mailbox's name at commit, for logs only
 	UIDValidity uint32
 	UID         uint32
 }
@@ -197,10 +244,17 @@ type Store interface {
 	// CreateAccount creates a with its slots (IDs are assigned) and mailboxes
 	// in one transaction. ErrExists if the address is taken.
 	CreateAccount(ctx context.Context, a Account, mailboxes []MailboxSpec) error
-	// Account returns one account, or ErrNotFound.
+	// Account returns one account with its wrapped key and slots, or
+	// ErrNotFound. Only what unlocks or administers the account uses it.
 	Account(ctx context.Context, address string) (Account, error)
+	// PublicAccount returns an account's public view, or ErrNotFound. It
+	// reads neither the wrapped key nor the slots.
+	PublicAccount(ctx context.Context, address string) (PublicAccount, error)
 	// Accounts lists all accounts ordered by address.
 	Accounts(ctx context.Context) ([]Account, error)
+	// PublicAccounts lists the public views of all accounts ordered by
+	// address.
+	PublicAccounts(ctx context.Context) ([]PublicAccount, error)
 	// AddSlot adds an unlock slot and returns its ID.
 	AddSlot(ctx context.Context, address string, s Slot) (uint32, error)
 	// RemoveSlot destroys one slot. ErrNotFound if it does not exist.
@@ -213,43 +267,53 @@ type Store interface {
 	// destroys its slots and wrapped private key, later ones the rest.
 	DeleteAccount(ctx context.Context, address string) (DeleteReport, error)
 
-	// CreateMailbox creates a mailbox. ErrExists if the name is taken.
+	// CreateMailbox creates a mailbox with a new ID and UIDVALIDITY.
+	// ErrExists if the name is taken.
 	CreateMailbox(ctx context.Context, address string, m MailboxSpec) (Mailbox, error)
-	// Mailbox returns one mailbox, or ErrNotFound.
+	// Mailbox returns the mailbox now called name, or ErrNotFound.
 	Mailbox(ctx context.Context, address, name string) (Mailbox, error)
+	// MailboxByID returns the mailbox with this ID, whatever its name now,
+	// or ErrNotFound once it is deleted.
+	MailboxByID(ctx context.Context, address string, id uint64) (Mailbox, error)
 	// Mailboxes lists the account's mailboxes ordered by name.
 	Mailboxes(ctx context.Context, address string) ([]Mailbox, error)
 	// DeleteMailbox deletes a mailbox and its messages (not its children).
-	DeleteMailbox(ctx context.Context, address, name string) error
-	// RenameMailbox renames a mailbox and every mailbox below it
-	// (old+Delimiter+…). Renamed mailboxes keep their messages, IDs and
-	// UIDVALIDITY. Renaming INBOX is the caller's business (RFC 9051 §6.3.6).
-	RenameMailbox(ctx context.Context, address, oldName, newName string) error
-	// SetSubscribed sets the subscription flag of an existing mailbox.
+	DeleteMailbox(ctx context.Context, address string, id uint64) error
+	// RenameMailbox renames a mailbox to newName, and every mailbox below
+	// it (its name+Delimiter+…) to the same place below newName, in one
+	// transaction. Renamed mailboxes keep their messages, IDs and
+	// UIDVALIDITY. ErrExists if a target name is taken; nothing moves
+	// then. Renaming INBOX is the caller's business (RFC 9051 §6.3.6).
+	RenameMailbox(ctx context.Context, address string, id uint64, newName string) error
+	// SetSubscribed sets the subscription of the mailbox called name.
 	SetSubscribed(ctx context.Context, address, name string, subscribed bool) error
 
 	// Deliver commits all deliveries in one durable transaction, allocating
 	// UIDs race-free, and returns where each landed, in order. If any
-	// delivery fails (unknown account/mailbox: ErrNotFound; quota:
-	// ErrOverQuota wrapped with the account) nothing is stored.
+	// delivery fails (unknown account or mailbox ID: ErrNotFound; quota:
+	// ErrOverQuota wrapped with the account; too many: ErrTooLarge)
+	// nothing is stored.
 	Deliver(ctx context.Context, ds []Delivery) ([]Delivered, error)
 	// Messages lists a mailbox's messages in UID order.
-	Messages(ctx context.Context, address, mailbox string, opt ListOptions) ([]Message, error)
-	// Blob returns a message's sealed bytes.
-	Blob(ctx context.Context, address, mailbox string, uid uint32) ([]byte, error)
+	Messages(ctx context.Context, address string, mailbox uint64, opt ListOptions) ([]Message, error)
+	// Blob returns a message's sealed bytes. ErrNotFound if the mailbox or
+	// the message does not exist.
+	Blob(ctx context.Context, address string, mailbox uint64, uid uint32) ([]byte, error)
 	// SetSummaries attaches sealed summaries and session keys. Messages that
 	// no longer exist are skipped.
-	SetSummaries(ctx context.Context, address, mailbox string, us []SummaryUpdate) error
+	SetSummaries(ctx context.Context, address string, mailbox uint64, us []SummaryUpdate) error
 	// StoreFlags changes flags; each changed message gets a new ModSeq.
-	StoreFlags(ctx context.Context, address, mailbox string, u FlagUpdate) (FlagResult, error)
+	// UIDs that do not exist are ignored.
+	StoreFlags(ctx context.Context, address string, mailbox uint64, u FlagUpdate) (FlagResult, error)
 	// Expunge removes the given messages and returns the UIDs removed, in
 	// ascending order. UIDs that do not exist are ignored.
-	Expunge(ctx context.Context, address, mailbox string, uids []uint32) ([]uint32, error)
+	Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, error)
 	// CopyMessages copies messages (blob, flags, summary, session key,
-	// internal date) to another mailbox of the same account.
-	CopyMessages(ctx context.Context, address, src, dst string, uids []uint32) (CopyResult, error)
+	// internal date) from mailbox src to mailbox dst of the same account.
+	// UIDs that do not exist are ignored.
+	CopyMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (CopyResult, error)
 	// MoveMessages is CopyMessages and Expunge in one transaction.
-	MoveMessages(ctx context.Context, address, src, dst string, uids []uint32) (CopyResult, error)
+	MoveMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (CopyResult, error)
 
 	// Close flushes and closes the store.
 	Close() error

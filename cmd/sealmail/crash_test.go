@@ -159,13 +159,17 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer kr.Wipe()
-	msgs, err := st.Messages(ctx, rcpt, store.Inbox, store.ListOptions{})
+	inbox, err := st.Mailbox(ctx, rcpt, store.Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := st.Messages(ctx, rcpt, inbox.ID, store.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	found := map[string]bool{}
 	for _, m := range msgs {
-		blob, err := st.Blob(ctx, rcpt, store.Inbox, m.UID)
+		blob, err := st.Blob(ctx, rcpt, inbox.ID, m.UID)
 		if err != nil {
 			t.Fatalf("blob %d: %v", m.UID, err)
 		}

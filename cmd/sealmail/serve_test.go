@@ -207,7 +207,11 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("store does not reopen: %v", err)
 	}
 	defer st.Close()
-	msgs, err := st.Messages(context.Background(), rcpt, store.Inbox, store.ListOptions{})
+	inbox, err := st.Mailbox(context.Background(), rcpt, store.Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := st.Messages(context.Background(), rcpt, inbox.ID, store.ListOptions{})
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("messages after shutdown: %d, %v", len(msgs), err)
 	}

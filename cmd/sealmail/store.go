@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/sealmail/sealmail/store"
 	"github.com/sealmail/sealmail/store/badgerstore"
 )
 
@@ -12,7 +13,7 @@ import (
 // another process is a clear error, not badger's lock message.
 func openStore(c *Config, log *slog.Logger) (*badgerstore.DB, error) {
 	db, err := badgerstore.Open(c.storeDir(), badgerstore.Options{Logger: log})
-	if errors.Is(err, badgerstore.ErrLocked) {
+	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("another sealmail holds %s (a command still running, or `sealmail serve` starting or stopping); try again", c.DataDir)
 	}
 	if err != nil {

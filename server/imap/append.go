@@ -54,7 +54,7 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Empty message"}
 	}
 
-	acct, err := s.srv.st.Account(ctx, account)
+	acct, err := s.srv.st.PublicAccount(ctx, account)
 	if err != nil {
 		return nil, protoErr(log, "append", err)
 	}
@@ -80,8 +80,11 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 		date = time.Now()
 	}
 	ds, err := s.srv.st.Deliver(ctx, []store.Delivery{{
-		Account: account, Mailbox: name, InternalDate: date, Flags: flags, Blob: sealed.Bytes(),
+		Account: account, MailboxID: mb.ID, InternalDate: date, Flags: flags, Blob: sealed.Bytes(),
 	}})
+	if isNotFound(err) {
+		return nil, errTryCreate // deleted while the message was read
+	}
 	if err != nil {
 		return nil, protoErr(log, "append", err, "mailbox", name)
 	}
@@ -94,13 +97,13 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 		var sealedSum []byte
 		_, sealedSum, err = sealSummary(keys, plain, summaryAD(account))
 		if err == nil {
-			err = s.srv.st.SetSummaries(ctx, account, name, []store.SummaryUpdate{{UID: d.UID, Summary: sealedSum, SessionKey: sk}})
+			err = s.srv.st.SetSummaries(ctx, account, d.MailboxID, []store.SummaryUpdate{{UID: d.UID, Summary: sealedSum, SessionKey: sk}})
 		}
 	}
 	if err != nil {
 		// Not fatal: the first FETCH builds the summary.
 		log.Warn("storing summary of appended message", "mailbox", name, "uid", d.UID, "err", err)
 	}
-	s.srv.syncMailbox(account, mb.UIDValidity)
+	s.srv.syncMailbox(account, d.MailboxID)
 	return &imap.AppendData{UID: imap.UID(d.UID), UIDValidity: d.UIDValidity}, nil
 }

@@ -385,10 +385,15 @@ func BenchmarkFetchEnvelopeCold(b *testing.B) {
 // freshCopy delivers INBOX's sealed blobs again into a new mailbox, as SMTP
 // would: no summaries, no session keys.
 func (f *benchFixture) freshCopy(ctx context.Context, name string) error {
-	if _, err := f.st.CreateMailbox(ctx, benchUser, store.MailboxSpec{Name: name}); err != nil {
+	dst, err := f.st.CreateMailbox(ctx, benchUser, store.MailboxSpec{Name: name})
+	if err != nil {
 		return err
 	}
-	msgs, err := f.st.Messages(ctx, benchUser, store.Inbox, store.ListOptions{})
+	inbox, err := f.st.Mailbox(ctx, benchUser, store.Inbox)
+	if err != nil {
+		return err
+	}
+	msgs, err := f.st.Messages(ctx, benchUser, inbox.ID, store.ListOptions{})
 	if err != nil {
 		return err
 	}
@@ -396,11 +401,11 @@ func (f *benchFixture) freshCopy(ctx context.Context, name string) error {
 	for i := 0; i < len(msgs); i += batch {
 		ds := make([]store.Delivery, 0, batch)
 		for _, m := range msgs[i:min(i+batch, len(msgs))] {
-			blob, err := f.st.Blob(ctx, benchUser, store.Inbox, m.UID)
+			blob, err := f.st.Blob(ctx, benchUser, inbox.ID, m.UID)
 			if err != nil {
 				return err
 			}
-			ds = append(ds, store.Delivery{Account: benchUser, Mailbox: name, InternalDate: m.InternalDate, Blob: blob})
+			ds = append(ds, store.Delivery{Account: benchUser, MailboxID: dst.ID, InternalDate: m.InternalDate, Blob: blob})
 		}
 		if _, err := f.st.Deliver(ctx, ds); err != nil {
 			return err

@@ -63,7 +63,7 @@ func TestConcurrentSessions(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	stored, err := env.st.Messages(t.Context(), alice, "INBOX", storeList())
+	stored, err := env.messages(alice, "INBOX", storeList())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	if err != nil {
 		return nil, err
 	}
-	dst, dmb, err := s.destination(account, dest)
+	dmb, err := s.destination(account, dest)
 	if err != nil {
 		return nil, err
 	}
@@ -26,11 +26,11 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 		return nil, nil
 	}
 	ctx := s.ctx()
-	res, err := s.srv.st.CopyMessages(ctx, account, sel.st.currentName(), dst, refUIDs(refs))
+	res, err := s.srv.st.CopyMessages(ctx, account, sel.st.key.id, dmb.ID, refUIDs(refs))
 	if err != nil {
-		return nil, protoErr(log, "copy", err, "mailbox", dst)
+		return nil, protoErr(log, "copy", err, "to", dmb.Name)
 	}
-	s.srv.syncMailbox(account, dmb.UIDValidity)
+	s.srv.syncMailbox(account, dmb.ID)
 	return copyData(res), nil
 }
 
@@ -43,12 +43,11 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	if sel.readOnly {
 		return errReadOnly
 	}
-	dst, dmb, err := s.destination(account, dest)
+	dmb, err := s.destination(account, dest)
 	if err != nil {
 		return err
 	}
-	src := sel.st.currentName()
-	if dst == src {
+	if dmb.ID == sel.st.key.id {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Source and destination are the same mailbox"}
 	}
 	refs := sel.resolve(numSet)
@@ -56,9 +55,9 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 		return nil
 	}
 	ctx := s.ctx()
-	res, err := s.srv.st.MoveMessages(ctx, account, src, dst, refUIDs(refs))
+	res, err := s.srv.st.MoveMessages(ctx, account, sel.st.key.id, dmb.ID, refUIDs(refs))
 	if err != nil {
-		return protoErr(log, "move", err, "mailbox", dst)
+		return protoErr(log, "move", err, "to", dmb.Name)
 	}
 	moved := make([]uint32, len(res.Pairs))
 	for i, p := range res.Pairs {
@@ -74,25 +73,25 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	sel.st.mu.Lock()
 	sel.st.expungeLocked(moved)
 	sel.st.mu.Unlock()
-	s.srv.syncMailbox(account, dmb.UIDValidity)
+	s.srv.syncMailbox(account, dmb.ID)
 	return nil
 }
 
 // destination validates a COPY/MOVE target; a missing one gets TRYCREATE.
-func (s *session) destination(account, dest string) (string, store.Mailbox, error) {
+func (s *session) destination(account, dest string) (store.Mailbox, error) {
 	_, _, log, _ := s.state()
 	name, err := canonicalName(dest)
 	if err != nil {
-		return "", store.Mailbox{}, err
+		return store.Mailbox{}, err
 	}
 	mb, err := s.srv.st.Mailbox(s.ctx(), account, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", store.Mailbox{}, errTryCreate
+		return store.Mailbox{}, errTryCreate
 	}
 	if err != nil {
-		return "", store.Mailbox{}, protoErr(log, "copy", err, "mailbox", name)
+		return store.Mailbox{}, protoErr(log, "copy", err, "mailbox", name)
 	}
-	return name, mb, nil
+	return mb, nil
 }
 
 func refUIDs(refs []msgRef) []uint32 {

@@ -54,7 +54,7 @@ func TestCopyAndMove(t *testing.T) {
 	// summaries copied (no rebuild needed).
 	whole := &imap.FetchItemBodySection{Peek: true}
 	for box, want := range map[string][][]byte{"Archive": {msgs[0], msgs[2]}, "Trash": {msgs[1]}} {
-		stored, err := env.st.Messages(t.Context(), alice, box, storeListWithSummary())
+		stored, err := env.messages(alice, box, storeListWithSummary())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -163,7 +163,7 @@ func TestAppendThenFetch(t *testing.T) {
 		t.Errorf("flags = %v", m.Flags)
 	}
 	// The summary was stored at APPEND: the stored message has one.
-	msgs, err := env.st.Messages(t.Context(), alice, "Drafts", storeListWithSummary())
+	msgs, err := env.messages(alice, "Drafts", storeListWithSummary())
 	if err != nil || len(msgs) != 1 || msgs[0].Summary == nil || msgs[0].SessionKey == nil {
 		t.Fatalf("stored summary missing: %v %+v", err, msgs)
 	}
@@ -384,7 +384,7 @@ func TestExamineIsReadOnly(t *testing.T) {
 	if err := c.UnselectAndExpunge().Wait(); err != nil {
 		t.Fatalf("CLOSE: %v", err)
 	}
-	msgs, err := env.st.Messages(t.Context(), alice, "INBOX", storeList())
+	msgs, err := env.messages(alice, "INBOX", storeList())
 	if err != nil || len(msgs) != 1 || hasFlagStr(msgs[0].Flags, `\Seen`) || hasFlagStr(msgs[0].Flags, `\Flagged`) {
 		t.Fatalf("stored state changed: %v %+v", err, msgs)
 	}

@@ -37,11 +37,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		return nil
 	}
 	ctx := s.ctx()
-	name := sel.st.currentName()
+	mbox := sel.st.key.id
 	needSum := options.Envelope || options.BodyStructure != nil || options.RFC822Size ||
 		len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
 
-	items, err := s.loadItems(ctx, account, name, keys, log, refs, needSum)
+	items, err := s.loadItems(ctx, account, mbox, keys, log, refs, needSum)
 	if err != nil {
 		return protoErr(log, "fetch", err)
 	}
@@ -54,14 +54,14 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		markSeen = markSeen || !bs.Peek
 	}
 	if markSeen && !sel.readOnly {
-		if err := s.setSeen(ctx, account, name, sel, items); err != nil {
+		if err := s.setSeen(ctx, account, sel, items); err != nil {
 			return protoErr(log, "fetch", err)
 		}
 	}
 
 	var pf *prefetcher
 	if len(items) > 1 && fetchNeedsBody(options) {
-		pf = s.startPrefetch(ctx, account, name, keys, items)
+		pf = s.startPrefetch(ctx, account, mbox, keys, items)
 		defer pf.stop()
 	}
 	for i, it := range items {
@@ -72,7 +72,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		if pf != nil {
 			pre = pf.get(i)
 		}
-		err := s.writeFetch(ctx, w, account, name, keys, it, options, pre)
+		err := s.writeFetch(ctx, w, account, mbox, keys, it, options, pre)
 		if pf != nil {
 			pf.release(i)
 		}
@@ -91,8 +91,8 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 
 // loadItems lists the metadata (and summaries if needSum) of refs. Messages
 // expunged meanwhile are left out.
-func (s *session) loadItems(ctx context.Context, account, name string, keys keyring, log *slog.Logger, refs []msgRef, needSum bool) ([]fetchItem, error) {
-	msgs, err := s.srv.st.Messages(ctx, account, name, store.ListOptions{
+func (s *session) loadItems(ctx context.Context, account string, mbox uint64, keys keyring, log *slog.Logger, refs []msgRef, needSum bool) ([]fetchItem, error) {
+	msgs, err := s.srv.st.Messages(ctx, account, mbox, store.ListOptions{
 		FromUID: refs[0].uid, ToUID: refs[len(refs)-1].uid, WithSummary: needSum,
 	})
 	if err != nil {
@@ -115,7 +115,7 @@ func (s *session) loadItems(ctx context.Context, account, name string, keys keyr
 		items[i].msg = &picked[i]
 	}
 	if needSum {
-		sums := s.summaries(ctx, account, name, keys, log, picked)
+		sums := s.summaries(ctx, account, mbox, keys, log, picked)
 		for i := range items {
 			items[i].sum = sums[i]
 		}
@@ -125,7 +125,7 @@ func (s *session) loadItems(ctx context.Context, account, name string, keys keyr
 
 // setSeen sets \Seen on the items that lack it (implicit \Seen of a non-PEEK
 // body fetch, RFC 9051 §6.4.5) and tells the other sessions.
-func (s *session) setSeen(ctx context.Context, account, name string, sel *selected, items []fetchItem) error {
+func (s *session) setSeen(ctx context.Context, account string, sel *selected, items []fetchItem) error {
 	var uids []uint32
 	for _, it := range items {
 		if !store.HasFlag(it.msg.Flags, store.FlagSeen) {
@@ -135,7 +135,7 @@ func (s *session) setSeen(ctx context.Context, account, name string, sel *select
 	if len(uids) == 0 {
 		return nil
 	}
-	res, err := s.srv.st.StoreFlags(ctx, account, name, store.FlagUpdate{UIDs: uids, Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
+	res, err := s.srv.st.StoreFlags(ctx, account, sel.st.key.id, store.FlagUpdate{UIDs: uids, Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
 	if err != nil {
 		return err
 	}
@@ -175,18 +175,18 @@ func imapFlags(fs []string) []imap.Flag {
 
 // writeFetch writes one message's FETCH response. pre is its whole
 // plaintext if it was decrypted ahead, else nil.
-func (s *session) writeFetch(ctx context.Context, w *imapserver.FetchWriter, account, name string, keys keyring, it fetchItem, o *imap.FetchOptions, pre []byte) error {
+func (s *session) writeFetch(ctx context.Context, w *imapserver.FetchWriter, account string, mbox uint64, keys keyring, it fetchItem, o *imap.FetchOptions, pre []byte) error {
 	// The response writer holds the connection's write lock until closed, so
 	// it is closed on every path.
 	rw := w.CreateMessage(it.ref.seq)
-	err := s.writeFetchItems(ctx, rw, account, name, keys, it, o, pre)
+	err := s.writeFetchItems(ctx, rw, account, mbox, keys, it, o, pre)
 	if cerr := rw.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("%w: %w", errBrokenLiteral, cerr)
 	}
 	return err
 }
 
-func (s *session) writeFetchItems(ctx context.Context, rw *imapserver.FetchResponseWriter, account, name string, keys keyring, it fetchItem, o *imap.FetchOptions, pre []byte) error {
+func (s *session) writeFetchItems(ctx context.Context, rw *imapserver.FetchResponseWriter, account string, mbox uint64, keys keyring, it fetchItem, o *imap.FetchOptions, pre []byte) error {
 	if o.UID {
 		rw.WriteUID(imap.UID(it.ref.uid))
 	}
@@ -213,7 +213,7 @@ func (s *session) writeFetchItems(ctx context.Context, rw *imapserver.FetchRespo
 		if full != nil {
 			return full, nil
 		}
-		r, err := s.openBody(ctx, account, name, keys, it.msg)
+		r, err := s.openBody(ctx, account, mbox, keys, it.msg)
 		if err != nil {
 			return nil, err
 		}
@@ -227,7 +227,7 @@ func (s *session) writeFetchItems(ctx context.Context, rw *imapserver.FetchRespo
 	defer func() { wipeBytes(full) }()
 
 	for _, bs := range o.BodySection {
-		if err := s.writeBodySection(ctx, rw, account, name, keys, it, bs, pre, plainAll); err != nil {
+		if err := s.writeBodySection(ctx, rw, account, mbox, keys, it, bs, pre, plainAll); err != nil {
 			return err
 		}
 	}
@@ -264,7 +264,7 @@ func writeLiteral(wc io.WriteCloser, b []byte) error {
 // writeBodySection writes one BODY[...] item. The whole message, its header
 // and its text are streamed (the header from the summary); other sections
 // are cut from the decrypted message.
-func (s *session) writeBodySection(ctx context.Context, rw *imapserver.FetchResponseWriter, account, name string, keys keyring, it fetchItem, bs *imap.FetchItemBodySection, pre []byte, plainAll func() ([]byte, error)) error {
+func (s *session) writeBodySection(ctx context.Context, rw *imapserver.FetchResponseWriter, account string, mbox uint64, keys keyring, it fetchItem, bs *imap.FetchItemBodySection, pre []byte, plainAll func() ([]byte, error)) error {
 	sum := it.sum
 	hdr := int64(len(sum.Header))
 	if len(bs.Part) == 0 && len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0 {
@@ -281,7 +281,7 @@ func (s *session) writeBodySection(ctx context.Context, rw *imapserver.FetchResp
 			if pre != nil && int64(len(pre)) == sum.Size {
 				return writeLiteral(rw.WriteBodySection(bs, n), pre[start+off:start+off+n])
 			}
-			r, err := s.openBody(ctx, account, name, keys, it.msg)
+			r, err := s.openBody(ctx, account, mbox, keys, it.msg)
 			if err != nil {
 				return err
 			}

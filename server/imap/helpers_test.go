@@ -220,11 +220,31 @@ func (e *testEnv) seal(addr string, msg []byte) []byte {
 	return buf.Bytes()
 }
 
+// mailboxID returns the ID of the mailbox now called name ("" is INBOX).
+func (e *testEnv) mailboxID(addr, name string) uint64 {
+	e.t.Helper()
+	if name == "" {
+		name = store.Inbox
+	}
+	m, err := e.st.Mailbox(context.Background(), addr, name)
+	if err != nil {
+		e.t.Fatalf("Mailbox(%s, %q): %v", addr, name, err)
+	}
+	return m.ID
+}
+
+// messages lists the mailbox now called name straight from the store.
+func (e *testEnv) messages(addr, name string, opt store.ListOptions) ([]store.Message, error) {
+	e.t.Helper()
+	return e.st.Messages(context.Background(), addr, e.mailboxID(addr, name), opt)
+}
+
 // deliver stores a sealed copy of msg as SMTP would and tells the server.
+// mailbox is a name, resolved now; "" is INBOX.
 func (e *testEnv) deliver(addr, mailbox string, msg []byte, flags ...string) store.Delivered {
 	e.t.Helper()
 	ds, err := e.st.Deliver(context.Background(), []store.Delivery{{
-		Account: addr, Mailbox: mailbox, InternalDate: time.Now(), Flags: flags, Blob: e.seal(addr, msg),
+		Account: addr, MailboxID: e.mailboxID(addr, mailbox), InternalDate: time.Now(), Flags: flags, Blob: e.seal(addr, msg),
 	}})
 	if err != nil {
 		e.t.Fatalf("Deliver: %v", err)

@@ -111,7 +111,12 @@ func (s *session) Delete(name string) error {
 	if name == store.Inbox {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "INBOX cannot be deleted"}
 	}
-	err = s.srv.st.DeleteMailbox(s.ctx(), account, name)
+	ctx := s.ctx()
+	mb, err := s.srv.st.Mailbox(ctx, account, name)
+	if err != nil {
+		return protoErr(log, "delete", err, "mailbox", name)
+	}
+	err = s.srv.st.DeleteMailbox(ctx, account, mb.ID)
 	return protoErr(log, "delete", err, "mailbox", name)
 }
 
@@ -135,7 +140,8 @@ func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Cannot rename a mailbox into itself"}
 	}
 	ctx := s.ctx()
-	if _, err := s.srv.st.Mailbox(ctx, account, oldName); err != nil {
+	old, err := s.srv.st.Mailbox(ctx, account, oldName)
+	if err != nil {
 		return protoErr(log, "rename", err, "mailbox", oldName)
 	}
 	if _, err := s.srv.st.Mailbox(ctx, account, newName); err == nil {
@@ -148,23 +154,25 @@ func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 		}
 	}
 	if oldName == store.Inbox {
-		return s.renameInbox(account, newName)
+		return s.renameInbox(account, old, newName)
 	}
-	if err := s.srv.st.RenameMailbox(ctx, account, oldName, newName); err != nil {
+	if err := s.srv.st.RenameMailbox(ctx, account, old.ID, newName); err != nil {
 		return protoErr(log, "rename", err, "mailbox", oldName)
 	}
 	s.srv.reg.renamed(account, oldName, newName)
 	return nil
 }
 
-func (s *session) renameInbox(account, newName string) error {
+// renameInbox moves INBOX's messages to a new mailbox newName; INBOX
+// stays, empty (RFC 9051 §6.3.6).
+func (s *session) renameInbox(account string, inbox store.Mailbox, newName string) error {
 	_, _, log, _ := s.state()
 	ctx := s.ctx()
 	mb, err := s.srv.st.CreateMailbox(ctx, account, store.MailboxSpec{Name: newName})
 	if err != nil {
 		return protoErr(log, "rename", err, "mailbox", newName)
 	}
-	msgs, err := s.srv.st.Messages(ctx, account, store.Inbox, store.ListOptions{})
+	msgs, err := s.srv.st.Messages(ctx, account, inbox.ID, store.ListOptions{})
 	if err != nil {
 		return protoErr(log, "rename", err, "mailbox", store.Inbox)
 	}
@@ -175,15 +183,16 @@ func (s *session) renameInbox(account, newName string) error {
 	for i, m := range msgs {
 		uids[i] = m.UID
 	}
-	inbox, err := s.srv.st.Mailbox(ctx, account, store.Inbox)
+	res, err := s.srv.st.MoveMessages(ctx, account, inbox.ID, mb.ID, uids)
 	if err != nil {
 		return protoErr(log, "rename", err, "mailbox", store.Inbox)
 	}
-	if _, err := s.srv.st.MoveMessages(ctx, account, store.Inbox, newName, uids); err != nil {
-		return protoErr(log, "rename", err, "mailbox", store.Inbox)
+	moved := make([]uint32, len(res.Pairs))
+	for i, p := range res.Pairs {
+		moved[i] = p.Src
 	}
-	s.srv.expunged(account, inbox.UIDValidity, uids)
-	s.srv.syncMailbox(account, mb.UIDValidity)
+	s.srv.expunged(account, inbox.ID, moved)
+	s.srv.syncMailbox(account, mb.ID)
 	return nil
 }
 

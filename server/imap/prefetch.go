@@ -52,7 +52,7 @@ func fetchNeedsBody(o *imap.FetchOptions) bool {
 }
 
 // startPrefetch starts decrypting the bodies of items.
-func (s *session) startPrefetch(ctx context.Context, account, mailbox string, keys keyring, items []fetchItem) *prefetcher {
+func (s *session) startPrefetch(ctx context.Context, account string, mailbox uint64, keys keyring, items []fetchItem) *prefetcher {
 	workers := max(s.srv.workers, 1)
 	ctx, cancel := context.WithCancel(ctx)
 	p := &prefetcher{
@@ -148,7 +148,7 @@ func (p *prefetcher) stop() {
 }
 
 // readPlain decrypts a whole message whose summary gives its size.
-func (s *session) readPlain(ctx context.Context, account, mailbox string, keys keyring, it *fetchItem) ([]byte, error) {
+func (s *session) readPlain(ctx context.Context, account string, mailbox uint64, keys keyring, it *fetchItem) ([]byte, error) {
 	r, err := s.openBody(ctx, account, mailbox, keys, it.msg)
 	if err != nil {
 		return nil, err

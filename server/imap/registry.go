@@ -13,11 +13,12 @@ import (
 	"github.com/sealmail/sealmail/store"
 )
 
-// stateKey identifies one mailbox incarnation: UIDVALIDITY changes when a
-// mailbox is deleted and created again, and survives RENAME.
+// stateKey identifies one mailbox incarnation by its store ID, which
+// survives RENAME and is never given to another mailbox (a mailbox deleted
+// and created again has a new ID and UIDVALIDITY).
 type stateKey struct {
-	account     string
-	uidValidity uint32
+	account string
+	id      uint64
 }
 
 // registry holds the mailboxState of every mailbox that is selected by at
@@ -46,8 +47,8 @@ type mailboxState struct {
 
 // acquire returns the state of mailbox mb of account, loading its UIDs from
 // the store the first time. The caller must release it.
-func (r *registry) acquire(ctx context.Context, st store.Store, account string, mb store.Mailbox) (*mailboxState, error) {
-	k := stateKey{account, mb.UIDValidity}
+func (r *registry) acquire(ctx context.Context, st Store, account string, mb store.Mailbox) (*mailboxState, error) {
+	k := stateKey{account, mb.ID}
 	r.mu.Lock()
 	s := r.states[k]
 	if s != nil {
@@ -67,7 +68,7 @@ func (r *registry) acquire(ctx context.Context, st store.Store, account string, 
 	r.states[k] = s
 	r.mu.Unlock()
 
-	msgs, err := st.Messages(ctx, account, mb.Name, store.ListOptions{})
+	msgs, err := st.Messages(ctx, account, mb.ID, store.ListOptions{})
 	if err == nil {
 		s.uids = make([]uint32, len(msgs))
 		for i, m := range msgs {
@@ -86,10 +87,10 @@ func (r *registry) acquire(ctx context.Context, st store.Store, account string, 
 }
 
 // lookup returns an existing state or nil; a non-nil result must be released.
-func (r *registry) lookup(account string, uidValidity uint32) *mailboxState {
+func (r *registry) lookup(account string, id uint64) *mailboxState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := r.states[stateKey{account, uidValidity}]
+	s := r.states[stateKey{account, id}]
 	if s != nil {
 		s.refs++
 	}
@@ -106,7 +107,8 @@ func (r *registry) release(s *mailboxState) {
 }
 
 // renamed updates the names of the account's states after RENAME of
-// oldName (and its children) to newName.
+// oldName (and its children) to newName. Names are for logs only: the
+// states are keyed by ID, which RENAME keeps.
 func (r *registry) renamed(account, oldName, newName string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -133,7 +135,7 @@ func (s *mailboxState) currentName() string {
 }
 
 // syncNew announces messages with UIDs above the last known one.
-func (s *mailboxState) syncNew(ctx context.Context, st store.Store, log *slog.Logger) error {
+func (s *mailboxState) syncNew(ctx context.Context, st Store, log *slog.Logger) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.tracker == nil {
@@ -143,7 +145,7 @@ func (s *mailboxState) syncNew(ctx context.Context, st store.Store, log *slog.Lo
 	if n := len(s.uids); n > 0 {
 		from = s.uids[n-1] + 1
 	}
-	msgs, err := st.Messages(ctx, s.key.account, s.name, store.ListOptions{FromUID: from})
+	msgs, err := st.Messages(ctx, s.key.account, s.key.id, store.ListOptions{FromUID: from})
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 
 	var items []fetchItem
 	if len(refs) > 0 {
-		items, err = s.loadItems(ctx, account, sel.st.currentName(), keys, log, refs, need.summary)
+		items, err = s.loadItems(ctx, account, sel.st.key.id, keys, log, refs, need.summary)
 		if err != nil {
 			return nil, protoErr(log, "search", err)
 		}
@@ -43,7 +43,6 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	collectPatterns(&c, &textPats, &bodyPats)
 
 	hits := make([]bool, len(items))
-	name := sel.st.currentName()
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range min(s.srv.workers, max(len(items), 1)) {
@@ -55,7 +54,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 				sc = newBodyScanner(append(slices.Clip(textPats), bodyPats...))
 			}
 			for i := range next {
-				m := &searchMsg{s: s, ctx: ctx, account: account, mailbox: name, keys: keys, it: &items[i], textPats: textPats, bodyPats: bodyPats, sc: sc}
+				m := &searchMsg{s: s, ctx: ctx, account: account, mailbox: sel.st.key.id, keys: keys, it: &items[i], textPats: textPats, bodyPats: bodyPats, sc: sc}
 				hits[i] = m.match(&c)
 				if m.err != nil {
 					log.Warn("search: message unreadable", "uid", items[i].ref.uid, "err", m.err)
@@ -178,7 +177,7 @@ type searchMsg struct {
 	s        *session
 	ctx      context.Context
 	account  string
-	mailbox  string
+	mailbox  uint64
 	keys     keyring
 	it       *fetchItem
 	textPats []string

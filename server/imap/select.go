@@ -31,7 +31,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	}
 	// One listing gives both the reconciliation of the shared view with the
 	// store (changes made outside this process) and the first unseen message.
-	msgs, err := s.srv.st.Messages(ctx, account, name, store.ListOptions{})
+	msgs, err := s.srv.st.Messages(ctx, account, mb.ID, store.ListOptions{})
 	if err != nil {
 		s.srv.reg.release(st)
 		return nil, protoErr(log, "select", err, "mailbox", name)

@@ -33,8 +33,9 @@ const DefaultFailureDelay = time.Second
 
 // Options configures a Server. Only Store is required.
 type Options struct {
-	// Store holds accounts, mailboxes and sealed messages. Required.
-	Store store.Store
+	// Store holds accounts, mailboxes and sealed messages. Required; any
+	// store.Store serves.
+	Store Store
 	// TLSConfig enables STARTTLS. nil means no STARTTLS; authentication is
 	// then only possible on listeners that are already TLS (Serve with a
 	// tls.NewListener).
@@ -59,7 +60,7 @@ type Options struct {
 
 // Server is sealmail's IMAP server. Its methods are safe for concurrent use.
 type Server struct {
-	st           store.Store        // immutable
+	st           Store              // immutable
 	log          *slog.Logger       // immutable
 	appendLimit  uint32             // immutable
 	failureDelay time.Duration      // immutable
@@ -228,25 +229,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // someone else (SMTP), so that sessions with those mailboxes selected, IDLE
 // included, learn of them. Wire it as the SMTP server's OnDeliver.
 func (s *Server) Delivered(ds []store.Delivered) {
-	type key struct {
-		account string
-		uv      uint32
-	}
-	seen := make(map[key]bool, len(ds))
+	seen := make(map[stateKey]bool, len(ds))
 	for _, d := range ds {
-		k := key{d.Account, d.UIDValidity}
+		k := stateKey{d.Account, d.MailboxID}
 		if seen[k] {
 			continue
 		}
 		seen[k] = true
-		s.syncMailbox(d.Account, d.UIDValidity)
+		s.syncMailbox(d.Account, d.MailboxID)
 	}
 }
 
 // syncMailbox announces new messages of one mailbox to the sessions that
 // have it selected.
-func (s *Server) syncMailbox(account string, uidValidity uint32) {
-	st := s.reg.lookup(account, uidValidity)
+func (s *Server) syncMailbox(account string, mailbox uint64) {
+	st := s.reg.lookup(account, mailbox)
 	if st == nil {
 		return
 	}

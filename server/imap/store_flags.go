@@ -49,8 +49,8 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		uids[i] = r.uid
 	}
 	ctx := s.ctx()
-	name := sel.st.currentName()
-	res, err := s.srv.st.StoreFlags(ctx, account, name, store.FlagUpdate{UIDs: uids, Op: op, Flags: change})
+	mbox := sel.st.key.id
+	res, err := s.srv.st.StoreFlags(ctx, account, mbox, store.FlagUpdate{UIDs: uids, Op: op, Flags: change})
 	if err != nil {
 		return protoErr(log, "store", err)
 	}
@@ -60,7 +60,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	}
 	// A non-silent STORE answers with the new flags of every message of the
 	// set (RFC 9051 §6.4.6), changed or not.
-	msgs, err := s.srv.st.Messages(ctx, account, name, store.ListOptions{FromUID: uids[0], ToUID: uids[len(uids)-1]})
+	msgs, err := s.srv.st.Messages(ctx, account, mbox, store.ListOptions{FromUID: uids[0], ToUID: uids[len(uids)-1]})
 	if err != nil {
 		return protoErr(log, "store", err)
 	}
@@ -106,8 +106,8 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) erro
 		return nil
 	}
 	ctx := s.ctx()
-	name := sel.st.currentName()
-	msgs, err := s.srv.st.Messages(ctx, account, name, store.ListOptions{FromUID: refs[0].uid, ToUID: refs[len(refs)-1].uid})
+	mbox := sel.st.key.id
+	msgs, err := s.srv.st.Messages(ctx, account, mbox, store.ListOptions{FromUID: refs[0].uid, ToUID: refs[len(refs)-1].uid})
 	if err != nil {
 		return protoErr(log, "expunge", err)
 	}
@@ -124,7 +124,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) erro
 	if len(del) == 0 {
 		return nil
 	}
-	removed, err := s.srv.st.Expunge(ctx, account, name, del)
+	removed, err := s.srv.st.Expunge(ctx, account, mbox, del)
 	if err != nil {
 		return protoErr(log, "expunge", err)
 	}
@@ -150,8 +150,8 @@ func isCloseExpunge(w *imapserver.ExpungeWriter) bool {
 
 // expunged removes uids from the view of a mailbox after a change made
 // outside its sessions (RENAME INBOX).
-func (s *Server) expunged(account string, uidValidity uint32, uids []uint32) {
-	st := s.reg.lookup(account, uidValidity)
+func (s *Server) expunged(account string, mailbox uint64, uids []uint32) {
+	st := s.reg.lookup(account, mailbox)
 	if st == nil {
 		return
 	}

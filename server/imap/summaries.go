@@ -20,7 +20,7 @@ const summaryBatch = 256
 // private key once, and their summary and session key are stored so later
 // reads need no public-key work. msgs[i].SessionKey is filled in for built
 // ones. Work is spread over the server's workers.
-func (s *session) summaries(ctx context.Context, account, mailbox string, keys keyring, log *slog.Logger, msgs []store.Message) []*summary {
+func (s *session) summaries(ctx context.Context, account string, mailbox uint64, keys keyring, log *slog.Logger, msgs []store.Message) []*summary {
 	out := make([]*summary, len(msgs))
 	ad := summaryAD(account)
 	var (
@@ -92,7 +92,7 @@ func openSummary(keys keyring, sealed, ad []byte) (*summary, error) {
 }
 
 // buildOne opens one message with the private key and builds its summary.
-func (s *session) buildOne(ctx context.Context, account, mailbox string, keys keyring, uid uint32, ad []byte) (*summary, []byte, []byte, error) {
+func (s *session) buildOne(ctx context.Context, account string, mailbox uint64, keys keyring, uid uint32, ad []byte) (*summary, []byte, []byte, error) {
 	blob, err := s.srv.st.Blob(ctx, account, mailbox, uid)
 	if err != nil {
 		return nil, nil, nil, err
@@ -162,7 +162,7 @@ func sealSummary(keys keyring, plain, ad []byte) (*summary, []byte, error) {
 
 // openBody returns the plaintext of a message, using its stored session key
 // when there is one.
-func (s *session) openBody(ctx context.Context, account, mailbox string, keys keyring, m *store.Message) (io.Reader, error) {
+func (s *session) openBody(ctx context.Context, account string, mailbox uint64, keys keyring, m *store.Message) (io.Reader, error) {
 	blob, err := s.srv.st.Blob(ctx, account, mailbox, m.UID)
 	if err != nil {
 		return nil, err

@@ -140,8 +140,7 @@ func (s *Server) deliver(ctx context.Context, accounts []store.Account, plain []
 			return nil, &neverFitsError{account: a.Address, sealed: int64(sealed[i].Len())}
 		}
 		ds[i] = store.Delivery{
-			Account:      a.Address,
-			Mailbox:      store.Inbox,
+			Account:      a.Address, // MailboxID 0: the account's INBOX
 			InternalDate: when,
 			Blob:         sealed[i].Bytes(), // the store copies it
 		}

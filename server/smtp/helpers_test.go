@@ -162,11 +162,22 @@ func (e *testEnv) shutdown() {
 	})
 }
 
+// inboxID returns the ID of addr's INBOX.
+func (e *testEnv) inboxID(addr string) uint64 {
+	e.t.Helper()
+	m, err := e.db.Mailbox(context.Background(), addr, store.Inbox)
+	if err != nil {
+		e.t.Fatalf("Mailbox(%s, INBOX): %v", addr, err)
+	}
+	return m.ID
+}
+
 // inbox returns the decrypted messages in addr's INBOX, in UID order.
 func (e *testEnv) inbox(addr string) []string {
 	e.t.Helper()
 	ctx := context.Background()
-	msgs, err := e.db.Messages(ctx, addr, store.Inbox, store.ListOptions{})
+	inbox := e.inboxID(addr)
+	msgs, err := e.db.Messages(ctx, addr, inbox, store.ListOptions{})
 	if err != nil {
 		e.t.Fatalf("Messages(%s): %v", addr, err)
 	}
@@ -188,7 +199,7 @@ func (e *testEnv) inbox(addr string) []string {
 	defer kr.Wipe()
 	var out []string
 	for _, m := range msgs {
-		blob, err := e.db.Blob(ctx, addr, store.Inbox, m.UID)
+		blob, err := e.db.Blob(ctx, addr, inbox, m.UID)
 		if err != nil {
 			e.t.Fatalf("Blob(%s, %d): %v", addr, m.UID, err)
 		}
@@ -213,7 +224,7 @@ func (e *testEnv) counts() map[string]int {
 	e.t.Helper()
 	m := map[string]int{}
 	for _, a := range testAccounts {
-		msgs, err := e.db.Messages(context.Background(), a, store.Inbox, store.ListOptions{})
+		msgs, err := e.db.Messages(context.Background(), a, e.inboxID(a), store.ListOptions{})
 		if err != nil {
 			e.t.Fatalf("Messages(%s): %v", a, err)
 		}

@@ -69,7 +69,7 @@ func (db *DB) CreateAccount(ctx context.Context, a store.Account, mailboxes []st
 			}
 		}
 		for _, m := range mailboxes {
-			if _, err := createMailbox(t, &rec, m); err != nil {
+			if _, err := createMailbox(t, id, m); err != nil {
 				return err
 			}
 		}
@@ -99,13 +99,43 @@ func checkSlot(s store.Slot) error {
 func (db *DB) Account(ctx context.Context, address string) (store.Account, error) {
 	var a store.Account
 	err := db.read(ctx, func(t *tx) error {
-		rec, err := loadAccount(t, address)
+		rec, err := loadAccount(t, address, true)
 		if err != nil {
 			return err
 		}
 		a, err = fillAccount(t, address, rec)
 		return err
 	})
+	return a, err
+}
+
+// PublicAccount implements store.Store: the account record and its usage
+// counters, without the slots.
+func (db *DB) PublicAccount(ctx context.Context, address string) (store.PublicAccount, error) {
+	var a store.PublicAccount
+	err := db.read(ctx, func(t *tx) error {
+		rec, err := loadAccount(t, address, false)
+		if err != nil {
+			return err
+		}
+		a, err = publicAccount(t, address, rec)
+		return err
+	})
+	return a, err
+}
+
+// publicAccount turns a record into a store.PublicAccount with its usage.
+func publicAccount(t *tx, address string, rec accountRec) (store.PublicAccount, error) {
+	a := store.PublicAccount{
+		Address:        address,
+		Created:        rec.Created,
+		KeyFingerprint: rec.KeyFingerprint,
+		PublicKey:      rec.PublicKey,
+		PublishWKD:     rec.PublishWKD,
+		QuotaBytes:     rec.QuotaBytes,
+	}
+	u, err := loadUsage(t, rec.ID)
+	a.UsedBytes = u.Used
 	return a, err
 }
 
@@ -140,36 +170,57 @@ func fillAccount(t *tx, address string, rec accountRec) (store.Account, error) {
 func (db *DB) Accounts(ctx context.Context) ([]store.Account, error) {
 	var out []store.Account
 	err := db.read(ctx, func(t *tx) error {
-		type entry struct {
-			addr string
-			rec  accountRec
-		}
-		var recs []entry
-		err := t.scan([]byte{pAccount}, nil, false, func(k, v []byte) (bool, error) {
-			rec, err := decodeAccount(v)
-			if err != nil {
-				return false, corrupt("account", err)
-			}
-			recs = append(recs, entry{string(k[1:]), rec})
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		out = make([]store.Account, 0, len(recs))
-		for _, e := range recs {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			a, err := fillAccount(t, e.addr, e.rec)
-			if err != nil {
-				return err
-			}
+		return scanAccounts(ctx, t, true, func(addr string, rec accountRec) error {
+			a, err := fillAccount(t, addr, rec)
 			out = append(out, a)
-		}
-		return nil
+			return err
+		})
 	})
 	return out, err
+}
+
+// PublicAccounts implements store.Store.
+func (db *DB) PublicAccounts(ctx context.Context) ([]store.PublicAccount, error) {
+	var out []store.PublicAccount
+	err := db.read(ctx, func(t *tx) error {
+		return scanAccounts(ctx, t, false, func(addr string, rec accountRec) error {
+			a, err := publicAccount(t, addr, rec)
+			out = append(out, a)
+			return err
+		})
+	})
+	return out, err
+}
+
+// scanAccounts calls fn for every account in address order, with the
+// wrapped key if withKey. The records are gathered first: fn may read
+// other keys.
+func scanAccounts(ctx context.Context, t *tx, withKey bool, fn func(address string, rec accountRec) error) error {
+	type entry struct {
+		addr string
+		rec  accountRec
+	}
+	var recs []entry
+	err := t.scan([]byte{pAccount}, nil, false, func(k, v []byte) (bool, error) {
+		rec, err := decodeAccount(v, withKey)
+		if err != nil {
+			return false, corrupt("account", err)
+		}
+		recs = append(recs, entry{string(k[1:]), rec})
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range recs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(e.addr, e.rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AddSlot implements store.Store.
@@ -182,7 +233,7 @@ func (db *DB) AddSlot(ctx context.Context, address string, s store.Slot) (uint32
 	}
 	var id uint32
 	err := db.update(ctx, func(t *tx) error {
-		rec, err := loadAccount(t, address)
+		rec, err := loadAccount(t, address, true)
 		if err != nil {
 			return err
 		}
@@ -224,7 +275,7 @@ func (db *DB) RemoveSlot(ctx context.Context, address string, id uint32) error {
 // SetPublishWKD implements store.Store.
 func (db *DB) SetPublishWKD(ctx context.Context, address string, publish bool) error {
 	return db.update(ctx, func(t *tx) error {
-		rec, err := loadAccount(t, address)
+		rec, err := loadAccount(t, address, true)
 		if err != nil {
 			return err
 		}
@@ -239,7 +290,7 @@ func (db *DB) SetQuota(ctx context.Context, address string, quota int64) error {
 		return fmt.Errorf("store: set quota of %s: negative quota", address)
 	}
 	return db.update(ctx, func(t *tx) error {
-		rec, err := loadAccount(t, address)
+		rec, err := loadAccount(t, address, true)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,8 @@ package badgerstore
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -83,11 +85,100 @@ func BenchmarkMessages(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	inbox, err := db.Mailbox(ctx, "bench@example.org", store.Inbox)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	for range b.N {
-		ms, err := db.Messages(ctx, "bench@example.org", store.Inbox, store.ListOptions{})
+		ms, err := db.Messages(ctx, "bench@example.org", inbox.ID, store.ListOptions{})
 		if err != nil || len(ms) != n {
 			b.Fatalf("listed %d, %v", len(ms), err)
 		}
 	}
+}
+
+// BenchmarkAccountLookup compares the full account (wrapped key and
+// slots, what LOGIN needs) with the public view (what every RCPT TO and
+// WKD request needs) of a typical account: an Ed25519 key pair, a
+// password and a recovery slot.
+func BenchmarkAccountLookup(b *testing.B) {
+	db, err := Open(b.TempDir(), Options{GCInterval: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	ctx := context.Background()
+	rnd := func(n int) []byte {
+		p := make([]byte, n)
+		rand.Read(p)
+		return p
+	}
+	err = db.CreateAccount(ctx, store.Account{
+		Address: "bench@example.org", KeyFingerprint: fmt.Sprintf("%x", rnd(20)),
+		PublicKey: rnd(600), WrappedKey: rnd(400), PublishWKD: true, QuotaBytes: 1 << 30,
+		Slots: []store.Slot{
+			{Kind: store.SlotPassword, Label: "password", Data: rnd(120)},
+			{Kind: store.SlotRecovery, Label: "recovery code", Data: rnd(120)},
+		},
+	}, store.DefaultMailboxes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The same account as a version 1 (JSON) record, as stores written
+	// before the binary record keep it until it next changes.
+	v1, err := json.Marshal(struct {
+		Created  time.Time `json:"created"`
+		Fpr      string    `json:"fpr"`
+		Pub      []byte    `json:"pub"`
+		Wrapped  []byte    `json:"wrapped"`
+		WKD      bool      `json:"wkd"`
+		Quota    int64     `json:"quota"`
+		NextSlot uint32    `json:"nextSlot"`
+	}{time.Now().UTC(), fmt.Sprintf("%x", rnd(20)), rnd(600), rnd(400), true, 1 << 30, 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := db.CreateAccount(ctx, store.Account{Address: "old@example.org", PublicKey: []byte("k"),
+		Slots: []store.Slot{{Kind: store.SlotPassword, Data: rnd(120)}, {Kind: store.SlotRecovery, Data: rnd(120)}}}, nil); err != nil {
+		b.Fatal(err)
+	}
+	err = db.update(ctx, func(t *tx) error {
+		id, err := accountID(t, "old@example.org")
+		if err != nil {
+			return err
+		}
+		return t.set(accountKey("old@example.org"), append(binary.BigEndian.AppendUint64([]byte{vAccountJSON}, id), v1...))
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Account/v1-record", func(b *testing.B) {
+		for range b.N {
+			if _, err := db.Account(ctx, "old@example.org"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("PublicAccount/v1-record", func(b *testing.B) {
+		for range b.N {
+			if _, err := db.PublicAccount(ctx, "old@example.org"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Account", func(b *testing.B) {
+		for range b.N {
+			if _, err := db.Account(ctx, "bench@example.org"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("PublicAccount", func(b *testing.B) {
+		for range b.N {
+			if _, err := db.PublicAccount(ctx, "bench@example.org"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

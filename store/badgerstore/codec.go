@@ -16,11 +16,12 @@ var errCorrupt = errors.New("badgerstore: corrupt record")
 // Record format versions. A record starts with its version byte so that the
 // format can grow; decoders refuse versions they do not know.
 const (
-	vAccount = 1
-	vSlot    = 1
-	vMailbox = 1
-	vMeta    = 1
-	vSummary = 1
+	vAccountJSON = 1 // read only; see accountRec
+	vAccount     = 2
+	vSlot        = 1
+	vMailbox     = 1
+	vMeta        = 1
+	vSummary     = 1
 )
 
 // enc appends the primitive encodings used by all binary records.
@@ -106,6 +107,16 @@ func (d *dec) bytes() []byte {
 	return out
 }
 
+// skipBytes skips what bytes would return, without copying it.
+func (d *dec) skipBytes() {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return
+	}
+	d.b = d.b[n:]
+}
+
 func (d *dec) str() string {
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
@@ -173,9 +184,18 @@ func (d *dec) finish() error {
 	return d.err
 }
 
-// accountRec is the stored account. Value: version, ID (8 bytes, so that
-// lookups needing only the ID skip the JSON), then JSON of the rest. Slots
-// and UsedBytes live under their own keys.
+// accountRec is the stored account. Slots and UsedBytes live under their
+// own keys.
+//
+// Version 2 (written now): version byte, ID (8 bytes, so that lookups
+// needing only the ID decode nothing else), then binary fields: created,
+// fingerprint, public key, WKD, quota, last slot ID, and last the wrapped
+// private key, which public lookups skip without copying.
+//
+// Version 1 (read only): version byte, ID (8 bytes), then JSON of the
+// fields below with the tags given. Records written then may also hold
+// "nextMailbox", the account's last mailbox ID; only initMailboxIDs reads
+// it. Any change to an account rewrites it as version 2.
 type accountRec struct {
 	ID             uint64    `json:"-"`
 	Created        time.Time `json:"created"`
@@ -184,39 +204,54 @@ type accountRec struct {
 	WrappedKey     []byte    `json:"wrapped,omitempty"`
 	PublishWKD     bool      `json:"wkd"`
 	QuotaBytes     int64     `json:"quota"`
-	NextSlot       uint32    `json:"nextSlot"`    // last slot ID handed out
-	NextMailbox    uint64    `json:"nextMailbox"` // last mailbox ID handed out
+	NextSlot       uint32    `json:"nextSlot"` // last slot ID handed out
 }
 
-func (a *accountRec) encode() ([]byte, error) {
-	j, err := json.Marshal(a)
-	if err != nil {
-		return nil, fmt.Errorf("badgerstore: encode account: %w", err)
-	}
-	b := make([]byte, 9, 9+len(j))
-	b[0] = vAccount
-	binary.BigEndian.PutUint64(b[1:], a.ID)
-	return append(b, j...), nil
+func (a *accountRec) encode() []byte {
+	e := binary.BigEndian.AppendUint64(enc{vAccount}, a.ID)
+	return enc(e).time(a.Created).str(a.KeyFingerprint).bytes(a.PublicKey).bool(a.PublishWKD).
+		varint(a.QuotaBytes).uvarint(uint64(a.NextSlot)).bytes(a.WrappedKey)
 }
 
 func decodeAccountID(b []byte) (uint64, error) {
-	if len(b) < 9 || b[0] != vAccount {
+	if len(b) < 9 || (b[0] != vAccount && b[0] != vAccountJSON) {
 		return 0, errCorrupt
 	}
 	return binary.BigEndian.Uint64(b[1:9]), nil
 }
 
-func decodeAccount(b []byte) (accountRec, error) {
+// decodeAccount decodes an account record. Without withKey the wrapped
+// key is left out (and not copied): public lookups never hold it.
+func decodeAccount(b []byte, withKey bool) (accountRec, error) {
 	var a accountRec
 	id, err := decodeAccountID(b)
 	if err != nil {
 		return a, err
 	}
-	if err := json.Unmarshal(b[9:], &a); err != nil {
-		return a, fmt.Errorf("%w: account: %v", errCorrupt, err)
+	if b[0] == vAccountJSON {
+		if err := json.Unmarshal(b[9:], &a); err != nil {
+			return a, fmt.Errorf("%w: account: %v", errCorrupt, err)
+		}
+		if !withKey {
+			a.WrappedKey = nil
+		}
+		a.ID = id
+		return a, nil
 	}
+	d := dec{b: b[9:]}
 	a.ID = id
-	return a, nil
+	a.Created = d.time()
+	a.KeyFingerprint = d.str()
+	a.PublicKey = d.bytes()
+	a.PublishWKD = d.bool()
+	a.QuotaBytes = d.varint()
+	a.NextSlot = d.u32()
+	if withKey {
+		a.WrappedKey = d.bytes()
+	} else {
+		d.skipBytes()
+	}
+	return a, d.finish()
 }
 
 func encodeSlot(s store.Slot) []byte {

@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -31,14 +32,36 @@ func TestCodecRoundTrip(t *testing.T) {
 	if err != nil || string(s) != "s" || k != nil {
 		t.Errorf("summary %q %q %v", s, k, err)
 	}
-	a := accountRec{ID: 5, KeyFingerprint: "ab", PublicKey: []byte{0, 1}, QuotaBytes: 7, NextSlot: 2, NextMailbox: 6}
-	b, err := a.encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ga, err := decodeAccount(b)
-	if err != nil || ga.ID != 5 || ga.NextMailbox != 6 || !bytes.Equal(ga.PublicKey, a.PublicKey) {
+	a := accountRec{ID: 5, Created: time.Unix(1e9, 7).UTC(), KeyFingerprint: "ab", PublicKey: []byte{0, 1},
+		WrappedKey: []byte("wrapped"), PublishWKD: true, QuotaBytes: 7, NextSlot: 2}
+	b := a.encode()
+	ga, err := decodeAccount(b, true)
+	if err != nil || !sameAccountRec(ga, a) {
 		t.Errorf("account %+v, %v", ga, err)
+	}
+	if id, err := decodeAccountID(b); err != nil || id != 5 {
+		t.Errorf("account ID %d, %v", id, err)
+	}
+	// Without the key: the same record minus the wrapped key.
+	pub, err := decodeAccount(b, false)
+	want := a
+	want.WrappedKey = nil
+	if err != nil || !sameAccountRec(pub, want) {
+		t.Errorf("public account %+v, %v", pub, err)
+	}
+	for i := range b {
+		if _, err := decodeAccount(b[:i], true); err == nil {
+			t.Errorf("account truncated to %d bytes decoded", i)
+		}
+	}
+	// Version 1 records (JSON) are still read.
+	v1 := append(binary.BigEndian.AppendUint64([]byte{vAccountJSON}, 5),
+		`{"created":"2001-09-09T01:46:40.000000007Z","fpr":"ab","pub":"AAE=","wrapped":"d3JhcHBlZA==","wkd":true,"quota":7,"nextSlot":2,"nextMailbox":6}`...)
+	if g1, err := decodeAccount(v1, true); err != nil || !sameAccountRec(g1, a) {
+		t.Errorf("version 1 account %+v, %v", g1, err)
+	}
+	if g1, err := decodeAccount(v1, false); err != nil || g1.WrappedKey != nil || !bytes.Equal(g1.PublicKey, a.PublicKey) {
+		t.Errorf("version 1 public account %+v, %v", g1, err)
 	}
 	u := usage{Used: 1 << 40, LastBlob: 3}
 	if gu, err := decodeUsage(u.encode()); err != nil || gu != u {
@@ -104,7 +127,38 @@ func FuzzDecodeSlotAndSummary(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeSlot(1, b)
 		decodeSummary(b)
-		decodeAccount(b)
+		decodeAccount(b, true)
 		decodeUsage(b)
+	})
+}
+
+func sameAccountRec(a, b accountRec) bool {
+	return a.ID == b.ID && a.Created.Equal(b.Created) && a.KeyFingerprint == b.KeyFingerprint &&
+		bytes.Equal(a.PublicKey, b.PublicKey) && bytes.Equal(a.WrappedKey, b.WrappedKey) &&
+		a.PublishWKD == b.PublishWKD && a.QuotaBytes == b.QuotaBytes && a.NextSlot == b.NextSlot
+}
+
+func FuzzDecodeAccount(f *testing.F) {
+	a := accountRec{ID: 3, Created: time.Unix(1700000000, 0).UTC(), KeyFingerprint: "ff", PublicKey: []byte("pub"), WrappedKey: []byte("w")}
+	f.Add(a.encode())
+	f.Add(append(binary.BigEndian.AppendUint64([]byte{vAccountJSON}, 3), `{"pub":"AA=="}`...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		full, err := decodeAccount(b, true)
+		pub, perr := decodeAccount(b, false)
+		if (err == nil) != (perr == nil) {
+			t.Fatalf("full decode %v, public decode %v", err, perr)
+		}
+		if err != nil {
+			return
+		}
+		want := full
+		want.WrappedKey = nil
+		if !sameAccountRec(pub, want) {
+			t.Fatalf("public %+v, full %+v", pub, full)
+		}
+		again, err := decodeAccount(full.encode(), true)
+		if err != nil || !sameAccountRec(again, full) {
+			t.Fatalf("round trip: %+v vs %+v (%v)", full, again, err)
+		}
 	})
 }

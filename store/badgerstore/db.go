@@ -16,15 +16,6 @@ import (
 	"github.com/sealmail/sealmail/store"
 )
 
-// ErrLocked is returned (wrapped) by Open when another process, or another
-// DB in this process, holds the directory.
-var ErrLocked = errors.New("badgerstore: data directory is in use by another process")
-
-// ErrTooLarge is returned (wrapped) when one call's writes cannot fit in one
-// badger transaction, e.g. a Deliver call with thousands of deliveries.
-// Nothing is stored; the caller may split the work into smaller calls.
-var ErrTooLarge = errors.New("badgerstore: too much for one transaction")
-
 var _ store.Store = (*DB)(nil)
 
 // Options configures Open. The zero value is safe and suits a small server.
@@ -64,7 +55,7 @@ type DB struct {
 
 // Open opens (creating if needed) the store in dir. The directory is made
 // private (mode 0700). If another process holds dir, the error wraps
-// ErrLocked. Interrupted deletions are finished before Open returns.
+// store.ErrLocked. Interrupted deletions are finished before Open returns.
 func Open(dir string, opt Options) (*DB, error) {
 	logger := opt.Logger
 	if logger == nil {
@@ -104,7 +95,7 @@ func Open(dir string, opt Options) (*DB, error) {
 	bdb, err := badger.Open(bo)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
-			return nil, fmt.Errorf("badgerstore: open %s: %w", dir, ErrLocked)
+			return nil, fmt.Errorf("badgerstore: open %s: %w", dir, store.ErrLocked)
 		}
 		return nil, fmt.Errorf("badgerstore: open %s: %v", dir, err)
 	}
@@ -121,6 +112,14 @@ func Open(dir string, opt Options) (*DB, error) {
 	}
 	if db.maxBatch <= 0 {
 		db.maxBatch = 128
+	}
+	if err := db.initMailboxIDs(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	if err := db.upgradeAccounts(); err != nil {
+		bdb.Close()
+		return nil, err
 	}
 	if err := db.resumePurges(); err != nil {
 		bdb.Close()

@@ -24,9 +24,6 @@ func (db *DB) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Deliver
 		if err := store.CheckAddress(d.Account); err != nil {
 			return nil, fmt.Errorf("store: deliver: %w", err)
 		}
-		if d.Mailbox == "" {
-			d.Mailbox = store.Inbox
-		}
 		if len(d.Blob) == 0 {
 			return nil, fmt.Errorf("store: deliver to %s: empty message", d.Account)
 		}
@@ -52,7 +49,7 @@ func (db *DB) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Deliver
 		return err
 	})
 	if err != nil {
-		if errors.Is(err, ErrTooLarge) {
+		if errors.Is(err, store.ErrTooLarge) {
 			return nil, fmt.Errorf("store: deliver %d messages: %w", len(in), err)
 		}
 		return nil, err
@@ -66,7 +63,8 @@ type deliveryAccount struct {
 	quota int64
 	usage usage
 	added int64
-	boxes map[string]*store.Mailbox
+	inbox uint64 // ID of INBOX, once looked up
+	boxes map[uint64]*store.Mailbox
 }
 
 func deliver(t *tx, ds []store.Delivery) ([]store.Delivered, error) {
@@ -75,7 +73,7 @@ func deliver(t *tx, ds []store.Delivery) ([]store.Delivered, error) {
 	for i, d := range ds {
 		a := accts[d.Account]
 		if a == nil {
-			rec, err := loadAccount(t, d.Account)
+			rec, err := loadAccount(t, d.Account, false)
 			if err != nil {
 				return nil, fmt.Errorf("store: deliver: %w", err)
 			}
@@ -83,20 +81,36 @@ func deliver(t *tx, ds []store.Delivery) ([]store.Delivered, error) {
 			if err != nil {
 				return nil, err
 			}
-			a = &deliveryAccount{id: rec.ID, quota: rec.QuotaBytes, usage: u, boxes: map[string]*store.Mailbox{}}
+			a = &deliveryAccount{id: rec.ID, quota: rec.QuotaBytes, usage: u, boxes: map[uint64]*store.Mailbox{}}
 			accts[d.Account] = a
 		}
-		m := a.boxes[d.Mailbox]
+		id := d.MailboxID
+		if id == 0 {
+			if a.inbox == 0 {
+				v, err := t.get(mboxNameKey(a.id, store.Inbox))
+				if err != nil {
+					if errors.Is(err, errNoKey) {
+						err = notFound("INBOX of " + d.Account)
+					}
+					return nil, fmt.Errorf("store: deliver: %w", err)
+				}
+				if a.inbox, err = decodeU64(v); err != nil {
+					return nil, corrupt("mailbox name", err)
+				}
+			}
+			id = a.inbox
+		}
+		m := a.boxes[id]
 		if m == nil {
-			mb, err := mailboxByName(t, a.id, d.Account, d.Mailbox)
+			mb, err := mailboxOf(t, a.id, d.Account, id)
 			if err != nil {
 				return nil, fmt.Errorf("store: deliver: %w", err)
 			}
 			m = &mb
-			a.boxes[d.Mailbox] = m
+			a.boxes[id] = m
 		}
 		if m.UIDNext == math.MaxUint32 {
-			return nil, fmt.Errorf("store: deliver to %s %q: UIDs exhausted", d.Account, d.Mailbox)
+			return nil, fmt.Errorf("store: deliver to %s %q: UIDs exhausted", d.Account, m.Name)
 		}
 		size := int64(len(d.Blob))
 		a.usage.LastBlob++
@@ -110,7 +124,7 @@ func deliver(t *tx, ds []store.Delivery) ([]store.Delivered, error) {
 		if err := t.set(blobKey(pBlob, a.id, md.Blob), d.Blob); err != nil {
 			return nil, err
 		}
-		out[i] = store.Delivered{Account: d.Account, Mailbox: m.Name, UIDValidity: m.UIDValidity, UID: uid}
+		out[i] = store.Delivered{Account: d.Account, MailboxID: m.ID, Mailbox: m.Name, UIDValidity: m.UIDValidity, UID: uid}
 	}
 	for addr, a := range accts {
 		if a.quota > 0 && a.usage.Used > a.quota {

@@ -10,10 +10,11 @@
 // table with the same primary key; nothing relies on badger-only features
 // (no TTLs, no merge operators, no key versions).
 //
-//	c <name>                 -> uint64         global counters: "account", "uidvalidity"
-//	a <address>              -> account        version, ID (8 bytes), JSON: created,
-//	                                           fingerprint, public key, wrapped key,
-//	                                           WKD, quota, last slot/mailbox ID
+//	c <name>                 -> uint64         global counters: "account", "mailbox",
+//	                                           "uidvalidity"
+//	a <address>              -> account        version, ID (8 bytes), created, fingerprint,
+//	                                           public key, WKD, quota, last slot ID,
+//	                                           wrapped key (last: public lookups skip it)
 //	u <acct>                 -> usage          bytes in use, last blob ID (16 bytes)
 //	s <acct> <slot:4>        -> slot           kind, created, label, opaque data
 //	n <acct> <name>          -> mailbox ID     name index; its order is Mailboxes' order
@@ -28,6 +29,13 @@
 //
 // <acct> is an 8-byte account ID from the "account" counter, so a
 // re-created address never meets the rows of its deleted predecessor.
+// <mbox> comes from the global "mailbox" counter, so a mailbox ID is never
+// handed out twice, in any account: a deleted mailbox's ID and the
+// UIDVALIDITY that goes with it name nothing ever again. Stores written
+// before these counters existed are brought up to date by Open
+// (migrate.go): the "mailbox" counter starts above every ID handed out
+// before, and account records written as JSON (version 1) are rewritten
+// in the binary form.
 // Binary records start with a version byte and use varints; the meta that
 // every SELECT lists is about 30 bytes plus its flags. Metas, mailboxes and
 // counters are small and stay in badger's LSM tree; blobs (and summaries
@@ -61,7 +69,7 @@
 // messages and one above (it then deletes only the metas and records the
 // blob IDs; later transactions delete the blobs and summaries, and Open
 // finishes them after a crash). A call that cannot fit fails with an error
-// wrapping ErrTooLarge and stores nothing. Deletions of whole mailboxes and
+// wrapping store.ErrTooLarge and stores nothing. Deletions of whole mailboxes and
 // accounts are not limited: see below.
 //
 // Locks and their order: closeMu (RWMutex) is held for reading by every
@@ -92,6 +100,7 @@
 // warning level and up.
 //
 // Locking the directory: badger holds an flock on the directory; a second
-// Open (in this or another process) fails with an error wrapping ErrLocked.
+// Open (in this or another process) fails with an error wrapping
+// store.ErrLocked.
 // Open also makes the directory mode 0700.
 package badgerstore

@@ -41,7 +41,8 @@ func ExampleOpen() {
 	}
 	fmt.Println("delivered as UID", got[0].UID, "to", got[0].Mailbox)
 
-	ms, err := db.Messages(ctx, "alice@example.org", store.Inbox, store.ListOptions{})
+	// Mailboxes are addressed by ID from here on; a rename keeps it.
+	ms, err := db.Messages(ctx, "alice@example.org", got[0].MailboxID, store.ListOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -39,11 +39,16 @@ func mkAccount(t *testing.T, db *DB, addr string, secret []byte) {
 	}
 }
 
-func deliverT(t *testing.T, db *DB, addr, mailbox string, n int) {
+// deliverT delivers n messages to addr's mailbox called name ("": INBOX).
+func deliverT(t *testing.T, db *DB, addr, name string, n int) {
 	t.Helper()
+	var id uint64
+	if name != "" {
+		id = mboxID(t, db, addr, name)
+	}
 	ds := make([]store.Delivery, n)
 	for i := range ds {
-		ds[i] = store.Delivery{Account: addr, Mailbox: mailbox, Blob: bytes.Repeat([]byte{byte(i)}, 2000)}
+		ds[i] = store.Delivery{Account: addr, MailboxID: id, Blob: bytes.Repeat([]byte{byte(i)}, 2000)}
 	}
 	if _, err := db.Deliver(bg, ds); err != nil {
 		t.Fatal(err)
@@ -78,6 +83,15 @@ func rawKeys(t *testing.T, db *DB, acct uint64, needle []byte) (keys []string, f
 	return keys, found
 }
 
+func mboxID(t *testing.T, db *DB, addr, name string) uint64 {
+	t.Helper()
+	m, err := db.Mailbox(bg, addr, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.ID
+}
+
 func acctIDOf(t *testing.T, db *DB, addr string) uint64 {
 	t.Helper()
 	var id uint64
@@ -96,7 +110,7 @@ func TestOpenLocked(t *testing.T) {
 	db := openDB(t, dir)
 	defer db.Close()
 	_, err := Open(dir, Options{})
-	if !errors.Is(err, ErrLocked) {
+	if !errors.Is(err, store.ErrLocked) {
 		t.Fatalf("second Open: %v, want ErrLocked", err)
 	}
 	if !strings.Contains(err.Error(), dir) {
@@ -170,7 +184,7 @@ func TestDeleteResumesAfterCrash(t *testing.T) {
 	if _, _, err := db.shred(bg, "a@example.org"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := db.unlinkMailbox(bg, "b@example.org", "Junk"); err != nil {
+	if _, err := db.unlinkMailbox(bg, "b@example.org", mboxID(t, db, "b@example.org", "Junk")); err != nil {
 		t.Fatal(err)
 	}
 	if keys, _ := rawKeys(t, db, a, nil); len(keys) < 10 {
@@ -233,7 +247,7 @@ func TestTooLarge(t *testing.T) {
 	_, err := db.Deliver(bg, big)
 	wg.Wait()
 	close(smallErr)
-	if !errors.Is(err, ErrTooLarge) {
+	if !errors.Is(err, store.ErrTooLarge) {
 		t.Fatalf("big Deliver: %v, want ErrTooLarge", err)
 	}
 	for err := range smallErr {
@@ -303,11 +317,11 @@ func TestCorruptRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.Messages(bg, "a@example.org", store.Inbox, store.ListOptions{})
+	_, err = db.Messages(bg, "a@example.org", m.ID, store.ListOptions{})
 	if err == nil || errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Messages over a corrupt meta: %v", err)
 	}
-	_, err = db.StoreFlags(bg, "a@example.org", store.Inbox, store.FlagUpdate{UIDs: []uint32{2}, Op: store.FlagsAdd, Flags: []string{`\Seen`}})
+	_, err = db.StoreFlags(bg, "a@example.org", m.ID, store.FlagUpdate{UIDs: []uint32{2}, Op: store.FlagsAdd, Flags: []string{`\Seen`}})
 	if err == nil {
 		t.Errorf("StoreFlags over a corrupt meta succeeded")
 	}
@@ -356,10 +370,11 @@ func TestLargeExpungePurgesBlobs(t *testing.T) {
 		uids[i] = uint32(i + 1)
 		us = append(us, store.SummaryUpdate{UID: uint32(i + 1), Summary: []byte("s"), SessionKey: []byte("k")})
 	}
-	if err := db.SetSummaries(bg, "a@example.org", store.Inbox, us); err != nil {
+	inbox := mboxID(t, db, "a@example.org", store.Inbox)
+	if err := db.SetSummaries(bg, "a@example.org", inbox, us); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := db.Expunge(bg, "a@example.org", store.Inbox, uids); err != nil || len(got) != n {
+	if got, err := db.Expunge(bg, "a@example.org", inbox, uids); err != nil || len(got) != n {
 		t.Fatalf("Expunge: %d, %v", len(got), err)
 	}
 	acct := acctIDOf(t, db, "a@example.org")
@@ -381,10 +396,10 @@ func TestLargeExpungePurgesBlobs(t *testing.T) {
 	ids := binary.BigEndian.AppendUint64(nil, uint64(n+2))
 	ids = binary.BigEndian.AppendUint64(ids, uint64(n+3))
 	err := db.bdb.Update(func(txn *badger.Txn) error {
-		if err := txn.Delete(metaKey(acct, 1, uint32(n+1))); err != nil {
+		if err := txn.Delete(metaKey(acct, inbox, uint32(n+1))); err != nil {
 			return err
 		}
-		if err := txn.Delete(metaKey(acct, 1, uint32(n+2))); err != nil {
+		if err := txn.Delete(metaKey(acct, inbox, uint32(n+2))); err != nil {
 			return err
 		}
 		return txn.Set(orphansKey(acct, 1<<40), ids)
@@ -431,4 +446,75 @@ func TestDeleteAccountLogsPurge(t *testing.T) {
 		return
 	}
 	t.Errorf("no purge record among %d log records", len(h.recs))
+}
+
+// TestMailboxIDMigration: a store written when mailbox IDs were counted
+// per account (no global counter; the account record's "nextMailbox") gets
+// a global counter at Open that starts above every ID handed out before.
+func TestMailboxIDMigration(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	mkAccount(t, db, "a@example.org", []byte("s"))
+	mkAccount(t, db, "b@example.org", []byte("s"))
+	// Make it look old: no counter, and a's record is version 1 (JSON)
+	// saying it handed out 50 IDs (44 of them deleted since).
+	v1 := append(binary.BigEndian.AppendUint64([]byte{vAccountJSON}, acctIDOf(t, db, "a@example.org")),
+		`{"created":"2026-11-01T12:00:00Z","fpr":"","pub":"cHVi","wrapped":"cw==","wkd":false,"quota":0,"nextSlot":1,"nextMailbox":50}`...)
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		if err := txn.Delete(counterKey(counterMbox)); err != nil {
+			return err
+		}
+		return txn.Set(accountKey("a@example.org"), v1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, dir)
+	defer db.Close()
+	if a, err := db.Account(bg, "a@example.org"); err != nil || string(a.WrappedKey) != "s" || len(a.Slots) != 1 {
+		t.Fatalf("old record: %+v, %v", a, err)
+	}
+	// Open rewrote the old record in the current version.
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(accountKey("a@example.org"))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if v[0] != vAccount {
+				t.Errorf("account record version %d after Open, want %d", v[0], vAccount)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := db.CreateMailbox(bg, "b@example.org", store.MailboxSpec{Name: "New"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.ID != 51 {
+		t.Errorf("first ID after migration %d, want 51", m.ID)
+	}
+
+	// Without the legacy field the largest existing mailbox row counts.
+	dir2 := t.TempDir()
+	db2 := openDB(t, dir2)
+	mkAccount(t, db2, "c@example.org", []byte("s"))
+	if err := db2.bdb.Update(func(txn *badger.Txn) error { return txn.Delete(counterKey(counterMbox)) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db2 = openDB(t, dir2)
+	defer db2.Close()
+	m, err = db2.CreateMailbox(bg, "c@example.org", store.MailboxSpec{Name: "New"})
+	if err != nil || m.ID != uint64(len(store.DefaultMailboxes))+1 {
+		t.Errorf("CreateMailbox after migration: %+v, %v", m, err)
+	}
 }

@@ -7,19 +7,24 @@ import "encoding/binary"
 // layout maps one to one onto SQL tables with the same primary keys; see
 // doc.go. Persisted: never reuse a prefix.
 const (
-	pCounter   = 'c' // c name                  -> uint64 (global counters)
-	pAccount   = 'a' // a address               -> account record
-	pUsage     = 'u' // u acct                  -> usage (bytes in use, last blob ID)
-	pSlot      = 's' // s acct slot             -> slot record
-	pMboxName  = 'n' // n acct name             -> mailbox id
-	pMailbox   = 'm' // m acct mbox             -> mailbox record
-	pMeta      = 'i' // i acct mbox uid         -> message meta (names its blob ID)
-	pBlob      = 'b' // b acct blob             -> sealed message
-	pSummary   = 'y' // y acct blob             -> sealed summary + session key
-	pPurge     = 'g' // g acct mbox             -> pending purge marker (mbox 0: whole account)
-	pOrphans   = 'o' // o acct seq              -> blob IDs whose blobs and summaries are to be deleted
-	counterAcc = "account"
-	counterUV  = "uidvalidity"
+	pCounter  = 'c' // c name                  -> uint64 (global counters)
+	pAccount  = 'a' // a address               -> account record
+	pUsage    = 'u' // u acct                  -> usage (bytes in use, last blob ID)
+	pSlot     = 's' // s acct slot             -> slot record
+	pMboxName = 'n' // n acct name             -> mailbox id
+	pMailbox  = 'm' // m acct mbox             -> mailbox record
+	pMeta     = 'i' // i acct mbox uid         -> message meta (names its blob ID)
+	pBlob     = 'b' // b acct blob             -> sealed message
+	pSummary  = 'y' // y acct blob             -> sealed summary + session key
+	pPurge    = 'g' // g acct mbox             -> pending purge marker (mbox 0: whole account)
+	pOrphans  = 'o' // o acct seq              -> blob IDs whose blobs and summaries are to be deleted
+)
+
+// Names of the global counters (pCounter). Persisted.
+const (
+	counterAcc  = "account"     // account IDs
+	counterMbox = "mailbox"     // mailbox IDs, never handed out twice
+	counterUV   = "uidvalidity" // last UIDVALIDITY handed out
 )
 
 func counterKey(name string) []byte { return append([]byte{pCounter}, name...) }

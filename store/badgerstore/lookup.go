@@ -54,7 +54,9 @@ func accountID(t *tx, address string) (uint64, error) {
 	return id, nil
 }
 
-func loadAccount(t *tx, address string) (accountRec, error) {
+// loadAccount returns the account record at address, with its wrapped key
+// if withKey.
+func loadAccount(t *tx, address string, withKey bool) (accountRec, error) {
 	v, err := t.get(accountKey(address))
 	if errors.Is(err, errNoKey) {
 		return accountRec{}, notFound("account " + address)
@@ -62,7 +64,7 @@ func loadAccount(t *tx, address string) (accountRec, error) {
 	if err != nil {
 		return accountRec{}, err
 	}
-	a, err := decodeAccount(v)
+	a, err := decodeAccount(v, withKey)
 	if err != nil {
 		return a, corrupt("account "+address, err)
 	}
@@ -70,11 +72,7 @@ func loadAccount(t *tx, address string) (accountRec, error) {
 }
 
 func saveAccount(t *tx, address string, a *accountRec) error {
-	v, err := a.encode()
-	if err != nil {
-		return err
-	}
-	return t.set(accountKey(address), v)
+	return t.set(accountKey(address), a.encode())
 }
 
 func loadUsage(t *tx, acct uint64) (usage, error) {
@@ -110,12 +108,20 @@ func mailboxByName(t *tx, acct uint64, address, name string) (store.Mailbox, err
 	return mailboxByID(t, acct, id)
 }
 
+// mailboxByID returns the mailbox with ID id in account acct, which the
+// caller knows to exist (it found the ID in the name index).
 func mailboxByID(t *tx, acct, id uint64) (store.Mailbox, error) {
+	m, err := loadMailbox(t, acct, id)
+	if errors.Is(err, errNoKey) {
+		err = corrupt("mailbox", errCorrupt)
+	}
+	return m, err
+}
+
+// loadMailbox returns the mailbox with ID id in account acct, or errNoKey.
+func loadMailbox(t *tx, acct, id uint64) (store.Mailbox, error) {
 	v, err := t.get(mailboxKey(acct, id))
 	if err != nil {
-		if errors.Is(err, errNoKey) {
-			err = corrupt("mailbox", errCorrupt)
-		}
 		return store.Mailbox{}, err
 	}
 	m, err := decodeMailbox(id, v)
@@ -139,6 +145,31 @@ func resolve(t *tx, address, name string) (uint64, store.Mailbox, error) {
 	m, err := mailboxByName(t, acct, address, name)
 	return acct, m, err
 }
+
+// resolveID returns the account ID and the mailbox with ID id, or an error
+// wrapping store.ErrNotFound if either does not exist (any more).
+func resolveID(t *tx, address string, id uint64) (uint64, store.Mailbox, error) {
+	acct, err := accountID(t, address)
+	if err != nil {
+		return 0, store.Mailbox{}, err
+	}
+	m, err := mailboxOf(t, acct, address, id)
+	return acct, m, err
+}
+
+// mailboxOf returns the mailbox with ID id of account acct (whose address
+// is address, for errors), or an error wrapping store.ErrNotFound.
+func mailboxOf(t *tx, acct uint64, address string, id uint64) (store.Mailbox, error) {
+	m, err := loadMailbox(t, acct, id)
+	if errors.Is(err, errNoKey) {
+		return m, notFound(fmt.Sprintf("mailbox #%d of %s", id, address))
+	}
+	return m, err
+}
+
+// nextMailboxID returns a mailbox ID never handed out before, in any
+// account (initMailboxIDs has set the counter above every older ID).
+func nextMailboxID(t *tx) (uint64, error) { return nextCounter(t, counterMbox) }
 
 // loadMeta returns a message's meta, or errNoKey.
 func loadMeta(t *tx, acct, mbox uint64, uid uint32) (meta, error) {

@@ -25,10 +25,10 @@ func checkSpec(m store.MailboxSpec) error {
 	return nil
 }
 
-// createMailbox adds a mailbox to the account whose record is rec; the
-// caller saves rec. ErrExists if the name is taken.
-func createMailbox(t *tx, rec *accountRec, spec store.MailboxSpec) (store.Mailbox, error) {
-	nk := mboxNameKey(rec.ID, spec.Name)
+// createMailbox adds a mailbox to account acct. ErrExists if the name is
+// taken.
+func createMailbox(t *tx, acct uint64, spec store.MailboxSpec) (store.Mailbox, error) {
+	nk := mboxNameKey(acct, spec.Name)
 	ok, err := t.has(nk)
 	if err != nil {
 		return store.Mailbox{}, err
@@ -40,9 +40,12 @@ func createMailbox(t *tx, rec *accountRec, spec store.MailboxSpec) (store.Mailbo
 	if err != nil {
 		return store.Mailbox{}, err
 	}
-	rec.NextMailbox++
+	id, err := nextMailboxID(t)
+	if err != nil {
+		return store.Mailbox{}, err
+	}
 	m := store.Mailbox{
-		ID:          rec.NextMailbox,
+		ID:          id,
 		Name:        spec.Name,
 		SpecialUse:  spec.SpecialUse,
 		Subscribed:  spec.Subscribed,
@@ -52,7 +55,7 @@ func createMailbox(t *tx, rec *accountRec, spec store.MailboxSpec) (store.Mailbo
 	if err := t.set(nk, putU64(m.ID)); err != nil {
 		return m, err
 	}
-	return m, saveMailbox(t, rec.ID, &m)
+	return m, saveMailbox(t, acct, &m)
 }
 
 // CreateMailbox implements store.Store.
@@ -62,14 +65,12 @@ func (db *DB) CreateMailbox(ctx context.Context, address string, spec store.Mail
 	}
 	var m store.Mailbox
 	err := db.update(ctx, func(t *tx) error {
-		rec, err := loadAccount(t, address)
+		acct, err := accountID(t, address)
 		if err != nil {
 			return err
 		}
-		if m, err = createMailbox(t, &rec, spec); err != nil {
-			return err
-		}
-		return saveAccount(t, address, &rec)
+		m, err = createMailbox(t, acct, spec)
+		return err
 	})
 	return m, err
 }
@@ -79,6 +80,16 @@ func (db *DB) Mailbox(ctx context.Context, address, name string) (store.Mailbox,
 	var m store.Mailbox
 	err := db.read(ctx, func(t *tx) (err error) {
 		_, m, err = resolve(t, address, name)
+		return err
+	})
+	return m, err
+}
+
+// MailboxByID implements store.Store.
+func (db *DB) MailboxByID(ctx context.Context, address string, id uint64) (store.Mailbox, error) {
+	var m store.Mailbox
+	err := db.read(ctx, func(t *tx) (err error) {
+		_, m, err = resolveID(t, address, id)
 		return err
 	})
 	return m, err
@@ -121,35 +132,34 @@ func (db *DB) Mailboxes(ctx context.Context, address string) ([]store.Mailbox, e
 // one durable transaction, after which its messages are unreachable; their
 // rows are then removed in further transactions (resumed by Open after a
 // crash).
-func (db *DB) DeleteMailbox(ctx context.Context, address, name string) error {
+func (db *DB) DeleteMailbox(ctx context.Context, address string, id uint64) error {
 	if err := db.enter(ctx); err != nil {
 		return err
 	}
 	defer db.leave()
-	acct, mbox, err := db.unlinkMailbox(ctx, address, name)
+	acct, err := db.unlinkMailbox(ctx, address, id)
 	if err != nil {
 		return err
 	}
-	if err := db.purgeMailbox(acct, mbox); err != nil {
+	if err := db.purgeMailbox(acct, id); err != nil {
 		// The mailbox is gone; its rows are removed at the next Open.
-		db.log.Warn("badgerstore: purge deleted mailbox", "account", address, "mailbox", name, "err", err)
+		db.log.Warn("badgerstore: purge deleted mailbox", "account", address, "mailbox", id, "err", err)
 	}
 	return nil
 }
 
 // unlinkMailbox is DeleteMailbox's first, durable transaction: the name,
 // record and counted bytes gone, purge marker set.
-func (db *DB) unlinkMailbox(ctx context.Context, address, name string) (acct, mbox uint64, err error) {
+func (db *DB) unlinkMailbox(ctx context.Context, address string, id uint64) (acct uint64, err error) {
 	err = db.write(ctx, false, func(t *tx) error {
 		var (
 			m   store.Mailbox
 			err error
 		)
-		acct, m, err = resolve(t, address, name)
+		acct, m, err = resolveID(t, address, id)
 		if err != nil {
 			return err
 		}
-		mbox = m.ID
 		u, err := loadUsage(t, acct)
 		if err != nil {
 			return err
@@ -158,7 +168,7 @@ func (db *DB) unlinkMailbox(ctx context.Context, address, name string) (acct, mb
 		if err := saveUsage(t, acct, &u); err != nil {
 			return err
 		}
-		if err := t.del(mboxNameKey(acct, name)); err != nil {
+		if err := t.del(mboxNameKey(acct, m.Name)); err != nil {
 			return err
 		}
 		if err := t.del(mailboxKey(acct, m.ID)); err != nil {
@@ -166,24 +176,25 @@ func (db *DB) unlinkMailbox(ctx context.Context, address, name string) (acct, mb
 		}
 		return t.set(purgeKey(acct, m.ID), nil)
 	})
-	return acct, mbox, err
+	return acct, err
 }
 
 // RenameMailbox implements store.Store.
-func (db *DB) RenameMailbox(ctx context.Context, address, oldName, newName string) error {
+func (db *DB) RenameMailbox(ctx context.Context, address string, id uint64, newName string) error {
 	if err := store.CheckMailboxName(newName); err != nil {
 		return err
 	}
-	if oldName == newName {
-		return fmt.Errorf("store: rename %q to itself: %w", oldName, store.ErrExists)
-	}
-	if strings.HasPrefix(newName, oldName+store.Delimiter) {
-		return fmt.Errorf("store: rename %q below itself: %w", oldName, store.ErrBadName)
-	}
 	return db.update(ctx, func(t *tx) error {
-		acct, m, err := resolve(t, address, oldName)
+		acct, m, err := resolveID(t, address, id)
 		if err != nil {
 			return err
+		}
+		oldName := m.Name
+		if oldName == newName {
+			return fmt.Errorf("store: rename %q to itself: %w", oldName, store.ErrExists)
+		}
+		if strings.HasPrefix(newName, oldName+store.Delimiter) {
+			return fmt.Errorf("store: rename %q below itself: %w", oldName, store.ErrBadName)
 		}
 		type move struct {
 			id       uint64

@@ -12,10 +12,10 @@ import (
 )
 
 // Messages implements store.Store.
-func (db *DB) Messages(ctx context.Context, address, mailbox string, opt store.ListOptions) ([]store.Message, error) {
+func (db *DB) Messages(ctx context.Context, address string, mailbox uint64, opt store.ListOptions) ([]store.Message, error) {
 	var out []store.Message
 	err := db.read(ctx, func(t *tx) error {
-		acct, m, err := resolve(t, address, mailbox)
+		acct, m, err := resolveID(t, address, mailbox)
 		if err != nil {
 			return err
 		}
@@ -72,16 +72,16 @@ func (db *DB) Messages(ctx context.Context, address, mailbox string, opt store.L
 }
 
 // Blob implements store.Store.
-func (db *DB) Blob(ctx context.Context, address, mailbox string, uid uint32) ([]byte, error) {
+func (db *DB) Blob(ctx context.Context, address string, mailbox uint64, uid uint32) ([]byte, error) {
 	var b []byte
 	err := db.read(ctx, func(t *tx) error {
-		acct, m, err := resolve(t, address, mailbox)
+		acct, m, err := resolveID(t, address, mailbox)
 		if err != nil {
 			return err
 		}
 		md, err := loadMeta(t, acct, m.ID, uid)
 		if errors.Is(err, errNoKey) {
-			return notFound(fmt.Sprintf("message %d in %q", uid, mailbox))
+			return notFound(fmt.Sprintf("message %d in mailbox #%d", uid, mailbox))
 		}
 		if err != nil {
 			return err
@@ -96,13 +96,13 @@ func (db *DB) Blob(ctx context.Context, address, mailbox string, uid uint32) ([]
 }
 
 // SetSummaries implements store.Store.
-func (db *DB) SetSummaries(ctx context.Context, address, mailbox string, us []store.SummaryUpdate) error {
+func (db *DB) SetSummaries(ctx context.Context, address string, mailbox uint64, us []store.SummaryUpdate) error {
 	recs := make([][]byte, len(us))
 	for i, u := range us {
 		recs[i] = encodeSummary(u.Summary, u.SessionKey) // copies
 	}
 	return db.update(ctx, func(t *tx) error {
-		acct, m, err := resolve(t, address, mailbox)
+		acct, m, err := resolveID(t, address, mailbox)
 		if err != nil {
 			return err
 		}
@@ -135,9 +135,8 @@ func uniqueSorted(uids []uint32) []uint32 {
 
 // StoreFlags implements store.Store. Messages whose ModSeq is above
 // UnchangedSince are left alone and listed in FlagResult.Modified; the call
-// still succeeds for the others (RFC 7162 §3.1.3), so ErrModified is not
-// returned.
-func (db *DB) StoreFlags(ctx context.Context, address, mailbox string, u store.FlagUpdate) (store.FlagResult, error) {
+// still succeeds for the others (RFC 7162 §3.1.3).
+func (db *DB) StoreFlags(ctx context.Context, address string, mailbox uint64, u store.FlagUpdate) (store.FlagResult, error) {
 	if u.Op > store.FlagsRemove {
 		return store.FlagResult{}, fmt.Errorf("store: store flags: unknown operation %d", u.Op)
 	}
@@ -148,7 +147,7 @@ func (db *DB) StoreFlags(ctx context.Context, address, mailbox string, u store.F
 	var res store.FlagResult
 	err := db.update(ctx, func(t *tx) error {
 		res = store.FlagResult{}
-		acct, m, err := resolve(t, address, mailbox)
+		acct, m, err := resolveID(t, address, mailbox)
 		if err != nil {
 			return err
 		}
@@ -207,7 +206,7 @@ const inlineExpunge = 2000
 // Expunge implements store.Store. It gives the mailbox a new
 // HIGHESTMODSEQ when it removes anything (RFC 7162 §3.2.10 needs expunges
 // to be visible as a change).
-func (db *DB) Expunge(ctx context.Context, address, mailbox string, uids []uint32) ([]uint32, error) {
+func (db *DB) Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, error) {
 	want := uniqueSorted(uids)
 	if err := db.enter(ctx); err != nil {
 		return nil, err
@@ -225,7 +224,7 @@ func (db *DB) Expunge(ctx context.Context, address, mailbox string, uids []uint3
 			m   store.Mailbox
 			err error
 		)
-		acct, m, err = resolve(t, address, mailbox)
+		acct, m, err = resolveID(t, address, mailbox)
 		if err != nil {
 			return err
 		}
@@ -287,37 +286,37 @@ func (db *DB) Expunge(ctx context.Context, address, mailbox string, uids []uint3
 }
 
 // CopyMessages implements store.Store.
-func (db *DB) CopyMessages(ctx context.Context, address, src, dst string, uids []uint32) (store.CopyResult, error) {
+func (db *DB) CopyMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (store.CopyResult, error) {
 	return db.copyMessages(ctx, address, src, dst, uids, false)
 }
 
 // MoveMessages implements store.Store. A moved message keeps its blob and
 // summary (they are keyed by blob ID, not by mailbox), so a move rewrites
 // only metadata.
-func (db *DB) MoveMessages(ctx context.Context, address, src, dst string, uids []uint32) (store.CopyResult, error) {
+func (db *DB) MoveMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (store.CopyResult, error) {
 	return db.copyMessages(ctx, address, src, dst, uids, true)
 }
 
-func (db *DB) copyMessages(ctx context.Context, address, src, dst string, uids []uint32, move bool) (store.CopyResult, error) {
+func (db *DB) copyMessages(ctx context.Context, address string, src, dst uint64, uids []uint32, move bool) (store.CopyResult, error) {
 	want := uniqueSorted(uids)
 	var res store.CopyResult
 	err := db.update(ctx, func(t *tx) error {
 		res = store.CopyResult{}
-		acct, sm, err := resolve(t, address, src)
+		acct, sm, err := resolveID(t, address, src)
 		if err != nil {
 			return err
 		}
 		from := &sm
 		to := from
 		if dst != src {
-			dm, err := mailboxByName(t, acct, address, dst)
+			dm, err := mailboxOf(t, acct, address, dst)
 			if err != nil {
 				return err
 			}
 			to = &dm
 		}
 		res.DstUIDValidity = to.UIDValidity
-		rec, err := loadAccount(t, address)
+		rec, err := loadAccount(t, address, false)
 		if err != nil {
 			return err
 		}
@@ -335,7 +334,7 @@ func (db *DB) copyMessages(ctx context.Context, address, src, dst string, uids [
 				return err
 			}
 			if to.UIDNext == 1<<32-1 {
-				return fmt.Errorf("store: copy to %q: UIDs exhausted", dst)
+				return fmt.Errorf("store: copy to mailbox #%d: UIDs exhausted", dst)
 			}
 			if move {
 				if err := t.del(metaKey(acct, from.ID, uid)); err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sealmail/sealmail/store"
 )
 
 // errNoKey is tx.get's "absent"; callers turn it into store.ErrNotFound
@@ -13,7 +15,8 @@ var errNoKey = errors.New("badgerstore: no such key")
 
 // tx is the one view of a badger transaction that the store's operations
 // use. It keeps badger's errors from crossing the store API: every error it
-// returns is errNoKey, ErrTooLarge or an opaque internal error.
+// returns is errNoKey, one wrapping store.ErrTooLarge or an opaque internal
+// error.
 //
 // In batch mode (ov non-nil) writes go to an overlay that the writer merges
 // into the transaction only if the operation succeeds, so one failing
@@ -31,7 +34,7 @@ type ovEntry struct {
 
 func internal(what string, err error) error {
 	if errors.Is(err, badger.ErrTxnTooBig) {
-		return fmt.Errorf("badgerstore: %s: %w", what, ErrTooLarge)
+		return fmt.Errorf("badgerstore: %s: %w", what, store.ErrTooLarge)
 	}
 	return fmt.Errorf("badgerstore: %s: %v", what, err)
 }

@@ -32,6 +32,18 @@ func testAccounts(t *testing.T, s store.Store) {
 
 	_, err = s.Account(ctxBg, "nobody@example.org")
 	wantErr(t, "Account(unknown)", err, store.ErrNotFound)
+	_, err = s.PublicAccount(ctxBg, "nobody@example.org")
+	wantErr(t, "PublicAccount(unknown)", err, store.ErrNotFound)
+
+	// The public view is the account without wrapped key and slots.
+	if err := s.SetQuota(ctxBg, "alice@example.org", 1000); err != nil {
+		t.Fatal(err)
+	}
+	deliverN(t, s, "alice@example.org", store.Inbox, 2, 30)
+	alice := account(t, s, "alice@example.org")
+	if pub, err := s.PublicAccount(ctxBg, "alice@example.org"); err != nil || !equalPublic(pub, alice.Public()) || pub.UsedBytes != 60 {
+		t.Errorf("PublicAccount = %+v, %v; want %+v", pub, err, alice.Public())
+	}
 
 	all, err := s.Accounts(ctxBg)
 	if err != nil {
@@ -46,6 +58,15 @@ func testAccounts(t *testing.T, s store.Store) {
 	}
 	if !equalStrings(addrs, []string{"alice@example.org", "bob@example.org", "carol@example.net"}) {
 		t.Errorf("Accounts order = %v", addrs)
+	}
+	pubs, err := s.PublicAccounts(ctxBg)
+	if err != nil || len(pubs) != len(all) {
+		t.Fatalf("PublicAccounts: %d, %v", len(pubs), err)
+	}
+	for i := range pubs {
+		if !equalPublic(pubs[i], all[i].Public()) {
+			t.Errorf("PublicAccounts[%d] = %+v, want %+v", i, pubs[i], all[i].Public())
+		}
 	}
 
 	// Default mailboxes, ordered by name, special use kept.
@@ -93,8 +114,10 @@ func testAccounts(t *testing.T, s store.Store) {
 	wantErr(t, "CreateMailbox", err, store.ErrNotFound)
 	_, err = s.Mailboxes(ctxBg, nobody)
 	wantErr(t, "Mailboxes", err, store.ErrNotFound)
-	_, err = s.Messages(ctxBg, nobody, store.Inbox, store.ListOptions{})
+	_, err = s.Messages(ctxBg, nobody, 1, store.ListOptions{})
 	wantErr(t, "Messages", err, store.ErrNotFound)
+	_, err = s.MailboxByID(ctxBg, nobody, 1)
+	wantErr(t, "MailboxByID", err, store.ErrNotFound)
 	_, err = s.Deliver(ctxBg, []store.Delivery{{Account: nobody, Blob: []byte("x")}})
 	wantErr(t, "Deliver", err, store.ErrNotFound)
 
@@ -171,6 +194,8 @@ func testDeleteAccount(t *testing.T, s store.Store) {
 	if _, err := s.CreateMailbox(ctxBg, addr, store.MailboxSpec{Name: "Archive/2025"}); err != nil {
 		t.Fatal(err)
 	}
+	oldBoxes := mailboxIDs(t, s, addr)
+	oldInbox := mailbox(t, s, addr, store.Inbox)
 	rep, err := s.DeleteAccount(ctxBg, addr)
 	if err != nil {
 		t.Fatal(err)
@@ -183,8 +208,10 @@ func testDeleteAccount(t *testing.T, s store.Store) {
 	wantErr(t, "Account after delete", err, store.ErrNotFound)
 	_, err = s.Mailbox(ctxBg, addr, store.Inbox)
 	wantErr(t, "Mailbox after delete", err, store.ErrNotFound)
-	_, err = s.Blob(ctxBg, addr, store.Inbox, 1)
+	_, err = s.Blob(ctxBg, addr, oldInbox.ID, 1)
 	wantErr(t, "Blob after delete", err, store.ErrNotFound)
+	_, err = s.PublicAccount(ctxBg, addr)
+	wantErr(t, "PublicAccount after delete", err, store.ErrNotFound)
 	_, err = s.DeleteAccount(ctxBg, addr)
 	wantErr(t, "DeleteAccount twice", err, store.ErrNotFound)
 	all, err := s.Accounts(ctxBg)
@@ -207,6 +234,16 @@ func testDeleteAccount(t *testing.T, s store.Store) {
 	}
 	if m := mailbox(t, s, addr, store.Inbox); m.UIDNext != 1 || m.Messages != 0 {
 		t.Errorf("re-created INBOX %+v", m)
+	}
+	// The old account's mailbox IDs name nothing in the new one: a
+	// session of the deleted account cannot reach the new mail.
+	deliverN(t, s, addr, store.Inbox, 1, 10)
+	for id := range oldBoxes {
+		if mb, err := s.MailboxByID(ctxBg, addr, id); err == nil {
+			t.Errorf("old mailbox ID %d names %q of the re-created account", id, mb.Name)
+		}
+		_, err := s.Blob(ctxBg, addr, id, 1)
+		wantErr(t, "Blob through an old mailbox ID", err, store.ErrNotFound)
 	}
 	if _, err := s.Mailbox(ctxBg, addr, "Archive/2025"); err == nil {
 		t.Errorf("old mailbox survived")

@@ -90,7 +90,7 @@ func testConcurrentDeliver(t *testing.T, s store.Store) {
 	for w := 0; w < workers; w += 7 {
 		for i, u := range uids[w] {
 			n := w*each + i
-			b, err := s.Blob(ctxBg, addr, store.Inbox, u)
+			b, err := s.Blob(ctxBg, addr, m.ID, u)
 			if err != nil || !bytes.Equal(b, blob(n, 64+n%64)) {
 				t.Fatalf("blob of UID %d (worker %d #%d): %v", u, w, i, err)
 			}
@@ -102,10 +102,15 @@ func testConcurrentDeliver(t *testing.T, s store.Store) {
 // listings at once across two accounts, then checks the books balance.
 func testConcurrentMixed(t *testing.T, s store.Store) {
 	accts := []string{"m1@example.org", "m2@example.org"}
+	ids := make(map[string]map[string]uint64)
 	for _, a := range accts {
 		newAccount(t, s, a)
 		if err := s.SetQuota(ctxBg, a, 1<<20); err != nil {
 			t.Fatal(err)
+		}
+		ids[a] = map[string]uint64{}
+		for _, name := range []string{store.Inbox, "Archive", "Trash"} {
+			ids[a][name] = idOf(t, s, a, name)
 		}
 	}
 	ctx, cancel := context.WithCancel(ctxBg)
@@ -128,29 +133,29 @@ func testConcurrentMixed(t *testing.T, s store.Store) {
 		run(func(i int) error {
 			_, err := s.Deliver(ctx, []store.Delivery{
 				{Account: accts[0], Blob: blob(i, 100)},
-				{Account: accts[1], Mailbox: "Archive", Blob: blob(i+k, 50)},
+				{Account: accts[1], MailboxID: ids[accts[1]]["Archive"], Blob: blob(i+k, 50)},
 			})
 			return err
 		})
 	}
 	for _, a := range accts {
 		run(func(i int) error {
-			_, err := s.StoreFlags(ctx, a, store.Inbox, store.FlagUpdate{UIDs: []uint32{uint32(i), uint32(i + 1)}, Op: store.FlagsAdd, Flags: []string{`\Seen`}})
+			_, err := s.StoreFlags(ctx, a, ids[a][store.Inbox], store.FlagUpdate{UIDs: []uint32{uint32(i), uint32(i + 1)}, Op: store.FlagsAdd, Flags: []string{`\Seen`}})
 			return err
 		})
 		run(func(i int) error {
 			if i%4 != 3 {
 				return nil
 			}
-			_, err := s.Expunge(ctx, a, store.Inbox, []uint32{uint32(i - 2)})
+			_, err := s.Expunge(ctx, a, ids[a][store.Inbox], []uint32{uint32(i - 2)})
 			return err
 		})
 		run(func(i int) error {
-			_, err := s.CopyMessages(ctx, a, "Archive", "Trash", []uint32{uint32(i)})
+			_, err := s.CopyMessages(ctx, a, ids[a]["Archive"], ids[a]["Trash"], []uint32{uint32(i)})
 			return err
 		})
 		run(func(i int) error {
-			_, err := s.Messages(ctx, a, store.Inbox, store.ListOptions{WithSummary: true})
+			_, err := s.Messages(ctx, a, ids[a][store.Inbox], store.ListOptions{WithSummary: true})
 			return err
 		})
 	}

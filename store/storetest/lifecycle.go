@@ -40,17 +40,18 @@ func testSliceCopies(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	body[0], flags[1] = 'X', "$changed"
-	b, err := s.Blob(ctxBg, addr, store.Inbox, 1)
+	inbox := idOf(t, s, addr, store.Inbox)
+	b, err := s.Blob(ctxBg, addr, inbox, 1)
 	if err != nil || string(b) != "sealed message body" {
 		t.Fatalf("blob %q, %v", b, err)
 	}
 	b[0] = 'Y'
-	if b2, _ := s.Blob(ctxBg, addr, store.Inbox, 1); string(b2) != "sealed message body" {
+	if b2, _ := s.Blob(ctxBg, addr, inbox, 1); string(b2) != "sealed message body" {
 		t.Fatalf("Blob handed out the store's slice")
 	}
 	sum := []byte("summary")
 	key := []byte("session")
-	if err := s.SetSummaries(ctxBg, addr, store.Inbox, []store.SummaryUpdate{{UID: 1, Summary: sum, SessionKey: key}}); err != nil {
+	if err := s.SetSummaries(ctxBg, addr, inbox, []store.SummaryUpdate{{UID: 1, Summary: sum, SessionKey: key}}); err != nil {
 		t.Fatal(err)
 	}
 	sum[0], key[0] = 'X', 'X'
@@ -67,12 +68,13 @@ func testSliceCopies(t *testing.T, s store.Store) {
 		t.Fatalf("AddSlot kept the caller's slice")
 	}
 	uids := []uint32{1}
-	res, err := s.CopyMessages(ctxBg, addr, store.Inbox, "Archive", uids)
+	archive := idOf(t, s, addr, "Archive")
+	res, err := s.CopyMessages(ctxBg, addr, inbox, archive, uids)
 	if err != nil || len(res.Pairs) != 1 {
 		t.Fatal(err)
 	}
 	uids[0] = 9
-	if b, err := s.Blob(ctxBg, addr, "Archive", 1); err != nil || string(b) != "sealed message body" {
+	if b, err := s.Blob(ctxBg, addr, archive, 1); err != nil || string(b) != "sealed message body" {
 		t.Fatalf("copied blob %q, %v", b, err)
 	}
 }
@@ -83,6 +85,7 @@ func testCancelledContext(t *testing.T, s store.Store) {
 	const addr = "ctx@example.org"
 	newAccount(t, s, addr)
 	deliverN(t, s, addr, "", 2, 10)
+	inbox, junk, trash := idOf(t, s, addr, store.Inbox), idOf(t, s, addr, "Junk"), idOf(t, s, addr, "Trash")
 	ctx, cancel := context.WithCancel(ctxBg)
 	cancel()
 	check := func(what string, err error) {
@@ -96,23 +99,25 @@ func testCancelledContext(t *testing.T, s store.Store) {
 	check("CreateAccount", s.CreateAccount(ctx, store.Account{Address: "new@example.org", PublicKey: []byte("k")}, nil))
 	_, err = s.CreateMailbox(ctx, addr, store.MailboxSpec{Name: "New"})
 	check("CreateMailbox", err)
-	_, err = s.StoreFlags(ctx, addr, store.Inbox, store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{`\Seen`}})
+	_, err = s.StoreFlags(ctx, addr, inbox, store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{`\Seen`}})
 	check("StoreFlags", err)
-	_, err = s.Expunge(ctx, addr, store.Inbox, []uint32{1})
+	_, err = s.Expunge(ctx, addr, inbox, []uint32{1})
 	check("Expunge", err)
-	_, err = s.MoveMessages(ctx, addr, store.Inbox, "Trash", []uint32{2})
+	_, err = s.MoveMessages(ctx, addr, inbox, trash, []uint32{2})
 	check("MoveMessages", err)
-	check("DeleteMailbox", s.DeleteMailbox(ctx, addr, "Junk"))
-	check("RenameMailbox", s.RenameMailbox(ctx, addr, "Junk", "Spam"))
+	check("DeleteMailbox", s.DeleteMailbox(ctx, addr, junk))
+	check("RenameMailbox", s.RenameMailbox(ctx, addr, junk, "Spam"))
 	check("SetQuota", s.SetQuota(ctx, addr, 5))
 	_, err = s.AddSlot(ctx, addr, store.Slot{Kind: store.SlotRecovery, Data: []byte("r")})
 	check("AddSlot", err)
 	_, err = s.DeleteAccount(ctx, addr)
 	check("DeleteAccount", err)
-	_, err = s.Messages(ctx, addr, store.Inbox, store.ListOptions{})
+	_, err = s.Messages(ctx, addr, inbox, store.ListOptions{})
 	check("Messages", err)
 	_, err = s.Account(ctx, addr)
 	check("Account", err)
+	_, err = s.PublicAccount(ctx, addr)
+	check("PublicAccount", err)
 
 	a := account(t, s, addr)
 	if a.QuotaBytes != 0 || len(a.Slots) != 1 {
@@ -151,22 +156,38 @@ func testReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	}
 	deliverN(t, s, addr, "", 20, 100)
 	deliverN(t, s, "doomed@example.org", "", 3, 100)
-	if _, err := s.StoreFlags(ctxBg, addr, store.Inbox, store.FlagUpdate{UIDs: []uint32{3, 4}, Op: store.FlagsAdd, Flags: []string{`\Seen`, "$x"}}); err != nil {
+	inbox, archive := idOf(t, s, addr, store.Inbox), idOf(t, s, addr, "Archive")
+	if _, err := s.StoreFlags(ctxBg, addr, inbox, store.FlagUpdate{UIDs: []uint32{3, 4}, Op: store.FlagsAdd, Flags: []string{`\Seen`, "$x"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetSummaries(ctxBg, addr, store.Inbox, []store.SummaryUpdate{{UID: 5, Summary: []byte("s5"), SessionKey: []byte("k5")}}); err != nil {
+	if err := s.SetSummaries(ctxBg, addr, inbox, []store.SummaryUpdate{{UID: 5, Summary: []byte("s5"), SessionKey: []byte("k5")}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Expunge(ctxBg, addr, store.Inbox, []uint32{7}); err != nil {
+	if _, err := s.Expunge(ctxBg, addr, inbox, []uint32{7}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.MoveMessages(ctxBg, addr, store.Inbox, "Archive", []uint32{8, 9}); err != nil {
+	if _, err := s.MoveMessages(ctxBg, addr, inbox, archive, []uint32{8, 9}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateMailbox(ctxBg, addr, store.MailboxSpec{Name: "Lists/go"}); err != nil {
+	lists, err := s.CreateMailbox(ctxBg, addr, store.MailboxSpec{Name: "Lists/go"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RenameMailbox(ctxBg, addr, "Lists/go", "L/go"); err != nil {
+	if err := s.RenameMailbox(ctxBg, addr, lists.ID, "L/go"); err != nil {
+		t.Fatal(err)
+	}
+	// Every mailbox ID and UIDVALIDITY handed out so far, deleted ones
+	// included: none may come back after the reopen.
+	used := mailboxIDs(t, s, addr)
+	for id := range mailboxIDs(t, s, "doomed@example.org") {
+		used[id] = true
+	}
+	gone, err := s.CreateMailbox(ctxBg, addr, store.MailboxSpec{Name: "Gone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	used[gone.ID] = true
+	if err := s.DeleteMailbox(ctxBg, addr, gone.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.DeleteAccount(ctxBg, "doomed@example.org"); err != nil {
@@ -178,6 +199,10 @@ func testReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		t.Fatal(err)
 	}
 	wantMsgs := messages(t, s, addr, store.Inbox, store.ListOptions{WithSummary: true})
+	usedUV := map[uint32]bool{gone.UIDValidity: true}
+	for _, m := range wantBoxes {
+		usedUV[m.UIDValidity] = true
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +241,7 @@ func testReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 			t.Errorf("message after reopen %+v, want %+v", g, w)
 		}
 	}
-	if b, err := s.Blob(ctxBg, addr, "Archive", 2); err != nil || !bytes.Equal(b, blob(8+100, 100)) {
+	if b, err := s.Blob(ctxBg, addr, archive, 2); err != nil || !bytes.Equal(b, blob(8+100, 100)) {
 		t.Errorf("moved blob after reopen: %v", err)
 	}
 	if _, err := s.Account(ctxBg, "doomed@example.org"); !errors.Is(err, store.ErrNotFound) {
@@ -228,4 +253,23 @@ func testReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	}
 	checkCounters(t, s, addr, store.Inbox)
 	usedBytes(t, s, addr)
+	// Mailbox IDs and UIDVALIDITY are never reused, also after a reopen,
+	// in the same account or a re-created one.
+	_, err = s.MailboxByID(ctxBg, addr, gone.ID)
+	wantErr(t, "MailboxByID of a mailbox deleted before the reopen", err, store.ErrNotFound)
+	again, err := s.CreateMailbox(ctxBg, addr, store.MailboxSpec{Name: "Gone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newAccount(t, s, "doomed@example.org")
+	fresh := mailboxIDs(t, s, "doomed@example.org")
+	fresh[again.ID] = true
+	for id := range fresh {
+		if used[id] {
+			t.Errorf("mailbox ID %d handed out again after reopen", id)
+		}
+	}
+	if usedUV[again.UIDValidity] {
+		t.Errorf("UIDVALIDITY %d handed out again after reopen", again.UIDValidity)
+	}
 }

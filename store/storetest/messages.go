@@ -15,20 +15,22 @@ func testDeliver(t *testing.T, s store.Store) {
 	newAccount(t, s, "e@example.org")
 	ds := []store.Delivery{
 		{Account: addr, InternalDate: date0, Flags: []string{`\seen`, "$Label", "$label", `\FLAGGED`}, Blob: blob(1, 300)},
-		{Account: addr, Mailbox: store.Inbox, InternalDate: date0.Add(time.Hour), Blob: blob(2, 200)},
-		{Account: "e@example.org", Mailbox: "Sent", InternalDate: date0, Flags: []string{`\Seen`}, Blob: blob(3, 50)},
-		{Account: addr, Mailbox: "Archive", InternalDate: date0.Add(-time.Hour), Flags: []string{`\Deleted`}, Blob: blob(4, 70)},
+		{Account: addr, MailboxID: idOf(t, s, addr, store.Inbox), InternalDate: date0.Add(time.Hour), Blob: blob(2, 200)},
+		{Account: "e@example.org", MailboxID: idOf(t, s, "e@example.org", "Sent"), InternalDate: date0, Flags: []string{`\Seen`}, Blob: blob(3, 50)},
+		{Account: addr, MailboxID: idOf(t, s, addr, "Archive"), InternalDate: date0.Add(-time.Hour), Flags: []string{`\Deleted`}, Blob: blob(4, 70)},
 	}
 	got, err := s.Deliver(ctxBg, ds)
 	if err != nil {
 		t.Fatal(err)
 	}
 	inbox := mailbox(t, s, addr, store.Inbox)
+	sent := mailbox(t, s, "e@example.org", "Sent")
+	archive := mailbox(t, s, addr, "Archive")
 	want := []store.Delivered{
-		{Account: addr, Mailbox: store.Inbox, UIDValidity: inbox.UIDValidity, UID: 1},
-		{Account: addr, Mailbox: store.Inbox, UIDValidity: inbox.UIDValidity, UID: 2},
-		{Account: "e@example.org", Mailbox: "Sent", UIDValidity: mailbox(t, s, "e@example.org", "Sent").UIDValidity, UID: 1},
-		{Account: addr, Mailbox: "Archive", UIDValidity: mailbox(t, s, addr, "Archive").UIDValidity, UID: 1},
+		{Account: addr, MailboxID: inbox.ID, Mailbox: store.Inbox, UIDValidity: inbox.UIDValidity, UID: 1},
+		{Account: addr, MailboxID: inbox.ID, Mailbox: store.Inbox, UIDValidity: inbox.UIDValidity, UID: 2},
+		{Account: "e@example.org", MailboxID: sent.ID, Mailbox: "Sent", UIDValidity: sent.UIDValidity, UID: 1},
+		{Account: addr, MailboxID: archive.ID, Mailbox: "Archive", UIDValidity: archive.UIDValidity, UID: 1},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("Deliver returned %d results", len(got))
@@ -62,14 +64,14 @@ func testDeliver(t *testing.T, s store.Store) {
 		t.Errorf("summary without WithSummary")
 	}
 	for i, n := range []int{1, 2} {
-		b, err := s.Blob(ctxBg, addr, store.Inbox, uint32(i+1))
+		b, err := s.Blob(ctxBg, addr, idOf(t, s, addr, store.Inbox), uint32(i+1))
 		if err != nil || !bytes.Equal(b, ds[n-1].Blob) {
 			t.Errorf("Blob(%d) = %d bytes, %v", i+1, len(b), err)
 		}
 	}
-	_, err = s.Blob(ctxBg, addr, store.Inbox, 3)
+	_, err = s.Blob(ctxBg, addr, idOf(t, s, addr, store.Inbox), 3)
 	wantErr(t, "Blob of unknown UID", err, store.ErrNotFound)
-	_, err = s.Blob(ctxBg, addr, "Nope", 1)
+	_, err = s.Blob(ctxBg, addr, unknownID, 1)
 	wantErr(t, "Blob in unknown mailbox", err, store.ErrNotFound)
 
 	m := checkCounters(t, s, addr, store.Inbox)
@@ -88,7 +90,7 @@ func testDeliver(t *testing.T, s store.Store) {
 	// A zero internal date becomes the delivery time.
 	before := time.Now().Add(-time.Second)
 	deliverN(t, s, addr, "Junk", 1, 1)
-	ds2 := []store.Delivery{{Account: addr, Mailbox: "Junk", Blob: []byte("x")}}
+	ds2 := []store.Delivery{{Account: addr, MailboxID: idOf(t, s, addr, "Junk"), Blob: []byte("x")}}
 	if _, err := s.Deliver(ctxBg, ds2); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +107,7 @@ func testListRange(t *testing.T, s store.Store) {
 	const addr = "r@example.org"
 	newAccount(t, s, addr)
 	deliverN(t, s, addr, "", 10, 20)
-	if _, err := s.Expunge(ctxBg, addr, store.Inbox, []uint32{4, 5}); err != nil {
+	if _, err := s.Expunge(ctxBg, addr, idOf(t, s, addr, store.Inbox), []uint32{4, 5}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -132,10 +134,12 @@ func testListRange(t *testing.T, s store.Store) {
 func testDeliverAtomic(t *testing.T, s store.Store) {
 	const addr = "atomic@example.org"
 	newAccount(t, s, addr)
+	newAccount(t, s, "other@example.org")
 	good := store.Delivery{Account: addr, Blob: blob(1, 100)}
 	for name, bad := range map[string]store.Delivery{
-		"unknown account": {Account: "nobody@example.org", Blob: blob(2, 100)},
-		"unknown mailbox": {Account: addr, Mailbox: "Nope", Blob: blob(2, 100)},
+		"unknown account":         {Account: "nobody@example.org", Blob: blob(2, 100)},
+		"unknown mailbox":         {Account: addr, MailboxID: unknownID, Blob: blob(2, 100)},
+		"other account's mailbox": {Account: addr, MailboxID: idOf(t, s, "other@example.org", store.Inbox), Blob: blob(2, 100)},
 	} {
 		_, err := s.Deliver(ctxBg, []store.Delivery{good, good, bad})
 		wantErr(t, name, err, store.ErrNotFound)
@@ -192,16 +196,16 @@ func testQuota(t *testing.T, s store.Store) {
 		t.Errorf("used %d", used)
 	}
 	// Copies count; moves do not.
-	_, err = s.CopyMessages(ctxBg, addr, store.Inbox, "Archive", []uint32{1})
+	_, err = s.CopyMessages(ctxBg, addr, idOf(t, s, addr, store.Inbox), idOf(t, s, addr, "Archive"), []uint32{1})
 	wantErr(t, "copy over quota", err, store.ErrOverQuota)
 	if ms := messages(t, s, addr, "Archive", store.ListOptions{}); len(ms) != 0 {
 		t.Errorf("refused copy stored %d", len(ms))
 	}
-	if _, err := s.MoveMessages(ctxBg, addr, store.Inbox, "Archive", []uint32{1}); err != nil {
+	if _, err := s.MoveMessages(ctxBg, addr, idOf(t, s, addr, store.Inbox), idOf(t, s, addr, "Archive"), []uint32{1}); err != nil {
 		t.Errorf("move at full quota: %v", err)
 	}
 	// Freeing space allows mail again; a quota of 0 means no limit.
-	if _, err := s.Expunge(ctxBg, addr, store.Inbox, []uint32{2}); err != nil {
+	if _, err := s.Expunge(ctxBg, addr, idOf(t, s, addr, store.Inbox), []uint32{2}); err != nil {
 		t.Fatal(err)
 	}
 	deliverN(t, s, addr, "", 1, 150)
@@ -221,7 +225,7 @@ func testFlags(t *testing.T, s store.Store) {
 	m0 := mailbox(t, s, addr, store.Inbox)
 	ms0 := messages(t, s, addr, store.Inbox, store.ListOptions{})
 
-	res, err := s.StoreFlags(ctxBg, addr, store.Inbox, store.FlagUpdate{UIDs: []uint32{2, 1, 2, 99}, Op: store.FlagsAdd, Flags: []string{`\SEEN`}})
+	res, err := s.StoreFlags(ctxBg, addr, idOf(t, s, addr, store.Inbox), store.FlagUpdate{UIDs: []uint32{2, 1, 2, 99}, Op: store.FlagsAdd, Flags: []string{`\SEEN`}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +252,7 @@ func testFlags(t *testing.T, s store.Store) {
 	}
 
 	// No change, no new MODSEQ.
-	res, err = s.StoreFlags(ctxBg, addr, store.Inbox, store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{`\seen`}})
+	res, err = s.StoreFlags(ctxBg, addr, idOf(t, s, addr, store.Inbox), store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{`\seen`}})
 	if err != nil || len(res.Changed) != 0 {
 		t.Errorf("re-adding \\Seen: %+v, %v", res, err)
 	}
@@ -257,10 +261,10 @@ func testFlags(t *testing.T, s store.Store) {
 	}
 
 	// Keywords: kept as given, deduplicated case-insensitively, sorted.
-	if _, err := s.StoreFlags(ctxBg, addr, store.Inbox, store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{"Work", "$Junk", "work", `\Deleted`}}); err != nil {
+	if _, err := s.StoreFlags(ctxBg, addr, idOf(t, s, addr, store.Inbox), store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{"Work", "$Junk", "work", `\Deleted`}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.StoreFlags(ctxBg, addr, store.Inbox, store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{"WORK"}}); err != nil {
+	if _, err := s.StoreFlags(ctxBg, addr, idOf(t, s, addr, store.Inbox), store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{"WORK"}}); err != nil {
 		t.Fatal(err)
 	}
 	ms := messages(t, s, addr, store.Inbox, store.ListOptions{ToUID: 1})
@@ -271,7 +275,7 @@ func testFlags(t *testing.T, s store.Store) {
 		t.Errorf("Deleted counter %d", m.Deleted)
 	}
 	// Remove is case-insensitive.
-	if _, err := s.StoreFlags(ctxBg, addr, store.Inbox, store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsRemove, Flags: []string{"work", `\deleted`}}); err != nil {
+	if _, err := s.StoreFlags(ctxBg, addr, idOf(t, s, addr, store.Inbox), store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsRemove, Flags: []string{"work", `\deleted`}}); err != nil {
 		t.Fatal(err)
 	}
 	ms = messages(t, s, addr, store.Inbox, store.ListOptions{ToUID: 1})
@@ -279,7 +283,7 @@ func testFlags(t *testing.T, s store.Store) {
 		t.Errorf("flags after remove %q", ms[0].Flags)
 	}
 	// Set replaces.
-	res, err = s.StoreFlags(ctxBg, addr, store.Inbox, store.FlagUpdate{UIDs: []uint32{1, 2, 3}, Op: store.FlagsSet, Flags: []string{`\Answered`, `\Draft`}})
+	res, err = s.StoreFlags(ctxBg, addr, idOf(t, s, addr, store.Inbox), store.FlagUpdate{UIDs: []uint32{1, 2, 3}, Op: store.FlagsSet, Flags: []string{`\Answered`, `\Draft`}})
 	if err != nil || len(res.Changed) != 3 {
 		t.Fatalf("Set: %+v, %v", res, err)
 	}
@@ -294,17 +298,17 @@ func testFlags(t *testing.T, s store.Store) {
 	// Bad flags change nothing.
 	before := mailbox(t, s, addr, store.Inbox)
 	for _, bad := range [][]string{{""}, {"two words"}, {`\`}, {"x\x00"}, {strings.Repeat("k", 1000)}, {"ü"}} {
-		if _, err := s.StoreFlags(ctxBg, addr, store.Inbox, store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: bad}); err == nil {
+		if _, err := s.StoreFlags(ctxBg, addr, idOf(t, s, addr, store.Inbox), store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: bad}); err == nil {
 			t.Errorf("StoreFlags(%q) succeeded", bad)
 		}
 	}
-	if _, err := s.StoreFlags(ctxBg, addr, store.Inbox, store.FlagUpdate{UIDs: []uint32{1}, Op: 77}); err == nil {
+	if _, err := s.StoreFlags(ctxBg, addr, idOf(t, s, addr, store.Inbox), store.FlagUpdate{UIDs: []uint32{1}, Op: 77}); err == nil {
 		t.Errorf("unknown FlagOp accepted")
 	}
 	if m := mailbox(t, s, addr, store.Inbox); m != before {
 		t.Errorf("refused STORE changed the mailbox")
 	}
-	_, err = s.StoreFlags(ctxBg, addr, "Nope", store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{`\Seen`}})
+	_, err = s.StoreFlags(ctxBg, addr, unknownID, store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{`\Seen`}})
 	wantErr(t, "StoreFlags in unknown mailbox", err, store.ErrNotFound)
 }
 
@@ -314,11 +318,11 @@ func testUnchangedSince(t *testing.T, s store.Store) {
 	deliverN(t, s, addr, "", 3, 10)
 	ms := messages(t, s, addr, store.Inbox, store.ListOptions{})
 	// Touch message 2 so that its MODSEQ is the highest.
-	if _, err := s.StoreFlags(ctxBg, addr, store.Inbox, store.FlagUpdate{UIDs: []uint32{2}, Op: store.FlagsAdd, Flags: []string{"$x"}}); err != nil {
+	if _, err := s.StoreFlags(ctxBg, addr, idOf(t, s, addr, store.Inbox), store.FlagUpdate{UIDs: []uint32{2}, Op: store.FlagsAdd, Flags: []string{"$x"}}); err != nil {
 		t.Fatal(err)
 	}
 	since := ms[2].ModSeq // the highest after delivery
-	res, err := s.StoreFlags(ctxBg, addr, store.Inbox, store.FlagUpdate{
+	res, err := s.StoreFlags(ctxBg, addr, idOf(t, s, addr, store.Inbox), store.FlagUpdate{
 		UIDs: []uint32{1, 2, 3}, Op: store.FlagsAdd, Flags: []string{`\Seen`}, UnchangedSince: since,
 	})
 	if err != nil {
@@ -338,14 +342,14 @@ func testExpunge(t *testing.T, s store.Store) {
 	const addr = "x@example.org"
 	newAccount(t, s, addr)
 	deliverN(t, s, addr, "", 5, 10)
-	if _, err := s.StoreFlags(ctxBg, addr, store.Inbox, store.FlagUpdate{UIDs: []uint32{2}, Op: store.FlagsAdd, Flags: []string{`\Deleted`, `\Seen`}}); err != nil {
+	if _, err := s.StoreFlags(ctxBg, addr, idOf(t, s, addr, store.Inbox), store.FlagUpdate{UIDs: []uint32{2}, Op: store.FlagsAdd, Flags: []string{`\Deleted`, `\Seen`}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetSummaries(ctxBg, addr, store.Inbox, []store.SummaryUpdate{{UID: 4, Summary: []byte("s"), SessionKey: []byte("k")}}); err != nil {
+	if err := s.SetSummaries(ctxBg, addr, idOf(t, s, addr, store.Inbox), []store.SummaryUpdate{{UID: 4, Summary: []byte("s"), SessionKey: []byte("k")}}); err != nil {
 		t.Fatal(err)
 	}
 	m0 := mailbox(t, s, addr, store.Inbox)
-	got, err := s.Expunge(ctxBg, addr, store.Inbox, []uint32{4, 2, 9, 2})
+	got, err := s.Expunge(ctxBg, addr, idOf(t, s, addr, store.Inbox), []uint32{4, 2, 9, 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,13 +363,13 @@ func testExpunge(t *testing.T, s store.Store) {
 	if m.Deleted != 0 || m.Unseen != 3 || m.HighestModSeq <= m0.HighestModSeq || m.UIDNext != 6 {
 		t.Errorf("after expunge %+v", m)
 	}
-	_, err = s.Blob(ctxBg, addr, store.Inbox, 2)
+	_, err = s.Blob(ctxBg, addr, idOf(t, s, addr, store.Inbox), 2)
 	wantErr(t, "expunged blob", err, store.ErrNotFound)
 	if used := usedBytes(t, s, addr); used != 30 {
 		t.Errorf("used %d", used)
 	}
 	// Nothing to do: no new HIGHESTMODSEQ.
-	if got, err := s.Expunge(ctxBg, addr, store.Inbox, []uint32{2, 100}); err != nil || len(got) != 0 {
+	if got, err := s.Expunge(ctxBg, addr, idOf(t, s, addr, store.Inbox), []uint32{2, 100}); err != nil || len(got) != 0 {
 		t.Errorf("Expunge of gone UIDs = %v, %v", got, err)
 	}
 	if m2 := mailbox(t, s, addr, store.Inbox); m2 != m {
@@ -375,7 +379,7 @@ func testExpunge(t *testing.T, s store.Store) {
 	if uids := deliverN(t, s, addr, "", 1, 10); uids[0] != 6 {
 		t.Errorf("next UID %d", uids[0])
 	}
-	_, err = s.Expunge(ctxBg, addr, "Nope", []uint32{1})
+	_, err = s.Expunge(ctxBg, addr, unknownID, []uint32{1})
 	wantErr(t, "Expunge in unknown mailbox", err, store.ErrNotFound)
 }
 
@@ -384,14 +388,14 @@ func copySetup(t *testing.T, s store.Store, addr string) []store.Message {
 	t.Helper()
 	newAccount(t, s, addr)
 	deliverN(t, s, addr, "", 5, 40)
-	if _, err := s.StoreFlags(ctxBg, addr, store.Inbox, store.FlagUpdate{UIDs: []uint32{1, 3}, Op: store.FlagsAdd, Flags: []string{`\Seen`, "$Work"}}); err != nil {
+	if _, err := s.StoreFlags(ctxBg, addr, idOf(t, s, addr, store.Inbox), store.FlagUpdate{UIDs: []uint32{1, 3}, Op: store.FlagsAdd, Flags: []string{`\Seen`, "$Work"}}); err != nil {
 		t.Fatal(err)
 	}
 	var us []store.SummaryUpdate
 	for uid := uint32(1); uid <= 5; uid++ {
 		us = append(us, store.SummaryUpdate{UID: uid, Summary: []byte{'s', byte(uid)}, SessionKey: []byte{'k', byte(uid)}})
 	}
-	if err := s.SetSummaries(ctxBg, addr, store.Inbox, us); err != nil {
+	if err := s.SetSummaries(ctxBg, addr, idOf(t, s, addr, store.Inbox), us); err != nil {
 		t.Fatal(err)
 	}
 	return messages(t, s, addr, store.Inbox, store.ListOptions{WithSummary: true})
@@ -415,7 +419,7 @@ func sameContent(t *testing.T, s store.Store, addr, srcBox string, src []store.M
 			!bytes.Equal(a.Summary, b.Summary) || !bytes.Equal(a.SessionKey, b.SessionKey) {
 			t.Errorf("copy %d->%d: %+v vs %+v", p.Src, p.Dst, a, b)
 		}
-		bb, err := s.Blob(ctxBg, addr, dstBox, p.Dst)
+		bb, err := s.Blob(ctxBg, addr, idOf(t, s, addr, dstBox), p.Dst)
 		if err != nil || !bytes.Equal(bb, blob(int(p.Src)-1+40, 40)) {
 			t.Errorf("blob of copy %d->%d: %v", p.Src, p.Dst, err)
 		}
@@ -428,7 +432,7 @@ func testCopy(t *testing.T, s store.Store) {
 	src := copySetup(t, s, addr)
 	deliverN(t, s, addr, "Archive", 2, 10)
 	arch := mailbox(t, s, addr, "Archive")
-	res, err := s.CopyMessages(ctxBg, addr, store.Inbox, "Archive", []uint32{5, 1, 3, 42})
+	res, err := s.CopyMessages(ctxBg, addr, idOf(t, s, addr, store.Inbox), idOf(t, s, addr, "Archive"), []uint32{5, 1, 3, 42})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,26 +458,26 @@ func testCopy(t *testing.T, s store.Store) {
 		t.Errorf("used %d", used)
 	}
 	// A copy is independent: expunging the original keeps it.
-	if _, err := s.Expunge(ctxBg, addr, store.Inbox, []uint32{1}); err != nil {
+	if _, err := s.Expunge(ctxBg, addr, idOf(t, s, addr, store.Inbox), []uint32{1}); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := s.Blob(ctxBg, addr, "Archive", 3); err != nil || len(b) != 40 {
+	if b, err := s.Blob(ctxBg, addr, idOf(t, s, addr, "Archive"), 3); err != nil || len(b) != 40 {
 		t.Errorf("copy after expunging the original: %v", err)
 	}
 	// Copy to the same mailbox appends.
-	res, err = s.CopyMessages(ctxBg, addr, "Archive", "Archive", []uint32{3})
+	res, err = s.CopyMessages(ctxBg, addr, idOf(t, s, addr, "Archive"), idOf(t, s, addr, "Archive"), []uint32{3})
 	if err != nil || len(res.Pairs) != 1 || res.Pairs[0] != (store.UIDPair{Src: 3, Dst: 6}) {
 		t.Errorf("self copy %+v, %v", res, err)
 	}
 	checkCounters(t, s, addr, "Archive")
 	usedBytes(t, s, addr)
 	// Unknown mailboxes.
-	_, err = s.CopyMessages(ctxBg, addr, store.Inbox, "Nope", []uint32{2})
+	_, err = s.CopyMessages(ctxBg, addr, idOf(t, s, addr, store.Inbox), unknownID, []uint32{2})
 	wantErr(t, "copy to unknown", err, store.ErrNotFound)
-	_, err = s.CopyMessages(ctxBg, addr, "Nope", store.Inbox, []uint32{2})
+	_, err = s.CopyMessages(ctxBg, addr, unknownID, idOf(t, s, addr, store.Inbox), []uint32{2})
 	wantErr(t, "copy from unknown", err, store.ErrNotFound)
 	// Nothing to copy.
-	if res, err := s.CopyMessages(ctxBg, addr, store.Inbox, "Archive", []uint32{77}); err != nil || len(res.Pairs) != 0 {
+	if res, err := s.CopyMessages(ctxBg, addr, idOf(t, s, addr, store.Inbox), idOf(t, s, addr, "Archive"), []uint32{77}); err != nil || len(res.Pairs) != 0 {
 		t.Errorf("copy of nothing %+v, %v", res, err)
 	}
 }
@@ -483,7 +487,7 @@ func testMove(t *testing.T, s store.Store) {
 	src := copySetup(t, s, addr)
 	in0 := mailbox(t, s, addr, store.Inbox)
 	used0 := usedBytes(t, s, addr)
-	res, err := s.MoveMessages(ctxBg, addr, store.Inbox, "Trash", []uint32{4, 2, 3})
+	res, err := s.MoveMessages(ctxBg, addr, idOf(t, s, addr, store.Inbox), idOf(t, s, addr, "Trash"), []uint32{4, 2, 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,16 +512,16 @@ func testMove(t *testing.T, s store.Store) {
 	if used := usedBytes(t, s, addr); used != used0 {
 		t.Errorf("move changed used bytes %d -> %d", used0, used)
 	}
-	_, err = s.Blob(ctxBg, addr, store.Inbox, 2)
+	_, err = s.Blob(ctxBg, addr, idOf(t, s, addr, store.Inbox), 2)
 	wantErr(t, "moved-away blob", err, store.ErrNotFound)
 	// Moved messages can be expunged and their bytes freed.
-	if _, err := s.Expunge(ctxBg, addr, "Trash", []uint32{1, 2, 3}); err != nil {
+	if _, err := s.Expunge(ctxBg, addr, idOf(t, s, addr, "Trash"), []uint32{1, 2, 3}); err != nil {
 		t.Fatal(err)
 	}
 	if used := usedBytes(t, s, addr); used != 80 {
 		t.Errorf("used after expunging moved mail %d", used)
 	}
-	_, err = s.MoveMessages(ctxBg, addr, store.Inbox, "Nope", []uint32{1})
+	_, err = s.MoveMessages(ctxBg, addr, idOf(t, s, addr, store.Inbox), unknownID, []uint32{1})
 	wantErr(t, "move to unknown", err, store.ErrNotFound)
 	if uids := uidsOf(messages(t, s, addr, store.Inbox, store.ListOptions{})); !equalUIDs(uids, []uint32{1, 5}) {
 		t.Errorf("failed move changed INBOX: %v", uids)
@@ -528,7 +532,7 @@ func testSummaries(t *testing.T, s store.Store) {
 	const addr = "sum@example.org"
 	newAccount(t, s, addr)
 	deliverN(t, s, addr, "", 3, 10)
-	err := s.SetSummaries(ctxBg, addr, store.Inbox, []store.SummaryUpdate{
+	err := s.SetSummaries(ctxBg, addr, idOf(t, s, addr, store.Inbox), []store.SummaryUpdate{
 		{UID: 2, Summary: []byte("summary two"), SessionKey: []byte("key two")},
 		{UID: 99, Summary: []byte("nobody"), SessionKey: []byte("nobody")},
 	})
@@ -548,7 +552,7 @@ func testSummaries(t *testing.T, s store.Store) {
 	}
 	// Replacing a summary; summaries do not touch MODSEQ.
 	m0 := mailbox(t, s, addr, store.Inbox)
-	if err := s.SetSummaries(ctxBg, addr, store.Inbox, []store.SummaryUpdate{{UID: 2, Summary: []byte("v2"), SessionKey: []byte("k2")}}); err != nil {
+	if err := s.SetSummaries(ctxBg, addr, idOf(t, s, addr, store.Inbox), []store.SummaryUpdate{{UID: 2, Summary: []byte("v2"), SessionKey: []byte("k2")}}); err != nil {
 		t.Fatal(err)
 	}
 	ms = messages(t, s, addr, store.Inbox, store.ListOptions{WithSummary: true})
@@ -558,7 +562,7 @@ func testSummaries(t *testing.T, s store.Store) {
 	if m := mailbox(t, s, addr, store.Inbox); m != m0 {
 		t.Errorf("SetSummaries changed the mailbox")
 	}
-	err = s.SetSummaries(ctxBg, addr, "Nope", []store.SummaryUpdate{{UID: 1, Summary: []byte("x")}})
+	err = s.SetSummaries(ctxBg, addr, unknownID, []store.SummaryUpdate{{UID: 1, Summary: []byte("x")}})
 	wantErr(t, "SetSummaries unknown mailbox", err, store.ErrNotFound)
 }
 
@@ -577,15 +581,15 @@ func testLargeMailbox(t *testing.T, s store.Store) {
 	if ms := messages(t, s, addr, store.Inbox, store.ListOptions{}); len(ms) != n {
 		t.Fatalf("listed %d", len(ms))
 	}
-	res, err := s.MoveMessages(ctxBg, addr, store.Inbox, "Archive", uids[:n/2])
+	res, err := s.MoveMessages(ctxBg, addr, idOf(t, s, addr, store.Inbox), idOf(t, s, addr, "Archive"), uids[:n/2])
 	if err != nil || len(res.Pairs) != n/2 {
 		t.Fatalf("move %d: %v", len(res.Pairs), err)
 	}
-	got, err := s.Expunge(ctxBg, addr, store.Inbox, uids)
+	got, err := s.Expunge(ctxBg, addr, idOf(t, s, addr, store.Inbox), uids)
 	if err != nil || len(got) != n/2 {
 		t.Fatalf("expunge removed %d: %v", len(got), err)
 	}
-	got, err = s.Expunge(ctxBg, addr, "Archive", uids)
+	got, err = s.Expunge(ctxBg, addr, idOf(t, s, addr, "Archive"), uids)
 	if err != nil || len(got) != n/2 {
 		t.Fatalf("expunge removed %d: %v", len(got), err)
 	}
@@ -597,6 +601,6 @@ func testLargeMailbox(t *testing.T, s store.Store) {
 	if used := usedBytes(t, s, addr); used != 0 {
 		t.Errorf("used %d", used)
 	}
-	_, err = s.Blob(ctxBg, addr, "Archive", 1)
+	_, err = s.Blob(ctxBg, addr, idOf(t, s, addr, "Archive"), 1)
 	wantErr(t, "expunged blob", err, store.ErrNotFound)
 }

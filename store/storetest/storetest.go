@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		{"Mailboxes", testMailboxes},
 		{"DeleteMailbox", testDeleteMailbox},
 		{"RenameMailbox", testRenameMailbox},
+		{"StaleMailboxID", testStaleMailboxID},
 		{"BadNames", testBadNames},
 		{"Deliver", testDeliver},
 		{"ListRange", testListRange},
@@ -105,20 +106,27 @@ func blob(seed, n int) []byte {
 
 var date0 = time.Date(2026, 11, 20, 8, 30, 15, 0, time.UTC)
 
-// deliverN delivers n messages of size bytes to addr's mailbox and returns
-// their UIDs.
-func deliverN(t *testing.T, s store.Store, addr, mailbox string, n, size int, flags ...string) []uint32 {
+// unknownID is a mailbox ID no test creates.
+const unknownID = 1 << 60
+
+// deliverN delivers n messages of size bytes to addr's mailbox called
+// name ("" delivers to ID 0, INBOX) and returns their UIDs.
+func deliverN(t *testing.T, s store.Store, addr, name string, n, size int, flags ...string) []uint32 {
 	t.Helper()
+	var id uint64
+	if name != "" {
+		id = idOf(t, s, addr, name)
+	}
 	ds := make([]store.Delivery, n)
 	for i := range ds {
 		ds[i] = store.Delivery{
-			Account: addr, Mailbox: mailbox, InternalDate: date0.Add(time.Duration(i) * time.Minute),
+			Account: addr, MailboxID: id, InternalDate: date0.Add(time.Duration(i) * time.Minute),
 			Flags: flags, Blob: blob(i+size, size),
 		}
 	}
 	got, err := s.Deliver(ctxBg, ds)
 	if err != nil {
-		t.Fatalf("Deliver %d to %s %q: %v", n, addr, mailbox, err)
+		t.Fatalf("Deliver %d to %s %q: %v", n, addr, name, err)
 	}
 	uids := make([]uint32, len(got))
 	for i, d := range got {
@@ -136,9 +144,30 @@ func mailbox(t *testing.T, s store.Store, addr, name string) store.Mailbox {
 	return m
 }
 
+// idOf returns the ID of the mailbox now called name.
+func idOf(t *testing.T, s store.Store, addr, name string) uint64 {
+	t.Helper()
+	return mailbox(t, s, addr, name).ID
+}
+
+// mailboxIDs returns the IDs of addr's mailboxes.
+func mailboxIDs(t *testing.T, s store.Store, addr string) map[uint64]bool {
+	t.Helper()
+	mbs, err := s.Mailboxes(ctxBg, addr)
+	if err != nil {
+		t.Fatalf("Mailboxes(%s): %v", addr, err)
+	}
+	ids := make(map[uint64]bool, len(mbs))
+	for _, m := range mbs {
+		ids[m.ID] = true
+	}
+	return ids
+}
+
+// messages lists the messages of the mailbox now called name.
 func messages(t *testing.T, s store.Store, addr, name string, opt store.ListOptions) []store.Message {
 	t.Helper()
-	ms, err := s.Messages(ctxBg, addr, name, opt)
+	ms, err := s.Messages(ctxBg, addr, idOf(t, s, addr, name), opt)
 	if err != nil {
 		t.Fatalf("Messages(%s, %q): %v", addr, name, err)
 	}
@@ -179,6 +208,12 @@ func equalUIDs(a, b []uint32) bool {
 		}
 	}
 	return true
+}
+
+func equalPublic(a, b store.PublicAccount) bool {
+	return a.Address == b.Address && a.Created.Equal(b.Created) && a.KeyFingerprint == b.KeyFingerprint &&
+		string(a.PublicKey) == string(b.PublicKey) && a.PublishWKD == b.PublishWKD &&
+		a.QuotaBytes == b.QuotaBytes && a.UsedBytes == b.UsedBytes
 }
 
 func equalStrings(a, b []string) bool {

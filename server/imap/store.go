@@ -1,0 +1,39 @@
+package imap
+
+import (
+	"context"
+
+	"github.com/sealmail/sealmail/store"
+)
+
+// Store is what the IMAP server needs of the store: one account's
+// mailboxes and messages, addressed by mailbox ID (see package store), and
+// the account records that LOGIN unlocks and APPEND seals to. It lacks
+// account creation, deletion and administration. Every store.Store
+// satisfies it.
+type Store interface {
+	// Account returns the account with its unlock slots and wrapped key,
+	// for LOGIN and AUTHENTICATE only.
+	Account(ctx context.Context, address string) (store.Account, error)
+	// PublicAccount returns the account's public key, for APPEND.
+	PublicAccount(ctx context.Context, address string) (store.PublicAccount, error)
+
+	CreateMailbox(ctx context.Context, address string, m store.MailboxSpec) (store.Mailbox, error)
+	Mailbox(ctx context.Context, address, name string) (store.Mailbox, error)
+	MailboxByID(ctx context.Context, address string, id uint64) (store.Mailbox, error)
+	Mailboxes(ctx context.Context, address string) ([]store.Mailbox, error)
+	DeleteMailbox(ctx context.Context, address string, id uint64) error
+	RenameMailbox(ctx context.Context, address string, id uint64, newName string) error
+	SetSubscribed(ctx context.Context, address, name string, subscribed bool) error
+
+	Deliver(ctx context.Context, ds []store.Delivery) ([]store.Delivered, error)
+	Messages(ctx context.Context, address string, mailbox uint64, opt store.ListOptions) ([]store.Message, error)
+	Blob(ctx context.Context, address string, mailbox uint64, uid uint32) ([]byte, error)
+	SetSummaries(ctx context.Context, address string, mailbox uint64, us []store.SummaryUpdate) error
+	StoreFlags(ctx context.Context, address string, mailbox uint64, u store.FlagUpdate) (store.FlagResult, error)
+	Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, error)
+	CopyMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (store.CopyResult, error)
+	MoveMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (store.CopyResult, error)
+}
+
+var _ Store = store.Store(nil)
