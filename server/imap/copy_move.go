@@ -2,6 +2,7 @@ package imap
 
 import (
 	"errors"
+	"log/slog"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -28,7 +29,7 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	ctx := s.ctx()
 	res, err := s.srv.st.CopyMessages(ctx, account, sel.st.key.id, dmb.ID, refUIDs(refs))
 	if err != nil {
-		return nil, protoErr(log, "copy", err, "to", dmb.Name)
+		return nil, s.copyErr(sel, log, "copy", err, dmb)
 	}
 	s.srv.syncMailbox(account, dmb.ID)
 	return copyData(res), nil
@@ -57,7 +58,7 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	ctx := s.ctx()
 	res, err := s.srv.st.MoveMessages(ctx, account, sel.st.key.id, dmb.ID, refUIDs(refs))
 	if err != nil {
-		return protoErr(log, "move", err, "to", dmb.Name)
+		return s.copyErr(sel, log, "move", err, dmb)
 	}
 	moved := make([]uint32, len(res.Pairs))
 	for i, p := range res.Pairs {
@@ -92,6 +93,19 @@ func (s *session) destination(account, dest string) (store.Mailbox, error) {
 		return store.Mailbox{}, protoErr(log, "copy", err, "mailbox", name)
 	}
 	return mb, nil
+}
+
+// copyErr maps a failed COPY or MOVE. ErrNotFound means the selected
+// mailbox or the destination is gone: the first ends the session (see
+// selectedErr), the second gets TRYCREATE as if it had never existed.
+func (s *session) copyErr(sel *selected, log *slog.Logger, op string, err error, dst store.Mailbox) error {
+	if !errors.Is(err, store.ErrNotFound) {
+		return protoErr(log, op, err, "to", dst.Name)
+	}
+	if s.selectedGone(sel) {
+		return s.byeGone(log)
+	}
+	return errTryCreate
 }
 
 func refUIDs(refs []msgRef) []uint32 {

@@ -17,9 +17,26 @@
 //
 // Implementation notes:
 //
+//   - Mailbox identity. A session resolves a name to the mailbox's store ID
+//     once, at SELECT (or per command for CREATE, DELETE, RENAME, STATUS,
+//     APPEND and a COPY/MOVE target), and reaches the store by that ID
+//     only. IDs are never reused, so a selected mailbox deleted and
+//     created again under the same name is a different mailbox: nothing
+//     the old session sends can read or change the new one's mail (RFC
+//     9051 §2.3.1.1). RENAME keeps the ID and UIDVALIDITY, so a renamed
+//     selected mailbox stays usable.
+//   - A deleted selected mailbox. DELETE marks the mailbox's state gone
+//     (registry.deleted); a store call that finds the ID gone (a deletion
+//     by another process) does the same. Every other session that has it
+//     selected is then sent an untagged BYE ("Selected mailbox was
+//     deleted, have to disconnect", Dovecot's words) and disconnected, at
+//     its next command (selectedState, Poll) or at once if it is in IDLE:
+//     IMAP has no way for the server to close a selected mailbox (RFC 2180
+//     §3.3). The session that deleted its own selected mailbox gets OK and
+//     is left with nothing selected.
 //   - Sequence numbers. Every mailbox that some session has selected has one
-//     in-process mailboxState (registry.go), keyed by account and
-//     UIDVALIDITY so that it survives RENAME. It holds the mailbox's UIDs in
+//     in-process mailboxState (registry.go), keyed by account and mailbox
+//     ID so that it survives RENAME. It holds the mailbox's UIDs in
 //     ascending order (the "server view") and the imapserver.MailboxTracker
 //     that queues unilateral EXISTS/EXPUNGE/FETCH FLAGS responses to each
 //     session. The UID list and the tracker change together, under

@@ -43,7 +43,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 
 	items, err := s.loadItems(ctx, account, mbox, keys, log, refs, needSum)
 	if err != nil {
-		return protoErr(log, "fetch", err)
+		return s.selectedErr(sel, log, "fetch", err)
 	}
 
 	markSeen := false
@@ -55,7 +55,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	}
 	if markSeen && !sel.readOnly {
 		if err := s.setSeen(ctx, account, sel, items); err != nil {
-			return protoErr(log, "fetch", err)
+			return s.selectedErr(sel, log, "fetch", err)
 		}
 	}
 
@@ -83,7 +83,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 					nc.Close()
 				}
 			}
-			return protoErr(log, "fetch", err, "uid", it.ref.uid)
+			return s.selectedErr(sel, log, "fetch", err, "uid", it.ref.uid)
 		}
 	}
 	return nil

@@ -99,6 +99,9 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 }
 
 // Delete implements imapserver.Session. Children are kept (RFC 9051 §6.3.5).
+// Other sessions that have the mailbox selected are disconnected with BYE
+// (RFC 2180 §3.3, as Dovecot does); this session, if it has it selected,
+// is left with no mailbox selected.
 func (s *session) Delete(name string) error {
 	account, _, log, err := s.state()
 	if err != nil {
@@ -116,8 +119,19 @@ func (s *session) Delete(name string) error {
 	if err != nil {
 		return protoErr(log, "delete", err, "mailbox", name)
 	}
-	err = s.srv.st.DeleteMailbox(ctx, account, mb.ID)
-	return protoErr(log, "delete", err, "mailbox", name)
+	if err := s.srv.st.DeleteMailbox(ctx, account, mb.ID); err != nil {
+		return protoErr(log, "delete", err, "mailbox", name)
+	}
+	// Unselect before the registry marks the mailbox gone, so that the
+	// Poll after this command does not send this session BYE.
+	s.mu.Lock()
+	own := s.sel != nil && s.sel.st.key.id == mb.ID
+	s.mu.Unlock()
+	if own {
+		s.unselect()
+	}
+	s.srv.reg.deleted(account, mb.ID)
+	return nil
 }
 
 // Rename implements imapserver.Session. Renaming INBOX moves its messages to

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -38,6 +39,9 @@ type mailboxState struct {
 	key  stateKey // immutable
 	refs int      // guarded by registry.mu
 
+	goneOnce sync.Once
+	gone     chan struct{} // immutable; closed once the mailbox is deleted
+
 	mu      sync.Mutex
 	name    string                     // guarded by mu; current name (RENAME updates it)
 	uids    []uint32                   // guarded by mu; the server view, ascending
@@ -63,7 +67,7 @@ func (r *registry) acquire(ctx context.Context, st Store, account string, mb sto
 		}
 		return s, nil
 	}
-	s = &mailboxState{key: k, refs: 1, name: mb.Name}
+	s = &mailboxState{key: k, refs: 1, name: mb.Name, gone: make(chan struct{})}
 	s.mu.Lock()
 	r.states[k] = s
 	r.mu.Unlock()
@@ -106,6 +110,21 @@ func (r *registry) release(s *mailboxState) {
 	}
 }
 
+// deleted tells the sessions that have mailbox id selected that it is
+// gone (see mailboxState.markGone). The state leaves the registry, so a
+// late acquire of the same ID starts afresh (and fails in the store).
+func (r *registry) deleted(account string, id uint64) {
+	r.mu.Lock()
+	s := r.states[stateKey{account, id}]
+	if s != nil {
+		delete(r.states, s.key)
+	}
+	r.mu.Unlock()
+	if s != nil {
+		s.markGone()
+	}
+}
+
 // renamed updates the names of the account's states after RENAME of
 // oldName (and its children) to newName. Names are for logs only: the
 // states are keyed by ID, which RENAME keeps.
@@ -124,6 +143,21 @@ func (r *registry) renamed(account, oldName, newName string) {
 			s.name = newName + s.name[len(oldName):]
 		}
 		s.mu.Unlock()
+	}
+}
+
+// markGone records that the mailbox was deleted. Sessions that have it
+// selected are told with BYE at their next command, or at once if they
+// are in IDLE; none of them reaches the store through it again.
+func (s *mailboxState) markGone() { s.goneOnce.Do(func() { close(s.gone) }) }
+
+// isGone reports whether markGone was called.
+func (s *mailboxState) isGone() bool {
+	select {
+	case <-s.gone:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -146,6 +180,10 @@ func (s *mailboxState) syncNew(ctx context.Context, st Store, log *slog.Logger) 
 		from = s.uids[n-1] + 1
 	}
 	msgs, err := st.Messages(ctx, s.key.account, s.key.id, store.ListOptions{FromUID: from})
+	if errors.Is(err, store.ErrNotFound) {
+		s.markGone() // deleted by a session of another process
+		return nil
+	}
 	if err != nil {
 		return err
 	}

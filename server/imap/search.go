@@ -36,7 +36,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	if len(refs) > 0 {
 		items, err = s.loadItems(ctx, account, sel.st.key.id, keys, log, refs, need.summary)
 		if err != nil {
-			return nil, protoErr(log, "search", err)
+			return nil, s.selectedErr(sel, log, "search", err)
 		}
 	}
 	var textPats, bodyPats []string

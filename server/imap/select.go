@@ -29,6 +29,10 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	if err != nil {
 		return nil, protoErr(log, "select", err, "mailbox", name)
 	}
+	if st.isGone() { // deleted since Mailbox answered
+		s.srv.reg.release(st)
+		return nil, errNoSuchMailbox
+	}
 	// One listing gives both the reconciliation of the shared view with the
 	// store (changes made outside this process) and the first unseen message.
 	msgs, err := s.srv.st.Messages(ctx, account, mb.ID, store.ListOptions{})

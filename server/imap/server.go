@@ -298,5 +298,14 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 type libLogger struct{ log *slog.Logger }
 
 func (l libLogger) Printf(format string, args ...any) {
-	l.log.Warn("imapserver: " + fmt.Sprintf(format, args...))
+	msg := "imapserver: " + fmt.Sprintf(format, args...)
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, net.ErrClosed) {
+			// A connection this package closed on purpose (BYE after a
+			// deletion, Shutdown): nothing for an operator to act on.
+			l.log.Debug(msg)
+			return
+		}
+	}
+	l.log.Warn(msg)
 }

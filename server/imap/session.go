@@ -2,11 +2,16 @@ package imap
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/sealmail/sealmail/store"
 )
 
 // Compile-time checks: every advertised capability has its interface.
@@ -31,6 +36,7 @@ type session struct {
 	alog    *slog.Logger // guarded by mu; log with account
 	sel     *selected    // guarded by mu
 	closed  bool         // guarded by mu
+	byeOnce sync.Once    // guards the BYE of byeGone
 }
 
 // selected is the session's view of its selected mailbox.
@@ -51,17 +57,82 @@ func (s *session) state() (account string, keys keyring, log *slog.Logger, err e
 	return s.account, s.keys, s.alog, nil
 }
 
-// selectedState returns the selected mailbox as well.
+// selectedState returns the selected mailbox as well. If it was deleted,
+// the client is told with BYE and the command fails (see byeGone).
 func (s *session) selectedState() (account string, keys keyring, sel *selected, log *slog.Logger, err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.keys == nil || s.account == "" {
+		s.mu.Unlock()
 		return "", nil, nil, s.log, errUnavailable
 	}
 	if s.sel == nil {
+		s.mu.Unlock()
 		return "", nil, nil, s.alog, errNoSelected
 	}
-	return s.account, s.keys, s.sel, s.alog.With("mailbox", s.sel.st.currentName()), nil
+	account, keys, sel = s.account, s.keys, s.sel
+	log = s.alog.With("mailbox", sel.st.currentName())
+	s.mu.Unlock()
+	if sel.st.isGone() {
+		return "", nil, nil, log, s.byeGone(log)
+	}
+	return account, keys, sel, log, nil
+}
+
+// byeMailboxGone is the untagged BYE sent to a session whose selected
+// mailbox was deleted by another session, in Dovecot's words.
+const byeMailboxGone = "Selected mailbox was deleted, have to disconnect"
+
+// errMailboxGone ends a command after byeGone. The connection is closed
+// by then, so the client never reads it.
+var errMailboxGone = &imap.Error{
+	Type: imap.StatusResponseTypeNo,
+	Code: imap.ResponseCodeNonExistent,
+	Text: "Selected mailbox was deleted",
+}
+
+// errByeSent ends Poll and Idle after byeGone. It wraps net.ErrClosed,
+// which imapserver takes as a connection closed on purpose (nothing to
+// log).
+var errByeSent = fmt.Errorf("imap: BYE sent: %w", net.ErrClosed)
+
+// byeGone tells the client that its selected mailbox was deleted under it
+// and closes the connection, as Dovecot does: its sequence numbers and
+// UIDs name nothing any more, and IMAP has no way to close a selected
+// mailbox from the server side (RFC 2180 §3.3). It returns errMailboxGone.
+func (s *session) byeGone(log *slog.Logger) error {
+	s.byeOnce.Do(func() {
+		log.Info("selected mailbox was deleted; disconnecting")
+		if err := s.conn.Bye(byeMailboxGone); err != nil {
+			log.Debug("BYE not sent", "err", err)
+		}
+	})
+	return errMailboxGone
+}
+
+// selectedGone reports whether the selected mailbox no longer exists. A
+// deletion by this process is known already; one by another process (a
+// CLI, another node of a shared store) shows as ErrNotFound from the
+// store, so the store is asked.
+func (s *session) selectedGone(sel *selected) bool {
+	if sel.st.isGone() {
+		return true
+	}
+	_, err := s.srv.st.MailboxByID(s.ctx(), sel.st.key.account, sel.st.key.id)
+	if errors.Is(err, store.ErrNotFound) {
+		sel.st.markGone()
+		return true
+	}
+	return false
+}
+
+// selectedErr maps the failure of a store call on the selected mailbox:
+// if the mailbox is gone the client is told with BYE (byeGone), else as
+// protoErr says.
+func (s *session) selectedErr(sel *selected, log *slog.Logger, op string, err error, attrs ...any) error {
+	if errors.Is(err, store.ErrNotFound) && s.selectedGone(sel) {
+		return s.byeGone(log)
+	}
+	return protoErr(log, op, err, attrs...)
 }
 
 // ctx is the context of one command: cancelled on Shutdown.
@@ -110,22 +181,29 @@ func (s *session) Namespace() (*imap.NamespaceData, error) {
 // AppendLimit implements imapserver.SessionAppendLimit.
 func (s *session) AppendLimit() uint32 { return s.srv.appendLimit }
 
-// Poll implements imapserver.Session.
+// Poll implements imapserver.Session. It runs after every successful
+// command; a selected mailbox deleted meanwhile ends the session with BYE
+// (byeGone) instead of the command's tagged OK.
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	s.mu.Lock()
-	sel := s.sel
+	sel, log := s.sel, s.alog
 	s.mu.Unlock()
 	if sel == nil {
 		return nil
+	}
+	if sel.st.isGone() {
+		s.byeGone(log.With("mailbox", sel.st.currentName()))
+		return errByeSent
 	}
 	return sel.tracker.Poll(w, allowExpunge)
 }
 
 // Idle implements imapserver.Session. In the authenticated state it only
-// waits for DONE (RFC 9051 allows IDLE there).
+// waits for DONE (RFC 9051 allows IDLE there). In the selected state it
+// also ends, with BYE, when the mailbox is deleted.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	s.mu.Lock()
-	sel := s.sel
+	sel, log := s.sel, s.alog
 	s.mu.Unlock()
 	if sel == nil {
 		select {
@@ -134,7 +212,22 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 		}
 		return nil
 	}
-	return sel.tracker.Idle(w, stop)
+	end := make(chan struct{})
+	go func() {
+		// Ends with stop at the latest: imapserver closes it once the
+		// client's DONE (or the connection's end) is read.
+		select {
+		case <-stop:
+		case <-sel.st.gone:
+		}
+		close(end)
+	}()
+	err := sel.tracker.Idle(w, end)
+	if sel.st.isGone() {
+		s.byeGone(log.With("mailbox", sel.st.currentName()))
+		return errByeSent
+	}
+	return err
 }
 
 // Unselect implements imapserver.Session.

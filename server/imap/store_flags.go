@@ -52,7 +52,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	mbox := sel.st.key.id
 	res, err := s.srv.st.StoreFlags(ctx, account, mbox, store.FlagUpdate{UIDs: uids, Op: op, Flags: change})
 	if err != nil {
-		return protoErr(log, "store", err)
+		return s.selectedErr(sel, log, "store", err)
 	}
 	sel.flagsChanged(res.Changed)
 	if flags.Silent {
@@ -62,7 +62,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	// set (RFC 9051 §6.4.6), changed or not.
 	msgs, err := s.srv.st.Messages(ctx, account, mbox, store.ListOptions{FromUID: uids[0], ToUID: uids[len(uids)-1]})
 	if err != nil {
-		return protoErr(log, "store", err)
+		return s.selectedErr(sel, log, "store", err)
 	}
 	_, isUID := numSet.(imap.UIDSet)
 	j := 0
@@ -109,7 +109,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) erro
 	mbox := sel.st.key.id
 	msgs, err := s.srv.st.Messages(ctx, account, mbox, store.ListOptions{FromUID: refs[0].uid, ToUID: refs[len(refs)-1].uid})
 	if err != nil {
-		return protoErr(log, "expunge", err)
+		return s.selectedErr(sel, log, "expunge", err)
 	}
 	want := make(map[uint32]bool, len(refs))
 	for _, r := range refs {
@@ -126,7 +126,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) erro
 	}
 	removed, err := s.srv.st.Expunge(ctx, account, mbox, del)
 	if err != nil {
-		return protoErr(log, "expunge", err)
+		return s.selectedErr(sel, log, "expunge", err)
 	}
 	// The tracker queues the EXPUNGE responses to every session, this one
 	// included; imapserver writes ours when the command completes.
