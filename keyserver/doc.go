@@ -17,7 +17,7 @@
 // Threat model: everything here is public by design, but only what the
 // operator chose to publish. The handler answers only for configured
 // domains and their three service names, and an address that is unknown,
-// unpublished (store.Account.PublishWKD false), or whose stored key lacks
+// unpublished (store.PublicAccount.PublishWKD false), or whose stored key lacks
 // a user ID for it is indistinguishable from any other miss: 404 with the
 // same fixed body. A key is served only for the exact address it was asked
 // for, and carries only that address's user ID with its self-signatures:

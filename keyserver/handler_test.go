@@ -52,7 +52,7 @@ func newFixture(t testing.TB, lister bool) *fixture {
 		bob:   publicBytes(t, newEntity(t, "bob@example.org")),
 		carol: publicBytes(t, newEntity(t, "carol@example.net")),
 	}
-	f.keys = &mapKeys{accts: map[string]store.Account{
+	f.keys = &mapKeys{accts: map[string]store.PublicAccount{
 		"alice@example.org": {Address: "alice@example.org", PublicKey: f.alice, PublishWKD: true},
 		"bob@example.org":   {Address: "bob@example.org", PublicKey: f.bob, PublishWKD: false},
 		"carol@example.net": {Address: "carol@example.net", PublicKey: f.carol, PublishWKD: true},

@@ -40,7 +40,7 @@ func (x *hashIndex) lookup(ctx context.Context, domain, hash string) (string, er
 }
 
 func (x *hashIndex) rebuildLocked(ctx context.Context) error {
-	accts, err := x.lister.Accounts(ctx)
+	accts, err := x.lister.PublicAccounts(ctx)
 	if err != nil {
 		return fmt.Errorf("keyserver: list accounts: %w", err)
 	}

@@ -62,19 +62,19 @@ func packets(t testing.TB, b []byte) []packet.Packet {
 
 // mapKeys is an in-memory KeyLookup with a switchable failure.
 type mapKeys struct {
-	accts map[string]store.Account
+	accts map[string]store.PublicAccount
 	fail  atomic.Bool
 	calls atomic.Int64
 }
 
-func (m *mapKeys) Account(_ context.Context, addr string) (store.Account, error) {
+func (m *mapKeys) PublicAccount(_ context.Context, addr string) (store.PublicAccount, error) {
 	m.calls.Add(1)
 	if m.fail.Load() {
-		return store.Account{}, errors.New("disk on fire at /var/secret/path")
+		return store.PublicAccount{}, errors.New("disk on fire at /var/secret/path")
 	}
 	a, ok := m.accts[addr]
 	if !ok {
-		return store.Account{}, fmt.Errorf("lookup %s: %w", addr, store.ErrNotFound)
+		return store.PublicAccount{}, fmt.Errorf("lookup %s: %w", addr, store.ErrNotFound)
 	}
 	return a, nil
 }
@@ -82,8 +82,8 @@ func (m *mapKeys) Account(_ context.Context, addr string) (store.Account, error)
 // listKeys adds AccountLister.
 type listKeys struct{ *mapKeys }
 
-func (l listKeys) Accounts(context.Context) ([]store.Account, error) {
-	var out []store.Account
+func (l listKeys) PublicAccounts(context.Context) ([]store.PublicAccount, error) {
+	var out []store.PublicAccount
 	for _, a := range l.accts {
 		out = append(out, a)
 	}

@@ -11,21 +11,21 @@ import (
 	"github.com/sealmail/sealmail/store"
 )
 
-// KeyLookup is what the keyserver needs from the store: one account by its
-// canonical address ("local@domain", lower case). It returns an error
-// wrapping store.ErrNotFound for unknown addresses. *badgerstore.DB
-// satisfies it.
+// KeyLookup is what the keyserver needs from the store: the public view of
+// one account (no wrapped key, no slots) by its canonical address
+// ("local@domain", lower case). It returns an error wrapping
+// store.ErrNotFound for unknown addresses. *badgerstore.DB satisfies it.
 type KeyLookup interface {
-	Account(ctx context.Context, address string) (store.Account, error)
+	PublicAccount(ctx context.Context, address string) (store.PublicAccount, error)
 }
 
 // AccountLister is an optional ability of a KeyLookup. When present, WKD
 // requests without the "l" query parameter are answered too: the handler
-// keeps an index from hash to address, rebuilt from Accounts at most once
-// per indexTTL. Without it such requests get 404; GnuPG, Thunderbird and
+// keeps an index from hash to address, rebuilt from PublicAccounts at most
+// once per indexTTL. Without it such requests get 404; GnuPG, Thunderbird and
 // Sequoia always send "l".
 type AccountLister interface {
-	Accounts(ctx context.Context) ([]store.Account, error)
+	PublicAccounts(ctx context.Context) ([]store.PublicAccount, error)
 }
 
 // TLSMode is how a client protects a connection to a mail endpoint.

@@ -110,7 +110,7 @@ func (h *Handler) serveWKDKey(w http.ResponseWriter, r *http.Request, cid uint64
 		httpError(w, http.StatusNotFound)
 		return
 	}
-	acct, err := h.cfg.keys.Account(ctx, addr)
+	acct, err := h.cfg.keys.PublicAccount(ctx, addr)
 	if errors.Is(err, store.ErrNotFound) {
 		httpError(w, http.StatusNotFound)
 		return

@@ -26,10 +26,11 @@ const subaddressSeparator = "+"
 // to accept, compared case-insensitively.
 const postmasterLocal = "postmaster"
 
-// AccountLookup is what Recipients needs from the store. Account returns
+// AccountLookup is what Recipients needs from the store: the public view
+// of an account, which carries no wrapped key and no slots. It returns
 // store.ErrNotFound for an unknown address.
 type AccountLookup interface {
-	Account(ctx context.Context, address string) (store.Account, error)
+	PublicAccount(ctx context.Context, address string) (store.PublicAccount, error)
 }
 
 // RecipientOptions configures NewRecipients. The zero value accepts no
@@ -130,7 +131,7 @@ func (r *Recipients) IsLocalDomain(domain string) bool {
 // error wraps ErrRelayDenied (foreign domain or routing trick),
 // ErrBadAddress (malformed local part in a local domain), ErrNoSuchUser,
 // or else it is a lookup failure the caller should treat as temporary.
-func (r *Recipients) Resolve(ctx context.Context, lookup AccountLookup, addr string) ([]store.Account, error) {
+func (r *Recipients) Resolve(ctx context.Context, lookup AccountLookup, addr string) ([]store.PublicAccount, error) {
 	localPart, domain, err := SplitAddress(addr)
 	if err != nil {
 		at := strings.LastIndexByte(addr, '@')
@@ -155,9 +156,9 @@ func (r *Recipients) Resolve(ctx context.Context, lookup AccountLookup, addr str
 		if l == postmasterLocal && r.postmaster != "" {
 			return r.lookupAll(ctx, lookup, []string{r.postmaster})
 		}
-		a, err := lookup.Account(ctx, ca)
+		a, err := lookup.PublicAccount(ctx, ca)
 		if err == nil {
-			return []store.Account{a}, nil
+			return []store.PublicAccount{a}, nil
 		}
 		if !errors.Is(err, store.ErrNotFound) {
 			return nil, fmt.Errorf("policy: look up %s: %w", ca, err)
@@ -169,10 +170,10 @@ func (r *Recipients) Resolve(ctx context.Context, lookup AccountLookup, addr str
 // lookupAll looks up configured targets. A missing target is a
 // configuration fault, not the sender's: it is reported as a plain
 // (temporary) error so that no mail bounces while an operator fixes it.
-func (r *Recipients) lookupAll(ctx context.Context, lookup AccountLookup, targets []string) ([]store.Account, error) {
-	as := make([]store.Account, 0, len(targets))
+func (r *Recipients) lookupAll(ctx context.Context, lookup AccountLookup, targets []string) ([]store.PublicAccount, error) {
+	as := make([]store.PublicAccount, 0, len(targets))
 	for _, t := range targets {
-		a, err := lookup.Account(ctx, t)
+		a, err := lookup.PublicAccount(ctx, t)
 		if err != nil {
 			return nil, fmt.Errorf("policy: configured target %s: %w", t, err)
 		}

@@ -17,14 +17,14 @@ type mapLookup struct {
 	fail     string
 }
 
-func (m mapLookup) Account(_ context.Context, addr string) (store.Account, error) {
+func (m mapLookup) PublicAccount(_ context.Context, addr string) (store.PublicAccount, error) {
 	if addr == m.fail {
-		return store.Account{}, errors.New("disk on fire")
+		return store.PublicAccount{}, errors.New("disk on fire")
 	}
 	if m.accounts[addr] {
-		return store.Account{Address: addr}, nil
+		return store.PublicAccount{Address: addr}, nil
 	}
-	return store.Account{}, fmt.Errorf("lookup %s: %w", addr, store.ErrNotFound)
+	return store.PublicAccount{}, fmt.Errorf("lookup %s: %w", addr, store.ErrNotFound)
 }
 
 func newTestRecipients(t *testing.T, pm string) *Recipients {
@@ -212,6 +212,6 @@ func FuzzResolve(f *testing.F) {
 
 type acceptAll struct{}
 
-func (acceptAll) Account(_ context.Context, addr string) (store.Account, error) {
-	return store.Account{Address: addr}, nil
+func (acceptAll) PublicAccount(_ context.Context, addr string) (store.PublicAccount, error) {
+	return store.PublicAccount{Address: addr}, nil
 }

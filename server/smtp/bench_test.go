@@ -146,7 +146,7 @@ func BenchmarkSeal(b *testing.B) {
 	sec := accountSecrets(b, "alice@example.org")
 	s := &Server{keys: newKeyCache(8)}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
-	a := store.Account{Address: "alice@example.org", PublicKey: sec.PublicKey, KeyFingerprint: sec.Fingerprint}
+	a := store.PublicAccount{Address: "alice@example.org", PublicKey: sec.PublicKey, KeyFingerprint: sec.Fingerprint}
 	plain := benchMessage(0, 10<<10)
 	b.SetBytes(int64(len(plain)))
 	for b.Loop() {

@@ -122,7 +122,7 @@ func (e *neverFitsError) Unwrap() error { return store.ErrOverQuota }
 
 // deliver seals plain to each account and commits all copies in one store
 // transaction. Sealing happens before, and outside, the store's commit.
-func (s *Server) deliver(ctx context.Context, accounts []store.Account, plain []byte, when time.Time) ([]store.Delivered, error) {
+func (s *Server) deliver(ctx context.Context, accounts []store.PublicAccount, plain []byte, when time.Time) ([]store.Delivered, error) {
 	sealed := make([]*bytes.Buffer, len(accounts))
 	defer func() {
 		for _, b := range sealed {
@@ -157,7 +157,7 @@ func (s *Server) deliver(ctx context.Context, accounts []store.Account, plain []
 
 // sealAll seals plain once per account into out, in parallel across
 // recipients (at most GOMAXPROCS at a time).
-func (s *Server) sealAll(accounts []store.Account, plain []byte, out []*bytes.Buffer) error {
+func (s *Server) sealAll(accounts []store.PublicAccount, plain []byte, out []*bytes.Buffer) error {
 	if len(accounts) == 1 {
 		out[0] = s.getBuf()
 		return s.sealOne(accounts[0], plain, out[0])
@@ -184,7 +184,7 @@ func (s *Server) sealAll(accounts []store.Account, plain []byte, out []*bytes.Bu
 	return errors.Join(errs...)
 }
 
-func (s *Server) sealOne(a store.Account, plain []byte, dst *bytes.Buffer) error {
+func (s *Server) sealOne(a store.PublicAccount, plain []byte, dst *bytes.Buffer) error {
 	pub, err := s.keys.get(a)
 	if err != nil {
 		return err

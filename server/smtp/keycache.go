@@ -31,7 +31,7 @@ func newKeyCache(max int) *keyCache {
 
 // get returns the parsed public key of a, parsing it on a miss. Parsing
 // runs outside the lock.
-func (c *keyCache) get(a store.Account) (*crypto.PublicKey, error) {
+func (c *keyCache) get(a store.PublicAccount) (*crypto.PublicKey, error) {
 	k := a.Address + "\x00" + a.KeyFingerprint
 	c.mu.Lock()
 	if e, ok := c.byKey[k]; ok {

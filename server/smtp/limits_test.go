@@ -494,8 +494,8 @@ type brokenKeyStore struct {
 	broken string
 }
 
-func (b brokenKeyStore) Account(ctx context.Context, addr string) (store.Account, error) {
-	a, err := b.Store.Account(ctx, addr)
+func (b brokenKeyStore) PublicAccount(ctx context.Context, addr string) (store.PublicAccount, error) {
+	a, err := b.Store.PublicAccount(ctx, addr)
 	if err == nil && a.Address == b.broken {
 		a.PublicKey = []byte("not an OpenPGP key")
 		a.KeyFingerprint = "broken"

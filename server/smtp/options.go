@@ -12,8 +12,9 @@ import (
 // Store is what the SMTP server needs from storage. *badgerstore.DB
 // satisfies it, as does any store.Store.
 type Store interface {
-	// Account returns one account, or an error wrapping store.ErrNotFound.
-	Account(ctx context.Context, address string) (store.Account, error)
+	// PublicAccount returns an account's public view (public key, quota;
+	// no wrapped key, no slots), or an error wrapping store.ErrNotFound.
+	PublicAccount(ctx context.Context, address string) (store.PublicAccount, error)
 	// Deliver commits all deliveries in one durable transaction, or none.
 	// Quota failures wrap store.ErrOverQuota.
 	Deliver(ctx context.Context, ds []store.Delivery) ([]store.Delivered, error)

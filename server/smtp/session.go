@@ -44,9 +44,9 @@ type transaction struct {
 	active   bool
 	from     string
 	utf8     bool
-	sizeHint int64           // MAIL FROM SIZE=, 0 if absent
-	rcptText []string        // forward paths as given, for the Received field
-	accounts []store.Account // distinct, in RCPT order
+	sizeHint int64                 // MAIL FROM SIZE=, 0 if absent
+	rcptText []string              // forward paths as given, for the Received field
+	accounts []store.PublicAccount // distinct, in RCPT order
 }
 
 func newSession(s *Server, c *gosmtp.Conn) *session {
@@ -176,7 +176,7 @@ func (ss *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	}
 	ss.tx.rcptText = append(ss.tx.rcptText, to)
 	for _, a := range accounts {
-		if !slices.ContainsFunc(ss.tx.accounts, func(b store.Account) bool { return b.Address == a.Address }) {
+		if !slices.ContainsFunc(ss.tx.accounts, func(b store.PublicAccount) bool { return b.Address == a.Address }) {
 			ss.tx.accounts = append(ss.tx.accounts, a)
 		}
 	}
@@ -211,7 +211,7 @@ const sealOverhead = 1024
 // quotaCheck refuses a recipient whose mailbox is full, or, when the
 // client announced a size, cannot take that message now (452 4.2.2) or
 // ever (552 5.2.2). The store enforces the quota again at commit.
-func quotaCheck(a store.Account, sizeHint int64) *gosmtp.SMTPError {
+func quotaCheck(a store.PublicAccount, sizeHint int64) *gosmtp.SMTPError {
 	if a.QuotaBytes <= 0 {
 		return nil
 	}
