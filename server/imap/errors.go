@@ -81,6 +81,15 @@ func protoErr(log *slog.Logger, op string, err error, attrs ...any) error {
 			Code: imap.ResponseCodeOverQuota,
 			Text: "Quota exceeded",
 		}
+	case errors.Is(err, store.ErrTooLarge):
+		// One command's changes do not fit in one store transaction (a
+		// COPY or STORE of tens of thousands of messages). Nothing
+		// changed; smaller sets work (RFC 9051 §7.1: LIMIT).
+		return &imap.Error{
+			Type: imap.StatusResponseTypeNo,
+			Code: imap.ResponseCodeLimit,
+			Text: "Too many messages for one command; use smaller sets",
+		}
 	case errors.Is(err, store.ErrBadFlag):
 		return errBadFlag
 	case errors.Is(err, store.ErrBadName):

@@ -103,6 +103,8 @@ func (ss *session) deliverError(err error) *gosmtp.SMTPError {
 		return errNeverFits
 	case errors.Is(err, store.ErrOverQuota):
 		return errMailboxFull
+	case errors.Is(err, store.ErrTooLarge):
+		return errStoreTooLarge
 	}
 	return errTemporary
 }

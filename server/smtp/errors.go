@@ -24,6 +24,9 @@ var (
 	errMailboxFull = &gosmtp.SMTPError{Code: 452, EnhancedCode: gosmtp.EnhancedCode{4, 2, 2}, Message: "Mailbox full, try again later"}
 	errNeverFits   = &gosmtp.SMTPError{Code: 552, EnhancedCode: gosmtp.EnhancedCode{5, 2, 2}, Message: "Message larger than the mailbox quota"}
 	errTooBig      = gosmtp.ErrDataTooLarge // 552 5.3.4
+	// The store cannot take this delivery in one transaction: retrying
+	// the same message to the same recipients cannot help.
+	errStoreTooLarge = &gosmtp.SMTPError{Code: 552, EnhancedCode: gosmtp.EnhancedCode{5, 3, 4}, Message: "Message too big for the system to store"}
 	// Postfix's smtpd_forbid_bare_newline answer, with a media code.
 	errBareNewline = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 6, 11}, Message: "Bare CR or LF in message data; use CRLF line endings"}
 	errLineTooLong = &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 6, 0}, Message: "Message line too long"}

@@ -291,6 +291,16 @@ func TestStoreFailureIsTemporaryAndOpaque(t *testing.T) {
 	rc2.begin("alice@example.org")
 	rc2.cmd("DATA", "354")
 	rc2.cmd("Subject: x\r\n\r\ny\r\n.", "452 4.2.2")
+
+	// A delivery too large for one store transaction is refused for good
+	// (552 5.3.4), not retried for days (451).
+	e3 := newEnv(t, func(o *Options) {
+		o.Store = failingStore{Store: o.Store, err: fmt.Errorf("badgerstore: deliver: %w", store.ErrTooLarge)}
+	})
+	rc3 := dialRaw(t, e3.addr)
+	rc3.begin("alice@example.org")
+	rc3.cmd("DATA", "354")
+	rc3.cmd("Subject: x\r\n\r\ny\r\n.", "552 5.3.4")
 }
 
 func TestBadSender(t *testing.T) {
