@@ -22,9 +22,10 @@ const (
 )
 
 // SplitAddress parses a mailbox address "local@domain" strictly and returns
-// its local part (case kept) and its domain (lower-cased). It refuses quoted
-// local parts, source routes, percent hacks, bang paths, and anything outside
-// printable ASCII except UTF-8 letters (RFC 6531 addresses are allowed).
+// its local part (case kept) and its domain in canonical form
+// (NormalizeDomain: A-labels, lower case). It refuses quoted local parts,
+// source routes, percent hacks, bang paths, and anything outside printable
+// ASCII except UTF-8 letters (RFC 6531 addresses are allowed).
 func SplitAddress(addr string) (local, domain string, err error) {
 	at := strings.LastIndexByte(addr, '@')
 	if at <= 0 || at == len(addr)-1 {
@@ -37,16 +38,18 @@ func SplitAddress(addr string) (local, domain string, err error) {
 	if err := checkLocal(local); err != nil {
 		return "", "", err
 	}
-	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	if err := checkDomain(domain); err != nil {
-		return "", "", err
+	domain, err = NormalizeDomain(domain)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %w", ErrBadAddress, err)
 	}
 	return local, domain, nil
 }
 
-// CanonicalAddress returns the form sealmail stores: local part and domain
-// lower-cased. Local parts are case-insensitive here, as in every common
-// server, although RFC 5321 allows otherwise.
+// CanonicalAddress returns the form sealmail stores: the local part
+// lower-cased, the domain canonical (NormalizeDomain), so
+// "Jörg@Bücher.example" is "jörg@xn--bcher-kva.example". Local parts are
+// case-insensitive here, as in every common server, although RFC 5321
+// allows otherwise.
 func CanonicalAddress(addr string) (string, error) {
 	local, domain, err := SplitAddress(strings.TrimSpace(addr))
 	if err != nil {
@@ -71,26 +74,6 @@ func checkLocal(local string) error {
 			return fmt.Errorf("%w: control or space in local part", ErrBadAddress)
 		case r < 0x80 && strings.ContainsRune("()<>[];", r):
 			return fmt.Errorf("%w: special %q in local part", ErrBadAddress, r)
-		}
-	}
-	return nil
-}
-
-func checkDomain(domain string) error {
-	if domain == "" || len(domain) > maxDomainLen {
-		return fmt.Errorf("%w: bad domain length", ErrBadAddress)
-	}
-	for _, label := range strings.Split(domain, ".") {
-		if label == "" || len(label) > 63 {
-			return fmt.Errorf("%w: bad domain label", ErrBadAddress)
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("%w: domain label starts or ends with '-'", ErrBadAddress)
-		}
-		for _, r := range label {
-			if r == 0xFFFD || (r < 0x80 && !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z')) {
-				return fmt.Errorf("%w: bad character in domain", ErrBadAddress)
-			}
 		}
 	}
 	return nil

@@ -16,6 +16,12 @@
 //     sender's: Resolve returns a plain error, which servers answer with a
 //     temporary failure, so nothing bounces while the configuration is
 //     fixed.
-//   - Domains are compared as given, lower-cased: configure IDNs in the
-//     form senders use (A-labels or U-labels), or both.
+//   - Domains have one canonical form, NormalizeDomain's: A-labels, lower
+//     case, no trailing dot (UTS #46 non-transitional mapping, IDNA2008
+//     validity, STD3 ASCII rules). Configuration, recipients, accounts, WKD
+//     and certificates all use it, so "bücher.example" and
+//     "xn--bcher-kva.example" are the same domain wherever they are
+//     written; DisplayDomain gives the U-label form for people. The local
+//     part of an address is only lower-cased (RFC 6531 local parts are
+//     UTF-8 and have no IDNA form).
 package policy

@@ -36,8 +36,9 @@ type AccountLookup interface {
 // RecipientOptions configures NewRecipients. The zero value accepts no
 // recipient at all: every address is relaying.
 type RecipientOptions struct {
-	// Domains are the domains delivered here, compared case-insensitively
-	// (a trailing dot is ignored). Empty: none.
+	// Domains are the domains delivered here, in any form NormalizeDomain
+	// accepts (U-labels or A-labels, any case, one trailing dot); each is
+	// compared in canonical form. Empty: none.
 	Domains []string
 	// Aliases maps an alias address to the account addresses it delivers
 	// to. Aliases and targets must be in Domains. nil: no aliases.
@@ -62,9 +63,9 @@ func NewRecipients(opt RecipientOptions) (*Recipients, error) {
 		aliases: make(map[string][]string, len(opt.Aliases)),
 	}
 	for _, d := range opt.Domains {
-		cd := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
-		if err := checkDomain(cd); err != nil {
-			return nil, fmt.Errorf("policy: domain %q: %w", d, err)
+		cd, err := NormalizeDomain(strings.TrimSpace(d))
+		if err != nil {
+			return nil, err
 		}
 		r.domains[cd] = true
 	}
@@ -120,10 +121,11 @@ func NewRecipients(opt RecipientOptions) (*Recipients, error) {
 	return r, nil
 }
 
-// IsLocalDomain reports whether domain (any case, optional trailing dot)
-// is delivered here.
+// IsLocalDomain reports whether domain (in any form NormalizeDomain
+// accepts) is delivered here.
 func (r *Recipients) IsLocalDomain(domain string) bool {
-	return r.domains[strings.ToLower(strings.TrimSuffix(domain, "."))]
+	d, err := NormalizeDomain(domain)
+	return err == nil && r.domains[d]
 }
 
 // Resolve returns the accounts that mail to addr is delivered to: one for

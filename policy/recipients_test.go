@@ -165,9 +165,10 @@ func TestNewRecipientsRejects(t *testing.T) {
 
 func TestCanonicalAddress(t *testing.T) {
 	for in, want := range map[string]string{
-		"Alice@Example.ORG":   "alice@example.org",
-		" bob@example.org. ":  "bob@example.org",
-		"Jörg@Bücher.example": "jörg@bücher.example",
+		"Alice@Example.ORG":        "alice@example.org",
+		" bob@example.org. ":       "bob@example.org",
+		"Jörg@Bücher.example":      "jörg@xn--bcher-kva.example",
+		"x@XN--BCHER-KVA.example.": "x@xn--bcher-kva.example",
 	} {
 		got, err := CanonicalAddress(in)
 		if err != nil || got != want {

@@ -532,9 +532,9 @@ func (c *Config) Validate() error {
 	}
 	seen := map[string]bool{}
 	for i, d := range c.Domains {
-		d = strings.ToLower(strings.TrimSuffix(d, "."))
-		if err := checkHostname(d); err != nil {
-			return fmt.Errorf("config: domains: %q: %w", c.Domains[i], err)
+		d, err := policy.NormalizeDomain(d)
+		if err != nil {
+			return fmt.Errorf("config: domains: %w", err)
 		}
 		if seen[d] {
 			return fmt.Errorf("config: domains: %q listed twice", d)
