@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
+
+	"github.com/sealmail/sealmail/policy"
 )
 
 // AutocertOptions configures NewAutocert.
@@ -69,16 +71,16 @@ func NewAutocert(opt AutocertOptions) *autocert.Manager {
 // mta-sts. of every domain. Names that are not DNS host names are left out.
 func AutocertHosts(hostname string, domains []string) []string {
 	var hosts []string
-	if h, err := normalizeHost(hostname); err == nil {
+	if h, err := policy.NormalizeDomain(hostname); err == nil {
 		hosts = append(hosts, h)
 	}
 	for _, d := range domains {
-		d, err := normalizeHost(d)
+		d, err := policy.NormalizeDomain(d)
 		if err != nil {
 			continue
 		}
 		for _, p := range []string{"openpgpkey.", "autoconfig.", "mta-sts."} {
-			if h, err := normalizeHost(p + d); err == nil {
+			if h, err := policy.NormalizeDomain(p + d); err == nil {
 				hosts = append(hosts, h)
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"encoding/xml"
 	"strings"
 	"testing"
+
+	"github.com/sealmail/sealmail/policy"
 )
 
 // tbConfig is what Thunderbird's account setup reads from clientConfig
@@ -47,7 +49,7 @@ func checkThunderbird(t *testing.T, body []byte) tbConfig {
 		if s.Type != kind {
 			t.Errorf("server type %q, want %q", s.Type, kind)
 		}
-		if _, err := normalizeHost(s.Hostname); err != nil {
+		if _, err := policy.NormalizeDomain(s.Hostname); err != nil {
 			t.Errorf("hostname %q", s.Hostname)
 		}
 		if s.Port < 1 || s.Port > 65535 {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"text/tabwriter"
+
+	"github.com/sealmail/sealmail/policy"
 )
 
 // dnsTTL is the TTL printed with every record: one hour, short enough to
@@ -27,9 +29,9 @@ func DNSRecords(domain string, opt Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	d, err := normalizeHost(domain)
+	d, err := policy.NormalizeDomain(domain)
 	if err != nil {
-		return "", fmt.Errorf("keyserver: dns: domain %q: %w", domain, err)
+		return "", fmt.Errorf("keyserver: dns: %w", err)
 	}
 	if len(cfg.domains) > 0 && !slices.Contains(cfg.domains, d) {
 		return "", fmt.Errorf("keyserver: dns: %s is not a configured domain", d)
@@ -45,6 +47,9 @@ func DNSRecords(domain string, opt Options) (string, error) {
 
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "; DNS records for %s, served by sealmail on %s.\n", d, cfg.hostname)
+	if policy.IsIDN(d) {
+		fmt.Fprintf(&b, "; %s is %s in DNS (IDNA A-labels).\n", policy.DisplayDomain(d), d)
+	}
 	fmt.Fprintf(&b, "; %s needs A and/or AAAA records for this server, and matching PTR records.\n", cfg.hostname)
 	tw := tabwriter.NewWriter(&b, 0, 8, 1, ' ', 0)
 	rec := func(name, typ, data string) {

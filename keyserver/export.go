@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/sealmail/sealmail/policy"
 )
 
 var errNoIdentity = errors.New("keyserver: key has no user ID for the address")
@@ -22,7 +23,8 @@ const maxKeyBytes = 1 << 20
 // what WKD must serve (draft-koch-openpgp-webkey-service §3.1): the primary
 // key with its revocations (and, for v6 keys, its direct-key
 // self-signatures; go-crypto drops v4 direct-key signatures when reading),
-// the user IDs whose mail address is addr (compared case-insensitively)
+// the user IDs whose mail address is addr (both in canonical form:
+// policy.CanonicalAddress, so case and the IDN form do not matter)
 // with their self-signatures only, and the subkeys with their binding
 // signatures and revocations. Other user IDs and third-party
 // certifications are dropped. It fails with errNoIdentity when no user ID
@@ -43,7 +45,10 @@ func exportKey(pub []byte, addr string) ([]byte, error) {
 	// sort them so that the same key always gives the same bytes.
 	var names []string
 	for name, id := range e.Identities {
-		if id.UserId != nil && strings.ToLower(id.UserId.Email) == addr {
+		if id.UserId == nil {
+			continue
+		}
+		if a, err := policy.CanonicalAddress(id.UserId.Email); err == nil && a == addr {
 			names = append(names, name)
 		}
 	}

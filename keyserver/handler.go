@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/sealmail/sealmail/policy"
 )
 
 // Request bounds. net/http already bounds the header block
@@ -169,8 +171,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, cid uint64) {
 		}
 	case hostWKD:
 		if rest, ok := strings.CutPrefix(p, "/.well-known/openpgpkey/"); ok {
+			// The domain element names the mail domain, as an A-label or
+			// (GnuPG writes the address's domain as given, percent-encoded)
+			// a U-label: both name the same domain.
 			dom, rest, _ := strings.Cut(rest, "/")
-			if !strings.EqualFold(dom, rt.domain) {
+			if d, err := policy.NormalizeDomain(dom); err != nil || d != rt.domain {
 				break
 			}
 			if rest == "policy" {

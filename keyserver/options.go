@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sealmail/sealmail/policy"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -82,7 +83,9 @@ type Options struct {
 	// Hostname is the mail server's own name (the MX target, and the
 	// default endpoint host). Required when IMAP or Submission is set.
 	Hostname string
-	// Domains are the mail domains served, matched case-insensitively.
+	// Domains are the mail domains served, in any form
+	// policy.NormalizeDomain accepts (U-labels or A-labels); requests match
+	// them in canonical form.
 	// Requests for any other host get 404.
 	Domains []string
 	// IMAP and Submission are the endpoints autoconfig (config-v1.1.xml)
@@ -124,16 +127,16 @@ func (o Options) validate() (*config, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	if o.Hostname != "" {
-		h, err := normalizeHost(o.Hostname)
+		h, err := policy.NormalizeDomain(o.Hostname)
 		if err != nil {
 			return nil, fmt.Errorf("keyserver: hostname: %w", err)
 		}
 		c.hostname = h
 	}
 	for _, d := range o.Domains {
-		n, err := normalizeHost(d)
+		n, err := policy.NormalizeDomain(d)
 		if err != nil {
-			return nil, fmt.Errorf("keyserver: domain %q: %w", d, err)
+			return nil, fmt.Errorf("keyserver: domain: %w", err)
 		}
 		c.domains = append(c.domains, n)
 	}
@@ -152,10 +155,20 @@ func (o Options) validate() (*config, error) {
 			return nil, err
 		}
 	}
-	if c.tlsrpt != "" && !plausibleAddress(c.tlsrpt) {
-		return nil, fmt.Errorf("keyserver: TLS report address %q is not local@domain", c.tlsrpt)
+	if c.tlsrpt != "" {
+		a, err := policy.CanonicalAddress(c.tlsrpt)
+		if err != nil {
+			return nil, fmt.Errorf("keyserver: TLS report address: %w", err)
+		}
+		c.tlsrpt = a
 	}
 	return c, nil
+}
+
+// Validate reports what New would refuse in o, without building anything.
+func (o Options) Validate() error {
+	_, err := o.validate()
+	return err
 }
 
 func (c *config) endpoints(what string, eps []Endpoint) ([]Endpoint, error) {
@@ -173,7 +186,7 @@ func (c *config) endpoints(what string, eps []Endpoint) ([]Endpoint, error) {
 			}
 			e.Host = c.hostname
 		} else {
-			h, err := normalizeHost(e.Host)
+			h, err := policy.NormalizeDomain(e.Host)
 			if err != nil {
 				return nil, fmt.Errorf("keyserver: %s endpoint host: %w", what, err)
 			}
@@ -201,11 +214,16 @@ func validateMTASTS(p MTASTSPolicy) (*MTASTSPolicy, error) {
 		return nil, fmt.Errorf("keyserver: MTA-STS max age %v out of range", p.MaxAge)
 	}
 	for _, mx := range p.MX {
-		m := strings.ToLower(strings.TrimSuffix(mx, "."))
-		if _, err := normalizeHost(strings.TrimPrefix(m, "*.")); err != nil {
-			return nil, fmt.Errorf("keyserver: MTA-STS mx %q: %w", mx, err)
+		// RFC 8461 §4.1: a pattern is a host name, or "*." and one.
+		wild, host := "", mx
+		if h, ok := strings.CutPrefix(mx, "*."); ok {
+			wild, host = "*.", h
 		}
-		out.MX = append(out.MX, m)
+		m, err := policy.NormalizeDomain(host)
+		if err != nil {
+			return nil, fmt.Errorf("keyserver: MTA-STS mx: %w", err)
+		}
+		out.MX = append(out.MX, wild+m)
 	}
 	if len(out.MX) == 0 && out.Mode != "none" {
 		return nil, fmt.Errorf("keyserver: MTA-STS mode %s needs at least one mx", out.Mode)

@@ -69,9 +69,13 @@ func New(opt Options) (*Server, error) {
 		}
 		opt.Hostname = h
 	}
-	if !validDomain(opt.Hostname) {
-		return nil, fmt.Errorf("smtp: hostname %q is not a domain name", opt.Hostname)
+	// The greeting and Received fields carry the A-label form, which
+	// every client can read (RFC 6531 §3.7.1).
+	hostname, err := policy.NormalizeDomain(opt.Hostname)
+	if err != nil {
+		return nil, fmt.Errorf("smtp: Hostname: %w", err)
 	}
+	opt.Hostname = hostname
 	lim := opt.Limits.withDefaults()
 	if lim.LineLength < minLineLength {
 		return nil, fmt.Errorf("smtp: Limits.LineLength %d is below %d", lim.LineLength, minLineLength)
@@ -85,7 +89,7 @@ func New(opt Options) (*Server, error) {
 		Postmaster: opt.Postmaster,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("smtp: %w", err)
+		return nil, err // policy's errors say what is wrong
 	}
 	var pre [3]byte
 	if _, err := rand.Read(pre[:]); err != nil {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sealmail/sealmail/policy"
 )
 
 // traceInfo is what goes into the Return-Path and Received fields.
@@ -156,22 +158,15 @@ func validHelo(h string) bool {
 	return validDomain(h)
 }
 
-// validDomain reports whether d is an ASCII domain name (RFC 1035 §2.3.1,
-// digits allowed first) of at most 255 bytes.
+// validDomain reports whether d is an ASCII domain name, as
+// policy.NormalizeDomain accepts them (RFC 1035 §2.3.1 letters, digits
+// and hyphens, or A-labels; digits allowed first).
 func validDomain(d string) bool {
-	if d == "" || len(d) > 255 {
-		return false
-	}
-	for _, label := range strings.Split(strings.TrimSuffix(d, "."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+	for i := 0; i < len(d); i++ {
+		if d[i] >= 0x80 {
 			return false
 		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-				return false
-			}
-		}
 	}
-	return true
+	_, err := policy.NormalizeDomain(d)
+	return err == nil
 }
