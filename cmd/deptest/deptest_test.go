@@ -98,6 +98,17 @@ var rules = []rule{
 		[]string{module + "/crypto", module + "/server", module + "/keyserver"}},
 	{"libraries never import the binary", not(under(module + "/cmd")),
 		[]string{module + "/cmd"}},
+	// Servers get already-guarded listeners from cmd; the guard knows no
+	// protocol and nothing of the project.
+	{"only cmd/ imports server/listener", both(not(under(module+"/cmd")), not(under(module+"/server/listener"))),
+		[]string{module + "/server/listener"}},
+	{"server/listener imports no project package", under(module + "/server/listener"),
+		[]string{module + "/store", module + "/crypto", module + "/policy", module + "/keyserver",
+			module + "/server/smtp", module + "/server/imap", module + "/server/account", module + "/server/mailbox"}},
+}
+
+func both(f, g func(string) bool) func(string) bool {
+	return func(p string) bool { return f(p) && g(p) }
 }
 
 func TestImportRules(t *testing.T) {
