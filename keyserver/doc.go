@@ -10,8 +10,9 @@
 //     https://<domain>/.well-known/autoconfig/mail/config-v1.1.xml;
 //   - the MTA-STS policy (RFC 8461) at https://mta-sts.<domain>/.well-known/mta-sts.txt.
 //
-// New builds the http.Handler; cmd/sealmail serves it over TLS, with
-// certificates from files or from NewAutocert (ACME). DNSRecords prints the
+// New builds the http.Handler and NewServer the bounded http.Server;
+// cmd/sealmail serves them over TLS, with certificates from files or from
+// NewAutocert (ACME). DNSRecords prints the
 // DNS records a domain needs.
 //
 // Threat model: everything here is public by design, but only what the
@@ -25,16 +26,22 @@
 // never reveals other addresses or who certified it.
 //
 // Implementation notes:
-//   - keyserver imports store only (DESIGN.md); it reads accounts through
-//     the consumer interface KeyLookup and never writes. GET and HEAD are
-//     the only methods; nothing a request carries changes any state.
+//   - keyserver imports store and policy only (docs/design.md). Domains
+//     and addresses are compared in policy's canonical form (A-labels),
+//     so an international domain works in either spelling. It reads
+//     accounts through the consumer interface KeyLookup and never writes.
+//     GET and HEAD are the only methods; nothing a request carries
+//     changes any state.
 //   - Request bounds: query ≤ 1 KiB (else 400), path ≤ 512 B (else 404),
 //     "l" ≤ 64 bytes of UTF-8 without controls; the hash must be exactly
 //     32 lower-case z-base-32 characters (anything else, upper case
 //     included, is 404). Paths are matched exactly, never mapped to files,
-//     so "..", "//" and percent-encoded slashes cannot reach anything. The
-//     header block is bounded by the caller's http.Server
-//     (MaxHeaderBytes; set ReadHeaderTimeout too).
+//     so "..", "//" and percent-encoded slashes cannot reach anything. A
+//     request with a body gets 413 and the connection is closed before
+//     the body is read. NewServer bounds the rest: headers (16 KiB,
+//     ServerOptions.HeaderTimeout), whole requests and responses (30 s),
+//     keep-alive (1 min), HTTP/1.1 only; the caller bounds connections on
+//     its listener.
 //   - The hash and "l" must agree (the hash is recomputed from "l"), so a
 //     request can name one address only. The store's canonical address
 //     lower-cases the whole local part; the WKD hash, like GnuPG's, maps

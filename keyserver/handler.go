@@ -135,6 +135,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, cid uint64) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	// Nothing served takes a body: refuse one before anything reads it,
+	// and close, so net/http does not read it either (at most 256 KiB of
+	// it, when it is announced that small).
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		w.Header().Set("Connection", "close")
+		httpError(w, http.StatusRequestEntityTooLarge)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		httpError(w, http.StatusMethodNotAllowed)

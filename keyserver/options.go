@@ -197,6 +197,12 @@ func (c *config) endpoints(what string, eps []Endpoint) ([]Endpoint, error) {
 	return out, nil
 }
 
+// Validate reports what New would refuse in p.
+func (p MTASTSPolicy) Validate() error {
+	_, err := validateMTASTS(p)
+	return err
+}
+
 func validateMTASTS(p MTASTSPolicy) (*MTASTSPolicy, error) {
 	if p.MaxAge < 0 || (p.MaxAge != 0 && p.MaxAge < time.Second) {
 		return nil, fmt.Errorf("keyserver: MTA-STS max age %v out of range", p.MaxAge)
