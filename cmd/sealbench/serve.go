@@ -21,6 +21,7 @@ import (
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/policy"
 	imapserver "github.com/sealmail/sealmail/server/imap"
+	"github.com/sealmail/sealmail/server/listener"
 	smtpserver "github.com/sealmail/sealmail/server/smtp"
 	"github.com/sealmail/sealmail/store"
 	"github.com/sealmail/sealmail/store/badgerstore"
@@ -239,11 +240,17 @@ func startServe(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *benc
 		TLSConfig: tlsConf,
 		Logger:    log,
 		OnDeliver: s.imap.Delivered,
-		Limits:    smtpserver.Limits{Connections: cfg.maxConns, ConnectionsPerIP: cfg.maxConns},
 	})
 	if err != nil {
 		return nil, err
 	}
+	// As the binary does: connection caps are the listener's.
+	lns[0] = listener.New(lns[0], listener.Options{
+		Name:    "smtp",
+		Limiter: listener.NewLimiter(listener.LimiterOptions{Connections: cfg.maxConns, PerClient: cfg.maxConns}),
+		Refuse:  s.smtp.Refuse,
+		Logger:  log,
+	})
 	s.smtpAddr, s.imapAddr = lns[0].Addr(), lns[1].Addr()
 	for _, run := range []struct {
 		name  string

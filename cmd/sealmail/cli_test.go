@@ -183,7 +183,13 @@ var listenLine = regexp.MustCompile(`^\s+(smtp|imap|imaps|https|control)\s+(\S+)
 // serve starts `sealmail serve` and waits until it prints where it listens.
 func (te *testEnv) serve() *server {
 	te.t.Helper()
-	cmd := te.command("", "serve")
+	return te.start(te.command("", "serve"))
+}
+
+// start starts cmd, a `sealmail serve`, and waits until it prints where it
+// listens.
+func (te *testEnv) start(cmd *exec.Cmd) *server {
+	te.t.Helper()
 	cmd.Stdin = nil
 	s := &server{cmd: cmd, addrs: map[string]string{}, done: make(chan struct{})}
 	cmd.Stderr = lockedWriter{&s.mu, &s.log}

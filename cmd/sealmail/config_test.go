@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func TestConfigDefaults(t *testing.T) {
 		"listen.imap":          "127.0.0.1:1143",
 		"listen.imaps":         "127.0.0.1:1993",
 		"listen.https":         "127.0.0.1:8443",
-		"limits.message_bytes": int64(50 << 20),
+		"limits.message_bytes": Size(50 << 20),
 		"limits.recipients":    100,
 		"command_timeout":      5 * time.Minute,
 		"key.type":             "ed25519",
@@ -221,8 +222,10 @@ func TestConfigErrors(t *testing.T) {
 		{"alias foreign target", "domains: [example.org]\naliases:\n  info@example.org: [x@elsewhere.net]\n", nil, "aliases"},
 		{"alias foreign", "domains: [example.org]\naliases:\n  info@elsewhere.net: [a@example.org]\n", nil, "aliases"},
 		{"postmaster foreign", "postmaster: root@elsewhere.net\n", nil, "postmaster"},
-		{"mta-sts mode", "mta_sts:\n  mode: strict\n", nil, "mta_sts.mode"},
-		{"mta-sts mx", "mta_sts:\n  mode: enforce\n", nil, "mta_sts.mx"},
+		{"mta-sts mode", "mta_sts:\n  mode: strict\n", nil, `config: mta_sts: keyserver: MTA-STS mode "strict": want enforce, testing or none`},
+		{"mta-sts mx", "mta_sts:\n  mode: enforce\n", nil, "config: mta_sts: keyserver: MTA-STS mode enforce needs at least one mx"},
+		{"mta-sts bad mx", "mta_sts:\n  mx: [mx_1.example.org]\n", nil, "config: mta_sts: keyserver: MTA-STS mx: policy: not a valid domain name"},
+		{"mta-sts max age", "mta_sts:\n  max_age: 9000h\n", nil, "config: mta_sts: keyserver: MTA-STS max age"},
 		{"autoconfig tls missing", "autoconfig:\n  submission: relay.example.net:465\n", nil, "autoconfig.submission_tls: required"},
 		{"autoconfig tls plain", "autoconfig:\n  submission: relay.example.net:25\n  submission_tls: plain\n", nil, `autoconfig.submission_tls: want tls or starttls, got "plain"`},
 		{"autoconfig tls none", "", map[string]string{"SEALMAIL_AUTOCONFIG_SUBMISSION": "relay.example.net:587", "SEALMAIL_AUTOCONFIG_SUBMISSION_TLS": "none"}, "autoconfig.submission_tls"},
@@ -234,16 +237,27 @@ func TestConfigErrors(t *testing.T) {
 		{"autoconfig port big", "autoconfig:\n  submission: relay.example.net:65536\n  submission_tls: tls\n", nil, "autoconfig.submission: bad port"},
 		{"autoconfig port name", "autoconfig:\n  submission: relay.example.net:smtp\n  submission_tls: tls\n", nil, "autoconfig.submission: bad port"},
 		{"autoconfig port sign", "autoconfig:\n  submission: relay.example.net:+465\n  submission_tls: tls\n", nil, "autoconfig.submission: bad port"},
-		{"autoconfig no host", "autoconfig:\n  submission: ':465'\n  submission_tls: tls\n", nil, `autoconfig.submission: host in ":465": must not be empty`},
+		{"autoconfig no host", "autoconfig:\n  submission: ':465'\n  submission_tls: tls\n", nil, `config: autoconfig.submission: host: policy: not a valid domain name: ""`},
 		{"autoconfig ipv4", "autoconfig:\n  submission: 192.0.2.1:465\n  submission_tls: tls\n", nil, "autoconfig.submission: \"192.0.2.1:465\": want a host name"},
 		{"autoconfig ipv6", "autoconfig:\n  submission: '[2001:db8::1]:465'\n  submission_tls: tls\n", nil, "autoconfig.submission: \"[2001:db8::1]:465\": want a host name"},
-		{"autoconfig bad host", "autoconfig:\n  submission: relay_1.example.net:465\n  submission_tls: tls\n", nil, `autoconfig.submission: host in "relay_1.example.net:465": "relay_1.example.net" is not a valid host name`},
+		{"autoconfig bad host", "autoconfig:\n  submission: relay_1.example.net:465\n  submission_tls: tls\n", nil, `config: autoconfig.submission: host: policy: not a valid domain name: "relay_1.example.net"`},
 		{"autoconfig list", "autoconfig:\n  submission: [relay.example.net:465]\n  submission_tls: tls\n", nil, "autoconfig.submission: want a string"},
 		{"autoconfig unknown", "autoconfig:\n  imap: mail.example.org:993\n", nil, "unknown key autoconfig.imap"},
 		{"kdf half", "kdf:\n  time: 1\n", nil, "kdf.time and kdf.memory_kib"},
 		{"kdf tiny", "kdf:\n  time: 1\n  memory_kib: 8\n", nil, "kdf.memory_kib"},
 		{"empty data dir", "", map[string]string{"SEALMAIL_DATA_DIR": ""}, "data_dir"},
 		{"unknown env", "", map[string]string{"SEALMAIL_LIMITS_RECIPENTS": "5"}, "SEALMAIL_LIMITS_RECIPENTS matches no configuration key"},
+		{"negative int", "limits:\n  recipients: -5\n", nil, "config: limits.recipients: want a non-negative integer"},
+		{"fraction", "limits:\n  recipients: 2.5\n", nil, "config: limits.recipients: want a non-negative integer"},
+		{"negative size", "", map[string]string{"SEALMAIL_LIMITS_MESSAGE_BYTES": "-1MiB"}, "config: limits.message_bytes: want a size"},
+		{"zero duration", "limits:\n  idle_timeout: 0s\n", nil, "config: limits.idle_timeout: must be at least 1ms"},
+		{"short line", "limits:\n  line_length: 999\n", nil, "config: limits: smtp: Limits.LineLength 999 is below 1000 (RFC 5321 §4.5.3.1.6)"},
+		{"short timeout", "limits:\n  command_timeout: 500ms\n", nil, "config: limits.command_timeout: must be at least 1s"},
+		{"per ip over total", "limits:\n  imap_connections: 10\n  imap_connections_per_ip: 11\n", nil, "config: limits.imap_connections_per_ip: listener: 11 connections per client exceed the total of 10"},
+		{"kdf negative", "kdf:\n  time: -1\n  memory_kib: 2048\n", nil, "config: kdf.time: want a non-negative integer"},
+		{"hostname ip", "hostname: 192.0.2.1\n", nil, "config: hostname: policy: not a valid domain name"},
+		{"idn twice", "domains: [bücher.example, xn--bcher-kva.example]\n", nil, `config: domains: "xn--bcher-kva.example" listed twice`},
+		{"alias map env", "", map[string]string{"SEALMAIL_ALIASES": "info@localhost"}, "config: aliases: want alias=address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -418,5 +432,80 @@ func TestInterruptiblePrompt(t *testing.T) {
 	e = &env{ctx: context.Background(), lines: newLineReader(strings.NewReader("a secret\n"))}
 	if b, err := e.interruptible(e.lines.next, nil); err != nil || string(b) != "a secret" {
 		t.Errorf("read %q, %v", b, err)
+	}
+}
+
+// TestConfigKeyTags: every key's default and minimum parse as its type,
+// so a typo in a tag fails here rather than at an operator's start-up.
+func TestConfigKeyTags(t *testing.T) {
+	seen := map[string]bool{}
+	for _, k := range configKeys() {
+		if k.name == "" || strings.Contains(k.name, "..") || seen[k.name] {
+			t.Errorf("bad or duplicate key name %q", k.name)
+		}
+		seen[k.name] = true
+		if _, err := configHook(nil, k.typ, k.def); err != nil && k.typ != typeAliases {
+			t.Errorf("%s: default %q: %v", k.name, k.def, err)
+		}
+		if k.min != "" {
+			if _, err := configHook(nil, k.typ, k.min); err != nil {
+				t.Errorf("%s: min %q: %v", k.name, k.min, err)
+			}
+		}
+	}
+	if len(seen) < 30 {
+		t.Errorf("only %d keys found", len(seen))
+	}
+}
+
+// TestConfigInternationalDomain: IDN domains may be written either way;
+// the configuration holds the canonical A-label form everywhere.
+func TestConfigInternationalDomain(t *testing.T) {
+	clearEnv(t)
+	t.Chdir(t.TempDir())
+	c, err := parseConfigBytes([]byte("hostname: MX.Bücher.example.\ndomains: [Bücher.example, example.org]\n" +
+		"postmaster: Jörg@bücher.example\naliases:\n  info@xn--bcher-kva.example: [jörg@Bücher.example]\n" +
+		"mta_sts:\n  mode: enforce\n  mx: ['*.bücher.example']\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Hostname != "mx.xn--bcher-kva.example" || strings.Join(c.Domains, " ") != "xn--bcher-kva.example example.org" ||
+		c.Postmaster != "jörg@xn--bcher-kva.example" || strings.Join(c.Aliases["info@xn--bcher-kva.example"], " ") != "jörg@xn--bcher-kva.example" {
+		t.Errorf("not canonical: %+v", c)
+	}
+	var out bytes.Buffer
+	if err := writeConfigYAML(&out, c); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "- xn--bcher-kva.example # bücher.example\n") {
+		t.Errorf("config show does not name the IDN for people:\n%s", out.String())
+	}
+	if c2, err := parseConfigBytes(out.Bytes()); err != nil || strings.Join(c2.Domains, " ") != strings.Join(c.Domains, " ") {
+		t.Errorf("config show does not read back: %v", err)
+	}
+}
+
+// TestConfigErrorPrefixes: no error repeats a prefix ("keyserver:
+// keyserver:"), whichever layer it comes from.
+func TestConfigErrorPrefixes(t *testing.T) {
+	clearEnv(t)
+	t.Chdir(t.TempDir())
+	for _, yaml := range []string{
+		"domains: [exa_mple.org]\n", "hostname: 'a b'\n", "mta_sts:\n  mode: strict\n", "mta_sts:\n  mx: [a_b.example]\n",
+		"postmaster: x@elsewhere.test\n", "aliases:\n  a@localhost: [b@elsewhere.test]\n", "limits:\n  line_length: 10\n",
+		"autoconfig:\n  submission: a_b.example:465\n  submission_tls: tls\n", "tls:\n  acme_email: 'not an address'\n",
+	} {
+		_, err := parseConfigBytes([]byte(yaml))
+		if err == nil {
+			t.Errorf("%q accepted", yaml)
+			continue
+		}
+		seen := map[string]bool{}
+		for _, m := range regexp.MustCompile(`(?:^|: )([a-z]+): `).FindAllStringSubmatch(err.Error(), -1) {
+			if seen[m[1]] {
+				t.Errorf("%q: error repeats %q: %v", yaml, m[1]+":", err)
+			}
+			seen[m[1]] = true
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sealmail/sealmail/server/listener"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -131,19 +132,27 @@ func newControlServer(ln *net.UnixListener, adm admin, log *slog.Logger) *contro
 	return &controlServer{ln: ln, path: ln.Addr().String(), adm: adm, log: log, uid: os.Getuid()}
 }
 
-// serve accepts until close; each connection is one request.
+// serve accepts until close; each connection is one request. Temporary
+// accept errors (out of descriptors) are retried with backoff, so admin
+// commands work again as soon as descriptors are free.
 func (s *controlServer) serve(ctx context.Context) {
+	var backoff listener.Backoff
 	for {
 		conn, err := s.ln.AcceptUnix()
 		if err != nil {
 			s.mu.Lock()
 			closed := s.closed
 			s.mu.Unlock()
+			if !closed && backoff.Retry(err) {
+				s.log.Warn("control socket accept; retrying", "proto", "control", "err", err)
+				continue
+			}
 			if !closed {
 				s.log.Error("control socket accept", "proto", "control", "err", err)
 			}
 			return
 		}
+		backoff.Reset()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

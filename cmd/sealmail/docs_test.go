@@ -1,13 +1,10 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // configDoc is the operator's reference for every key.
@@ -45,7 +42,7 @@ func TestConfigDocMatchesKeys(t *testing.T) {
 			documented[n[1]] = def
 		}
 	}
-	for _, k := range configKeys {
+	for _, k := range configKeys() {
 		def, ok := documented[k.name]
 		if !ok {
 			t.Errorf("%s does not document key %s", configDoc, k.name)
@@ -61,24 +58,18 @@ func TestConfigDocMatchesKeys(t *testing.T) {
 	}
 }
 
-// docDefault renders a key's default as the doc writes it.
+// docDefault renders a key's default as the doc writes it: the default
+// tag as it is, `""` for an empty string, lists in brackets, maps as {}.
 func docDefault(k configKey) string {
-	switch d := k.def.(type) {
-	case nil:
+	switch k.typ {
+	case typeAliases:
 		return "{}"
-	case string:
-		if d == "" {
-			return `""`
-		}
-		if k.kind == kindDuration {
-			if _, err := time.ParseDuration(d); err != nil {
-				return "bad duration " + d
-			}
-		}
-		return d
-	case []string:
-		return "[" + strings.Join(slices.Clone(d), ", ") + "]"
-	default:
-		return fmt.Sprint(d)
+	case typeList:
+		l, _ := toList(k.def)
+		return "[" + strings.Join(l, ", ") + "]"
 	}
+	if k.def == "" {
+		return `""`
+	}
+	return k.def
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sealmail/sealmail/keyserver"
 	imapserver "github.com/sealmail/sealmail/server/imap"
+	"github.com/sealmail/sealmail/server/listener"
 	smtpserver "github.com/sealmail/sealmail/server/smtp"
 	"github.com/sealmail/sealmail/store"
 )
@@ -45,6 +46,10 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	log := newLogger(c, e.io.err)
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
+	}
+	fdLimit, err := listener.RaiseFileLimit()
+	if err != nil {
+		log.Warn("could not raise the file descriptor limit; connection limits may be lowered to fit", "err", err)
 	}
 	// The control socket goes first: it is the one place that tells a
 	// second `serve` apart from a crashed one, and it must be bound before
@@ -81,7 +86,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 		shutdown: ctl.close,
 	})
 
-	more, err := startServers(c, st, log)
+	more, err := startServers(c, st, log, fdLimit)
 	if err != nil {
 		for _, s := range services {
 			s.shutdown(context.Background())
@@ -198,10 +203,11 @@ func (l listeners) close() {
 	}
 }
 
-// startServers builds SMTP, IMAP and HTTPS from the configuration and binds
-// their listeners. It returns them as services, not yet serving. On error
-// nothing stays bound.
-func startServers(c *Config, st store.Store, log *slog.Logger) (_ []*service, err error) {
+// startServers builds SMTP, IMAP and HTTPS from the configuration, binds
+// their listeners and guards them (server/listener) with the limits of
+// the configuration, fitted into what fdLimit leaves. It returns them as
+// services, not yet serving. On error nothing stays bound.
+func startServers(c *Config, st store.Store, log *slog.Logger, fdLimit uint64) (_ []*service, err error) {
 	tlsConf, httpsTLS, err := serverTLS(c, log)
 	if err != nil {
 		return nil, err
@@ -223,10 +229,10 @@ func startServers(c *Config, st store.Store, log *slog.Logger) (_ []*service, er
 		Store:       st,
 		TLSConfig:   tlsConf,
 		Logger:      log,
-		AppendLimit: c.Limits.MessageBytes,
+		AppendLimit: int64(c.Limits.MessageBytes),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("imap: %w", err)
+		return nil, err
 	}
 	cleanup = append(cleanup, func() { imapSrv.Shutdown(context.Background()) })
 	smtpSrv, err := smtpserver.New(smtpserver.Options{
@@ -239,40 +245,47 @@ func startServers(c *Config, st store.Store, log *slog.Logger) (_ []*service, er
 		Logger:     log,
 		// IDLE sessions learn of new mail as soon as it is committed.
 		OnDeliver: imapSrv.Delivered,
-		Limits: smtpserver.Limits{
-			MessageBytes:     c.Limits.MessageBytes,
-			Recipients:       c.Limits.Recipients,
-			LineLength:       c.Limits.LineLength,
-			Connections:      c.Limits.Connections,
-			ConnectionsPerIP: c.Limits.ConnectionsPerIP,
-			CommandTimeout:   c.Limits.CommandTimeout,
-			DataTimeout:      c.Limits.DataTimeout,
-		},
+		Limits:    c.Limits.smtp(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("smtp: %w", err)
+		return nil, err
 	}
 	cleanup = append(cleanup, func() { smtpSrv.Shutdown(context.Background()) })
+
+	lim := connectionLimiters(c, lns, fdLimit, log)
+	guard := func(name string, ln net.Listener, l *listener.Limiter, tlsConf *tls.Config, refuse func(net.Conn)) net.Listener {
+		return listener.New(ln, listener.Options{
+			Name:             name,
+			Limiter:          l,
+			TLSConfig:        tlsConf,
+			HandshakeTimeout: c.Limits.TLSHandshakeTimeout,
+			IdleTimeout:      c.Limits.IdleTimeout,
+			Refuse:           refuse,
+			Logger:           log,
+		})
+	}
 
 	var out []*service
 	// The SMTP and IMAP servers always get a service, even without a
 	// listener, so that shutdown releases them.
 	smtpSvc := &service{name: "smtp", shutdown: smtpSrv.Shutdown}
 	if ln := lns.smtp; ln != nil {
+		gl := guard("smtp", ln, lim.smtp, nil, smtpSrv.Refuse)
 		smtpSvc.addr, smtpSvc.mode = ln.Addr(), "STARTTLS"
-		smtpSvc.serve = func() error { return smtpSrv.Serve(ln) }
+		smtpSvc.serve = func() error { return smtpSrv.Serve(gl) }
 	}
 	out = append(out, smtpSvc)
 	// One IMAP server serves both IMAP listeners; Shutdown stops both.
 	out = append(out, &service{name: "imap-server", shutdown: imapSrv.Shutdown})
 	if ln := lns.imap; ln != nil {
+		gl := guard("imap", ln, lim.imap, nil, imapSrv.Refuse)
 		out = append(out, &service{name: "imap", addr: ln.Addr(), mode: "STARTTLS",
-			serve: func() error { return imapSrv.Serve(ln) }})
+			serve: func() error { return imapSrv.Serve(gl) }})
 	}
 	if ln := lns.imaps; ln != nil {
-		tln := tls.NewListener(ln, tlsConf)
+		gl := guard("imaps", ln, lim.imaps, tlsConf, nil)
 		out = append(out, &service{name: "imaps", addr: ln.Addr(), mode: "TLS",
-			serve: func() error { return imapSrv.Serve(tln) }})
+			serve: func() error { return imapSrv.Serve(gl) }})
 	}
 	if ln := lns.https; ln != nil {
 		// Autoconfig advertises the IMAP ports actually bound (the
@@ -280,21 +293,17 @@ func startServers(c *Config, st store.Store, log *slog.Logger) (_ []*service, er
 		ports := clientPorts{imap: boundPort(lns.imap), imaps: boundPort(lns.imaps)}
 		h, err := keyserver.New(keyserverOptions(c, st, log, ports))
 		if err != nil {
-			return nil, fmt.Errorf("keyserver: %w", err)
+			return nil, err
 		}
-		hs := &http.Server{
-			Handler:           h,
-			TLSConfig:         httpsTLS,
-			ReadHeaderTimeout: 10 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    16 << 10,
-			ErrorLog:          slog.NewLogLogger(log.With("proto", "https").Handler(), slog.LevelWarn),
-		}
+		hs := keyserver.NewServer(h, keyserver.ServerOptions{
+			TLSConfig:     httpsTLS,
+			HeaderTimeout: c.Limits.HTTPSHeaderTimeout,
+			Logger:        log,
+		})
+		gl := guard("https", ln, lim.https, hs.TLSConfig, nil)
 		out = append(out, &service{name: "https", addr: ln.Addr(), mode: "TLS",
 			serve: func() error {
-				err := hs.ServeTLS(ln, "", "")
+				err := hs.Serve(gl)
 				if errors.Is(err, http.ErrServerClosed) {
 					return nil
 				}
@@ -303,6 +312,51 @@ func startServers(c *Config, st store.Store, log *slog.Logger) (_ []*service, er
 			shutdown: hs.Shutdown})
 	}
 	return out, nil
+}
+
+// limiters are the connection caps of each listener. Each listener has
+// its own, so that a flood on one port (silent clients on IMAPS) never
+// stops another from accepting (IMAP with STARTTLS included).
+type limiters struct {
+	smtp, imap, imaps, https *listener.Limiter
+}
+
+// connectionLimiters makes the limiters from the configured caps, scaled
+// down (with a warning) if the listeners that are bound could together
+// hold more descriptors than fdLimit leaves once listener.Reserve is kept
+// free for the control socket, the store and certificates.
+func connectionLimiters(c *Config, lns listeners, fdLimit uint64, log *slog.Logger) limiters {
+	l := c.Limits
+	want := make([]int, 4) // smtp, imap, imaps, https; 0 where not bound
+	for i, b := range []struct {
+		ln    net.Listener
+		total int
+	}{{lns.smtp, l.Connections}, {lns.imap, l.IMAPConnections}, {lns.imaps, l.IMAPConnections}, {lns.https, l.HTTPSConnections}} {
+		if b.ln != nil {
+			want[i] = b.total
+		}
+	}
+	got := want
+	if open, err := listener.OpenFiles(); err != nil {
+		log.Warn("cannot count open files; connection limits are not fitted to the descriptor limit", "err", err)
+	} else if fdLimit > 0 {
+		budget := listener.ConnectionBudget(fdLimit, open)
+		var scaled bool
+		if got, scaled = listener.Share(budget, want); scaled {
+			log.Warn(fmt.Sprintf("the file descriptor limit (%d, %d open) leaves room for %d connections: limits lowered to smtp %d, imap %d, imaps %d, https %d; raise RLIMIT_NOFILE (systemd: LimitNOFILE=) to lift them",
+				fdLimit, open, budget, got[0], got[1], got[2], got[3]))
+		}
+	}
+	mk := func(total, perIP int) *listener.Limiter {
+		total = max(total, 1)
+		return listener.NewLimiter(listener.LimiterOptions{Connections: total, PerClient: min(perIP, total)})
+	}
+	return limiters{
+		smtp:  mk(got[0], l.ConnectionsPerIP),
+		imap:  mk(got[1], l.IMAPConnectionsPerIP),
+		imaps: mk(got[2], l.IMAPConnectionsPerIP),
+		https: mk(got[3], l.HTTPSConnectionsPerIP),
+	}
 }
 
 // warnInsecure logs a warning for each insecure choice in c.

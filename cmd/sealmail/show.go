@@ -7,22 +7,29 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sealmail/sealmail/policy"
 )
 
 // redacted replaces the value of any key whose name mentions a secret.
 const redacted = "<redacted>"
 
 // writeConfigYAML prints the effective configuration as YAML that
-// loadConfig reads back, with secrets redacted.
+// loadConfig reads back, with secrets redacted and international domain
+// names shown as people write them in a comment.
 func writeConfigYAML(w io.Writer, c *Config) error {
-	return writeYAMLRedacted(w, c)
+	return writeYAMLRedacted(w, c, commentIDNs)
 }
 
-// writeYAMLRedacted writes v as YAML with secret-looking keys redacted.
-func writeYAMLRedacted(w io.Writer, v any) error {
+// writeYAMLRedacted writes v as YAML with secret-looking keys redacted,
+// after edit (if any) changed the node tree.
+func writeYAMLRedacted(w io.Writer, v any, edit ...func(*yaml.Node)) error {
 	var n yaml.Node
 	if err := n.Encode(v); err != nil {
 		return fmt.Errorf("config: encode: %w", err)
+	}
+	for _, f := range edit {
+		f(&n)
 	}
 	redact(&n)
 	var buf bytes.Buffer
@@ -54,5 +61,26 @@ func redact(n *yaml.Node) {
 	}
 	for _, c := range n.Content {
 		redact(c)
+	}
+}
+
+// commentIDNs adds the U-label form as a line comment to every scalar
+// that is an A-label domain or address: "xn--bcher-kva.example #
+// bücher.example".
+func commentIDNs(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		local, domain := "", n.Value
+		if at := strings.LastIndexByte(n.Value, '@'); at >= 0 {
+			local, domain = n.Value[:at+1], n.Value[at+1:]
+		}
+		if policy.IsIDN(domain) {
+			if d := policy.DisplayDomain(domain); d != domain {
+				n.LineComment = local + d
+			}
+		}
+		return
+	}
+	for _, c := range n.Content {
+		commentIDNs(c)
 	}
 }

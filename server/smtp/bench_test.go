@@ -51,7 +51,6 @@ func benchIngest(b *testing.B, conc, size int) {
 		Hostname: "mx.example.org",
 		Domains:  []string{"example.org"},
 		Store:    ts,
-		Limits:   Limits{ConnectionsPerIP: conc + 1, Connections: conc + 1},
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -2,66 +2,42 @@ package smtp
 
 import (
 	"crypto/tls"
-	"errors"
-	"log/slog"
+	"fmt"
 	"net"
 	"os"
 	"sync"
-	"time"
 )
 
-// connTracker counts open connections, in total and per remote address,
-// and knows them all so Shutdown can close the idle ones.
+// connTracker knows every open connection, so that Shutdown can close
+// the idle ones and let transactions in flight finish. Connection caps
+// are not its business: cmd/sealmail serves SMTP on a listener guarded by
+// server/listener, whose Refuse hook is Server.Refuse.
 type connTracker struct {
-	maxTotal, maxPerIP int // immutable
-
 	mu       sync.Mutex
-	perIP    map[string]int            // guarded by mu
 	conns    map[*trackedConn]struct{} // guarded by mu
 	draining bool                      // guarded by mu; no new connections
 }
 
-func newConnTracker(maxTotal, maxPerIP int) *connTracker {
-	return &connTracker{
-		maxTotal: maxTotal,
-		maxPerIP: maxPerIP,
-		perIP:    make(map[string]int),
-		conns:    make(map[*trackedConn]struct{}),
-	}
+func newConnTracker() *connTracker {
+	return &connTracker{conns: make(map[*trackedConn]struct{})}
 }
 
-// remoteKey is the address connections are counted by.
-func remoteKey(a net.Addr) string {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
-	}
-	return ""
-}
-
-// admit wraps c if the limits allow one more connection.
+// admit wraps c, unless the server is draining.
 func (t *connTracker) admit(c net.Conn) (*trackedConn, bool) {
-	ip := remoteKey(c.RemoteAddr())
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.draining || len(t.conns) >= t.maxTotal || t.perIP[ip] >= t.maxPerIP {
+	if t.draining {
 		return nil, false
 	}
-	tc := &trackedConn{Conn: c, t: t, ip: ip}
+	tc := &trackedConn{Conn: c, t: t}
 	t.conns[tc] = struct{}{}
-	t.perIP[ip]++
 	return tc, true
 }
 
 func (t *connTracker) release(tc *trackedConn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if _, ok := t.conns[tc]; !ok {
-		return
-	}
 	delete(t.conns, tc)
-	if t.perIP[tc.ip]--; t.perIP[tc.ip] <= 0 {
-		delete(t.perIP, tc.ip)
-	}
 }
 
 // drain refuses new connections and asks every open one to close as soon
@@ -116,8 +92,7 @@ const (
 // gets its reply out first.
 type trackedConn struct {
 	net.Conn
-	t  *connTracker // immutable
-	ip string       // immutable
+	t *connTracker // immutable
 
 	mu       sync.Mutex
 	state    connState // guarded by mu
@@ -248,19 +223,15 @@ func (c *trackedConn) drain() {
 	}
 }
 
-// limitListener admits connections through a connTracker and answers the
-// rest with 421 4.7.0 (RFC 5321 §3.8).
-type limitListener struct {
+// trackListener registers every connection with a connTracker; while
+// the server drains, a connection that slipped past the closing listener
+// is closed at once.
+type trackListener struct {
 	net.Listener
-	t   *connTracker // immutable
-	log *slog.Logger // immutable
+	t *connTracker // immutable
 }
 
-// rejectWriteTimeout bounds the write of the 421 greeting, which happens
-// in the accept loop.
-const rejectWriteTimeout = 100 * time.Millisecond
-
-func (l *limitListener) Accept() (net.Conn, error) {
+func (l *trackListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -269,11 +240,13 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if tc, ok := l.t.admit(c); ok {
 			return tc, nil
 		}
-		l.log.Info("connection refused: limit reached", keyRemote, c.RemoteAddr().String())
-		c.SetWriteDeadline(time.Now().Add(rejectWriteTimeout))
-		c.Write([]byte("421 4.7.0 " + errConnLimit.Message + "\r\n"))
-		if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			l.log.Debug("close refused connection", keyErr, err)
-		}
+		c.Close()
 	}
+}
+
+// Refuse tells a client over a connection limit to come back later (RFC
+// 5321 §3.8: 421 before the greeting) on c, which the caller closes. It is
+// the Refuse hook for server/listener.
+func (s *Server) Refuse(c net.Conn) {
+	fmt.Fprintf(c, "421 4.7.0 %s %s\r\n", s.opt.Hostname, errConnLimit.Message)
 }

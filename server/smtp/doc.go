@@ -44,9 +44,11 @@
 //     the cause is logged, never sent.
 //   - Plaintext lives only in the message buffer, which is zeroed before
 //     it returns to the pool; only sealed bytes reach the store.
-//   - Connections are counted per remote address and in total by a
-//     wrapping listener; over a limit a client gets 421 4.7.0 and is
-//     closed before go-smtp sees it. Commands have Limits.CommandTimeout;
+//   - Connection caps (in total and per client) are the listener's: the
+//     binary serves SMTP on a listener guarded by server/listener, whose
+//     Refuse hook is Server.Refuse, so a client over a cap gets 421 4.7.0
+//     and is closed before go-smtp sees it. This package only tracks the
+//     open connections for Shutdown. Commands have Limits.CommandTimeout;
 //     a DATA transfer has Limits.DataTimeout in total (go-smtp's own read
 //     deadline would cover it with the command timeout). After any read
 //     timeout the connection reads nothing more and is closed after the

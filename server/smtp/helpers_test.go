@@ -98,6 +98,12 @@ func createAccount(t testing.TB, db store.Store, addr string) {
 // newEnv starts a server; edit may change the options first (its Store
 // field, if set, wraps the badger store).
 func newEnv(t *testing.T, edit func(*Options)) *testEnv {
+	return newEnvWrap(t, edit, nil)
+}
+
+// newEnvWrap is newEnv serving on wrap(listener) when wrap is not nil, as
+// cmd/sealmail serves on a guarded listener.
+func newEnvWrap(t *testing.T, edit func(*Options), wrap func(net.Listener, *Server) net.Listener) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := badgerstore.Open(dir, badgerstore.Options{})
@@ -132,6 +138,9 @@ func newEnv(t *testing.T, edit func(*Options)) *testEnv {
 		t.Fatalf("listen: %v", err)
 	}
 	e.srv, e.addr = srv, ln.Addr().String()
+	if wrap != nil {
+		ln = wrap(ln, srv)
+	}
 	go func() { e.done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
 		e.shutdown()

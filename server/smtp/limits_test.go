@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sealmail/sealmail/server/listener"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -319,15 +321,21 @@ func TestBadSender(t *testing.T) {
 	}
 }
 
+// guarded serves SMTP as cmd/sealmail does: on a listener guarded by
+// server/listener, with Server.Refuse as its goodbye.
+func guarded(lim listener.LimiterOptions) func(net.Listener, *Server) net.Listener {
+	return func(ln net.Listener, srv *Server) net.Listener {
+		return listener.New(ln, listener.Options{Limiter: listener.NewLimiter(lim), Refuse: srv.Refuse})
+	}
+}
+
 func TestConnectionLimits(t *testing.T) {
-	e := newEnv(t, func(o *Options) {
-		o.Limits.ConnectionsPerIP = 2
-		o.Limits.CommandTimeout = 20 * time.Second
-	})
+	e := newEnvWrap(t, func(o *Options) { o.Limits.CommandTimeout = 20 * time.Second },
+		guarded(listener.LimiterOptions{Connections: 10, PerClient: 2}))
 	a := dialRaw(t, e.addr)
 	dialRaw(t, e.addr)
 	third := dialRawNoGreeting(t, e.addr)
-	if got := third.reply(); !strings.HasPrefix(got, "421 4.7.0") {
+	if got := third.reply(); !strings.HasPrefix(got, "421 4.7.0 mx.example.org ") {
 		t.Fatalf("third connection: %q, want 421 4.7.0", got)
 	}
 	if got := third.reply(); !strings.HasPrefix(got, "EOF") {
@@ -402,10 +410,7 @@ func TestBDATTimeout(t *testing.T) {
 }
 
 func TestTotalConnectionLimit(t *testing.T) {
-	e := newEnv(t, func(o *Options) {
-		o.Limits.Connections = 2
-		o.Limits.ConnectionsPerIP = 10
-	})
+	e := newEnvWrap(t, nil, guarded(listener.LimiterOptions{Connections: 2, PerClient: 10}))
 	dialRaw(t, e.addr)
 	dialRaw(t, e.addr)
 	third := dialRawNoGreeting(t, e.addr)

@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -36,10 +37,6 @@ const (
 	// DefaultDataTimeout bounds one whole DATA transfer (RFC 5321
 	// §4.5.3.2.6 gives the client 10 minutes after the final dot).
 	DefaultDataTimeout = 10 * time.Minute
-	// DefaultConnections bounds open connections in total.
-	DefaultConnections = 200
-	// DefaultConnectionsPerIP bounds open connections from one address.
-	DefaultConnectionsPerIP = 20
 	// DefaultHops is the largest number of Received fields a message may
 	// already carry (RFC 5321 §6.3 loop detection; Postfix uses 50 too).
 	DefaultHops = 50
@@ -49,15 +46,39 @@ const (
 
 // Limits bound what one client can make the server do. Every zero field
 // takes the default named in its comment; no field can be unlimited.
+// Connection counts are capped before the server sees a connection, by
+// the listener it serves (cmd/sealmail guards it with server/listener).
 type Limits struct {
-	MessageBytes     int64         // message size as received (advertised in SIZE); 0: DefaultMessageBytes
-	Recipients       int           // RCPT commands per message; 0: DefaultRecipients
-	LineLength       int           // bytes per message line (DATA, BDAT), CRLF included; command lines are cut at 64 KiB or LineLength if larger; 0: DefaultLineLength
-	CommandTimeout   time.Duration // idle time allowed between commands; 0: DefaultCommandTimeout
-	DataTimeout      time.Duration // time allowed for one DATA transfer; 0: DefaultDataTimeout
-	Connections      int           // open connections in total; 0: DefaultConnections
-	ConnectionsPerIP int           // open connections per remote address; 0: DefaultConnectionsPerIP
-	Hops             int           // Received fields a message may carry; 0: DefaultHops
+	MessageBytes   int64         // message size as received (advertised in SIZE); 0: DefaultMessageBytes
+	Recipients     int           // RCPT commands per message; 0: DefaultRecipients
+	LineLength     int           // bytes per message line (DATA, BDAT), CRLF included; command lines are cut at 64 KiB or LineLength if larger; 0: DefaultLineLength
+	CommandTimeout time.Duration // idle time allowed between commands; 0: DefaultCommandTimeout
+	DataTimeout    time.Duration // time allowed for one DATA transfer; 0: DefaultDataTimeout
+	Hops           int           // Received fields a message may carry; 0: DefaultHops
+}
+
+// minLineLength is the shortest line length a server must accept: RFC
+// 5321 §4.5.3.1.6's 1000 octets of a text line, CRLF included.
+const minLineLength = 1000
+
+// Validate reports a negative field or a LineLength below the RFC's 1000
+// octets. New refuses the same.
+func (l Limits) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MessageBytes", l.MessageBytes}, {"Recipients", int64(l.Recipients)}, {"LineLength", int64(l.LineLength)},
+		{"CommandTimeout", int64(l.CommandTimeout)}, {"DataTimeout", int64(l.DataTimeout)}, {"Hops", int64(l.Hops)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("smtp: Limits.%s is negative", f.name)
+		}
+	}
+	if l.LineLength != 0 && l.LineLength < minLineLength {
+		return fmt.Errorf("smtp: Limits.LineLength %d is below %d (RFC 5321 §4.5.3.1.6)", l.LineLength, minLineLength)
+	}
+	return nil
 }
 
 func (l Limits) withDefaults() Limits {
@@ -75,12 +96,6 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.DataTimeout <= 0 {
 		l.DataTimeout = DefaultDataTimeout
-	}
-	if l.Connections <= 0 {
-		l.Connections = DefaultConnections
-	}
-	if l.ConnectionsPerIP <= 0 {
-		l.ConnectionsPerIP = DefaultConnectionsPerIP
 	}
 	if l.Hops <= 0 {
 		l.Hops = DefaultHops

@@ -44,10 +44,6 @@ const (
 	serverClosing
 )
 
-// minLineLength keeps LineLength from making ordinary commands impossible
-// (RFC 5321 §4.5.3.1.4: command lines of 512 bytes must work).
-const minLineLength = 512
-
 // libLineLimit bounds every line go-smtp reads (commands, and message
 // lines before our own scanner sees them).
 const libLineLimit = 64 << 10
@@ -76,10 +72,10 @@ func New(opt Options) (*Server, error) {
 		return nil, fmt.Errorf("smtp: Hostname: %w", err)
 	}
 	opt.Hostname = hostname
-	lim := opt.Limits.withDefaults()
-	if lim.LineLength < minLineLength {
-		return nil, fmt.Errorf("smtp: Limits.LineLength %d is below %d", lim.LineLength, minLineLength)
+	if err := opt.Limits.Validate(); err != nil {
+		return nil, err
 	}
+	lim := opt.Limits.withDefaults()
 	if opt.KeyCacheEntries <= 0 {
 		opt.KeyCacheEntries = DefaultKeyCacheEntries
 	}
@@ -102,7 +98,7 @@ func New(opt Options) (*Server, error) {
 		log:    log,
 		rcpts:  rcpts,
 		keys:   newKeyCache(opt.KeyCacheEntries),
-		conns:  newConnTracker(lim.Connections, lim.ConnectionsPerIP),
+		conns:  newConnTracker(),
 		cidPre: hex.EncodeToString(pre[:]),
 		closed: make(chan struct{}),
 	}
@@ -148,7 +144,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.lns = append(s.lns, ln)
 	s.lnMu.Unlock()
 	s.log.Info("listening", "addr", ln.Addr().String())
-	err := s.lib.Serve(&limitListener{Listener: ln, t: s.conns, log: s.log})
+	err := s.lib.Serve(&trackListener{Listener: ln, t: s.conns})
 	select {
 	case <-s.closed:
 		return nil
