@@ -44,8 +44,8 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 		return err
 	}
 	log := newLogger(c, e.io.err)
-	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
+	if err := secureDataDir(c.DataDir, os.Geteuid(), log); err != nil {
+		return err
 	}
 	fdLimit, err := listener.RaiseFileLimit()
 	if err != nil {
