@@ -208,7 +208,7 @@ func (l listeners) close() {
 // the configuration, fitted into what fdLimit leaves. It returns them as
 // services, not yet serving. On error nothing stays bound.
 func startServers(c *Config, st store.Store, log *slog.Logger, fdLimit uint64) (_ []*service, err error) {
-	tlsConf, httpsTLS, err := serverTLS(c, log)
+	tlsConf, err := serverTLS(c, log)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +227,7 @@ func startServers(c *Config, st store.Store, log *slog.Logger, fdLimit uint64) (
 	}()
 	imapSrv, err := imapserver.New(imapserver.Options{
 		Store:       st,
-		TLSConfig:   tlsConf,
+		TLSConfig:   tlsConf.client,
 		Logger:      log,
 		AppendLimit: int64(c.Limits.MessageBytes),
 	})
@@ -239,7 +239,7 @@ func startServers(c *Config, st store.Store, log *slog.Logger, fdLimit uint64) (
 		Hostname:   c.Hostname,
 		Domains:    c.Domains,
 		Store:      st,
-		TLSConfig:  tlsConf,
+		TLSConfig:  tlsConf.mx,
 		Aliases:    c.Aliases,
 		Postmaster: c.Postmaster,
 		Logger:     log,
@@ -283,7 +283,7 @@ func startServers(c *Config, st store.Store, log *slog.Logger, fdLimit uint64) (
 			serve: func() error { return imapSrv.Serve(gl) }})
 	}
 	if ln := lns.imaps; ln != nil {
-		gl := guard("imaps", ln, lim.imaps, tlsConf, nil)
+		gl := guard("imaps", ln, lim.imaps, tlsConf.client, nil)
 		out = append(out, &service{name: "imaps", addr: ln.Addr(), mode: "TLS",
 			serve: func() error { return imapSrv.Serve(gl) }})
 	}
@@ -296,7 +296,7 @@ func startServers(c *Config, st store.Store, log *slog.Logger, fdLimit uint64) (
 			return nil, err
 		}
 		hs := keyserver.NewServer(h, keyserver.ServerOptions{
-			TLSConfig:     httpsTLS,
+			TLSConfig:     tlsConf.https,
 			HeaderTimeout: c.Limits.HTTPSHeaderTimeout,
 			Logger:        log,
 		})

@@ -166,18 +166,47 @@ func writeFileAtomic(path string, data []byte) (err error) {
 	return nil
 }
 
-// serverTLS returns the TLS configuration for STARTTLS and implicit TLS
-// listeners, and the one for HTTPS (which with ACME also answers the
-// tls-alpn-01 challenge).
-func serverTLS(c *Config, log *slog.Logger) (mail, https *tls.Config, err error) {
+// clientCipherSuites are the TLS 1.2 suites of listeners where people log
+// in or fetch keys (IMAP, IMAPS, HTTPS, submission): forward-secret key
+// exchange with AEAD only. Go's defaults add the AES-CBC-SHA suites,
+// whose MAC-then-encrypt construction is the root of Lucky Thirteen and
+// its kin; every client that speaks TLS 1.2 has a GCM or ChaCha20 suite.
+// TLS 1.3 suites are all AEAD and not configurable.
+var clientCipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// serverTLSConfigs are the TLS configurations of the listeners.
+type serverTLSConfigs struct {
+	// mx is for SMTP STARTTLS from other servers: Go's default suites
+	// (CBC included), because to an old sender that cannot negotiate
+	// anything stricter the alternative is plaintext, not better TLS.
+	mx *tls.Config
+	// client is for IMAP STARTTLS and IMAPS (and submission when it
+	// comes): clientCipherSuites.
+	client *tls.Config
+	// https is the keyserver's: clientCipherSuites, HTTP ALPN and, with
+	// ACME, the tls-alpn-01 challenge.
+	https *tls.Config
+}
+
+// serverTLS returns the TLS configurations of the listeners, with the
+// certificate from files, ACME or the self-signed one. TLS 1.2 is the
+// minimum everywhere.
+func serverTLS(c *Config, log *slog.Logger) (serverTLSConfigs, error) {
 	if !c.TLS.ACME {
 		conf, err := loadTLS(c, log)
 		if err != nil {
-			return nil, nil, err
+			return serverTLSConfigs{}, err
 		}
-		h := conf.Clone()
-		h.NextProtos = []string{"h2", "http/1.1"}
-		return conf, h, nil
+		h := strictTLS(conf)
+		h.NextProtos = []string{"http/1.1"}
+		return serverTLSConfigs{mx: conf, client: strictTLS(conf), https: h}, nil
 	}
 	m := keyserver.NewAutocert(keyserver.AutocertOptions{
 		Dir:          c.acmeDir(),
@@ -196,10 +225,17 @@ func serverTLS(c *Config, log *slog.Logger) (mail, https *tls.Config, err error)
 		}
 		return m.GetCertificate(hello)
 	}
-	mail = &tls.Config{GetCertificate: getCert, MinVersion: tls.VersionTLS12}
-	https = m.TLSConfig()
+	mx := &tls.Config{GetCertificate: getCert, MinVersion: tls.VersionTLS12}
+	https := strictTLS(m.TLSConfig())
 	https.GetCertificate = getCert
-	https.MinVersion = tls.VersionTLS12
 	log.Info("TLS certificates from ACME, cached in " + c.acmeDir())
-	return mail, https, nil
+	return serverTLSConfigs{mx: mx, client: strictTLS(mx), https: https}, nil
+}
+
+// strictTLS is conf with TLS 1.2 at least and clientCipherSuites.
+func strictTLS(conf *tls.Config) *tls.Config {
+	s := conf.Clone()
+	s.MinVersion = tls.VersionTLS12
+	s.CipherSuites = clientCipherSuites
+	return s
 }

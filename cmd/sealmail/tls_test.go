@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+	gosmtp "github.com/emersion/go-smtp"
 	"golang.org/x/crypto/acme"
 )
 
@@ -148,17 +150,18 @@ func TestServerTLSACME(t *testing.T) {
 	}
 	c.DataDir = t.TempDir()
 	var log bytes.Buffer
-	mail, https, err := serverTLS(c, slog.New(slog.NewTextHandler(&log, nil)))
+	confs, err := serverTLS(c, slog.New(slog.NewTextHandler(&log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	mail, https := confs.mx, confs.https
 	if !slices.Contains(https.NextProtos, acme.ALPNProto) {
 		t.Errorf("HTTPS NextProtos %v lack %s", https.NextProtos, acme.ALPNProto)
 	}
 	if mail.GetCertificate == nil || https.GetCertificate == nil || len(mail.Certificates) != 0 {
 		t.Fatal("ACME configs do not get certificates from the manager")
 	}
-	for _, conf := range []*tls.Config{mail, https} {
+	for _, conf := range []*tls.Config{mail, confs.client, https} {
 		if _, err := conf.GetCertificate(&tls.ClientHelloInfo{ServerName: "evil.example.com"}); err == nil {
 			t.Error("certificate requested for a name sealmail does not serve")
 		}
@@ -183,6 +186,69 @@ func TestFlagsHint(t *testing.T) {
 	for _, tt := range tests {
 		if got := tt.f.hint(); got != tt.want {
 			t.Errorf("hint(%+v) = %q, want %q", tt.f, got, tt.want)
+		}
+	}
+}
+
+// TestServeCipherSuites (issue 9 item 15): a TLS 1.2 client that offers
+// only an AES-CBC-SHA suite is refused where people log in or fetch keys
+// (IMAPS, IMAP STARTTLS, HTTPS) and still served by the MX, where the
+// alternative for an old sender is plaintext; an AEAD suite works
+// everywhere.
+func TestServeCipherSuites(t *testing.T) {
+	te := newTestEnv(t)
+	s := te.serve()
+	trust := trustSelfSigned(t, te.dataDir)
+	with := func(suite uint16) *tls.Config {
+		c := trust.Clone()
+		c.MaxVersion = tls.VersionTLS12
+		c.CipherSuites = []uint16{suite}
+		return c
+	}
+	cbc, gcm := with(tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA), with(tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
+	handshake := map[string]func(*tls.Config) error{
+		"imaps": func(c *tls.Config) error {
+			conn, err := tls.Dial("tcp", s.addr("imaps"), c)
+			if err == nil {
+				conn.Close()
+			}
+			return err
+		},
+		"https": func(c *tls.Config) error {
+			conn, err := tls.Dial("tcp", s.addr("https"), c)
+			if err == nil {
+				conn.Close()
+			}
+			return err
+		},
+		"imap STARTTLS": func(c *tls.Config) error {
+			cl, err := imapclient.DialStartTLS(s.addr("imap"), &imapclient.Options{TLSConfig: c})
+			if err == nil {
+				err = cl.Noop().Wait()
+				cl.Close()
+			}
+			return err
+		},
+		"smtp STARTTLS": func(c *tls.Config) error {
+			cl, err := gosmtp.DialStartTLS(s.addr("smtp"), c)
+			if err == nil {
+				err = cl.Noop()
+				cl.Close()
+			}
+			return err
+		},
+	}
+	for name, hs := range handshake {
+		if err := hs(gcm); err != nil {
+			t.Errorf("%s with AES-GCM: %v", name, err)
+		}
+		err := hs(cbc)
+		if name == "smtp STARTTLS" {
+			if err != nil {
+				t.Errorf("MX refused a CBC-only sender: %v", err)
+			}
+		} else if err == nil {
+			t.Errorf("%s accepted a client offering only AES-CBC-SHA", name)
 		}
 	}
 }
