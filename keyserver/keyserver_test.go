@@ -81,7 +81,8 @@ func newWorld(t *testing.T) *world {
 // name.
 func serveTLS(t *testing.T, h http.Handler, ca *keyserver.TestCA, ln net.Listener) *http.Client {
 	t.Helper()
-	cert, _, _ := ca.Issue(t, "example.org", "openpgpkey.example.org", "example.net", "openpgpkey.example.net")
+	cert, _, _ := ca.Issue(t, "example.org", "openpgpkey.example.org", "example.net", "openpgpkey.example.net",
+		"xn--bcher-kva.example", "openpgpkey.xn--bcher-kva.example")
 	srv := httptest.NewUnstartedServer(h)
 	srv.Listener.Close()
 	srv.Listener = ln

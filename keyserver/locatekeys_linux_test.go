@@ -3,6 +3,7 @@
 package keyserver_test
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"os"
@@ -13,7 +14,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/keyserver"
+	"github.com/sealmail/sealmail/store"
 )
 
 // The gpg --locate-keys test needs what GnuPG's WKD lookup insists on:
@@ -113,7 +116,7 @@ func locateKeysInNamespace(t *testing.T) {
 	ca := keyserver.NewTestCA(t)
 	// openpgpkey.example.net does not resolve, so GnuPG looks carol up
 	// with the direct method, and alice with the advanced one.
-	bindMount(t, []byte("127.0.0.1 localhost example.org openpgpkey.example.org example.net\n"), "/etc/hosts")
+	bindMount(t, []byte("127.0.0.1 localhost example.org openpgpkey.example.org example.net openpgpkey.xn--bcher-kva.example\n"), "/etc/hosts")
 	// dirmngr also asks DNS (for _openpgpkey._tcp SRV records before the
 	// direct method): a resolver on 127.0.0.1 that knows no name makes
 	// that a clean "no such name" instead of "try again later".
@@ -122,6 +125,22 @@ func locateKeysInNamespace(t *testing.T) {
 	bindMount(t, ca.PEM, systemCABundle)
 
 	w := newWorld(t)
+	// An international domain, configured as people write it; its
+	// account is stored, and its key made, under the canonical address.
+	const idn = "info@xn--bcher-kva.example"
+	sec, err := crypto.NewAccount(idn, []byte(password), crypto.AccountOptions{KeyType: crypto.KeyEd25519, KDF: crypto.TestKDF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = w.db.CreateAccount(context.Background(), store.Account{Address: idn, PublicKey: sec.PublicKey, KeyFingerprint: sec.Fingerprint,
+		WrappedKey: sec.WrappedKey, PublishWKD: true, Slots: []store.Slot{{Kind: store.SlotPassword, Data: sec.Slot}}}, store.DefaultMailboxes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.secrets[idn] = sec
+	if w.h, err = keyserver.New(keyserver.Options{Keys: w.db, Hostname: "mail.example.org", Domains: []string{"example.org", "example.net", "bücher.example"}}); err != nil {
+		t.Fatal(err)
+	}
 	// Record which WKD method each lookup used.
 	var mu sync.Mutex
 	var seen []string
@@ -139,7 +158,10 @@ func locateKeysInNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, addr := range []string{"alice@example.org", "carol@example.net"} {
+	// GnuPG 2.2 does not convert a U-label domain for WKD ("Syntax error
+	// in URI"): its users look an IDN address up as A-labels, and find
+	// the key's user ID in that form (docs/wkd.md).
+	for _, addr := range []string{"alice@example.org", "carol@example.net", idn} {
 		g.run(nil, "--auto-key-locate", "clear,nodefault,wkd", "--locate-keys", addr)
 		fprs, uids := g.key(addr)
 		if len(fprs) != 1 || fprs[0] != w.secrets[addr].Fingerprint || len(uids) != 1 || !strings.Contains(uids[0], addr) {
@@ -153,6 +175,7 @@ func locateKeysInNamespace(t *testing.T) {
 	for _, want := range []string{
 		"openpgpkey.example.org/.well-known/openpgpkey/example.org/hu/" + keyserver.WKDHash("alice"),
 		"example.net/.well-known/openpgpkey/hu/" + keyserver.WKDHash("carol"),
+		"openpgpkey.xn--bcher-kva.example/.well-known/openpgpkey/xn--bcher-kva.example/hu/" + keyserver.WKDHash("info"),
 	} {
 		if !strings.Contains(got, want) {
 			t.Fatalf("no request for %s; requests:\n%s", want, got)
