@@ -110,7 +110,7 @@ func pebbleTool(t *testing.T, name string) string {
 			return p
 		}
 	}
-	t.Skipf("%s not installed (go install github.com/letsencrypt/pebble/v2/cmd/%s@v2.10.1); see docs/wkd.md", name, name)
+	t.Fatalf("%s not installed (go install github.com/letsencrypt/pebble/v2/cmd/%s@v2.10.1; README lists what the tests need, .ci/run installs it)", name, name)
 	return ""
 }
 

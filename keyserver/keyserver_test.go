@@ -142,7 +142,7 @@ type gnupg struct {
 func newGnuPG(t *testing.T) *gnupg {
 	t.Helper()
 	if _, err := exec.LookPath("gpg"); err != nil {
-		t.Skip("gpg not installed")
+		t.Fatal("gpg not installed (README lists what the tests need, .ci/run installs it)")
 	}
 	// A short path: gpg-agent and dirmngr put sockets in the home, and
 	// socket paths are limited to 107 bytes.

@@ -64,9 +64,9 @@ func TestGPGLocateKeys(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for unshare, port 443 and bind mounts (see docs/wkd.md for the manual steps)")
 	}
-	for _, tool := range []string{"unshare", "ip", "gpg", "gpgconf"} {
+	for _, tool := range []string{"unshare", "ip", "gpg", "gpgconf", "dirmngr"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed", tool)
+			t.Fatalf("%s not installed (README lists what the tests need, .ci/run installs it)", tool)
 		}
 	}
 	// Bind mounts need existing targets; the test never creates files
