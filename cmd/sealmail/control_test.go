@@ -168,6 +168,9 @@ func FuzzConfigFile(f *testing.F) {
 	f.Add([]byte("limits:\n  message_bytes: 10MiB\n  data_timeout: 1m\n"))
 	f.Add([]byte("listen: {smtp: ':25'}\n"))
 	f.Add([]byte("kdf: {time: 1, memory_kib: 1024}\n"))
+	f.Add([]byte("domains: [Bücher.example]\nhostname: mx.xn--bcher-kva.example\npostmaster: a@bücher.example\n"))
+	f.Add([]byte("limits: {imap_connections: 5, imap_connections_per_ip: 5, idle_timeout: 2s, line_length: 1000}\n"))
+	f.Add([]byte("mta_sts: {mode: enforce, mx: ['*.example.org'], max_age: 1h}\n"))
 	clearEnv(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := parseConfigBytes(data)
