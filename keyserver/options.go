@@ -165,12 +165,6 @@ func (o Options) validate() (*config, error) {
 	return c, nil
 }
 
-// Validate reports what New would refuse in o, without building anything.
-func (o Options) Validate() error {
-	_, err := o.validate()
-	return err
-}
-
 func (c *config) endpoints(what string, eps []Endpoint) ([]Endpoint, error) {
 	var out []Endpoint
 	for _, e := range eps {
@@ -197,7 +191,8 @@ func (c *config) endpoints(what string, eps []Endpoint) ([]Endpoint, error) {
 	return out, nil
 }
 
-// Validate reports what New would refuse in p.
+// Validate reports what New would refuse in p (cmd/sealmail checks
+// mta_sts.* with it).
 func (p MTASTSPolicy) Validate() error {
 	_, err := validateMTASTS(p)
 	return err
