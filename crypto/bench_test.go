@@ -105,12 +105,12 @@ func BenchmarkUnlockDefaultKDF(b *testing.B) {
 // BenchmarkBurnUnlock should match BenchmarkUnlockDefaultKDF.
 func BenchmarkBurnUnlock(b *testing.B) {
 	for b.Loop() {
-		BurnUnlock([]byte("bench password"))
+		BurnUnlock([]byte("bench password"), DefaultKDF())
 	}
 }
 
 // BenchmarkArgon2 shows the argon2id cost per time parameter at 64 MiB and
-// 2 lanes, the basis for DefaultKDF.Time. Besides wall time it reports
+// 2 lanes, the basis for DefaultKDF().Time. Besides wall time it reports
 // the process CPU time per operation (cpu-ms/op), which is less disturbed
 // by other load on a shared machine: on an idle 2-core machine the wall
 // time of a 2-lane run is about half of it.

@@ -42,7 +42,7 @@ func testAccount(t testing.TB, kt KeyType) *account {
 		return a
 	}
 	pw := []byte("correct horse " + kt.String())
-	sec, err := NewAccount("alice@example.org", pw, AccountOptions{KeyType: kt, KDF: TestKDF})
+	sec, err := NewAccount("alice@example.org", pw, AccountOptions{KeyType: kt, KDF: TestKDF()})
 	if err != nil {
 		t.Fatalf("NewAccount(%s): %v", kt, err)
 	}
@@ -182,8 +182,8 @@ func TestWrongPassword(t *testing.T) {
 func TestSlotParamsStoredAndHonoured(t *testing.T) {
 	a := testAccount(t, KeyEd25519)
 	got, err := SlotKDF(a.sec.Slot)
-	if err != nil || got != TestKDF {
-		t.Fatalf("SlotKDF = %+v, %v; want %+v", got, err, TestKDF)
+	if err != nil || got != TestKDF() {
+		t.Fatalf("SlotKDF = %+v, %v; want %+v", got, err, TestKDF())
 	}
 	custom := KDFParams{Time: 2, MemoryKiB: 2048, Threads: 2}
 	slot, err := a.kr.NewSlot([]byte("other"), custom)
@@ -203,7 +203,7 @@ func TestSlotParamsStoredAndHonoured(t *testing.T) {
 	if _, err := Unlock([][]byte{altered}, []byte("other"), a.sec.WrappedKey); !errors.Is(err, ErrBadPassword) {
 		t.Fatalf("Unlock with altered parameters: %v, want ErrBadPassword", err)
 	}
-	// Zero parameters mean DefaultKDF.
+	// Zero parameters mean DefaultKDF().
 	if testing.Short() {
 		return
 	}
@@ -211,8 +211,8 @@ func TestSlotParamsStoredAndHonoured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := SlotKDF(slot); got != DefaultKDF {
-		t.Fatalf("NewSlot with zero KDF stored %+v, want DefaultKDF %+v", got, DefaultKDF)
+	if got, _ := SlotKDF(slot); got != DefaultKDF() {
+		t.Fatalf("NewSlot with zero KDF stored %+v, want DefaultKDF() %+v", got, DefaultKDF())
 	}
 }
 
@@ -247,7 +247,7 @@ func TestKDFBounds(t *testing.T) {
 	if _, err := Unlock([][]byte{huge}, a.pw, a.sec.WrappedKey); !errors.Is(err, ErrBadPassword) {
 		t.Fatalf("Unlock with absurd slot: %v, want ErrBadPassword", err)
 	}
-	for _, p := range []KDFParams{DefaultKDF, TestKDF} {
+	for _, p := range []KDFParams{DefaultKDF(), TestKDF()} {
 		if err := p.Validate(); err != nil {
 			t.Errorf("Validate(%+v): %v", p, err)
 		}
@@ -256,7 +256,7 @@ func TestKDFBounds(t *testing.T) {
 
 func TestMultipleSlots(t *testing.T) {
 	old := []byte("old password")
-	sec, err := NewAccount("carol@example.org", old, AccountOptions{KDF: TestKDF})
+	sec, err := NewAccount("carol@example.org", old, AccountOptions{KDF: TestKDF()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,12 +282,11 @@ func TestMultipleSlots(t *testing.T) {
 	// Password change: a new slot replaces the old one; a recovery code
 	// gets one more.
 	newPW := []byte("new password")
-	pwSlot, err := kr.NewSlot(newPW, TestKDF)
+	pwSlot, err := kr.NewSlot(newPW, TestKDF())
 	if err != nil {
 		t.Fatal(err)
 	}
-	code := NewRecoveryCode()
-	recSlot, err := kr.NewSlot(NormalizeRecoveryCode(code), TestKDF)
+	code, recSlot, err := kr.NewCode(CodeRecovery, TestKDF())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,8 +296,11 @@ func TestMultipleSlots(t *testing.T) {
 	if _, err := Unlock(slots, old, sec.WrappedKey); !errors.Is(err, ErrBadPassword) {
 		t.Fatalf("old password after change: %v, want ErrBadPassword", err)
 	}
-	typed := strings.ToLower(strings.ReplaceAll(code, "-", " "))
-	for name, secret := range map[string][]byte{"new password": newPW, "recovery code": NormalizeRecoveryCode(typed)} {
+	typed, ok := ParseCode([]byte(strings.ToLower(strings.ReplaceAll(code, "-", " "))))
+	if !ok {
+		t.Fatalf("ParseCode refused the typed form of %q", code)
+	}
+	for name, secret := range map[string][]byte{"new password": newPW, "recovery code": typed.Secret} {
 		kr, err := Unlock(slots, secret, sec.WrappedKey)
 		if err != nil {
 			t.Fatalf("%s: Unlock: %v", name, err)
@@ -317,22 +319,136 @@ func TestMultipleSlots(t *testing.T) {
 	}
 }
 
-func TestRecoveryCode(t *testing.T) {
-	a, b := NewRecoveryCode(), NewRecoveryCode()
-	if a == b {
-		t.Fatal("two recovery codes are equal")
-	}
-	groups := strings.Split(a, "-")
-	if len(groups) != 8 {
-		t.Fatalf("recovery code %q has %d groups, want 8", a, len(groups))
-	}
-	for _, g := range groups {
-		if len(g) != 4 || strings.Trim(g, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") != "" {
-			t.Fatalf("recovery code %q has bad group %q", a, g)
+// TestCodes: recovery codes and app passwords have their printed shape,
+// name their slot, and unlock however a person types them.
+func TestCodes(t *testing.T) {
+	a := testAccount(t, KeyEd25519)
+	for _, tc := range []struct {
+		kind   CodeKind
+		groups int
+		lower  bool
+	}{{CodeRecovery, 8, false}, {CodeAppPassword, 5, true}} {
+		code, slot, err := a.kr.NewCode(tc.kind, TestKDF())
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, _, err := a.kr.NewCode(tc.kind, TestKDF())
+		if err != nil || other == code {
+			t.Fatalf("%v: two codes %q %q, %v", tc.kind, code, other, err)
+		}
+		groups := strings.Split(code, "-")
+		if len(groups) != tc.groups {
+			t.Fatalf("%v %q has %d groups, want %d", tc.kind, code, len(groups), tc.groups)
+		}
+		alphabet := crockford
+		if tc.lower {
+			alphabet = strings.ToLower(crockford)
+		}
+		for _, g := range groups {
+			if len(g) != 4 || strings.Trim(g, alphabet) != "" {
+				t.Fatalf("%v %q has bad group %q", tc.kind, code, g)
+			}
+		}
+		sel, err := SlotSelector(slot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// How people type it: other case, spaces, no dashes, and the
+		// look-alikes of 0 and 1.
+		variants := []string{
+			code,
+			strings.ToLower(code),
+			strings.ToUpper(code),
+			" " + strings.ReplaceAll(code, "-", " ") + "\t",
+			strings.ReplaceAll(code, "-", ""),
+			strings.NewReplacer("0", "o", "1", "l").Replace(code),
+			strings.NewReplacer("0", "O", "1", "I").Replace(code),
+		}
+		for _, v := range variants {
+			c, ok := ParseCode([]byte(v))
+			if !ok || c.Kind != tc.kind || c.Selector != sel {
+				t.Fatalf("ParseCode(%q) = %+v %v; want kind %v selector %s", v, c, ok, tc.kind, sel)
+			}
+			kr, err := UnlockSlot(slot, c.Secret, a.sec.WrappedKey)
+			if err != nil {
+				t.Fatalf("%v typed as %q does not unlock: %v", tc.kind, v, err)
+			}
+			kr.Wipe()
+			c.Wipe()
+		}
+		// One character off is a wrong secret, not a near miss.
+		wrong := []byte(code)
+		if wrong[len(wrong)-1] == '2' {
+			wrong[len(wrong)-1] = '3'
+		} else {
+			wrong[len(wrong)-1] = '2'
+		}
+		c, ok := ParseCode(wrong)
+		if !ok {
+			t.Fatalf("ParseCode(%q) refused", wrong)
+		}
+		if _, err := UnlockSlot(slot, c.Secret, a.sec.WrappedKey); !errors.Is(err, ErrBadPassword) {
+			t.Fatalf("wrong code: %v, want ErrBadPassword", err)
 		}
 	}
-	if got := string(NormalizeRecoveryCode(" abcd-ef01 8xyz ")); got != "ABCDEFOIBXYZ" {
-		t.Fatalf("NormalizeRecoveryCode = %q", got)
+	for _, notCode := range []string{
+		"", "correct horse battery staple", "ABCD", strings.Repeat("A", 31), strings.Repeat("A", 33),
+		strings.Repeat("U", 32), "ABCD-EFGH-JKMN-PQRS-TVW!", strings.Repeat(" ", 200) + strings.Repeat("A", 20),
+	} {
+		if c, ok := ParseCode([]byte(notCode)); ok {
+			t.Errorf("ParseCode(%q) = %+v, want not a code", notCode, c)
+		}
+	}
+	if _, err := SlotSelector([]byte("short")); err == nil {
+		t.Error("SlotSelector of a malformed slot succeeded")
+	}
+}
+
+// TestCachedSecret: the cached form of M opens only with the secret it was
+// made with and rebuilds a working keyring; wiping it makes it useless.
+func TestCachedSecret(t *testing.T) {
+	a := testAccount(t, KeyEd25519)
+	own, err := Unlock([][]byte{a.sec.Slot}, a.pw, a.sec.WrappedKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := own.Cache(a.pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Unlock([]byte("wrong"), a.sec.WrappedKey); !errors.Is(err, ErrBadPassword) {
+		t.Fatalf("cached unlock with a wrong secret: %v, want ErrBadPassword", err)
+	}
+	kr, err := c.Unlock(a.pw, a.sec.WrappedKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, _, err := kr.Open(bytes.NewReader(seal(t, a.pub, []byte("cached"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := io.ReadAll(plain); string(got) != "cached" {
+		t.Fatalf("open with the cached keyring: %q", got)
+	}
+	kr.Wipe()
+	other, err := NewAccount("bob@example.org", []byte("other"), AccountOptions{KDF: TestKDF()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Unlock(a.pw, other.WrappedKey); err == nil || errors.Is(err, ErrBadPassword) {
+		t.Fatalf("cached M against another account's wrapped key: %v, want an unwrap error", err)
+	}
+	c.Wipe()
+	c.Wipe()
+	if _, err := c.Unlock(a.pw, a.sec.WrappedKey); !errors.Is(err, ErrWiped) {
+		t.Fatalf("after Wipe: %v, want ErrWiped", err)
+	}
+	own.Wipe()
+	if _, err := own.Cache(a.pw); !errors.Is(err, ErrWiped) {
+		t.Fatalf("Cache of a wiped keyring: %v", err)
+	}
+	if _, _, err := own.NewCode(CodeRecovery, TestKDF()); !errors.Is(err, ErrWiped) {
+		t.Fatalf("NewCode of a wiped keyring: %v", err)
 	}
 }
 
@@ -497,7 +613,7 @@ func TestWipe(t *testing.T) {
 	_, checks["OpenWithSessionKey"] = kr.OpenWithSessionKey(bytes.NewReader(sealed), sk)
 	_, checks["SealIndex"] = kr.SealIndex([]byte("x"), nil)
 	_, checks["OpenIndex"] = kr.OpenIndex(idx, nil)
-	_, checks["NewSlot"] = kr.NewSlot([]byte("x"), TestKDF)
+	_, checks["NewSlot"] = kr.NewSlot([]byte("x"), TestKDF())
 	_, checks["ExportSecretKey"] = kr.ExportSecretKey([]byte("x"))
 	for name, err := range checks {
 		if !errors.Is(err, ErrWiped) {
@@ -600,11 +716,11 @@ func TestParsePublicKeyRejects(t *testing.T) {
 
 func TestNewAccountRejectsBadAddress(t *testing.T) {
 	for _, addr := range []string{"", "alice", "@example.org", "alice@", "a@b@c", "Alice <a@b>", "a b@c", "a\x00@b", strings.Repeat("a", 250) + "@b.cd"} {
-		if _, err := NewAccount(addr, []byte("pw"), AccountOptions{KDF: TestKDF}); err == nil {
+		if _, err := NewAccount(addr, []byte("pw"), AccountOptions{KDF: TestKDF()}); err == nil {
 			t.Errorf("NewAccount(%q) succeeded", addr)
 		}
 	}
-	if _, err := NewAccount("a@b", []byte("pw"), AccountOptions{KeyType: KeyType(99), KDF: TestKDF}); err == nil {
+	if _, err := NewAccount("a@b", []byte("pw"), AccountOptions{KeyType: KeyType(99), KDF: TestKDF()}); err == nil {
 		t.Error("NewAccount with unknown key type succeeded")
 	}
 }
@@ -638,9 +754,12 @@ func TestExportSecretKeyRefusesEmptyPassword(t *testing.T) {
 
 func TestBurnUnlock(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs DefaultKDF")
+		t.Skip("runs DefaultKDF()")
 	}
-	BurnUnlock([]byte("anything")) // must not panic; its cost is measured by BenchmarkBurnUnlock
+	// Must not panic, also with parameters no slot could carry; its cost is
+	// measured by BenchmarkBurnUnlock.
+	BurnUnlock([]byte("anything"), KDFParams{})
+	BurnUnlock([]byte("anything"), KDFParams{Time: 1 << 30})
 }
 
 func TestExportSecretKeyIsProtected(t *testing.T) {

@@ -19,8 +19,15 @@
 //	                                     (index.go, open.go)
 //
 // Every slot wraps the same M, as LUKS key slots do: a password change
-// writes one new slot and re-encrypts no mail; a recovery code is one more
-// slot. Mail is sealed to the account's OpenPGP public key (seal.go), so
+// writes one new slot and re-encrypts no mail; a recovery code or an app
+// password is one more slot. Recovery codes and app passwords are made
+// here (codes.go): fixed-shape random secrets that survive how people type
+// them and whose first characters name their slot, so that unlocking with
+// one runs argon2id once whatever the number of slots.
+//
+// CachedSecret (cache.go) is M wrapped under a fast keyed hash of the
+// secret that unlocked it, for a server's in-memory unlock cache: it
+// proves the secret again without argon2id. It never goes to disk. Mail is sealed to the account's OpenPGP public key (seal.go), so
 // delivery needs no secret. Opening a message the first time is public-key
 // work; Open returns its session key sealed under K_idx, and
 // OpenWithSessionKey later opens the same message with symmetric work only.
@@ -68,8 +75,12 @@
 //     Opening tries at most 8 private-key operations per message, reads at
 //     most 64 key packets and 16 packets before the literal data.
 //   - Timing. Unlock runs argon2id once per well-formed slot until one
-//     opens. BurnUnlock runs it once with DefaultKDF, for unknown accounts,
-//     so that they cost what a wrong password for a one-slot account costs.
+//     opens; UnlockSlot once. BurnUnlock runs it once with the given
+//     parameters, for unknown accounts and codes that name no slot, so
+//     that they cost what a wrong password for a one-slot account costs.
+//   - No exported variable can change the package's behaviour: the
+//     argon2id defaults are functions (DefaultKDF, TestKDF); the exported
+//     variables are the sentinel errors only.
 //   - Wiping is best effort, as Go allows: the package zeroes every
 //     secret byte slice it owns (M, K_idx, derived keys, serialized secret
 //     keys, session keys, the private key scalars it knows) and drops the

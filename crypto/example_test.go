@@ -15,7 +15,7 @@ import (
 // session key.
 func Example() {
 	// Account creation. The caller stores all four byte slices.
-	sec, err := crypto.NewAccount("alice@example.org", []byte("pw"), crypto.AccountOptions{KDF: crypto.TestKDF})
+	sec, err := crypto.NewAccount("alice@example.org", []byte("pw"), crypto.AccountOptions{KDF: crypto.TestKDF()})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func Example() {
 
 // A summary sealed under the index key, bound to its mailbox and UID.
 func ExampleKeyring_SealIndex() {
-	sec, err := crypto.NewAccount("bob@example.org", []byte("pw"), crypto.AccountOptions{KDF: crypto.TestKDF})
+	sec, err := crypto.NewAccount("bob@example.org", []byte("pw"), crypto.AccountOptions{KDF: crypto.TestKDF()})
 	if err != nil {
 		log.Fatal(err)
 	}

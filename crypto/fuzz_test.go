@@ -118,3 +118,32 @@ func FuzzParsePublicKey(f *testing.F) {
 		_ = w.Close()
 	})
 }
+
+// FuzzParseCode: whatever a client sends as a password, ParseCode neither
+// panics nor accepts anything but a code of a known kind, and what it
+// accepts is stable: parsing the normalised form again gives the same.
+func FuzzParseCode(f *testing.F) {
+	f.Add([]byte("ABCD-EFGH-JKMN-PQRS-TVWX-YZ01-2345-6789"))
+	f.Add([]byte("abcd efgh jkmn pqrs tvwx"))
+	f.Add([]byte("correct horse battery staple"))
+	f.Add([]byte("oOiIlL-0123"))
+	f.Add([]byte{0xff, 0x00, '-'})
+	f.Fuzz(func(t *testing.T, typed []byte) {
+		c, ok := ParseCode(typed)
+		if !ok {
+			return
+		}
+		if c.Kind.length() != len(c.Secret) || c.Selector != string(c.Secret[:codeSelectorLen]) {
+			t.Fatalf("ParseCode(%q) = %+v", typed, c)
+		}
+		for _, b := range c.Secret {
+			if !bytes.Contains([]byte(crockford), []byte{b}) {
+				t.Fatalf("ParseCode(%q) kept %q", typed, b)
+			}
+		}
+		again, ok := ParseCode(c.Secret)
+		if !ok || !bytes.Equal(again.Secret, c.Secret) || again.Kind != c.Kind {
+			t.Fatalf("ParseCode is not idempotent on %q", typed)
+		}
+	})
+}

@@ -39,10 +39,10 @@ func (p KDFParams) derive(secret, salt []byte) []byte {
 	return argon2.IDKey(secret, salt, p.Time, p.MemoryKiB, p.Threads, kdfKeyLen)
 }
 
-// orDefault returns DefaultKDF for the zero value, p otherwise.
+// orDefault returns DefaultKDF() for the zero value, p otherwise.
 func (p KDFParams) orDefault() KDFParams {
 	if p == (KDFParams{}) {
-		return DefaultKDF
+		return DefaultKDF()
 	}
 	return p
 }

@@ -74,7 +74,7 @@ func (k *Keyring) Fingerprint() string { return k.fingerprint }
 
 // NewSlot returns a new slot that secret opens, wrapping the same M as
 // this keyring, so that adding a password, app password or recovery code
-// re-encrypts no mail. A zero kdf means DefaultKDF.
+// re-encrypts no mail. A zero kdf means DefaultKDF().
 func (k *Keyring) NewSlot(secret []byte, kdf KDFParams) ([]byte, error) {
 	kdf = kdf.orDefault()
 	if err := kdf.Validate(); err != nil {

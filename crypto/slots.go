@@ -73,22 +73,34 @@ func SlotKDF(b []byte) (KDFParams, error) {
 	return s.kdf, nil
 }
 
-// newSlot seals master under a key stretched from secret with kdf.
+// newSlot seals master under a key stretched from secret with kdf and a
+// fresh random salt.
 func newSlot(master, secret []byte, kdf KDFParams) ([]byte, error) {
+	var salt [slotSaltLen]byte
+	if _, err := rand.Read(salt[:]); err != nil {
+		return nil, fmt.Errorf("crypto: random salt: %w", err)
+	}
+	return newSlotWithSalt(master, secret, kdf, salt[:])
+}
+
+// newSlotWithSalt is newSlot with a salt chosen by the caller (codes.go
+// names a slot by its salt, so it picks the salt before the secret).
+func newSlotWithSalt(master, secret []byte, kdf KDFParams, salt []byte) ([]byte, error) {
 	if err := kdf.Validate(); err != nil {
 		return nil, err
 	}
 	if len(master) != masterLen {
 		return nil, fmt.Errorf("crypto: master secret has length %d", len(master))
 	}
+	if len(salt) != slotSaltLen {
+		return nil, fmt.Errorf("crypto: slot salt has length %d", len(salt))
+	}
 	b := make([]byte, slotHeaderLen, slotLen)
 	b[0] = slotVersion1
 	binary.BigEndian.PutUint32(b[1:5], kdf.Time)
 	binary.BigEndian.PutUint32(b[5:9], kdf.MemoryKiB)
 	b[9] = kdf.Threads
-	if _, err := rand.Read(b[10:slotHeaderLen]); err != nil {
-		return nil, fmt.Errorf("crypto: random salt: %w", err)
-	}
+	copy(b[10:slotHeaderLen], salt)
 	key := kdf.derive(secret, b[10:slotHeaderLen])
 	defer zero(key)
 	return sealGCM(b, key, master, b[:slotHeaderLen])
@@ -113,29 +125,23 @@ func (s slot) open(secret []byte) ([]byte, error) {
 // Each well-formed slot costs one argon2id run with its own parameters;
 // malformed slots (bad length, version or out-of-bounds parameters) are
 // skipped without KDF work. If no slot opens, the error wraps
-// ErrBadPassword, also when some slots were malformed.
+// ErrBadPassword, also when some slots were malformed. Servers that know
+// which slots a secret can open use UnlockSlot instead, so that a guess
+// costs them one run, not one per slot.
 func Unlock(slots [][]byte, secret []byte, wrappedKey []byte) (*Keyring, error) {
 	malformed := 0
 	for _, b := range slots {
-		s, err := parseSlot(b)
-		if err != nil {
+		kr, err := UnlockSlot(b, secret, wrappedKey)
+		if err == nil {
+			return kr, nil
+		}
+		switch {
+		case errors.Is(err, errMalformedSlot):
 			malformed++
-			continue
-		}
-		m, err := s.open(secret)
-		if errors.Is(err, ErrBadPassword) {
-			continue
-		}
-		if err != nil {
-			malformed++
-			continue
-		}
-		kr, err := newKeyring(m, wrappedKey)
-		zero(m)
-		if err != nil {
+		case errors.Is(err, ErrBadPassword):
+		default:
 			return nil, err
 		}
-		return kr, nil
 	}
 	if malformed > 0 {
 		return nil, fmt.Errorf("%w (%d of %d slots malformed)", ErrBadPassword, malformed, len(slots))
@@ -143,16 +149,41 @@ func Unlock(slots [][]byte, secret []byte, wrappedKey []byte) (*Keyring, error) 
 	return nil, ErrBadPassword
 }
 
-// burnSalt is a fixed salt for BurnUnlock; its output is thrown away.
-var burnSalt = [slotSaltLen]byte{'s', 'e', 'a', 'l', 'm', 'a', 'i', 'l', ' ', 'b', 'u', 'r', 'n'}
+// UnlockSlot opens one slot with secret (one argon2id run with the slot's
+// parameters), then the wrapped key. A wrong secret gives ErrBadPassword;
+// a malformed slot an error wrapping both ErrBadPassword and the reason,
+// without KDF work.
+func UnlockSlot(slotBytes, secret, wrappedKey []byte) (*Keyring, error) {
+	s, err := parseSlot(slotBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadPassword, err)
+	}
+	m, err := s.open(secret)
+	if err != nil {
+		if errors.Is(err, ErrBadPassword) {
+			return nil, ErrBadPassword
+		}
+		return nil, fmt.Errorf("%w: %w", ErrBadPassword, err)
+	}
+	defer zero(m)
+	return newKeyring(m, wrappedKey)
+}
 
-// BurnUnlock spends the time of one unlock attempt, for unknown accounts:
-// one argon2id run with DefaultKDF and one failed GCM open, so that a
-// login for an unknown account costs what a wrong password for a
-// one-slot account costs.
-func BurnUnlock(secret []byte) {
-	key := DefaultKDF.derive(secret, burnSalt[:])
+// burnSalt is a fixed salt for BurnUnlock; its output is thrown away.
+const burnSalt = "sealmail burn\x00\x00\x00"
+
+// BurnUnlock spends the time of one slot's unlock attempt, for unknown
+// accounts and secrets that name no slot: one argon2id run with kdf (zero
+// means DefaultKDF()) and one failed GCM open, so that such an attempt
+// costs what a wrong password for a one-slot account costs. Pass the
+// parameters new slots get.
+func BurnUnlock(secret []byte, kdf KDFParams) {
+	kdf = kdf.orDefault()
+	if kdf.Validate() != nil {
+		kdf = DefaultKDF()
+	}
+	key := kdf.derive(secret, []byte(burnSalt))
 	defer zero(key)
 	var sealed [nonceLen + masterLen + tagLen]byte
-	_, _ = openGCM(key, sealed[:], burnSalt[:])
+	_, _ = openGCM(key, sealed[:], []byte(burnSalt))
 }

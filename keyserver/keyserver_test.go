@@ -51,7 +51,7 @@ func newWorld(t *testing.T) *world {
 		{"carol@example.net", crypto.KeyEd25519, true},
 		{"dave@example.net", crypto.KeyV6Ed25519, true},
 	} {
-		s, err := crypto.NewAccount(a.addr, []byte(password), crypto.AccountOptions{KeyType: a.kt, KDF: crypto.TestKDF})
+		s, err := crypto.NewAccount(a.addr, []byte(password), crypto.AccountOptions{KeyType: a.kt, KDF: crypto.TestKDF()})
 		if err != nil {
 			t.Fatalf("NewAccount(%s): %v", a.addr, err)
 		}

@@ -101,7 +101,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg.passFile = filepath.Join(cfg.data, passFileName)
 	}
 	if fastKDF {
-		cfg.kdf = crypto.TestKDF
+		cfg.kdf = crypto.TestKDF()
 	}
 	level := slog.LevelWarn
 	if verbose {

@@ -92,7 +92,7 @@ type localAdmin struct {
 	st      accountStore
 	domains []string         // canonical configured domains
 	keyType crypto.KeyType   // for new accounts
-	kdf     crypto.KDFParams // for new slots; zero means crypto.DefaultKDF
+	kdf     crypto.KDFParams // for new slots; zero means crypto.DefaultKDF()
 	log     *slog.Logger
 }
 
@@ -106,9 +106,9 @@ func newLocalAdmin(st accountStore, c *Config, log *slog.Logger) *localAdmin {
 // kdfParams is the argon2id cost for new slots.
 func (c *Config) kdfParams() crypto.KDFParams {
 	if c.KDF.Time == 0 {
-		return crypto.DefaultKDF
+		return crypto.DefaultKDF()
 	}
-	return crypto.KDFParams{Time: c.KDF.Time, MemoryKiB: c.KDF.MemoryKiB, Threads: crypto.DefaultKDF.Threads}
+	return crypto.KDFParams{Time: c.KDF.Time, MemoryKiB: c.KDF.MemoryKiB, Threads: crypto.DefaultKDF().Threads}
 }
 
 // parseKeyType maps key.type to crypto's key types.
@@ -177,6 +177,10 @@ func (a *localAdmin) unlock(acct store.Account, secret []byte) (*crypto.Keyring,
 		slots = append(slots, s.Data)
 	}
 	kr, err := crypto.Unlock(slots, secret, acct.WrappedKey)
+	if c, ok := crypto.ParseCode(secret); ok && errors.Is(err, crypto.ErrBadPassword) {
+		kr, err = crypto.Unlock(slots, c.Secret, acct.WrappedKey)
+		c.Wipe()
+	}
 	if errors.Is(err, crypto.ErrBadPassword) {
 		return nil, adminErrorf(err, "wrong password or recovery code for %s (%s)", acct.Address, noResetHint)
 	}
@@ -323,8 +327,7 @@ func (a *localAdmin) AddRecoveryCode(ctx context.Context, addr string, current [
 		return "", err
 	}
 	defer kr.Wipe()
-	code := crypto.NewRecoveryCode()
-	slot, err := kr.NewSlot([]byte(code), a.kdf)
+	code, slot, err := kr.NewCode(crypto.CodeRecovery, a.kdf)
 	if err != nil {
 		return "", fmt.Errorf("recovery slot for %s: %w", addr, err)
 	}

@@ -221,7 +221,7 @@ func TestFailedLoginDelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	slot, err := kr.NewSlot([]byte("app password"), crypto.TestKDF)
+	slot, err := kr.NewSlot([]byte("app password"), crypto.TestKDF())
 	kr.Wipe()
 	if err != nil {
 		t.Fatal(err)

@@ -124,7 +124,7 @@ func buildBenchFixture() (f *benchFixture, err error) {
 	for _, u := range []struct {
 		addr, pw string
 		kdf      crypto.KDFParams
-	}{{benchUser, benchPW, crypto.DefaultKDF}, {benchIdleUser, benchIdlePW, crypto.TestKDF}} {
+	}{{benchUser, benchPW, crypto.DefaultKDF()}, {benchIdleUser, benchIdlePW, crypto.TestKDF()}} {
 		sec, err := crypto.NewAccount(u.addr, []byte(u.pw), crypto.AccountOptions{KDF: u.kdf})
 		if err != nil {
 			return nil, err
@@ -484,7 +484,7 @@ func BenchmarkSearchText(b *testing.B) {
 	}
 }
 
-// BenchmarkLogin times LOGIN with crypto.DefaultKDF (argon2id unlock
+// BenchmarkLogin times LOGIN with crypto.DefaultKDF() (argon2id unlock
 // included). Connecting is not timed.
 func BenchmarkLogin(b *testing.B) {
 	f := getBenchFixture(b)

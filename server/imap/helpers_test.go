@@ -181,7 +181,7 @@ func (e *testEnv) closeStore() {
 // addUser creates an account with the default mailboxes.
 func (e *testEnv) addUser(addr, password string) {
 	e.t.Helper()
-	sec, err := crypto.NewAccount(addr, []byte(password), crypto.AccountOptions{KDF: crypto.TestKDF})
+	sec, err := crypto.NewAccount(addr, []byte(password), crypto.AccountOptions{KDF: crypto.TestKDF()})
 	if err != nil {
 		e.t.Fatalf("NewAccount: %v", err)
 	}

@@ -38,7 +38,7 @@ func cryptoUnlock(slots [][]byte, secret, wrappedKey []byte) (keyring, error) {
 	return kr, nil
 }
 
-func cryptoBurn(secret []byte) { crypto.BurnUnlock(secret) }
+func cryptoBurn(secret []byte) { crypto.BurnUnlock(secret, crypto.KDFParams{}) }
 
 func parsePublicKey(b []byte) (sealer, error) {
 	pk, err := crypto.ParsePublicKey(b)

@@ -71,7 +71,7 @@ func accountSecrets(t testing.TB, addr string) *crypto.AccountSecrets {
 	if v, ok := keyCacheForTests.Load(addr); ok {
 		return v.(*crypto.AccountSecrets)
 	}
-	sec, err := crypto.NewAccount(addr, []byte(testPassword), crypto.AccountOptions{KDF: crypto.TestKDF})
+	sec, err := crypto.NewAccount(addr, []byte(testPassword), crypto.AccountOptions{KDF: crypto.TestKDF()})
 	if err != nil {
 		t.Fatalf("NewAccount(%s): %v", addr, err)
 	}
