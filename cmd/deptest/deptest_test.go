@@ -129,6 +129,44 @@ func TestImportRules(t *testing.T) {
 	}
 }
 
+// sharedServices are the server/ packages other server/ packages may
+// import (DESIGN.md: the shared services).
+var sharedServices = []string{module + "/server/account", module + "/server/mailbox"}
+
+// TestServerImports: a server/ package imports no other server/ package
+// except the shared services, and the account service imports nothing of
+// the project but store, crypto and policy.
+func TestServerImports(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if !under(module + "/server")(p.ImportPath) {
+			continue
+		}
+		own := module + "/server/" + strings.SplitN(strings.TrimPrefix(p.ImportPath, module+"/server/"), "/", 2)[0]
+		for _, d := range goList(t, "-deps", p.ImportPath) {
+			if !strings.HasPrefix(d, module+"/") {
+				continue
+			}
+			if under(module + "/server/account")(p.ImportPath) {
+				if !under(module+"/server/account")(d) && !under(module+"/store")(d) &&
+					!under(module+"/crypto")(d) && !under(module+"/policy")(d) {
+					t.Errorf("server/account imports store, crypto and policy only: %s depends on %s", p.ImportPath, d)
+				}
+				continue
+			}
+			if !under(module+"/server")(d) || under(own)(d) {
+				continue
+			}
+			shared := false
+			for _, s := range sharedServices {
+				shared = shared || under(s)(d)
+			}
+			if !shared {
+				t.Errorf("server packages import only the shared services of server/: %s depends on %s", p.ImportPath, d)
+			}
+		}
+	}
+}
+
 // TestBadgerImportedOnlyByBackend checks direct imports (with tests): no
 // package but store/badgerstore names badger in its own import list.
 func TestBadgerImportedOnlyByBackend(t *testing.T) {
