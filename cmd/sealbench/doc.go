@@ -2,7 +2,7 @@
 // any SMTP server, checks over IMAP that what was accepted arrived, times
 // the IMAP reading path, and can run sealmail's own servers for all that.
 //
-//	sealbench serve  -data DIR [-smtp ADDR] [-imap ADDR] [-users N | -user ADDR,...] [-pass-file F] [-fast-kdf] [-cpuprofile F]
+//	sealbench serve  -data DIR [-smtp ADDR] [-imap ADDR] [-users N | -user ADDR,...] [-pass-file F] [-fast-kdf] [-unlock-cache D] [-cpuprofile F]
 //	sealbench ingest -addr HOST:PORT -to ADDR,... [-n N] [-c C] [-size S] [-ids FILE] [-word W [-word-every K]] [-starttls [-insecure]]
 //	sealbench verify -imap HOST:PORT -user U -pass-file F -ids FILE [-tls|-starttls] [-insecure]
 //	sealbench imap   -imap HOST:PORT -user U -pass-file F [-tls|-starttls] [-insecure] [-word W] [-sessions K [-pid PID [-settle D]]]
@@ -10,11 +10,14 @@
 // serve opens a badger store in DIR/store, creates the accounts that are
 // missing (bench1@sealbench.test by default; all with the password in
 // -pass-file, default DIR/sealbench-password, which it makes with a random
-// password if it does not exist) with the default argon2id cost unless
-// -fast-kdf, and runs sealmail's SMTP server (server/smtp) and IMAP server
+// password if it does not exist) through sealmail's account service
+// (server/account) with the default argon2id cost unless -fast-kdf, and
+// runs sealmail's SMTP server (server/smtp) and IMAP server
 // (server/imap) in one process, wired as sealmail serve wires them, with
 // STARTTLS on both from a throw-away self-signed certificate (clients need
-// -insecure). Its SMTP connection limits are raised to -max-conns (4096),
+// -insecure). Logins go through the account service with its unlock cache
+// (-unlock-cache, 15 minutes like auth.unlock_cache; 0 makes every LOGIN
+// run argon2id). Its SMTP connection limits are raised to -max-conns (4096),
 // because the load tool connects from one address. It prints its pid and
 // both addresses, and runs until SIGINT or SIGTERM.
 //

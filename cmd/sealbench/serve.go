@@ -20,10 +20,10 @@ import (
 
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/policy"
+	"github.com/sealmail/sealmail/server/account"
 	imapserver "github.com/sealmail/sealmail/server/imap"
 	"github.com/sealmail/sealmail/server/listener"
 	smtpserver "github.com/sealmail/sealmail/server/smtp"
-	"github.com/sealmail/sealmail/store"
 	"github.com/sealmail/sealmail/store/badgerstore"
 )
 
@@ -37,6 +37,9 @@ type serveConfig struct {
 	passFile string   // password of every account
 	kdf      crypto.KDFParams
 	maxConns int // SMTP connections in total and per address
+	// unlockCache is the account service's unlock cache idle time; 0
+	// disables it.
+	unlockCache time.Duration
 }
 
 // Default serve settings.
@@ -55,6 +58,7 @@ type benchServers struct {
 	passFile           string
 
 	st   *badgerstore.DB
+	acc  *account.Service
 	smtp *smtpserver.Server
 	imap *imapserver.Server
 	wg   sync.WaitGroup
@@ -78,6 +82,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.passFile, "pass-file", "", "password `file` of every account; made with a random password if missing (default <data>/"+passFileName+")")
 	fs.BoolVar(&fastKDF, "fast-kdf", false, "cheap argon2id for new accounts (tests only; LOGIN then measures no real unlock)")
 	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns, "SMTP connections allowed in total and per remote address")
+	fs.DurationVar(&cfg.unlockCache, "unlock-cache", 15*time.Minute, "idle time of the unlock cache, as sealmail's auth.unlock_cache (0 makes every LOGIN run argon2id)")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	fs.BoolVar(&verbose, "v", false, "log every transaction (slows the servers down)")
 	if err := parseFlags(fs, args); err != nil {
@@ -207,8 +212,21 @@ func startServe(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *benc
 			s.shutdown(context.Background())
 		}
 	}()
+	var domains []string
 	for _, a := range cfg.accounts {
-		if err := ensureAccount(ctx, st, a, password, cfg.kdf); err != nil {
+		_, d, _ := policy.SplitAddress(a)
+		domains = append(domains, d)
+	}
+	slices.Sort(domains)
+	domains = slices.Compact(domains)
+	s.acc, err = account.New(account.Options{
+		Store: st, Domains: domains, KDF: cfg.kdf, Logger: log, UnlockCache: cfg.unlockCache,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range cfg.accounts {
+		if err := ensureAccount(ctx, s.acc, a, password); err != nil {
 			return nil, err
 		}
 	}
@@ -223,19 +241,13 @@ func startServe(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *benc
 		}
 		lns = append(lns, ln)
 	}
-	s.imap, err = imapserver.New(imapserver.Options{Store: st, TLSConfig: tlsConf, Logger: log})
+	s.imap, err = imapserver.New(imapserver.Options{Store: st, Accounts: s.acc, TLSConfig: tlsConf, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	var domains []string
-	for _, a := range cfg.accounts {
-		_, d, _ := policy.SplitAddress(a)
-		domains = append(domains, d)
-	}
-	slices.Sort(domains)
 	s.smtp, err = smtpserver.New(smtpserver.Options{
 		Hostname:  cfg.hostname,
-		Domains:   slices.Compact(domains),
+		Domains:   domains,
 		Store:     st,
 		TLSConfig: tlsConf,
 		Logger:    log,
@@ -277,35 +289,20 @@ func (s *benchServers) shutdown(ctx context.Context) error {
 		errs = append(errs, s.imap.Shutdown(ctx))
 	}
 	s.wg.Wait()
+	if s.acc != nil {
+		s.acc.Close()
+	}
 	errs = append(errs, s.st.Close())
 	return errors.Join(errs...)
 }
 
 // ensureAccount creates addr with password unless it exists.
-func ensureAccount(ctx context.Context, st store.Store, addr, password string, kdf crypto.KDFParams) error {
-	if _, err := st.Account(ctx, addr); err == nil {
+func ensureAccount(ctx context.Context, acc *account.Service, addr, password string) error {
+	_, err := acc.Create(ctx, addr, []byte(password))
+	if errors.Is(err, account.ErrExists) {
 		return nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("look up %s: %w", addr, err)
 	}
-	sec, err := crypto.NewAccount(addr, []byte(password), crypto.AccountOptions{KDF: kdf})
-	if err != nil {
-		return fmt.Errorf("make keys for %s: %w", addr, err)
-	}
-	now := time.Now().UTC()
-	err = st.CreateAccount(ctx, store.Account{
-		Address:        addr,
-		Created:        now,
-		KeyFingerprint: sec.Fingerprint,
-		PublicKey:      sec.PublicKey,
-		WrappedKey:     sec.WrappedKey,
-		PublishWKD:     true,
-		Slots:          []store.Slot{{Kind: store.SlotPassword, Created: now, Data: sec.Slot}},
-	}, store.DefaultMailboxes)
-	if err != nil {
-		return fmt.Errorf("create %s: %w", addr, err)
-	}
-	return nil
+	return err
 }
 
 // loadOrMakePassword reads the password file, or writes a new random

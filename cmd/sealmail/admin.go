@@ -5,34 +5,40 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/sealmail/sealmail/crypto"
-	"github.com/sealmail/sealmail/policy"
+	"github.com/sealmail/sealmail/server/account"
 	"github.com/sealmail/sealmail/store"
 )
 
 // admin is every account and key operation the CLI offers. localAdmin runs
-// them against an open store; remoteAdmin sends them over the control
-// socket to a running server, which runs its localAdmin.
+// them on an account.Service over an open store; remoteAdmin sends them
+// over the control socket to a running server, which runs its localAdmin
+// on the server's own Service (so that sessions and the unlock cache
+// learn of every change).
 type admin interface {
 	AddUser(ctx context.Context, address string, password []byte) (userInfo, error)
 	Users(ctx context.Context) ([]userInfo, error)
 	// ChangePassword unlocks with current (a password or a recovery code),
 	// adds a slot for next and removes the old password slots.
 	ChangePassword(ctx context.Context, address string, current, next []byte) (passwdResult, error)
-	DeleteUser(ctx context.Context, address string) (store.DeleteReport, error)
+	DeleteUser(ctx context.Context, address string) (deleteResult, error)
 	// AddRecoveryCode unlocks with current and adds a recovery slot; the
 	// code is returned once and stored nowhere.
-	AddRecoveryCode(ctx context.Context, address string, current []byte) (string, error)
+	AddRecoveryCode(ctx context.Context, address string, current []byte) (newSecret, error)
+	// AddAppPassword unlocks with current and adds an app password slot
+	// labelled label; the app password is returned once.
+	AddAppPassword(ctx context.Context, address string, current []byte, label string) (newSecret, error)
+	Slots(ctx context.Context, address string) ([]slotInfo, error)
+	RevokeSlot(ctx context.Context, address string, id uint32) (revokeResult, error)
 	SetWKD(ctx context.Context, address string, publish bool) error
 	ExportKey(ctx context.Context, address string) (string, error)
 	ExportSecretKey(ctx context.Context, address string, password []byte) (string, error)
 }
 
-// userInfo is what `user list` shows of an account.
+// userInfo is what `user list` shows of an account; its JSON is the
+// control protocol's and `user list --json`'s.
 type userInfo struct {
 	Address     string     `json:"address"`
 	Created     time.Time  `json:"created"`
@@ -43,17 +49,37 @@ type userInfo struct {
 	QuotaBytes  int64      `json:"quota_bytes"`
 }
 
+// slotInfo is one unlock slot, as `user slots --json` prints it.
 type slotInfo struct {
 	ID      uint32    `json:"id"`
 	Kind    string    `json:"kind"`
-	Label   string    `json:"label,omitempty"`
+	Label   string    `json:"label"`
 	Created time.Time `json:"created"`
 }
 
 // passwdResult says what ChangePassword did.
 type passwdResult struct {
-	NewSlot      uint32   `json:"new_slot"`
-	RemovedSlots []uint32 `json:"removed_slots"`
+	NewSlot       uint32   `json:"new_slot"`
+	RemovedSlots  []uint32 `json:"removed_slots"`
+	EndedSessions int      `json:"ended_sessions"`
+}
+
+// deleteResult says what DeleteUser destroyed.
+type deleteResult struct {
+	store.DeleteReport
+	EndedSessions int `json:"ended_sessions"`
+}
+
+// newSecret is a recovery code or app password, shown once.
+type newSecret struct {
+	Slot   uint32 `json:"slot"`
+	Secret string `json:"secret"`
+}
+
+// revokeResult says what RevokeSlot destroyed.
+type revokeResult struct {
+	Slot          slotInfo `json:"slot"`
+	EndedSessions int      `json:"ended_sessions"`
 }
 
 // adminError is a failure the operator caused or can act on (bad address,
@@ -72,41 +98,33 @@ func adminErrorf(err error, format string, args ...any) error {
 	return &adminError{msg: fmt.Sprintf(format, args...), err: err}
 }
 
-// errNoResetWithoutSecret is the reason a forgotten password cannot be reset.
-const noResetHint = "an administrator cannot reset a password without the current password or a recovery code: the password unlocks the account's key"
-
-// accountStore is the part of store.Store that account administration
-// needs.
-type accountStore interface {
-	CreateAccount(ctx context.Context, a store.Account, mailboxes []store.MailboxSpec) error
-	Account(ctx context.Context, address string) (store.Account, error)
-	Accounts(ctx context.Context) ([]store.Account, error)
-	AddSlot(ctx context.Context, address string, s store.Slot) (uint32, error)
-	RemoveSlot(ctx context.Context, address string, id uint32) error
-	SetPublishWKD(ctx context.Context, address string, publish bool) error
-	DeleteAccount(ctx context.Context, address string) (store.DeleteReport, error)
+// adminErr turns the account service's operator errors into adminErrors;
+// other errors pass unchanged (and stay in the server log).
+func adminErr(err error) error {
+	var ae *account.Error
+	if errors.As(err, &ae) {
+		return &adminError{msg: ae.Msg, err: ae}
+	}
+	return err
 }
 
-// localAdmin implements admin over a store.
-type localAdmin struct {
-	st      accountStore
-	domains []string         // canonical configured domains
-	keyType crypto.KeyType   // for new accounts
-	kdf     crypto.KDFParams // for new slots; zero means crypto.DefaultKDF()
-	log     *slog.Logger
-}
-
-var _ admin = (*localAdmin)(nil)
-
-func newLocalAdmin(st accountStore, c *Config, log *slog.Logger) *localAdmin {
+// newAccounts builds the account service from the configuration.
+func newAccounts(st account.Store, c *Config, log *slog.Logger) (*account.Service, error) {
 	kt, _ := parseKeyType(c.Key.Type) // validated by Config.Validate
-	return &localAdmin{st: st, domains: c.Domains, keyType: kt, kdf: c.kdfParams(), log: log}
+	return account.New(account.Options{
+		Store:       st,
+		Domains:     c.Domains,
+		KeyType:     kt,
+		KDF:         c.kdfParams(),
+		Logger:      log,
+		UnlockCache: c.Auth.UnlockCache,
+	})
 }
 
-// kdfParams is the argon2id cost for new slots.
+// kdfParams is the argon2id cost for new slots; zero means the default.
 func (c *Config) kdfParams() crypto.KDFParams {
 	if c.KDF.Time == 0 {
-		return crypto.DefaultKDF()
+		return crypto.KDFParams{}
 	}
 	return crypto.KDFParams{Time: c.KDF.Time, MemoryKiB: c.KDF.MemoryKiB, Threads: crypto.DefaultKDF().Threads}
 }
@@ -126,271 +144,118 @@ func parseKeyType(s string) (crypto.KeyType, error) {
 	return 0, fmt.Errorf("want ed25519, rsa3072, rsa4096 or v6, got %q", s)
 }
 
-// address canonicalises addr and checks that it is in a configured domain.
-func (a *localAdmin) address(addr string) (string, error) {
-	return localAddress(addr, a.domains)
+// localAdmin implements admin over an account.Service.
+type localAdmin struct {
+	svc *account.Service
 }
 
-// localAddress canonicalises addr and checks that its domain is one of
-// domains.
-func localAddress(addr string, domains []string) (string, error) {
-	c, err := policy.CanonicalAddress(addr)
-	if err != nil {
-		return "", adminErrorf(err, "malformed address %q: %s", addr, addressProblem(err))
-	}
-	_, domain, _ := policy.SplitAddress(c)
-	if !slices.Contains(domains, domain) {
-		return "", adminErrorf(nil, "domain %q is not configured (domains: %v)", domain, domains)
-	}
-	return c, nil
-}
+var _ admin = (*localAdmin)(nil)
 
-// addressProblem is what is wrong with an address, without the policy
-// package's error prefixes.
-func addressProblem(err error) string {
-	msg := err.Error()
-	for _, prefix := range []error{policy.ErrBadAddress, policy.ErrRouting} {
-		msg = strings.TrimPrefix(msg, prefix.Error()+": ")
-	}
-	if msg == policy.ErrBadAddress.Error() {
-		return "want local@domain"
-	}
-	return msg
-}
-
-// account loads an account, mapping "not found" to an operator message.
-func (a *localAdmin) account(ctx context.Context, addr string) (store.Account, error) {
-	acct, err := a.st.Account(ctx, addr)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Account{}, adminErrorf(err, "no account %s", addr)
-	}
-	if err != nil {
-		return store.Account{}, fmt.Errorf("load account %s: %w", addr, err)
-	}
-	return acct, nil
-}
-
-// unlock opens the account's key with a password or recovery code.
-func (a *localAdmin) unlock(acct store.Account, secret []byte) (*crypto.Keyring, error) {
-	slots := make([][]byte, 0, len(acct.Slots))
-	for _, s := range acct.Slots {
-		slots = append(slots, s.Data)
-	}
-	kr, err := crypto.Unlock(slots, secret, acct.WrappedKey)
-	if c, ok := crypto.ParseCode(secret); ok && errors.Is(err, crypto.ErrBadPassword) {
-		kr, err = crypto.Unlock(slots, c.Secret, acct.WrappedKey)
-		c.Wipe()
-	}
-	if errors.Is(err, crypto.ErrBadPassword) {
-		return nil, adminErrorf(err, "wrong password or recovery code for %s (%s)", acct.Address, noResetHint)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("unlock %s: %w", acct.Address, err)
-	}
-	return kr, nil
-}
-
-func (a *localAdmin) AddUser(ctx context.Context, addr string, password []byte) (userInfo, error) {
-	addr, err := a.address(addr)
-	if err != nil {
-		return userInfo{}, err
-	}
-	if err := checkPassword(password); err != nil {
-		return userInfo{}, adminErrorf(err, "%v", err)
-	}
-	if _, err := a.st.Account(ctx, addr); err == nil {
-		return userInfo{}, adminErrorf(store.ErrExists, "account %s already exists", addr)
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return userInfo{}, fmt.Errorf("look up %s: %w", addr, err)
-	}
-	sec, err := crypto.NewAccount(addr, password, crypto.AccountOptions{KeyType: a.keyType, KDF: a.kdf})
-	if err != nil {
-		return userInfo{}, fmt.Errorf("make keys for %s: %w", addr, err)
-	}
-	now := time.Now().UTC()
-	acct := store.Account{
-		Address:        addr,
-		Created:        now,
-		KeyFingerprint: sec.Fingerprint,
-		PublicKey:      sec.PublicKey,
-		WrappedKey:     sec.WrappedKey,
-		PublishWKD:     true,
-		Slots:          []store.Slot{{Kind: store.SlotPassword, Created: now, Data: sec.Slot}},
-	}
-	err = a.st.CreateAccount(ctx, acct, store.DefaultMailboxes)
-	if errors.Is(err, store.ErrExists) {
-		return userInfo{}, adminErrorf(err, "account %s already exists", addr)
-	}
-	if err != nil {
-		return userInfo{}, fmt.Errorf("create account %s: %w", addr, err)
-	}
-	a.log.Info("account created", "account", addr)
-	created, err := a.st.Account(ctx, addr)
-	if err != nil {
-		return userInfo{}, fmt.Errorf("reload account %s: %w", addr, err)
-	}
-	return infoOf(created), nil
-}
-
-func infoOf(a store.Account) userInfo {
+func userInfoOf(a account.Info) userInfo {
 	u := userInfo{
-		Address: a.Address, Created: a.Created, Fingerprint: a.KeyFingerprint,
+		Address: a.Address, Created: a.Created, Fingerprint: a.Fingerprint,
 		PublishWKD: a.PublishWKD, UsedBytes: a.UsedBytes, QuotaBytes: a.QuotaBytes,
-		Slots: make([]slotInfo, 0, len(a.Slots)),
-	}
-	for _, s := range a.Slots {
-		u.Slots = append(u.Slots, slotInfo{ID: s.ID, Kind: s.Kind.String(), Label: s.Label, Created: s.Created})
+		Slots: slotInfosOf(a.Slots),
 	}
 	return u
 }
 
-func (a *localAdmin) Users(ctx context.Context) ([]userInfo, error) {
-	accts, err := a.st.Accounts(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list accounts: %w", err)
+func slotInfoOf(s account.SlotInfo) slotInfo {
+	return slotInfo{ID: s.ID, Kind: s.Kind.String(), Label: s.Label, Created: s.Created}
+}
+
+func slotInfosOf(ss []account.SlotInfo) []slotInfo {
+	out := make([]slotInfo, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, slotInfoOf(s))
 	}
-	out := make([]userInfo, 0, len(accts))
-	for _, acct := range accts {
-		out = append(out, infoOf(acct))
+	return out
+}
+
+func (a *localAdmin) AddUser(ctx context.Context, addr string, password []byte) (userInfo, error) {
+	info, err := a.svc.Create(ctx, addr, password)
+	if err != nil {
+		return userInfo{}, adminErr(err)
+	}
+	return userInfoOf(info), nil
+}
+
+func (a *localAdmin) Users(ctx context.Context) ([]userInfo, error) {
+	list, err := a.svc.List(ctx)
+	if err != nil {
+		return nil, adminErr(err)
+	}
+	out := make([]userInfo, 0, len(list))
+	for _, i := range list {
+		out = append(out, userInfoOf(i))
 	}
 	return out, nil
 }
 
 func (a *localAdmin) ChangePassword(ctx context.Context, addr string, current, next []byte) (passwdResult, error) {
-	addr, err := a.address(addr)
+	res, err := a.svc.ChangePassword(ctx, addr, current, next)
 	if err != nil {
-		return passwdResult{}, err
+		return passwdResult{}, adminErr(err)
 	}
-	if err := checkPassword(next); err != nil {
-		return passwdResult{}, adminErrorf(err, "new password: %v", err)
-	}
-	acct, err := a.account(ctx, addr)
-	if err != nil {
-		return passwdResult{}, err
-	}
-	kr, err := a.unlock(acct, current)
-	if err != nil {
-		return passwdResult{}, err
-	}
-	defer kr.Wipe()
-	slot, err := kr.NewSlot(next, a.kdf)
-	if err != nil {
-		return passwdResult{}, fmt.Errorf("new slot for %s: %w", addr, err)
-	}
-	// Add first, then remove: a crash in between leaves both passwords
-	// working, never none.
-	id, err := a.st.AddSlot(ctx, addr, store.Slot{Kind: store.SlotPassword, Created: time.Now().UTC(), Data: slot})
-	if err != nil {
-		return passwdResult{}, fmt.Errorf("add slot for %s: %w", addr, err)
-	}
-	res := passwdResult{NewSlot: id}
-	for _, s := range acct.Slots {
-		if s.Kind != store.SlotPassword {
-			continue
-		}
-		if err := a.st.RemoveSlot(ctx, addr, s.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return res, fmt.Errorf("remove old slot %d of %s: %w", s.ID, addr, err)
-		}
-		res.RemovedSlots = append(res.RemovedSlots, s.ID)
-	}
-	a.log.Info("password changed", "account", addr)
-	return res, nil
+	return passwdResult{NewSlot: res.NewSlot, RemovedSlots: res.RemovedSlots, EndedSessions: res.EndedSessions}, nil
 }
 
-func (a *localAdmin) DeleteUser(ctx context.Context, addr string) (store.DeleteReport, error) {
-	addr, err := a.address(addr)
+func (a *localAdmin) DeleteUser(ctx context.Context, addr string) (deleteResult, error) {
+	del, err := a.svc.Delete(ctx, addr)
 	if err != nil {
-		return store.DeleteReport{}, err
+		return deleteResult{}, adminErr(err)
 	}
-	rep, err := a.st.DeleteAccount(ctx, addr)
-	if errors.Is(err, store.ErrNotFound) {
-		return rep, adminErrorf(err, "no account %s", addr)
-	}
-	if err != nil {
-		return rep, fmt.Errorf("delete account %s: %w", addr, err)
-	}
-	a.log.Info("account deleted", "account", addr)
-	return rep, nil
+	return deleteResult{DeleteReport: del.DeleteReport, EndedSessions: del.EndedSessions}, nil
 }
 
-func (a *localAdmin) AddRecoveryCode(ctx context.Context, addr string, current []byte) (string, error) {
-	addr, err := a.address(addr)
+func (a *localAdmin) AddRecoveryCode(ctx context.Context, addr string, current []byte) (newSecret, error) {
+	ns, err := a.svc.AddRecoveryCode(ctx, addr, current)
 	if err != nil {
-		return "", err
+		return newSecret{}, adminErr(err)
 	}
-	acct, err := a.account(ctx, addr)
+	return newSecret{Slot: ns.Slot, Secret: ns.Secret}, nil
+}
+
+func (a *localAdmin) AddAppPassword(ctx context.Context, addr string, current []byte, label string) (newSecret, error) {
+	ns, err := a.svc.AddAppPassword(ctx, addr, current, label)
 	if err != nil {
-		return "", err
+		return newSecret{}, adminErr(err)
 	}
-	kr, err := a.unlock(acct, current)
+	return newSecret{Slot: ns.Slot, Secret: ns.Secret}, nil
+}
+
+func (a *localAdmin) Slots(ctx context.Context, addr string) ([]slotInfo, error) {
+	ss, err := a.svc.Slots(ctx, addr)
 	if err != nil {
-		return "", err
+		return nil, adminErr(err)
 	}
-	defer kr.Wipe()
-	code, slot, err := kr.NewCode(crypto.CodeRecovery, a.kdf)
+	return slotInfosOf(ss), nil
+}
+
+func (a *localAdmin) RevokeSlot(ctx context.Context, addr string, id uint32) (revokeResult, error) {
+	rev, err := a.svc.RevokeSlot(ctx, addr, id)
 	if err != nil {
-		return "", fmt.Errorf("recovery slot for %s: %w", addr, err)
+		return revokeResult{}, adminErr(err)
 	}
-	if _, err := a.st.AddSlot(ctx, addr, store.Slot{Kind: store.SlotRecovery, Created: time.Now().UTC(), Data: slot}); err != nil {
-		return "", fmt.Errorf("add recovery slot for %s: %w", addr, err)
-	}
-	a.log.Info("recovery code added", "account", addr)
-	return code, nil
+	return revokeResult{Slot: slotInfoOf(rev.Slot), EndedSessions: rev.EndedSessions}, nil
 }
 
 func (a *localAdmin) SetWKD(ctx context.Context, addr string, publish bool) error {
-	addr, err := a.address(addr)
-	if err != nil {
-		return err
-	}
-	err = a.st.SetPublishWKD(ctx, addr, publish)
-	if errors.Is(err, store.ErrNotFound) {
-		return adminErrorf(err, "no account %s", addr)
-	}
-	if err != nil {
-		return fmt.Errorf("set wkd for %s: %w", addr, err)
-	}
-	return nil
+	return adminErr(a.svc.SetPublishWKD(ctx, addr, publish))
 }
 
 func (a *localAdmin) ExportKey(ctx context.Context, addr string) (string, error) {
-	addr, err := a.address(addr)
+	k, err := a.svc.PublicKey(ctx, addr)
 	if err != nil {
-		return "", err
+		return "", adminErr(err)
 	}
-	acct, err := a.account(ctx, addr)
-	if err != nil {
-		return "", err
-	}
-	pk, err := crypto.ParsePublicKey(acct.PublicKey)
-	if err != nil {
-		return "", fmt.Errorf("parse public key of %s: %w", addr, err)
-	}
-	armored, err := pk.Armored()
-	if err != nil {
-		return "", fmt.Errorf("armor public key of %s: %w", addr, err)
-	}
-	return string(armored), nil
+	return string(k), nil
 }
 
 func (a *localAdmin) ExportSecretKey(ctx context.Context, addr string, password []byte) (string, error) {
-	addr, err := a.address(addr)
+	k, err := a.svc.ExportSecretKey(ctx, addr, password)
 	if err != nil {
-		return "", err
+		return "", adminErr(err)
 	}
-	acct, err := a.account(ctx, addr)
-	if err != nil {
-		return "", err
-	}
-	kr, err := a.unlock(acct, password)
-	if err != nil {
-		return "", err
-	}
-	defer kr.Wipe()
-	armored, err := kr.ExportSecretKey(password)
-	if err != nil {
-		return "", fmt.Errorf("export secret key of %s: %w", addr, err)
-	}
-	a.log.Info("secret key exported", "account", addr)
-	return string(armored), nil
+	return string(k), nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -369,18 +371,18 @@ func userLifecycle(t *testing.T, te *testEnv) {
 	checkGPGImport(t, sec, alicePW, "alice@example.org")
 
 	r = te.ok(alicePW+"\n", "user", "recovery-code", "alice@example.org", "--password-stdin")
-	code := ""
-	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n")[1:] {
-		code = strings.TrimSpace(line)
-	}
-	if code == "" || strings.Contains(r.stdout, alicePW) {
+	code := lastLine(r.stdout)
+	if !regexp.MustCompile(`^([0-9A-HJKMNP-TV-Z]{4}-){7}[0-9A-HJKMNP-TV-Z]{4}$`).MatchString(code) || strings.Contains(r.stdout, alicePW) {
 		t.Fatalf("recovery-code printed %q", r.stdout)
 	}
 	te.fails(exitError, "cannot reset a password without the current password", "wrong wrong wrong\n"+aliceNew+"\n",
 		"user", "passwd", "alice@example.org", "--password-stdin")
 	te.fails(exitError, "too short", code+"\nshort\n", "user", "passwd", "alice@example.org", "--password-stdin")
-	// The recovery code unlocks; the old password slot goes.
-	r = te.ok(code+"\n"+aliceNew+"\n", "user", "passwd", "alice@example.org", "--password-stdin")
+	// The recovery code unlocks however a person types it back (lower
+	// case, spaces for dashes, O for 0 and l for 1); the old password slot
+	// goes.
+	typed := strings.NewReplacer("-", " ", "0", "O", "1", "l").Replace(strings.ToLower(code))
+	r = te.ok(typed+"\n"+aliceNew+"\n", "user", "passwd", "alice@example.org", "--password-stdin")
 	if !strings.Contains(r.stdout, "password changed") {
 		t.Errorf("passwd said %q", r.stdout)
 	}
@@ -395,8 +397,60 @@ func userLifecycle(t *testing.T, te *testEnv) {
 		t.Error("public key changed with the password")
 	}
 
+	// App passwords: printed alone on the last line, listed with their
+	// label, revocable; the last password or recovery code is not.
+	te.fails(exitUsage, "want ADDRESS and LABEL", aliceNew+"\n", "user", "app-password", "alice@example.org", "--password-stdin")
+	te.fails(exitError, "wrong password", "wrong wrong wrong\n", "user", "app-password", "alice@example.org", "phone", "--password-stdin")
+	r = te.ok(aliceNew+"\n", "user", "app-password", "alice@example.org", "Thunderbird laptop", "--password-stdin")
+	app := lastLine(r.stdout)
+	if !regexp.MustCompile(`^([0-9a-hjkmnp-tv-z]{4}-){4}[0-9a-hjkmnp-tv-z]{4}$`).MatchString(app) {
+		t.Fatalf("app-password printed %q", r.stdout)
+	}
+	// An app password cannot make another or change the account.
+	te.fails(exitError, "wrong password", app+"\n", "user", "app-password", "alice@example.org", "phone", "--password-stdin")
+	te.fails(exitError, "wrong password", app+"\n"+alicePW+"\n", "user", "passwd", "alice@example.org", "--password-stdin")
+	r = te.ok("", "user", "slots", "alice@example.org")
+	if !regexp.MustCompile(`(?m)^\d+\s+app-password\s+\S+ \S+\s+Thunderbird laptop$`).MatchString(r.stdout) {
+		t.Errorf("user slots:\n%s", r.stdout)
+	}
+	var slots []struct {
+		ID      uint32    `json:"id"`
+		Kind    string    `json:"kind"`
+		Label   string    `json:"label"`
+		Created time.Time `json:"created"`
+	}
+	if err := json.Unmarshal([]byte(te.ok("", "user", "slots", "alice@example.org", "--json").stdout), &slots); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]uint32{}
+	for _, sl := range slots {
+		if sl.ID == 0 || sl.Created.IsZero() {
+			t.Errorf("slot %+v", sl)
+		}
+		kinds[sl.Kind] = sl.ID
+	}
+	if len(slots) != 3 || kinds["password"] == 0 || kinds["recovery"] == 0 || kinds["app-password"] == 0 {
+		t.Fatalf("user slots --json: %+v", slots)
+	}
+	id := func(k string) string { return strconv.FormatUint(uint64(kinds[k]), 10) }
+	te.fails(exitUsage, "SLOT-ID", "", "user", "revoke", "alice@example.org", "x")
+	te.fails(exitError, "has no unlock slot 999", "", "user", "revoke", "alice@example.org", "999")
+	r = te.ok("", "user", "revoke", "alice@example.org", id("app-password"))
+	if !strings.Contains(r.stdout, `(app-password "Thunderbird laptop")`) {
+		t.Errorf("revoke said %q", r.stdout)
+	}
+	te.ok("", "user", "revoke", "alice@example.org", id("recovery"))
+	te.fails(exitError, "last password or recovery code", "", "user", "revoke", "alice@example.org", id("password"))
+	var users []userInfo
+	if err := json.Unmarshal([]byte(te.ok("", "user", "list", "--json").stdout), &users); err != nil {
+		t.Fatal(err)
+	}
+	if len(users) != 1 || users[0].Address != "alice@example.org" || len(users[0].Slots) != 1 || users[0].Fingerprint == "" {
+		t.Errorf("user list --json: %+v", users)
+	}
+
 	r = te.ok("", "user", "delete", "alice@example.org", "--yes")
-	if !strings.Contains(r.stdout, "destroyed 2 unlock slot(s) and the wrapped private key") ||
+	if !strings.Contains(r.stdout, "destroyed 1 unlock slot(s) and the wrapped private key") ||
 		!strings.Contains(r.stdout, "6 mailbox(es)") {
 		t.Errorf("delete said %q", r.stdout)
 	}
@@ -404,6 +458,12 @@ func userLifecycle(t *testing.T, te *testEnv) {
 	if r = te.ok("", "user", "list"); strings.Contains(r.stdout, "alice") {
 		t.Errorf("deleted account still listed:\n%s", r.stdout)
 	}
+}
+
+// lastLine is the last non-empty line of out, trimmed.
+func lastLine(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // checkGPGImport imports an armored key into a throwaway GnuPG home and
@@ -476,7 +536,8 @@ func TestCLIUsersWhileServing(t *testing.T) {
 	if !strings.Contains(logs, "self-signed") {
 		t.Errorf("no self-signed warning:\n%s", logs)
 	}
-	if !strings.Contains(logs, `msg="control request user.add"`) || !strings.Contains(logs, `msg="control request user.passwd"`) {
+	if !strings.Contains(logs, `msg="control request user.add"`) || !strings.Contains(logs, `msg="control request user.passwd"`) ||
+		!strings.Contains(logs, `msg="control request user.app-password"`) || !strings.Contains(logs, `msg="control request user.revoke"`) {
 		t.Errorf("the admin commands did not go through the server:\n%s", logs)
 	}
 	// The CLI's liveness probe and the second serve's are not bad

@@ -50,7 +50,21 @@ type Config struct {
 	Key        KeyConfig           `yaml:"key"`
 	Log        LogConfig           `yaml:"log"`
 	KDF        KDFConfig           `yaml:"kdf"`
+	Auth       AuthConfig          `yaml:"auth"`
 }
+
+// AuthConfig configures logins.
+type AuthConfig struct {
+	// UnlockCache is how long a login's unlocked master secret stays in
+	// memory, wrapped under a fast hash of the password, after its last
+	// use (server/account); 0 disables the cache.
+	UnlockCache time.Duration `yaml:"unlock_cache" default:"15m" min:"0"`
+}
+
+// maxUnlockCache bounds auth.unlock_cache: a cached secret is cheap to
+// attack for whoever reads the server's memory, so it is kept for an
+// idle period, not for days.
+const maxUnlockCache = 24 * time.Hour
 
 // ListenConfig holds listener addresses; "" disables a listener.
 type ListenConfig struct {
@@ -198,6 +212,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return fmt.Errorf("config: log.format: want text or json, got %q", c.Log.Format)
+	}
+	if c.Auth.UnlockCache > maxUnlockCache {
+		return fmt.Errorf("config: auth.unlock_cache: at most %v (0 disables it)", maxUnlockCache)
 	}
 	return c.KDF.validate()
 }

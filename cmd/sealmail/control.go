@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/sealmail/sealmail/server/listener"
-	"github.com/sealmail/sealmail/store"
 )
 
 // The control socket lets the CLI administer accounts while `serve` holds
@@ -40,6 +39,9 @@ const (
 	opSetWKD       = "user.set-wkd"
 	opExportKey    = "key.export"
 	opExportSecret = "key.export-secret"
+	opAppPassword  = "user.app-password"
+	opSlots        = "user.slots"
+	opRevoke       = "user.revoke"
 )
 
 type controlRequest struct {
@@ -48,6 +50,8 @@ type controlRequest struct {
 	Secret    []byte `json:"secret,omitempty"`
 	NewSecret []byte `json:"new_secret,omitempty"`
 	Publish   bool   `json:"publish,omitempty"`
+	Label     string `json:"label,omitempty"`
+	Slot      uint32 `json:"slot,omitempty"`
 }
 
 type controlResponse struct {
@@ -228,7 +232,8 @@ func (s *controlServer) serveRequest(ctx context.Context, rw io.ReadWriter) {
 // the log.
 func logSafeOp(op string) string {
 	switch op {
-	case opAddUser, opUsers, opPasswd, opDelete, opRecoveryCode, opSetWKD, opExportKey, opExportSecret:
+	case opAddUser, opUsers, opPasswd, opDelete, opRecoveryCode, opSetWKD, opExportKey, opExportSecret,
+		opAppPassword, opSlots, opRevoke:
 		return op
 	}
 	return "(unknown)"
@@ -260,6 +265,12 @@ func (s *controlServer) dispatch(ctx context.Context, r *controlRequest) (any, e
 		return s.adm.ExportKey(ctx, r.Address)
 	case opExportSecret:
 		return s.adm.ExportSecretKey(ctx, r.Address, r.Secret)
+	case opAppPassword:
+		return s.adm.AddAppPassword(ctx, r.Address, r.Secret, r.Label)
+	case opSlots:
+		return s.adm.Slots(ctx, r.Address)
+	case opRevoke:
+		return s.adm.RevokeSlot(ctx, r.Address, r.Slot)
 	}
 	return nil, adminErrorf(nil, "unknown operation %q", r.Op)
 }
@@ -376,16 +387,34 @@ func (r *remoteAdmin) ChangePassword(ctx context.Context, address string, curren
 	return res, err
 }
 
-func (r *remoteAdmin) DeleteUser(ctx context.Context, address string) (store.DeleteReport, error) {
-	var rep store.DeleteReport
+func (r *remoteAdmin) DeleteUser(ctx context.Context, address string) (deleteResult, error) {
+	var rep deleteResult
 	err := r.call(ctx, controlRequest{Op: opDelete, Address: address}, &rep)
 	return rep, err
 }
 
-func (r *remoteAdmin) AddRecoveryCode(ctx context.Context, address string, current []byte) (string, error) {
-	var code string
+func (r *remoteAdmin) AddRecoveryCode(ctx context.Context, address string, current []byte) (newSecret, error) {
+	var code newSecret
 	err := r.call(ctx, controlRequest{Op: opRecoveryCode, Address: address, Secret: current}, &code)
 	return code, err
+}
+
+func (r *remoteAdmin) AddAppPassword(ctx context.Context, address string, current []byte, label string) (newSecret, error) {
+	var ap newSecret
+	err := r.call(ctx, controlRequest{Op: opAppPassword, Address: address, Secret: current, Label: label}, &ap)
+	return ap, err
+}
+
+func (r *remoteAdmin) Slots(ctx context.Context, address string) ([]slotInfo, error) {
+	var slots []slotInfo
+	err := r.call(ctx, controlRequest{Op: opSlots, Address: address}, &slots)
+	return slots, err
+}
+
+func (r *remoteAdmin) RevokeSlot(ctx context.Context, address string, id uint32) (revokeResult, error) {
+	var rev revokeResult
+	err := r.call(ctx, controlRequest{Op: opRevoke, Address: address, Slot: id}, &rev)
+	return rev, err
 }
 
 func (r *remoteAdmin) SetWKD(ctx context.Context, address string, publish bool) error {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -33,13 +34,25 @@ func (f *fakeAdmin) ChangePassword(_ context.Context, a string, cur, next []byte
 	f.note("passwd", a+" "+string(cur)+" "+string(next))
 	return passwdResult{NewSlot: 7}, f.err
 }
-func (f *fakeAdmin) DeleteUser(_ context.Context, a string) (store.DeleteReport, error) {
+func (f *fakeAdmin) DeleteUser(_ context.Context, a string) (deleteResult, error) {
 	f.note("delete", a)
-	return store.DeleteReport{Slots: 2}, f.err
+	return deleteResult{DeleteReport: store.DeleteReport{Slots: 2}}, f.err
 }
-func (f *fakeAdmin) AddRecoveryCode(_ context.Context, a string, cur []byte) (string, error) {
+func (f *fakeAdmin) AddRecoveryCode(_ context.Context, a string, cur []byte) (newSecret, error) {
 	f.note("recovery", a)
-	return "CODE", f.err
+	return newSecret{Slot: 3, Secret: "CODE"}, f.err
+}
+func (f *fakeAdmin) AddAppPassword(_ context.Context, a string, cur []byte, label string) (newSecret, error) {
+	f.note("app-password", a+" "+string(cur)+" "+label)
+	return newSecret{Slot: 4, Secret: "app"}, f.err
+}
+func (f *fakeAdmin) Slots(_ context.Context, a string) ([]slotInfo, error) {
+	f.note("slots", a)
+	return []slotInfo{{ID: 1, Kind: "password"}}, f.err
+}
+func (f *fakeAdmin) RevokeSlot(_ context.Context, a string, id uint32) (revokeResult, error) {
+	f.note("revoke", a+" "+strconv.Itoa(int(id)))
+	return revokeResult{Slot: slotInfo{ID: id}}, f.err
 }
 func (f *fakeAdmin) SetWKD(_ context.Context, a string, p bool) error {
 	f.note("wkd", a)
@@ -94,6 +107,9 @@ func TestControlRequests(t *testing.T) {
 		{"add", enc(controlRequest{Op: opAddUser, Address: "a@example.org", Secret: secret}), nil, true, "", "add a@example.org a secret password"},
 		{"passwd", enc(controlRequest{Op: opPasswd, Address: "a@example.org", Secret: secret, NewSecret: []byte("new one")}), nil, true, "", "passwd a@example.org a secret password new one"},
 		{"list", enc(controlRequest{Op: opUsers}), nil, true, "", "list "},
+		{"app password", enc(controlRequest{Op: opAppPassword, Address: "a@example.org", Secret: secret, Label: "phone"}), nil, true, "", "app-password a@example.org a secret password phone"},
+		{"slots", enc(controlRequest{Op: opSlots, Address: "a@example.org"}), nil, true, "", "slots a@example.org"},
+		{"revoke", enc(controlRequest{Op: opRevoke, Address: "a@example.org", Slot: 7}), nil, true, "", "revoke a@example.org 7"},
 		{"unknown op", `{"op":"user.frob"}`, nil, false, `unknown operation "user.frob"`, ""},
 		{"not json", `hello`, nil, false, "bad request", ""},
 		{"truncated", `{"op":"user.add","address":"a@exa`, nil, false, "bad request", ""},

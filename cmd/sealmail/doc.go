@@ -12,6 +12,12 @@
 // every command and key; TestConfigDocMatchesKeys keeps it exact.
 //
 // Implementation notes:
+//   - Accounts are created, unlocked, changed and deleted only by
+//     server/account. `serve` builds one account.Service for the control
+//     socket and every protocol, so a change made with the CLI reaches live
+//     IMAP sessions and the unlock cache; the CLI without a server builds
+//     its own over the store it opens. auth.unlock_cache sets the cache's
+//     idle time.
 //   - Administration while the server runs: badger lets one process open
 //     a directory, so `serve` listens on <data_dir>/control.sock and runs
 //     each CLI request with the same code (localAdmin) the CLI uses when no
@@ -27,16 +33,21 @@
 //     their secrets before they open the store or contact the server, so a
 //     prompt never holds the store's lock.
 //   - Only adminError text (operator mistakes: bad address, wrong password,
-//     unknown account) crosses the socket; other causes stay in the server
-//     log and the client reads a generic message.
+//     unknown account; the account service's *account.Error messages)
+//     crosses the socket; other causes stay in the server log and the
+//     client reads a generic message.
 //   - A password cannot be reset without the current password or a
 //     recovery code: a slot wraps the master secret under the password, so
 //     without it there is nothing to rewrap. `user passwd` adds the new
 //     slot before it removes the old password slots, so a crash in between
 //     leaves both passwords working, never none.
-//   - `user delete` relies on store.DeleteAccount's crypto-shredding: the
-//     slots and the wrapped private key go in the first durable
-//     transaction; after that the sealed mail cannot be opened by anyone.
+//   - `user delete` ends the account's sessions, then relies on
+//     store.DeleteAccount's crypto-shredding: the slots and the wrapped
+//     private key go in the first durable transaction; after that the
+//     sealed mail cannot be opened by anyone.
+//   - App passwords and recovery codes are printed once, alone on the last
+//     line of output, for scripts. `user revoke` needs no secret (it only
+//     destroys access) and refuses the last password or recovery code.
 //   - Shutdown order: stop accepting everywhere and drain each protocol
 //     concurrently (bounded by shutdownTimeout), then close the store, so
 //     every message that got 250 is committed before the store closes.
@@ -51,5 +62,5 @@
 //     configured ones.
 //   - kdf.time/kdf.memory_kib lower the argon2id cost of new slots. They
 //     exist for end-to-end tests and log a warning; zero means
-//     crypto.DefaultKDF.
+//     crypto.DefaultKDF().
 package main

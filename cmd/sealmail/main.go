@@ -65,6 +65,7 @@ type cmdFlags struct {
 	passwordStdin bool
 	wkd           string
 	yes           bool
+	json          bool
 }
 
 // hint renders the global flags given, for a command line printed as
@@ -113,7 +114,7 @@ func init() {
 		{name: "config show", summary: "print the effective configuration as YAML", run: runConfigShow},
 		{name: "user add", args: "ADDRESS", summary: "create an account, its key pair and its first unlock slot",
 			flags: passwordFlag, run: runUserAdd},
-		{name: "user list", summary: "list accounts", run: runUserList},
+		{name: "user list", summary: "list accounts", flags: jsonFlag, run: runUserList},
 		{name: "user passwd", args: "ADDRESS", summary: "change the password (needs the current password or a recovery code)",
 			flags: passwordFlag, run: runUserPasswd},
 		{name: "user delete", args: "ADDRESS", summary: "crypto-shred an account and all its mail",
@@ -122,6 +123,12 @@ func init() {
 			}, run: runUserDelete},
 		{name: "user recovery-code", args: "ADDRESS", summary: "add a recovery code (printed once)",
 			flags: passwordFlag, run: runUserRecoveryCode},
+		{name: "user app-password", args: "ADDRESS LABEL", summary: "add an app password for one device (printed once; logs in, cannot change the account)",
+			flags: passwordFlag, run: runUserAppPassword},
+		{name: "user slots", args: "ADDRESS", summary: "list an account's unlock slots (password, recovery codes, app passwords)",
+			flags: jsonFlag, run: runUserSlots},
+		{name: "user revoke", args: "ADDRESS SLOT-ID", summary: "destroy one unlock slot and end the sessions that used it",
+			run: runUserRevoke},
 		{name: "user set", args: "ADDRESS --wkd=true|false", summary: "change account settings",
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.StringVar(&f.wkd, "wkd", "", "publish the public key in the Web Key Directory (true|false)")
@@ -135,6 +142,10 @@ func init() {
 
 func passwordFlag(fs *flag.FlagSet, f *cmdFlags) {
 	fs.BoolVar(&f.passwordStdin, "password-stdin", false, "read secrets from standard input, one per line, instead of prompting")
+}
+
+func jsonFlag(fs *flag.FlagSet, f *cmdFlags) {
+	fs.BoolVar(&f.json, "json", false, "print JSON for scripts")
 }
 
 // commonFlags are accepted before the command and by every command.

@@ -6,36 +6,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"unicode"
-	"unicode/utf8"
 
 	"golang.org/x/term"
+
+	"github.com/sealmail/sealmail/server/account"
 )
 
-// Password rules. 12 characters is the shortest password sealmail accepts:
-// the unlock slot is only as strong as the password argon2id stretches.
-// 1024 bytes bounds the work and memory one secret can cost.
-const (
-	minPasswordChars = 12
-	maxPasswordBytes = 1024
-)
+// maxPasswordBytes bounds a secret read from standard input; the account
+// service's rules (account.CheckPassword) apply after.
+const maxPasswordBytes = account.MaxPasswordBytes
 
-// checkPassword enforces the password rules with a message an operator can
-// act on.
+// checkPassword enforces the account service's password rules before the
+// store is opened or the server contacted.
 func checkPassword(pw []byte) error {
-	switch {
-	case len(pw) == 0:
-		return errors.New("the password is empty")
-	case len(pw) > maxPasswordBytes:
-		return fmt.Errorf("the password is longer than %d bytes", maxPasswordBytes)
-	case !utf8.Valid(pw):
-		return errors.New("the password is not valid UTF-8")
-	case bytes.ContainsFunc(pw, unicode.IsControl):
-		return errors.New("the password contains control characters")
-	case utf8.RuneCount(pw) < minPasswordChars:
-		return fmt.Errorf("the password is too short: at least %d characters are needed", minPasswordChars)
-	}
-	return nil
+	return adminErr(account.CheckPassword(pw))
 }
 
 // lineReader reads secrets from --password-stdin input, one per line.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sealmail/sealmail/keyserver"
+	"github.com/sealmail/sealmail/server/account"
 	imapserver "github.com/sealmail/sealmail/server/imap"
 	"github.com/sealmail/sealmail/server/listener"
 	smtpserver "github.com/sealmail/sealmail/server/smtp"
@@ -77,7 +78,18 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 			}
 		}
 	}()
-	ctl := newControlServer(ctlLn, newLocalAdmin(st, c, log), log)
+	// One account service for the control socket and every protocol, so
+	// that a change made through the CLI reaches live sessions and the
+	// unlock cache. It closes (ending sessions, wiping the cache) before
+	// the store.
+	accounts, err := newAccounts(st, c, log)
+	if err != nil {
+		ctlLn.Close()
+		os.Remove(c.socketPath())
+		return err
+	}
+	defer accounts.Close()
+	ctl := newControlServer(ctlLn, &localAdmin{svc: accounts}, log)
 	ctlCtx, ctlCancel := context.WithCancel(context.Background())
 	defer ctlCancel()
 	services = append(services, &service{
@@ -86,7 +98,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 		shutdown: ctl.close,
 	})
 
-	more, err := startServers(c, st, log, fdLimit)
+	more, err := startServers(c, st, accounts, log, fdLimit)
 	if err != nil {
 		for _, s := range services {
 			s.shutdown(context.Background())
@@ -207,7 +219,7 @@ func (l listeners) close() {
 // their listeners and guards them (server/listener) with the limits of
 // the configuration, fitted into what fdLimit leaves. It returns them as
 // services, not yet serving. On error nothing stays bound.
-func startServers(c *Config, st store.Store, log *slog.Logger, fdLimit uint64) (_ []*service, err error) {
+func startServers(c *Config, st store.Store, accounts *account.Service, log *slog.Logger, fdLimit uint64) (_ []*service, err error) {
 	tlsConf, err := serverTLS(c, log)
 	if err != nil {
 		return nil, err
@@ -227,6 +239,7 @@ func startServers(c *Config, st store.Store, log *slog.Logger, fdLimit uint64) (
 	}()
 	imapSrv, err := imapserver.New(imapserver.Options{
 		Store:       st,
+		Accounts:    accounts,
 		TLSConfig:   tlsConf.client,
 		Logger:      log,
 		AppendLimit: int64(c.Limits.MessageBytes),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sealmail/sealmail/server/account"
 )
 
 // openAdmin returns the running server's admin over the control socket,
@@ -36,7 +39,16 @@ func (e *env) openAdmin() (admin, *Config, func() error, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return newLocalAdmin(st, c, log), c, st.Close, nil
+	svc, err := newAccounts(st, c, log)
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	closeFn := func() error {
+		svc.Close()
+		return st.Close()
+	}
+	return &localAdmin{svc: svc}, c, closeFn, nil
 }
 
 // promptFirst checks the configuration, then reads a secret. Secrets are
@@ -82,11 +94,11 @@ func runUserAdd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := localAddress(addr, c.Domains); err != nil {
-		return err
+	if _, err := account.CheckNewAddress(addr, c.Domains); err != nil {
+		return adminErr(err)
 	}
 	pw, err := e.promptFirst(func() ([]byte, error) {
-		return e.readNewPassword(fmt.Sprintf("Password for %s (at least %d characters): ", addr, minPasswordChars))
+		return e.readNewPassword(fmt.Sprintf("Password for %s (at least %d characters): ", addr, account.MinPasswordChars))
 	})
 	if err != nil {
 		return err
@@ -119,8 +131,18 @@ func runUserList(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
+		if e.flags.json {
+			return writeJSON(e.io.out, us)
+		}
 		return writeUsers(e.io.out, us)
 	})
+}
+
+// writeJSON writes v as indented JSON for scripts.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func writeUsers(w io.Writer, us []userInfo) error {
@@ -149,7 +171,7 @@ func runUserPasswd(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer wipe(cur)
-	next, err := e.readNewPassword(fmt.Sprintf("New password (at least %d characters): ", minPasswordChars))
+	next, err := e.readNewPassword(fmt.Sprintf("New password (at least %d characters): ", account.MinPasswordChars))
 	if err != nil {
 		return err
 	}
@@ -161,6 +183,9 @@ func runUserPasswd(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(e.io.out, "password changed for %s: new unlock slot %d; removed old password slot(s) %s; existing mail stays readable\n",
 			addr, res.NewSlot, joinIDs(res.RemovedSlots))
+		if res.EndedSessions > 0 {
+			fmt.Fprintf(e.io.out, "  ended %d IMAP session(s) that had logged in with the old password\n", res.EndedSessions)
+		}
 		return nil
 	})
 }
@@ -199,8 +224,8 @@ func runUserDelete(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.io.out, "deleted %s:\n  first destroyed %d unlock slot(s) and the wrapped private key: its mail can no longer be decrypted\n  then removed %d mailbox(es) and %d message(s), %d sealed bytes\n",
-			addr, rep.Slots, rep.Mailboxes, rep.Messages, rep.Bytes)
+		fmt.Fprintf(e.io.out, "deleted %s:\n  ended %d open session(s) and wiped their keys\n  first destroyed %d unlock slot(s) and the wrapped private key: its mail can no longer be decrypted\n  then removed %d mailbox(es) and %d message(s), %d sealed bytes\n",
+			addr, rep.EndedSessions, rep.Slots, rep.Mailboxes, rep.Messages, rep.Bytes)
 		fmt.Fprintln(e.io.out, "  note: the store reclaims the freed disk space in the background")
 		return nil
 	})
@@ -223,7 +248,78 @@ func runUserRecoveryCode(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.io.out, "recovery code for %s (shown once; store it offline, it unlocks the account like the password):\n%s\n", addr, code)
+		fmt.Fprintf(e.io.out, "recovery code for %s, unlock slot %d (shown once; keep it offline: it changes the password like the password does, however you type it):\n%s\n",
+			addr, code.Slot, code.Secret)
+		return nil
+	})
+}
+
+func runUserAppPassword(ctx context.Context, e *env, args []string) error {
+	if len(args) != 2 {
+		return usagef("want ADDRESS and LABEL (the device or program the app password is for)")
+	}
+	addr, label := args[0], args[1]
+	cur, err := e.promptFirst(func() ([]byte, error) {
+		return e.readSecret(fmt.Sprintf("Current password or recovery code for %s: ", addr))
+	})
+	if err != nil {
+		return err
+	}
+	defer wipe(cur)
+	return e.withAdmin(func(a admin, _ *Config) error {
+		ap, err := a.AddAppPassword(ctx, addr, cur, label)
+		if err != nil {
+			return err
+		}
+		// The secret goes alone on the last line, for scripts.
+		fmt.Fprintf(e.io.out, "app password for %s on %q, unlock slot %d (shown once; it logs in but cannot change the account; revoke it with: sealmail %suser revoke %s %d):\n%s\n",
+			addr, label, ap.Slot, e.flags.hint(), addr, ap.Slot, ap.Secret)
+		return nil
+	})
+}
+
+func runUserSlots(ctx context.Context, e *env, args []string) error {
+	addr, err := oneAddress(args)
+	if err != nil {
+		return err
+	}
+	return e.withAdmin(func(a admin, _ *Config) error {
+		slots, err := a.Slots(ctx, addr)
+		if err != nil {
+			return err
+		}
+		if e.flags.json {
+			return writeJSON(e.io.out, slots)
+		}
+		tw := tabwriter.NewWriter(e.io.out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tKIND\tCREATED\tLABEL")
+		for _, s := range slots {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.ID, s.Kind, s.Created.UTC().Format(time.DateTime), s.Label)
+		}
+		return tw.Flush()
+	})
+}
+
+func runUserRevoke(ctx context.Context, e *env, args []string) error {
+	if len(args) != 2 {
+		return usagef("want ADDRESS and SLOT-ID (see sealmail user slots ADDRESS)")
+	}
+	addr := args[0]
+	id, err := strconv.ParseUint(args[1], 10, 32)
+	if err != nil || id == 0 {
+		return usagef("SLOT-ID: want a slot number from sealmail user slots, got %q", args[1])
+	}
+	return e.withAdmin(func(a admin, _ *Config) error {
+		rev, err := a.RevokeSlot(ctx, addr, uint32(id))
+		if err != nil {
+			return err
+		}
+		label := ""
+		if rev.Slot.Label != "" {
+			label = fmt.Sprintf(" %q", rev.Slot.Label)
+		}
+		fmt.Fprintf(e.io.out, "revoked unlock slot %d (%s%s) of %s; ended %d session(s) that had logged in with it\n",
+			rev.Slot.ID, rev.Slot.Kind, label, addr, rev.EndedSessions)
 		return nil
 	})
 }

@@ -2,6 +2,11 @@ package imap
 
 import (
 	"context"
+	"crypto/tls"
+	"net"
+	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,100 +15,8 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/sealmail/sealmail/crypto"
-	"github.com/sealmail/sealmail/store"
+	"github.com/sealmail/sealmail/server/account"
 )
-
-func TestThrottle(t *testing.T) {
-	th := newThrottle()
-	now := time.Unix(1e9, 0)
-	mustDelay := func(ip, account string, at time.Time) time.Duration {
-		t.Helper()
-		d, ok := th.delay(ip, account, at)
-		if !ok {
-			t.Fatalf("attempt from %s on %s refused", ip, account)
-		}
-		return d
-	}
-	// The first failures from one address cost nothing extra.
-	for i := range ipFreeFailures {
-		if d := mustDelay("192.0.2.1", "other@x", now); d != 0 {
-			t.Fatalf("early delay %v", d)
-		}
-		th.failed("192.0.2.1", "k"+itoa(i), now)
-	}
-	th.failed("192.0.2.1", "k", now)
-	// Then attempts from the address are spaced out.
-	mustDelay("192.0.2.1", "other@x", now)
-	if d := mustDelay("192.0.2.1", "other@x", now); d < ipBaseGap {
-		t.Errorf("address not slowed after many failures: %v", d)
-	}
-	// Another address is not affected.
-	if d := mustDelay("192.0.2.2", "other@x", now); d != 0 {
-		t.Errorf("other address delayed %v", d)
-	}
-	// Many attempts in parallel from one guessing address: the address is
-	// refused once too many are queued.
-	for i := range 40 {
-		th.failed("192.0.2.3", "g"+itoa(i), now)
-	}
-	refused := false
-	for range 100 {
-		if _, ok := th.delay("192.0.2.3", "other@x", now); !ok {
-			refused = true
-			break
-		}
-	}
-	if !refused {
-		t.Errorf("parallel attempts from one address never refused")
-	}
-
-	// Many failures on one account, from many addresses: attempts from new
-	// addresses are spaced out but never refused, and never wait longer
-	// than accountMaxWait, however many are queued.
-	for i := range 40 {
-		th.failed(remoteIP("198.51.100."+itoa(i)+":1"), "victim@x", now)
-	}
-	d1 := mustDelay("203.0.113.9", "victim@x", now)
-	d2 := mustDelay("203.0.113.10", "victim@x", now)
-	if d2 <= d1 || d2-d1 > accountMaxGap {
-		t.Errorf("account spacing: %v then %v", d1, d2)
-	}
-	for i := range 1000 {
-		if d := mustDelay("203.0.114."+itoa(i%250), "victim@x", now); d > accountMaxWait {
-			t.Fatalf("attempt %d on the account waits %v", i, d)
-		}
-	}
-	// The owner's usual address is not slowed down by the account's
-	// failures once it has logged in from there.
-	th.succeeded("192.0.2.77", "victim@x", now.Add(-time.Hour))
-	if d := mustDelay("192.0.2.77", "victim@x", now); d != 0 {
-		t.Errorf("trusted address delayed %v", d)
-	}
-	// Scores decay: hours later the account is free again.
-	later := now.Add(3 * time.Hour)
-	mustDelay("203.0.113.11", "victim@x", later)
-	if d := mustDelay("203.0.113.12", "victim@x", later); d > accountBaseGap {
-		t.Errorf("no decay: %v", d)
-	}
-	if got := remoteIP("[2001:db8::1]:993"); got != "2001:db8::" {
-		t.Errorf("remoteIP v6 = %q", got)
-	}
-}
-
-func TestThrottlePrune(t *testing.T) {
-	th := newThrottle()
-	th.maxEntry = 10
-	now := time.Unix(1e9, 0)
-	for i := range 100 {
-		th.failed("ip"+itoa(i), "acct"+itoa(i), now)
-	}
-	for i := range 100 {
-		th.succeeded("ip"+itoa(i), "acct"+itoa(i), now)
-	}
-	if len(th.byIP) > 10 || len(th.byAcct) > 10 || len(th.trusted) > 10 {
-		t.Errorf("throttle grew to %d/%d/%d entries", len(th.byIP), len(th.byAcct), len(th.trusted))
-	}
-}
 
 func TestAuthenticatePlainAndLogout(t *testing.T) {
 	env := newEnv(t)
@@ -125,13 +38,16 @@ func TestAuthenticatePlainAndLogout(t *testing.T) {
 	env.srv.mu.Lock()
 	n := len(env.srv.sessions)
 	env.srv.mu.Unlock()
-	if n != 1 {
-		t.Fatalf("%d sessions", n)
+	if n != 1 || env.acc.Sessions(alice) != 1 {
+		t.Fatalf("%d sessions, %d logins", n, env.acc.Sessions(alice))
 	}
 	if err := c.Logout().Wait(); err != nil {
 		t.Fatal(err)
 	}
 	waitSessions(t, env, 0)
+	if n := env.acc.Sessions(alice); n != 0 {
+		t.Fatalf("%d logins left after LOGOUT", n)
+	}
 }
 
 func waitSessions(t *testing.T, env *testEnv, want int) {
@@ -148,38 +64,56 @@ func waitSessions(t *testing.T, env *testEnv, want int) {
 	t.Fatalf("sessions did not drop to %d", want)
 }
 
+// sessionKeys returns the keyrings of the server's logged-in sessions.
+func sessionKeys(env *testEnv) []keyring {
+	env.srv.mu.Lock()
+	defer env.srv.mu.Unlock()
+	var out []keyring
+	for sess := range env.srv.sessions {
+		sess.mu.Lock()
+		if sess.keys != nil {
+			out = append(out, sess.keys)
+		}
+		sess.mu.Unlock()
+	}
+	return out
+}
+
+func isWiped(k keyring) bool {
+	_, err := k.OpenIndex([]byte("x"), nil)
+	return err != nil && isWipedErr(err)
+}
+
 // TestShutdownWipesKeys: Shutdown ends every session and wipes its keyring;
 // a dropped connection does too.
 func TestShutdownWipesKeys(t *testing.T) {
 	env := newEnv(t)
 	env.addUser(alice, alicePW)
-	var wiped []*spyKeyring
-	real := env.srv.unlock
-	env.srv.unlock = func(slots [][]byte, secret, wrapped []byte) (keyring, error) {
-		k, err := real(slots, secret, wrapped)
-		if err != nil {
-			return nil, err
-		}
-		s := &spyKeyring{keyring: k}
-		wiped = append(wiped, s)
-		return s, nil
-	}
 	dropped := env.dial(alice, alicePW)
+	first := sessionKeys(env)
 	kept := env.dial(alice, alicePW)
 	if _, err := kept.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
+	both := sessionKeys(env)
+	if len(first) != 1 || len(both) != 2 {
+		t.Fatalf("%d then %d logged-in sessions", len(first), len(both))
+	}
+	second := both[0]
+	if second == first[0] {
+		second = both[1]
+	}
 	dropped.Close()
 	waitSessions(t, env, 1)
-	if !wiped[0].isWiped() || wiped[1].isWiped() {
-		t.Fatalf("after drop: wiped = %v %v", wiped[0].isWiped(), wiped[1].isWiped())
+	if !isWiped(first[0]) || isWiped(second) {
+		t.Fatalf("after drop: wiped = %v %v", isWiped(first[0]), isWiped(second))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := env.srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !wiped[1].isWiped() {
+	if !isWiped(second) {
 		t.Fatal("Shutdown left a keyring unwiped")
 	}
 	select {
@@ -192,41 +126,17 @@ func TestShutdownWipesKeys(t *testing.T) {
 	}
 }
 
-// spyKeyring lets a test ask whether the real keyring was wiped.
-type spyKeyring struct{ keyring }
-
-func (s *spyKeyring) isWiped() bool {
-	_, err := s.keyring.OpenIndex([]byte("x"), nil)
-	return err != nil && isWipedErr(err)
-}
-
 // TestFailedLoginDelay: a failed login is answered FailureDelay after it
-// started whatever the work behind it: an unknown account (one burnt
-// unlock) and a wrong password for an account with several slots (one
-// argon2id run each). The answer is never earlier, and a correct password
-// is not delayed by it.
+// started whatever the work behind it: an unknown account (a burnt
+// unlock), an invalid name, and a wrong password for an account with an
+// app password. The answer is never earlier, and the app password logs
+// in.
 func TestFailedLoginDelay(t *testing.T) {
 	const delay = 300 * time.Millisecond
-	env := newEnv(t, envOptions{opt: Options{FailureDelay: delay}})
+	env := newEnv(t, envOptions{acc: account.Options{FailureDelay: delay}})
 	env.addUser(alice, alicePW)
-	// Unknown accounts do no work at all here (the real burn costs one
-	// DefaultKDF run, slow under -race); they must still wait the delay.
-	env.srv.burn = func([]byte) {}
-	// A second slot (an app password) doubles the work of a wrong password.
-	acct, err := env.st.Account(t.Context(), alice)
+	ap, err := env.acc.AddAppPassword(t.Context(), alice, []byte(alicePW), "test client")
 	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := crypto.Unlock([][]byte{acct.Slots[0].Data}, []byte(alicePW), acct.WrappedKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slot, err := kr.NewSlot([]byte("app password"), crypto.TestKDF())
-	kr.Wipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.st.AddSlot(t.Context(), alice, store.Slot{Kind: store.SlotAppPassword, Data: slot}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := imapclient.DialTLS(env.tlsAddr, &imapclient.Options{TLSConfig: env.clientTL})
@@ -238,6 +148,7 @@ func TestFailedLoginDelay(t *testing.T) {
 		{alice, "wrong"},
 		{"nobody@example.org", "wrong"},
 		{"not an address", "wrong"},
+		{alice, "zzzz-zzzz-zzzz-zzzz-zzzz"}, // an app password naming no slot
 	} {
 		start := time.Now()
 		err := c.Login(tc.user, tc.pw).Wait()
@@ -248,7 +159,277 @@ func TestFailedLoginDelay(t *testing.T) {
 			t.Errorf("LOGIN %s failed after %v, before the %v delay", tc.user, d, delay)
 		}
 	}
-	if err := c.Login(alice, "app password").Wait(); err != nil {
+	if err := c.Login(alice, strings.ToUpper(ap.Secret)).Wait(); err != nil {
 		t.Fatalf("LOGIN with the app password: %v", err)
+	}
+}
+
+// waitBye waits until the server closes c and returns the BYE text it
+// sent, if any.
+func waitBye(t *testing.T, c *imapclient.Client, bye <-chan string) string {
+	t.Helper()
+	select {
+	case <-c.Closed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection still open")
+	}
+	select {
+	case text := <-bye:
+		return text
+	default:
+		return ""
+	}
+}
+
+// dialWatch logs in and records the text of an unsolicited BYE.
+func (e *testEnv) dialWatch(user, pw string) (*imapclient.Client, <-chan string) {
+	e.t.Helper()
+	bye := make(chan string, 1)
+	c := e.dial(user, pw, &imapclient.Options{
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{},
+		DebugWriter:           byeSniffer{bye},
+	})
+	return c, bye
+}
+
+// byeSniffer watches the client's debug stream for "* BYE".
+type byeSniffer struct{ bye chan string }
+
+func (b byeSniffer) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(string(p), "\r\n") {
+		if text, ok := strings.CutPrefix(line, "* BYE "); ok {
+			select {
+			case b.bye <- text:
+			default:
+			}
+		}
+	}
+	return len(p), nil
+}
+
+// TestDeleteEndsSessions: deleting an account ends its open IMAP sessions
+// (BYE, connection closed) and wipes their keys; later logins fail.
+func TestDeleteEndsSessions(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	env.deliver(alice, "INBOX", testMessage("before", "read me"))
+	ap, err := env.acc.AddAppPassword(t.Context(), alice, []byte(alicePW), "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, bye1 := env.dialWatch(alice, alicePW)
+	c2, bye2 := env.dialWatch(alice, ap.Secret)
+	if _, err := c1.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	keys := sessionKeys(env)
+	if len(keys) != 2 {
+		t.Fatalf("%d logged-in sessions", len(keys))
+	}
+	del, err := env.acc.Delete(t.Context(), alice)
+	if err != nil || del.EndedSessions != 2 {
+		t.Fatalf("Delete = %+v, %v", del, err)
+	}
+	for i, c := range []*imapclient.Client{c1, c2} {
+		if text := waitBye(t, c, []<-chan string{bye1, bye2}[i]); text != "Account deleted" {
+			t.Errorf("session %d: BYE %q", i, text)
+		}
+	}
+	for _, k := range keys {
+		if !isWiped(k) {
+			t.Error("a deleted account's session keeps its keys")
+		}
+	}
+	waitSessions(t, env, 0)
+	c, err := imapclient.DialTLS(env.tlsAddr, &imapclient.Options{TLSConfig: env.clientTL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(alice, alicePW).Wait(); imapCode(err) != imap.ResponseCodeAuthenticationFailed {
+		t.Fatalf("LOGIN after delete: %v", err)
+	}
+}
+
+// TestRevokeEndsSession: revoking an app password ends the sessions that
+// used it and no other; a password change ends the password's sessions.
+func TestRevokeEndsSession(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	ap, err := env.acc.AddAppPassword(t.Context(), alice, []byte(alicePW), "lost phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPW, byePW := env.dialWatch(alice, alicePW)
+	byApp, byeApp := env.dialWatch(alice, ap.Secret)
+	if _, err := env.acc.RevokeSlot(t.Context(), alice, ap.Slot); err != nil {
+		t.Fatal(err)
+	}
+	if text := waitBye(t, byApp, byeApp); !strings.HasPrefix(text, "Credentials revoked") {
+		t.Errorf("revoked session: BYE %q", text)
+	}
+	if _, err := byPW.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatalf("the password's session after the revocation: %v", err)
+	}
+	if _, err := env.acc.ChangePassword(t.Context(), alice, []byte(alicePW), []byte("a brand new long password")); err != nil {
+		t.Fatal(err)
+	}
+	if text := waitBye(t, byPW, byePW); !strings.HasPrefix(text, "Credentials revoked") {
+		t.Errorf("old password's session: BYE %q", text)
+	}
+	env.dial(alice, "a brand new long password")
+}
+
+// dialFrom connects with implicit TLS from a given loopback address, so
+// that one test can play several clients (127.0.0.0/8 is all local).
+func (e *testEnv) dialFrom(local string) (*imapclient.Client, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 10 * time.Second}
+	conn, err := tls.DialWithDialer(&d, "tcp", e.tlsAddr, e.clientTL)
+	if err != nil {
+		return nil, err
+	}
+	return imapclient.New(conn, nil), nil
+}
+
+// floodResult is what a login flood measured.
+type floodResult struct {
+	refused, failed, other int
+	// guessRate is the failed (answered, not refused) guesses on the
+	// victim per second of flood.
+	guessRate float64
+	// legit is how long the known client's LOGIN took during the flood.
+	legit time.Duration
+	// legitBeforeLast: the known client was answered before the last
+	// answered guess.
+	legitBeforeLast bool
+}
+
+// flood sends n parallel wrong LOGINs for alice from 127.0.0.1 while
+// alice's usual client, which has logged in from 127.0.0.2 before, logs
+// in once more.
+func flood(tb testing.TB, env *testEnv, n int) floodResult {
+	tb.Helper()
+	// The owner's usual address becomes a known pair.
+	owner, err := env.dialFrom("127.0.0.2")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := owner.Login(alice, alicePW).Wait(); err != nil {
+		tb.Fatal(err)
+	}
+	owner.Logout().Wait()
+	owner.Close()
+
+	clients := make([]*imapclient.Client, n)
+	for i := range clients {
+		c, err := env.dialFrom("127.0.0.1")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		defer c.Close()
+		clients[i] = c
+	}
+	legitC, err := env.dialFrom("127.0.0.2")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer legitC.Close()
+
+	var (
+		mu      sync.Mutex
+		res     floodResult
+		answers []time.Time // failed guesses, when answered
+		wg      sync.WaitGroup
+		start   = make(chan struct{})
+	)
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			err := c.Login(alice, "a wrong guess").Wait()
+			at := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			switch imapCode(err) {
+			case imap.ResponseCodeUnavailable:
+				res.refused++
+			case imap.ResponseCodeAuthenticationFailed:
+				res.failed++
+				answers = append(answers, at)
+			default:
+				res.other++
+				tb.Logf("guess: %v", err)
+			}
+		}()
+	}
+	t0 := time.Now()
+	close(start)
+	// The owner logs in while the guesses are in flight.
+	time.Sleep(20 * time.Millisecond)
+	ls := time.Now()
+	lerr := legitC.Login(alice, alicePW).Wait()
+	legitDone := time.Now()
+	res.legit = legitDone.Sub(ls)
+	wg.Wait()
+	if lerr != nil {
+		tb.Fatalf("the owner's login during the flood: %v", lerr)
+	}
+	sort.Slice(answers, func(i, j int) bool { return answers[i].Before(answers[j]) })
+	if len(answers) > 0 {
+		last := answers[len(answers)-1]
+		res.legitBeforeLast = legitDone.Before(last)
+		res.guessRate = float64(len(answers)) / last.Sub(t0).Seconds()
+	}
+	return res
+}
+
+// TestLoginFlood: 250 parallel wrong LOGINs on one account from one
+// address (issue 9 item 4). Most are refused before any work, few are
+// answered, and the owner's known client logs in during the flood, ahead
+// of the guesses still queued. Speeds are logged, not asserted.
+func TestLoginFlood(t *testing.T) {
+	env := newEnv(t, envOptions{acc: account.Options{FailureDelay: 300 * time.Millisecond}})
+	env.addUser(alice, alicePW)
+	const n = 250
+	res := flood(t, env, n)
+	t.Logf("%d guesses: %d refused at once, %d answered (%.1f guesses/s on the account), %d other; owner's login took %v",
+		n, res.refused, res.failed, res.guessRate, res.other, res.legit)
+	if res.refused+res.failed+res.other != n || res.other != 0 {
+		t.Fatalf("refused %d, failed %d, other %d of %d", res.refused, res.failed, res.other, n)
+	}
+	// One address and one account have at most a few attempts in flight
+	// and queued; everything beyond is refused before any argon2id work.
+	if res.failed > 12 {
+		t.Errorf("%d of %d parallel guesses reached an unlock", res.failed, n)
+	}
+	if !res.legitBeforeLast {
+		t.Error("the owner's login waited behind the guesses")
+	}
+}
+
+// BenchmarkLoginFlood runs TestLoginFlood's flood with production
+// settings (crypto.DefaultKDF(), 1 s failure delay) and reports the
+// guesses per second the account saw and the owner's login time:
+//
+//	go test -run '^$' -bench LoginFlood -benchtime 3x ./server/imap/
+func BenchmarkLoginFlood(b *testing.B) {
+	for b.Loop() {
+		b.StopTimer()
+		env := newEnv(b, envOptions{acc: account.Options{FailureDelay: account.DefaultFailureDelay}})
+		env.acc.Close()
+		acc, err := account.New(account.Options{Store: env.st, Domains: []string{"example.org"}, KDF: crypto.DefaultKDF()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		env.acc = acc
+		env.srv.accounts = acc
+		env.addUser(alice, alicePW)
+		b.StartTimer()
+		res := flood(b, env, 300)
+		b.ReportMetric(res.guessRate, "guesses/s")
+		b.ReportMetric(float64(res.legit.Milliseconds()), "owner-ms")
+		b.ReportMetric(float64(res.refused), "refused")
+		acc.Close()
 	}
 }

@@ -3,10 +3,14 @@
 // the account's keys and only that session can read what is stored.
 //
 // Mail rests in the store sealed to the account's OpenPGP public key. A
-// successful LOGIN or AUTHENTICATE PLAIN (refused without TLS) opens an unlock
-// slot with the password (argon2id) and keeps the resulting crypto.Keyring in
-// the session only. LOGOUT, UNAUTHENTICATE, a dropped connection and Shutdown
-// wipe it.
+// successful LOGIN or AUTHENTICATE PLAIN (refused without TLS) goes to the
+// account service (Options.Accounts, server/account), which checks the
+// password or app password, throttles, and returns an account.Session
+// holding the unlocked crypto.Keyring; the IMAP session keeps it in memory
+// only. LOGOUT, UNAUTHENTICATE, a dropped connection and Shutdown wipe it.
+// When the account service ends the login (the account deleted, the slot
+// it used revoked or replaced), the client gets an untagged BYE saying why
+// and is disconnected.
 //
 // The first unlocked session that meets a message without a summary opens it
 // once (public-key work), parses it and stores, sealed under the account's
@@ -63,14 +67,11 @@
 //   - Errors reaching the client are *imap.Error values built in errors.go;
 //     causes go to the log with the fixed keys (proto, cid, remote, account,
 //     mailbox, uid, err, duration), never message content or secrets.
-//   - Failed logins are answered with NO [AUTHENTICATIONFAILED]
-//     Options.FailureDelay after the attempt started (not after its work
-//     ended), so unknown users (crypto.BurnUnlock spends the time of one
-//     unlock) and wrong passwords (one argon2id run per slot of the
-//     account) take the same time. Failures are throttled per remote
-//     address and per account (auth.go); the per-account throttle slows
-//     attempts down but never refuses them, so an attacker cannot lock a
-//     user out. At most MaxUnlocks argon2id derivations run at once.
+//   - Logins: the throttle, the unlock cache, the bound on argon2id runs
+//     and the fixed failure delay live in server/account, shared with the
+//     other protocols. This package maps its answers: wrong credentials
+//     and unknown accounts alike to NO [AUTHENTICATIONFAILED], refusals
+//     before any work to NO [UNAVAILABLE] (auth.go).
 //   - FETCH of bodies decrypts ahead of the writer on the server's workers
 //     (prefetch.go): at most prefetchWindow messages per worker of at most
 //     maxPrefetchSize bytes each are held decrypted, and each is wiped once

@@ -22,6 +22,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/sealmail/sealmail/crypto"
+	"github.com/sealmail/sealmail/server/account"
 	"github.com/sealmail/sealmail/store"
 	"github.com/sealmail/sealmail/store/badgerstore"
 )
@@ -31,6 +32,7 @@ type testEnv struct {
 	t        testing.TB
 	dir      string
 	st       *badgerstore.DB
+	acc      *account.Service
 	srv      *Server
 	addr     string // STARTTLS listener
 	tlsAddr  string // implicit TLS listener
@@ -95,6 +97,9 @@ func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
 
 type envOptions struct {
 	opt Options
+	// acc configures the account service; Store, Domains, KDF and Logger
+	// are filled in, FailureDelay defaults to 10 ms.
+	acc account.Options
 }
 
 func newEnv(t testing.TB, eo ...envOptions) *testEnv {
@@ -108,15 +113,25 @@ func newEnv(t testing.TB, eo ...envOptions) *testEnv {
 	}
 	cert, pool := testCert(t)
 	var opt Options
+	var aopt account.Options
 	if len(eo) > 0 {
-		opt = eo[0].opt
+		opt, aopt = eo[0].opt, eo[0].acc
+	}
+	aopt.Store = st
+	aopt.Domains = []string{"example.org"}
+	aopt.KDF = crypto.TestKDF()
+	aopt.Logger = logger
+	if aopt.FailureDelay == 0 {
+		aopt.FailureDelay = 10 * time.Millisecond
+	}
+	acc, err := account.New(aopt)
+	if err != nil {
+		t.Fatalf("account.New: %v", err)
 	}
 	opt.Store = st
+	opt.Accounts = acc
 	opt.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	opt.Logger = logger
-	if opt.FailureDelay == 0 {
-		opt.FailureDelay = 10 * time.Millisecond
-	}
 	srv, err := New(opt)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -131,7 +146,7 @@ func newEnv(t testing.TB, eo ...envOptions) *testEnv {
 	}
 	tlsLn := tls.NewListener(tln, opt.TLSConfig)
 	env := &testEnv{
-		t: t, dir: dir, st: st, srv: srv,
+		t: t, dir: dir, st: st, acc: acc, srv: srv,
 		addr: ln.Addr().String(), tlsAddr: tln.Addr().String(),
 		clientTL: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"},
 		logs:     logs,
@@ -149,6 +164,7 @@ func newEnv(t testing.TB, eo ...envOptions) *testEnv {
 	t.Cleanup(func() {
 		env.shutdown()
 		wg.Wait()
+		acc.Close()
 		if !env.closed {
 			st.Close()
 		}
@@ -181,17 +197,8 @@ func (e *testEnv) closeStore() {
 // addUser creates an account with the default mailboxes.
 func (e *testEnv) addUser(addr, password string) {
 	e.t.Helper()
-	sec, err := crypto.NewAccount(addr, []byte(password), crypto.AccountOptions{KDF: crypto.TestKDF()})
-	if err != nil {
-		e.t.Fatalf("NewAccount: %v", err)
-	}
-	err = e.st.CreateAccount(context.Background(), store.Account{
-		Address: addr, PublicKey: sec.PublicKey, KeyFingerprint: sec.Fingerprint,
-		WrappedKey: sec.WrappedKey, PublishWKD: true,
-		Slots: []store.Slot{{Kind: store.SlotPassword, Data: sec.Slot}},
-	}, store.DefaultMailboxes)
-	if err != nil {
-		e.t.Fatalf("CreateAccount: %v", err)
+	if _, err := e.acc.Create(context.Background(), addr, []byte(password)); err != nil {
+		e.t.Fatalf("create %s: %v", addr, err)
 	}
 }
 

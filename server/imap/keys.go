@@ -27,19 +27,6 @@ type sealer interface {
 
 var _ sealer = (*crypto.PublicKey)(nil)
 
-// unlockFunc opens one of slots with secret and unwraps the private key.
-type unlockFunc func(slots [][]byte, secret, wrappedKey []byte) (keyring, error)
-
-func cryptoUnlock(slots [][]byte, secret, wrappedKey []byte) (keyring, error) {
-	kr, err := crypto.Unlock(slots, secret, wrappedKey)
-	if err != nil {
-		return nil, err
-	}
-	return kr, nil
-}
-
-func cryptoBurn(secret []byte) { crypto.BurnUnlock(secret, crypto.KDFParams{}) }
-
 func parsePublicKey(b []byte) (sealer, error) {
 	pk, err := crypto.ParsePublicKey(b)
 	if err != nil {

@@ -24,18 +24,16 @@ const DefaultAppendLimit = 50 << 20 // 50 MiB, sealmail's default SMTP size limi
 // maxAppendLimit is the largest APPENDLIMIT imapserver can advertise (uint32).
 const maxAppendLimit = 1<<32 - 1
 
-// DefaultFailureDelay is how long after it started a failed login is
-// answered when Options.FailureDelay is 0. It must exceed the time of the
-// slowest failing unlock (one argon2id run per slot, ~150 ms each with
-// crypto.DefaultKDF), or the answer's timing tells how many slots an
-// account has, and so that it exists.
-const DefaultFailureDelay = time.Second
-
-// Options configures a Server. Only Store is required.
+// Options configures a Server. Store and Accounts are required.
 type Options struct {
 	// Store holds accounts, mailboxes and sealed messages. Required; any
 	// store.Store serves.
 	Store Store
+	// Accounts checks credentials and unlocks accounts (LOGIN,
+	// AUTHENTICATE), with its throttle, unlock cache and failure delay.
+	// Required; pass the *account.Service every protocol shares, so that
+	// deleting an account or revoking a slot ends the sessions using it.
+	Accounts Authenticator
 	// TLSConfig enables STARTTLS. nil means no STARTTLS; authentication is
 	// then only possible on listeners that are already TLS (Serve with a
 	// tls.NewListener).
@@ -46,13 +44,6 @@ type Options struct {
 	// the SMTP size limit. 0 means DefaultAppendLimit; values above
 	// 4 GiB - 1 are clamped.
 	AppendLimit int64
-	// FailureDelay is how long after it started a failed login is answered
-	// with NO, whatever work it took. 0 means DefaultFailureDelay; negative
-	// means no delay (tests only).
-	FailureDelay time.Duration
-	// MaxUnlocks bounds concurrent password unlocks (each argon2id run takes
-	// its configured memory, 64 MiB by default). 0 means GOMAXPROCS.
-	MaxUnlocks int
 	// Workers bounds how many messages one session opens or searches in
 	// parallel. 0 means GOMAXPROCS.
 	Workers int
@@ -60,17 +51,13 @@ type Options struct {
 
 // Server is sealmail's IMAP server. Its methods are safe for concurrent use.
 type Server struct {
-	st           Store              // immutable
-	log          *slog.Logger       // immutable
-	appendLimit  uint32             // immutable
-	failureDelay time.Duration      // immutable
-	workers      int                // immutable
-	unlockSem    chan struct{}      // immutable; bounds concurrent unlocks
-	imap         *imapserver.Server // immutable
-	reg          *registry          // immutable
-	throttle     *throttle          // immutable
-	unlock       unlockFunc         // immutable
-	burn         func([]byte)       // immutable
+	st          Store              // immutable
+	accounts    Authenticator      // immutable
+	log         *slog.Logger       // immutable
+	appendLimit uint32             // immutable
+	workers     int                // immutable
+	imap        *imapserver.Server // immutable
+	reg         *registry          // immutable
 
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
@@ -110,6 +97,9 @@ func New(opt Options) (*Server, error) {
 	if opt.Store == nil {
 		return nil, errors.New("imap: Options.Store is required")
 	}
+	if opt.Accounts == nil {
+		return nil, errors.New("imap: Options.Accounts is required")
+	}
 	log := opt.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -122,36 +112,21 @@ func New(opt Options) (*Server, error) {
 	case limit > maxAppendLimit:
 		limit = maxAppendLimit
 	}
-	delay := opt.FailureDelay
-	switch {
-	case delay == 0:
-		delay = DefaultFailureDelay
-	case delay < 0:
-		delay = 0
-	}
-	unlocks := opt.MaxUnlocks
-	if unlocks <= 0 {
-		unlocks = runtime.GOMAXPROCS(0)
-	}
 	workers := opt.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		st:           opt.Store,
-		log:          log,
-		appendLimit:  uint32(limit),
-		failureDelay: delay,
-		workers:      workers,
-		unlockSem:    make(chan struct{}, unlocks),
-		reg:          newRegistry(),
-		throttle:     newThrottle(),
-		unlock:       cryptoUnlock,
-		burn:         cryptoBurn,
-		ctx:          ctx,
-		cancel:       cancel,
-		sessions:     make(map[*session]struct{}),
+		st:          opt.Store,
+		accounts:    opt.Accounts,
+		log:         log,
+		appendLimit: uint32(limit),
+		workers:     workers,
+		reg:         newRegistry(),
+		ctx:         ctx,
+		cancel:      cancel,
+		sessions:    make(map[*session]struct{}),
 	}
 	if opt.TLSConfig == nil {
 		log.Warn("STARTTLS disabled: clients can only authenticate on implicit-TLS listeners")

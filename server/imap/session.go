@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/sealmail/sealmail/server/account"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -30,13 +31,15 @@ type session struct {
 	remote string           // immutable
 	log    *slog.Logger     // immutable base logger (cid, remote)
 
-	mu      sync.Mutex
-	account string       // guarded by mu; "" before login
-	keys    keyring      // guarded by mu; nil before login and after wipe
-	alog    *slog.Logger // guarded by mu; log with account
-	sel     *selected    // guarded by mu
-	closed  bool         // guarded by mu
-	byeOnce sync.Once    // guards the BYE of byeGone
+	mu        sync.Mutex
+	account   string           // guarded by mu; "" before login
+	keys      keyring          // guarded by mu; nil before login and after wipe
+	login     *account.Session // guarded by mu; holds keys; nil before login
+	stopWatch func() bool      // guarded by mu; stops watching login's end
+	alog      *slog.Logger     // guarded by mu; log with account
+	sel       *selected        // guarded by mu
+	closed    bool             // guarded by mu
+	byeOnce   sync.Once        // guards the BYE of byeGone and of loginEnded
 }
 
 // selected is the session's view of its selected mailbox.
@@ -149,12 +152,19 @@ func (s *session) Close() error {
 	return nil
 }
 
-// wipeKeys drops the keyring; later commands fail until a new login.
+// wipeKeys ends the login and wipes its keyring; later commands fail
+// until a new login.
 func (s *session) wipeKeys() {
 	s.mu.Lock()
-	keys := s.keys
-	s.keys = nil
+	keys, login, stop := s.keys, s.login, s.stopWatch
+	s.keys, s.login, s.stopWatch = nil, nil, nil
 	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	if login != nil {
+		login.Close()
+	}
 	if keys != nil {
 		keys.Wipe()
 	}

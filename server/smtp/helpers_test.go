@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/sealmail/sealmail/crypto"
+	"github.com/sealmail/sealmail/policy"
+	"github.com/sealmail/sealmail/server/account"
 	"github.com/sealmail/sealmail/store"
 	"github.com/sealmail/sealmail/store/badgerstore"
 )
@@ -62,36 +64,29 @@ func (s *syncBuffer) String() string {
 // testAccounts are created in every env.
 var testAccounts = []string{"alice@example.org", "bob@example.org", "carol@other.test"}
 
-// keyCacheForTests shares generated account keys between tests: key
-// generation is the slow part of account creation.
-var keyCacheForTests sync.Map // address → *crypto.AccountSecrets
-
+// accountSecrets makes keys for BenchmarkSeal, which needs a public key
+// and no account.
 func accountSecrets(t testing.TB, addr string) *crypto.AccountSecrets {
 	t.Helper()
-	if v, ok := keyCacheForTests.Load(addr); ok {
-		return v.(*crypto.AccountSecrets)
-	}
 	sec, err := crypto.NewAccount(addr, []byte(testPassword), crypto.AccountOptions{KDF: crypto.TestKDF()})
 	if err != nil {
 		t.Fatalf("NewAccount(%s): %v", addr, err)
 	}
-	v, _ := keyCacheForTests.LoadOrStore(addr, sec)
-	return v.(*crypto.AccountSecrets)
+	return sec
 }
 
+// createAccount creates addr through the account service, as `sealmail
+// user add` does.
 func createAccount(t testing.TB, db store.Store, addr string) {
 	t.Helper()
-	sec := accountSecrets(t, addr)
-	err := db.CreateAccount(context.Background(), store.Account{
-		Address:        addr,
-		PublicKey:      sec.PublicKey,
-		KeyFingerprint: sec.Fingerprint,
-		WrappedKey:     sec.WrappedKey,
-		PublishWKD:     true,
-		Slots:          []store.Slot{{Kind: store.SlotPassword, Data: sec.Slot}},
-	}, store.DefaultMailboxes)
+	_, domain, _ := policy.SplitAddress(addr)
+	acc, err := account.New(account.Options{Store: db, Domains: []string{domain}, KDF: crypto.TestKDF()})
 	if err != nil {
-		t.Fatalf("CreateAccount(%s): %v", addr, err)
+		t.Fatal(err)
+	}
+	defer acc.Close()
+	if _, err := acc.Create(context.Background(), addr, []byte(testPassword)); err != nil {
+		t.Fatalf("create %s: %v", addr, err)
 	}
 }
 
