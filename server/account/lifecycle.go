@@ -271,7 +271,7 @@ func (s *Service) ChangePassword(ctx context.Context, addr string, current, next
 	if removeErr != nil {
 		return res, removeErr
 	}
-	s.log.Info("password changed", "account", addr)
+	s.log.Info(fmt.Sprintf("password changed; %d session(s) of the old password ended", res.EndedSessions), "account", addr)
 	return res, s.audit(ctx, Event{Op: OpPasswordChanged, Account: addr, Slot: id, Kind: store.SlotPassword})
 }
 
@@ -391,7 +391,7 @@ func (s *Service) addCode(ctx context.Context, addr string, current []byte, kind
 	if err != nil {
 		return NewSecret{}, fmt.Errorf("account: add %v for %s: %w", kind, addr, err)
 	}
-	s.log.Info(kind.String()+" added", "account", addr, "slot", id)
+	s.log.Info(fmt.Sprintf("%v added as unlock slot %d", kind, id), "account", addr)
 	return NewSecret{Slot: id, Secret: code}, s.audit(ctx, Event{Op: OpSlotAdded, Account: addr, Slot: id, Kind: slotKind, Label: label})
 }
 
@@ -453,7 +453,7 @@ func (s *Service) RevokeSlot(ctx context.Context, addr string, id uint32) (Revoc
 		return Revocation{}, fmt.Errorf("account: remove slot %d of %s: %w", id, addr, err)
 	}
 	ended := s.changed(addr, func(sess *Session) bool { return sess.slot == id }, ErrSlotRemoved)
-	s.log.Info("unlock slot revoked", "account", addr, "slot", id, "kind", target.Kind.String())
+	s.log.Info(fmt.Sprintf("unlock slot %d (%v) revoked; %d session(s) ended", id, target.Kind, ended), "account", addr)
 	rev := Revocation{Slot: SlotInfo{ID: id, Kind: target.Kind, Label: target.Label, Created: target.Created}, EndedSessions: ended}
 	return rev, s.audit(ctx, Event{Op: OpSlotRevoked, Account: addr, Slot: id, Kind: target.Kind, Label: target.Label})
 }
@@ -494,7 +494,7 @@ func (s *Service) Delete(ctx context.Context, addr string) (Deletion, error) {
 	if err != nil {
 		return Deletion{}, fmt.Errorf("account: delete %s: %w", addr, err)
 	}
-	s.log.Info("account deleted", "account", addr, "sessions", ended)
+	s.log.Info(fmt.Sprintf("account deleted; %d session(s) ended", ended), "account", addr)
 	return Deletion{DeleteReport: rep, EndedSessions: ended}, s.audit(ctx, Event{Op: OpDeleted, Account: addr})
 }
 

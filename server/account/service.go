@@ -242,7 +242,7 @@ func (s *Service) audit(ctx context.Context, e Event) error {
 	}
 	e.Time = time.Now().UTC()
 	if err := s.auditor.Record(ctx, e); err != nil {
-		s.log.Error("audit record failed", "account", e.Account, "op", string(e.Op), "err", err)
+		s.log.Error("audit record failed: "+string(e.Op), "account", e.Account, "err", err)
 		return errorf(err, "%s for %s happened but could not be audited; the server log has the cause", e.Op, e.Account)
 	}
 	return nil
