@@ -80,6 +80,7 @@ type newSecret struct {
 type revokeResult struct {
 	Slot          slotInfo `json:"slot"`
 	EndedSessions int      `json:"ended_sessions"`
+	NoPassword    bool     `json:"no_password"`
 }
 
 // adminError is a failure the operator caused or can act on (bad address,
@@ -237,7 +238,7 @@ func (a *localAdmin) RevokeSlot(ctx context.Context, addr string, id uint32) (re
 	if err != nil {
 		return revokeResult{}, adminErr(err)
 	}
-	return revokeResult{Slot: slotInfoOf(rev.Slot), EndedSessions: rev.EndedSessions}, nil
+	return revokeResult{Slot: slotInfoOf(rev.Slot), EndedSessions: rev.EndedSessions, NoPassword: rev.NoPassword}, nil
 }
 
 func (a *localAdmin) SetWKD(ctx context.Context, addr string, publish bool) error {

@@ -320,6 +320,10 @@ func runUserRevoke(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(e.io.out, "revoked unlock slot %d (%s%s) of %s; ended %d session(s) that had logged in with it\n",
 			rev.Slot.ID, rev.Slot.Kind, label, addr, rev.EndedSessions)
+		if rev.NoPassword {
+			fmt.Fprintf(e.io.out, "  note: %s has no password now, so it cannot log in; set one with a recovery code: sealmail %suser passwd %s\n",
+				addr, e.flags.hint(), addr)
+		}
 		return nil
 	})
 }

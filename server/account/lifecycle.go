@@ -417,6 +417,10 @@ type Revocation struct {
 	// EndedSessions is the number of live sessions that had logged in
 	// with the slot and were ended.
 	EndedSessions int
+	// NoPassword: the account has no password slot left (only recovery
+	// codes, which do not log in, and app passwords) until the password is
+	// set again with a recovery code.
+	NoPassword bool
 }
 
 // RevokeSlot destroys one unlock slot. It needs no secret (destroying
@@ -435,6 +439,12 @@ func (s *Service) RevokeSlot(ctx context.Context, addr string, id uint32) (Revoc
 		return Revocation{}, errorf(ErrNotFound, "%s has no unlock slot %d (sealmail user slots %s lists them)", addr, id, addr)
 	}
 	target := acct.Slots[i]
+	passwords := 0
+	for _, sl := range acct.Slots {
+		if sl.ID != id && sl.Kind == store.SlotPassword {
+			passwords++
+		}
+	}
 	if typeable(target.Kind) {
 		others := 0
 		for _, sl := range acct.Slots {
@@ -454,7 +464,11 @@ func (s *Service) RevokeSlot(ctx context.Context, addr string, id uint32) (Revoc
 	}
 	ended := s.changed(addr, func(sess *Session) bool { return sess.slot == id }, ErrSlotRemoved)
 	s.log.Info(fmt.Sprintf("unlock slot %d (%v) revoked; %d session(s) ended", id, target.Kind, ended), "account", addr)
-	rev := Revocation{Slot: SlotInfo{ID: id, Kind: target.Kind, Label: target.Label, Created: target.Created}, EndedSessions: ended}
+	rev := Revocation{
+		Slot:          SlotInfo{ID: id, Kind: target.Kind, Label: target.Label, Created: target.Created},
+		EndedSessions: ended,
+		NoPassword:    passwords == 0,
+	}
 	return rev, s.audit(ctx, Event{Op: OpSlotRevoked, Account: addr, Slot: id, Kind: target.Kind, Label: target.Label})
 }
 

@@ -128,8 +128,8 @@ func TestLifecycle(t *testing.T) {
 	if _, err := s.RevokeSlot(ctx, alice, 999); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("revoke a missing slot: %v", err)
 	}
-	if _, err := s.RevokeSlot(ctx, alice, rc.Slot); err != nil {
-		t.Fatal(err)
+	if rev, err := s.RevokeSlot(ctx, alice, rc.Slot); err != nil || rev.NoPassword {
+		t.Fatalf("revoke the recovery code: %+v, %v", rev, err)
 	}
 	if _, err := s.RevokeSlot(ctx, alice, pc.NewSlot); !errors.Is(err, ErrLastSlot) {
 		t.Fatalf("revoking the last password: %v", err)
@@ -328,4 +328,30 @@ func TestSlotCap(t *testing.T) {
 	if err != nil || len(slots) != MaxSlots {
 		t.Fatalf("%d slots, %v", len(slots), err)
 	}
+}
+
+// TestRevokePassword: the password may go while a recovery code remains;
+// the account then cannot log in until the code sets a new password.
+func TestRevokePassword(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newService(t, Options{})
+	info := mustCreate(t, s, alice, alicePW)
+	rc, err := s.AddRecoveryCode(ctx, alice, []byte(alicePW))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := s.RevokeSlot(ctx, alice, info.Slots[0].ID)
+	if err != nil || !rev.NoPassword {
+		t.Fatalf("revoke the password: %+v, %v", rev, err)
+	}
+	if _, err := login(s, "192.0.2.1:1", alice, alicePW); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("revoked password logs in: %v", err)
+	}
+	if _, err := s.RevokeSlot(ctx, alice, rc.Slot); !errors.Is(err, ErrLastSlot) {
+		t.Fatalf("revoke the last recovery code: %v", err)
+	}
+	if _, err := s.ChangePassword(ctx, alice, []byte(rc.Secret), []byte(newPW)); err != nil {
+		t.Fatal(err)
+	}
+	mustLogin(t, s, "192.0.2.1:1", alice, newPW)
 }
