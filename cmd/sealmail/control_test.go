@@ -162,6 +162,8 @@ func FuzzControlRequest(f *testing.F) {
 	f.Add([]byte(`{"op":"user.add","address":"a@example.org","secret":"c2VjcmV0"}`))
 	f.Add([]byte(`{"op":"user.set-wkd","address":"a@example.org","publish":true}`))
 	f.Add([]byte(`{"op":"user.list"}{"op":"user.delete"}`))
+	f.Add([]byte(`{"op":"user.app-password","address":"a@example.org","secret":"c2VjcmV0","label":"phone"}`))
+	f.Add([]byte(`{"op":"user.revoke","address":"a@example.org","slot":4294967295}`))
 	f.Add([]byte(`{"op":123}`))
 	f.Add([]byte(`[`))
 	f.Fuzz(func(t *testing.T, req []byte) {
