@@ -68,8 +68,8 @@
 // earn gaps that double up to a bound: refused beyond a wait per address,
 // never refused per account, so guessing from many addresses slows down
 // without locking the owner out. A known pair (an address the account
-// logged in from within 30 days, not failing since) skips those limits and
-// goes first in the unlock queue. argon2id runs are bounded by
+// logged in from within 30 days, with fewer than five failures since)
+// skips those limits and goes first in the unlock queue. argon2id runs are bounded by
 // Options.MaxUnlocks (the gate); when its queue is full the waiter whose
 // address has failed most is shed first. Failures are answered
 // FailureDelay after the work started, identically for unknown accounts
