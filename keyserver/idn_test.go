@@ -36,7 +36,7 @@ func TestWKDInternationalDomain(t *testing.T) {
 		"jörg": "jörg@xn--bcher-kva.example",
 		"info": "info@Bücher.example",
 	} {
-		s, err := crypto.NewAccount(uid, []byte(password), crypto.AccountOptions{KeyType: crypto.KeyEd25519, KDF: crypto.TestKDF})
+		s, err := crypto.NewAccount(uid, []byte(password), crypto.AccountOptions{KeyType: crypto.KeyEd25519, KDF: crypto.TestKDF()})
 		if err != nil {
 			t.Fatal(err)
 		}

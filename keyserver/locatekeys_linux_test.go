@@ -128,7 +128,7 @@ func locateKeysInNamespace(t *testing.T) {
 	// An international domain, configured as people write it; its
 	// account is stored, and its key made, under the canonical address.
 	const idn = "info@xn--bcher-kva.example"
-	sec, err := crypto.NewAccount(idn, []byte(password), crypto.AccountOptions{KeyType: crypto.KeyEd25519, KDF: crypto.TestKDF})
+	sec, err := crypto.NewAccount(idn, []byte(password), crypto.AccountOptions{KeyType: crypto.KeyEd25519, KDF: crypto.TestKDF()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,7 +143,7 @@ type LogConfig struct {
 }
 
 // KDFConfig overrides the argon2id cost of new unlock slots. It exists so
-// end-to-end tests can run fast; zero values mean crypto.DefaultKDF, and
+// end-to-end tests can run fast; zero values mean crypto.DefaultKDF(), and
 // operators should leave it alone.
 type KDFConfig struct {
 	Time      uint32 `yaml:"time" default:"0" min:"0"`
