@@ -1,0 +1,524 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// Buffer sizes: small, since an idle session keeps both. Bodies stream
+// through the writer without being held.
+const (
+	readBufSize  = 4 << 10
+	writeBufSize = 8 << 10
+)
+
+// Conn is one client connection. The Session gets it at creation; its
+// exported methods tell the Session about the connection and are safe for
+// concurrent use.
+type Conn struct {
+	srv *Server      // immutable
+	id  uint64       // immutable
+	log *slog.Logger // immutable (cid, remote)
+	raw net.Conn     // immutable: the accepted connection
+	lim *Limits      // immutable
+	ctx context.Context
+	end context.CancelFunc
+
+	mu        sync.Mutex
+	netConn   net.Conn             // guarded by mu: raw, or its TLS layer after STARTTLS
+	state     connState            // guarded by mu
+	enabled   imap.CapSet          // guarded by mu
+	tlsState  *tls.ConnectionState // guarded by mu; nil without TLS
+	compress  bool                 // guarded by mu: COMPRESS=DEFLATE is active
+	sessionUp bool                 // guarded by mu: sess was created
+
+	// Used by the connection's goroutine only (and by the one reader
+	// goroutine of IDLE or NOTIFY while that goroutine waits for it).
+	br            *bufio.Reader
+	bw            *bufio.Writer
+	deflate       *flate.Writer // nil unless COMPRESS
+	enc           encoder
+	r             reader
+	uw            UpdateWriter
+	sess          Session
+	updates       <-chan struct{}
+	caps          imap.CapSet // advertised once authenticated
+	notifyActive  bool
+	loginDeadline time.Time
+
+	rdTimeout atomic.Int64 // current read timeout (ns)
+	rdHard    atomic.Int64 // current absolute read deadline (Unix ns; 0: none)
+	closing   atomic.Bool  // Shutdown: interrupt reads
+}
+
+func newConn(s *Server, nc net.Conn) *Conn {
+	id := s.nextID.Add(1)
+	remote := ""
+	if a := nc.RemoteAddr(); a != nil {
+		remote = a.String()
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	c := &Conn{
+		srv:     s,
+		id:      id,
+		log:     s.log.With("cid", id, "remote", remote),
+		raw:     nc,
+		lim:     &s.lim,
+		ctx:     ctx,
+		end:     cancel,
+		netConn: nc,
+		state:   stateNotAuth,
+		enabled: imap.CapSet{},
+	}
+	c.br = bufio.NewReaderSize(netReader{c}, readBufSize)
+	c.bw = bufio.NewWriterSize(netWriter{c}, writeBufSize)
+	c.enc.w = c.bw
+	c.r.br = c.br
+	c.r.cont = c.continueLiteral
+	c.uw.c = c
+	c.loginDeadline = time.Now().Add(c.lim.LoginTimeout)
+	return c
+}
+
+// ID returns the connection's number, as logged under "cid".
+func (c *Conn) ID() uint64 { return c.id }
+
+// RemoteAddr returns the client's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
+
+// LocalAddr returns the address the client connected to.
+func (c *Conn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
+
+// Logger returns the connection's logger (proto, cid, remote).
+func (c *Conn) Logger() *slog.Logger { return c.log }
+
+// TLS returns the TLS state, or nil while the connection is not TLS.
+func (c *Conn) TLS() *tls.ConnectionState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tlsState
+}
+
+// Enabled reports whether the client enabled an extension: with ENABLE
+// (CONDSTORE, QRESYNC, IMAP4rev2, UTF8=ACCEPT) or, for CONDSTORE, by using
+// it (RFC 7162 §3.1).
+func (c *Conn) Enabled(cap imap.Cap) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.enabled[cap]
+	return ok
+}
+
+func (c *Conn) nc() net.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.netConn
+}
+
+// State returns the connection state.
+func (c *Conn) getState() connState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+func (c *Conn) setState(s connState) {
+	c.mu.Lock()
+	c.state = s
+	c.mu.Unlock()
+}
+
+func (c *Conn) enable(caps ...imap.Cap) {
+	c.mu.Lock()
+	for _, cp := range caps {
+		c.enabled[cp] = struct{}{}
+	}
+	_, rev2 := c.enabled[imap.CapIMAP4rev2]
+	_, u8 := c.enabled[imap.CapUTF8Accept]
+	c.mu.Unlock()
+	c.enc.utf8 = rev2 || u8
+}
+
+// stateLimits returns the limits of a state.
+func (c *Conn) stateLimits(s connState) *StateLimits {
+	if s == stateNotAuth {
+		return &c.lim.PreAuth
+	}
+	return &c.lim.Auth
+}
+
+// netReader reads from the connection with the current read deadline.
+type netReader struct{ c *Conn }
+
+func (r netReader) Read(p []byte) (int, error) {
+	nc := r.c.nc()
+	nc.SetReadDeadline(r.c.readDeadline())
+	return nc.Read(p)
+}
+
+// netWriter writes to the connection with a deadline per write.
+type netWriter struct{ c *Conn }
+
+func (w netWriter) Write(p []byte) (int, error) {
+	nc := w.c.nc()
+	nc.SetWriteDeadline(time.Now().Add(w.c.lim.WriteTimeout))
+	return nc.Write(p)
+}
+
+// readDeadline is now + the phase's timeout, capped by its hard deadline;
+// in the past once the server shuts down.
+func (c *Conn) readDeadline() time.Time {
+	if c.closing.Load() {
+		return time.Unix(1, 0)
+	}
+	d := time.Now().Add(time.Duration(c.rdTimeout.Load()))
+	if h := c.rdHard.Load(); h != 0 && h < d.UnixNano() {
+		return time.Unix(0, h)
+	}
+	return d
+}
+
+// setReadPhase sets the read timeout and hard deadline (zero: none).
+func (c *Conn) setReadPhase(timeout time.Duration, hard time.Time) {
+	c.rdTimeout.Store(int64(timeout))
+	if hard.IsZero() {
+		c.rdHard.Store(0)
+	} else {
+		c.rdHard.Store(hard.UnixNano())
+	}
+}
+
+// interrupt makes blocked and future reads fail at once (Shutdown).
+func (c *Conn) interrupt() {
+	c.closing.Store(true)
+	c.nc().SetReadDeadline(time.Unix(1, 0))
+}
+
+// flush sends what is buffered (through the compressor, if any).
+func (c *Conn) flush() error {
+	if c.enc.err != nil {
+		return c.enc.err
+	}
+	if err := c.bw.Flush(); err != nil {
+		c.enc.err = err
+		return err
+	}
+	if c.deflate != nil {
+		if err := c.deflate.Flush(); err != nil {
+			c.enc.err = err
+			return err
+		}
+	}
+	return nil
+}
+
+// continueLiteral sends the continuation request of an accepted
+// synchronising literal.
+func (c *Conn) continueLiteral() error {
+	c.enc.raw("+ Ready for literal data\r\n")
+	return c.flush()
+}
+
+// serve runs the connection to its end.
+func (c *Conn) serve() {
+	defer c.close()
+	if tc, ok := c.raw.(*tls.Conn); ok {
+		if err := c.handshake(tc); err != nil {
+			c.log.Info("TLS handshake failed", "err", err)
+			return
+		}
+	}
+	sess, err := c.srv.opt.NewSession(c)
+	if err != nil {
+		c.log.Error("new session", "err", err)
+		c.enc.raw("* BYE [UNAVAILABLE] Service temporarily unavailable\r\n")
+		c.flush()
+		return
+	}
+	c.mu.Lock()
+	c.sess = sess
+	c.sessionUp = true
+	c.mu.Unlock()
+	c.updates = sess.Updates()
+	c.caps = c.computeCaps()
+	c.writeGreeting()
+	if err := c.flush(); err != nil {
+		return
+	}
+	for {
+		err := c.next()
+		if err != nil {
+			c.finish(err)
+			return
+		}
+	}
+}
+
+// handshake completes a TLS handshake within the pre-auth read timeout.
+func (c *Conn) handshake(tc *tls.Conn) error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.lim.PreAuth.ReadTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	st := tc.ConnectionState()
+	c.mu.Lock()
+	c.tlsState = &st
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Conn) close() {
+	c.end()
+	if c.sess != nil {
+		if err := c.sess.Close(); err != nil {
+			c.log.Warn("closing session", "err", err)
+		}
+	}
+	if c.deflate != nil {
+		c.deflate.Close()
+	}
+	c.nc().Close()
+}
+
+var errShutdown = errors.New("imap wire: server shutting down")
+
+// finish ends the connection after err: with a BYE where the stream still
+// allows one.
+func (c *Conn) finish(err error) {
+	var be *byeError
+	var ne net.Error
+	switch {
+	case errors.Is(err, errSessionEnded):
+		return
+	case errors.As(err, &be):
+		c.log.Info("closing connection", "err", err)
+		c.writeBye(be.code, be.text)
+	case errors.Is(err, errShutdown), c.closing.Load():
+		c.writeBye("", "Server shutting down")
+	case errors.As(err, &ne) && ne.Timeout():
+		c.log.Info("closing idle connection")
+		c.writeBye("", "Autologout; idle for too long")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		c.log.Debug("client closed the connection")
+	case errors.Is(err, errShortBody):
+		c.log.Error("response cut short; closing", "err", err)
+	default:
+		c.log.Info("connection ended", "err", err)
+	}
+}
+
+func (c *Conn) writeBye(code imap.ResponseCode, text string) {
+	if c.enc.err != nil {
+		return
+	}
+	c.enc.raw("* BYE ")
+	if code != "" {
+		c.enc.raw("[" + string(code) + "] ")
+	}
+	c.enc.raw(text)
+	c.enc.crlf()
+	c.flush()
+}
+
+func (c *Conn) writeGreeting() {
+	text := c.srv.opt.Greeting
+	if text == "" {
+		text = "sealmail ready"
+	}
+	c.enc.raw("* OK [CAPABILITY ")
+	c.enc.raw(strings.Join(c.capabilityList(), " "))
+	c.enc.raw("] ")
+	c.enc.raw(safeText(text))
+	c.enc.crlf()
+}
+
+// computeCaps returns what is advertised once authenticated: the base
+// set, APPENDLIMIT and Options.Caps that this Session implements.
+func (c *Conn) computeCaps() imap.CapSet {
+	set := imap.CapSet{}
+	for _, cp := range baseCaps {
+		set[cp] = struct{}{}
+	}
+	for _, cp := range c.srv.caps {
+		if need := optionalCaps[cp]; need != nil && !need(c.sess) {
+			c.log.Error("capability not advertised: the session does not implement it", "capability", string(cp))
+			continue
+		}
+		set[cp] = struct{}{}
+	}
+	return set
+}
+
+// canAuth reports whether passwords may be sent now.
+func (c *Conn) canAuth() bool {
+	return c.srv.opt.InsecureAuth || c.TLS() != nil
+}
+
+// capabilityList returns the CAPABILITY response's list for the current
+// state: before authentication only what a client needs to log in.
+func (c *Conn) capabilityList() []string {
+	st := c.getState()
+	if st == stateNotAuth {
+		l := []string{"IMAP4rev1", "IMAP4rev2", "SASL-IR", "LITERAL+", "ENABLE", "IDLE", "ID"}
+		if c.TLS() == nil && c.srv.opt.TLSConfig != nil {
+			l = append(l, "STARTTLS")
+		}
+		if c.canAuth() {
+			l = append(l, "AUTH=PLAIN")
+		} else {
+			l = append(l, "LOGINDISABLED")
+		}
+		return l
+	}
+	l := make([]string, 0, len(c.caps)+1)
+	for _, cp := range baseCaps {
+		l = append(l, string(cp))
+	}
+	c.mu.Lock()
+	compress := c.compress
+	c.mu.Unlock()
+	for _, cp := range c.srv.caps {
+		if _, ok := c.caps[cp]; !ok || cp == "COMPRESS=DEFLATE" && compress {
+			continue
+		}
+		l = append(l, string(cp))
+	}
+	l = append(l, "APPENDLIMIT="+itoa(c.lim.AppendLimit))
+	return l
+}
+
+// next waits for one command and runs it.
+func (c *Conn) next() error {
+	if c.closing.Load() {
+		return errShutdown
+	}
+	st := c.getState()
+	sl := c.stateLimits(st)
+	var hard time.Time
+	if st == stateNotAuth {
+		hard = c.loginDeadline
+	}
+	c.setReadPhase(sl.IdleTimeout, hard)
+	if err := c.waitCommand(); err != nil {
+		return err
+	}
+	if sl.CommandTimeout > 0 {
+		if h := time.Now().Add(sl.CommandTimeout); hard.IsZero() || h.Before(hard) {
+			hard = h
+		}
+	}
+	c.setReadPhase(sl.ReadTimeout, hard)
+	c.r.begin(sl)
+	return c.readAndRun(st)
+}
+
+// waitCommand blocks until the client sends something. When NOTIFY is
+// active it meanwhile writes the Session's updates as they come.
+func (c *Conn) waitCommand() error {
+	if !c.notifyActive || c.updates == nil {
+		_, err := c.br.Peek(1)
+		return err
+	}
+	ch := make(chan error, 1)
+	go func() {
+		_, err := c.br.Peek(1)
+		ch <- err
+	}()
+	for {
+		select {
+		case err := <-ch:
+			return err
+		case <-c.updates:
+			if err := c.poll(PollNotify); err != nil {
+				c.nc().Close()
+				<-ch
+				return err
+			}
+		}
+	}
+}
+
+// poll asks the Session for its pending updates and sends them.
+func (c *Conn) poll(at PollPoint) error {
+	st := c.getState()
+	if st != stateAuth && st != stateSelected {
+		return nil
+	}
+	if err := c.sess.Poll(c.ctx, &c.uw, at); err != nil {
+		if _, internal := responseFor(err); internal {
+			c.log.Error("poll", "err", err)
+		}
+	}
+	if err := c.uw.end(); err != nil {
+		return err
+	}
+	return c.flush()
+}
+
+// startTLS switches the connection to TLS after "OK Begin TLS".
+func (c *Conn) startTLS() error {
+	// Anything the client sent after STARTTLS was sent in the clear and
+	// must not be taken as coming over TLS (command injection).
+	if n := c.br.Buffered(); n > 0 {
+		c.log.Warn("discarding plaintext sent after STARTTLS", "bytes", n)
+	}
+	tc := tls.Server(c.raw, c.srv.opt.TLSConfig)
+	if err := c.handshake(tc); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.netConn = tc
+	c.mu.Unlock()
+	c.br.Reset(netReader{c})
+	c.bw.Reset(netWriter{c})
+	return nil
+}
+
+// startCompress switches both directions to DEFLATE (RFC 4978) after the
+// OK has been sent. Bytes the client already sent after COMPRESS are
+// compressed data and go to the decompressor.
+func (c *Conn) startCompress() error {
+	n := c.br.Buffered()
+	pending, _ := c.br.Peek(n)
+	pending = bytes.Clone(pending)
+	fr := flate.NewReader(io.MultiReader(bytes.NewReader(pending), netReader{c}))
+	fw, err := flate.NewWriter(netWriter{c}, flate.BestSpeed)
+	if err != nil {
+		return err
+	}
+	c.br.Reset(fr)
+	c.bw.Reset(fw)
+	c.deflate = fw
+	c.mu.Lock()
+	c.compress = true
+	c.mu.Unlock()
+	return nil
+}
+
+func itoa(n int64) string {
+	var b [20]byte
+	i := len(b)
+	if n == 0 {
+		return "0"
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}

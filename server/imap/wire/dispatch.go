@@ -1,0 +1,270 @@
+package wire
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// result is how a handler ends its command: the tagged status response,
+// with an optional response code (and its arguments) and text.
+type result struct {
+	typ  imap.StatusResponseType
+	code string
+	text string
+}
+
+func ok(text string) result { return result{typ: imap.StatusResponseTypeOK, text: text} }
+
+func okCode(code, text string) result {
+	return result{typ: imap.StatusResponseTypeOK, code: code, text: text}
+}
+
+// readAndRun reads one command (its tag and name, then, if the state
+// allows it, its arguments) and runs it.
+func (c *Conn) readAndRun(st connState) error {
+	r := &c.r
+	// An empty line is not a command; clients send them after literals.
+	if b := r.peek2(); len(b) > 0 && b[0] == '\n' {
+		_, err := r.br.Discard(1)
+		return err
+	} else if len(b) == 2 && b[0] == '\r' && b[1] == '\n' {
+		_, err := r.br.Discard(2)
+		return err
+	}
+	p := &parser{reader: r, caps: c.caps, utf8: c.enc.utf8, qresync: c.Enabled(imap.CapQResync)}
+	cmd, err := p.readCommand(st)
+	if err != nil {
+		tag := "*"
+		if cmd != nil {
+			tag = cmd.Tag
+		}
+		return c.refuse(tag, err)
+	}
+	return c.run(cmd, p)
+}
+
+// readCommand reads a command's tag and name and, if the state st allows
+// the command, its arguments (APPEND: up to its mailbox). On error the
+// returned Command, if not nil, has the tag to answer with.
+func (p *parser) readCommand(st connState) (*Command, error) {
+	r := p.reader
+	tag, err := r.readTag()
+	if err != nil {
+		return nil, err
+	}
+	cmd := &Command{Tag: tag}
+	if err := r.sp(); err != nil {
+		return cmd, bad("Missing command")
+	}
+	if cmd.Name, err = r.keyword(); err != nil {
+		return cmd, bad("Missing command")
+	}
+	if cmd.Name == "UID" {
+		if err := r.sp(); err != nil {
+			return cmd, err
+		}
+		if cmd.Name, err = r.keyword(); err != nil {
+			return cmd, err
+		}
+		cmd.UID = true
+	}
+	spec := specFor(cmd.Name, cmd.UID, p.caps)
+	if spec == nil {
+		return cmd, bad("Unknown command")
+	}
+	// Refuse by state before reading any argument: nothing a client
+	// sends for a command it may not use is buffered or parsed.
+	if spec.states&st == 0 {
+		return cmd, stateError(st)
+	}
+	if spec.parse != nil {
+		err = spec.parse(p, cmd)
+	} else {
+		err = r.crlf()
+	}
+	return cmd, err
+}
+
+func stateError(st connState) *cmdError {
+	switch st {
+	case stateNotAuth:
+		return bad("Log in first")
+	case stateAuth:
+		return bad("No mailbox selected")
+	}
+	return bad("Command not allowed in this state")
+}
+
+// refuse ends a command that failed before it ran: it reads the rest of
+// the command (skipCommand) and answers with err's tagged response. Errors
+// that are not a *cmdError (I/O, byeError) end the connection.
+func (c *Conn) refuse(tag string, err error) error {
+	var ce *cmdError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	if err := c.r.skipCommand(); err != nil {
+		return err
+	}
+	c.writeTagged(tag, ce.resp)
+	return c.flush()
+}
+
+// writeTagged writes a tagged status response from an error response.
+func (c *Conn) writeTagged(tag string, e *imap.Error) {
+	c.writeStatus(tag, result{typ: e.Type, code: string(e.Code), text: e.Text})
+}
+
+// writeStatus writes "tag TYPE [code] text".
+func (c *Conn) writeStatus(tag string, res result) {
+	e := &c.enc
+	e.raw(tag)
+	e.sp()
+	e.raw(string(res.typ))
+	e.sp()
+	if res.code != "" {
+		e.byte('[')
+		e.raw(res.code)
+		e.raw("] ")
+	}
+	e.raw(safeText(res.text))
+	e.crlf()
+}
+
+// run executes a parsed command and writes its tagged response.
+func (c *Conn) run(cmd *Command, p *parser) error {
+	start := time.Now()
+	h := handlers[cmd.Name]
+	res, err := h(c, cmd, p)
+	if errors.Is(err, errNoResponse) {
+		return c.flush()
+	}
+	if err != nil {
+		var ce *cmdError
+		var be *byeError
+		switch {
+		case errors.As(err, &ce):
+			// A command that failed while its arguments were still being
+			// read (APPEND): read the rest of it first.
+			if err := c.r.skipCommand(); err != nil {
+				return err
+			}
+			res = result{typ: ce.resp.Type, code: string(ce.resp.Code), text: ce.resp.Text}
+		case errors.As(err, &be), errors.Is(err, errSessionEnded), c.enc.err != nil:
+			return err
+		default:
+			// An error of the Session.
+			resp, internal := responseFor(err)
+			if internal {
+				c.log.Error(strings.ToLower(cmd.Name), "err", err)
+			}
+			if resp.Type == imap.StatusResponseTypeBye {
+				c.writeBye(imap.ResponseCode(resp.Code), resp.Text)
+				return errSessionEnded
+			}
+			res = result{typ: resp.Type, code: string(resp.Code), text: resp.Text}
+			if !c.r.ended {
+				if err := c.r.skipCommand(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := c.uw.end(); err != nil {
+		return err
+	}
+	c.log.Debug("command", "command", commandName(cmd), "status", string(res.typ), "duration", time.Since(start))
+	if c.sess != nil && pollsAfter(cmd) {
+		at := PollAfterCommand
+		if !cmd.UID && (cmd.Name == "FETCH" || cmd.Name == "STORE" || cmd.Name == "SEARCH" || cmd.Name == "SORT" || cmd.Name == "THREAD") {
+			at = PollNoExpunge
+		}
+		if err := c.sess.Poll(c.ctx, &c.uw, at); err != nil {
+			if _, internal := responseFor(err); internal {
+				c.log.Error("poll", "err", err)
+			}
+		}
+		if err := c.uw.end(); err != nil {
+			return err
+		}
+	}
+	c.writeStatus(cmd.Tag, res)
+	return c.flush()
+}
+
+func commandName(cmd *Command) string {
+	if cmd.UID {
+		return "UID " + cmd.Name
+	}
+	return cmd.Name
+}
+
+// pollsAfter reports whether unilateral updates follow a command (once
+// authenticated; never after the commands that change the state).
+func pollsAfter(cmd *Command) bool {
+	switch cmd.Name {
+	case "CAPABILITY", "LOGIN", "AUTHENTICATE", "STARTTLS", "LOGOUT", "UNAUTHENTICATE",
+		"CLOSE", "UNSELECT", "SELECT", "EXAMINE", "COMPRESS", "ID", "ENABLE", "IDLE":
+		return false
+	}
+	return true
+}
+
+// handler runs one command; its result is the tagged response. An error
+// that is a *cmdError or an error of the Session becomes the tagged
+// response; a *byeError or I/O error ends the connection.
+type handler func(c *Conn, cmd *Command, p *parser) (result, error)
+
+var handlers map[string]handler
+
+func init() {
+	handlers = map[string]handler{
+		"CAPABILITY":     (*Conn).cmdCapability,
+		"NOOP":           (*Conn).cmdNoop,
+		"CHECK":          (*Conn).cmdNoop,
+		"LOGOUT":         (*Conn).cmdLogout,
+		"ID":             (*Conn).cmdID,
+		"STARTTLS":       (*Conn).cmdStartTLS,
+		"LOGIN":          (*Conn).cmdLogin,
+		"AUTHENTICATE":   (*Conn).cmdAuthenticate,
+		"ENABLE":         (*Conn).cmdEnable,
+		"SELECT":         (*Conn).cmdSelect,
+		"EXAMINE":        (*Conn).cmdSelect,
+		"CREATE":         (*Conn).cmdCreate,
+		"DELETE":         (*Conn).cmdDelete,
+		"RENAME":         (*Conn).cmdRename,
+		"SUBSCRIBE":      (*Conn).cmdSubscribe,
+		"UNSUBSCRIBE":    (*Conn).cmdSubscribe,
+		"LIST":           (*Conn).cmdList,
+		"LSUB":           (*Conn).cmdList,
+		"NAMESPACE":      (*Conn).cmdNamespace,
+		"STATUS":         (*Conn).cmdStatus,
+		"APPEND":         (*Conn).cmdAppend,
+		"IDLE":           (*Conn).cmdIdle,
+		"UNAUTHENTICATE": (*Conn).cmdUnauthenticate,
+		"GETQUOTA":       (*Conn).cmdGetQuota,
+		"GETQUOTAROOT":   (*Conn).cmdGetQuotaRoot,
+		"SETQUOTA":       (*Conn).cmdSetQuota,
+		"NOTIFY":         (*Conn).cmdNotify,
+		"COMPRESS":       (*Conn).cmdCompress,
+		"CANCELUPDATE":   (*Conn).cmdCancelUpdate,
+		"CLOSE":          (*Conn).cmdClose,
+		"UNSELECT":       (*Conn).cmdClose,
+		"EXPUNGE":        (*Conn).cmdExpunge,
+		"SEARCH":         (*Conn).cmdSearch,
+		"FETCH":          (*Conn).cmdFetch,
+		"STORE":          (*Conn).cmdStore,
+		"COPY":           (*Conn).cmdCopy,
+		"MOVE":           (*Conn).cmdMove,
+		"SORT":           (*Conn).cmdSort,
+		"THREAD":         (*Conn).cmdThread,
+	}
+	for name := range commands {
+		if handlers[name] == nil {
+			panic("imap wire: no handler for " + name)
+		}
+	}
+}

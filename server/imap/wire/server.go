@@ -1,0 +1,280 @@
+package wire
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// Options configures a Server. Only NewSession is required; every other
+// zero value is safe.
+type Options struct {
+	// NewSession makes the Session of each connection. Required.
+	NewSession NewSessionFunc
+	// TLSConfig enables STARTTLS on connections that are not TLS already.
+	// nil means no STARTTLS.
+	TLSConfig *tls.Config
+	// InsecureAuth allows LOGIN and AUTHENTICATE on connections without
+	// TLS. For tests only: false (the default) advertises LOGINDISABLED
+	// until TLS is up, as RFC 9051 §6.2.3 recommends.
+	InsecureAuth bool
+	// Caps are the optional extensions to advertise, beyond what every
+	// connection offers (IMAP4rev1, IMAP4rev2 and the extensions it
+	// includes, LITERAL+, ID, UNAUTHENTICATE, APPENDLIMIT). Allowed:
+	// CONDSTORE, QRESYNC, QUOTA, QUOTA=RES-STORAGE, QUOTA=RES-MESSAGE,
+	// SORT, SORT=DISPLAY, ESORT, THREAD=REFERENCES, THREAD=ORDEREDSUBJECT,
+	// CONTEXT=SEARCH, CONTEXT=SORT, MULTIAPPEND, CATENATE, NOTIFY,
+	// COMPRESS=DEFLATE, WITHIN, SAVEDATE, OBJECTID, PREVIEW,
+	// CREATE-SPECIAL-USE, UTF8=ACCEPT. Their syntax is parsed only when
+	// advertised. One whose Session interface (SessionQuota, SessionSort,
+	// SessionThread, SessionNotify, SessionSearchContext) a connection's
+	// Session lacks is not advertised on it, and that is logged.
+	Caps []imap.Cap
+	// Limits bound every connection; the zero value means the defaults.
+	Limits Limits
+	// ServerID is the answer to ID (RFC 2971); nil answers ID NIL.
+	ServerID *imap.IDData
+	// Greeting is the text of the greeting; "" means "sealmail ready".
+	Greeting string
+	// Logger receives the connections' logs (with proto, cid, remote).
+	// nil discards them.
+	Logger *slog.Logger
+}
+
+// optionalCaps are the Options.Caps this package knows how to parse, with
+// the Session interface each needs (nil: none).
+var optionalCaps = map[imap.Cap]func(Session) bool{
+	imap.CapCondStore:        nil,
+	imap.CapQResync:          nil,
+	imap.CapQuota:            func(s Session) bool { _, ok := s.(SessionQuota); return ok },
+	"QUOTA=RES-STORAGE":      func(s Session) bool { _, ok := s.(SessionQuota); return ok },
+	"QUOTA=RES-MESSAGE":      func(s Session) bool { _, ok := s.(SessionQuota); return ok },
+	imap.CapSort:             isSorter,
+	imap.CapSortDisplay:      isSorter,
+	imap.CapESort:            isSorter,
+	"THREAD=REFERENCES":      func(s Session) bool { return hasThread(s, imap.ThreadReferences) },
+	"THREAD=ORDEREDSUBJECT":  func(s Session) bool { return hasThread(s, imap.ThreadOrderedSubject) },
+	"CONTEXT=SEARCH":         isSearchContext,
+	"CONTEXT=SORT":           func(s Session) bool { return isSearchContext(s) && isSorter(s) },
+	imap.CapMultiAppend:      nil,
+	imap.CapCatenate:         nil,
+	imap.CapNotify:           func(s Session) bool { _, ok := s.(SessionNotify); return ok },
+	"COMPRESS=DEFLATE":       nil,
+	imap.CapWithin:           nil,
+	imap.CapSaveDate:         nil,
+	imap.CapObjectID:         nil,
+	imap.CapPreview:          nil,
+	imap.CapCreateSpecialUse: nil,
+	imap.CapUTF8Accept:       nil,
+}
+
+func isSorter(s Session) bool        { _, ok := s.(SessionSort); return ok }
+func isSearchContext(s Session) bool { _, ok := s.(SessionSearchContext); return ok }
+func hasThread(s Session, a imap.ThreadAlgorithm) bool {
+	t, ok := s.(SessionThread)
+	if !ok {
+		return false
+	}
+	for _, x := range t.ThreadAlgorithms() {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// baseCaps are advertised once authenticated on every connection (the
+// IMAP4rev2 set, RFC 9051 §7.2.2, and what this package does itself).
+var baseCaps = []imap.Cap{
+	imap.CapIMAP4rev1, imap.CapIMAP4rev2,
+	imap.CapLiteralPlus, imap.CapEnable, imap.CapIdle, imap.CapNamespace,
+	imap.CapUnselect, imap.CapUIDPlus, imap.CapESearch, imap.CapSearchRes,
+	imap.CapListExtended, imap.CapListStatus, imap.CapMove, imap.CapStatusSize,
+	imap.CapChildren, imap.CapBinary, imap.CapSpecialUse, imap.CapUnauthenticate,
+	imap.CapID,
+}
+
+// Server serves IMAP connections with the Sessions of Options.NewSession.
+// Its methods are safe for concurrent use.
+type Server struct {
+	opt    Options         // immutable
+	lim    Limits          // immutable; with defaults
+	caps   []imap.Cap      // immutable; Options.Caps, validated
+	log    *slog.Logger    // immutable
+	ctx    context.Context // cancelled by Shutdown
+	cancel context.CancelFunc
+
+	nextID atomic.Uint64
+
+	mu        sync.Mutex
+	conns     map[*Conn]struct{}        // guarded by mu
+	listeners map[net.Listener]struct{} // guarded by mu
+	closed    bool                      // guarded by mu
+	wg        sync.WaitGroup            // counts live connections
+}
+
+// New returns a Server. It fails on a missing NewSession or an unknown
+// capability in Options.Caps.
+func New(opt Options) (*Server, error) {
+	if opt.NewSession == nil {
+		return nil, errors.New("imap wire: Options.NewSession is required")
+	}
+	seen := map[imap.Cap]bool{}
+	var caps []imap.Cap
+	for _, c := range opt.Caps {
+		if _, ok := optionalCaps[c]; !ok {
+			return nil, fmt.Errorf("imap wire: capability %q is not supported", c)
+		}
+		if !seen[c] {
+			seen[c] = true
+			caps = append(caps, c)
+		}
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		opt:       opt,
+		lim:       opt.Limits.withDefaults(),
+		caps:      caps,
+		log:       log.With("proto", "imap"),
+		ctx:       ctx,
+		cancel:    cancel,
+		conns:     make(map[*Conn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+	}, nil
+}
+
+// Serve accepts connections on ln until Shutdown; pass a tls.NewListener
+// for implicit TLS (IMAPS). Temporary accept errors are retried with
+// backoff. It returns nil after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept", "err", err, "duration", delay)
+				select {
+				case <-time.After(delay):
+				case <-s.ctx.Done():
+					return nil
+				}
+				continue
+			}
+			return fmt.Errorf("imap wire: accept: %w", err)
+		}
+		delay = 0
+		go s.ServeConn(nc)
+	}
+}
+
+// isTemporary reports accept errors worth retrying (EMFILE, ECONNABORTED…).
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// ServeConn serves one connection until it ends; it closes nc. A
+// *tls.Conn is served as implicit TLS (its handshake is bounded by
+// Limits.PreAuth.ReadTimeout).
+func (s *Server) ServeConn(nc net.Conn) {
+	c := newConn(s, nc)
+	if !s.add(c) {
+		nc.Close()
+		return
+	}
+	defer s.remove(c)
+	c.serve()
+}
+
+func (s *Server) add(c *Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) remove(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Shutdown stops the listeners, tells every connection "* BYE" as soon as
+// no command is running (cancelling the running ones' contexts) and waits
+// for them to end, or for ctx; then it closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	s.cancel()
+	for _, c := range conns {
+		c.interrupt()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.nc().Close()
+		}
+		return fmt.Errorf("imap wire: shutdown: %w", ctx.Err())
+	}
+}
