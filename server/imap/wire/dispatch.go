@@ -27,12 +27,14 @@ func okCode(code, text string) result {
 func (c *Conn) readAndRun(st connState) error {
 	r := &c.r
 	// An empty line is not a command; clients send them after literals.
-	if b := r.peek2(); len(b) > 0 && b[0] == '\n' {
+	if b, _ := r.peek(); b == '\n' {
 		_, err := r.br.Discard(1)
 		return err
-	} else if len(b) == 2 && b[0] == '\r' && b[1] == '\n' {
-		_, err := r.br.Discard(2)
-		return err
+	} else if b == '\r' {
+		if two := r.peek2(); len(two) == 2 && two[1] == '\n' {
+			_, err := r.br.Discard(2)
+			return err
+		}
 	}
 	p := &parser{reader: r, caps: c.caps, utf8: c.enc.utf8, qresync: c.Enabled(imap.CapQResync)}
 	cmd, err := p.readCommand(st)
@@ -78,7 +80,7 @@ func (p *parser) readCommand(st connState) (*Command, error) {
 	// Refuse by state before reading any argument: nothing a client
 	// sends for a command it may not use is buffered or parsed.
 	if spec.states&st == 0 {
-		return cmd, stateError(st)
+		return cmd, stateError(st, spec.states)
 	}
 	if spec.parse != nil {
 		err = spec.parse(p, cmd)
@@ -88,11 +90,14 @@ func (p *parser) readCommand(st connState) (*Command, error) {
 	return cmd, err
 }
 
-func stateError(st connState) *cmdError {
-	switch st {
-	case stateNotAuth:
+// stateError explains why a command is not valid in state st.
+func stateError(st, valid connState) *cmdError {
+	switch {
+	case st == stateNotAuth:
 		return bad("Log in first")
-	case stateAuth:
+	case valid == stateNotAuth:
+		return bad("Already authenticated")
+	case st == stateAuth && valid == stateSelected:
 		return bad("No mailbox selected")
 	}
 	return bad("Command not allowed in this state")

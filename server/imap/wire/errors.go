@@ -122,19 +122,24 @@ func validCode(code string) bool {
 }
 
 // safeText makes s a valid human-readable text of a status response
-// (RFC 9051 "text"): no CR, LF or NUL, not empty, bounded.
+// (RFC 3501 "text", which IMAP4rev1 clients read as 7-bit): printable
+// ASCII, CR, LF and NUL as spaces, anything else as "?", not empty,
+// bounded.
 func safeText(s string) string {
 	const max = 512
 	if len(s) > max {
 		s = s[:max]
 	}
-	s = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || r == 0 {
-			return ' '
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c == '\r' || c == '\n' || c == 0 || c == '\t':
+			b[i] = ' '
+		case c < 0x20 || c >= 0x7f:
+			b[i] = '?'
 		}
-		return r
-	}, s)
-	s = strings.ToValidUTF8(s, "?")
+	}
+	s = string(b)
 	if strings.TrimSpace(s) == "" {
 		return "Done"
 	}

@@ -191,6 +191,11 @@ var enableable = map[imap.Cap]bool{
 func (c *Conn) cmdEnable(cmd *Command, _ *parser) (result, error) {
 	var done []imap.Cap
 	for _, cp := range cmd.Args.(*Enable).Caps {
+		for e := range enableable {
+			if strings.EqualFold(string(e), string(cp)) {
+				cp = e
+			}
+		}
 		if !enableable[cp] || !c.caps.Has(cp) {
 			continue
 		}

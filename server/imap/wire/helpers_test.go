@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bufio"
+	"compress/flate"
 	"context"
 	"crypto/tls"
 	"io"
@@ -20,7 +21,7 @@ var allCaps = []imap.Cap{
 	imap.CapCondStore, imap.CapQResync, imap.CapQuota, "QUOTA=RES-STORAGE",
 	imap.CapSort, imap.CapESort, "THREAD=ORDEREDSUBJECT", imap.CapMultiAppend,
 	imap.CapCatenate, imap.CapNotify, "COMPRESS=DEFLATE", imap.CapWithin,
-	imap.CapSaveDate, imap.CapObjectID, imap.CapPreview, imap.CapCreateSpecialUse,
+	"CONTEXT=SEARCH", "CONTEXT=SORT", imap.CapSaveDate, imap.CapObjectID, imap.CapPreview, imap.CapCreateSpecialUse,
 	imap.CapUTF8Accept,
 }
 
@@ -181,4 +182,27 @@ func (c *tclient) selectInbox() {
 	c.t.Helper()
 	c.send("S SELECT INBOX")
 	c.until("S OK")
+}
+
+// newDeflateClient switches a client to COMPRESS=DEFLATE.
+func newDeflateClient(t testing.TB, c *tclient) *tclient {
+	fr := flate.NewReader(c.br)
+	fw, _ := flate.NewWriter(c.nc, flate.BestSpeed)
+	return &tclient{t: t, nc: &deflateConn{Conn: c.nc, r: fr, w: fw}, br: bufio.NewReader(fr)}
+}
+
+type deflateConn struct {
+	net.Conn
+	r io.Reader
+	w *flate.Writer
+}
+
+func (d *deflateConn) Read(p []byte) (int, error) { return d.r.Read(p) }
+
+func (d *deflateConn) Write(p []byte) (int, error) {
+	n, err := d.w.Write(p)
+	if err == nil {
+		err = d.w.Flush()
+	}
+	return n, err
 }

@@ -120,6 +120,7 @@ var _ SessionSort = (*memSession)(nil)
 var _ SessionQuota = (*memSession)(nil)
 var _ SessionNotify = (*memSession)(nil)
 var _ SessionThread = (*memSession)(nil)
+var _ SessionSearchContext = (*memSession)(nil)
 
 func (s *memSession) Close() error {
 	s.b.mu.Lock()
@@ -826,6 +827,8 @@ func (s *memSession) Notify(ctx context.Context, w *UpdateWriter, cmd *Notify) e
 	s.notify = !cmd.None
 	return nil
 }
+
+func (s *memSession) CancelUpdate(ctx context.Context, tags []string) error { return nil }
 
 func (s *memSession) Updates() <-chan struct{} { return s.updates }
 

@@ -103,17 +103,35 @@ func isFetchNameChar(b byte) bool {
 	return b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '.' || b == '-'
 }
 
-// peekFetchName returns the upper-cased fetch item name ahead, unread.
+// peekFetchName returns the upper-cased name ahead (up to 16 bytes),
+// unread. It peeks one byte more only while the name goes on, so it never
+// waits for bytes the client has no reason to send.
 func (p *parser) peekFetchName() (string, error) {
-	buf, err := p.br.Peek(min(16, p.br.Size()))
-	if len(buf) == 0 && err != nil {
-		return "", err
-	}
 	n := 0
-	for n < len(buf) && isFetchNameChar(buf[n]) {
+	for n < 16 {
+		buf, err := p.br.Peek(n + 1)
+		if err != nil {
+			return "", err
+		}
+		if !isFetchNameChar(buf[n]) {
+			break
+		}
 		n++
 	}
-	return strings.ToUpper(string(buf[:n])), nil
+	buf, _ := p.br.Peek(n)
+	return strings.ToUpper(string(buf)), nil
+}
+
+// peekPrefix reports whether the bytes ahead begin with prefix (ASCII,
+// case-insensitive), peeking one byte more only while they match.
+func (p *parser) peekPrefix(prefix string) bool {
+	for n := 1; n <= len(prefix); n++ {
+		buf, err := p.br.Peek(n)
+		if err != nil || buf[n-1]|0x20 != prefix[n-1]|0x20 {
+			return false
+		}
+	}
+	return true
 }
 
 // fetchAtt reads one fetch-att into it.
@@ -167,7 +185,7 @@ func (p *parser) fetchAtt(it *FetchItems) error {
 		it.Preview = true
 		// "PREVIEW (LAZY)"; look inside the parenthesis, since a bare
 		// PREVIEW may be followed by FETCH modifiers.
-		if b, _ := p.br.Peek(6); len(b) == 6 && b[0] == ' ' && b[1] == '(' && strings.EqualFold(string(b[2:]), "LAZY") {
+		if p.peekPrefix(" (LAZY") {
 			if err := p.sp(); err != nil {
 				return err
 			}

@@ -204,25 +204,16 @@ func parseNotify(p *parser, c *Command) error {
 	if err := p.sp(); err != nil {
 		return err
 	}
-	if b := p.peek2(); len(b) == 2 && (b[0] == '(' && (b[1] == 'S' || b[1] == 's') || b[0] == 'S' || b[0] == 's') {
-		paren := b[0] == '('
+	if paren := p.peekPrefix("(STATUS)"); paren || p.peekPrefix("STATUS ") {
+		skip := len("STATUS")
 		if paren {
-			if _, err := p.readByte(); err != nil {
-				return err
-			}
+			skip += 2
 		}
-		k, err := p.keyword()
-		if err != nil {
+		if _, err := p.br.Discard(skip); err != nil {
 			return err
 		}
-		if k != "STATUS" {
-			return bad("Syntax error: expected STATUS")
-		}
-		if paren {
-			if err := p.expect(')', ")"); err != nil {
-				return err
-			}
-		}
+		p.line += skip
+		p.cmd += int64(skip)
 		n.Status = true
 		if err := p.sp(); err != nil {
 			return err
@@ -311,7 +302,7 @@ func (p *parser) notifyGroup() (NotifyGroup, error) {
 			}
 			ev := NotifyEvent{Name: name}
 			if name == "MessageNew" {
-				if b := p.peek2(); len(b) == 2 && b[0] == ' ' && b[1] == '(' {
+				if p.peekPrefix(" (") {
 					if _, err := p.readByte(); err != nil {
 						return err
 					}

@@ -332,8 +332,15 @@ type literalHeader struct {
 
 // atLiteral reports whether a literal begins here.
 func (r *reader) atLiteral() bool {
-	b := r.peek2()
-	return len(b) > 0 && b[0] == '{' || len(b) == 2 && b[0] == '~' && b[1] == '{'
+	b, err := r.peek()
+	if err != nil || b != '{' && b != '~' {
+		return false
+	}
+	if b == '{' {
+		return true
+	}
+	two := r.peek2()
+	return len(two) == 2 && two[1] == '{'
 }
 
 // readLiteralHeader reads a literal's announcement through its CRLF. The
