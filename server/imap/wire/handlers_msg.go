@@ -170,7 +170,9 @@ func (c *Conn) cmdSort(cmd *Command, _ *parser) (result, error) {
 // 4731, RFC 5267) with the options asked for, nothing for SAVE alone.
 func (c *Conn) writeSearch(name, tag string, uid bool, ret *SearchReturn, d *SearchData, sorted bool) {
 	e := &c.enc
-	if !ret.ESearch && !c.Enabled(imap.CapIMAP4rev2) {
+	// IMAP4rev2 answers SEARCH with ESEARCH (RFC 9051 §6.4.4); SORT keeps
+	// its SORT response unless RETURN asks for ESORT.
+	if !ret.ESearch && (sorted || !c.Enabled(imap.CapIMAP4rev2)) {
 		e.raw("* " + name)
 		for _, n := range d.Nums {
 			e.sp()
