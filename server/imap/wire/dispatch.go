@@ -150,7 +150,10 @@ func (c *Conn) run(cmd *Command, p *parser) error {
 	if err != nil {
 		var ce *cmdError
 		var be *byeError
+		var cerr *connError
 		switch {
+		case errors.As(err, &cerr):
+			return cerr.err
 		case errors.As(err, &ce):
 			// A command that failed while its arguments were still being
 			// read (APPEND): read the rest of it first.

@@ -36,6 +36,25 @@ func (e *byeError) Error() string {
 
 func (e *byeError) Unwrap() error { return e.cause }
 
+// connError wraps an error of the connection (the client went away, a
+// read timed out) met while a command runs: it ends the connection rather
+// than becoming the command's response.
+type connError struct{ err error }
+
+func (e *connError) Error() string { return e.err.Error() }
+func (e *connError) Unwrap() error { return e.err }
+
+// asConnError wraps err unless it is a protocol-level error (cmdError,
+// byeError) or nil.
+func asConnError(err error) error {
+	var ce *cmdError
+	var be *byeError
+	if err == nil || errors.As(err, &ce) || errors.As(err, &be) {
+		return err
+	}
+	return &connError{err}
+}
+
 // errShortBody means a body reader gave fewer bytes than the literal size
 // announced for it. The response can no longer be completed, so the
 // connection is closed.

@@ -156,7 +156,7 @@ func (c *Conn) cmdAuthenticate(cmd *Command, _ *parser) (result, error) {
 		line, err := c.r.readLine()
 		defer wipe(line)
 		if err != nil {
-			return result{}, err
+			return result{}, asConnError(err)
 		}
 		if bytes.Equal(line, []byte("*")) {
 			return result{}, bad("Authentication cancelled")

@@ -33,6 +33,10 @@ func (c *Conn) cmdAppend(cmd *Command, p *parser) (res result, err error) {
 	ar := &appendReader{p: p, limit: c.lim.AppendLimit, maxMsgs: c.lim.AppendMessages, appender: app, ctx: c.ctx}
 	for {
 		m, err := ar.next()
+		var ie *imap.Error // an Appender's refusal of a CATENATE URL
+		if err != nil && !errors.As(err, &ie) {
+			return result{}, asConnError(err)
+		}
 		if err != nil {
 			return result{}, err
 		}
@@ -42,12 +46,15 @@ func (c *Conn) cmdAppend(cmd *Command, p *parser) (res result, err error) {
 		aerr := app.AddMessage(c.ctx, m)
 		// A broken stream (the client went away, a syntax error inside
 		// CATENATE) is the cause, whatever the Appender made of it.
-		if cb, ok := m.Body.(*catenateBody); ok && cb.err != nil {
-			ar.finish(m, true)
-			return result{}, cb.err
+		if serr := bodyErr(m.Body); serr != nil {
+			if errors.As(serr, &ie) {
+				ar.finish(m, true)
+				return result{}, serr
+			}
+			return result{}, asConnError(serr)
 		}
 		if ferr := ar.finish(m, aerr != nil); ferr != nil {
-			return result{}, ferr
+			return result{}, asConnError(ferr)
 		}
 		if aerr != nil {
 			return result{}, aerr
@@ -92,7 +99,7 @@ func (c *Conn) cmdIdle(cmd *Command, _ *parser) (result, error) {
 		select {
 		case err := <-done:
 			if err != nil {
-				return result{}, err
+				return result{}, asConnError(err)
 			}
 			if !bytes.EqualFold(line, []byte("DONE")) {
 				return result{}, bad("Expected DONE")

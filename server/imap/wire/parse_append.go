@@ -198,9 +198,13 @@ type literalBody struct {
 	r      *reader
 	left   int64
 	binary bool
+	err    error // the connection failed while reading
 }
 
 func (b *literalBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
 	if b.left == 0 {
 		return 0, io.EOF
 	}
@@ -213,9 +217,30 @@ func (b *literalBody) Read(p []byte) (int, error) {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
+		b.err = err
 		return n, err
 	}
 	return n, nil
+}
+
+// bodyErr returns the error of the stream under a message body: the
+// connection's, or a syntax error inside CATENATE, or an Appender's
+// refusal of a URL part.
+func bodyErr(body BodyReader) error {
+	switch b := body.(type) {
+	case *literalBody:
+		return b.err
+	case *closingBody:
+		return b.literalBody.err
+	case *catenateBody:
+		if b.err != nil {
+			return b.err
+		}
+		if b.text != nil {
+			return b.text.err
+		}
+	}
+	return nil
 }
 
 // drain reads what is left of the literal.
