@@ -185,7 +185,7 @@ func (c *Conn) run(cmd *Command, p *parser) error {
 		return err
 	}
 	c.log.Debug("command", "command", commandName(cmd), "status", string(res.typ), "duration", time.Since(start))
-	if c.sess != nil && pollsAfter(cmd) {
+	if st := c.getState(); (st == stateAuth || st == stateSelected) && pollsAfter(cmd) {
 		at := PollAfterCommand
 		if !cmd.UID && (cmd.Name == "FETCH" || cmd.Name == "STORE" || cmd.Name == "SEARCH" || cmd.Name == "SORT" || cmd.Name == "THREAD") {
 			at = PollNoExpunge

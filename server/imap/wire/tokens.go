@@ -76,41 +76,48 @@ func (r *reader) keyword() (string, error) {
 // quoted reads a quoted string. Its bytes are returned as sent (8-bit
 // included; RFC 9051 allows UTF-8 there); CR, LF and NUL are refused.
 func (r *reader) quoted() (string, error) {
+	b, err := r.quotedBytes()
+	return string(b), err
+}
+
+// quotedBytes reads a quoted string into a byte slice the caller may wipe
+// (passwords).
+func (r *reader) quotedBytes() ([]byte, error) {
 	if err := r.expect('"', "quoted string"); err != nil {
-		return "", err
+		return nil, err
 	}
-	var sb strings.Builder
+	var buf []byte
 	for {
 		b, err := r.peek()
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		switch b {
 		case '\r', '\n':
-			return "", bad("Syntax error: unterminated quoted string")
+			return nil, bad("Syntax error: unterminated quoted string")
 		case 0:
-			return "", badCode(imap.ResponseCodeClientBug, "NUL in quoted string")
+			return nil, badCode(imap.ResponseCodeClientBug, "NUL in quoted string")
 		}
 		if _, err := r.readByte(); err != nil {
-			return "", err
+			return nil, err
 		}
 		switch b {
 		case '"':
-			return sb.String(), nil
+			return buf, nil
 		case '\\':
 			c, err := r.peek()
 			if err != nil {
-				return "", err
+				return nil, err
 			}
 			if c != '"' && c != '\\' {
-				return "", bad("Syntax error: invalid escape in quoted string")
+				return nil, bad("Syntax error: invalid escape in quoted string")
 			}
 			if _, err := r.readByte(); err != nil {
-				return "", err
+				return nil, err
 			}
 			b = c
 		}
-		sb.WriteByte(b)
+		buf = append(buf, b)
 	}
 }
 
@@ -121,8 +128,11 @@ func (r *reader) stringBytes(allow8 bool) ([]byte, error) {
 		return nil, err
 	}
 	if b == '"' {
-		s, err := r.quoted()
-		return []byte(s), err
+		q, err := r.quotedBytes()
+		if q == nil && err == nil {
+			q = []byte{}
+		}
+		return q, err
 	}
 	if r.atLiteral() {
 		return r.literal(allow8)
