@@ -138,6 +138,16 @@ type Appender interface {
 	Abort()
 }
 
+// AppendChecker is implemented by an Appender that can refuse a message
+// before the client sends it: CheckMessage is called when a message's
+// options and size are known and before "+" is sent for its literal (Size
+// is -1 for CATENATE, before its first part). An error (NO [OVERQUOTA],
+// NO [TOOBIG], BAD for a flag it refuses) ends the command without the
+// client uploading the message.
+type AppendChecker interface {
+	CheckMessage(ctx context.Context, m *AppendMessage) error
+}
+
 // URLOpener is implemented by an Appender that resolves CATENATE's URL
 // parts (RFC 4469 §3): an IMAP URL of a message or part the user may read.
 // The Appender must bound the total message size itself (URL parts are not

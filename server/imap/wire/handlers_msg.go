@@ -30,7 +30,14 @@ func (c *Conn) cmdAppend(cmd *Command, p *parser) (res result, err error) {
 			app.Abort()
 		}
 	}()
-	ar := &appendReader{p: p, limit: c.lim.AppendLimit, maxMsgs: c.lim.AppendMessages, appender: app, ctx: c.ctx}
+	ar := &appendReader{p: p, limit: c.lim.AppendLimit, maxMsgs: c.lim.AppendMessages, appender: app, ctx: c.ctx,
+		mapErr: func(err error) error {
+			resp, internal := responseFor(err)
+			if internal {
+				c.log.Error("append", "err", err)
+			}
+			return &cmdError{resp: resp}
+		}}
 	for {
 		m, err := ar.next()
 		var ie *imap.Error // an Appender's refusal of a CATENATE URL

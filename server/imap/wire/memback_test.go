@@ -34,6 +34,7 @@ type memBackend struct {
 	lastSearch    *Search
 	lastFetch     *Fetch
 	lastNotify    *Notify
+	quota         int64 // largest message APPEND takes; 0: any
 }
 
 type memMailbox struct {
@@ -407,6 +408,16 @@ func (a *memAppender) Commit(ctx context.Context) (*AppendData, error) {
 }
 
 func (a *memAppender) Abort() { a.msgs = nil }
+
+// CheckMessage refuses, before "+", messages over the test quota.
+func (a *memAppender) CheckMessage(ctx context.Context, m *AppendMessage) error {
+	a.s.b.mu.Lock()
+	defer a.s.b.mu.Unlock()
+	if a.s.b.quota > 0 && m.Size > a.s.b.quota {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeOverQuota, Text: "Over quota"}
+	}
+	return nil
+}
 
 // resolve returns the (seq, message) pairs of a set in the client's view.
 func (s *memSession) resolveLocked(set imap.NumSet, uid bool) []memRef {

@@ -42,6 +42,9 @@ type appendReader struct {
 	n        int             // messages begun
 	appender Appender        // resolves CATENATE URLs
 	ctx      context.Context // of the command
+	// mapErr turns an error of the Appender into the command's refusal
+	// (a *cmdError); nil keeps it as it is.
+	mapErr func(error) error
 }
 
 // next reads the options of the next message and announces its data,
@@ -88,7 +91,7 @@ func (a *appendReader) next() (*AppendMessage, error) {
 		}
 	}
 	if p.atLiteral() {
-		lb, err := a.acceptLiteral(0)
+		lb, err := a.acceptLiteral(0, m)
 		if err != nil {
 			return nil, err
 		}
@@ -105,6 +108,9 @@ func (a *appendReader) next() (*AppendMessage, error) {
 			return nil, err
 		}
 		if err := p.expect('(', "("); err != nil {
+			return nil, err
+		}
+		if err := a.check(m); err != nil {
 			return nil, err
 		}
 		cb := &catenateBody{a: a}
@@ -125,7 +131,8 @@ func (a *appendReader) next() (*AppendMessage, error) {
 		if !p.atLiteral() {
 			return nil, r8expected(p)
 		}
-		lb, err := a.acceptLiteral(0)
+		m.UTF8 = true
+		lb, err := a.acceptLiteral(0, m)
 		if err != nil {
 			return nil, err
 		}
@@ -141,9 +148,25 @@ func (a *appendReader) next() (*AppendMessage, error) {
 
 func r8expected(p *parser) error { return p.unexpected("literal8") }
 
+// check asks the Appender, if it is an AppendChecker, whether m may come.
+func (a *appendReader) check(m *AppendMessage) error {
+	ch, ok := a.appender.(AppendChecker)
+	if !ok {
+		return nil
+	}
+	if err := ch.CheckMessage(a.ctx, m); err != nil {
+		if a.mapErr != nil {
+			return a.mapErr(err)
+		}
+		return err
+	}
+	return nil
+}
+
 // acceptLiteral reads a message literal's header and accepts it if it
-// fits, with before bytes of the message already received.
-func (a *appendReader) acceptLiteral(before int64) (*literalBody, error) {
+// fits, with before bytes of the message already received. m, if not nil,
+// is the message the literal begins: the Appender may refuse it first.
+func (a *appendReader) acceptLiteral(before int64, m *AppendMessage) (*literalBody, error) {
 	p := a.p
 	h, err := p.readLiteralHeader()
 	if err != nil {
@@ -154,6 +177,16 @@ func (a *appendReader) acceptLiteral(before int64) (*literalBody, error) {
 	}
 	if h.n > a.limit-before {
 		return nil, p.refuseLiteral(h, no(imap.ResponseCodeTooBig, "Message too large: the limit is "+strconv.FormatInt(a.limit, 10)+" bytes"))
+	}
+	if m != nil {
+		m.Size, m.Binary = h.n, h.binary || m.UTF8
+		if err := a.check(m); err != nil {
+			var ce *cmdError
+			if !errors.As(err, &ce) {
+				return nil, err
+			}
+			return nil, p.refuseLiteral(h, ce)
+		}
 	}
 	if h.sync {
 		if err := p.cont(); err != nil {
@@ -366,7 +399,7 @@ func (b *catenateBody) nextPart() error {
 		if !p.atLiteral() {
 			return p.unexpected("literal")
 		}
-		lb, err := b.a.acceptLiteral(b.size)
+		lb, err := b.a.acceptLiteral(b.size, nil)
 		if err != nil {
 			return err
 		}

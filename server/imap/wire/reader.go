@@ -34,8 +34,10 @@ type reader struct {
 	args      int   // elements of this command so far
 	ended     bool  // the command's final CRLF (or a refused sync literal's) is read
 
-	tail  [24]byte // last bytes of the current line (literal detection on skip)
-	ntail int
+	// tail holds the last bytes of the current line (a ring), to tell on
+	// skip whether a line ends with a literal announcement.
+	tail  [32]byte
+	ntail int // bytes written to tail since the line began
 }
 
 // begin resets the per-command counters for a command read under lim.
@@ -47,13 +49,18 @@ func (r *reader) begin(lim *StateLimits) {
 }
 
 func (r *reader) pushTail(b byte) {
-	if r.ntail < len(r.tail) {
-		r.tail[r.ntail] = b
-		r.ntail++
-		return
+	r.tail[r.ntail%len(r.tail)] = b
+	r.ntail++
+}
+
+// tailBytes returns the last bytes of the current line, in order.
+func (r *reader) tailBytes() []byte {
+	n := min(r.ntail, len(r.tail))
+	out := make([]byte, n)
+	for i := range n {
+		out[i] = r.tail[(r.ntail-n+i)%len(r.tail)]
 	}
-	copy(r.tail[:], r.tail[1:])
-	r.tail[len(r.tail)-1] = b
+	return out
 }
 
 var (
@@ -253,7 +260,7 @@ func (r *reader) skipCommand() error {
 		if b != '\n' {
 			continue
 		}
-		n, sync, ok := tailLiteral(r.tail[:r.ntail])
+		n, sync, ok := tailLiteral(r.tailBytes())
 		r.ntail = 0
 		r.line = 0
 		if !ok || sync {

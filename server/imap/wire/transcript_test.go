@@ -200,6 +200,20 @@ func TestTranscriptLiterals(t *testing.T) {
 	c.expect("l7 NO [BADURL /INBOX;UIDVALIDITY=9/;UID=1] Bad URL")
 	c.send("l8 NOOP")
 	c.expect("l8 OK NOOP completed")
+
+	// An Appender that checks messages refuses one before "+".
+	b.mu.Lock()
+	b.quota = 100
+	b.mu.Unlock()
+	c.send("l9 APPEND abc {200}")
+	c.expect("l9 NO [OVERQUOTA] Over quota")
+	c.send("m1 APPEND abc {5}") // the second message of a MULTIAPPEND is refused
+	c.expect("+ Ready for literal data")
+	c.send("Hello {200+}")
+	c.raw(strings.Repeat("x", 200) + "\r\n")
+	c.expect("m1 NO [OVERQUOTA] Over quota")
+	c.send("m2 STATUS abc (MESSAGES)") // MULTIAPPEND is all or nothing
+	c.expect(`* STATUS "abc" (MESSAGES 3)`, "m2 OK STATUS completed")
 }
 
 // TestTranscriptAuthenticate checks AUTHENTICATE PLAIN, with and without
