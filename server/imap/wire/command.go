@@ -237,7 +237,7 @@ type Partial struct {
 type SearchReturn struct {
 	Min, Max, All, Count bool
 	Save                 bool     // SAVE: keep the result for "$"
-	Update               bool     // UPDATE: notify changes (CONTEXT)
+	Update               bool     // UPDATE: keep the result current (CONTEXT); implies ALL when alone
 	Context              bool     // CONTEXT hint
 	Partial              *Partial // PARTIAL
 	// ESearch reports that RETURN was given: the result is an ESEARCH

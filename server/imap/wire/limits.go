@@ -71,15 +71,17 @@ type Limits struct {
 }
 
 // Defaults. Before authentication only LOGIN, AUTHENTICATE and ID carry
-// arguments, so a few KiB is plenty; after it, Dovecot's 64 KiB line is
-// the reference clients are written against.
+// arguments: the largest is an ID as big as RFC 2971 allows, so a
+// connection that has not logged in can make the server hold at most
+// 40 KiB of its input. After it, Dovecot's 64 KiB line is the reference
+// clients are written against.
 var (
 	DefaultPreAuthLimits = StateLimits{
-		LineBytes:      8 << 10,  // SASL-IR PLAIN with 1 KiB name and password is ~2.8 KiB
-		CommandBytes:   16 << 10, // LOGIN with two 1 KiB literals, ID with 30 pairs
+		LineBytes:      36 << 10, // ID with RFC 2971's most: 30 fields of 30 + 1,024 bytes, ~32 KiB
+		CommandBytes:   40 << 10, // that ID, or LOGIN with two 1 KiB literals
 		Depth:          4,        // ID's one list
 		Args:           64,       // ID: 30 pairs
-		DiscardBytes:   16 << 10,
+		DiscardBytes:   40 << 10,
 		IdleTimeout:    60 * time.Second,
 		ReadTimeout:    30 * time.Second,
 		CommandTimeout: 60 * time.Second,

@@ -158,16 +158,16 @@ func (p *parser) searchReturn(ret *SearchReturn, sort bool) error {
 	if err != nil {
 		return err
 	}
-	if !ret.Min && !ret.Max && !ret.Count && !ret.Save && !ret.Partial.valid() && !ret.Update {
-		ret.All = true // RFC 4731 §3.1: RETURN () means ALL
+	if !ret.Min && !ret.Max && !ret.Count && !ret.Save && ret.Partial == nil {
+		// RFC 4731 §3.1: RETURN () means ALL; with UPDATE alone the
+		// client gets the initial result to update (RFC 5267 §4.3).
+		ret.All = true
 	}
 	if ret.Partial != nil && ret.All {
 		return bad("PARTIAL and ALL are exclusive (RFC 5267 §4.4)")
 	}
 	return nil
 }
-
-func (pr *Partial) valid() bool { return pr != nil }
 
 // partialRange reads n1:n2 with both positive or both negative.
 func (p *parser) partialRange() (*Partial, error) {

@@ -290,7 +290,7 @@ func TestParseUTF8Names(t *testing.T) {
 func TestParseLimits(t *testing.T) {
 	// Before authentication a literal larger than the command budget is
 	// refused before "+".
-	p, conts := testParser("a LOGIN {20000}\r\n", stateNotAuth)
+	p, conts := testParser("a LOGIN {50000}\r\n", stateNotAuth)
 	_, err := p.readCommand(stateNotAuth)
 	if r := respOf(err); r == nil || r.Code != "TOOBIG" {
 		t.Errorf("big pre-auth literal: %v", err)
@@ -299,7 +299,7 @@ func TestParseLimits(t *testing.T) {
 		t.Errorf("continuations %d, ended %v; want 0, true", *conts, p.ended)
 	}
 	// A line longer than LineBytes.
-	p, _ = testParser("a LOGIN "+strings.Repeat("x", 9000)+" y\r\nb NOOP\r\n", stateNotAuth)
+	p, _ = testParser("a LOGIN "+strings.Repeat("x", 40000)+" y\r\nb NOOP\r\n", stateNotAuth)
 	_, err = p.readCommand(stateNotAuth)
 	if r := respOf(err); r == nil || r.Code != "TOOBIG" {
 		t.Fatalf("long line: %v", err)

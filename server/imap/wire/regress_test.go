@@ -39,7 +39,7 @@ func peakDuring(stop <-chan struct{}) <-chan uint64 {
 // flooding "a SEARCH TEXT {4096+}…" (3,300 literals each, 13.5 MB) took
 // the old server from 232 MiB to 1.7 GiB. SEARCH is refused by state
 // before its arguments are read, the literals are discarded within the
-// pre-auth budget (16 KiB) and the connection is closed: the heap stays
+// pre-auth budget (40 KiB) and the connection is closed: the heap stays
 // flat.
 func TestIssue9LiteralFloodPreAuth(t *testing.T) {
 	addr, _ := startServer(t, newMemBackend(), func(o *Options) { o.Logger = nil })

@@ -333,6 +333,14 @@ func TestTranscriptExtensions(t *testing.T) {
 	c := dial(t, addr)
 	c.send(`d1 ID ("name" "test" "version" "1.0")`)
 	c.expect(`* ID ("name" "sealmail" "vendor" "sealmail.org")`, "d1 OK ID completed")
+	// The largest ID RFC 2971 allows, before login: 30 fields of
+	// 30 + 1,024 bytes.
+	var id strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&id, " \"k%029d\" \"%s\"", i, strings.Repeat("v", 1024))
+	}
+	c.send("d0 ID (" + id.String()[1:] + ")")
+	c.until("d0 OK")
 	c.login()
 	c.selectInbox()
 	c.send("d2 SORT (SIZE) UTF-8 ALL")

@@ -192,12 +192,12 @@ func TestWriteUpdates(t *testing.T) {
 	w.Vanished(imap.UIDSetNum(4, 5), true)
 	w.Status(&StatusData{Mailbox: "INBOX", Messages: 3, UIDNext: 8}, StatusItems{Messages: true, UIDNext: true})
 	w.List(&ListData{Mailbox: "a/b", Delim: '/', Attrs: []imap.MailboxAttr{imap.MailboxAttrHasNoChildren}, OldName: "old", ChildInfo: true})
-	w.SearchUpdate(&SearchUpdate{Tag: "B1", UID: true, AddTo: []ContextChange{{Position: 0, Nums: []uint32{5, 6, 7}}}, RemoveTo: []ContextChange{{Position: 2, Nums: []uint32{3}}}})
+	w.SearchUpdate(&SearchUpdate{Tag: "B1", UID: true, AddTo: []ContextChange{{Position: 0, Nums: []uint32{5, 6, 7}}}, RemoveFrom: []ContextChange{{Position: 2, Nums: []uint32{3}}}})
 	w.end()
 	want := "* 3 EXISTS\r\n* 1 RECENT\r\n* 2 EXPUNGE\r\n* FLAGS (\\Seen $Junk)\r\n* OK [COPYUID 9 1:3 10:12] Moved\r\n" +
 		"* VANISHED (EARLIER) 4:5\r\n* STATUS \"INBOX\" (MESSAGES 3 UIDNEXT 8)\r\n" +
 		"* LIST (\\HasNoChildren) \"/\" \"a/b\" (\"CHILDINFO\" (\"SUBSCRIBED\") \"OLDNAME\" (\"old\"))\r\n" +
-		"* ESEARCH (TAG \"B1\") UID ADDTO (0 5:7) REMOVETO (2 3)\r\n"
+		"* ESEARCH (TAG \"B1\") UID ADDTO (0 5:7) REMOVEFROM (2 3)\r\n"
 	if got := flushed(t, c, &buf); got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}

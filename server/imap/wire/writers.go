@@ -186,7 +186,7 @@ func (w *UpdateWriter) List(d *ListData) error {
 	return w.Err()
 }
 
-// ContextChange is one position of an ADDTO or REMOVETO (RFC 5267 §4.3):
+// ContextChange is one position of an ADDTO or REMOVEFROM (RFC 5267 §4.3):
 // Nums inserted at (or removed from) Position of the result (0 when the
 // result is not sorted).
 type ContextChange struct {
@@ -197,13 +197,13 @@ type ContextChange struct {
 // SearchUpdate is one change of a result kept current with RETURN
 // (UPDATE).
 type SearchUpdate struct {
-	Tag      string
-	UID      bool
-	AddTo    []ContextChange
-	RemoveTo []ContextChange
+	Tag        string
+	UID        bool
+	AddTo      []ContextChange
+	RemoveFrom []ContextChange
 }
 
-// SearchUpdate writes "* ESEARCH (TAG …) [UID] ADDTO (…) REMOVETO (…)".
+// SearchUpdate writes "* ESEARCH (TAG …) [UID] ADDTO (…) REMOVEFROM (…)".
 func (w *UpdateWriter) SearchUpdate(u *SearchUpdate) error {
 	w.begin()
 	e := w.enc()
@@ -216,7 +216,7 @@ func (w *UpdateWriter) SearchUpdate(u *SearchUpdate) error {
 	for _, part := range []struct {
 		name string
 		cs   []ContextChange
-	}{{"ADDTO", u.AddTo}, {"REMOVETO", u.RemoveTo}} {
+	}{{"ADDTO", u.AddTo}, {"REMOVEFROM", u.RemoveFrom}} {
 		if len(part.cs) == 0 {
 			continue
 		}
