@@ -58,6 +58,10 @@ type Conn struct {
 	caps          imap.CapSet // advertised once authenticated
 	notifyActive  bool
 	loginDeadline time.Time
+	// cmdCtx is the context of the running command: cancelled when the
+	// connection ends, and when the client goes away while the command
+	// runs (watchDisconnect).
+	cmdCtx context.Context
 
 	rdTimeout atomic.Int64 // current read timeout (ns)
 	rdHard    atomic.Int64 // current absolute read deadline (Unix ns; 0: none)
@@ -90,7 +94,58 @@ func newConn(s *Server, nc net.Conn) *Conn {
 	c.r.cont = c.continueLiteral
 	c.uw.c = c
 	c.loginDeadline = time.Now().Add(c.lim.LoginTimeout)
+	c.cmdCtx = ctx
 	return c
+}
+
+// watchDelay is how long a command runs before a goroutine starts watching
+// for the client going away: quick commands never pay for it.
+const watchDelay = 20 * time.Millisecond
+
+// watchDisconnect cancels cancel if the client closes the connection while
+// a command runs (so that a long SEARCH or an argon2id unlock stops when
+// nobody waits for it). It may only be used while the command does not
+// read from the client itself. The returned stop must be called when the
+// command ends, before the connection is read again.
+func (c *Conn) watchDisconnect(cancel context.CancelFunc) (stop func()) {
+	var mu sync.Mutex
+	stopped, running := false, false
+	done := make(chan struct{})
+	t := time.AfterFunc(watchDelay, func() {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
+		}
+		running = true
+		mu.Unlock()
+		defer close(done)
+		_, err := c.br.Peek(1)
+		mu.Lock()
+		gone := err != nil && !stopped
+		mu.Unlock()
+		if gone {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !c.closing.Load() {
+				// The read timeout of the command phase, not a hang-up.
+				return
+			}
+			c.log.Info("client went away during a command", "err", err)
+			cancel()
+		}
+	})
+	return func() {
+		t.Stop()
+		mu.Lock()
+		stopped = true
+		wasRunning := running
+		mu.Unlock()
+		if wasRunning {
+			// Wake the watcher's read; bufio and TLS keep what they read.
+			c.nc().SetReadDeadline(time.Unix(1, 0))
+			<-done
+		}
+	}
 }
 
 // ID returns the connection's number, as logged under "cid".

@@ -188,3 +188,39 @@ func TestShutdown(t *testing.T) {
 		t.Error("listener still accepting")
 	}
 }
+
+// TestCancelOnDisconnect checks that a command's context is cancelled
+// when the client goes away while it runs (a long SEARCH must not keep a
+// core busy for nobody; issue 9 item 8 relies on this).
+func TestCancelOnDisconnect(t *testing.T) {
+	b := newMemBackend()
+	b.blocked = make(chan error, 1)
+	addr, _ := startServer(t, b, nil)
+	c := dial(t, addr)
+	c.login()
+	c.selectInbox()
+	c.send("s SEARCH TEXT block")
+	time.Sleep(100 * time.Millisecond) // the command is running
+	c.nc.Close()
+	select {
+	case err := <-b.blocked:
+		if err == nil {
+			t.Error("context not cancelled")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("command still running 5 s after the client left")
+	}
+
+	// A client that pipelines the next command is not taken for gone.
+	c = dial(t, addr)
+	c.login()
+	c.selectInbox()
+	c.send("s SEARCH TEXT block")
+	time.Sleep(100 * time.Millisecond)
+	c.send("n NOOP")
+	select {
+	case err := <-b.blocked:
+		t.Fatalf("cancelled by a pipelined command: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+}

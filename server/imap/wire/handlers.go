@@ -124,7 +124,7 @@ func (c *Conn) cmdLogin(cmd *Command, _ *parser) (result, error) {
 
 // login runs the Session's Login and enters the authenticated state.
 func (c *Conn) login(user string, pass []byte) (result, error) {
-	if err := c.sess.Login(c.ctx, user, pass); err != nil {
+	if err := c.sess.Login(c.cmdCtx, user, pass); err != nil {
 		return result{}, err
 	}
 	c.setState(stateAuth)
@@ -221,7 +221,7 @@ func (c *Conn) cmdEnable(cmd *Command, _ *parser) (result, error) {
 }
 
 func (c *Conn) cmdUnauthenticate(cmd *Command, _ *parser) (result, error) {
-	if err := c.sess.Unauthenticate(c.ctx); err != nil {
+	if err := c.sess.Unauthenticate(c.cmdCtx); err != nil {
 		return result{}, err
 	}
 	c.setState(stateNotAuth)
@@ -267,7 +267,7 @@ func (c *Conn) cmdSelect(cmd *Command, _ *parser) (result, error) {
 		c.enc.raw("* OK [CLOSED] Previous mailbox closed\r\n")
 		c.setState(stateAuth)
 	}
-	d, err := c.sess.Select(c.ctx, &c.uw, s)
+	d, err := c.sess.Select(c.cmdCtx, &c.uw, s)
 	if err != nil {
 		return result{}, err
 	}
@@ -327,7 +327,7 @@ func (c *Conn) cmdSelect(cmd *Command, _ *parser) (result, error) {
 }
 
 func (c *Conn) cmdCreate(cmd *Command, _ *parser) (result, error) {
-	d, err := c.sess.Create(c.ctx, cmd.Args.(*Create))
+	d, err := c.sess.Create(c.cmdCtx, cmd.Args.(*Create))
 	if err != nil {
 		return result{}, err
 	}
@@ -338,21 +338,21 @@ func (c *Conn) cmdCreate(cmd *Command, _ *parser) (result, error) {
 }
 
 func (c *Conn) cmdDelete(cmd *Command, _ *parser) (result, error) {
-	if err := c.sess.Delete(c.ctx, cmd.Args.(*MailboxArg).Mailbox); err != nil {
+	if err := c.sess.Delete(c.cmdCtx, cmd.Args.(*MailboxArg).Mailbox); err != nil {
 		return result{}, err
 	}
 	return ok("DELETE completed"), nil
 }
 
 func (c *Conn) cmdRename(cmd *Command, _ *parser) (result, error) {
-	if err := c.sess.Rename(c.ctx, cmd.Args.(*Rename)); err != nil {
+	if err := c.sess.Rename(c.cmdCtx, cmd.Args.(*Rename)); err != nil {
 		return result{}, err
 	}
 	return ok("RENAME completed"), nil
 }
 
 func (c *Conn) cmdSubscribe(cmd *Command, _ *parser) (result, error) {
-	if err := c.sess.Subscribe(c.ctx, cmd.Args.(*MailboxArg).Mailbox, cmd.Name == "SUBSCRIBE"); err != nil {
+	if err := c.sess.Subscribe(c.cmdCtx, cmd.Args.(*MailboxArg).Mailbox, cmd.Name == "SUBSCRIBE"); err != nil {
 		return result{}, err
 	}
 	return ok(cmd.Name + " completed"), nil
@@ -365,7 +365,7 @@ func (c *Conn) cmdList(cmd *Command, _ *parser) (result, error) {
 	}
 	if len(l.Patterns) > 0 {
 		w := &ListWriter{c: c, cmd: l, uw: &c.uw}
-		if err := c.sess.List(c.ctx, w, l); err != nil {
+		if err := c.sess.List(c.cmdCtx, w, l); err != nil {
 			return result{}, err
 		}
 	}
@@ -373,7 +373,7 @@ func (c *Conn) cmdList(cmd *Command, _ *parser) (result, error) {
 }
 
 func (c *Conn) cmdNamespace(cmd *Command, _ *parser) (result, error) {
-	ns, err := c.sess.Namespace(c.ctx)
+	ns, err := c.sess.Namespace(c.cmdCtx)
 	if err != nil {
 		return result{}, err
 	}
@@ -410,7 +410,7 @@ func (c *Conn) cmdStatus(cmd *Command, _ *parser) (result, error) {
 	if s.Items.HighestModSeq {
 		c.enable(imap.CapCondStore)
 	}
-	d, err := c.sess.Status(c.ctx, s)
+	d, err := c.sess.Status(c.cmdCtx, s)
 	if err != nil {
 		return result{}, err
 	}
@@ -422,7 +422,7 @@ func (c *Conn) cmdStatus(cmd *Command, _ *parser) (result, error) {
 }
 
 func (c *Conn) cmdGetQuota(cmd *Command, _ *parser) (result, error) {
-	q, err := c.sess.(SessionQuota).GetQuota(c.ctx, cmd.Args.(*QuotaRoot).Root)
+	q, err := c.sess.(SessionQuota).GetQuota(c.cmdCtx, cmd.Args.(*QuotaRoot).Root)
 	if err != nil {
 		return result{}, err
 	}
@@ -432,7 +432,7 @@ func (c *Conn) cmdGetQuota(cmd *Command, _ *parser) (result, error) {
 
 func (c *Conn) cmdGetQuotaRoot(cmd *Command, _ *parser) (result, error) {
 	name := cmd.Args.(*MailboxArg).Mailbox
-	roots, quotas, err := c.sess.(SessionQuota).GetQuotaRoot(c.ctx, name)
+	roots, quotas, err := c.sess.(SessionQuota).GetQuotaRoot(c.cmdCtx, name)
 	if err != nil {
 		return result{}, err
 	}
@@ -451,7 +451,7 @@ func (c *Conn) cmdGetQuotaRoot(cmd *Command, _ *parser) (result, error) {
 }
 
 func (c *Conn) cmdSetQuota(cmd *Command, _ *parser) (result, error) {
-	q, err := c.sess.(SessionQuota).SetQuota(c.ctx, cmd.Args.(*SetQuota))
+	q, err := c.sess.(SessionQuota).SetQuota(c.cmdCtx, cmd.Args.(*SetQuota))
 	if err != nil {
 		return result{}, err
 	}
@@ -483,7 +483,7 @@ func (c *Conn) writeQuota(q *QuotaData) {
 
 func (c *Conn) cmdNotify(cmd *Command, _ *parser) (result, error) {
 	n := cmd.Args.(*Notify)
-	if err := c.sess.(SessionNotify).Notify(c.ctx, &c.uw, n); err != nil {
+	if err := c.sess.(SessionNotify).Notify(c.cmdCtx, &c.uw, n); err != nil {
 		return result{}, err
 	}
 	c.notifyActive = !n.None
@@ -491,14 +491,14 @@ func (c *Conn) cmdNotify(cmd *Command, _ *parser) (result, error) {
 }
 
 func (c *Conn) cmdCancelUpdate(cmd *Command, _ *parser) (result, error) {
-	if err := c.sess.(SessionSearchContext).CancelUpdate(c.ctx, cmd.Args.(*CancelUpdate).Tags); err != nil {
+	if err := c.sess.(SessionSearchContext).CancelUpdate(c.cmdCtx, cmd.Args.(*CancelUpdate).Tags); err != nil {
 		return result{}, err
 	}
 	return ok("CANCELUPDATE completed"), nil
 }
 
 func (c *Conn) cmdClose(cmd *Command, _ *parser) (result, error) {
-	err := c.sess.Unselect(c.ctx, cmd.Name == "CLOSE")
+	err := c.sess.Unselect(c.cmdCtx, cmd.Name == "CLOSE")
 	// The mailbox is left whatever happened.
 	c.setState(stateAuth)
 	if err != nil {

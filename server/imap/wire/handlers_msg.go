@@ -20,7 +20,7 @@ var timeNow = time.Now
 // its literal streams in; MULTIAPPEND's messages are committed together.
 func (c *Conn) cmdAppend(cmd *Command, p *parser) (res result, err error) {
 	a := cmd.Args.(*Append)
-	app, err := c.sess.Append(c.ctx, a)
+	app, err := c.sess.Append(c.cmdCtx, a)
 	if err != nil {
 		return result{}, err
 	}
@@ -30,7 +30,7 @@ func (c *Conn) cmdAppend(cmd *Command, p *parser) (res result, err error) {
 			app.Abort()
 		}
 	}()
-	ar := &appendReader{p: p, limit: c.lim.AppendLimit, maxMsgs: c.lim.AppendMessages, appender: app, ctx: c.ctx,
+	ar := &appendReader{p: p, limit: c.lim.AppendLimit, maxMsgs: c.lim.AppendMessages, appender: app, ctx: c.cmdCtx,
 		mapErr: func(err error) error {
 			resp, internal := responseFor(err)
 			if internal {
@@ -50,7 +50,7 @@ func (c *Conn) cmdAppend(cmd *Command, p *parser) (res result, err error) {
 		if m == nil {
 			break
 		}
-		aerr := app.AddMessage(c.ctx, m)
+		aerr := app.AddMessage(c.cmdCtx, m)
 		// A broken stream (the client went away, a syntax error inside
 		// CATENATE) is the cause, whatever the Appender made of it.
 		if serr := bodyErr(m.Body); serr != nil {
@@ -67,7 +67,7 @@ func (c *Conn) cmdAppend(cmd *Command, p *parser) (res result, err error) {
 			return result{}, aerr
 		}
 	}
-	d, err := app.Commit(c.ctx)
+	d, err := app.Commit(c.cmdCtx)
 	committed = true
 	if err != nil {
 		return result{}, err
@@ -134,7 +134,7 @@ func (c *Conn) cmdExpunge(cmd *Command, _ *parser) (result, error) {
 	if e, ok := cmd.Args.(*Expunge); ok {
 		uids = e.UIDs
 	}
-	if err := c.sess.Expunge(c.ctx, &c.uw, uids); err != nil {
+	if err := c.sess.Expunge(c.cmdCtx, &c.uw, uids); err != nil {
 		return result{}, err
 	}
 	return ok(commandName(cmd) + " completed"), nil
@@ -158,7 +158,7 @@ func (c *Conn) cmdSearch(cmd *Command, _ *parser) (result, error) {
 	if usesModSeq(&s.Key) {
 		c.enable(imap.CapCondStore)
 	}
-	d, err := c.sess.Search(c.ctx, s)
+	d, err := c.sess.Search(c.cmdCtx, s)
 	if err != nil {
 		return result{}, err
 	}
@@ -171,7 +171,7 @@ func (c *Conn) cmdSort(cmd *Command, _ *parser) (result, error) {
 	if usesModSeq(&s.Key) {
 		c.enable(imap.CapCondStore)
 	}
-	d, err := c.sess.(SessionSort).Sort(c.ctx, s)
+	d, err := c.sess.(SessionSort).Sort(c.cmdCtx, s)
 	if err != nil {
 		return result{}, err
 	}
@@ -311,7 +311,7 @@ func (c *Conn) cmdThread(cmd *Command, _ *parser) (result, error) {
 	if usesModSeq(&t.Key) {
 		c.enable(imap.CapCondStore)
 	}
-	nodes, err := c.sess.(SessionThread).Thread(c.ctx, t)
+	nodes, err := c.sess.(SessionThread).Thread(c.cmdCtx, t)
 	if err != nil {
 		return result{}, err
 	}
@@ -363,7 +363,7 @@ func (c *Conn) cmdFetch(cmd *Command, _ *parser) (result, error) {
 	if f.Items.ModSeq || f.ChangedSince != 0 {
 		c.enable(imap.CapCondStore)
 	}
-	if err := c.sess.Fetch(c.ctx, &c.uw, f); err != nil {
+	if err := c.sess.Fetch(c.cmdCtx, &c.uw, f); err != nil {
 		return result{}, err
 	}
 	return ok(commandName(cmd) + " completed"), nil
@@ -374,7 +374,7 @@ func (c *Conn) cmdStore(cmd *Command, _ *parser) (result, error) {
 	if s.HasUnchangedSince {
 		c.enable(imap.CapCondStore)
 	}
-	d, err := c.sess.Store(c.ctx, &c.uw, s)
+	d, err := c.sess.Store(c.cmdCtx, &c.uw, s)
 	if err != nil {
 		return result{}, err
 	}
@@ -385,7 +385,7 @@ func (c *Conn) cmdStore(cmd *Command, _ *parser) (result, error) {
 }
 
 func (c *Conn) cmdCopy(cmd *Command, _ *parser) (result, error) {
-	d, err := c.sess.Copy(c.ctx, cmd.Args.(*Copy))
+	d, err := c.sess.Copy(c.cmdCtx, cmd.Args.(*Copy))
 	if err != nil {
 		return result{}, err
 	}
@@ -396,7 +396,7 @@ func (c *Conn) cmdCopy(cmd *Command, _ *parser) (result, error) {
 }
 
 func (c *Conn) cmdMove(cmd *Command, _ *parser) (result, error) {
-	if err := c.sess.Move(c.ctx, &c.uw, cmd.Args.(*Copy)); err != nil {
+	if err := c.sess.Move(c.cmdCtx, &c.uw, cmd.Args.(*Copy)); err != nil {
 		return result{}, err
 	}
 	return ok(commandName(cmd) + " completed"), nil

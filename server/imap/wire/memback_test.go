@@ -35,6 +35,9 @@ type memBackend struct {
 	lastFetch     *Fetch
 	lastNotify    *Notify
 	quota         int64 // largest message APPEND takes; 0: any
+	// blocked receives the error of the context of a SEARCH TEXT "block",
+	// which waits for that context to end.
+	blocked chan error
 }
 
 type memMailbox struct {
@@ -748,6 +751,14 @@ func (s *memSession) match(k *SearchKey, seq uint32, m *memMsg) bool {
 }
 
 func (s *memSession) Search(ctx context.Context, cmd *Search) (*SearchData, error) {
+	if k := cmd.Key.Keys; len(k) == 1 && k[0].Op == SearchText && k[0].Value == "block" {
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+		}
+		s.b.blocked <- ctx.Err()
+		return nil, ctx.Err()
+	}
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	s.b.lastSearch = cmd
