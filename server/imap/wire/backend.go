@@ -23,8 +23,9 @@ type NewSessionFunc func(c *Conn) (Session, error)
 //     commands (IDLE, NOTIFY), never during another call.
 //   - ctx is cancelled when the connection ends or the server shuts down.
 //   - Errors: return *imap.Error (NO/BAD with a response code) for what
-//     the client may read. Any other error is logged by the dispatcher
-//     with its cause and answered NO [SERVERBUG]; a cancelled context is
+//     the client may read; one of type BYE is sent untagged and ends the
+//     connection. Any other error is logged by the dispatcher with its
+//     cause and answered NO [SERVERBUG]; a cancelled context is
 //     NO [UNAVAILABLE]. Never put internal details in an imap.Error.
 //   - Mailbox names are UTF-8, whatever the client's encoding. Sequence
 //     sets may contain "*" (0) and be imap.SearchRes() ("$").
@@ -102,7 +103,10 @@ type Session interface {
 	Updates() <-chan struct{}
 	// Poll writes pending unilateral responses: EXISTS, RECENT, EXPUNGE
 	// or VANISHED, FETCH FLAGS/MODSEQ, FLAGS, and NOTIFY's STATUS and
-	// LIST. at says what is allowed.
+	// LIST. at says what is allowed. An *imap.Error of type BYE ends the
+	// connection with that BYE (for a selected mailbox deleted by another
+	// session, RFC 2180 §3.3: during IDLE at once, else after the command);
+	// other errors are logged.
 	Poll(ctx context.Context, w *UpdateWriter, at PollPoint) error
 }
 

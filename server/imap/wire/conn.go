@@ -513,15 +513,32 @@ func (c *Conn) poll(at PollPoint) error {
 	if st != stateAuth && st != stateSelected {
 		return nil
 	}
-	if err := c.sess.Poll(c.ctx, &c.uw, at); err != nil {
-		if _, internal := responseFor(err); internal {
-			c.log.Error("poll", "err", err)
-		}
-	}
+	perr := c.sess.Poll(c.ctx, &c.uw, at)
 	if err := c.uw.end(); err != nil {
 		return err
 	}
+	if err := c.pollFailed(perr); err != nil {
+		return err
+	}
 	return c.flush()
+}
+
+// pollFailed handles an error of Poll: a BYE (the selected mailbox was
+// deleted, the account is gone) is sent and ends the connection; other
+// errors are logged, as no command waits for them.
+func (c *Conn) pollFailed(err error) error {
+	if err == nil {
+		return nil
+	}
+	resp, internal := responseFor(err)
+	if internal {
+		c.log.Error("poll", "err", err)
+	}
+	if resp.Type == imap.StatusResponseTypeBye {
+		c.writeBye(resp.Code, resp.Text)
+		return errSessionEnded
+	}
+	return nil
 }
 
 // startTLS switches the connection to TLS after "OK Begin TLS".

@@ -223,12 +223,11 @@ func (c *Conn) run(cmd *Command, p *parser) error {
 		if !cmd.UID && (cmd.Name == "FETCH" || cmd.Name == "STORE" || cmd.Name == "SEARCH" || cmd.Name == "SORT" || cmd.Name == "THREAD") {
 			at = PollNoExpunge
 		}
-		if err := c.sess.Poll(ctx, &c.uw, at); err != nil {
-			if _, internal := responseFor(err); internal {
-				c.log.Error("poll", "err", err)
-			}
-		}
+		perr := c.sess.Poll(ctx, &c.uw, at)
 		if err := c.uw.end(); err != nil {
+			return err
+		}
+		if err := c.pollFailed(perr); err != nil {
 			return err
 		}
 	}

@@ -38,6 +38,8 @@ type memBackend struct {
 	// blocked receives the error of the context of a SEARCH TEXT "block",
 	// which waits for that context to end.
 	blocked chan error
+	// bye makes Poll end every session with BYE (a deleted mailbox).
+	bye bool
 }
 
 type memMailbox struct {
@@ -855,5 +857,11 @@ func (s *memSession) CancelUpdate(ctx context.Context, tags []string) error { re
 func (s *memSession) Updates() <-chan struct{} { return s.updates }
 
 func (s *memSession) Poll(ctx context.Context, w *UpdateWriter, at PollPoint) error {
+	s.b.mu.Lock()
+	bye := s.b.bye
+	s.b.mu.Unlock()
+	if bye && s.sel != nil {
+		return &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Selected mailbox was deleted, have to disconnect"}
+	}
 	return s.syncView(w, at != PollNoExpunge)
 }

@@ -410,3 +410,29 @@ func TestTranscriptCompress(t *testing.T) {
 	}
 	zc.expect("z4 OK CAPABILITY completed")
 }
+
+// TestTranscriptPollBye checks that a BYE from Poll ends the connection:
+// at once during IDLE, after the command otherwise.
+func TestTranscriptPollBye(t *testing.T) {
+	b := newMemBackend()
+	addr, _ := startServer(t, b, nil)
+	idler := dial(t, addr)
+	idler.login()
+	idler.selectInbox()
+	idler.send("i IDLE")
+	idler.expect("+ idling")
+	c := dial(t, addr)
+	c.login()
+	c.selectInbox()
+	b.mu.Lock()
+	b.bye = true
+	b.mu.Unlock()
+	b.signal()
+	if rest, closed := idler.closed(1000); !closed || rest != "* BYE Selected mailbox was deleted, have to disconnect\r\n" {
+		t.Errorf("idling: %q closed=%v", rest, closed)
+	}
+	c.send("n NOOP")
+	if rest, closed := c.closed(1000); !closed || rest != "* BYE Selected mailbox was deleted, have to disconnect\r\n" {
+		t.Errorf("after NOOP: %q closed=%v", rest, closed)
+	}
+}
