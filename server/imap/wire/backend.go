@@ -55,10 +55,9 @@ type Session interface {
 	Namespace(ctx context.Context) (*imap.NamespaceData, error)
 	// Select selects or examines a mailbox. A mailbox selected before is
 	// unselected first (the dispatcher writes "* OK [CLOSED]"), whatever
-	// the outcome (RFC 9051 §6.3.2). With QRESYNC, w receives VANISHED
-	// (EARLIER) and FETCH responses before the dispatcher writes the
-	// mailbox data.
-	Select(ctx context.Context, w *UpdateWriter, cmd *Select) (*SelectData, error)
+	// the outcome (RFC 9051 §6.3.2). With a QRESYNC parameter, the
+	// dispatcher then calls SessionQResync.Resync.
+	Select(ctx context.Context, cmd *Select) (*SelectData, error)
 	// Unselect leaves the selected mailbox: CLOSE (expunge true: remove
 	// \Deleted messages silently, unless read-only) or UNSELECT.
 	Unselect(ctx context.Context, expunge bool) error
@@ -158,6 +157,16 @@ type AppendChecker interface {
 // announced). A URL it cannot resolve is NO [BADURL url].
 type URLOpener interface {
 	OpenURL(ctx context.Context, url string) (io.ReadCloser, error)
+}
+
+// SessionQResync implements QRESYNC's SELECT parameter (RFC 7162 §3.2.5):
+// after a successful SELECT or EXAMINE with cmd.QResync, and after the
+// dispatcher wrote the mailbox data, Resync writes VANISHED (EARLIER) and
+// the FETCH responses of the messages changed since cmd.QResync.ModSeq
+// (RFC 7162 §3.2.5.1 orders them so). An error fails the command; the
+// mailbox stays selected. QRESYNC is advertised only with it.
+type SessionQResync interface {
+	Resync(ctx context.Context, w *UpdateWriter, cmd *Select) error
 }
 
 // SessionQuota implements QUOTA (RFC 9208). QUOTA is advertised only when

@@ -267,11 +267,8 @@ func (c *Conn) cmdSelect(cmd *Command, _ *parser) (result, error) {
 		c.enc.raw("* OK [CLOSED] Previous mailbox closed\r\n")
 		c.setState(stateAuth)
 	}
-	d, err := c.sess.Select(c.cmdCtx, &c.uw, s)
+	d, err := c.sess.Select(c.cmdCtx, s)
 	if err != nil {
-		return result{}, err
-	}
-	if err := c.uw.end(); err != nil {
 		return result{}, err
 	}
 	rev2 := c.Enabled(imap.CapIMAP4rev2)
@@ -319,6 +316,16 @@ func (c *Conn) cmdSelect(cmd *Command, _ *parser) (result, error) {
 		e.raw(")] Ok\r\n")
 	}
 	c.setState(stateSelected)
+	if s.QResync != nil {
+		if err := c.sess.(SessionQResync).Resync(c.cmdCtx, &c.uw, s); err != nil {
+			// The mailbox is selected; the client must resynchronise
+			// some other way.
+			return result{}, err
+		}
+		if err := c.uw.end(); err != nil {
+			return result{}, err
+		}
+	}
 	code := "READ-WRITE"
 	if d.ReadOnly {
 		code = "READ-ONLY"

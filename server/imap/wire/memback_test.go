@@ -127,6 +127,7 @@ var _ SessionQuota = (*memSession)(nil)
 var _ SessionNotify = (*memSession)(nil)
 var _ SessionThread = (*memSession)(nil)
 var _ SessionSearchContext = (*memSession)(nil)
+var _ SessionQResync = (*memSession)(nil)
 
 func (s *memSession) Close() error {
 	s.b.mu.Lock()
@@ -157,7 +158,7 @@ func (s *memSession) Namespace(ctx context.Context) (*imap.NamespaceData, error)
 
 var errNoMailbox = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: "No such mailbox"}
 
-func (s *memSession) Select(ctx context.Context, w *UpdateWriter, cmd *Select) (*SelectData, error) {
+func (s *memSession) Select(ctx context.Context, cmd *Select) (*SelectData, error) {
 	s.sel, s.known = nil, nil
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
@@ -182,18 +183,28 @@ func (s *memSession) Select(ctx context.Context, w *UpdateWriter, cmd *Select) (
 		}
 	}
 	d.Exists = uint32(len(s.known))
-	if cmd.QResync != nil && cmd.QResync.UIDValidity == mb.uidValidity {
-		for _, m := range mb.msgs {
-			if m.modseq > cmd.QResync.ModSeq {
-				f := w.Fetch(s.seqOf(m.uid))
-				f.UID(imap.UID(m.uid))
-				f.Flags(m.flags)
-				f.ModSeq(m.modseq)
-				f.Close()
-			}
+	return d, nil
+}
+
+// Resync writes the changes since the client's mod-sequence (no
+// VANISHED: this Session does not remember expunged UIDs).
+func (s *memSession) Resync(ctx context.Context, w *UpdateWriter, cmd *Select) error {
+	q := cmd.QResync
+	if q.UIDValidity != s.sel.uidValidity {
+		return nil
+	}
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	for _, m := range s.sel.msgs {
+		if m.modseq > q.ModSeq {
+			f := w.Fetch(s.seqOf(m.uid))
+			f.UID(imap.UID(m.uid))
+			f.Flags(m.flags)
+			f.ModSeq(m.modseq)
+			f.Close()
 		}
 	}
-	return d, nil
+	return w.Err()
 }
 
 func (s *memSession) seqOf(uid uint32) uint32 {

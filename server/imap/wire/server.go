@@ -34,9 +34,10 @@ type Options struct {
 	// CONTEXT=SEARCH, CONTEXT=SORT, MULTIAPPEND, CATENATE, NOTIFY,
 	// COMPRESS=DEFLATE, WITHIN, SAVEDATE, OBJECTID, PREVIEW,
 	// CREATE-SPECIAL-USE, UTF8=ACCEPT. Their syntax is parsed only when
-	// advertised. One whose Session interface (SessionQuota, SessionSort,
-	// SessionThread, SessionNotify, SessionSearchContext) a connection's
-	// Session lacks is not advertised on it, and that is logged.
+	// advertised. One whose Session interface (SessionQResync,
+	// SessionQuota, SessionSort, SessionThread, SessionNotify,
+	// SessionSearchContext) a connection's Session lacks is not advertised
+	// on it, and that is logged.
 	Caps []imap.Cap
 	// Limits bound every connection; the zero value means the defaults.
 	Limits Limits
@@ -53,7 +54,7 @@ type Options struct {
 // the Session interface each needs (nil: none).
 var optionalCaps = map[imap.Cap]func(Session) bool{
 	imap.CapCondStore:        nil,
-	imap.CapQResync:          nil,
+	imap.CapQResync:          func(s Session) bool { _, ok := s.(SessionQResync); return ok },
 	imap.CapQuota:            func(s Session) bool { _, ok := s.(SessionQuota); return ok },
 	"QUOTA=RES-STORAGE":      func(s Session) bool { _, ok := s.(SessionQuota); return ok },
 	"QUOTA=RES-MESSAGE":      func(s Session) bool { _, ok := s.(SessionQuota); return ok },

@@ -383,8 +383,11 @@ func TestTranscriptQResync(t *testing.T) {
 	c.send("q1 ENABLE QRESYNC")
 	c.expect("* ENABLED QRESYNC", "q1 OK ENABLE completed")
 	c.send("q2 SELECT INBOX (QRESYNC (1 3))")
-	c.expect(`* 3 FETCH (UID 3 FLAGS (\Deleted) MODSEQ (4))`)
-	c.until("q2 OK")
+	lines := c.until("q2 OK")
+	// After the mailbox data, before the tagged OK (RFC 7162 §3.2.5.1).
+	if n := len(lines); n < 2 || lines[n-2] != `* 3 FETCH (UID 3 FLAGS (\Deleted) MODSEQ (4))` || !strings.Contains(strings.Join(lines[:n-2], "\n"), "* 3 EXISTS") {
+		t.Errorf("QRESYNC select: %q", lines)
+	}
 	c.send("q3 EXPUNGE")
 	c.expect("* VANISHED 1,3", "q3 OK EXPUNGE completed")
 }
