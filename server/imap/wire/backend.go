@@ -21,7 +21,9 @@ type NewSessionFunc func(c *Conn) (Session, error)
 //
 //   - Methods are called one at a time. Poll is also called between
 //     commands (IDLE, NOTIFY), never during another call.
-//   - ctx is cancelled when the connection ends or the server shuts down.
+//   - ctx is cancelled when the connection ends or the server shuts down,
+//     and for LOGIN, SEARCH, SORT and THREAD when the client hangs up
+//     while they run.
 //   - Errors: return *imap.Error (NO/BAD with a response code) for what
 //     the client may read; one of type BYE is sent untagged and ends the
 //     connection. Any other error is logged by the dispatcher with its
@@ -114,7 +116,8 @@ type PollPoint int
 
 const (
 	// PollAfterCommand: after a command that allows every response
-	// (NOOP, CHECK, SELECT…).
+	// (NOOP, CHECK, STATUS, COPY, UID FETCH…). Not after SELECT,
+	// EXAMINE, CLOSE, UNSELECT and the commands of other states.
 	PollAfterCommand PollPoint = iota
 	// PollNoExpunge: after FETCH, STORE or SEARCH with sequence numbers
 	// (RFC 9051 §7.5.1): no EXPUNGE, which would renumber messages.

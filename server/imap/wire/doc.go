@@ -7,9 +7,11 @@
 //
 // A Server serves connections (Serve, ServeConn, Shutdown); each gets a
 // Session from Options.NewSession. The Session interface, its optional
-// interfaces (SessionQuota, SessionSort, SessionThread, SessionNotify,
-// SessionSearchContext, and URLOpener on an Appender) and the result
-// types are in backend.go; the parsed arguments in command.go. go-imap's
+// interfaces (SessionQResync, SessionQuota, SessionSort, SessionThread,
+// SessionNotify, SessionSearchContext; AppendChecker and URLOpener on an
+// Appender) and the result types are in backend.go; the parsed arguments
+// in command.go. Package wiretest holds the attacks of issue 9 as test
+// steps any server can be run against. go-imap's
 // imap types are reused where they fit (sets, flags, response codes, copy
 // and namespace data); ENVELOPE, BODYSTRUCTURE, search keys and fetch
 // items have their own, because go-imap's lose what a server must echo
