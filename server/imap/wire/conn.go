@@ -183,7 +183,7 @@ func (c *Conn) nc() net.Conn {
 	return c.netConn
 }
 
-// State returns the connection state.
+// getState returns the connection state.
 func (c *Conn) getState() connState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
