@@ -8,7 +8,16 @@
 //   - Every method is one transaction: it either commits durably (fsync'd)
 //     before returning nil, or leaves nothing behind.
 //   - Byte slices are copied at the boundary in both directions; callers may
-//     reuse what they pass in and may keep what they get back.
+//     reuse what they pass in and may keep what they get back. The one
+//     exception is Delivery.Blob: Deliver reads it in place, without a
+//     copy, and keeps no reference once it returns, so a sealed message
+//     is never in memory twice; the caller must not change it meanwhile.
+//   - Large blobs are written in pieces (StageBlob) and read in pieces
+//     (OpenBlob), so that neither side holds a whole large message. A
+//     staged blob stays invisible until one Deliver links it to a
+//     mailbox, in the same transaction as every other copy of that
+//     message; one that is never linked (the caller gave up, the
+//     process stopped) is removed, at the latest by the next open.
 //   - Addresses are stored and looked up in the canonical form the caller
 //     gives (sealmail uses lower-case "local@domain"); the store does not
 //     interpret them.
@@ -34,6 +43,7 @@ package store
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -99,10 +109,26 @@ type Account struct {
 	PublicKey      []byte // binary transferable OpenPGP public key (in the clear)
 	WrappedKey     []byte // opaque: the private key sealed under a key derived from the master secret
 	Slots          []Slot
-	PublishWKD     bool  // publish PublicKey in the Web Key Directory
-	QuotaBytes     int64 // sealed bytes allowed; 0 means no limit
-	UsedBytes      int64 // sealed bytes in use; maintained by the store
+	PublishWKD     bool // publish PublicKey in the Web Key Directory
+	// QuotaBytes is the account's quota setting: a limit in sealed bytes
+	// if positive, QuotaDefault (0) for the store's default quota,
+	// QuotaNone for no limit whatever the default.
+	QuotaBytes int64
+	// QuotaLimit is the limit in force, in sealed bytes, 0 for none:
+	// QuotaBytes, or the store's default for QuotaDefault. The store
+	// fills it in; CreateAccount ignores it.
+	QuotaLimit int64
+	UsedBytes  int64 // sealed bytes in use; maintained by the store
 }
+
+// Quota settings (Account.QuotaBytes, SetQuota) other than a limit.
+const (
+	// QuotaDefault: the store's default quota applies (a backend option,
+	// 0 for none), so changing the default changes every such account.
+	QuotaDefault int64 = 0
+	// QuotaNone: no limit, whatever the default.
+	QuotaNone int64 = -1
+)
 
 // PublicAccount is what public lookups (RCPT resolution, WKD) may know of
 // an account: no wrapped private key and no unlock slots, so a bug in a
@@ -114,7 +140,8 @@ type PublicAccount struct {
 	KeyFingerprint string
 	PublicKey      []byte
 	PublishWKD     bool
-	QuotaBytes     int64
+	QuotaBytes     int64 // the setting, as in Account
+	QuotaLimit     int64 // the limit in force, 0 for none, as in Account
 	UsedBytes      int64
 }
 
@@ -122,7 +149,7 @@ type PublicAccount struct {
 func (a Account) Public() PublicAccount {
 	return PublicAccount{
 		Address: a.Address, Created: a.Created, KeyFingerprint: a.KeyFingerprint, PublicKey: a.PublicKey,
-		PublishWKD: a.PublishWKD, QuotaBytes: a.QuotaBytes, UsedBytes: a.UsedBytes,
+		PublishWKD: a.PublishWKD, QuotaBytes: a.QuotaBytes, QuotaLimit: a.QuotaLimit, UsedBytes: a.UsedBytes,
 	}
 }
 
@@ -170,7 +197,37 @@ type Delivery struct {
 	MailboxID    uint64
 	InternalDate time.Time // zero means the time of the commit
 	Flags        []string
-	Blob         []byte // the sealed message
+	// Blob is the sealed message, or nil when Staged names it. Deliver
+	// reads it in place and keeps no reference after it returns.
+	Blob []byte
+	// Staged is a blob written with StageBlob for this account, or nil.
+	// A staged blob is linked by at most one Delivery, ever.
+	Staged *StagedBlob
+}
+
+// BlobWriter writes one sealed blob into the store in pieces, ahead of
+// the Deliver that links it to a mailbox, so that a large message never
+// has to be in memory whole. What it writes is invisible (no listing, no
+// usage, no quota) until that Deliver commits, and removed if it never
+// does. A BlobWriter is used by one goroutine.
+type BlobWriter interface {
+	// Write appends p. The store keeps a bounded piece in memory and
+	// writes the rest as it goes.
+	Write(p []byte) (int, error)
+	// Finish writes what is left and returns the staged blob, to be
+	// named by one Delivery. The writer takes no more writes.
+	Finish(ctx context.Context) (StagedBlob, error)
+	// Discard removes what was written, unless a Deliver has linked the
+	// blob (then it does nothing). It may be called at any time, more
+	// than once; a caller defers it right after StageBlob.
+	Discard() error
+}
+
+// StagedBlob names a blob written with a BlobWriter and not delivered yet.
+type StagedBlob struct {
+	Account string // the account it was staged for
+	Size    int64  // sealed bytes
+	Ref     uint64 // the backend's reference; opaque to callers
 }
 
 // Delivered tells where a Delivery landed.
@@ -261,7 +318,8 @@ type Store interface {
 	RemoveSlot(ctx context.Context, address string, id uint32) error
 	// SetPublishWKD sets whether the key is published in the WKD.
 	SetPublishWKD(ctx context.Context, address string, publish bool) error
-	// SetQuota sets the quota in sealed bytes; 0 means no limit.
+	// SetQuota sets the quota setting: a limit in sealed bytes,
+	// QuotaDefault or QuotaNone (see Account.QuotaBytes).
 	SetQuota(ctx context.Context, address string, bytes int64) error
 	// DeleteAccount crypto-shreds the account: a first durable transaction
 	// destroys its slots and wrapped private key, later ones the rest.
@@ -290,15 +348,24 @@ type Store interface {
 
 	// Deliver commits all deliveries in one durable transaction, allocating
 	// UIDs race-free, and returns where each landed, in order. If any
-	// delivery fails (unknown account or mailbox ID: ErrNotFound; quota:
-	// ErrOverQuota wrapped with the account; too many: ErrTooLarge)
-	// nothing is stored.
+	// delivery fails (unknown account or mailbox ID: ErrNotFound; a staged
+	// blob that is not this account's or was linked or discarded before:
+	// ErrNotFound; quota: ErrOverQuota wrapped with the account; too many:
+	// ErrTooLarge) nothing is stored, and staged blobs stay staged.
 	Deliver(ctx context.Context, ds []Delivery) ([]Delivered, error)
+	// StageBlob starts a blob for the account at address (ErrNotFound if
+	// there is none); see BlobWriter.
+	StageBlob(ctx context.Context, address string) (BlobWriter, error)
 	// Messages lists a mailbox's messages in UID order.
 	Messages(ctx context.Context, address string, mailbox uint64, opt ListOptions) ([]Message, error)
 	// Blob returns a message's sealed bytes. ErrNotFound if the mailbox or
 	// the message does not exist.
 	Blob(ctx context.Context, address string, mailbox uint64, uid uint32) ([]byte, error)
+	// OpenBlob returns a reader of a message's sealed bytes and their
+	// size. A large blob is read piece by piece, so memory stays bounded
+	// whatever its size. The reader must be closed. If the message is
+	// expunged while it is read, a later Read may fail with ErrNotFound.
+	OpenBlob(ctx context.Context, address string, mailbox uint64, uid uint32) (io.ReadCloser, int64, error)
 	// SetSummaries attaches sealed summaries and session keys. Messages that
 	// no longer exist are skipped.
 	SetSummaries(ctx context.Context, address string, mailbox uint64, us []SummaryUpdate) error

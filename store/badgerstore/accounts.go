@@ -15,8 +15,8 @@ func (db *DB) CreateAccount(ctx context.Context, a store.Account, mailboxes []st
 	if err := store.CheckAddress(a.Address); err != nil {
 		return err
 	}
-	if a.QuotaBytes < 0 {
-		return fmt.Errorf("store: create account %s: negative quota", a.Address)
+	if a.QuotaBytes < store.QuotaNone {
+		return fmt.Errorf("store: create account %s: bad quota setting %d", a.Address, a.QuotaBytes)
 	}
 	for _, s := range a.Slots {
 		if err := checkSlot(s); err != nil {
@@ -103,7 +103,7 @@ func (db *DB) Account(ctx context.Context, address string) (store.Account, error
 		if err != nil {
 			return err
 		}
-		a, err = fillAccount(t, address, rec)
+		a, err = db.fillAccount(t, address, rec)
 		return err
 	})
 	return a, err
@@ -118,14 +118,14 @@ func (db *DB) PublicAccount(ctx context.Context, address string) (store.PublicAc
 		if err != nil {
 			return err
 		}
-		a, err = publicAccount(t, address, rec)
+		a, err = db.publicAccount(t, address, rec)
 		return err
 	})
 	return a, err
 }
 
 // publicAccount turns a record into a store.PublicAccount with its usage.
-func publicAccount(t *tx, address string, rec accountRec) (store.PublicAccount, error) {
+func (db *DB) publicAccount(t *tx, address string, rec accountRec) (store.PublicAccount, error) {
 	a := store.PublicAccount{
 		Address:        address,
 		Created:        rec.Created,
@@ -133,6 +133,7 @@ func publicAccount(t *tx, address string, rec accountRec) (store.PublicAccount, 
 		PublicKey:      rec.PublicKey,
 		PublishWKD:     rec.PublishWKD,
 		QuotaBytes:     rec.QuotaBytes,
+		QuotaLimit:     quotaLimit(rec.QuotaBytes, db.defaultQuota),
 	}
 	u, err := loadUsage(t, rec.ID)
 	a.UsedBytes = u.Used
@@ -140,7 +141,7 @@ func publicAccount(t *tx, address string, rec accountRec) (store.PublicAccount, 
 }
 
 // fillAccount turns a record into a store.Account with its slots and usage.
-func fillAccount(t *tx, address string, rec accountRec) (store.Account, error) {
+func (db *DB) fillAccount(t *tx, address string, rec accountRec) (store.Account, error) {
 	a := store.Account{
 		Address:        address,
 		Created:        rec.Created,
@@ -149,6 +150,7 @@ func fillAccount(t *tx, address string, rec accountRec) (store.Account, error) {
 		WrappedKey:     rec.WrappedKey,
 		PublishWKD:     rec.PublishWKD,
 		QuotaBytes:     rec.QuotaBytes,
+		QuotaLimit:     quotaLimit(rec.QuotaBytes, db.defaultQuota),
 	}
 	u, err := loadUsage(t, rec.ID)
 	if err != nil {
@@ -171,7 +173,7 @@ func (db *DB) Accounts(ctx context.Context) ([]store.Account, error) {
 	var out []store.Account
 	err := db.read(ctx, func(t *tx) error {
 		return scanAccounts(ctx, t, true, func(addr string, rec accountRec) error {
-			a, err := fillAccount(t, addr, rec)
+			a, err := db.fillAccount(t, addr, rec)
 			out = append(out, a)
 			return err
 		})
@@ -184,7 +186,7 @@ func (db *DB) PublicAccounts(ctx context.Context) ([]store.PublicAccount, error)
 	var out []store.PublicAccount
 	err := db.read(ctx, func(t *tx) error {
 		return scanAccounts(ctx, t, false, func(addr string, rec accountRec) error {
-			a, err := publicAccount(t, addr, rec)
+			a, err := db.publicAccount(t, addr, rec)
 			out = append(out, a)
 			return err
 		})
@@ -286,8 +288,8 @@ func (db *DB) SetPublishWKD(ctx context.Context, address string, publish bool) e
 
 // SetQuota implements store.Store.
 func (db *DB) SetQuota(ctx context.Context, address string, quota int64) error {
-	if quota < 0 {
-		return fmt.Errorf("store: set quota of %s: negative quota", address)
+	if quota < store.QuotaNone {
+		return fmt.Errorf("store: set quota of %s: bad quota setting %d", address, quota)
 	}
 	return db.update(ctx, func(t *tx) error {
 		rec, err := loadAccount(t, address, true)

@@ -33,13 +33,18 @@ type Options struct {
 	// MaxBatch is the most Deliver calls one group commit gathers. Zero
 	// means 128.
 	MaxBatch int
+	// DefaultQuota is the quota, in sealed bytes, of every account whose
+	// own setting is store.QuotaDefault. Zero means none.
+	DefaultQuota int64
 }
 
 // DB is the badger implementation of store.Store. Create it with Open.
 type DB struct {
-	bdb      *badger.DB // immutable
-	log      *slog.Logger
-	maxBatch int
+	bdb          *badger.DB // immutable
+	log          *slog.Logger
+	maxBatch     int
+	defaultQuota int64     // immutable
+	staged       stagedIDs // IDs of staged blobs
 
 	ops        chan *op      // to the writer goroutine
 	writerDone chan struct{} // closed when the writer has exited
@@ -100,15 +105,16 @@ func Open(dir string, opt Options) (*DB, error) {
 		return nil, fmt.Errorf("badgerstore: open %s: %v", dir, err)
 	}
 	db := &DB{
-		bdb:        bdb,
-		log:        logger,
-		maxBatch:   opt.MaxBatch,
-		ops:        make(chan *op, 256),
-		writerDone: make(chan struct{}),
-		stopWriter: make(chan struct{}),
-		kickGC:     make(chan struct{}, 1),
-		stopGC:     make(chan struct{}),
-		gcDone:     make(chan struct{}),
+		bdb:          bdb,
+		log:          logger,
+		maxBatch:     opt.MaxBatch,
+		defaultQuota: max(opt.DefaultQuota, 0),
+		ops:          make(chan *op, 256),
+		writerDone:   make(chan struct{}),
+		stopWriter:   make(chan struct{}),
+		kickGC:       make(chan struct{}, 1),
+		stopGC:       make(chan struct{}),
+		gcDone:       make(chan struct{}),
 	}
 	if db.maxBatch <= 0 {
 		db.maxBatch = 128
@@ -122,6 +128,10 @@ func Open(dir string, opt Options) (*DB, error) {
 		return nil, err
 	}
 	if err := db.resumePurges(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	if err := db.dropAllStaged(); err != nil {
 		bdb.Close()
 		return nil, err
 	}

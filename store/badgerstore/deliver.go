@@ -1,7 +1,6 @@
 package badgerstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +12,10 @@ import (
 
 // Deliver implements store.Store. Concurrent Deliver calls are gathered by
 // the writer into one transaction (group commit); each call's deliveries
-// succeed or fail together.
+// succeed or fail together. Inline blobs are handed to the transaction as
+// they are (no copy): badger reads them until the commit, which happens
+// before Deliver returns. Staged blobs are linked: their pending markers
+// go in the same transaction.
 func (db *DB) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Delivered, error) {
 	if len(ds) == 0 {
 		return nil, ctx.Err()
@@ -24,7 +26,14 @@ func (db *DB) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Deliver
 		if err := store.CheckAddress(d.Account); err != nil {
 			return nil, fmt.Errorf("store: deliver: %w", err)
 		}
-		if len(d.Blob) == 0 {
+		switch {
+		case d.Staged != nil && d.Blob != nil:
+			return nil, fmt.Errorf("store: deliver to %s: both a blob and a staged blob", d.Account)
+		case d.Staged != nil:
+			if d.Staged.Account != d.Account {
+				return nil, fmt.Errorf("store: deliver to %s: staged blob of another account: %w", d.Account, store.ErrNotFound)
+			}
+		case len(d.Blob) == 0:
 			return nil, fmt.Errorf("store: deliver to %s: empty message", d.Account)
 		}
 		flags, err := store.CanonicalFlags(d.Flags)
@@ -35,7 +44,6 @@ func (db *DB) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Deliver
 		if d.InternalDate.IsZero() {
 			d.InternalDate = now
 		}
-		d.Blob = bytes.Clone(d.Blob)
 		in[i] = d
 	}
 	if err := db.enter(ctx); err != nil {
@@ -45,7 +53,7 @@ func (db *DB) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Deliver
 	var out []store.Delivered
 	err := db.write(ctx, true, func(t *tx) error {
 		var err error
-		out, err = deliver(t, in)
+		out, err = deliver(t, in, db.defaultQuota)
 		return err
 	})
 	if err != nil {
@@ -67,7 +75,7 @@ type deliveryAccount struct {
 	boxes map[uint64]*store.Mailbox
 }
 
-func deliver(t *tx, ds []store.Delivery) ([]store.Delivered, error) {
+func deliver(t *tx, ds []store.Delivery, defQuota int64) ([]store.Delivered, error) {
 	out := make([]store.Delivered, len(ds))
 	accts := make(map[string]*deliveryAccount)
 	for i, d := range ds {
@@ -81,7 +89,7 @@ func deliver(t *tx, ds []store.Delivery) ([]store.Delivered, error) {
 			if err != nil {
 				return nil, err
 			}
-			a = &deliveryAccount{id: rec.ID, quota: rec.QuotaBytes, usage: u, boxes: map[uint64]*store.Mailbox{}}
+			a = &deliveryAccount{id: rec.ID, quota: quotaLimit(rec.QuotaBytes, defQuota), usage: u, boxes: map[uint64]*store.Mailbox{}}
 			accts[d.Account] = a
 		}
 		id := d.MailboxID
@@ -112,16 +120,29 @@ func deliver(t *tx, ds []store.Delivery) ([]store.Delivered, error) {
 		if m.UIDNext == math.MaxUint32 {
 			return nil, fmt.Errorf("store: deliver to %s %q: UIDs exhausted", d.Account, m.Name)
 		}
-		size := int64(len(d.Blob))
-		a.usage.LastBlob++
+		var (
+			size   int64
+			blobID uint64
+		)
+		if d.Staged != nil {
+			var err error
+			if size, err = linkStaged(t, a.id, d.Staged); err != nil {
+				return nil, fmt.Errorf("store: deliver to %s: %w", d.Account, err)
+			}
+			blobID = d.Staged.Ref
+		} else {
+			size = int64(len(d.Blob))
+			a.usage.LastBlob++
+			blobID = a.usage.LastBlob
+			if err := t.set(blobKey(pBlob, a.id, blobID), d.Blob); err != nil {
+				return nil, err
+			}
+		}
 		a.usage.Used += size
 		a.added += size
-		md := meta{Date: d.InternalDate, SealedSize: size, Blob: a.usage.LastBlob, Flags: d.Flags}
+		md := meta{Date: d.InternalDate, SealedSize: size, Blob: blobID, Flags: d.Flags}
 		uid := addMessage(m, &md)
 		if err := t.set(metaKey(a.id, m.ID, uid), md.encode()); err != nil {
-			return nil, err
-		}
-		if err := t.set(blobKey(pBlob, a.id, md.Blob), d.Blob); err != nil {
 			return nil, err
 		}
 		out[i] = store.Delivered{Account: d.Account, MailboxID: m.ID, Mailbox: m.Name, UIDValidity: m.UIDValidity, UID: uid}
@@ -171,4 +192,17 @@ func removeMessage(m *store.Mailbox, md *meta) {
 		m.Deleted--
 	}
 	m.SealedSize -= md.SealedSize
+}
+
+// quotaLimit returns the limit in force for a quota setting (see
+// store.Account.QuotaBytes): the setting if positive, none for
+// store.QuotaNone, the default otherwise. 0 means no limit.
+func quotaLimit(setting, def int64) int64 {
+	switch {
+	case setting > 0:
+		return setting
+	case setting == store.QuotaDefault && def > 0:
+		return def
+	}
+	return 0
 }

@@ -26,6 +26,8 @@
 //	g <acct> <mbox:8>        -> (empty)        purge marker: a deletion in progress
 //	                                           (mbox 0: the whole account)
 //	o <acct> <seq:8>         -> blob IDs       blobs of a large Expunge still to delete
+//	k <acct> <blob:8> <seq:4> -> piece         one piece (≤ 1 MiB) of a large blob
+//	p <acct> <blob:8>        -> size or empty  a staged blob not delivered yet
 //
 // <acct> is an 8-byte account ID from the "account" counter, so a
 // re-created address never meets the rows of its deleted predecessor.
@@ -45,6 +47,28 @@
 // the bytes.
 //
 // # Implementation notes
+//
+// Large blobs (stage.go): a blob written through StageBlob is stored in
+// pieces of at most 1 MiB under k keys, each piece in its own durable
+// transaction outside the writer, with a pending marker p from its first
+// piece on. Its blob ID has the top bit set and comes from the global
+// "staged" counter (reserved in blocks of 4096), so it never meets an ID
+// from the account's own counter. The Deliver that links it checks and
+// deletes the marker in the transaction that writes the meta, so a blob
+// is linked once at most and unlinked pieces are always marked: Discard
+// removes them, and Open removes whatever is still marked (a crash
+// between pieces, or between the last piece and the link). Each piece
+// transaction reads the account record, so it conflicts with, and
+// cannot land after, a DeleteAccount's shredding transaction. Expunge and
+// purges delete pieces in their own transactions (as for a large
+// Expunge); CopyMessages copies the pieces inside its transaction.
+// Reading: Blob returns a large blob whole; OpenBlob reads it one piece
+// per read transaction. Inline blobs given to Deliver are not copied:
+// badger reads them until the commit, before Deliver returns.
+//
+// Quotas: an account's setting is a limit, store.QuotaNone or
+// store.QuotaDefault, which means Options.DefaultQuota, resolved when
+// the account is read and when Deliver and CopyMessages check it.
 //
 // Writes: one writer goroutine performs every write (writer.go). Callers
 // hand it an operation and wait. Consecutive Deliver calls are applied to

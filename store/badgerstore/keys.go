@@ -18,6 +18,8 @@ const (
 	pSummary  = 'y' // y acct blob             -> sealed summary + session key
 	pPurge    = 'g' // g acct mbox             -> pending purge marker (mbox 0: whole account)
 	pOrphans  = 'o' // o acct seq              -> blob IDs whose blobs and summaries are to be deleted
+	pChunk    = 'k' // k acct blob seq:4       -> one piece of a staged (large) blob
+	pPending  = 'p' // p acct blob             -> staged blob not yet delivered: "" while written, then its size
 )
 
 // Names of the global counters (pCounter). Persisted.

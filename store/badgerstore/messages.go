@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/sealmail/sealmail/store"
@@ -86,6 +87,10 @@ func (db *DB) Blob(ctx context.Context, address string, mailbox uint64, uid uint
 		if err != nil {
 			return err
 		}
+		if isStaged(md.Blob) {
+			b, err = readStaged(t, acct, md.Blob, md.SealedSize)
+			return err
+		}
 		b, err = t.get(blobKey(pBlob, acct, md.Blob))
 		if errors.Is(err, errNoKey) {
 			return corrupt(fmt.Sprintf("blob of message %d", uid), errCorrupt)
@@ -93,6 +98,47 @@ func (db *DB) Blob(ctx context.Context, address string, mailbox uint64, uid uint
 		return err
 	})
 	return b, err
+}
+
+// OpenBlob implements store.Store. A small blob is read whole (it is one
+// value); a large one piece by piece, each piece in its own read
+// transaction, so no read transaction stays open while the caller
+// reads.
+func (db *DB) OpenBlob(ctx context.Context, address string, mailbox uint64, uid uint32) (io.ReadCloser, int64, error) {
+	var (
+		acct uint64
+		md   meta
+		b    []byte
+	)
+	err := db.read(ctx, func(t *tx) error {
+		var (
+			m   store.Mailbox
+			err error
+		)
+		acct, m, err = resolveID(t, address, mailbox)
+		if err != nil {
+			return err
+		}
+		md, err = loadMeta(t, acct, m.ID, uid)
+		if errors.Is(err, errNoKey) {
+			return notFound(fmt.Sprintf("message %d in mailbox #%d", uid, mailbox))
+		}
+		if err != nil || isStaged(md.Blob) {
+			return err
+		}
+		b, err = t.get(blobKey(pBlob, acct, md.Blob))
+		if errors.Is(err, errNoKey) {
+			return corrupt(fmt.Sprintf("blob of message %d", uid), errCorrupt)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if !isStaged(md.Blob) {
+		return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
+	}
+	return &chunkReader{db: db, acct: acct, id: md.Blob, size: md.SealedSize}, md.SealedSize, nil
 }
 
 // SetSummaries implements store.Store.
@@ -244,7 +290,10 @@ func (db *DB) Expunge(ctx context.Context, address string, mailbox uint64, uids 
 			if err := t.del(metaKey(acct, m.ID, uid)); err != nil {
 				return err
 			}
-			if deferred {
+			if deferred || isStaged(md.Blob) {
+				// Pieces of a large blob are many keys: they go in
+				// later transactions (purgeOrphans), as for a large
+				// Expunge.
 				orphans = binary.BigEndian.AppendUint64(orphans, md.Blob)
 			} else {
 				if err := t.del(blobKey(pBlob, acct, md.Blob)); err != nil {
@@ -342,7 +391,7 @@ func (db *DB) copyMessages(ctx context.Context, address string, src, dst uint64,
 				}
 				removeMessage(from, &md)
 			} else {
-				if err := copyBlob(t, acct, &u, &md); err != nil {
+				if err := db.copyBlob(t, acct, &u, &md); err != nil {
 					return err
 				}
 				added += md.SealedSize
@@ -356,9 +405,9 @@ func (db *DB) copyMessages(ctx context.Context, address string, src, dst uint64,
 		if len(res.Pairs) == 0 {
 			return nil
 		}
-		if rec.QuotaBytes > 0 && added > 0 && u.Used > rec.QuotaBytes {
+		if q := quotaLimit(rec.QuotaBytes, db.defaultQuota); q > 0 && added > 0 && u.Used > q {
 			return fmt.Errorf("store: copy for %s: %d bytes more would exceed the quota of %d: %w",
-				address, added, rec.QuotaBytes, store.ErrOverQuota)
+				address, added, q, store.ErrOverQuota)
 		}
 		if move {
 			from.HighestModSeq++
@@ -381,8 +430,12 @@ func (db *DB) copyMessages(ctx context.Context, address string, src, dst uint64,
 }
 
 // copyBlob gives md a fresh blob ID holding a copy of its blob and summary,
-// and counts the bytes in u.
-func copyBlob(t *tx, acct uint64, u *usage, md *meta) error {
+// and counts the bytes in u. A large blob is copied piece by piece into a
+// new large blob (the transaction holds the pieces until it commits).
+func (db *DB) copyBlob(t *tx, acct uint64, u *usage, md *meta) error {
+	if isStaged(md.Blob) {
+		return db.copyChunked(t, acct, u, md)
+	}
 	blob, err := t.get(blobKey(pBlob, acct, md.Blob))
 	if err != nil {
 		if errors.Is(err, errNoKey) {
@@ -402,6 +455,38 @@ func copyBlob(t *tx, acct uint64, u *usage, md *meta) error {
 	}
 	if sum != nil {
 		return t.set(blobKey(pSummary, acct, md.Blob), bytes.Clone(sum))
+	}
+	return nil
+}
+
+// copyChunked copies a large blob and its summary to a new large blob ID.
+func (db *DB) copyChunked(t *tx, acct uint64, u *usage, md *meta) error {
+	id, err := db.nextStagedID()
+	if err != nil {
+		return err
+	}
+	var copied int64
+	for seq := uint32(0); copied < md.SealedSize; seq++ {
+		v, err := t.get(chunkKey(acct, md.Blob, seq))
+		if err != nil {
+			if errors.Is(err, errNoKey) {
+				err = corrupt("blob piece", errCorrupt)
+			}
+			return err
+		}
+		if err := t.set(chunkKey(acct, id, seq), v); err != nil {
+			return err
+		}
+		copied += int64(len(v))
+	}
+	sum, err := t.get(blobKey(pSummary, acct, md.Blob))
+	if err != nil && !errors.Is(err, errNoKey) {
+		return err
+	}
+	md.Blob = id
+	u.Used += md.SealedSize
+	if sum != nil {
+		return t.set(blobKey(pSummary, acct, id), sum)
 	}
 	return nil
 }

@@ -103,7 +103,7 @@ func (db *DB) purgeAccount(acct uint64, who string) error {
 			db.log.Info("badgerstore: purging deleted account", "account", who, "rows", rows, "duration", now.Sub(start))
 		}
 	}
-	for _, p := range []byte{pSlot, pMboxName, pMailbox, pMeta, pSummary, pBlob, pOrphans, pUsage} {
+	for _, p := range []byte{pSlot, pMboxName, pMailbox, pMeta, pSummary, pBlob, pChunk, pPending, pOrphans, pUsage} {
 		if err := db.deleteAll(acctKey(p, acct), progress); err != nil {
 			return err
 		}
@@ -134,7 +134,10 @@ func (db *DB) purgeMailbox(acct, mbox uint64) error {
 	const chunk = 1000 // messages per transaction: 3 deletes each
 	prefix := msgPrefix(pMeta, acct, mbox)
 	for {
-		var keys [][]byte
+		var (
+			keys    [][]byte
+			chunked []uint64
+		)
 		err := db.bdb.View(func(txn *badger.Txn) error {
 			n := 0
 			return (&tx{txn: txn}).scan(prefix, nil, false, func(k, v []byte) (bool, error) {
@@ -144,6 +147,9 @@ func (db *DB) purgeMailbox(acct, mbox uint64) error {
 				}
 				keys = append(keys, append([]byte(nil), k...),
 					blobKey(pBlob, acct, md.Blob), blobKey(pSummary, acct, md.Blob))
+				if isStaged(md.Blob) {
+					chunked = append(chunked, md.Blob)
+				}
 				n++
 				return n < chunk, nil
 			})
@@ -153,6 +159,10 @@ func (db *DB) purgeMailbox(acct, mbox uint64) error {
 		}
 		if len(keys) == 0 {
 			return db.deleteKeys([][]byte{purgeKey(acct, mbox)})
+		}
+		// Pieces first: once the meta is gone, nothing names them.
+		if err := db.deleteChunks(acct, chunked); err != nil {
+			return err
 		}
 		if err := db.deleteKeys(keys); err != nil {
 			return err
@@ -168,9 +178,16 @@ func (db *DB) purgeOrphans(acct, seq uint64, ids []byte) error {
 	for len(ids) >= 8 {
 		n := min(len(ids)/8, chunk)
 		keys := make([][]byte, 0, 2*n)
+		var chunked []uint64
 		for i := 0; i < n; i++ {
 			id := binary.BigEndian.Uint64(ids[8*i:])
 			keys = append(keys, blobKey(pBlob, acct, id), blobKey(pSummary, acct, id))
+			if isStaged(id) {
+				chunked = append(chunked, id)
+			}
+		}
+		if err := db.deleteChunks(acct, chunked); err != nil {
+			return err
 		}
 		if err := db.deleteKeys(keys); err != nil {
 			return err

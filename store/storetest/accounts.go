@@ -97,8 +97,8 @@ func testAccounts(t *testing.T, s store.Store) {
 	if a := account(t, s, "bob@example.org"); a.PublishWKD || a.QuotaBytes != 12345 {
 		t.Errorf("after SetPublishWKD/SetQuota: wkd %v quota %d", a.PublishWKD, a.QuotaBytes)
 	}
-	if err := s.SetQuota(ctxBg, "bob@example.org", -1); err == nil {
-		t.Errorf("SetQuota(-1) succeeded")
+	if err := s.SetQuota(ctxBg, "bob@example.org", -2); err == nil {
+		t.Errorf("SetQuota(-2) succeeded")
 	}
 
 	// Unknown accounts everywhere.

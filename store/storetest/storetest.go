@@ -24,7 +24,8 @@ import (
 )
 
 // Run runs the conformance suite against the backend that open opens (or
-// reopens) in dir; open fails t itself if it cannot.
+// reopens) in dir; open fails t itself if it cannot. The backend must
+// have no default quota.
 func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	tests := []struct {
 		name string
@@ -53,6 +54,10 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		{"ConcurrentMixed", testConcurrentMixed},
 		{"SliceCopies", testSliceCopies},
 		{"CancelledContext", testCancelledContext},
+		{"Staged", testStaged},
+		{"StagedQuota", testStagedQuota},
+		{"StagedLifecycle", testStagedLifecycle},
+		{"QuotaSettings", testQuotaSettings},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		})
 	}
 	t.Run("Reopen", func(t *testing.T) { testReopen(t, open) })
+	t.Run("StagedReopen", func(t *testing.T) { testStagedReopen(t, open) })
 }
 
 // fixture helpers
