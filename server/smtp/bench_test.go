@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -51,6 +52,7 @@ func benchIngest(b *testing.B, conc, size int) {
 		Hostname: "mx.example.org",
 		Domains:  []string{"example.org"},
 		Store:    ts,
+		Limits:   Limits{RateMessages: 1 << 30, RateBytes: 1 << 50},
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -150,24 +152,30 @@ func BenchmarkSeal(b *testing.B) {
 	b.SetBytes(int64(len(plain)))
 	for b.Loop() {
 		out := s.getBuf()
-		if err := s.sealOne(a, plain, out); err != nil {
+		if err := s.seal(a, bytes.NewReader(plain), out); err != nil {
 			b.Fatal(err)
 		}
 		s.putBuf(out)
 	}
 }
 
-// BenchmarkReadMessage measures the DATA checks (bare CR/LF, line length,
-// Received count) on a 10 KiB message.
-func BenchmarkReadMessage(b *testing.B) {
-	msg := benchMessage(0, 10<<10)
+// BenchmarkReadDotData measures reading a 10 KiB message after DATA:
+// dot-unstuffing and the checks (bare CR/LF, NUL, line length, Received
+// count).
+func BenchmarkReadDotData(b *testing.B) {
+	msg := append(benchMessage(0, 10<<10), ".\r\n"...)
 	lim := dataLimits{maxBytes: DefaultMessageBytes, maxLine: DefaultLineLength, maxHops: DefaultHops}
 	var dst bytes.Buffer
+	r := bytes.NewReader(msg)
+	br := bufio.NewReaderSize(r, readBufSize)
 	b.SetBytes(int64(len(msg)))
 	for b.Loop() {
 		dst.Reset()
-		if _, err := readMessage(&dst, bytes.NewReader(msg), lim); err != nil {
-			b.Fatal(err)
+		r.Reset(msg)
+		br.Reset(r)
+		sink := newMsgSink(&dst, lim)
+		if err := readDotData(br, sink); err != nil || sink.finish() != nil {
+			b.Fatal(err, sink.err)
 		}
 	}
 }

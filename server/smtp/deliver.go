@@ -8,105 +8,30 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
-	"strings"
 	"sync"
 	"time"
-
-	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/sealmail/sealmail/store"
 )
 
-// Data implements gosmtp.Session: it reads and checks the message, seals
-// one copy per recipient account, commits all copies in one store
-// transaction and returns nil (go-smtp then answers 250) only after the
-// commit. Any failure stores nothing.
-func (ss *session) Data(r io.Reader) error {
-	start := time.Now()
-	ss.mu.Lock()
-	tx := ss.tx
-	ss.mu.Unlock()
-	if !tx.active || len(tx.accounts) == 0 {
-		return errNoRcpt
-	}
-	if ss.tc != nil {
-		// The transaction began before any shutdown (Mail checked), so
-		// it may finish even while the server drains.
-		ss.tc.beginData()
-		defer ss.tc.endData()
-	}
-	// go-smtp's read deadline was set for one command; give the transfer
-	// the data timeout instead (for BDAT each chunk's command resets it).
-	ss.c.Conn().SetReadDeadline(start.Add(ss.s.lim.DataTimeout))
+// inlineMax bounds the sealed copies of one message that go to the store
+// in memory, in one Deliver call: above it (or when the message is in the
+// spool, or the budget has no room for them) every copy is sealed as a
+// stream into a staged blob instead.
+const inlineMax = 8 << 20
 
-	id := newTxID()
-	msg := ss.s.getBuf()
-	defer ss.s.putBuf(msg)
-	ti := traceInfo{
-		reversePath: tx.from,
-		helo:        ss.helo,
-		remoteIP:    ss.ip,
-		hostname:    ss.s.opt.Hostname,
-		tls:         ss.tls,
-		utf8:        tx.utf8,
-		id:          id,
-		when:        start,
-	}
-	if len(tx.rcptText) == 1 {
-		ti.rcpt = tx.rcptText[0]
-	}
-	writeTrace(msg, ti)
-	size, err := readMessage(msg, r, dataLimits{
-		maxBytes: ss.s.lim.MessageBytes,
-		maxLine:  ss.s.lim.LineLength,
-		maxHops:  ss.s.lim.Hops,
-	})
-	if err != nil {
-		reply, clientFault := dataError(err)
-		level := ss.log.Info
-		if !clientFault {
-			level = ss.log.Warn
-		}
-		level("message refused", keyID, id, keySize, size, keyRcpts, len(tx.accounts),
-			keyResult, resultText(reply), keyDuration, time.Since(start), keyErr, err)
-		return reply
-	}
-
-	ctx, cancel := context.WithTimeout(ss.ctx, ss.s.lim.CommandTimeout)
-	defer cancel()
-	delivered, err := ss.s.deliver(ctx, tx.accounts, msg.Bytes(), start)
-	var reply *gosmtp.SMTPError
-	if err != nil {
-		reply = ss.deliverError(err)
-	}
-	attrs := []any{keyID, id, keySize, size, keyRcpts, len(tx.accounts),
-		keyResult, resultText(reply), keyDuration, time.Since(start)}
-	if reply != nil {
-		ss.log.Warn("message not delivered", append(attrs, keyErr, err)...)
-		return reply
-	}
-	accounts := make([]string, len(delivered))
-	for i, d := range delivered {
-		accounts[i] = d.Account
-		ss.log.Debug("copy stored", keyID, id, keyAccount, d.Account, keyMailbox, d.Mailbox, keyUID, d.UID)
-	}
-	ss.log.Info("message delivered", append(attrs, keyAccount, strings.Join(accounts, ","))...)
-	return nil
-}
-
-// deliverError maps a sealing or commit failure to the reply.
-func (ss *session) deliverError(err error) *gosmtp.SMTPError {
+// deliverReply maps a sealing or commit failure to the reply.
+func deliverReply(err error) *Reply {
 	var nf *neverFitsError
 	switch {
 	case errors.As(err, &nf):
-		return errNeverFits
+		return replyNeverFits
 	case errors.Is(err, store.ErrOverQuota):
-		return errMailboxFull
+		return replyMailboxFull
 	case errors.Is(err, store.ErrTooLarge):
-		return errStoreTooLarge
+		return replyStoreTooLarge
 	}
-	return errTemporary
+	return replyTemporary
 }
 
 // neverFitsError says a sealed copy is larger than its account's whole
@@ -122,9 +47,31 @@ func (e *neverFitsError) Error() string {
 
 func (e *neverFitsError) Unwrap() error { return store.ErrOverQuota }
 
-// deliver seals plain to each account and commits all copies in one store
-// transaction. Sealing happens before, and outside, the store's commit.
-func (s *Server) deliver(ctx context.Context, accounts []store.PublicAccount, plain []byte, when time.Time) ([]store.Delivered, error) {
+// deliver seals msg to each account and commits all copies in one store
+// transaction. Sealing happens before, and outside, the store's commit,
+// at most len(s.sealers) at a time server-wide. Small messages are sealed
+// into memory and handed to the store as they are; large ones (or many
+// copies) are sealed as streams from the message buffer into staged
+// blobs, so no whole copy is ever in memory. Any failure stores nothing.
+func (s *Server) deliver(ctx context.Context, accounts []store.PublicAccount, msg *msgBuffer, when time.Time) ([]store.Delivered, error) {
+	size := msg.size()
+	for _, a := range accounts {
+		if a.QuotaLimit > 0 && size > a.QuotaLimit {
+			return nil, &neverFitsError{account: a.Address, sealed: size}
+		}
+	}
+	n := int64(len(accounts))
+	inline := n * (size + sealOverhead)
+	if msg.inMemory() && inline <= inlineMax && s.budget.tryTake(inline) {
+		defer s.budget.give(inline)
+		return s.deliverInline(ctx, accounts, msg.bytes(), when)
+	}
+	return s.deliverStaged(ctx, accounts, msg, when)
+}
+
+// deliverInline seals plain once per account into memory and commits the
+// copies.
+func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccount, plain []byte, when time.Time) ([]store.Delivered, error) {
 	sealed := make([]*bytes.Buffer, len(accounts))
 	defer func() {
 		for _, b := range sealed {
@@ -133,52 +80,126 @@ func (s *Server) deliver(ctx context.Context, accounts []store.PublicAccount, pl
 			}
 		}
 	}()
-	if err := s.sealAll(accounts, plain, sealed); err != nil {
+	err := s.eachSealer(ctx, len(accounts), func(i int) error {
+		sealed[i] = s.getBuf()
+		sealed[i].Grow(len(plain) + sealOverhead)
+		return s.seal(accounts[i], bytes.NewReader(plain), sealed[i])
+	})
+	if err != nil {
 		return nil, err
 	}
 	ds := make([]store.Delivery, len(accounts))
 	for i, a := range accounts {
-		if a.QuotaBytes > 0 && int64(sealed[i].Len()) > a.QuotaBytes {
+		if a.QuotaLimit > 0 && int64(sealed[i].Len()) > a.QuotaLimit {
 			return nil, &neverFitsError{account: a.Address, sealed: int64(sealed[i].Len())}
 		}
 		ds[i] = store.Delivery{
 			Account:      a.Address, // MailboxID 0: the account's INBOX
 			InternalDate: when,
-			Blob:         sealed[i].Bytes(), // the store copies it
+			Blob:         sealed[i].Bytes(), // read in place until Deliver returns
 		}
 	}
+	return s.commit(ctx, ds)
+}
+
+// deliverStaged seals msg once per account as a stream into a staged
+// blob, then links all of them in one commit.
+func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccount, msg *msgBuffer, when time.Time) ([]store.Delivered, error) {
+	writers := make([]store.BlobWriter, len(accounts))
+	staged := make([]store.StagedBlob, len(accounts))
+	defer func() {
+		// After a commit this does nothing (the blobs are linked); after
+		// a failure it removes every copy written.
+		for _, w := range writers {
+			if w != nil {
+				w.Discard()
+			}
+		}
+	}()
+	var mu sync.Mutex // guards writers
+	err := s.eachSealer(ctx, len(accounts), func(i int) error {
+		a := accounts[i]
+		w, err := s.opt.Store.StageBlob(ctx, a.Address)
+		if err != nil {
+			return fmt.Errorf("smtp: stage for %s: %w", a.Address, err)
+		}
+		mu.Lock()
+		writers[i] = w
+		mu.Unlock()
+		if err := s.seal(a, ctxReader{ctx, msg.reader()}, w); err != nil {
+			return err
+		}
+		sb, err := w.Finish(ctx)
+		if err != nil {
+			return fmt.Errorf("smtp: stage for %s: %w", a.Address, err)
+		}
+		if a.QuotaLimit > 0 && sb.Size > a.QuotaLimit {
+			return &neverFitsError{account: a.Address, sealed: sb.Size}
+		}
+		staged[i] = sb
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ds := make([]store.Delivery, len(accounts))
+	for i, a := range accounts {
+		ds[i] = store.Delivery{Account: a.Address, InternalDate: when, Staged: &staged[i]}
+	}
+	return s.commit(ctx, ds)
+}
+
+// commit is the one durable store transaction for all copies.
+func (s *Server) commit(ctx context.Context, ds []store.Delivery) ([]store.Delivered, error) {
 	delivered, err := s.opt.Store.Deliver(ctx, ds)
 	if err != nil {
 		return nil, fmt.Errorf("smtp: deliver: %w", err)
 	}
-	if s.opt.OnDeliver != nil {
-		s.opt.OnDeliver(delivered)
-	}
 	return delivered, nil
 }
 
-// sealAll seals plain once per account into out, in parallel across
-// recipients (at most GOMAXPROCS at a time).
-func (s *Server) sealAll(accounts []store.PublicAccount, plain []byte, out []*bytes.Buffer) error {
-	if len(accounts) == 1 {
-		out[0] = s.getBuf()
-		return s.sealOne(accounts[0], plain, out[0])
+// eachSealer runs fn(0 … n-1) on sealing slots (s.sealers), in parallel
+// when there is more than one, and joins their errors. After the first
+// failure no new fn starts.
+func (s *Server) eachSealer(ctx context.Context, n int, fn func(i int) error) error {
+	if n == 1 {
+		select {
+		case s.sealers <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-s.sealers }()
+		return fn(0)
 	}
-	for i := range out {
-		out[i] = s.getBuf()
-	}
-	workers := min(len(accounts), runtime.GOMAXPROCS(0))
-	next := make(chan int, len(accounts))
-	for i := range accounts {
-		next <- i
-	}
-	close(next)
-	errs := make([]error, len(accounts))
-	var wg sync.WaitGroup
-	for range workers {
+	errs := make([]error, n)
+	var (
+		wg     sync.WaitGroup
+		failed bool
+		mu     sync.Mutex
+	)
+	for i := range n {
+		select {
+		case s.sealers <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+		}
+		if errs[i] != nil {
+			break
+		}
+		mu.Lock()
+		stop := failed
+		mu.Unlock()
+		if stop {
+			<-s.sealers
+			break
+		}
 		wg.Go(func() {
-			for i := range next {
-				errs[i] = s.sealOne(accounts[i], plain, out[i])
+			defer func() { <-s.sealers }()
+			if err := fn(i); err != nil {
+				errs[i] = err
+				mu.Lock()
+				failed = true
+				mu.Unlock()
 			}
 		})
 	}
@@ -186,17 +207,17 @@ func (s *Server) sealAll(accounts []store.PublicAccount, plain []byte, out []*by
 	return errors.Join(errs...)
 }
 
-func (s *Server) sealOne(a store.PublicAccount, plain []byte, dst *bytes.Buffer) error {
+// seal writes the message from plain, sealed to a's public key, to dst.
+func (s *Server) seal(a store.PublicAccount, plain io.Reader, dst io.Writer) error {
 	pub, err := s.keys.get(a)
 	if err != nil {
 		return err
 	}
-	dst.Grow(len(plain) + sealOverhead)
 	w, err := pub.Seal(dst)
 	if err != nil {
 		return fmt.Errorf("smtp: seal for %s: %w", a.Address, err)
 	}
-	if _, err := w.Write(plain); err != nil {
+	if _, err := io.Copy(w, plain); err != nil {
 		w.Close()
 		return fmt.Errorf("smtp: seal for %s: %w", a.Address, err)
 	}
@@ -215,4 +236,18 @@ func newTxID() string {
 	var b [10]byte
 	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
 	return txEncoding.EncodeToString(b[:])
+}
+
+// ctxReader stops a long copy once ctx ends (the client left, or the
+// server is cut off at shutdown).
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
 }

@@ -3,76 +3,119 @@
 // copy to its recipient's OpenPGP public key and commits all copies in one
 // durable store transaction before it answers 250.
 //
-// Wire parsing is go-smtp's; this package holds policy, limits, sealing
-// and storage calls. Offered: STARTTLS (when Options.TLSConfig is set),
-// SIZE, 8BITMIME, SMTPUTF8, PIPELINING, ENHANCEDSTATUSCODES, CHUNKING.
-// Not offered: AUTH (this listener never relays), BINARYMIME, DSN.
+// The wire protocol is this package's own (conn.go, commands.go,
+// parse.go, dataread.go): RFC 5321 with SIZE (RFC 1870), 8BITMIME (RFC
+// 6152), SMTPUTF8 (RFC 6531), PIPELINING (RFC 2920), ENHANCEDSTATUSCODES
+// (RFC 2034, codes of RFC 3463), CHUNKING (RFC 3030) and STARTTLS (RFC
+// 3207, when Options.TLSConfig is set). Not offered: AUTH (this listener
+// never relays; an AUTH command gets 502 5.5.1 naming the submission
+// port), BINARYMIME, DSN, REQUIRETLS. The MX's policy at each step (who
+// may send, which recipients are local, quota, rates) is in mx.go, apart
+// from the wire layer, so that the submission listener can bring its own
+// (AUTH PLAIN/LOGIN under TLS, DSN parameters, REQUIRETLS) on the same
+// layer: parseMail and parseRcpt know each parameter by name, and
+// conn.dispatch each verb.
 //
 // Implementation notes:
+//   - Every input is bounded before it is buffered: command lines by 2048
+//     bytes (500 5.5.2, the rest of the line is skipped unread into
+//     memory), message lines by Limits.LineLength, messages by
+//     Limits.MessageBytes, recipients by Limits.Recipients, refused
+//     commands by Limits.Errors, unknown recipients by
+//     Limits.UnknownRecipients. Each command line must arrive within
+//     Limits.CommandTimeout; message data within Limits.DataTimeout in
+//     all (for BDAT, all chunks of one message), each read within
+//     CommandTimeout, and, after 30 s, at Limits.MinDataRate on average.
+//     After a timeout the client gets 421 and nothing more is read, so
+//     the rest of a stalled message is never taken for commands.
+//   - One goroutine per connection runs the protocol. Replies are queued
+//     and sent when the next read would block, so pipelined commands
+//     (RFC 2920) get their replies in one write, in order; each command
+//     gets exactly one reply, also after a failed BDAT chunk, so no stale
+//     result answers the next transaction.
+//   - DATA (readDotData): only <CRLF>.<CRLF> ends the data, and "." at
+//     the start of a line (after CRLF) is removed. The message then passes
+//     msgSink: a CR not followed by LF, an LF not preceded by CR (550
+//     5.6.11) or a NUL (550 5.6.0) refuses it, so no bare-LF end-of-data
+//     trick can end a message early or smuggle a second one, and what is
+//     stored is canonical CRLF text. <CRLF>.<CR>X is therefore refused,
+//     not unstuffed into X. After a fault the rest of the data is read and
+//     dropped, and the fault answers the end of data. BDAT chunks pass the
+//     same msgSink across chunk boundaries; a chunk cut short by the end
+//     of the connection (also under TLS) aborts the transaction and
+//     nothing is stored. Received fields already in the header are
+//     counted as they arrive (Limits.Hops, RFC 5321 §6.3).
+//   - Addresses (parsePath): source routes (<@a,@b:user@dom>) are
+//     ignored, as RFC 5321 §3.3 says servers SHOULD; the final mailbox
+//     alone is judged. A quoted local part is decoded first: one that
+//     equals a dot-string ("alice") is that dot-string (RFC 5321 §4.1.2),
+//     and one with routing characters ('@', '%', '!', quotes) is refused
+//     as relaying by policy. The bare <postmaster> (RFC 5321 §4.1.1.3)
+//     is postmaster@ of the first configured domain.
 //   - Recipients are decided at RCPT, before any data is read, by
 //     policy.Recipients: accounts of local domains (sub-address tags
 //     removed), postmaster@ of every domain, configured aliases. Everything
 //     else is refused: unknown local users with 550 5.1.1, other domains
-//     and every routing trick (percent hack, bang path, quoted local part
-//     hiding an '@') with 550 5.7.1. go-smtp drops source routes
-//     (<@a:b@c> arrives as b@c, RFC 5321 §4.1.1.3 allows ignoring them),
-//     so a source route is judged by its final mailbox: relaying unless
-//     local. Several RCPTs reaching one account (alias, tags) give one copy.
-//   - Quota is checked at RCPT against the account's usage (452 4.2.2, or
-//     552 5.2.2 when the announced SIZE can never fit) and enforced again
-//     by the store at commit. Because one reply covers the whole DATA, a
-//     quota failure at commit fails the whole message (nothing stored).
-//   - DATA and BDAT content is read fully, up to Limits.MessageBytes, into
-//     a pooled buffer behind the Return-Path and Received fields, and
-//     checked on the way (readMessage): a CR not followed by LF or an LF
-//     not preceded by CR refuses the message (550 5.6.11), so no bare-LF
-//     end-of-data trick can end a message early or smuggle a second one
-//     and what is stored is canonical CRLF text. Message lines (DATA and
-//     BDAT) are bounded by Limits.LineLength in our scanner, with a 554
-//     5.6.0 reply; go-smtp gets the looser bound max(LineLength, 64 KiB)
-//     for command lines, because its counter also sees BDAT chunk bytes
-//     read ahead with the command and would cut such a connection
-//     without a reply. Received fields are bounded by Limits.Hops.
-//   - The stored message is the trace fields followed by the client's
-//     bytes unchanged. Every value written into the trace fields is
-//     validated or sanitised, so no envelope input can inject a header.
+//     and every routing trick with 550 5.7.1. Several RCPTs reaching one
+//     account (alias, tags) give one copy. Unknown users are tarpitted:
+//     after the first three (counted per connection, and per client over
+//     15 minutes, whichever is more), each answer waits twice as long as
+//     the one before, from 1 s up to 16 s, and Limits.UnknownRecipients of
+//     them on one connection end it with 421 4.7.0.
+//   - Quota is checked at RCPT against the account's usage and limit
+//     (store.PublicAccount.QuotaLimit: 452 4.2.2 when full, or 552 5.2.2
+//     when the announced SIZE can never fit) and enforced again by the
+//     store at commit. Because one reply covers the whole DATA, a quota
+//     failure at commit fails the whole message (nothing stored).
+//   - Rates: a client (an IPv4 address or IPv6 /64) may deliver
+//     Limits.RateMessages messages and Limits.RateBytes bytes (message
+//     size times receiving accounts) per minute, as token buckets; MAIL
+//     gets 451 4.7.1 above either. Per-client state lives in bounded
+//     tables (clientTable), least recently seen forgotten first.
+//   - Memory: a message is kept in a pooled buffer while it is under 1
+//     MiB and the in-flight budget (Limits.InFlightBytes) has room; then
+//     it goes to the spool: a file in Options.SpoolDir, unlinked as soon
+//     as it is created, sealed in 64 KiB records with AES-256-GCM under a
+//     random key held only in memory. Every transfer first takes a fixed
+//     working set from the budget; when none is left within
+//     Limits.InFlightWait, DATA or the first BDAT gets 452 4.3.1. Sealing
+//     runs on at most 2×GOMAXPROCS (at least 4) slots server-wide. Small
+//     messages are sealed into memory (the budget pays for the copies)
+//     and handed to the store without a copy; large ones, or many copies,
+//     are sealed as streams from the buffer or spool into staged blobs
+//     (store.StageBlob), which the store writes in pieces. So memory per
+//     message is bounded by a few MiB whatever its size and recipient
+//     count.
 //   - Sealing runs per recipient account, in parallel, outside any store
 //     lock; parsed public keys are cached (LRU, keyed by address and
-//     fingerprint). Then one Store.Deliver call commits every copy, then
-//     Options.OnDeliver runs, then go-smtp writes 250. On any failure the
-//     client gets 451 4.3.0 (or the quota codes) and nothing is stored;
-//     the cause is logged, never sent.
+//     fingerprint). Then one Store.Deliver call commits every copy
+//     (inline and staged), then the client gets 250. On any failure the
+//     client gets 451 4.3.0 (or the quota codes) and nothing is stored
+//     (staged copies are discarded); the cause is logged, never sent.
+//   - Options.OnDeliver runs after the 250, on a goroutine of its own
+//     (notifier): deliveries that arrive meanwhile are merged per
+//     mailbox, bounded by notifyPending, so IMAP's locks never hold a
+//     reply back.
 //   - Plaintext lives only in the message buffer, which is zeroed before
-//     it returns to the pool; only sealed bytes reach the store.
+//     it returns to the pool, and in the spool, which is sealed; only
+//     sealed bytes reach the store.
 //   - Connection caps (in total and per client) are the listener's: the
 //     binary serves SMTP on a listener guarded by server/listener, whose
 //     Refuse hook is Server.Refuse, so a client over a cap gets 421 4.7.0
-//     and is closed before go-smtp sees it. This package only tracks the
-//     open connections for Shutdown. Commands have Limits.CommandTimeout;
-//     a DATA transfer has Limits.DataTimeout in total (go-smtp's own read
-//     deadline would cover it with the command timeout). After any read
-//     timeout the connection reads nothing more and is closed after the
-//     reply (421 4.4.2 for DATA and BDAT; trackedConn reports a timeout
-//     inside a transaction as that reply, since go-smtp would send a BDAT
-//     read error as 554 with the socket error's text): go-smtp would
-//     otherwise go on reading the rest of a stalled message or BDAT
-//     chunk as commands.
+//     and is closed before it is served. This package tracks the open
+//     connections for Shutdown, and retries temporary accept errors too.
 //   - Shutdown closes the listeners and lets transactions in flight
 //     finish: a transaction is in flight from an accepted MAIL until the
-//     reply to its data (or RSET). Connections without one are closed at
-//     once, the others right after that reply, so a committed message
-//     always gets its 250 out; a client stalling inside a transaction is
-//     cut off when the Shutdown context ends. The connection state (idle
-//     / transaction / in Data / replying) lives in trackedConn, whose
-//     mutex is never held while calling out. (Marking the connection busy
-//     only inside Session.Data raced with go-smtp's 354 reply, which is
-//     written before Data is called.)
-//   - Lock order: session.mu, then nothing; keyCache.mu, then nothing;
-//     connTracker.mu and trackedConn.mu are never held together (drain
-//     copies the set before touching connections).
-//   - The Received field says ESMTP (or UTF8SMTP), plus S under TLS (RFC
-//     3848, RFC 6531 §4.3): go-smtp does not tell EHLO from HELO, so a
-//     HELO client is recorded as ESMTP too.
+//     reply to its data (or RSET). A connection without one is told 421
+//     4.3.2 and closed at once (its blocked read is interrupted), the
+//     others right after that reply, so a committed message always gets
+//     its 250 out; a client stalling inside a transaction is cut off when
+//     the Shutdown context ends.
+//   - Lock order: Server.mu, then conn.mu; budget.mu, clientTable.mu,
+//     keyCache.mu and notifier.mu are leaves, never held while calling
+//     out.
+//   - The Received field says ESMTP (SMTP after HELO, UTF8SMTP with
+//     SMTPUTF8), plus S under TLS (RFC 3848, RFC 6531 §4.3).
 //   - Logs: one line per transaction (id, size, recipient count, result,
 //     duration, and the receiving accounts on success); refused
 //     recipients are logged by domain only; never content.

@@ -62,81 +62,58 @@ func TestTooManyRecipients(t *testing.T) {
 
 // TestBareNewlineSmuggling sends payloads that try to end a message early
 // or smuggle a second one with bare CR/LF sequences (the SMTP smuggling
-// family). Each must be refused whole: nothing stored for anyone, and the
-// smuggled recipient in particular gets nothing.
+// family), or carry a NUL. Each must be refused whole: nothing stored for
+// anyone, and the smuggled recipient in particular gets nothing. Under
+// go-smtp, <CRLF>.<CR>X was dot-unstuffed into X and stored, and NULs
+// were stored.
 func TestBareNewlineSmuggling(t *testing.T) {
 	smuggled := "MAIL FROM:<admin@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n"
-	payloads := map[string]string{
-		"LF.LF":    "Subject: a\r\n\r\nbody\n.\n" + smuggled,
-		"LF.CRLF":  "Subject: a\r\n\r\nbody\n.\r\n" + smuggled,
-		"CRLF.LF":  "Subject: a\r\n\r\nbody\r\n.\n" + smuggled,
-		"CR.CR":    "Subject: a\r\n\r\nbody\r.\r" + smuggled,
-		"CRLF.CR":  "Subject: a\r\n\r\nbody\r\n.\r" + smuggled,
-		"CR.CRLF":  "Subject: a\r\n\r\nbody\r.\r\n" + smuggled,
-		"bare LF":  "Subject: a\nX: b\r\n\r\nbody\r\n",
-		"bare CR":  "Subject: a\rX: b\r\n\r\nbody\r\n",
-		"LF first": "\nSubject: a\r\n\r\nbody\r\n",
-		"NUL LF":   "Subject: a\r\n\r\nbo\x00dy\n\r\n",
+	payloads := map[string]struct{ p, want string }{
+		"LF.LF":     {"Subject: a\r\n\r\nbody\n.\n" + smuggled, "550 5.6.11"},
+		"LF.CRLF":   {"Subject: a\r\n\r\nbody\n.\r\n" + smuggled, "550 5.6.11"},
+		"CRLF.LF":   {"Subject: a\r\n\r\nbody\r\n.\n" + smuggled, "550 5.6.11"},
+		"CR.CR":     {"Subject: a\r\n\r\nbody\r.\r" + smuggled, "550 5.6.11"},
+		"CRLF.CR":   {"Subject: a\r\n\r\nbody\r\n.\r" + smuggled, "550 5.6.11"},
+		"CRLF.CR X": {"Subject: a\r\n\r\nbody\r\n.\rX\r\n", "550 5.6.11"},
+		"CR.CRLF":   {"Subject: a\r\n\r\nbody\r.\r\n" + smuggled, "550 5.6.11"},
+		"bare LF":   {"Subject: a\nX: b\r\n\r\nbody\r\n", "550 5.6.11"},
+		"bare CR":   {"Subject: a\rX: b\r\n\r\nbody\r\n", "550 5.6.11"},
+		"LF first":  {"\nSubject: a\r\n\r\nbody\r\n", "550 5.6.11"},
+		"NUL":       {"Subject: a\r\n\r\nbo\x00dy\r\n", "550 5.6.0"},
+		"NUL LF":    {"Subject: a\r\n\r\nbo\x00dy\n\r\n", "550 5.6.0"},
 	}
-	for name, p := range payloads {
+	for name, tc := range payloads {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, nil)
 			rc := dialRaw(t, e.addr)
 			rc.begin("alice@example.org")
 			rc.cmd("DATA", "354")
-			rc.send(p)
-			got := rc.cmd(".", "")
+			rc.send(tc.p)
+			rc.cmd(".", tc.want)
 			// Whatever the client says next is a command, not message text.
 			rc.cmd("RSET", "250 ")
 			rc.cmd("QUIT", "221")
-			checkSmuggling(t, e, got)
+			e.expectEmpty()
 		})
 	}
 	t.Run("BDAT", func(t *testing.T) {
 		e := newEnv(t, nil)
 		rc := dialRaw(t, e.addr)
-		rc.begin("alice@example.org")
-		for _, p := range []string{
-			"Subject: a\r\n\r\nbody\n.\n" + smuggled,
-			"Subject: a\r\n\r\nbody\r\n.\r" + smuggled,
-			"Subject: a\r\n\r\nbody\r",
+		rc.cmd("EHLO client.remote.test", "250 ")
+		for _, tc := range []struct{ p, want string }{
+			{"Subject: a\r\n\r\nbody\n.\n" + smuggled, "550 5.6.11"},
+			{"Subject: a\r\n\r\nbody\r\n.\r" + smuggled, "550 5.6.11"},
+			{"Subject: a\r\n\r\nbody\r", "550 5.6.11"},
+			{"Subject: a\r\n\r\nbo\x00dy\r\n", "550 5.6.0"},
 		} {
 			rc.cmd("MAIL FROM:<sender@remote.test>", "250 ")
 			rc.cmd("RCPT TO:<alice@example.org>", "250 ")
-			rc.send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(p), p))
-			rc.expect("550 5.6.11")
+			rc.send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(tc.p), tc.p))
+			rc.expect(tc.want)
 			rc.cmd("NOOP", "250 ")
 		}
 		e.expectEmpty()
 	})
-}
-
-// checkSmuggling accepts a clean refusal, or at most one message that
-// reached only the intended recipient and holds everything the client
-// sent up to the real end of data (go-smtp drops a "." followed by a lone
-// CR as dot-stuffing, which removes the bare CR before we see it).
-func checkSmuggling(t *testing.T, e *testEnv, reply string) {
-	t.Helper()
-	switch {
-	case strings.HasPrefix(reply, "550 5.6.11"):
-		e.expectEmpty()
-	case strings.HasPrefix(reply, "250 "):
-		c := e.counts()
-		if c["alice@example.org"] != 1 || c["bob@example.org"] != 0 || c["carol@other.test"] != 0 {
-			t.Fatalf("accepted payload stored %v, want one message for alice only", c)
-		}
-		m := e.inbox("alice@example.org")[0]
-		if !strings.Contains(m, "Subject: smuggled") || strings.Contains(m, "\n.\n") || strings.Contains(m, "\r.\r") {
-			t.Errorf("stored message is cut or not canonical: %q", m)
-		}
-		for i := 0; i < len(m); i++ {
-			if (m[i] == '\r') != (i+1 < len(m) && m[i+1] == '\n') || (m[i] == '\n' && (i == 0 || m[i-1] != '\r')) {
-				t.Fatalf("stored message has a bare CR or LF at %d: %q", i, m)
-			}
-		}
-	default:
-		t.Fatalf("reply %q, want 550 5.6.11 or one whole message", reply)
-	}
 }
 
 func TestChunking(t *testing.T) {
@@ -146,7 +123,7 @@ func TestChunking(t *testing.T) {
 	parts := []string{"Subject: chunked\r\n", "\r\nfirst half, ", "second half\r\n.\r\n"}
 	for i, p := range parts {
 		last := ""
-		want := "250 2.0.0 Continue"
+		want := fmt.Sprintf("250 2.0.0 %d octets received", len(p))
 		if i == len(parts)-1 {
 			last = " LAST"
 			want = "250 2.0.0"
@@ -309,7 +286,8 @@ func TestBadSender(t *testing.T) {
 	e := newEnv(t, nil)
 	rc := dialRaw(t, e.addr)
 	rc.cmd("EHLO client.remote.test", "250 ")
-	rc.cmd("MAIL FROM:<"+strings.Repeat("a", 300)+"@remote.test>", "553 5.1.7")
+	// RFC 5321 §4.5.3.1.10: 501 for a path over 256 bytes.
+	rc.cmd("MAIL FROM:<"+strings.Repeat("a", 300)+"@remote.test>", "501 5.1.7")
 	rc.cmd("MAIL FROM:<jörg@remote.test>", "553 5.6.7")
 	rc.cmd("MAIL FROM:<jörg@remote.test> SMTPUTF8", "250 ")
 	rc.cmd("RCPT TO:<alice@example.org>", "250 ")
@@ -344,9 +322,9 @@ func TestConnectionLimits(t *testing.T) {
 	a.cmd("QUIT", "221")
 	// The slot frees once the server has closed its side.
 	deadline := time.Now().Add(5 * time.Second)
-	for e.srv.conns.count() > 1 {
+	for e.srv.connCount() > 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("connection count stuck at %d", e.srv.conns.count())
+			t.Fatalf("connection count stuck at %d", e.srv.connCount())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

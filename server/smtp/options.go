@@ -13,12 +13,17 @@ import (
 // Store is what the SMTP server needs from storage. *badgerstore.DB
 // satisfies it, as does any store.Store.
 type Store interface {
-	// PublicAccount returns an account's public view (public key, quota;
-	// no wrapped key, no slots), or an error wrapping store.ErrNotFound.
+	// PublicAccount returns an account's public view (public key, quota
+	// and usage; no wrapped key, no slots), or an error wrapping
+	// store.ErrNotFound.
 	PublicAccount(ctx context.Context, address string) (store.PublicAccount, error)
 	// Deliver commits all deliveries in one durable transaction, or none.
-	// Quota failures wrap store.ErrOverQuota.
+	// Quota failures wrap store.ErrOverQuota. It reads inline blobs
+	// without copying them and does not keep them after it returns.
 	Deliver(ctx context.Context, ds []store.Delivery) ([]store.Delivered, error)
+	// StageBlob starts writing a large sealed blob for address ahead of
+	// the Deliver that links it (store.BlobWriter).
+	StageBlob(ctx context.Context, address string) (store.BlobWriter, error)
 }
 
 // Defaults for zero Limits fields.
@@ -29,32 +34,156 @@ const (
 	// DefaultRecipients is RFC 5321 §4.5.3.1.8's minimum of 100.
 	DefaultRecipients = 100
 	// DefaultLineLength, in bytes including CRLF, doubles RFC 5321
-	// §4.5.3.1.6's 1000 (as go-smtp does): tolerant of sloppy senders,
-	// still bounded.
+	// §4.5.3.1.6's 1000: tolerant of sloppy senders, still bounded.
 	DefaultLineLength = 2000
-	// DefaultCommandTimeout is RFC 5321 §4.5.3.2.7's server timeout.
+	// DefaultCommandTimeout is RFC 5321 §4.5.3.2.7's server timeout: the
+	// time allowed for one command line, and for any one read of message
+	// data.
 	DefaultCommandTimeout = 5 * time.Minute
-	// DefaultDataTimeout bounds one whole DATA transfer (RFC 5321
-	// §4.5.3.2.6 gives the client 10 minutes after the final dot).
+	// DefaultDataTimeout bounds one whole DATA transfer, or all BDAT
+	// chunks of one message (RFC 5321 §4.5.3.2.6 gives the client 10
+	// minutes after the final dot).
 	DefaultDataTimeout = 10 * time.Minute
+	// DefaultMinDataRate is the slowest average rate, in bytes per
+	// second, at which message data may arrive once dataRateGrace has
+	// passed: Postfix's smtpd_min_data_rate is 500.
+	DefaultMinDataRate = 1024
 	// DefaultHops is the largest number of Received fields a message may
 	// already carry (RFC 5321 §6.3 loop detection; Postfix uses 50 too).
 	DefaultHops = 50
+	// DefaultInFlightBytes bounds the memory held by messages in flight,
+	// server-wide (see Limits.InFlightBytes).
+	DefaultInFlightBytes = 256 << 20
+	// DefaultInFlightWait is how long a new DATA or BDAT waits for room
+	// in the in-flight budget before it gets 452 4.3.1.
+	DefaultInFlightWait = 10 * time.Second
+	// DefaultRateMessages is how many messages one client (an IPv4
+	// address or an IPv6 /64) may deliver per minute.
+	DefaultRateMessages = 120
+	// DefaultRateBytes is how many message bytes, counted once per
+	// receiving account, one client may deliver per minute.
+	DefaultRateBytes = 512 << 20
+	// DefaultUnknownRecipients is how many unknown local recipients one
+	// connection may name before it is dropped with 421 4.7.0.
+	DefaultUnknownRecipients = 10
+	// DefaultErrors is how many refused commands (syntax, sequence,
+	// relaying) one connection may send before it is dropped.
+	DefaultErrors = 20
 	// DefaultKeyCacheEntries bounds the cache of parsed public keys.
 	DefaultKeyCacheEntries = 1024
 )
 
-// Limits bound what one client can make the server do. Every zero field
+// Limits bound what clients can make the server do. Every zero field
 // takes the default named in its comment; no field can be unlimited.
 // Connection counts are capped before the server sees a connection, by
-// the listener it serves (cmd/sealmail guards it with server/listener).
+// the listener it serves (cmd/sealmail guards it with server/listener,
+// with Server.Refuse as its goodbye).
 type Limits struct {
 	MessageBytes   int64         // message size as received (advertised in SIZE); 0: DefaultMessageBytes
-	Recipients     int           // RCPT commands per message; 0: DefaultRecipients
-	LineLength     int           // bytes per message line (DATA, BDAT), CRLF included; command lines are cut at 64 KiB or LineLength if larger; 0: DefaultLineLength
-	CommandTimeout time.Duration // idle time allowed between commands; 0: DefaultCommandTimeout
-	DataTimeout    time.Duration // time allowed for one DATA transfer; 0: DefaultDataTimeout
+	Recipients     int           // accepted RCPT commands per message; 0: DefaultRecipients
+	LineLength     int           // bytes per message line (DATA, BDAT), CRLF included; 0: DefaultLineLength. Command lines are bounded by 2048 bytes.
+	CommandTimeout time.Duration // time for one command line, and for one read of message data; 0: DefaultCommandTimeout
+	DataTimeout    time.Duration // time for one DATA transfer or all BDAT chunks of a message; 0: DefaultDataTimeout
+	MinDataRate    int64         // bytes per second message data must average after the first 30 s; 0: DefaultMinDataRate
 	Hops           int           // Received fields a message may carry; 0: DefaultHops
+	// InFlightBytes bounds, server-wide, the memory that messages in
+	// flight hold: message buffers, sealed copies waiting for their
+	// commit, and a fixed working set per transfer. A message that does
+	// not fit in memory goes to the encrypted spool instead; a transfer
+	// that cannot get its working set within InFlightWait is refused with
+	// 452 4.3.1. 0: DefaultInFlightBytes.
+	InFlightBytes int64
+	InFlightWait  time.Duration // 0: DefaultInFlightWait
+	// RateMessages and RateBytes bound what one client (an IPv4 address
+	// or an IPv6 /64) may deliver per minute: messages, and message bytes
+	// times receiving accounts. Over either, MAIL gets 451 4.7.1. 0: the
+	// defaults.
+	RateMessages int
+	RateBytes    int64
+	// UnknownRecipients is how many RCPTs naming unknown local users one
+	// connection may send before it is dropped (421 4.7.0); each one
+	// after the first few is answered ever more slowly (tarpit). 0:
+	// DefaultUnknownRecipients.
+	UnknownRecipients int
+	// Errors is how many refused commands one connection may send before
+	// it is dropped (421 4.7.0). 0: DefaultErrors.
+	Errors int
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int64, d int64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.MessageBytes, DefaultMessageBytes)
+	defInt(&l.Recipients, DefaultRecipients)
+	defInt(&l.LineLength, DefaultLineLength)
+	defDur(&l.CommandTimeout, DefaultCommandTimeout)
+	defDur(&l.DataTimeout, DefaultDataTimeout)
+	def(&l.MinDataRate, DefaultMinDataRate)
+	defInt(&l.Hops, DefaultHops)
+	def(&l.InFlightBytes, DefaultInFlightBytes)
+	defDur(&l.InFlightWait, DefaultInFlightWait)
+	defInt(&l.RateMessages, DefaultRateMessages)
+	def(&l.RateBytes, DefaultRateBytes)
+	defInt(&l.UnknownRecipients, DefaultUnknownRecipients)
+	defInt(&l.Errors, DefaultErrors)
+	return l
+}
+
+// Options configures New. Store is required; every other zero value is
+// safe and documented.
+type Options struct {
+	// Hostname is the name in the greeting and in Received fields.
+	// Empty: the system's host name, or "localhost".
+	Hostname string
+	// Domains are the domains whose accounts receive mail here. Empty: none,
+	// so every recipient is refused as relaying. The first one is the
+	// domain of the bare <postmaster> (RFC 5321 §4.1.1.3).
+	Domains []string
+	// Store holds accounts and receives deliveries. Required.
+	Store Store
+	// TLSConfig enables STARTTLS. nil: no STARTTLS (a warning is logged).
+	TLSConfig *tls.Config
+	// Limits bound clients; see Limits for the zero values.
+	Limits Limits
+	// Aliases maps an alias address to account addresses, all in Domains.
+	// nil: no aliases.
+	Aliases map[string][]string
+	// Postmaster is the account receiving postmaster@ of every domain.
+	// Empty: postmaster@<domain> if that account exists.
+	Postmaster string
+	// SpoolDir holds messages too large to keep in memory while they
+	// arrive, each in a file encrypted (AES-256-GCM) under a random key
+	// that lives only in memory and unlinked as soon as it is created,
+	// so nothing readable is ever on disk and a crash leaves nothing
+	// behind. New creates it (mode 0700) and removes leftovers. Empty: a
+	// private directory under os.TempDir, removed by Shutdown.
+	SpoolDir string
+	// Logger receives structured logs. nil: discard.
+	Logger *slog.Logger
+	// OnDeliver is called after each durable commit with where each copy
+	// landed, from a goroutine of the server's: the client's 250 never
+	// waits for it. Calls do not overlap; while one runs, later
+	// deliveries are merged (one entry per mailbox, the latest) and
+	// passed in the next call, so a slow OnDeliver costs memory bounded
+	// by the number of distinct mailboxes, at most notifyPending. nil:
+	// nothing is called.
+	OnDeliver func([]store.Delivered)
+	// KeyCacheEntries bounds the cache of parsed public keys.
+	// 0: DefaultKeyCacheEntries.
+	KeyCacheEntries int
 }
 
 // minLineLength is the shortest line length a server must accept: RFC
@@ -69,7 +198,11 @@ func (l Limits) Validate() error {
 		v    int64
 	}{
 		{"MessageBytes", l.MessageBytes}, {"Recipients", int64(l.Recipients)}, {"LineLength", int64(l.LineLength)},
-		{"CommandTimeout", int64(l.CommandTimeout)}, {"DataTimeout", int64(l.DataTimeout)}, {"Hops", int64(l.Hops)},
+		{"CommandTimeout", int64(l.CommandTimeout)}, {"DataTimeout", int64(l.DataTimeout)},
+		{"MinDataRate", l.MinDataRate}, {"Hops", int64(l.Hops)},
+		{"InFlightBytes", l.InFlightBytes}, {"InFlightWait", int64(l.InFlightWait)},
+		{"RateMessages", int64(l.RateMessages)}, {"RateBytes", l.RateBytes},
+		{"UnknownRecipients", int64(l.UnknownRecipients)}, {"Errors", int64(l.Errors)},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("smtp: Limits.%s is negative", f.name)
@@ -79,58 +212,4 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("smtp: Limits.LineLength %d is below %d (RFC 5321 §4.5.3.1.6)", l.LineLength, minLineLength)
 	}
 	return nil
-}
-
-func (l Limits) withDefaults() Limits {
-	if l.MessageBytes <= 0 {
-		l.MessageBytes = DefaultMessageBytes
-	}
-	if l.Recipients <= 0 {
-		l.Recipients = DefaultRecipients
-	}
-	if l.LineLength <= 0 {
-		l.LineLength = DefaultLineLength
-	}
-	if l.CommandTimeout <= 0 {
-		l.CommandTimeout = DefaultCommandTimeout
-	}
-	if l.DataTimeout <= 0 {
-		l.DataTimeout = DefaultDataTimeout
-	}
-	if l.Hops <= 0 {
-		l.Hops = DefaultHops
-	}
-	return l
-}
-
-// Options configures New. Store is required; every other zero value is
-// safe and documented.
-type Options struct {
-	// Hostname is the name in the greeting and in Received fields.
-	// Empty: the system's host name, or "localhost".
-	Hostname string
-	// Domains are the domains whose accounts receive mail here. Empty: none,
-	// so every recipient is refused as relaying.
-	Domains []string
-	// Store holds accounts and receives deliveries. Required.
-	Store Store
-	// TLSConfig enables STARTTLS. nil: no STARTTLS (a warning is logged).
-	TLSConfig *tls.Config
-	// Limits bound clients; see Limits for the zero values.
-	Limits Limits
-	// Aliases maps an alias address to account addresses, all in Domains.
-	// nil: no aliases.
-	Aliases map[string][]string
-	// Postmaster is the account receiving postmaster@ of every domain.
-	// Empty: postmaster@<domain> if that account exists.
-	Postmaster string
-	// Logger receives structured logs. nil: discard.
-	Logger *slog.Logger
-	// OnDeliver is called after each durable commit, before the client
-	// gets its 250, with where each copy landed. It must not block for
-	// long. nil: nothing is called.
-	OnDeliver func([]store.Delivered)
-	// KeyCacheEntries bounds the cache of parsed public keys.
-	// 0: DefaultKeyCacheEntries.
-	KeyCacheEntries int
 }

@@ -10,10 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
-
-	gosmtp "github.com/emersion/go-smtp"
+	"syscall"
+	"time"
 
 	"github.com/sealmail/sealmail/policy"
 )
@@ -22,31 +23,30 @@ import (
 // each copy to its recipient's public key and commits all copies in one
 // durable transaction before answering 250.
 type Server struct {
-	opt    Options            // immutable; normalised by New
-	lim    Limits             // immutable; defaults filled in
-	log    *slog.Logger       // immutable
-	rcpts  *policy.Recipients // immutable
-	keys   *keyCache          // safe for concurrent use
-	lib    *gosmtp.Server     // immutable after New
-	conns  *connTracker       // safe for concurrent use
-	bufs   sync.Pool          // of *bytes.Buffer, message and sealed copies
-	cidPre string             // immutable; random, distinguishes server runs in logs
-	cidSeq atomic.Uint64      // connection counter
-	state  atomic.Int32       // serverRunning or serverClosing
-	lnMu   sync.Mutex         // guards lns
-	lns    []net.Listener     // guarded by lnMu; listeners Serve was given
-	closed chan struct{}      // closed by Shutdown
-	once   sync.Once          // closes closed
+	opt      Options                              // immutable; normalised by New
+	lim      Limits                               // immutable; defaults filled in
+	log      *slog.Logger                         // immutable
+	rcpts    *policy.Recipients                   // immutable
+	keys     *keyCache                            // safe for concurrent use
+	budget   *budget                              // safe for concurrent use
+	sealers  chan struct{}                        // semaphore: sealing goroutines server-wide
+	notify   *notifier                            // may be nil (no OnDeliver)
+	rates    *clientTable                         // per-client delivery rates; safe for concurrent use
+	probes   *clientTable                         // per-client unknown recipients; safe for concurrent use
+	spoolDir string                               // immutable
+	ownSpool bool                                 // immutable; spoolDir is ours to remove
+	bufs     sync.Pool                            // of *bytes.Buffer, message and sealed copies
+	cidPre   string                               // immutable; random, distinguishes server runs in logs
+	cidSeq   atomic.Uint64                        // connection counter
+	sleep    func(context.Context, time.Duration) // tarpit; replaced by tests
+
+	mu       sync.Mutex
+	closing  bool               // guarded by mu
+	lns      []net.Listener     // guarded by mu
+	conns    map[*conn]struct{} // guarded by mu
+	connDone sync.WaitGroup     // one per conn goroutine
+	closed   chan struct{}      // closed by Shutdown
 }
-
-const (
-	serverRunning int32 = iota
-	serverClosing
-)
-
-// libLineLimit bounds every line go-smtp reads (commands, and message
-// lines before our own scanner sees them).
-const libLineLimit = 64 << 10
 
 // New validates opt and returns a server ready to Serve.
 func New(opt Options) (*Server, error) {
@@ -91,38 +91,38 @@ func New(opt Options) (*Server, error) {
 	if _, err := rand.Read(pre[:]); err != nil {
 		return nil, fmt.Errorf("smtp: random: %w", err)
 	}
+	spoolDir, ownSpool := opt.SpoolDir, false
+	if spoolDir == "" {
+		if spoolDir, err = os.MkdirTemp("", "sealmail-spool-"); err != nil {
+			return nil, fmt.Errorf("smtp: spool directory: %w", err)
+		}
+		ownSpool = true
+	}
+	if err := prepareSpoolDir(spoolDir); err != nil {
+		return nil, err
+	}
 
 	s := &Server{
-		opt:    opt,
-		lim:    lim,
-		log:    log,
-		rcpts:  rcpts,
-		keys:   newKeyCache(opt.KeyCacheEntries),
-		conns:  newConnTracker(),
-		cidPre: hex.EncodeToString(pre[:]),
-		closed: make(chan struct{}),
+		opt:      opt,
+		lim:      lim,
+		log:      log,
+		rcpts:    rcpts,
+		keys:     newKeyCache(opt.KeyCacheEntries),
+		budget:   newBudget(lim.InFlightBytes),
+		sealers:  make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0))),
+		rates:    newClientTable(clientTableSize),
+		probes:   newClientTable(clientTableSize),
+		spoolDir: spoolDir,
+		ownSpool: ownSpool,
+		cidPre:   hex.EncodeToString(pre[:]),
+		sleep:    sleepCtx,
+		conns:    make(map[*conn]struct{}),
+		closed:   make(chan struct{}),
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
-
-	lib := gosmtp.NewServer(backend{s})
-	lib.Domain = opt.Hostname
-	lib.TLSConfig = opt.TLSConfig
-	lib.MaxMessageBytes = lim.MessageBytes
-	lib.MaxRecipients = lim.Recipients
-	// go-smtp applies its line limit to whatever it has buffered, BDAT
-	// chunk bytes included, and closes the connection when it trips; our
-	// scanner enforces Limits.LineLength on message lines with a proper
-	// reply, so go-smtp gets a looser, fixed bound.
-	lib.MaxLineLength = max(lim.LineLength, libLineLimit)
-	lib.ReadTimeout = lim.CommandTimeout
-	lib.WriteTimeout = lim.CommandTimeout
-	lib.EnableSMTPUTF8 = true
-	lib.ErrorLog = libLogger{log}
-	// No AUTH (sessions do not implement AuthSession), no BINARYMIME
-	// (binary bodies would defeat the bare CR/LF rule), no DSN, no
-	// REQUIRETLS: this listener only delivers locally.
-	s.lib = lib
-
+	if opt.OnDeliver != nil {
+		s.notify = newNotifier(opt.OnDeliver, log)
+	}
 	if len(opt.Domains) == 0 {
 		log.Warn("no local domains configured: every recipient will be refused")
 	}
@@ -132,62 +132,157 @@ func New(opt Options) (*Server, error) {
 	return s, nil
 }
 
+// sleepCtx sleeps for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
 // Serve accepts connections on ln until Shutdown, and returns nil after
-// Shutdown. ln is closed when Serve returns.
+// Shutdown. ln is closed when Serve returns. Temporary accept errors (out
+// of descriptors) are retried with a growing pause, as net/http does.
 func (s *Server) Serve(ln net.Listener) error {
-	s.lnMu.Lock()
-	if s.state.Load() != serverRunning {
-		s.lnMu.Unlock()
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
 		ln.Close()
 		return nil
 	}
 	s.lns = append(s.lns, ln)
-	s.lnMu.Unlock()
+	s.mu.Unlock()
+	defer ln.Close()
 	s.log.Info("listening", "addr", ln.Addr().String())
-	err := s.lib.Serve(&trackListener{Listener: ln, t: s.conns})
-	select {
-	case <-s.closed:
-		return nil
-	default:
+	var pause time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.closed:
+				return nil
+			default:
+			}
+			if temporaryAcceptError(err) {
+				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "pause", pause, keyErr, err)
+				select {
+				case <-time.After(pause):
+				case <-s.closed:
+					return nil
+				}
+				continue
+			}
+			return fmt.Errorf("smtp: serve: %w", err)
+		}
+		pause = 0
+		s.admit(nc)
 	}
-	if err != nil {
-		return fmt.Errorf("smtp: serve: %w", err)
-	}
-	return nil
 }
 
-// Shutdown stops accepting connections, closes idle ones at once and the
-// others as soon as their transaction in flight has its reply, and waits
-// for all of them until ctx is done; then it closes whatever is left and
-// returns ctx's error.
+// temporaryAcceptError reports accept errors that pass: out of
+// descriptors or memory, a connection aborted before it was accepted.
+func temporaryAcceptError(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.ECONNRESET} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// admit starts a connection's goroutine, or closes the connection when
+// the server is shutting down. Connection caps are the listener's
+// (server/listener, with Refuse).
+func (s *Server) admit(nc net.Conn) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	c := s.newConn(nc, clientKey(nc.RemoteAddr()))
+	s.conns[c] = struct{}{}
+	s.connDone.Add(1)
+	s.mu.Unlock()
+	go c.serve()
+}
+
+// Refuse tells a client over a connection limit to come back later (RFC
+// 5321 §3.8: 421 instead of the greeting) on c, which the caller closes.
+// It is the Refuse hook for server/listener.
+func (s *Server) Refuse(c net.Conn) {
+	c.Write(appendReply(nil, &Reply{replyConnLimit.Code, replyConnLimit.Enhanced, s.opt.Hostname + " " + replyConnLimit.Text}))
+}
+
+// release forgets a finished connection.
+func (s *Server) release(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connDone.Done()
+}
+
+// connCount returns the number of open connections.
+func (s *Server) connCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Shutdown stops accepting connections, closes idle ones at once (with
+// 421 4.3.2) and the others as soon as their transaction in flight has
+// its reply, and waits for all of them until ctx is done; then it closes
+// whatever is left and returns ctx's error. Deliveries not yet announced
+// to OnDeliver are dropped.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.lnMu.Lock()
-	s.state.Store(serverClosing)
+	s.mu.Lock()
+	already := s.closing
+	s.closing = true
 	lns := s.lns
 	s.lns = nil
-	s.lnMu.Unlock()
-	s.once.Do(func() { close(s.closed) })
-	// go-smtp closes the listeners it knows; closing them here as well
-	// covers a Serve that raced with Shutdown.
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	if !already {
+		close(s.closed)
+	}
 	for _, ln := range lns {
 		ln.Close()
 	}
-
-	done := make(chan error, 1)
-	go func() { done <- s.lib.Shutdown(ctx) }()
-	s.conns.drain()
-	err := <-done
-	// Listeners closed twice (by go-smtp and above) are not a failure.
-	if errors.Is(err, gosmtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
-		return nil
+	for _, c := range conns {
+		c.drain()
 	}
-	if err != nil {
-		// The wait ended (ctx): cut off whoever is left. go-smtp's Close
-		// does nothing once Shutdown has begun, so close them here.
-		s.conns.closeAll()
-		return fmt.Errorf("smtp: shutdown: %w", err)
+	done := make(chan struct{})
+	go func() {
+		s.connDone.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// Cut off whoever is left, and wait for their goroutines: they
+		// end as soon as their next read or write fails.
+		s.mu.Lock()
+		for c := range s.conns {
+			c.abort()
+		}
+		s.mu.Unlock()
+		<-done
+		err = fmt.Errorf("smtp: shutdown: %w", ctx.Err())
 	}
-	return nil
+	if s.notify != nil {
+		s.notify.stop()
+	}
+	if s.ownSpool {
+		os.RemoveAll(s.spoolDir)
+	}
+	return err
 }
 
 // newCID returns a connection id for logs.
@@ -201,25 +296,16 @@ func (s *Server) getBuf() *bytes.Buffer {
 	return b
 }
 
-// maxPooledBuf keeps one huge message from pinning its buffer forever.
+// maxPooledBuf keeps one huge buffer from pinning its memory forever.
 const maxPooledBuf = 4 << 20
 
 func (s *Server) putBuf(b *bytes.Buffer) {
+	// Messages are plaintext: do not leave them in pooled memory, nor in
+	// memory the pool drops.
+	b.Reset()
+	clear(b.Bytes()[:b.Cap()])
 	if b.Cap() > maxPooledBuf {
 		return
 	}
-	// Messages are plaintext: do not leave them in pooled memory.
-	b.Reset()
-	clear(b.Bytes()[:b.Cap()])
 	s.bufs.Put(b)
-}
-
-// backend makes sessions for go-smtp.
-type backend struct{ s *Server }
-
-func (b backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
-	if b.s.state.Load() != serverRunning {
-		return nil, errShutdown
-	}
-	return newSession(b.s, c), nil
 }

@@ -135,7 +135,7 @@ func TestRecipientsRefused(t *testing.T) {
 		}
 	}
 	// With no accepted recipient, DATA is refused and nothing is read.
-	rc.cmd("DATA", "502 5.5.1")
+	rc.cmd("DATA", "554 5.5.1")
 	rc.cmd("QUIT", "221")
 	e.expectEmpty()
 	if logs := e.logs.String(); strings.Contains(logs, "victim") || strings.Contains(logs, "nobody") {

@@ -21,7 +21,7 @@ func startShutdown(t *testing.T, e *testEnv) <-chan error {
 		done <- e.srv.Shutdown(ctx)
 	}()
 	deadline := time.Now().Add(10 * time.Second)
-	for !allDraining(e.srv.conns) {
+	for !allDraining(e.srv) {
 		if time.Now().After(deadline) {
 			t.Fatal("connections were not told to drain")
 		}
@@ -30,28 +30,41 @@ func startShutdown(t *testing.T, e *testEnv) <-chan error {
 	return done
 }
 
-// allDraining reports whether the tracker drains and every connection it
-// still holds knows it.
-func allDraining(t *connTracker) bool {
-	t.mu.Lock()
-	draining := t.draining
-	conns := make([]*trackedConn, 0, len(t.conns))
-	for tc := range t.conns {
-		conns = append(conns, tc)
+// allDraining reports whether the server is closing and every
+// connection it still holds knows it.
+func allDraining(s *Server) bool {
+	s.mu.Lock()
+	closing := s.closing
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
 	}
-	t.mu.Unlock()
-	if !draining {
+	s.mu.Unlock()
+	if !closing {
 		return false
 	}
-	for _, tc := range conns {
-		tc.mu.Lock()
-		d := tc.draining
-		tc.mu.Unlock()
+	for _, c := range conns {
+		c.mu.Lock()
+		d := c.draining
+		c.mu.Unlock()
 		if !d {
 			return false
 		}
 	}
 	return true
+}
+
+// expectClosed reads what is left on rc: at most a 421 (the server says
+// why it closes, RFC 5321 §3.8), then the end of the connection.
+func expectClosed(t *testing.T, rc *rawConn, what string) {
+	t.Helper()
+	got := rc.reply()
+	if strings.HasPrefix(got, "421 ") {
+		got = rc.reply()
+	}
+	if !strings.HasPrefix(got, "EOF") {
+		t.Errorf("%s: got %q, want the connection closed", what, got)
+	}
 }
 
 // finishShutdown checks the results of Shutdown and Serve.
@@ -81,15 +94,12 @@ func TestShutdownClosesIdleAndFinishesBusy(t *testing.T) {
 	busy.send("Subject: during shutdown\r\n\r\nfirst part\r\n")
 
 	done := startShutdown(t, e)
-	// The idle connection is closed at once.
-	if got := idle.reply(); !strings.HasPrefix(got, "EOF") {
-		t.Errorf("idle connection got %q, want it closed", got)
-	}
+	// The idle connection is closed at once, with 421 4.3.2.
+	idle.expect("421 4.3.2")
+	expectClosed(t, idle, "idle connection")
 	// The busy one finishes its message and gets its reply, then is closed.
 	busy.cmd("second part\r\n.", "250 2.0.0")
-	if got := busy.reply(); !strings.HasPrefix(got, "EOF") {
-		t.Errorf("busy connection after its reply got %q, want it closed", got)
-	}
+	expectClosed(t, busy, "busy connection after its reply")
 	finishShutdown(t, e, done)
 	if got := e.inbox("alice@example.org"); len(got) != 1 || !strings.Contains(got[0], "second part") {
 		t.Errorf("message in flight at shutdown: %q", got)
@@ -114,20 +124,14 @@ func TestShutdownFinishesOpenTransaction(t *testing.T) {
 	late.cmd("NOOP", "250 ") // the session exists before Shutdown
 
 	done := startShutdown(t, e)
-	if got := late.reply(); !strings.HasPrefix(got, "EOF") {
-		t.Errorf("connection without a transaction got %q, want it closed", got)
-	}
+	expectClosed(t, late, "connection without a transaction")
 	data.cmd("DATA", "354")
 	data.cmd("Subject: data at shutdown\r\n\r\nbody\r\n.", "250 2.0.0")
-	if got := data.reply(); !strings.HasPrefix(got, "EOF") {
-		t.Errorf("DATA connection after its reply got %q, want it closed", got)
-	}
+	expectClosed(t, data, "DATA connection after its reply")
 	last := "body\r\n"
 	bdat.send("BDAT " + strconv.Itoa(len(last)) + " LAST\r\n" + last)
 	bdat.expect("250 2.0.0")
-	if got := bdat.reply(); !strings.HasPrefix(got, "EOF") {
-		t.Errorf("BDAT connection after its reply got %q, want it closed", got)
-	}
+	expectClosed(t, bdat, "BDAT connection after its reply")
 	finishShutdown(t, e, done)
 	if c := e.counts(); c["alice@example.org"] != 1 || c["bob@example.org"] != 1 {
 		t.Errorf("counts %v, want one message each for alice and bob", c)
@@ -143,9 +147,7 @@ func TestShutdownClosesAfterRSET(t *testing.T) {
 
 	done := startShutdown(t, e)
 	rc.cmd("RSET", "250 ")
-	if got := rc.reply(); !strings.HasPrefix(got, "EOF") {
-		t.Errorf("after RSET got %q, want the connection closed", got)
-	}
+	expectClosed(t, rc, "after RSET")
 	finishShutdown(t, e, done)
 	e.expectEmpty()
 }
@@ -178,9 +180,9 @@ func TestShutdownDeadline(t *testing.T) {
 		t.Error("Serve did not return")
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for e.srv.conns.count() > 0 {
+	for e.srv.connCount() > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d connections still open", e.srv.conns.count())
+			t.Fatalf("%d connections still open", e.srv.connCount())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -13,10 +13,11 @@ import (
 // traceInfo is what goes into the Return-Path and Received fields.
 type traceInfo struct {
 	reversePath string    // MAIL FROM address, "" for the null path
-	helo        string    // as the client sent it; sanitised when written
+	heloName    string    // as the client sent it; sanitised when written
 	remoteIP    net.IP    // may be nil (non-TCP listener)
 	hostname    string    // ours, validated by New
 	tls         bool      // the transaction ran under TLS
+	helo        bool      // the client said HELO, not EHLO
 	utf8        bool      // MAIL FROM carried SMTPUTF8
 	id          string    // transaction id, [0-9a-z]
 	rcpt        string    // the one recipient, "" when there were several
@@ -39,12 +40,15 @@ func writeTrace(w *bytes.Buffer, t traceInfo) {
 		ip = addressLiteral(t.remoteIP)
 	}
 	helo := "unknown"
-	if validHelo(t.helo) {
-		helo = t.helo
+	if validHelo(t.heloName) {
+		helo = t.heloName
 	}
 	with := "ESMTP"
-	if t.utf8 {
+	switch {
+	case t.utf8:
 		with = "UTF8SMTP"
+	case t.helo:
+		with = "SMTP"
 	}
 	if t.tls {
 		with += "S"
