@@ -139,8 +139,8 @@ func (r connReader) Read(p []byte) (int, error) {
 	}
 	if c.inData {
 		c.dataRead += int64(n)
-		if el := time.Since(c.dataStart); el > dataRateGrace &&
-			float64(c.dataRead) < float64(c.srv.lim.MinDataRate)*(el-dataRateGrace).Seconds() {
+		if el := time.Since(c.dataStart); el > c.srv.rateGrace &&
+			float64(c.dataRead) < float64(c.srv.lim.MinDataRate)*(el-c.srv.rateGrace).Seconds() {
 			c.readErr = errTooSlow // the next read fails
 		}
 	}

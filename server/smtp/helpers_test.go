@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -100,8 +101,19 @@ func newEnv(t *testing.T, edit func(*Options)) *testEnv {
 // cmd/sealmail serves on a guarded listener.
 func newEnvWrap(t *testing.T, edit func(*Options), wrap func(net.Listener, *Server) net.Listener) *testEnv {
 	t.Helper()
+	return startEnv(t, badgerstore.Options{}, edit, wrap)
+}
+
+// newEnvStore is newEnv over a badger store opened with storeOpt.
+func newEnvStore(t *testing.T, storeOpt badgerstore.Options, edit func(*Options)) *testEnv {
+	t.Helper()
+	return startEnv(t, storeOpt, edit, nil)
+}
+
+func startEnv(t *testing.T, storeOpt badgerstore.Options, edit func(*Options), wrap func(net.Listener, *Server) net.Listener) *testEnv {
+	t.Helper()
 	dir := t.TempDir()
-	db, err := badgerstore.Open(dir, badgerstore.Options{})
+	db, err := badgerstore.Open(dir, storeOpt)
 	if err != nil {
 		t.Fatalf("badgerstore.Open: %v", err)
 	}
@@ -164,6 +176,25 @@ func (e *testEnv) shutdown() {
 			e.t.Errorf("Serve did not return after Shutdown")
 		}
 	})
+}
+
+// waitNotes waits until OnDeliver has seen n calls (it runs after the
+// 250, on a goroutine of the server's) and returns them.
+func (e *testEnv) waitNotes(n int) [][]store.Delivered {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e.mu.Lock()
+		notes := slices.Clone(e.notes)
+		e.mu.Unlock()
+		if len(notes) >= n {
+			return notes
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("OnDeliver called %d times, want %d", len(notes), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // inboxID returns the ID of addr's INBOX.

@@ -244,3 +244,34 @@ func TestDataStallCutPerRead(t *testing.T) {
 	}
 	e.expectEmpty()
 }
+
+// TestDataTooSlow: message data that trickles in below Limits.MinDataRate
+// is cut off with 421 4.4.2 (after the grace period, here none), however
+// long the transfer's deadline; nothing is stored.
+func TestDataTooSlow(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.Limits.MinDataRate = 1 << 30
+		o.Limits.DataTimeout = time.Hour
+		o.Limits.CommandTimeout = time.Minute
+	})
+	e.srv.rateGrace = 0
+	rc := dialRaw(t, e.addr)
+	rc.begin("alice@example.org")
+	rc.cmd("DATA", "354")
+	var got string
+	for i := 0; i < 100; i++ {
+		if _, err := rc.c.Write([]byte("x\r\n")); err != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+		rc.c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if line, err := rc.r.ReadString('\n'); err == nil {
+			got = line
+			break
+		}
+	}
+	if !strings.HasPrefix(got, "421 4.4.2") {
+		t.Fatalf("trickling client got %q, want 421 4.4.2", got)
+	}
+	e.expectEmpty()
+}

@@ -23,22 +23,23 @@ import (
 // each copy to its recipient's public key and commits all copies in one
 // durable transaction before answering 250.
 type Server struct {
-	opt      Options                              // immutable; normalised by New
-	lim      Limits                               // immutable; defaults filled in
-	log      *slog.Logger                         // immutable
-	rcpts    *policy.Recipients                   // immutable
-	keys     *keyCache                            // safe for concurrent use
-	budget   *budget                              // safe for concurrent use
-	sealers  chan struct{}                        // semaphore: sealing goroutines server-wide
-	notify   *notifier                            // may be nil (no OnDeliver)
-	rates    *clientTable                         // per-client delivery rates; safe for concurrent use
-	probes   *clientTable                         // per-client unknown recipients; safe for concurrent use
-	spoolDir string                               // immutable
-	ownSpool bool                                 // immutable; spoolDir is ours to remove
-	bufs     sync.Pool                            // of *bytes.Buffer, message and sealed copies
-	cidPre   string                               // immutable; random, distinguishes server runs in logs
-	cidSeq   atomic.Uint64                        // connection counter
-	sleep    func(context.Context, time.Duration) // tarpit; replaced by tests
+	opt       Options                              // immutable; normalised by New
+	lim       Limits                               // immutable; defaults filled in
+	log       *slog.Logger                         // immutable
+	rcpts     *policy.Recipients                   // immutable
+	keys      *keyCache                            // safe for concurrent use
+	budget    *budget                              // safe for concurrent use
+	sealers   chan struct{}                        // semaphore: sealing goroutines server-wide
+	notify    *notifier                            // may be nil (no OnDeliver)
+	rates     *clientTable                         // per-client delivery rates; safe for concurrent use
+	probes    *clientTable                         // per-client unknown recipients; safe for concurrent use
+	spoolDir  string                               // immutable
+	ownSpool  bool                                 // immutable; spoolDir is ours to remove
+	bufs      sync.Pool                            // of *bytes.Buffer, message and sealed copies
+	cidPre    string                               // immutable; random, distinguishes server runs in logs
+	cidSeq    atomic.Uint64                        // connection counter
+	sleep     func(context.Context, time.Duration) // tarpit; replaced by tests
+	rateGrace time.Duration                        // dataRateGrace; replaced by tests
 
 	mu       sync.Mutex
 	closing  bool               // guarded by mu
@@ -103,21 +104,22 @@ func New(opt Options) (*Server, error) {
 	}
 
 	s := &Server{
-		opt:      opt,
-		lim:      lim,
-		log:      log,
-		rcpts:    rcpts,
-		keys:     newKeyCache(opt.KeyCacheEntries),
-		budget:   newBudget(lim.InFlightBytes),
-		sealers:  make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0))),
-		rates:    newClientTable(clientTableSize),
-		probes:   newClientTable(clientTableSize),
-		spoolDir: spoolDir,
-		ownSpool: ownSpool,
-		cidPre:   hex.EncodeToString(pre[:]),
-		sleep:    sleepCtx,
-		conns:    make(map[*conn]struct{}),
-		closed:   make(chan struct{}),
+		opt:       opt,
+		lim:       lim,
+		log:       log,
+		rcpts:     rcpts,
+		keys:      newKeyCache(opt.KeyCacheEntries),
+		budget:    newBudget(lim.InFlightBytes),
+		sealers:   make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0))),
+		rates:     newClientTable(clientTableSize),
+		probes:    newClientTable(clientTableSize),
+		spoolDir:  spoolDir,
+		ownSpool:  ownSpool,
+		cidPre:    hex.EncodeToString(pre[:]),
+		sleep:     sleepCtx,
+		rateGrace: dataRateGrace,
+		conns:     make(map[*conn]struct{}),
+		closed:    make(chan struct{}),
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	if opt.OnDeliver != nil {

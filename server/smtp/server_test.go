@@ -66,9 +66,7 @@ func TestDeliverOne(t *testing.T) {
 	if c := e.counts(); c["bob@example.org"] != 0 || c["carol@other.test"] != 0 {
 		t.Errorf("other accounts got mail: %v", c)
 	}
-	e.mu.Lock()
-	notes := e.notes
-	e.mu.Unlock()
+	notes := e.waitNotes(1)
 	if len(notes) != 1 || len(notes[0]) != 1 || notes[0][0].Account != "alice@example.org" || notes[0][0].Mailbox != store.Inbox || notes[0][0].UID == 0 {
 		t.Errorf("OnDeliver saw %+v", notes)
 	}
