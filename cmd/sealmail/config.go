@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -95,6 +96,22 @@ type LimitsConfig struct {
 	// RFC 5321 §4.5.3.2: five minutes for commands, ten for the data phase.
 	CommandTimeout time.Duration `yaml:"command_timeout" default:"5m" min:"1s"`
 	DataTimeout    time.Duration `yaml:"data_timeout" default:"10m" min:"1s"`
+	// Bytes per second message data must average after its first 30 s
+	// (Postfix's smtpd_min_data_rate is 500).
+	MinDataRate Size `yaml:"min_data_rate" default:"1KiB" min:"1"`
+	// Memory messages in flight may hold, server-wide; 0: a sixteenth of
+	// the machine's memory, between 64 MiB and 1 GiB (inFlightBytes).
+	InFlight Size `yaml:"in_flight" default:"0" min:"0"`
+	// Per client (an IPv4 address or IPv6 /64) and minute: messages, and
+	// bytes times receiving accounts.
+	RateMessages int  `yaml:"rate_messages" default:"120"`
+	RateBytes    Size `yaml:"rate_bytes" default:"512MiB"`
+	// Unknown local recipients one SMTP connection may name (tarpitted
+	// after the third) before it is dropped.
+	UnknownRecipients int `yaml:"unknown_recipients" default:"10"`
+	// Quota of every account without one of its own (sealmail user set
+	// --quota), in sealed bytes; 0: none.
+	Quota Size `yaml:"quota" default:"0" min:"0"`
 	// Each of IMAP and IMAPS. Thunderbird opens up to five connections
 	// per account, and a whole office may share one address.
 	IMAPConnections      int `yaml:"imap_connections" default:"1000"`
@@ -260,12 +277,52 @@ func (l *LimitsConfig) validate() error {
 // smtp is what server/smtp gets of the limits.
 func (l *LimitsConfig) smtp() smtpserver.Limits {
 	return smtpserver.Limits{
-		MessageBytes:   int64(l.MessageBytes),
-		Recipients:     l.Recipients,
-		LineLength:     l.LineLength,
-		CommandTimeout: l.CommandTimeout,
-		DataTimeout:    l.DataTimeout,
+		MessageBytes:      int64(l.MessageBytes),
+		Recipients:        l.Recipients,
+		LineLength:        l.LineLength,
+		CommandTimeout:    l.CommandTimeout,
+		DataTimeout:       l.DataTimeout,
+		MinDataRate:       int64(l.MinDataRate),
+		InFlightBytes:     l.inFlightBytes(),
+		RateMessages:      l.RateMessages,
+		RateBytes:         int64(l.RateBytes),
+		UnknownRecipients: l.UnknownRecipients,
 	}
+}
+
+// inFlightBytes is limits.in_flight, or, for 0, a sixteenth of the
+// machine's memory between 64 MiB and 1 GiB: what 32 concurrent large
+// messages need is a few dozen MiB (each spills to the encrypted spool
+// above 1 MiB), so the budget only bites under a flood.
+func (l *LimitsConfig) inFlightBytes() int64 {
+	if l.InFlight > 0 {
+		return int64(l.InFlight)
+	}
+	const lo, hi = 64 << 20, 1 << 30
+	mem := machineMemory()
+	if mem <= 0 {
+		return 256 << 20
+	}
+	return min(max(mem/16, lo), hi)
+}
+
+// machineMemory returns the machine's memory in bytes (MemTotal of
+// /proc/meminfo), or 0 if it cannot tell.
+func machineMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				return 0
+			}
+			return n << 10
+		}
+	}
+	return 0
 }
 
 // validateAddresses has policy check postmaster and aliases against the

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -259,6 +260,7 @@ func startServers(c *Config, st store.Store, accounts *account.Service, log *slo
 		// IDLE sessions learn of new mail as soon as it is committed.
 		OnDeliver: imapSrv.Delivered,
 		Limits:    c.Limits.smtp(),
+		SpoolDir:  filepath.Join(c.DataDir, "spool"),
 	})
 	if err != nil {
 		return nil, err

@@ -12,7 +12,7 @@ import (
 // openStore opens the badger store in <data_dir>/store. A store held by
 // another process is a clear error, not badger's lock message.
 func openStore(c *Config, log *slog.Logger) (*badgerstore.DB, error) {
-	db, err := badgerstore.Open(c.storeDir(), badgerstore.Options{Logger: log})
+	db, err := badgerstore.Open(c.storeDir(), badgerstore.Options{Logger: log, DefaultQuota: int64(c.Limits.Quota)})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("another sealmail holds %s (a command still running, or `sealmail serve` starting or stopping); try again", c.DataDir)
 	}
