@@ -20,7 +20,9 @@
 // domains and their three service names, and an address that is unknown,
 // unpublished (store.PublicAccount.PublishWKD false), or whose stored key lacks
 // a user ID for it is indistinguishable from any other miss: 404 with the
-// same fixed body. A key is served only for the exact address it was asked
+// same fixed body, no earlier than 2 ms after the request (wkdMissFloor),
+// so an unpublished account, whose record the store must read, takes no
+// longer to refuse than an address that does not exist. A key is served only for the exact address it was asked
 // for, and carries only that address's user ID with its self-signatures:
 // other user IDs and third-party certifications are stripped, so a key
 // never reveals other addresses or who certified it.

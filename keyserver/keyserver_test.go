@@ -32,7 +32,7 @@ type world struct {
 
 const password = "correct horse battery staple"
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	db, err := badgerstore.Open(filepath.Join(t.TempDir(), "store"), badgerstore.Options{})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/sealmail/sealmail/store"
@@ -80,7 +81,30 @@ func validLocal(l string) bool {
 	return true
 }
 
+// wkdMissFloor is the least time a WKD key request that names an address
+// takes to be answered 404. An account that exists but is not published
+// costs the store more work than no account at all (a record is read and
+// decoded, where a miss stops at badger's bloom filter): about 5 µs in
+// BenchmarkWKDMiss, 40 µs over HTTPS against the binary. Holding every
+// such 404 to the same floor, far above either, makes both take the same
+// time, so the response time no longer tells which addresses exist.
+const wkdMissFloor = 2 * time.Millisecond
+
+// notFoundAt answers 404, no earlier than wkdMissFloor after start.
+func notFoundAt(w http.ResponseWriter, r *http.Request, start time.Time) {
+	if d := wkdMissFloor - time.Since(start); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+		t.Stop()
+	}
+	httpError(w, http.StatusNotFound)
+}
+
 func (h *Handler) serveWKDKey(w http.ResponseWriter, r *http.Request, cid uint64, domain, hash string) {
+	start := time.Now()
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	if h.cfg.keys == nil {
 		httpError(w, http.StatusNotFound)
@@ -107,12 +131,12 @@ func (h *Handler) serveWKDKey(w http.ResponseWriter, r *http.Request, cid uint64
 		addr = a
 	}
 	if addr == "" {
-		httpError(w, http.StatusNotFound)
+		notFoundAt(w, r, start)
 		return
 	}
 	acct, err := h.cfg.keys.PublicAccount(ctx, addr)
 	if errors.Is(err, store.ErrNotFound) {
-		httpError(w, http.StatusNotFound)
+		notFoundAt(w, r, start)
 		return
 	}
 	if err != nil {
@@ -121,14 +145,14 @@ func (h *Handler) serveWKDKey(w http.ResponseWriter, r *http.Request, cid uint64
 		return
 	}
 	if !acct.PublishWKD || acct.Address != addr {
-		httpError(w, http.StatusNotFound)
+		notFoundAt(w, r, start)
 		return
 	}
 	key, err := exportKey(acct.PublicKey, addr)
 	if err != nil {
 		h.cfg.log.Warn("keyserver: stored public key not servable", slog.String("proto", "wkd"), slog.Uint64("cid", cid),
 			slog.String("account", addr), slog.Any("err", err))
-		httpError(w, http.StatusNotFound)
+		notFoundAt(w, r, start)
 		return
 	}
 	h.cfg.log.Debug("keyserver: key served", slog.String("proto", "wkd"), slog.Uint64("cid", cid), slog.String("account", addr))

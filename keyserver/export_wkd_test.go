@@ -1,0 +1,4 @@
+package keyserver
+
+// WKDMissFloor exposes wkdMissFloor to the external tests.
+const WKDMissFloor = wkdMissFloor
