@@ -2,10 +2,11 @@
 // any SMTP server, checks over IMAP that what was accepted arrived, times
 // the IMAP reading path, and can run sealmail's own servers for all that.
 //
-//	sealbench serve  -data DIR [-smtp ADDR] [-imap ADDR] [-users N | -user ADDR,...] [-pass-file F] [-fast-kdf] [-unlock-cache D] [-cpuprofile F]
-//	sealbench ingest -addr HOST:PORT -to ADDR,... [-n N] [-c C] [-size S] [-ids FILE] [-word W [-word-every K]] [-starttls [-insecure]]
+//	sealbench serve  -data DIR [-smtp ADDR] [-imap ADDR] [-users N | -user ADDR,...] [-pass-file F] [-fast-kdf] [-unlock-cache D] [-message-bytes B] [-cpuprofile F]
+//	sealbench ingest -addr HOST:PORT -to ADDR,... [-n N] [-c C] [-size S] [-ids FILE] [-word W [-word-every K]] [-starttls [-insecure]] [-pid PID]
 //	sealbench verify -imap HOST:PORT -user U -pass-file F -ids FILE [-tls|-starttls] [-insecure]
 //	sealbench imap   -imap HOST:PORT -user U -pass-file F [-tls|-starttls] [-insecure] [-word W] [-sessions K [-pid PID [-settle D]]]
+//	sealbench probe  -addr HOST:PORT [-c C] [-d DURATION] [-domain D]
 //
 // serve opens a badger store in DIR/store, creates the accounts that are
 // missing (bench1@sealbench.test by default; all with the password in
@@ -27,7 +28,17 @@
 // MB/s (10^6 bytes) and latency at p50, p90, p99 and the maximum, and
 // failures grouped by reply code. With -word, one message in -word-every
 // (1% by default) carries the word in its body. It exits 1 if any message
-// was refused.
+// was refused. With -pid, it follows the server's memory during the run
+// (its peak is reset through /proc/PID/clear_refs first) and reports the
+// growth of VmRSS to its peak (VmHWM), split into anonymous memory (heap,
+// stacks: what the server holds) and file-backed pages (badger maps its
+// value log, so every byte written stays resident as clean page cache
+// until the kernel needs the memory), sampled every 20 ms, and what is
+// resident at the end, clean and dirty (smaps_rollup).
+//
+// probe plays an address harvester: on C connections it sends RCPT TO for
+// made-up addresses at -domain, one at a time, reconnecting whenever the
+// server drops it, for -d, and reports addresses probed per second.
 //
 // verify logs in over IMAP, fetches the envelopes of the mailbox and
 // reports every recorded Message-ID that is missing; it exits 1 if any is.
@@ -54,6 +65,20 @@
 //	sealbench ingest -addr 127.0.0.1:2525 -to bench1@sealbench.test -n 10000 -c 32 -size 10240 -ids /tmp/sb3-c32.ids
 //	sealbench verify -imap 127.0.0.1:1143 -starttls -insecure -user bench1@sealbench.test \
 //	    -pass-file /tmp/sb3/sealbench-password -ids /tmp/sb3-c32.ids
+//
+// Memory (issue 8 §3: one 50 MiB message to 100 accounts; 32 connections
+// each sending a 25 MiB message), with the growth of the server's memory
+// and a check that every accepted copy arrived:
+//
+//	sealbench serve -data /tmp/sbm -users 100 -fast-kdf -message-bytes 67108864 & SERVER=$!
+//	TO=$(for i in $(seq 1 100); do printf "bench$i@sealbench.test,"; done)
+//	sealbench ingest -addr 127.0.0.1:2525 -to "${TO%,}" -n 1 -size 52428800 -ids /tmp/sbm.ids -pid $SERVER -timeout 30m
+//	for i in $(seq 1 100); do sealbench verify -imap 127.0.0.1:1143 -starttls -insecure \
+//	    -user bench$i@sealbench.test -pass-file /tmp/sbm/sealbench-password -ids /tmp/sbm.ids; done
+//	sealbench ingest -addr 127.0.0.1:2525 -to bench1@sealbench.test -n 32 -c 32 -size 26214400 -ids /tmp/sbm32.ids -pid $SERVER -timeout 30m
+//
+// Recipient probing (issue 9 item 11): sealbench probe -addr 127.0.0.1:2525
+// -c 20 -d 60s.
 //
 // To see where the time goes, start serve with -cpuprofile /tmp/sb3.pprof,
 // run the ingest, stop serve with Ctrl-C and read the profile with

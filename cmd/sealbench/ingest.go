@@ -54,6 +54,7 @@ func ingestMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	var cfg ingestConfig
 	var to, idsPath string
+	var pid int
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:2525", "SMTP server `host:port`")
 	fs.IntVar(&cfg.n, "n", 1000, "number of messages")
 	fs.IntVar(&cfg.conc, "c", 1, "concurrent connections")
@@ -67,6 +68,7 @@ func ingestMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&idsPath, "ids", "", "write accepted Message-IDs to this `file`, one per line")
 	fs.StringVar(&cfg.word, "word", "", "put this `word` in the body of every -word-every'th message (for SEARCH TEXT)")
 	fs.IntVar(&cfg.every, "word-every", 100, "put -word in one message of every `K` (100: 1%)")
+	fs.IntVar(&pid, "pid", 0, "report the peak memory growth of the server process `PID` during the run")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -83,6 +85,13 @@ func ingestMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr, "sealbench ingest: -word must be at most 64 ASCII letters and digits")
 		return errUsage
 	}
+	var watch *rssWatch
+	if pid > 0 {
+		var err error
+		if watch, err = watchRSS(ctx, pid); err != nil {
+			return err
+		}
+	}
 	// Even an interrupted run records and reports what was accepted.
 	res, runErr := runIngest(ctx, cfg)
 	if idsPath != "" {
@@ -91,6 +100,13 @@ func ingestMain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	report(stdout, cfg, res)
+	if watch != nil {
+		rep, err := watch.finish()
+		if err != nil {
+			return err
+		}
+		rep.write(stdout, pid)
+	}
 	if runErr != nil {
 		return runErr
 	}

@@ -24,6 +24,7 @@ commands:
   verify   check over IMAP that every accepted message arrived
   imap     time LOGIN, SELECT, FETCH, SEARCH and idle sessions over IMAP
   serve    run sealmail's SMTP and IMAP servers for benchmarking
+  probe    probe for recipient addresses as a harvester would, and count
 
 Run "sealbench <command> -h" for the flags of a command.
 `
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = imapBenchMain(ctx, args[1:], stdout, stderr)
 	case "serve":
 		err = serveMain(ctx, args[1:], stdout, stderr)
+	case "probe":
+		err = probeMain(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

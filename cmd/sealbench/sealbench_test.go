@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -384,5 +385,50 @@ func TestReadPassword(t *testing.T) {
 	}
 	if pw2, err := loadOrMakePassword(q); err != nil || pw2 != pw1 {
 		t.Errorf("second loadOrMakePassword = %q, %v; want %q", pw2, err, pw1)
+	}
+}
+
+func TestParseMemStatus(t *testing.T) {
+	st := "Name:\tx\nVmHWM:\t  2000 kB\nVmRSS:\t   1500 kB\nRssAnon:\t 1000 kB\nRssFile:\t 400 kB\nRssShmem:\t 100 kB\n"
+	m, err := parseMemStatus(strings.NewReader(st))
+	if err != nil || m.hwm != 2000<<10 || m.rss != 1500<<10 || m.anon != 1000<<10 || m.file != 400<<10 {
+		t.Errorf("parseMemStatus = %+v, %v", m, err)
+	}
+	if _, err := parseMemStatus(strings.NewReader("VmRSS:\t1 kB\n")); err == nil {
+		t.Error("parseMemStatus without VmHWM, RssAnon, RssFile: no error")
+	}
+	// The ingest run with -pid on this process: the watch reads real
+	// /proc files.
+	w, err := watchRSS(context.Background(), os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := w.finish()
+	if err != nil || rep.peak <= 0 || rep.clean+rep.dirty <= 0 {
+		t.Errorf("watch of self: %+v, %v", rep, err)
+	}
+}
+
+// TestIngestReportsMemory: ingest -pid reports the server's memory.
+func TestIngestReportsMemory(t *testing.T) {
+	srv := runServe(t, filepath.Join(t.TempDir(), "data"))
+	code, out, errOut := sealbench(t, "ingest", "-addr", srv.smtp, "-n", "4", "-c", "2", "-size", "2000",
+		"-to", "bench1@sealbench.test", "-pid", strconv.Itoa(os.Getpid()))
+	if code != 0 {
+		t.Fatalf("ingest: exit %d\n%s%s", code, out, errOut)
+	}
+	mustContain(t, "ingest", out, "memory: VmRSS", "anonymous (heap, stacks): growth", "clean (page cache")
+}
+
+// TestProbe: probe counts the unknown recipients a server answers.
+func TestProbe(t *testing.T) {
+	srv := runServe(t, filepath.Join(t.TempDir(), "data"))
+	code, out, errOut := sealbench(t, "probe", "-addr", srv.smtp, "-c", "2", "-d", "500ms")
+	if code != 0 {
+		t.Fatalf("probe: exit %d\n%s%s", code, out, errOut)
+	}
+	mustContain(t, "probe", out, "addresses probed", "answered unknown")
+	if code, _, _ := sealbench(t, "probe", "-c", "0"); code != 2 {
+		t.Errorf("probe -c 0: exit %d, want 2", code)
 	}
 }

@@ -40,6 +40,8 @@ type serveConfig struct {
 	// unlockCache is the account service's unlock cache idle time; 0
 	// disables it.
 	unlockCache time.Duration
+	// messageBytes is the SMTP server's Limits.MessageBytes.
+	messageBytes int64
 }
 
 // Default serve settings.
@@ -83,6 +85,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&fastKDF, "fast-kdf", false, "cheap argon2id for new accounts (tests only; LOGIN then measures no real unlock)")
 	fs.IntVar(&cfg.maxConns, "max-conns", defaultMaxConns, "SMTP connections allowed in total and per remote address")
 	fs.DurationVar(&cfg.unlockCache, "unlock-cache", 15*time.Minute, "idle time of the unlock cache, as sealmail's auth.unlock_cache (0 makes every LOGIN run argon2id)")
+	fs.Int64Var(&cfg.messageBytes, "message-bytes", smtpserver.DefaultMessageBytes, "largest message the SMTP server accepts, in `bytes`")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	fs.BoolVar(&verbose, "v", false, "log every transaction (slows the servers down)")
 	if err := parseFlags(fs, args); err != nil {
@@ -255,7 +258,7 @@ func startServe(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *benc
 		SpoolDir:  filepath.Join(cfg.data, "spool"),
 		// The load tool sends everything from one address: per-client
 		// rates would measure the limiter, not the server.
-		Limits: smtpserver.Limits{RateMessages: 1 << 30, RateBytes: 1 << 50},
+		Limits: smtpserver.Limits{MessageBytes: cfg.messageBytes, RateMessages: 1 << 30, RateBytes: 1 << 50},
 	})
 	if err != nil {
 		return nil, err
