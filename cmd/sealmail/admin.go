@@ -33,6 +33,9 @@ type admin interface {
 	Slots(ctx context.Context, address string) ([]slotInfo, error)
 	RevokeSlot(ctx context.Context, address string, id uint32) (revokeResult, error)
 	SetWKD(ctx context.Context, address string, publish bool) error
+	// SetQuota sets the quota setting: a limit in sealed bytes,
+	// store.QuotaDefault or store.QuotaNone.
+	SetQuota(ctx context.Context, address string, setting int64) error
 	ExportKey(ctx context.Context, address string) (string, error)
 	ExportSecretKey(ctx context.Context, address string, password []byte) (string, error)
 }
@@ -46,7 +49,10 @@ type userInfo struct {
 	Slots       []slotInfo `json:"slots"`
 	PublishWKD  bool       `json:"publish_wkd"`
 	UsedBytes   int64      `json:"used_bytes"`
-	QuotaBytes  int64      `json:"quota_bytes"`
+	// QuotaBytes is the setting (0: limits.quota, -1: none); QuotaLimit
+	// the limit in force (0: none).
+	QuotaBytes int64 `json:"quota_bytes"`
+	QuotaLimit int64 `json:"quota_limit"`
 }
 
 // slotInfo is one unlock slot, as `user slots --json` prints it.
@@ -155,7 +161,7 @@ var _ admin = (*localAdmin)(nil)
 func userInfoOf(a account.Info) userInfo {
 	u := userInfo{
 		Address: a.Address, Created: a.Created, Fingerprint: a.Fingerprint,
-		PublishWKD: a.PublishWKD, UsedBytes: a.UsedBytes, QuotaBytes: a.QuotaBytes,
+		PublishWKD: a.PublishWKD, UsedBytes: a.UsedBytes, QuotaBytes: a.QuotaBytes, QuotaLimit: a.QuotaLimit,
 		Slots: slotInfosOf(a.Slots),
 	}
 	return u
@@ -243,6 +249,10 @@ func (a *localAdmin) RevokeSlot(ctx context.Context, addr string, id uint32) (re
 
 func (a *localAdmin) SetWKD(ctx context.Context, addr string, publish bool) error {
 	return adminErr(a.svc.SetPublishWKD(ctx, addr, publish))
+}
+
+func (a *localAdmin) SetQuota(ctx context.Context, addr string, setting int64) error {
+	return adminErr(a.svc.SetQuota(ctx, addr, setting))
 }
 
 func (a *localAdmin) ExportKey(ctx context.Context, addr string) (string, error) {

@@ -275,7 +275,7 @@ func TestCLIUsage(t *testing.T) {
 	te.fails(exitUsage, `unknown command "user frob"`, "", "user", "frob")
 	te.fails(exitUsage, "want exactly one ADDRESS", "", "user", "add")
 	te.fails(exitUsage, "flag provided but not defined", "", "user", "list", "--nope")
-	te.fails(exitUsage, "use --wkd=true or --wkd=false", "", "user", "set", "a@example.org")
+	te.fails(exitUsage, "use --wkd=true|false or --quota SIZE", "", "user", "set", "a@example.org")
 	te.fails(exitUsage, "--wkd: want true or false", "", "user", "set", "a@example.org", "--wkd=maybe")
 	te.fails(exitUsage, "pass --yes", "", "user", "delete", "a@example.org")
 	te.fails(exitUsage, "use --password-stdin", "", "user", "add", "a@example.org")
@@ -343,7 +343,7 @@ func userLifecycle(t *testing.T, te *testEnv) {
 	te.fails(exitError, "empty", "\n", "user", "add", "bob@example.org", "--password-stdin")
 
 	r = te.ok("", "user", "list")
-	if !regexp.MustCompile(`alice@example.org\s+\d{4}-\d\d-\d\d\s+yes\s+password\s+0\s+[0-9a-f]{40}`).MatchString(r.stdout) {
+	if !regexp.MustCompile(`alice@example.org\s+\d{4}-\d\d-\d\d\s+yes\s+password\s+0\s+none\s+[0-9a-f]{40}`).MatchString(r.stdout) {
 		t.Errorf("user list:\n%s", r.stdout)
 	}
 	if strings.Contains(r.stdout, "bob@") {

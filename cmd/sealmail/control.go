@@ -42,6 +42,7 @@ const (
 	opAppPassword  = "user.app-password"
 	opSlots        = "user.slots"
 	opRevoke       = "user.revoke"
+	opSetQuota     = "user.set-quota"
 )
 
 type controlRequest struct {
@@ -52,6 +53,7 @@ type controlRequest struct {
 	Publish   bool   `json:"publish,omitempty"`
 	Label     string `json:"label,omitempty"`
 	Slot      uint32 `json:"slot,omitempty"`
+	Quota     int64  `json:"quota,omitempty"` // opSetQuota: 0 is the default
 }
 
 type controlResponse struct {
@@ -233,7 +235,7 @@ func (s *controlServer) serveRequest(ctx context.Context, rw io.ReadWriter) {
 func logSafeOp(op string) string {
 	switch op {
 	case opAddUser, opUsers, opPasswd, opDelete, opRecoveryCode, opSetWKD, opExportKey, opExportSecret,
-		opAppPassword, opSlots, opRevoke:
+		opAppPassword, opSlots, opRevoke, opSetQuota:
 		return op
 	}
 	return "(unknown)"
@@ -261,6 +263,8 @@ func (s *controlServer) dispatch(ctx context.Context, r *controlRequest) (any, e
 		return s.adm.AddRecoveryCode(ctx, r.Address, r.Secret)
 	case opSetWKD:
 		return nil, s.adm.SetWKD(ctx, r.Address, r.Publish)
+	case opSetQuota:
+		return nil, s.adm.SetQuota(ctx, r.Address, r.Quota)
 	case opExportKey:
 		return s.adm.ExportKey(ctx, r.Address)
 	case opExportSecret:
@@ -419,6 +423,10 @@ func (r *remoteAdmin) RevokeSlot(ctx context.Context, address string, id uint32)
 
 func (r *remoteAdmin) SetWKD(ctx context.Context, address string, publish bool) error {
 	return r.call(ctx, controlRequest{Op: opSetWKD, Address: address, Publish: publish}, nil)
+}
+
+func (r *remoteAdmin) SetQuota(ctx context.Context, address string, setting int64) error {
+	return r.call(ctx, controlRequest{Op: opSetQuota, Address: address, Quota: setting}, nil)
 }
 
 func (r *remoteAdmin) ExportKey(ctx context.Context, address string) (string, error) {

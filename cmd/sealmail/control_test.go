@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -56,6 +57,10 @@ func (f *fakeAdmin) RevokeSlot(_ context.Context, a string, id uint32) (revokeRe
 }
 func (f *fakeAdmin) SetWKD(_ context.Context, a string, p bool) error {
 	f.note("wkd", a)
+	return f.err
+}
+func (f *fakeAdmin) SetQuota(_ context.Context, a string, q int64) error {
+	f.note("quota", fmt.Sprintf("%s %d", a, q))
 	return f.err
 }
 func (f *fakeAdmin) ExportKey(_ context.Context, a string) (string, error) {
@@ -110,6 +115,8 @@ func TestControlRequests(t *testing.T) {
 		{"app password", enc(controlRequest{Op: opAppPassword, Address: "a@example.org", Secret: secret, Label: "phone"}), nil, true, "", "app-password a@example.org a secret password phone"},
 		{"slots", enc(controlRequest{Op: opSlots, Address: "a@example.org"}), nil, true, "", "slots a@example.org"},
 		{"revoke", enc(controlRequest{Op: opRevoke, Address: "a@example.org", Slot: 7}), nil, true, "", "revoke a@example.org 7"},
+		{"quota", enc(controlRequest{Op: opSetQuota, Address: "a@example.org", Quota: 1 << 30}), nil, true, "", "quota a@example.org 1073741824"},
+		{"quota none", enc(controlRequest{Op: opSetQuota, Address: "a@example.org", Quota: -1}), nil, true, "", "quota a@example.org -1"},
 		{"unknown op", `{"op":"user.frob"}`, nil, false, `unknown operation "user.frob"`, ""},
 		{"not json", `hello`, nil, false, "bad request", ""},
 		{"truncated", `{"op":"user.add","address":"a@exa`, nil, false, "bad request", ""},
@@ -164,6 +171,7 @@ func FuzzControlRequest(f *testing.F) {
 	f.Add([]byte(`{"op":"user.list"}{"op":"user.delete"}`))
 	f.Add([]byte(`{"op":"user.app-password","address":"a@example.org","secret":"c2VjcmV0","label":"phone"}`))
 	f.Add([]byte(`{"op":"user.revoke","address":"a@example.org","slot":4294967295}`))
+	f.Add([]byte(`{"op":"user.set-quota","address":"a@example.org","quota":-1}`))
 	f.Add([]byte(`{"op":123}`))
 	f.Add([]byte(`[`))
 	f.Fuzz(func(t *testing.T, req []byte) {

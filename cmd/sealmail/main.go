@@ -64,6 +64,7 @@ type cmdFlags struct {
 	dataDir       string
 	passwordStdin bool
 	wkd           string
+	quota         string
 	yes           bool
 	json          bool
 }
@@ -129,9 +130,10 @@ func init() {
 			flags: jsonFlag, run: runUserSlots},
 		{name: "user revoke", args: "ADDRESS SLOT-ID", summary: "destroy one unlock slot and end the sessions that used it",
 			run: runUserRevoke},
-		{name: "user set", args: "ADDRESS --wkd=true|false", summary: "change account settings",
+		{name: "user set", args: "ADDRESS [--wkd=true|false] [--quota SIZE]", summary: "change account settings",
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.StringVar(&f.wkd, "wkd", "", "publish the public key in the Web Key Directory (true|false)")
+				fs.StringVar(&f.quota, "quota", "", "quota in sealed bytes (`SIZE`: 500MiB, 2GiB, …; 0 or none for no limit; default for limits.quota)")
 			}, run: runUserSet},
 		{name: "key export", args: "ADDRESS", summary: "print the armored public key", run: runKeyExport},
 		{name: "key export-secret", args: "ADDRESS", summary: "print the armored secret key, protected by the account password",

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/store"
 )
 
 // openAdmin returns the running server's admin over the control socket,
@@ -147,14 +148,18 @@ func writeJSON(w io.Writer, v any) error {
 
 func writeUsers(w io.Writer, us []userInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tCREATED\tWKD\tSLOTS\tUSED\tFINGERPRINT")
+	fmt.Fprintln(tw, "ADDRESS\tCREATED\tWKD\tSLOTS\tUSED\tQUOTA\tFINGERPRINT")
 	for _, u := range us {
 		kinds := make([]string, 0, len(u.Slots))
 		for _, s := range u.Slots {
 			kinds = append(kinds, s.Kind)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", u.Address, u.Created.UTC().Format(time.DateOnly),
-			yesNo(u.PublishWKD), strings.Join(kinds, ","), u.UsedBytes, u.Fingerprint)
+		quota := "none"
+		if u.QuotaLimit > 0 {
+			quota = strconv.FormatInt(u.QuotaLimit, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", u.Address, u.Created.UTC().Format(time.DateOnly),
+			yesNo(u.PublishWKD), strings.Join(kinds, ","), u.UsedBytes, quota, u.Fingerprint)
 	}
 	return tw.Flush()
 }
@@ -333,20 +338,83 @@ func runUserSet(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if e.flags.wkd == "" {
-		return usagef("nothing to set; use --wkd=true or --wkd=false")
+	if e.flags.wkd == "" && e.flags.quota == "" {
+		return usagef("nothing to set; use --wkd=true|false or --quota SIZE")
 	}
-	publish, err := strconv.ParseBool(e.flags.wkd)
-	if err != nil {
-		return usagef("--wkd: want true or false, got %q", e.flags.wkd)
-	}
-	return e.withAdmin(func(a admin, _ *Config) error {
-		if err := a.SetWKD(ctx, addr, publish); err != nil {
-			return err
+	var publish bool
+	if e.flags.wkd != "" {
+		if publish, err = strconv.ParseBool(e.flags.wkd); err != nil {
+			return usagef("--wkd: want true or false, got %q", e.flags.wkd)
 		}
-		fmt.Fprintf(e.io.out, "%s: published in the Web Key Directory: %s\n", addr, yesNo(publish))
+	}
+	var quota int64
+	if e.flags.quota != "" {
+		if quota, err = parseQuota(e.flags.quota); err != nil {
+			return usagef("--quota: %v", err)
+		}
+	}
+	return e.withAdmin(func(a admin, c *Config) error {
+		if e.flags.wkd != "" {
+			if err := a.SetWKD(ctx, addr, publish); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.io.out, "%s: published in the Web Key Directory: %s\n", addr, yesNo(publish))
+		}
+		if e.flags.quota != "" {
+			if err := a.SetQuota(ctx, addr, quota); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.io.out, "%s: quota: %s\n", addr, quotaText(quota, int64(c.Limits.Quota)))
+		}
 		return nil
 	})
+}
+
+// parseQuota reads --quota: a size as in the configuration ("1MiB",
+// "2GiB", "1048576"), "0" or "none" for no limit, "default" for
+// limits.quota. It returns the store's setting.
+func parseQuota(s string) (int64, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "default":
+		return store.QuotaDefault, nil
+	case "none", "0":
+		return store.QuotaNone, nil
+	}
+	n, err := toInt(s, true)
+	if err != nil {
+		return 0, fmt.Errorf("want a size like 500MiB or 2GiB, 0 (none) or default, got %q", s)
+	}
+	if n == 0 {
+		return store.QuotaNone, nil
+	}
+	return n, nil
+}
+
+// quotaText says what a quota setting means, given limits.quota.
+func quotaText(setting, def int64) string {
+	switch {
+	case setting > 0:
+		return sizeText(setting)
+	case setting == store.QuotaNone:
+		return "none"
+	case def > 0:
+		return "default (" + sizeText(def) + ")"
+	}
+	return "default (none)"
+}
+
+// sizeText renders a byte count in the largest binary unit that divides
+// it, as the configuration writes sizes.
+func sizeText(n int64) string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n%u.m == 0 {
+			return strconv.FormatInt(n/u.m, 10) + u.s
+		}
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }
 
 func runKeyExport(ctx context.Context, e *env, args []string) error {

@@ -86,7 +86,8 @@ type Info struct {
 	Slots       []SlotInfo
 	PublishWKD  bool
 	UsedBytes   int64
-	QuotaBytes  int64
+	QuotaBytes  int64 // the setting: a limit, store.QuotaDefault or store.QuotaNone
+	QuotaLimit  int64 // the limit in force, 0 for none
 }
 
 // SlotInfo describes one unlock slot, without its data.
@@ -100,7 +101,7 @@ type SlotInfo struct {
 func infoOf(a store.Account) Info {
 	u := Info{
 		Address: a.Address, Created: a.Created, Fingerprint: a.KeyFingerprint,
-		PublishWKD: a.PublishWKD, UsedBytes: a.UsedBytes, QuotaBytes: a.QuotaBytes,
+		PublishWKD: a.PublishWKD, UsedBytes: a.UsedBytes, QuotaBytes: a.QuotaBytes, QuotaLimit: a.QuotaLimit,
 		Slots: make([]SlotInfo, 0, len(a.Slots)),
 	}
 	for _, s := range a.Slots {
@@ -527,6 +528,26 @@ func (s *Service) SetPublishWKD(ctx context.Context, addr string, publish bool) 
 		return fmt.Errorf("account: set wkd for %s: %w", c, err)
 	}
 	return s.audit(ctx, Event{Op: OpWKDChanged, Account: c, Publish: publish})
+}
+
+// SetQuota sets the account's quota setting: a limit in sealed bytes,
+// store.QuotaDefault (the server's limits.quota) or store.QuotaNone.
+func (s *Service) SetQuota(ctx context.Context, addr string, setting int64) error {
+	c, err := canonical(addr)
+	if err != nil {
+		return err
+	}
+	if setting < store.QuotaNone {
+		return fmt.Errorf("account: quota setting %d: want a size, the default or none", setting)
+	}
+	err = s.st.SetQuota(ctx, c, setting)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(ErrNotFound, "no account %s", c)
+	}
+	if err != nil {
+		return fmt.Errorf("account: set quota for %s: %w", c, err)
+	}
+	return s.audit(ctx, Event{Op: OpQuotaChanged, Account: c, Quota: setting})
 }
 
 // PublicKey returns the account's public key, ASCII-armored.

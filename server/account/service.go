@@ -29,6 +29,8 @@ type Store interface {
 	RemoveSlot(ctx context.Context, address string, id uint32) error
 	// SetPublishWKD sets whether the key is published in the WKD.
 	SetPublishWKD(ctx context.Context, address string, publish bool) error
+	// SetQuota sets the quota setting (store.Account.QuotaBytes).
+	SetQuota(ctx context.Context, address string, setting int64) error
 	// DeleteAccount crypto-shreds the account: slots and wrapped key go
 	// in a first durable transaction, the rest after.
 	DeleteAccount(ctx context.Context, address string) (store.DeleteReport, error)
@@ -64,6 +66,7 @@ const (
 	OpSlotRevoked     Op = "account.slot-revoked"
 	OpWKDChanged      Op = "account.wkd-changed"
 	OpSecretExported  Op = "account.secret-key-exported"
+	OpQuotaChanged    Op = "account.quota-changed"
 )
 
 // Event is one audited change. It names the account and slot, never a
@@ -76,6 +79,7 @@ type Event struct {
 	Kind    store.SlotKind // its kind; 0 if none
 	Label   string         // its label
 	Publish bool           // for OpWKDChanged
+	Quota   int64          // for OpQuotaChanged: the new setting (store.Account.QuotaBytes)
 }
 
 // Defaults for zero Options fields.
