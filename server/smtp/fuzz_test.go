@@ -200,12 +200,12 @@ func startFuzzServer(t testing.TB) (*Server, string) {
 				DataTimeout: 2 * time.Second, Errors: 10, UnknownRecipients: 5,
 				RateMessages: 1 << 30, RateBytes: 1 << 50,
 			},
+			hooks: &testHooks{sleep: func(context.Context, time.Duration) {}, rateGrace: dataRateGrace},
 		})
 		if err != nil {
 			fuzzServer.err = err
 			return
 		}
-		srv.sleep = func(context.Context, time.Duration) {}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			fuzzServer.err = err

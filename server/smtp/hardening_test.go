@@ -142,8 +142,7 @@ func (s *sleeps) take() []time.Duration {
 // 2,016 addresses were probed in 0.08 s on one connection.
 func TestProbingTarpit(t *testing.T) {
 	var sl sleeps
-	e := newEnv(t, nil)
-	e.srv.sleep = sl.sleep
+	e := newEnv(t, func(o *Options) { o.hooks = &testHooks{sleep: sl.sleep, rateGrace: dataRateGrace} })
 	rc := dialRaw(t, e.addr)
 	rc.begin("alice@example.org")
 	for i := 1; i < DefaultUnknownRecipients; i++ {

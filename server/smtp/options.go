@@ -184,6 +184,14 @@ type Options struct {
 	// KeyCacheEntries bounds the cache of parsed public keys.
 	// 0: DefaultKeyCacheEntries.
 	KeyCacheEntries int
+
+	hooks *testHooks // tests only; nil outside them
+}
+
+// testHooks replace what tests cannot wait for.
+type testHooks struct {
+	sleep     func(context.Context, time.Duration) // the tarpit's wait
+	rateGrace time.Duration                        // dataRateGrace
 }
 
 // minLineLength is the shortest line length a server must accept: RFC

@@ -253,8 +253,8 @@ func TestDataTooSlow(t *testing.T) {
 		o.Limits.MinDataRate = 1 << 30
 		o.Limits.DataTimeout = time.Hour
 		o.Limits.CommandTimeout = time.Minute
+		o.hooks = &testHooks{sleep: sleepCtx, rateGrace: 0}
 	})
-	e.srv.rateGrace = 0
 	rc := dialRaw(t, e.addr)
 	rc.begin("alice@example.org")
 	rc.cmd("DATA", "354")

@@ -122,6 +122,9 @@ func New(opt Options) (*Server, error) {
 		closed:    make(chan struct{}),
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
+	if h := opt.hooks; h != nil {
+		s.sleep, s.rateGrace = h.sleep, h.rateGrace
+	}
 	if opt.OnDeliver != nil {
 		s.notify = newNotifier(opt.OnDeliver, log)
 	}
