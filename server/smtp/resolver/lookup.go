@@ -186,9 +186,12 @@ func unhex(c byte) (byte, bool) {
 
 // The methods below have the shapes of net.Resolver's, so that libraries
 // that take a resolver interface (SPF, DKIM, DMARC) can use this one.
-// Their errors wrap ErrNotFound and ErrTemporary, and are *net.DNSError
-// values too, so that such libraries tell the two apart as they would
-// with net.Resolver (IsNotFound, IsTemporary).
+// Their errors are plain *net.DNSError values, as net.Resolver's are:
+// blitiri.com.ar/go/spf and go-msgauth's dmarc tell "no record" from a
+// temporary failure with a type assertion (err.(*net.DNSError)), which a
+// type merely embedding net.DNSError would fail, turning both into
+// permanent errors. UnwrapErr keeps the resolver's *Error, so errors.Is
+// still matches ErrNotFound and ErrTemporary.
 
 // LookupTXT is TXT with net.Resolver's shape.
 func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, error) {
@@ -225,23 +228,13 @@ func (r *Resolver) LookupAddr(ctx context.Context, addr string) ([]string, error
 	return names, netError(err, addr)
 }
 
-// DNSError is the error of the net.Resolver-shaped methods: a
-// *net.DNSError for libraries, that still matches ErrNotFound and
-// ErrTemporary with errors.Is.
-type DNSError struct {
-	net.DNSError
-	cause error
-}
-
-func (e *DNSError) Unwrap() []error { return []error{&e.DNSError, e.cause} }
-
+// netError turns a lookup error into the *net.DNSError net.Resolver
+// would return, wrapping err.
 func netError(err error, name string) error {
 	if err == nil {
 		return nil
 	}
-	e := &DNSError{cause: err}
-	e.Name = name
-	e.Err = "no such record"
+	e := &net.DNSError{UnwrapErr: err, Name: name, Err: "no such record"}
 	if errors.Is(err, ErrNotFound) {
 		e.IsNotFound = true
 	} else {
