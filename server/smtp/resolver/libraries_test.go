@@ -45,8 +45,8 @@ func TestLibrariesReadErrors(t *testing.T) {
 		want   spf.Result
 	}{
 		{"strict.example", spf.Pass},
-		{"nospf.example", spf.None},  // NODATA
-		{"nx.example", spf.None},     // NXDOMAIN
+		{"nospf.example", spf.None}, // NODATA
+		{"nx.example", spf.None},    // NXDOMAIN
 		{"broken.example", spf.TempError},
 	} {
 		if c.domain == "broken.example" {
