@@ -61,6 +61,10 @@ var (
 	// ErrLocked: the store is held by another process (or another open
 	// handle in this one); opening it failed.
 	ErrLocked = errors.New("store: in use by another process")
+	// ErrConflict: a conditional write found the state it depends on
+	// changed (PutFilterModel: another writer stored first). Nothing is
+	// stored; the caller rereads and retries.
+	ErrConflict = errors.New("store: conflicting write")
 )
 
 // Delimiter is the mailbox hierarchy delimiter.
@@ -381,6 +385,11 @@ type Store interface {
 	CopyMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (CopyResult, error)
 	// MoveMessages is CopyMessages and Expunge in one transaction.
 	MoveMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (CopyResult, error)
+
+	// The inbound filter's state (filter.go) and the delivery trace
+	// (trace.go).
+	FilterStore
+	TraceStore
 
 	// Close flushes and closes the store.
 	Close() error

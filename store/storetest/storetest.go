@@ -58,6 +58,10 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		{"StagedQuota", testStagedQuota},
 		{"StagedLifecycle", testStagedLifecycle},
 		{"QuotaSettings", testQuotaSettings},
+		{"FilterRules", testFilterRules},
+		{"Greylist", testGreylist},
+		{"FilterModels", testFilterModels},
+		{"Traces", testTraces},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
