@@ -37,7 +37,9 @@ func ownerID(t *tx, owner string) (uint64, error) {
 	return accountID(t, owner)
 }
 
-func ruleKey(acct, id uint64) []byte { return binary.BigEndian.AppendUint64(acctKey(pFilterRule, acct), id) }
+func ruleKey(acct, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(acctKey(pFilterRule, acct), id)
+}
 
 func encodeRule(r store.FilterRule) []byte {
 	return enc{vFilterRule}.str(r.Owner).uvarint(uint64(r.Action)).uvarint(uint64(r.Kind)).
