@@ -24,4 +24,18 @@
 //     written; DisplayDomain gives the U-label form for people. The local
 //     part of an address is only lower-cased (RFC 6531 local parts are
 //     UTF-8 and have no IDNA form).
+//   - Inbound verdicts (inbound.go) are rules over evidence that
+//     server/smtp/inbound gathers: SPF, DKIM and DMARC results, DNS list
+//     hits and their configured weights, the client's country, the
+//     allow and deny entries that matched, the classifier's score. Rcpt
+//     decides each recipient before any data is read; Data decides each
+//     recipient once the message is in. Scores add up (lists, country,
+//     SPF softfail, content); JunkScore and RejectScore split them.
+//     Allow and deny entries go in a fixed order: the organisation's
+//     deny list, a recipient's allow list, the recipient's deny list,
+//     the organisation's allow list. An allow entry passes lists,
+//     countries, greylisting, a foreign domain's SPF fail and content
+//     scoring, never an SPF fail of our own domains nor the sender
+//     domain's DMARC p=reject. A check that could have refused but could
+//     not ask the DNS defers (Defer, CauseDNS) instead of accepting.
 package policy
