@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sealmail/sealmail/server/smtp/inbound"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -20,6 +21,8 @@ type transaction struct {
 	rcptText []string
 	accounts []store.PublicAccount // distinct, in RCPT order
 	bdat     *bdatTransfer         // nil until the first BDAT
+	inb      *inbound.Tx           // nil without inbound checks
+	rpLen    int64                 // length of the Return-Path line the message starts with
 }
 
 // bdatTransfer is the state of a message arriving in BDAT chunks.
@@ -33,6 +36,9 @@ type bdatTransfer struct {
 
 // resetTx drops the transaction, if any, and what it holds.
 func (c *conn) resetTx() {
+	if c.tx != nil && c.tx.inb != nil {
+		c.tx.inb.End(inbound.Outcome{}) // nothing if the message's end recorded it
+	}
 	if c.tx != nil && c.tx.bdat != nil {
 		c.tx.bdat.msg.release()
 		c.srv.budget.give(txWorkingSet)
@@ -167,6 +173,9 @@ func (c *conn) mail(cmd command) bool {
 		return false
 	}
 	c.tx = &transaction{id: newTxID(), from: from, utf8: args.utf8, sizeHint: args.size}
+	if c.srv.opt.Inbound != nil {
+		c.tx.inb = c.srv.opt.Inbound.Begin(c.tx.id, c.ip, c.helo, from)
+	}
 	c.reply(replySenderOK)
 	return true
 }
@@ -320,6 +329,7 @@ func (c *conn) writeTrace(msg *msgBuffer, when time.Time) {
 	}
 	var b bytes.Buffer
 	writeTrace(&b, ti)
+	c.tx.rpLen = int64(bytes.IndexByte(b.Bytes(), '\n') + 1)
 	msg.Write(b.Bytes())
 }
 

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/sealmail/sealmail/server/smtp/inbound"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -53,25 +55,139 @@ func (e *neverFitsError) Unwrap() error { return store.ErrOverQuota }
 // into memory and handed to the store as they are; large ones (or many
 // copies) are sealed as streams from the message buffer into staged
 // blobs, so no whole copy is ever in memory. Any failure stores nothing.
-func (s *Server) deliver(ctx context.Context, accounts []store.PublicAccount, msg *msgBuffer, when time.Time) ([]store.Delivered, error) {
-	size := msg.size()
+func (s *Server) deliver(ctx context.Context, accounts []store.PublicAccount, msg *msgBuffer, when time.Time, cp copyPlan) ([]store.Delivered, error) {
+	size := msg.size() + cp.extra()
 	for _, a := range accounts {
 		if a.QuotaLimit > 0 && size > a.QuotaLimit {
 			return nil, &neverFitsError{account: a.Address, sealed: size}
 		}
 	}
+	boxes, err := s.targets(ctx, accounts, cp)
+	if err != nil {
+		return nil, err
+	}
 	n := int64(len(accounts))
 	inline := n * (size + sealOverhead)
 	if msg.inMemory() && inline <= inlineMax && s.budget.tryTake(inline) {
 		defer s.budget.give(inline)
-		return s.deliverInline(ctx, accounts, msg.bytes(), when)
+		plain := msg.bytes()
+		return s.deliverInline(ctx, accounts, boxes, func(i int) io.Reader { return cp.copyOf(i, bytes.NewReader(plain)) }, int(size), when)
 	}
-	return s.deliverStaged(ctx, accounts, msg, when)
+	return s.deliverStaged(ctx, accounts, boxes, msg, cp, when)
 }
 
-// deliverInline seals plain once per account into memory and commits the
-// copies.
-func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccount, plain []byte, when time.Time) ([]store.Delivered, error) {
+// copyPlan is how each account's copy differs from the message as
+// received: what the inbound checks add after the Return-Path line
+// (Authentication-Results, the account's X-Spam fields), what they strip
+// (such fields from outside), and whether the copy goes to Junk. The
+// zero value copies the message as it is, to INBOX.
+type copyPlan struct {
+	plan  *inbound.Plan // nil: no inbound checks
+	rpLen int64         // length of the Return-Path line
+}
+
+// extra bounds what a copy gains over the message.
+func (cp copyPlan) extra() int64 {
+	if cp.plan == nil {
+		return 0
+	}
+	n := int64(len(cp.plan.Header))
+	m := int64(0)
+	for _, a := range cp.plan.Accounts {
+		m = max(m, int64(len(a.Header)))
+	}
+	return n + m
+}
+
+// copyOf returns account i's copy of the message read from r.
+func (cp copyPlan) copyOf(i int, r io.Reader) io.Reader {
+	if cp.plan == nil {
+		return r
+	}
+	insert := cp.plan.Header
+	if i < len(cp.plan.Accounts) {
+		insert = append(slices.Clip(insert), cp.plan.Accounts[i].Header...)
+	}
+	return &spliceReader{r: r, at: cp.rpLen, insert: insert, strip: cp.plan.Strip}
+}
+
+// targets returns each account's target mailbox: 0 (INBOX), or its
+// \Junk mailbox when the plan files the copy there and it has one.
+func (s *Server) targets(ctx context.Context, accounts []store.PublicAccount, cp copyPlan) ([]uint64, error) {
+	boxes := make([]uint64, len(accounts))
+	if cp.plan == nil {
+		return boxes, nil
+	}
+	for i, a := range accounts {
+		if i >= len(cp.plan.Accounts) || !cp.plan.Accounts[i].Junk {
+			continue
+		}
+		mbs, err := s.opt.Store.Mailboxes(ctx, a.Address)
+		if err != nil {
+			return nil, fmt.Errorf("smtp: mailboxes of %s: %w", a.Address, err)
+		}
+		for _, mb := range mbs {
+			if mb.SpecialUse == `\Junk` {
+				boxes[i] = mb.ID
+				break
+			}
+		}
+	}
+	return boxes, nil
+}
+
+// spliceReader reads r with insert put in at offset at and the strip
+// ranges (increasing, at or after at) left out.
+type spliceReader struct {
+	r      io.Reader
+	at     int64
+	insert []byte
+	strip  []inbound.Range
+	off    int64 // offset in r of the next byte read from it
+	done   bool  // insert was written
+}
+
+func (s *spliceReader) Read(p []byte) (int, error) {
+	for {
+		if !s.done && s.off == s.at {
+			n := copy(p, s.insert)
+			s.insert = s.insert[n:]
+			if len(s.insert) == 0 {
+				s.done = true
+			}
+			return n, nil
+		}
+		want := int64(len(p))
+		if !s.done {
+			want = min(want, s.at-s.off)
+		}
+		for len(s.strip) > 0 && s.strip[0].End <= s.off {
+			s.strip = s.strip[1:]
+		}
+		if len(s.strip) > 0 {
+			if st := s.strip[0]; st.Start <= s.off {
+				// Inside a stripped range: skip it.
+				n, err := io.CopyN(io.Discard, s.r, st.End-s.off)
+				s.off += n
+				if err != nil {
+					return 0, err
+				}
+				continue
+			} else {
+				want = min(want, st.Start-s.off)
+			}
+		}
+		n, err := s.r.Read(p[:want])
+		s.off += int64(n)
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
+}
+
+// deliverInline seals each account's copy once into memory and commits
+// the copies.
+func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, copyOf func(i int) io.Reader, size int, when time.Time) ([]store.Delivered, error) {
 	sealed := make([]*bytes.Buffer, len(accounts))
 	defer func() {
 		for _, b := range sealed {
@@ -82,8 +198,8 @@ func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccou
 	}()
 	err := s.eachSealer(ctx, len(accounts), func(i int) error {
 		sealed[i] = s.getBuf()
-		sealed[i].Grow(len(plain) + sealOverhead)
-		return s.seal(accounts[i], bytes.NewReader(plain), sealed[i])
+		sealed[i].Grow(size + sealOverhead)
+		return s.seal(accounts[i], copyOf(i), sealed[i])
 	})
 	if err != nil {
 		return nil, err
@@ -94,7 +210,8 @@ func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccou
 			return nil, &neverFitsError{account: a.Address, sealed: int64(sealed[i].Len())}
 		}
 		ds[i] = store.Delivery{
-			Account:      a.Address, // MailboxID 0: the account's INBOX
+			Account:      a.Address,
+			MailboxID:    boxes[i], // 0: the account's INBOX
 			InternalDate: when,
 			Blob:         sealed[i].Bytes(), // read in place until Deliver returns
 		}
@@ -104,7 +221,7 @@ func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccou
 
 // deliverStaged seals msg once per account as a stream into a staged
 // blob, then links all of them in one commit.
-func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccount, msg *msgBuffer, when time.Time) ([]store.Delivered, error) {
+func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, msg *msgBuffer, cp copyPlan, when time.Time) ([]store.Delivered, error) {
 	writers := make([]store.BlobWriter, len(accounts))
 	staged := make([]store.StagedBlob, len(accounts))
 	defer func() {
@@ -126,7 +243,7 @@ func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccou
 		mu.Lock()
 		writers[i] = w
 		mu.Unlock()
-		if err := s.seal(a, ctxReader{ctx, msg.reader()}, w); err != nil {
+		if err := s.seal(a, ctxReader{ctx, cp.copyOf(i, msg.reader())}, w); err != nil {
 			return err
 		}
 		sb, err := w.Finish(ctx)
@@ -144,7 +261,7 @@ func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccou
 	}
 	ds := make([]store.Delivery, len(accounts))
 	for i, a := range accounts {
-		ds[i] = store.Delivery{Account: a.Address, InternalDate: when, Staged: &staged[i]}
+		ds[i] = store.Delivery{Account: a.Address, MailboxID: boxes[i], InternalDate: when, Staged: &staged[i]}
 	}
 	return s.commit(ctx, ds)
 }

@@ -135,6 +135,10 @@ func (m *memStore) Deliver(ctx context.Context, ds []store.Delivery) ([]store.De
 	return out, nil
 }
 
+func (m *memStore) Mailboxes(ctx context.Context, addr string) ([]store.Mailbox, error) {
+	return []store.Mailbox{{ID: 1, Name: store.Inbox}}, nil
+}
+
 func (m *memStore) StageBlob(ctx context.Context, addr string) (store.BlobWriter, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

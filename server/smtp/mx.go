@@ -3,12 +3,14 @@ package smtp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/sealmail/sealmail/policy"
+	"github.com/sealmail/sealmail/server/smtp/inbound"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -87,6 +89,17 @@ func (c *conn) rcpt(cmd command) bool {
 		if rep := quotaCheck(a, c.tx.sizeHint); rep != nil {
 			c.log.Info("RCPT refused: quota", keyAccount, a.Address, keyResult, rep.Status())
 			c.reply(rep)
+			return true
+		}
+	}
+	if c.tx.inb != nil {
+		names := make([]string, len(accounts))
+		for i, a := range accounts {
+			names[i] = a.Address
+		}
+		if rep := c.tx.inb.Rcpt(ctx, addr, names); rep != nil {
+			c.log.Info("RCPT refused by inbound policy", keyDomain, sanitize(domainOf(addr)), keyResult, fmt.Sprintf("%d %s", rep.Code, rep.Enhanced))
+			c.reply(&Reply{rep.Code, rep.Enhanced, rep.Text})
 			return true
 		}
 	}
@@ -202,10 +215,28 @@ func (c *conn) deliver(msg *msgBuffer, sink *msgSink, start time.Time) *Reply {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.lim.CommandTimeout)
 	defer cancel()
-	delivered, err := c.srv.deliver(ctx, tx.accounts, msg, start)
 	attrs := []any{keyID, tx.id, keySize, sink.size, keyRcpts, len(tx.accounts)}
+	var plan *inbound.Plan
+	if tx.inb != nil {
+		names := make([]string, len(tx.accounts))
+		for i, a := range tx.accounts {
+			names[i] = a.Address
+		}
+		var irep *inbound.Reply
+		plan, irep = tx.inb.Data(ctx, msg.reader, names)
+		if irep != nil {
+			rep := &Reply{irep.Code, irep.Enhanced, irep.Text}
+			tx.inb.End(inbound.Outcome{Reply: irep, Plan: plan})
+			c.log.Info("message refused by inbound policy", append(attrs, keyResult, rep.Status(), keyDuration, time.Since(start))...)
+			return rep
+		}
+	}
+	delivered, err := c.srv.deliver(ctx, tx.accounts, msg, start, copyPlan{plan: plan, rpLen: tx.rpLen})
 	if err != nil {
 		rep := deliverReply(err)
+		if tx.inb != nil {
+			tx.inb.End(inbound.Outcome{Reply: &inbound.Reply{Code: rep.Code, Enhanced: rep.Enhanced, Text: rep.Text}, Plan: plan})
+		}
 		c.log.Warn("message not delivered", append(attrs, keyResult, rep.Status(), keyDuration, time.Since(start), keyErr, err)...)
 		return rep
 	}
@@ -220,5 +251,9 @@ func (c *conn) deliver(msg *msgBuffer, sink *msgSink, start time.Time) *Reply {
 	}
 	c.log.Info("message delivered", append(attrs, keyResult, "250 2.0.0", keyDuration, time.Since(start),
 		keyAccount, strings.Join(accounts, ","))...)
-	return &Reply{250, "2.0.0", "Delivered, id " + tx.id}
+	rep := &Reply{250, "2.0.0", "Delivered, id " + tx.id}
+	if tx.inb != nil {
+		tx.inb.End(inbound.Outcome{Reply: &inbound.Reply{Code: rep.Code, Enhanced: rep.Enhanced, Text: rep.Text}, Plan: plan, Delivered: true})
+	}
+	return rep
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/sealmail/sealmail/server/smtp/inbound"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -24,6 +25,9 @@ type Store interface {
 	// StageBlob starts writing a large sealed blob for address ahead of
 	// the Deliver that links it (store.BlobWriter).
 	StageBlob(ctx context.Context, address string) (store.BlobWriter, error)
+	// Mailboxes lists an account's mailboxes, to find its \Junk mailbox
+	// when the inbound checks file a copy there.
+	Mailboxes(ctx context.Context, address string) ([]store.Mailbox, error)
 }
 
 // Defaults for zero Limits fields.
@@ -184,6 +188,11 @@ type Options struct {
 	// KeyCacheEntries bounds the cache of parsed public keys.
 	// 0: DefaultKeyCacheEntries.
 	KeyCacheEntries int
+	// Inbound runs the inbound checks (SPF, DKIM, DMARC, DNS lists,
+	// countries, allow and deny lists, greylisting, spam score) at RCPT
+	// and at the end of the data, and writes the delivery trace. nil:
+	// every local recipient is accepted and no message is scored.
+	Inbound *inbound.Checker
 
 	hooks *testHooks // tests only; nil outside them
 }
