@@ -116,7 +116,20 @@
 //     out.
 //   - The Received field says ESMTP (SMTP after HELO, UTF8SMTP with
 //     SMTPUTF8), plus S under TLS (RFC 3848, RFC 6531 §4.3).
-//   - Logs: one line per transaction (id, size, recipient count, result,
+//   - Inbound policy (Options.Inbound, server/smtp/inbound): each
+//     transaction gets an inbound.Tx at MAIL. At each RCPT, after the
+//     recipient resolved to local accounts, Tx.Rcpt runs the client's
+//     checks (once: SPF, DNS lists, country) and the recipient's allow
+//     and deny lists and greylisting, and may refuse the recipient
+//     (554 5.7.1, 550 5.7.23, 451 4.4.3, 451 4.7.1) before any data is
+//     read. At the end of the data, Tx.Data reads the message (buffer
+//     or spool, never loaded whole) for DKIM, DMARC and the spam score
+//     and returns a plan: one reply for all, or per account the copy's
+//     extra fields (Authentication-Results, X-Spam-*, inserted after the
+//     Return-Path line), the byte ranges of forged such fields to leave
+//     out, and whether the copy goes to the account's \Junk mailbox.
+//     Sealing reads each copy through spliceReader, so nothing is
+//     copied. Tx.End writes the delivery trace once per transaction. (id, size, recipient count, result,
 //     duration, and the receiving accounts on success); refused
 //     recipients are logged by domain only; never content.
 package smtp

@@ -210,8 +210,19 @@ func (e *testEnv) inboxID(addr string) uint64 {
 // inbox returns the decrypted messages in addr's INBOX, in UID order.
 func (e *testEnv) inbox(addr string) []string {
 	e.t.Helper()
+	return e.box(addr, store.Inbox)
+}
+
+// box returns the decrypted messages in addr's mailbox name, in UID
+// order.
+func (e *testEnv) box(addr, name string) []string {
+	e.t.Helper()
 	ctx := context.Background()
-	inbox := e.inboxID(addr)
+	mb, err := e.db.Mailbox(ctx, addr, name)
+	if err != nil {
+		e.t.Fatalf("Mailbox(%s, %s): %v", addr, name, err)
+	}
+	inbox := mb.ID
 	msgs, err := e.db.Messages(ctx, addr, inbox, store.ListOptions{})
 	if err != nil {
 		e.t.Fatalf("Messages(%s): %v", addr, err)

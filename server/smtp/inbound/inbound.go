@@ -25,8 +25,8 @@ type Resolver interface {
 	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
 	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
 	LookupAddr(ctx context.Context, addr string) ([]string, error)
-	// A returns the IPv4 addresses of name; an error wrapping
-	// ErrNotFound (as IsNotFound judges it) means none.
+	// A returns the IPv4 addresses of name; an error matching
+	// resolver.ErrNotFound means none.
 	A(ctx context.Context, name string) ([]net.IP, error)
 }
 

@@ -13,6 +13,7 @@ import (
 	"blitiri.com.ar/go/spf"
 
 	"github.com/sealmail/sealmail/policy"
+	"github.com/sealmail/sealmail/server/smtp/resolver"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -304,9 +305,11 @@ func reverseIP(ip netip.Addr) string {
 	return sb.String()
 }
 
+// isNotFound tells "no such record" from a failure: a *net.DNSError
+// saying so, or the resolver's ErrNotFound.
 func isNotFound(err error) bool {
 	var de *net.DNSError
-	return errors.As(err, &de) && de.IsNotFound
+	return errors.As(err, &de) && de.IsNotFound || errors.Is(err, resolver.ErrNotFound)
 }
 
 func sortHits(h []policy.ListHit) {
