@@ -386,10 +386,8 @@ type Store interface {
 	// MoveMessages is CopyMessages and Expunge in one transaction.
 	MoveMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (CopyResult, error)
 
-	// The inbound filter's state (filter.go) and the delivery trace
-	// (trace.go).
+	// FilterStore is the inbound filter's state (filter.go).
 	FilterStore
-	TraceStore
 
 	// Close flushes and closes the store.
 	Close() error

@@ -11,7 +11,7 @@
 // (no TTLs, no merge operators, no key versions).
 //
 //	c <name>                 -> uint64         global counters: "account", "mailbox",
-//	                                           "uidvalidity", "filterrule", "trace"
+//	                                           "uidvalidity", "filterrule"
 //	a <address>              -> account        version, ID (8 bytes), created, fingerprint,
 //	                                           public key, WKD, quota, last slot ID,
 //	                                           wrapped key (last: public lookups skip it)
@@ -33,8 +33,6 @@
 //	Y <acct>                 -> filter model   generation, opaque key, opaque data
 //	                                           (acct 0: the organisation's)
 //	G <key>                  -> greylist       first, last, passes (key: a hash)
-//	T <time:8> <id:8>        -> trace record   time in Unix nanoseconds, so searches walk
-//	                                           back from their end and expiry from the front
 //
 // <acct> is an 8-byte account ID from the "account" counter, so a
 // re-created address never meets the rows of its deleted predecessor.

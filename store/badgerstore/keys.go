@@ -20,12 +20,10 @@ const (
 	pOrphans  = 'o' // o acct seq              -> blob IDs whose blobs and summaries are to be deleted
 	pChunk    = 'k' // k acct blob seq:4       -> one piece of a staged (large) blob
 	pPending  = 'p' // p acct blob             -> staged blob not yet delivered: "" while written, then its size
-	// The inbound filter and the delivery trace (filter.go, trace.go).
-	// acct 0 is the organisation.
+	// The inbound filter (filter.go); acct 0 is the organisation.
 	pFilterRule  = 'F' // F acct id             -> filter rule
 	pFilterModel = 'Y' // Y acct                -> spam classifier model: generation, key, data
 	pGreylist    = 'G' // G key                 -> greylist entry
-	pTrace       = 'T' // T time:8 id           -> trace record (time: Unix nanoseconds)
 )
 
 // Names of the global counters (pCounter). Persisted.
@@ -34,7 +32,6 @@ const (
 	counterMbox = "mailbox"     // mailbox IDs, never handed out twice
 	counterUV   = "uidvalidity" // last UIDVALIDITY handed out
 	counterRule = "filterrule"  // filter rule IDs
-	counterTrc  = "trace"       // trace record IDs
 )
 
 func counterKey(name string) []byte { return append([]byte{pCounter}, name...) }

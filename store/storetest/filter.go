@@ -3,7 +3,6 @@ package storetest
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -143,100 +142,5 @@ func testFilterModels(t *testing.T, s store.Store) {
 	}
 	if _, err := s.FilterModel(ctxBg, ""); err != nil {
 		t.Errorf("the organisation's model went with an account: %v", err)
-	}
-}
-
-// testTraces checks adding, searching and expiring trace records.
-func testTraces(t *testing.T, s store.Store) {
-	var rs []store.TraceRecord
-	for i := range 30 {
-		r := store.TraceRecord{
-			Time:      date0.Add(time.Duration(i) * time.Minute),
-			Direction: store.TraceInbound,
-			Message:   fmt.Sprintf("tx%d", i),
-			RemoteIP:  fmt.Sprintf("192.0.2.%d", i%4),
-			Remote:    "client.example",
-			From:      fmt.Sprintf("Sender%d@Example.NET", i%3),
-			To:        []string{"alice@example.org"},
-			Result:    "delivered",
-			Reply:     "250 2.0.0 Delivered",
-			Reasons: []store.TraceReason{
-				{Check: "spf", Result: "pass", Detail: "example.net"},
-				{Check: "spam", Result: "ham", Detail: "p=0.01", Score: -2.5},
-			},
-		}
-		if i%5 == 0 {
-			r.Direction, r.RemoteIP, r.To = store.TraceOutbound, "2001:db8::25", []string{"bob@remote.example", "carol@remote.example"}
-		}
-		rs = append(rs, r)
-	}
-	if err := s.AddTraces(ctxBg, rs[:20]); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AddTraces(ctxBg, rs[20:]); err != nil {
-		t.Fatal(err)
-	}
-	search := func(q store.TraceQuery) []store.TraceRecord {
-		t.Helper()
-		got, err := s.SearchTraces(ctxBg, q)
-		if err != nil {
-			t.Fatalf("SearchTraces(%+v): %v", q, err)
-		}
-		return got
-	}
-	all := search(store.TraceQuery{Limit: 1000})
-	if len(all) != 30 {
-		t.Fatalf("all: %d records, want 30", len(all))
-	}
-	for i := 1; i < len(all); i++ {
-		if !all[i].Time.Before(all[i-1].Time) || all[i].ID == 0 || all[i].ID == all[i-1].ID {
-			t.Fatalf("not newest first with distinct IDs at %d: %+v, %+v", i, all[i-1], all[i])
-		}
-	}
-	first := all[29]
-	if first.Message != "tx0" || len(first.Reasons) != 2 || first.Reasons[1].Score != -2.5 || first.Reasons[0].Detail != "example.net" ||
-		len(first.To) != 2 || first.Reply != "250 2.0.0 Delivered" || first.Direction != store.TraceOutbound {
-		t.Errorf("record round trip: %+v", first)
-	}
-	if got := search(store.TraceQuery{}); len(got) != min(30, store.DefaultTraceLimit) {
-		t.Errorf("default limit: %d", len(got))
-	}
-	if got := search(store.TraceQuery{Limit: 5}); len(got) != 5 || got[0].Message != "tx29" {
-		t.Errorf("limit 5: %+v", got)
-	}
-	if got := search(store.TraceQuery{From: "sender1@example.net", Limit: 100}); len(got) != 10 {
-		t.Errorf("from an address (any case): %d, want 10", len(got))
-	}
-	if got := search(store.TraceQuery{From: "@EXAMPLE.net", Limit: 100}); len(got) != 30 {
-		t.Errorf("from a domain: %d, want 30", len(got))
-	}
-	if got := search(store.TraceQuery{To: "remote.example", Limit: 100}); len(got) != 6 {
-		t.Errorf("to a domain: %d, want 6", len(got))
-	}
-	if got := search(store.TraceQuery{Direction: store.TraceOutbound, Limit: 100}); len(got) != 6 {
-		t.Errorf("outbound: %d, want 6", len(got))
-	}
-	if got := search(store.TraceQuery{IP: "192.0.2.0/30", Limit: 100}); len(got) != 24 {
-		t.Errorf("IP prefix: %d, want 24", len(got))
-	}
-	if got := search(store.TraceQuery{IP: "2001:db8::25", Limit: 100}); len(got) != 6 {
-		t.Errorf("IPv6 address: %d, want 6", len(got))
-	}
-	got := search(store.TraceQuery{Since: date0.Add(10 * time.Minute), Until: date0.Add(15 * time.Minute), Limit: 100})
-	if len(got) != 5 || got[0].Message != "tx14" || got[4].Message != "tx10" {
-		t.Errorf("since/until: %+v", got)
-	}
-	if _, err := s.SearchTraces(ctxBg, store.TraceQuery{IP: "not an ip"}); err == nil {
-		t.Error("bad IP query accepted")
-	}
-	n, err := s.ExpireTraces(ctxBg, date0.Add(10*time.Minute))
-	if err != nil || n != 10 {
-		t.Errorf("ExpireTraces: %d, %v; want 10", n, err)
-	}
-	if got := search(store.TraceQuery{Limit: 100}); len(got) != 20 || got[19].Message != "tx10" {
-		t.Errorf("after expiry: %d records", len(got))
-	}
-	if err := s.AddTraces(ctxBg, make([]store.TraceRecord, store.MaxTraceBatch+1)); !errors.Is(err, store.ErrTooLarge) {
-		t.Errorf("oversized batch: %v, want ErrTooLarge", err)
 	}
 }

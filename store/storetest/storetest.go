@@ -61,7 +61,6 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		{"FilterRules", testFilterRules},
 		{"Greylist", testGreylist},
 		{"FilterModels", testFilterModels},
-		{"Traces", testTraces},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
