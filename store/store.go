@@ -388,6 +388,10 @@ type Store interface {
 
 	// FilterStore is the inbound filter's state (filter.go).
 	FilterStore
+	// Queue is the outbound queue (queue.go).
+	Queue
+	// Tracer is the delivery trace (trace.go).
+	Tracer
 
 	// Close flushes and closes the store.
 	Close() error

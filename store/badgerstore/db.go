@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -50,9 +51,10 @@ type DB struct {
 	writerDone chan struct{} // closed when the writer has exited
 	stopWriter chan struct{}
 
-	kickGC chan struct{} // buffered 1: run value-log GC now
-	stopGC chan struct{}
-	gcDone chan struct{}
+	kickGC      chan struct{} // buffered 1: run value-log GC now
+	lastQueueGC atomic.Int64  // Unix nanoseconds of the last kick by queueFreed
+	stopGC      chan struct{}
+	gcDone      chan struct{}
 
 	closeMu sync.RWMutex // held for reading by every call, for writing by Close
 	closed  bool         // guarded by closeMu

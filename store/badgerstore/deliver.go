@@ -20,6 +20,32 @@ func (db *DB) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Deliver
 	if len(ds) == 0 {
 		return nil, ctx.Err()
 	}
+	in, err := prepareDeliveries(ds)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer db.leave()
+	var out []store.Delivered
+	err = db.write(ctx, true, func(t *tx) error {
+		var err error
+		out, err = deliver(t, in, db.defaultQuota)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrTooLarge) {
+			return nil, fmt.Errorf("store: deliver %d messages: %w", len(in), err)
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// prepareDeliveries checks deliveries and returns copies with canonical
+// flags and the internal date filled in (Deliver, UpdateQueue).
+func prepareDeliveries(ds []store.Delivery) ([]store.Delivery, error) {
 	now := time.Now().UTC()
 	in := make([]store.Delivery, len(ds))
 	for i, d := range ds {
@@ -46,23 +72,7 @@ func (db *DB) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Deliver
 		}
 		in[i] = d
 	}
-	if err := db.enter(ctx); err != nil {
-		return nil, err
-	}
-	defer db.leave()
-	var out []store.Delivered
-	err := db.write(ctx, true, func(t *tx) error {
-		var err error
-		out, err = deliver(t, in, db.defaultQuota)
-		return err
-	})
-	if err != nil {
-		if errors.Is(err, store.ErrTooLarge) {
-			return nil, fmt.Errorf("store: deliver %d messages: %w", len(in), err)
-		}
-		return nil, err
-	}
-	return out, nil
+	return in, nil
 }
 
 // deliveryAccount is what one Deliver call keeps per account.

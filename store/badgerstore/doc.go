@@ -33,6 +33,14 @@
 //	Y <acct>                 -> filter model   generation, opaque key, opaque data
 //	                                           (acct 0: the organisation's)
 //	G <key>                  -> greylist       first, last, passes (key: a hash)
+//	Q <id>                   -> queue entry    created, next, attempts, body, size,
+//	                                           sealed meta (queue.go)
+//	W <next:8> <id>          -> (empty)        the queue's due index
+//	B <body:8>               -> queue body     entries naming it, size, staged
+//	C <body:8>               -> sealed body    a small queue body; a large one is
+//	                                           staged under account ID 0 (k, p)
+//	T <kind:1> <time:8> <seq:8> -> trace record ref, opaque data (trace.go)
+//	R <kind:1> <len:1> <ref> <time:8> <seq:8> -> (empty) trace index by ref
 //
 // <acct> is an 8-byte account ID from the "account" counter, so a
 // re-created address never meets the rows of its deleted predecessor.

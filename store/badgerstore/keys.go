@@ -24,6 +24,15 @@ const (
 	pFilterRule  = 'F' // F acct id             -> filter rule
 	pFilterModel = 'Y' // Y acct                -> spam classifier model: generation, key, data
 	pGreylist    = 'G' // G key                 -> greylist entry
+
+	// The outbound queue (queue.go) and the delivery trace (trace.go).
+	// Upper case: the lower-case letters are the mailbox tables'.
+	pQueue       = 'Q' // Q id                    -> queue entry
+	pQueueDue    = 'W' // W next:8 id             -> (empty) due index
+	pQueueBody   = 'B' // B body:8                -> queue body: entries naming it, size, staged
+	pQueueInline = 'C' // C body:8                -> a small sealed queue body
+	pTrace       = 'T' // T kind:1 time:8 seq:8   -> trace record: ref, data
+	pTraceRef    = 'R' // R kind:1 len:1 ref time:8 seq:8 -> (empty) index by ref
 )
 
 // Names of the global counters (pCounter). Persisted.
@@ -32,6 +41,8 @@ const (
 	counterMbox = "mailbox"     // mailbox IDs, never handed out twice
 	counterUV   = "uidvalidity" // last UIDVALIDITY handed out
 	counterRule = "filterrule"  // filter rule IDs
+	counterQLen = "queue"       // entries in the outbound queue
+	counterSeq  = "trace"       // last trace record Seq handed out
 )
 
 func counterKey(name string) []byte { return append([]byte{pCounter}, name...) }

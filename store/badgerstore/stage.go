@@ -148,8 +148,8 @@ func (db *DB) StageBlob(ctx context.Context, address string) (store.BlobWriter, 
 // blobWriter implements store.BlobWriter.
 type blobWriter struct {
 	db      *DB    // immutable
-	address string // immutable
-	acct    uint64 // immutable
+	address string // immutable; "" for a queue body
+	acct    uint64 // immutable; queueAcct for a queue body
 	id      uint64 // immutable; stagedBit set
 
 	buf      []byte // the piece being filled; nil until the first Write
@@ -197,24 +197,8 @@ func (w *blobWriter) flush(final bool) error {
 	defer db.leave()
 	piece := w.buf
 	err := db.updateDirect(func(txn *badger.Txn) error {
-		item, err := txn.Get(accountKey(w.address))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return notFound("account " + w.address)
-		}
-		if err != nil {
+		if err := w.checkAccount(txn); err != nil {
 			return err
-		}
-		var id uint64
-		err = item.Value(func(v []byte) error {
-			var derr error
-			id, derr = decodeAccountID(v)
-			return derr
-		})
-		if err != nil {
-			return err
-		}
-		if id != w.acct {
-			return notFound("account " + w.address)
 		}
 		if w.seq == 0 || final {
 			var marker []byte
@@ -241,6 +225,35 @@ func (w *blobWriter) flush(final bool) error {
 	return nil
 }
 
+// checkAccount makes txn read the account record and fails if the
+// account is gone or was re-created. A queue body (acct 0) belongs to no
+// account.
+func (w *blobWriter) checkAccount(txn *badger.Txn) error {
+	if w.acct == queueAcct {
+		return nil
+	}
+	item, err := txn.Get(accountKey(w.address))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return notFound("account " + w.address)
+	}
+	if err != nil {
+		return err
+	}
+	var id uint64
+	err = item.Value(func(v []byte) error {
+		var derr error
+		id, derr = decodeAccountID(v)
+		return derr
+	})
+	if err != nil {
+		return err
+	}
+	if id != w.acct {
+		return notFound("account " + w.address)
+	}
+	return nil
+}
+
 func (w *blobWriter) Finish(ctx context.Context) (store.StagedBlob, error) {
 	if w.err != nil {
 		return store.StagedBlob{}, w.err
@@ -249,7 +262,7 @@ func (w *blobWriter) Finish(ctx context.Context) (store.StagedBlob, error) {
 		return store.StagedBlob{}, errors.New("store: staged blob: Finish twice")
 	}
 	if w.size == 0 {
-		return store.StagedBlob{}, fmt.Errorf("store: staged blob for %s: empty", w.address)
+		return store.StagedBlob{}, fmt.Errorf("store: staged blob for %q: empty", w.address)
 	}
 	if err := ctx.Err(); err != nil {
 		return store.StagedBlob{}, err

@@ -61,6 +61,12 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		{"FilterRules", testFilterRules},
 		{"Greylist", testGreylist},
 		{"FilterModels", testFilterModels},
+		{"Queue", testQueue},
+		{"QueueAtomic", testQueueAtomic},
+		{"QueueDeliver", testQueueDeliver},
+		{"QueueStaged", testQueueStaged},
+		{"Trace", testTrace},
+		{"TraceMany", testTraceMany},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	}
 	t.Run("Reopen", func(t *testing.T) { testReopen(t, open) })
 	t.Run("StagedReopen", func(t *testing.T) { testStagedReopen(t, open) })
+	t.Run("QueueReopen", func(t *testing.T) { testQueueReopen(t, open) })
 }
 
 // fixture helpers
