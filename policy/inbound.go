@@ -279,6 +279,14 @@ type RecipientEvidence struct {
 	OrgDeny, UserAllow, UserDeny, OrgAllow *RuleRef
 }
 
+// Reason is one check behind a verdict, for the delivery trace: what
+// was checked, its outcome, details without content, and the points it
+// added.
+type Reason struct {
+	Check, Result, Detail string
+	Score                 float64
+}
+
 // Verdict is a decision with its reasons.
 type Verdict struct {
 	Action  Action
@@ -286,11 +294,11 @@ type Verdict struct {
 	Detail  string // for the reply: list names, a domain; never content
 	Score   float64
 	Allowed *RuleRef // the allow entry in force, if any
-	Reasons []store.TraceReason
+	Reasons []Reason
 }
 
 func (v *Verdict) add(check, result, detail string, score float64) {
-	v.Reasons = append(v.Reasons, store.TraceReason{Check: check, Result: result, Detail: detail, Score: score})
+	v.Reasons = append(v.Reasons, Reason{Check: check, Result: result, Detail: detail, Score: score})
 	v.Score += score
 }
 
@@ -401,7 +409,7 @@ type MessageEvidence struct {
 	// RcptScore is the score Rcpt found for the client (lists, country,
 	// SPF softfail); RcptReasons its reasons.
 	RcptScore   float64
-	RcptReasons []store.TraceReason
+	RcptReasons []Reason
 	SPF         string // as in ClientEvidence
 	SPFDomain   string
 	// DKIM results per signature: "pass", "fail", "temperror",

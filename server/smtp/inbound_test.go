@@ -22,6 +22,7 @@ import (
 	"github.com/sealmail/sealmail/server/smtp/inbound"
 	"github.com/sealmail/sealmail/server/smtp/resolver"
 	"github.com/sealmail/sealmail/server/smtp/resolver/dnstest"
+	"github.com/sealmail/sealmail/server/smtp/trace"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -32,17 +33,20 @@ import (
 // traces collects the delivery trace.
 type traces struct {
 	mu sync.Mutex
-	rs []store.TraceRecord
+	rs []*trace.Inbound
 }
 
-func (tr *traces) Trace(r store.TraceRecord) {
+func (tr *traces) Trace(r trace.Record) {
+	if r.Kind != store.TraceInbound || r.In == nil || r.Ref == "" {
+		panic("not an inbound trace record")
+	}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	tr.rs = append(tr.rs, r)
+	tr.rs = append(tr.rs, r.In)
 }
 
 // last returns the last record, failing if there is none.
-func (tr *traces) last(t *testing.T) store.TraceRecord {
+func (tr *traces) last(t *testing.T) *trace.Inbound {
 	t.Helper()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
@@ -53,7 +57,7 @@ func (tr *traces) last(t *testing.T) store.TraceRecord {
 }
 
 // reason returns the first reason of r with check, or fails.
-func reason(t *testing.T, r store.TraceRecord, check string) store.TraceReason {
+func reason(t *testing.T, r *trace.Inbound, check string) trace.Reason {
 	t.Helper()
 	for _, rs := range r.Reasons {
 		if rs.Check == check {
@@ -61,7 +65,7 @@ func reason(t *testing.T, r store.TraceRecord, check string) store.TraceReason {
 		}
 	}
 	t.Fatalf("trace record has no %q reason: %+v", check, r)
-	return store.TraceReason{}
+	return trace.Reason{}
 }
 
 // inboundZone is the test world's DNS.
@@ -149,7 +153,7 @@ func TestInboundSPF(t *testing.T) {
 		t.Errorf("SPF fail of a foreign domain: %q, want 550 5.7.23", r)
 	}
 	rec := ie.traces.last(t)
-	if rec.Result != "refused" || rec.From != "a@bad.test" || rec.RemoteIP != "127.0.0.1" || reason(t, rec, "spf").Result != "fail" {
+	if rec.Result != "refused" || rec.From != "a@bad.test" || rec.IP != "127.0.0.1" || reason(t, rec, "spf").Result != "fail" {
 		t.Errorf("trace: %+v", rec)
 	}
 	// Our own domain, from outside, with its -all.

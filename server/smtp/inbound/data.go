@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/mail"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-msgauth/authres"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/sealmail/sealmail/policy"
+	"github.com/sealmail/sealmail/server/smtp/trace"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -379,39 +381,36 @@ func (t *Tx) End(o Outcome) {
 		return
 	}
 	t.done = true
-	base := store.TraceRecord{
-		Time: t.c.now(), Direction: store.TraceInbound, Message: t.id,
-		RemoteIP: t.ipString(), Remote: headerSafe(t.helo), From: t.from,
+	rec := func(in *trace.Inbound) {
+		in.IP, in.Helo, in.From = t.ipString(), headerSafe(t.helo), t.from
+		t.c.opt.Tracer.Trace(trace.Record{Kind: store.TraceInbound, Time: t.c.now(), Ref: t.id, In: in})
 	}
 	if len(t.refused) > 0 {
-		r := base
-		r.Result = "refused"
+		in := &trace.Inbound{Result: "refused", Reply: t.refused[0].reply.String()}
 		if t.refused[0].verdict.Action == policy.Defer {
-			r.Result = "deferred"
+			in.Result = "deferred"
 		}
-		r.Reply = t.refused[0].reply.String()
 		for _, f := range t.refused {
-			r.To = append(r.To, f.rcpt)
-			r.Reasons = append(r.Reasons, store.TraceReason{Check: "rcpt", Result: f.verdict.Action.String(), Detail: f.rcpt + ": " + f.reply.String()})
-			r.Reasons = append(r.Reasons, f.verdict.Reasons...)
+			in.Rcpts = append(in.Rcpts, f.rcpt)
+			in.Reasons = append(in.Reasons, trace.Reason{Check: "rcpt", Result: f.verdict.Action.String(), Detail: f.rcpt + ": " + f.reply.String()})
+			in.Reasons = appendNew(in.Reasons, f.verdict.Reasons)
 		}
-		t.c.opt.Tracer.Trace(r)
+		rec(in)
 	}
 	if o.Reply == nil {
 		return
 	}
-	r := base
-	r.Reply = o.Reply.String()
+	in := &trace.Inbound{Reply: o.Reply.String()}
 	for _, a := range t.accepted {
-		r.To = append(r.To, a.rcpt)
+		in.Rcpts = append(in.Rcpts, a.rcpt)
 	}
 	switch {
 	case o.Delivered:
-		r.Result = "delivered"
+		in.Result = "delivered"
 	case o.Reply.Code >= 500:
-		r.Result = "refused"
+		in.Result = "refused"
 	default:
-		r.Result = "deferred"
+		in.Result = "deferred"
 	}
 	if o.Plan != nil {
 		junk := 0
@@ -419,35 +418,29 @@ func (t *Tx) End(o Outcome) {
 			if ap.Junk {
 				junk++
 			}
-			r.Reasons = append(r.Reasons, store.TraceReason{Check: "verdict", Result: ap.verdict.Action.String(),
+			in.Reasons = append(in.Reasons, trace.Reason{Check: "verdict", Result: ap.verdict.Action.String(),
 				Detail: fmt.Sprintf("%s score=%.1f", ap.Account, ap.verdict.Score), Score: ap.verdict.Score})
-			r.Reasons = appendNew(r.Reasons, ap.verdict.Reasons)
+			in.Reasons = appendNew(in.Reasons, ap.verdict.Reasons)
 		}
 		if o.Delivered && junk == len(o.Plan.Accounts) && junk > 0 {
-			r.Result = "junk"
+			in.Result = "junk"
 		}
 	} else {
 		for _, a := range t.accepted {
-			r.Reasons = appendNew(r.Reasons, a.verdict.Reasons)
+			in.Reasons = appendNew(in.Reasons, a.verdict.Reasons)
 		}
 	}
-	t.c.opt.Tracer.Trace(r)
+	rec(in)
 }
 
 // appendNew appends the reasons not in rs yet (several accounts share
 // the client's reasons).
-func appendNew(rs, more []store.TraceReason) []store.TraceReason {
+func appendNew(rs []trace.Reason, more []policy.Reason) []trace.Reason {
 	n := len(rs)
 	for _, m := range more {
-		dup := false
-		for _, r := range rs[:n] {
-			if r == m {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			rs = append(rs, m)
+		r := trace.Reason{Check: m.Check, Result: m.Result, Detail: m.Detail, Score: m.Score}
+		if !slices.Contains(rs[:n], r) {
+			rs = append(rs, r)
 		}
 	}
 	return rs

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sealmail/sealmail/policy"
+	"github.com/sealmail/sealmail/server/smtp/trace"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -45,9 +46,9 @@ type Classifier interface {
 }
 
 // Tracer receives the delivery trace's records; it must not block
-// (server/trace's Writer queues them).
+// (trace.Writer queues them).
 type Tracer interface {
-	Trace(r store.TraceRecord)
+	Trace(r trace.Record)
 }
 
 // Zone is a DNS list: a block list (positive Weight) or an allow list

@@ -345,13 +345,13 @@ func greyKey(parts ...string) []byte {
 // recipient) is deferred for Delay; one seen before Delay ago passes
 // and counts. Keys are hashed. A store failure lets the mail through
 // (greylisting only delays; it never decided to refuse).
-func (t *Tx) greylist(ctx context.Context, rcpt string) ([]store.TraceReason, *Reply) {
+func (t *Tx) greylist(ctx context.Context, rcpt string) ([]policy.Reason, *Reply) {
 	st, g, now := t.c.opt.Store, t.c.grey, t.c.now()
 	net := clientNet(t.ip)
 	ck := greyKey("client", net)
 	if g.AutoAllow > 0 {
 		if e, err := st.Greylist(ctx, ck); err == nil && int(e.Passes) >= g.AutoAllow && now.Sub(e.Last) < g.Expire {
-			return []store.TraceReason{{Check: "greylist", Result: "pass", Detail: "client network auto-allowed"}}, nil
+			return []policy.Reason{{Check: "greylist", Result: "pass", Detail: "client network auto-allowed"}}, nil
 		}
 	}
 	tk := greyKey("triplet", net, t.from, rcpt)
@@ -362,12 +362,12 @@ func (t *Tx) greylist(ctx context.Context, rcpt string) ([]store.TraceReason, *R
 			t.c.log.Error("inbound: greylist", "err", err)
 			return nil, nil
 		}
-		return []store.TraceReason{{Check: "greylist", Result: "defer", Detail: "first attempt"}}, &Reply{451, "4.7.1", fmt.Sprintf("Greylisted; please try again in %d minutes", int(g.Delay.Minutes()+0.5))}
+		return []policy.Reason{{Check: "greylist", Result: "defer", Detail: "first attempt"}}, &Reply{451, "4.7.1", fmt.Sprintf("Greylisted; please try again in %d minutes", int(g.Delay.Minutes()+0.5))}
 	case err != nil:
 		t.c.log.Error("inbound: greylist", "err", err)
 		return nil, nil
 	case now.Sub(e.First) < g.Delay:
-		return []store.TraceReason{{Check: "greylist", Result: "defer", Detail: "retried too soon"}}, &Reply{451, "4.7.1", "Greylisted; please try again later"}
+		return []policy.Reason{{Check: "greylist", Result: "defer", Detail: "retried too soon"}}, &Reply{451, "4.7.1", "Greylisted; please try again later"}
 	}
 	e.Last, e.Passes = now, e.Passes+1
 	if err := st.SetGreylist(ctx, tk, e); err != nil {
@@ -386,5 +386,5 @@ func (t *Tx) greylist(ctx context.Context, rcpt string) ([]store.TraceReason, *R
 			t.c.log.Error("inbound: greylist", "err", err)
 		}
 	}
-	return []store.TraceReason{{Check: "greylist", Result: "pass", Detail: fmt.Sprintf("waited %s", now.Sub(e.First).Round(1e9))}}, nil
+	return []policy.Reason{{Check: "greylist", Result: "pass", Detail: fmt.Sprintf("waited %s", now.Sub(e.First).Round(1e9))}}, nil
 }
