@@ -73,6 +73,9 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Session, error)
 	tk.done(err == nil)
 	if err == nil {
 		log.Info("login", "account", account, "duration", time.Since(start))
+		if s.onLogin != nil {
+			s.onLogin(ctx, account, sess.Keyring())
+		}
 		return sess, nil
 	}
 	switch {

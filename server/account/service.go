@@ -133,23 +133,29 @@ type Options struct {
 	DeleteGuard DeleteGuard
 	// Auditor records every change. nil records nothing.
 	Auditor Auditor
+	// OnLogin is called after each successful Login with the session's
+	// keyring, before Login returns (server/filter opens the account's
+	// filter key with it). It must not keep keys. nil: nothing is
+	// called.
+	OnLogin func(ctx context.Context, account string, keys *crypto.Keyring)
 }
 
 // Service is the one place that creates, unlocks, re-keys and destroys
 // accounts. Its methods are safe for concurrent use.
 type Service struct {
-	st           Store            // immutable
-	domains      []string         // immutable
-	keyType      crypto.KeyType   // immutable
-	kdf          crypto.KDFParams // immutable
-	log          *slog.Logger     // immutable
-	failureDelay time.Duration    // immutable
-	guard        DeleteGuard      // immutable; may be nil
-	auditor      Auditor          // immutable; may be nil
-	throttle     *throttle        // immutable
-	gate         *gate            // immutable
-	cache        *unlockCache     // immutable; nil when disabled
-	locks        keyedMutex       // serialises changes per account
+	st           Store                                          // immutable
+	domains      []string                                       // immutable
+	keyType      crypto.KeyType                                 // immutable
+	kdf          crypto.KDFParams                               // immutable
+	log          *slog.Logger                                   // immutable
+	failureDelay time.Duration                                  // immutable
+	guard        DeleteGuard                                    // immutable; may be nil
+	auditor      Auditor                                        // immutable; may be nil
+	onLogin      func(context.Context, string, *crypto.Keyring) // immutable; may be nil
+	throttle     *throttle                                      // immutable
+	gate         *gate                                          // immutable
+	cache        *unlockCache                                   // immutable; nil when disabled
+	locks        keyedMutex                                     // serialises changes per account
 
 	// derivations counts argon2id runs of logins and changes (burnt ones
 	// included), for tests and benchmarks.
@@ -201,6 +207,7 @@ func New(opt Options) (*Service, error) {
 		failureDelay: delay,
 		guard:        opt.DeleteGuard,
 		auditor:      opt.Auditor,
+		onLogin:      opt.OnLogin,
 		throttle:     newThrottle(defaultLimits, time.Now),
 		gate:         newGate(unlocks, gateQueuePerUnlock*unlocks),
 		ctx:          ctx,

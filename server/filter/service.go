@@ -29,6 +29,15 @@ type Store interface {
 
 var _ Store = store.Store(nil)
 
+// Keyring is what the filter needs of an unlocked account: sealing
+// under its index key (crypto.Keyring).
+type Keyring interface {
+	SealIndex(plain, ad []byte) ([]byte, error)
+	OpenIndex(sealed, ad []byte) ([]byte, error)
+}
+
+var _ Keyring = (*crypto.Keyring)(nil)
+
 // Defaults of Options.
 const (
 	DefaultMaxUsers   = 100_000
@@ -123,7 +132,7 @@ func keyAD(account string) []byte { return []byte("sealmail filter key v1\x00" +
 // the account's index key, and keeps the keys derived from it in memory
 // so that deliveries can use the account's model. It keeps nothing of
 // kr.
-func (s *Service) Unlocked(ctx context.Context, account string, kr *crypto.Keyring) error {
+func (s *Service) Unlocked(ctx context.Context, account string, kr Keyring) error {
 	if s.userKeys(account) != nil {
 		return nil
 	}
@@ -133,7 +142,7 @@ func (s *Service) Unlocked(ctx context.Context, account string, kr *crypto.Keyri
 
 // unlock returns the account's keys, opening or creating its filter
 // key with kr.
-func (s *Service) unlock(ctx context.Context, account string, kr *crypto.Keyring) (*keys, error) {
+func (s *Service) unlock(ctx context.Context, account string, kr Keyring) (*keys, error) {
 	for range conflictRetries {
 		m, err := s.st.FilterModel(ctx, account)
 		if errors.Is(err, store.ErrNotFound) {
@@ -354,7 +363,7 @@ type LearnResult struct {
 // organisation's) with msgs as spam or ham. kr is the account's
 // unlocked keyring: only an unlocked session (or the owner at the
 // command line) can train. Each message is read up to its first MiB.
-func (s *Service) Learn(ctx context.Context, account string, kr *crypto.Keyring, spam bool, msgs iter.Seq2[io.Reader, error]) (LearnResult, error) {
+func (s *Service) Learn(ctx context.Context, account string, kr Keyring, spam bool, msgs iter.Seq2[io.Reader, error]) (LearnResult, error) {
 	k := s.userKeys(account)
 	if k == nil {
 		var err error

@@ -14,7 +14,7 @@ import (
 // session keys travel with the messages (they are bound to the account, not
 // to the UID).
 func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
-	account, _, sel, log, err := s.selectedState()
+	account, keys, sel, log, err := s.selectedState()
 	if err != nil {
 		return nil, err
 	}
@@ -32,12 +32,13 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 		return nil, s.copyErr(sel, log, "copy", err, dmb)
 	}
 	s.srv.syncMailbox(account, dmb.ID)
+	s.train(account, keys, log, sel.st.key.id, dmb, dstUIDs(res), false)
 	return copyData(res), nil
 }
 
 // Move implements imapserver.SessionMove (MOVE, UID MOVE; RFC 6851).
 func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
-	account, _, sel, log, err := s.selectedState()
+	account, keys, sel, log, err := s.selectedState()
 	if err != nil {
 		return err
 	}
@@ -75,6 +76,7 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	sel.st.expungeLocked(moved)
 	sel.st.mu.Unlock()
 	s.srv.syncMailbox(account, dmb.ID)
+	s.train(account, keys, log, sel.st.key.id, dmb, dstUIDs(res), true)
 	return nil
 }
 

@@ -77,6 +77,13 @@
 //     maxPrefetchSize bytes each are held decrypted, and each is wiped once
 //     written; larger messages are streamed. SEARCH TEXT/BODY streams every
 //     message through a matcher that keeps only a pattern-sized overlap.
+//   - Spam training (train.go, Options.Trainer): after a MOVE or COPY
+//     into the \Junk mailbox, or a MOVE out of it to anywhere but
+//     \Trash, the session opens the moved messages with its keyring and
+//     hands them to the Trainer (server/filter) before the command
+//     completes, so the next delivery already sees the verdict. At most
+//     500 messages per command, each under 8 MiB; a failure is logged,
+//     the command still succeeds.
 //   - Limitation of the library: mailbox names are always decoded as
 //     modified UTF-7 by imapserver before this package sees them. A name
 //     that is not valid modified UTF-7 (for example a bare "&" sent by an

@@ -47,6 +47,9 @@ type Options struct {
 	// Workers bounds how many messages one session opens or searches in
 	// parallel. 0 means GOMAXPROCS.
 	Workers int
+	// Trainer learns from messages moved into and out of Junk
+	// (train.go). nil: no training.
+	Trainer Trainer
 }
 
 // Server is sealmail's IMAP server. Its methods are safe for concurrent use.
@@ -56,6 +59,7 @@ type Server struct {
 	log         *slog.Logger       // immutable
 	appendLimit uint32             // immutable
 	workers     int                // immutable
+	trainer     Trainer            // immutable; may be nil
 	imap        *imapserver.Server // immutable
 	reg         *registry          // immutable
 
@@ -123,6 +127,7 @@ func New(opt Options) (*Server, error) {
 		log:         log,
 		appendLimit: uint32(limit),
 		workers:     workers,
+		trainer:     opt.Trainer,
 		reg:         newRegistry(),
 		ctx:         ctx,
 		cancel:      cancel,
