@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -460,5 +461,25 @@ func TestInboundSpam(t *testing.T) {
 	}
 	if in := ie.inbox("alice@example.org"); len(in) != 1 {
 		t.Errorf("ham went elsewhere: %d in INBOX", len(in))
+	}
+}
+
+// TestInboundTrusted: a trusted network skips every check (the listed
+// client and the SPF fail pass), but forged fields are still removed.
+func TestInboundTrusted(t *testing.T) {
+	ie := newInboundEnv(t, func(o *inbound.Options) {
+		o.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	ie.dns.Add("1.0.0.127.zen.test. 300 IN A 127.0.0.2")
+	msg := "Authentication-Results: mx.example.org; spf=pass\r\n" + fromMsg("a@bad.test", "trusted")
+	if r := ie.send("a@bad.test", msg); !strings.HasPrefix(r, "250 ") {
+		t.Fatalf("trusted client: %q", r)
+	}
+	m := ie.inbox("alice@example.org")
+	if len(m) != 1 || strings.Count(m[0], "\nAuthentication-Results:") != 1 || !strings.Contains(m[0], "Authentication-Results: mx.example.org; none") {
+		t.Errorf("copy: %q", m)
+	}
+	if r := reason(t, ie.traces.last(t), "trusted"); r.Detail != "127.0.0.1" {
+		t.Errorf("trusted reason: %+v", r)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -133,6 +134,11 @@ type Options struct {
 	CountryZone string
 	// Greylist configures greylisting; off when zero.
 	Greylist GreylistOptions
+	// Trusted are client networks whose mail is not checked at all
+	// (local tools on the loopback, an internal relay): no DNS checks,
+	// lists, greylisting or scoring; forged Authentication-Results
+	// fields are still removed. nil: none.
+	Trusted []netip.Prefix
 	// Timeout bounds the checks of one step. 0: DefaultTimeout.
 	Timeout time.Duration
 	// Logger receives logs. nil: discard.

@@ -22,6 +22,7 @@ type Tx struct {
 	c        *Checker
 	id       string     // the transaction id, for the trace
 	ip       netip.Addr // invalid without a TCP peer
+	trusted  bool       // the client is in Options.Trusted
 	helo     string
 	from     string // envelope sender, "" for <>
 	fromDom  string // its domain, canonical; "" if none
@@ -51,6 +52,9 @@ func (c *Checker) Begin(id string, ip net.IP, helo, from string) *Tx {
 	t := &Tx{c: c, id: id, helo: helo, from: from}
 	if a, ok := netip.AddrFromSlice(ip); ok {
 		t.ip = a.Unmap()
+		for _, p := range c.opt.Trusted {
+			t.trusted = t.trusted || p.Contains(t.ip)
+		}
 	}
 	if at := strings.LastIndexByte(from, '@'); at >= 0 {
 		if d, err := policy.NormalizeDomain(from[at+1:]); err == nil {
@@ -63,6 +67,11 @@ func (c *Checker) Begin(id string, ip net.IP, helo, from string) *Tx {
 // Rcpt checks a recipient, which reaches accounts, before any data is
 // read. It returns nil to accept it, or the reply refusing it.
 func (t *Tx) Rcpt(ctx context.Context, rcpt string, accounts []string) *Reply {
+	if t.trusted {
+		t.accepted = append(t.accepted, rcptState{rcpt: rcpt, accounts: accounts,
+			verdict: policy.Verdict{Reasons: []policy.Reason{{Check: "trusted", Result: "pass", Detail: t.ip.String()}}}})
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, t.c.opt.Timeout)
 	defer cancel()
 	if t.rules == nil && t.c.rules != nil {
