@@ -9,6 +9,7 @@ import (
 
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/server/smtp/trace"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -38,6 +39,16 @@ type admin interface {
 	SetQuota(ctx context.Context, address string, setting int64) error
 	ExportKey(ctx context.Context, address string) (string, error)
 	ExportSecretKey(ctx context.Context, address string, password []byte) (string, error)
+
+	// The filter and trace commands (filtercmd.go).
+	AddRule(ctx context.Context, r ruleInfo) (ruleInfo, error)
+	Rules(ctx context.Context) ([]ruleInfo, error)
+	// RemoveRule removes entry id, which must be on the action's list.
+	RemoveRule(ctx context.Context, id uint64, action string) (ruleInfo, error)
+	// Train trains a model with an mbox file; secret is the account's
+	// password (nil for the organisation's model).
+	Train(ctx context.Context, req trainRequest, secret []byte) (trainResult, error)
+	SearchTrace(ctx context.Context, q traceQuery) ([]trace.Record, error)
 }
 
 // userInfo is what `user list` shows of an account; its JSON is the
@@ -115,8 +126,9 @@ func adminErr(err error) error {
 	return err
 }
 
-// newAccounts builds the account service from the configuration.
-func newAccounts(st account.Store, c *Config, log *slog.Logger) (*account.Service, error) {
+// newAccounts builds the account service from the configuration;
+// onLogin (may be nil) sees each login's keyring (server/filter).
+func newAccounts(st account.Store, c *Config, log *slog.Logger, onLogin func(context.Context, string, *crypto.Keyring)) (*account.Service, error) {
 	kt, _ := parseKeyType(c.Key.Type) // validated by Config.Validate
 	return account.New(account.Options{
 		Store:       st,
@@ -125,6 +137,7 @@ func newAccounts(st account.Store, c *Config, log *slog.Logger) (*account.Servic
 		KDF:         c.kdfParams(),
 		Logger:      log,
 		UnlockCache: c.Auth.UnlockCache,
+		OnLogin:     onLogin,
 	})
 }
 
@@ -151,9 +164,13 @@ func parseKeyType(s string) (crypto.KeyType, error) {
 	return 0, fmt.Errorf("want ed25519, rsa3072, rsa4096 or v6, got %q", s)
 }
 
-// localAdmin implements admin over an account.Service.
+// localAdmin implements admin over an account.Service, and the filter
+// and trace commands over the store and the inbound parts.
 type localAdmin struct {
 	svc *account.Service
+	st  store.Store   // may be nil: no filter or trace commands
+	inb *inboundParts // may be nil: as st
+	cfg *Config       // may be nil; the CLI's, to find the server key
 }
 
 var _ admin = (*localAdmin)(nil)

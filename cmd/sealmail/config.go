@@ -52,6 +52,12 @@ type Config struct {
 	Log        LogConfig           `yaml:"log"`
 	KDF        KDFConfig           `yaml:"kdf"`
 	Auth       AuthConfig          `yaml:"auth"`
+	DNS        DNSConfig           `yaml:"dns"`
+	Inbound    InboundConfig       `yaml:"inbound"`
+	Trace      TraceConfig         `yaml:"trace"`
+	// ServerKeyFile holds the server key (inbound.go); "":
+	// <data_dir>/server.key, made at first use.
+	ServerKeyFile string `yaml:"server_key_file" default:""`
 }
 
 // AuthConfig configures logins.
@@ -232,6 +238,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Auth.UnlockCache > maxUnlockCache {
 		return fmt.Errorf("config: auth.unlock_cache: at most %v (0 disables it)", maxUnlockCache)
+	}
+	if err := c.validateInbound(); err != nil {
+		return err
 	}
 	return c.KDF.validate()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sealmail/sealmail/server/listener"
+	"github.com/sealmail/sealmail/server/smtp/trace"
 )
 
 // The control socket lets the CLI administer accounts while `serve` holds
@@ -43,6 +45,11 @@ const (
 	opSlots        = "user.slots"
 	opRevoke       = "user.revoke"
 	opSetQuota     = "user.set-quota"
+	opRuleAdd      = "filter.rule-add"
+	opRules        = "filter.rules"
+	opRuleRemove   = "filter.rule-remove"
+	opTrain        = "filter.train"
+	opTraceSearch  = "trace.search"
 )
 
 type controlRequest struct {
@@ -54,6 +61,12 @@ type controlRequest struct {
 	Label     string `json:"label,omitempty"`
 	Slot      uint32 `json:"slot,omitempty"`
 	Quota     int64  `json:"quota,omitempty"` // opSetQuota: 0 is the default
+	// Filter and trace operations.
+	Rule   *ruleInfo     `json:"rule,omitempty"`
+	ID     uint64        `json:"id,omitempty"`
+	Action string        `json:"action,omitempty"`
+	Train  *trainRequest `json:"train,omitempty"`
+	Query  *traceQuery   `json:"query,omitempty"`
 }
 
 type controlResponse struct {
@@ -235,7 +248,7 @@ func (s *controlServer) serveRequest(ctx context.Context, rw io.ReadWriter) {
 func logSafeOp(op string) string {
 	switch op {
 	case opAddUser, opUsers, opPasswd, opDelete, opRecoveryCode, opSetWKD, opExportKey, opExportSecret,
-		opAppPassword, opSlots, opRevoke, opSetQuota:
+		opAppPassword, opSlots, opRevoke, opSetQuota, opRuleAdd, opRules, opRuleRemove, opTrain, opTraceSearch:
 		return op
 	}
 	return "(unknown)"
@@ -275,6 +288,25 @@ func (s *controlServer) dispatch(ctx context.Context, r *controlRequest) (any, e
 		return s.adm.Slots(ctx, r.Address)
 	case opRevoke:
 		return s.adm.RevokeSlot(ctx, r.Address, r.Slot)
+	case opRuleAdd:
+		if r.Rule == nil {
+			break
+		}
+		return s.adm.AddRule(ctx, *r.Rule)
+	case opRules:
+		return s.adm.Rules(ctx)
+	case opRuleRemove:
+		return s.adm.RemoveRule(ctx, r.ID, r.Action)
+	case opTrain:
+		if r.Train == nil {
+			break
+		}
+		return s.adm.Train(ctx, *r.Train, r.Secret)
+	case opTraceSearch:
+		if r.Query == nil {
+			break
+		}
+		return s.adm.SearchTrace(ctx, *r.Query)
 	}
 	return nil, adminErrorf(nil, "unknown operation %q", r.Op)
 }
@@ -371,6 +403,36 @@ func (r *remoteAdmin) call(ctx context.Context, req controlRequest, out any) err
 		}
 	}
 	return nil
+}
+
+func (r *remoteAdmin) AddRule(ctx context.Context, ri ruleInfo) (ruleInfo, error) {
+	var out ruleInfo
+	err := r.call(ctx, controlRequest{Op: opRuleAdd, Rule: &ri}, &out)
+	return out, err
+}
+
+func (r *remoteAdmin) Rules(ctx context.Context) ([]ruleInfo, error) {
+	var out []ruleInfo
+	err := r.call(ctx, controlRequest{Op: opRules}, &out)
+	return out, err
+}
+
+func (r *remoteAdmin) RemoveRule(ctx context.Context, id uint64, action string) (ruleInfo, error) {
+	var out ruleInfo
+	err := r.call(ctx, controlRequest{Op: opRuleRemove, ID: id, Action: action}, &out)
+	return out, err
+}
+
+func (r *remoteAdmin) Train(ctx context.Context, req trainRequest, secret []byte) (trainResult, error) {
+	var out trainResult
+	err := r.call(ctx, controlRequest{Op: opTrain, Train: &req, Secret: bytes.Clone(secret)}, &out)
+	return out, err
+}
+
+func (r *remoteAdmin) SearchTrace(ctx context.Context, q traceQuery) ([]trace.Record, error) {
+	var out []trace.Record
+	err := r.call(ctx, controlRequest{Op: opTraceSearch, Query: &q}, &out)
+	return out, err
 }
 
 func (r *remoteAdmin) AddUser(ctx context.Context, address string, password []byte) (userInfo, error) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sealmail/sealmail/server/smtp/trace"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -72,6 +73,28 @@ func (f *fakeAdmin) ExportSecretKey(_ context.Context, a string, pw []byte) (str
 	return "SEC", f.err
 }
 
+func (f *fakeAdmin) AddRule(_ context.Context, r ruleInfo) (ruleInfo, error) {
+	f.note("rule-add", r.Action+" "+r.Value)
+	r.ID = 9
+	return r, f.err
+}
+func (f *fakeAdmin) Rules(context.Context) ([]ruleInfo, error) {
+	f.note("rules", "")
+	return []ruleInfo{{ID: 9, Action: "deny", Kind: "domain", Value: "bad.example"}}, f.err
+}
+func (f *fakeAdmin) RemoveRule(_ context.Context, id uint64, action string) (ruleInfo, error) {
+	f.note("rule-remove", fmt.Sprintf("%d %s", id, action))
+	return ruleInfo{ID: id, Action: action}, f.err
+}
+func (f *fakeAdmin) Train(_ context.Context, req trainRequest, secret []byte) (trainResult, error) {
+	f.note("train", fmt.Sprintf("%s %v %v %s %s", req.Address, req.Org, req.Spam, req.Path, secret))
+	return trainResult{Messages: 3}, f.err
+}
+func (f *fakeAdmin) SearchTrace(_ context.Context, q traceQuery) ([]trace.Record, error) {
+	f.note("trace", q.From+" "+q.IP)
+	return []trace.Record{{Kind: store.TraceInbound, Ref: "abc", In: &trace.Inbound{Result: "refused", From: q.From}}}, f.err
+}
+
 // exchange runs one request through the control server and returns what
 // it wrote back.
 func exchange(adm admin, log *bytes.Buffer, req string) []byte {
@@ -117,6 +140,12 @@ func TestControlRequests(t *testing.T) {
 		{"revoke", enc(controlRequest{Op: opRevoke, Address: "a@example.org", Slot: 7}), nil, true, "", "revoke a@example.org 7"},
 		{"quota", enc(controlRequest{Op: opSetQuota, Address: "a@example.org", Quota: 1 << 30}), nil, true, "", "quota a@example.org 1073741824"},
 		{"quota none", enc(controlRequest{Op: opSetQuota, Address: "a@example.org", Quota: -1}), nil, true, "", "quota a@example.org -1"},
+		{"rule add", enc(controlRequest{Op: opRuleAdd, Rule: &ruleInfo{Action: "deny", Value: "bad.example"}}), nil, true, "", "rule-add deny bad.example"},
+		{"rule add without a rule", enc(controlRequest{Op: opRuleAdd}), nil, false, "unknown operation", ""},
+		{"rules", enc(controlRequest{Op: opRules}), nil, true, "", "rules "},
+		{"rule remove", enc(controlRequest{Op: opRuleRemove, ID: 9, Action: "allow"}), nil, true, "", "rule-remove 9 allow"},
+		{"train", enc(controlRequest{Op: opTrain, Secret: secret, Train: &trainRequest{Address: "a@example.org", Spam: true, Path: "/x.mbox"}}), nil, true, "", "train a@example.org false true /x.mbox a secret password"},
+		{"trace", enc(controlRequest{Op: opTraceSearch, Query: &traceQuery{From: "x@y.example", IP: "192.0.2.0/24"}}), nil, true, "", "trace x@y.example 192.0.2.0/24"},
 		{"unknown op", `{"op":"user.frob"}`, nil, false, `unknown operation "user.frob"`, ""},
 		{"not json", `hello`, nil, false, "bad request", ""},
 		{"truncated", `{"op":"user.add","address":"a@exa`, nil, false, "bad request", ""},

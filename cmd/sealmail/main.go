@@ -67,6 +67,12 @@ type cmdFlags struct {
 	quota         string
 	yes           bool
 	json          bool
+	// filter and trace commands
+	user, note              string
+	org, spam, ham          bool
+	from, to, ip            string
+	since, until, direction string
+	limit                   int
 }
 
 // hint renders the global flags given, for a command line printed as
@@ -222,7 +228,7 @@ func run(ctx context.Context, argv []string, io *stdio) int {
 
 // findCommand matches the longest command name at the start of words.
 func findCommand(words []string) (*command, []string) {
-	for _, n := range []int{2, 1} {
+	for _, n := range []int{3, 2, 1} {
 		if len(words) < n {
 			continue
 		}

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/keyserver"
 	"github.com/sealmail/sealmail/server/account"
 	imapserver "github.com/sealmail/sealmail/server/imap"
@@ -83,14 +84,34 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	// that a change made through the CLI reaches live sessions and the
 	// unlock cache. It closes (ending sessions, wiping the cache) before
 	// the store.
-	accounts, err := newAccounts(st, c, log)
+	// The spam classifier learns each account's filter key at its login
+	// (server/filter), so the account service reports logins to it.
+	fs, err := newFilter(c, st, log)
+	if err != nil {
+		ctlLn.Close()
+		os.Remove(c.socketPath())
+		return err
+	}
+	onLogin := func(ctx context.Context, account string, kr *crypto.Keyring) {
+		if err := fs.Unlocked(ctx, account, kr); err != nil {
+			log.Warn("spam filter: cannot open the account's filter key", "account", account, "err", err)
+		}
+	}
+	accounts, err := newAccounts(st, c, log, onLogin)
 	if err != nil {
 		ctlLn.Close()
 		os.Remove(c.socketPath())
 		return err
 	}
 	defer accounts.Close()
-	ctl := newControlServer(ctlLn, &localAdmin{svc: accounts}, log)
+	inb, err := newInboundParts(c, st, fs, log, true)
+	if err != nil {
+		ctlLn.Close()
+		os.Remove(c.socketPath())
+		return err
+	}
+	defer inb.close() // before the store closes: the trace writer flushes
+	ctl := newControlServer(ctlLn, &localAdmin{svc: accounts, st: st, inb: inb}, log)
 	ctlCtx, ctlCancel := context.WithCancel(context.Background())
 	defer ctlCancel()
 	services = append(services, &service{
@@ -99,7 +120,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 		shutdown: ctl.close,
 	})
 
-	more, err := startServers(c, st, accounts, log, fdLimit)
+	more, err := startServers(c, st, accounts, inb, log, fdLimit)
 	if err != nil {
 		for _, s := range services {
 			s.shutdown(context.Background())
@@ -220,7 +241,7 @@ func (l listeners) close() {
 // their listeners and guards them (server/listener) with the limits of
 // the configuration, fitted into what fdLimit leaves. It returns them as
 // services, not yet serving. On error nothing stays bound.
-func startServers(c *Config, st store.Store, accounts *account.Service, log *slog.Logger, fdLimit uint64) (_ []*service, err error) {
+func startServers(c *Config, st store.Store, accounts *account.Service, inb *inboundParts, log *slog.Logger, fdLimit uint64) (_ []*service, err error) {
 	tlsConf, err := serverTLS(c, log)
 	if err != nil {
 		return nil, err
@@ -244,6 +265,7 @@ func startServers(c *Config, st store.Store, accounts *account.Service, log *slo
 		TLSConfig:   tlsConf.client,
 		Logger:      log,
 		AppendLimit: int64(c.Limits.MessageBytes),
+		Trainer:     trainer{inb.filter},
 	})
 	if err != nil {
 		return nil, err
@@ -261,6 +283,7 @@ func startServers(c *Config, st store.Store, accounts *account.Service, log *slo
 		OnDeliver: imapSrv.Delivered,
 		Limits:    c.Limits.smtp(),
 		SpoolDir:  filepath.Join(c.DataDir, "spool"),
+		Inbound:   inb.checker,
 	})
 	if err != nil {
 		return nil, err

@@ -40,7 +40,12 @@ func (e *env) openAdmin() (admin, *Config, func() error, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	svc, err := newAccounts(st, c, log)
+	fs, err := newFilter(c, st, log)
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	svc, err := newAccounts(st, c, log, nil)
 	if err != nil {
 		st.Close()
 		return nil, nil, nil, err
@@ -49,7 +54,7 @@ func (e *env) openAdmin() (admin, *Config, func() error, error) {
 		svc.Close()
 		return st.Close()
 	}
-	return &localAdmin{svc: svc}, c, closeFn, nil
+	return &localAdmin{svc: svc, st: st, inb: &inboundParts{filter: fs}, cfg: c}, c, closeFn, nil
 }
 
 // promptFirst checks the configuration, then reads a secret. Secrets are
