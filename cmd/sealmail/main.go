@@ -116,7 +116,9 @@ type env struct {
 var commands []*command
 
 func init() {
-	commands = []*command{
+	// Other files' init functions may have run first and registered
+	// their commands (filtercmd.go): keep them, after these.
+	commands = append([]*command{
 		{name: "serve", summary: "run the mail server until SIGINT or SIGTERM", run: runServe},
 		{name: "config show", summary: "print the effective configuration as YAML", run: runConfigShow},
 		{name: "user add", args: "ADDRESS", summary: "create an account, its key pair and its first unlock slot",
@@ -145,7 +147,7 @@ func init() {
 		{name: "key export-secret", args: "ADDRESS", summary: "print the armored secret key, protected by the account password",
 			flags: passwordFlag, run: runKeyExportSecret},
 		{name: "dns", args: "DOMAIN", summary: "print the DNS records to publish for DOMAIN", run: runDNS},
-	}
+	}, commands...)
 }
 
 func passwordFlag(fs *flag.FlagSet, f *cmdFlags) {
