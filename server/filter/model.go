@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	stdhash "hash"
 	"slices"
 )
 
@@ -113,12 +114,28 @@ func newKey() []byte {
 
 // hashToken returns the keyed hash of a token.
 func (k *keys) hashToken(t token) hash {
-	m := hmac.New(sha256.New, k.tok)
-	m.Write([]byte(t.class))
-	m.Write([]byte{0})
-	m.Write([]byte(t.text))
+	return k.hasher().hash(t)
+}
+
+// tokenHasher hashes many tokens under one key: the HMAC's key schedule
+// is done once, each token resets it. Used by one goroutine.
+type tokenHasher struct {
+	m   stdhash.Hash
+	buf []byte
+	sum []byte
+}
+
+func (k *keys) hasher() *tokenHasher {
+	return &tokenHasher{m: hmac.New(sha256.New, k.tok), buf: make([]byte, 0, 64), sum: make([]byte, 0, sha256.Size)}
+}
+
+func (th *tokenHasher) hash(t token) hash {
+	th.m.Reset()
+	th.buf = append(append(append(th.buf[:0], t.class...), 0), t.text...)
+	th.m.Write(th.buf)
+	th.sum = th.m.Sum(th.sum[:0])
 	var h hash
-	copy(h[:], m.Sum(nil))
+	copy(h[:], th.sum)
 	return h
 }
 

@@ -322,9 +322,10 @@ func (s *Service) Classify(ctx context.Context, msg io.Reader, accounts []string
 			return nil, err
 		}
 		base.spam, base.ham = m.spam, m.ham
+		th := org.hasher()
 		for i, t := range toks {
 			tc := &base.tok[i]
-			tc.spam, tc.ham, tc.known = m.lookup(org.hashToken(t))
+			tc.spam, tc.ham, tc.known = m.lookup(th.hash(t))
 		}
 	}
 	out := make([]*policy.SpamScore, len(accounts))
@@ -339,8 +340,9 @@ func (s *Service) Classify(ctx context.Context, msg io.Reader, accounts []string
 				s.log.Warn("filter: personal model unreadable; scoring with the organisation's", "account", a, "err", err)
 			default:
 				c = counts{spam: base.spam + m.spam, ham: base.ham + m.ham, tok: make([]tokenCount, len(toks))}
+				th := k.hasher()
 				for j, t := range toks {
-					us, uh, ok := m.lookup(k.hashToken(t))
+					us, uh, ok := m.lookup(th.hash(t))
 					b := base.tok[j]
 					c.tok[j] = tokenCount{class: b.class, spam: b.spam + us, ham: b.ham + uh, known: b.known || ok}
 				}
@@ -481,8 +483,9 @@ func (s *Service) write(ctx context.Context, owner string, k *keys, ups []update
 // updateOf is the update that trains a message's tokens.
 func (k *keys) updateOf(toks []token, digest []byte, spam bool) update {
 	u := update{msg: k.hashMessage(digest), spam: spam, tokens: make([]hash, len(toks))}
+	th := k.hasher()
 	for i, t := range toks {
-		u.tokens[i] = k.hashToken(t)
+		u.tokens[i] = th.hash(t)
 	}
 	return u
 }

@@ -1,12 +1,12 @@
 package filter
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"mime"
 	"net/mail"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -73,7 +73,8 @@ func (s *tokenSet) add(class, text string) {
 	s.list = append(s.list, t)
 }
 
-// words adds the words of text, lower-cased.
+// words adds the words of text, lower-cased. ASCII text, the common
+// case, takes a byte-wise path; other text is read as runes.
 func (s *tokenSet) words(class, text string) {
 	start := -1
 	flush := func(end int) {
@@ -82,26 +83,91 @@ func (s *tokenSet) words(class, text string) {
 		}
 		w := text[start:end]
 		start = -1
-		n := utf8.RuneCountInString(w)
+		n := len(w)
+		ascii := true
+		for i := 0; i < len(w); i++ {
+			if w[i] >= 0x80 {
+				ascii = false
+				break
+			}
+		}
+		if !ascii {
+			n = utf8.RuneCountInString(w)
+		}
 		switch {
 		case n < minWord:
 		case n > maxWord:
+			if c := w[0]; c < 0x80 {
+				s.add(class, skipTokens[lowerByte(c)][min(n/10, 9)])
+				break
+			}
 			r, _ := utf8.DecodeRuneInString(w)
 			s.add(class, "skip:"+string(unicode.ToLower(r))+" "+string(rune('0'+min(n/10, 9))))
 		default:
-			s.add(class, strings.ToLower(w))
+			s.add(class, lower(w))
 		}
 	}
-	for i, r := range text {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) || r == '$' || r == '\'' || r == '-' && start >= 0 {
+	for i := 0; i < len(text); {
+		c := text[i]
+		if c < 0x80 {
+			if wordByte[c] || c == '-' && start >= 0 {
+				if start < 0 {
+					start = i
+				}
+			} else {
+				flush(i)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(text[i:])
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
 			if start < 0 {
 				start = i
 			}
-			continue
+		} else {
+			flush(i)
 		}
-		flush(i)
+		i += size
 	}
 	flush(len(text))
+}
+
+// wordByte says which ASCII bytes make words: letters, digits, '$' and
+// '\''.
+var wordByte = func() (t [128]bool) {
+	for c := range 128 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '$' || c == '\''
+	}
+	return t
+}()
+
+// skipTokens are the tokens of long words starting with an ASCII byte,
+// by byte and length/10: made once, not per word.
+var skipTokens = func() (t [128][10]string) {
+	for c := range 128 {
+		for n := range 10 {
+			t[c][n] = "skip:" + string(rune(c)) + " " + string(rune('0'+n))
+		}
+	}
+	return t
+}()
+
+func lowerByte(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// lower lower-cases w, without a copy when it is lower case already.
+func lower(w string) string {
+	for i := 0; i < len(w); i++ {
+		if c := w[i]; c >= 0x80 || c >= 'A' && c <= 'Z' {
+			return strings.ToLower(w)
+		}
+	}
+	return w
 }
 
 // tokenize reads the start of a message and returns its tokens. A
@@ -213,45 +279,39 @@ func walk(s *tokenSet, e *message.Entity, depth int, parts *int) {
 	}
 }
 
-// textTokens tokenizes up to maxPartText of decoded text; for HTML it
-// drops tags but keeps the hosts of links.
+// textTokens tokenizes up to maxPartText of decoded text, read at
+// once; for HTML it drops tags but keeps the hosts of links.
 func textTokens(s *tokenSet, body io.Reader, html bool) {
-	br := bufio.NewReaderSize(io.LimitReader(body, maxPartText), 16<<10)
-	var sb strings.Builder
-	for {
-		line, err := br.ReadString('\n')
-		if html {
-			line = stripTags(s, line)
-		} else {
-			urls(s, line)
-		}
-		sb.WriteString(line)
-		if sb.Len() > 16<<10 || err != nil {
-			s.words(classBody, sb.String())
-			sb.Reset()
-		}
-		if err != nil {
-			return
-		}
+	buf := textBufs.Get().(*[]byte)
+	defer textBufs.Put(buf)
+	n, _ := io.ReadFull(body, (*buf)[:maxPartText])
+	text := string((*buf)[:n])
+	clear((*buf)[:n]) // plaintext: do not leave it in pooled memory
+	urls(s, text)
+	if html {
+		text = stripTags(text)
 	}
+	s.words(classBody, text)
 }
 
-// stripTags removes HTML tags from a line (tags split across lines
-// leave their ends as text, which costs a little signal and nothing
-// else) and adds the hosts of links.
-func stripTags(s *tokenSet, line string) string {
-	urls(s, line)
+// textBufs holds the buffers textTokens reads parts into.
+var textBufs = sync.Pool{New: func() any { b := make([]byte, maxPartText); return &b }}
+
+// stripTags removes HTML tags (and what a tag cut off at the end of the
+// text left open).
+func stripTags(text string) string {
 	var b strings.Builder
+	b.Grow(len(text))
 	in := false
-	for _, r := range line {
-		switch {
-		case r == '<':
+	for i := 0; i < len(text); i++ {
+		switch c := text[i]; {
+		case c == '<':
 			in = true
-		case r == '>':
+		case c == '>':
 			in = false
 			b.WriteByte(' ')
 		case !in:
-			b.WriteRune(r)
+			b.WriteByte(c)
 		}
 	}
 	return b.String()

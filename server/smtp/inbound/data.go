@@ -63,9 +63,12 @@ func (t *Tx) Data(ctx context.Context, open func() io.Reader, accounts []string)
 	fields, herr := readHeader(open())
 	plan := &Plan{}
 	var fromHdr []string
+	signed := false
 	for _, f := range fields {
 		name := strings.ToLower(strings.TrimSpace(f.name))
 		switch {
+		case name == "dkim-signature":
+			signed = true
 		case name == "authentication-results" && authservID(f.value) == t.c.hostID:
 			plan.Strip = append(plan.Strip, Range{f.start, f.end})
 		case strings.HasPrefix(name, "x-spam-"):
@@ -90,7 +93,9 @@ func (t *Tx) Data(ctx context.Context, open func() io.Reader, accounts []string)
 	var dkimPass []string
 	if t.c.opt.Resolver != nil {
 		var dkimTemp bool
-		e.DKIM, dkimPass, dkimTemp = t.verifyDKIM(ctx, open, herr)
+		if signed || errors.Is(herr, errHeaderTooLarge) {
+			e.DKIM, dkimPass, dkimTemp = t.verifyDKIM(ctx, open, herr)
+		}
 		for _, d := range e.DKIM {
 			ar = append(ar, &authres.DKIMResult{Value: authres.ResultValue(d.Result), Domain: d.Domain})
 		}
