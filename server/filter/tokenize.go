@@ -134,7 +134,7 @@ func (s *tokenSet) words(class, text string) {
 }
 
 // wordByte says which ASCII bytes make words: letters, digits, '$' and
-// '\''.
+// '\”.
 var wordByte = func() (t [128]bool) {
 	for c := range 128 {
 		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '$' || c == '\''
