@@ -133,8 +133,8 @@ func (s *tokenSet) words(class, text string) {
 	flush(len(text))
 }
 
-// wordByte says which ASCII bytes make words: letters, digits, '$' and
-// '\”.
+// wordByte says which ASCII bytes make words: letters, digits, the
+// dollar sign and the apostrophe.
 var wordByte = func() (t [128]bool) {
 	for c := range 128 {
 		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '$' || c == '\''
