@@ -287,4 +287,3 @@ func (ev *filterEval) measure(ctx context.Context, test []labelled) (result, err
 	}
 	return r, nil
 }
-
