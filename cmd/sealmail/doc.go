@@ -1,6 +1,7 @@
 // Command sealmail is the one sealmail binary: the mail server (`sealmail
 // serve`) and its administration (`sealmail user …`, `sealmail key …`,
-// `sealmail dns`, `sealmail config show`). It is the only package that
+// `sealmail filter …`, `sealmail trace search`, `sealmail dns`,
+// `sealmail config show`). It is the only package that
 // reads configuration files, flags and the environment; it builds plain
 // Options structs for server/smtp, server/imap, keyserver and the store.
 //
@@ -60,6 +61,20 @@
 //     print its CNAME. The IMAP endpoints are the listeners at hostname:
 //     serve advertises the ports it bound (so ":0" works), dns the
 //     configured ones.
+//   - Inbound policy (inbound.go): serve builds the spam filter before
+//     the account service, whose OnLogin hands each login's keyring to
+//     it; the checker (server/smtp/inbound) over the shared DNS resolver
+//     (dns.resolver), the store and the filter; the trace writer, sealed
+//     under the server key (server_key_file, else <data_dir>/server.key
+//     made at first use), closed before the store. IMAP gets the filter
+//     as its Trainer. Clients in inbound.trusted_networks (the loopback
+//     by default, for local tools) are not checked.
+//   - `filter train` sends the mbox file's path, not its bytes, to a
+//     running server: the server serves only its own user (SO_PEERCRED),
+//     so it reads what that user may read. An account's model is trained
+//     after a login with its password (account.Service.Login), as IMAP
+//     trains it. `trace search` opens sealed records with the server key,
+//     in the server or, without one, in the CLI.
 //   - kdf.time/kdf.memory_kib lower the argon2id cost of new slots. They
 //     exist for end-to-end tests and log a warning; zero means
 //     crypto.DefaultKDF().
