@@ -54,9 +54,9 @@ type Config struct {
 	Auth       AuthConfig          `yaml:"auth"`
 	DNS        DNSConfig           `yaml:"dns"`
 	Inbound    InboundConfig       `yaml:"inbound"`
-	Trace      TraceConfig         `yaml:"trace"`
-	// ServerKeyFile holds the server key (inbound.go); "":
-	// <data_dir>/server.key, made at first use.
+	// ServerKeyFile holds the server key (serverkey.go), under which the
+	// server seals what it must read itself: the outbound queue and the
+	// delivery trace. "": <data_dir>/server.key, made at first start.
 	ServerKeyFile string `yaml:"server_key_file" default:""`
 }
 

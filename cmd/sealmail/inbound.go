@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"log/slog"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/sealmail/sealmail/policy"
@@ -56,11 +53,9 @@ type InboundConfig struct {
 	// ShareTraining makes users' training train the organisation's
 	// model too.
 	ShareTraining bool `yaml:"share_training" default:"false"`
-}
-
-// TraceConfig is the delivery trace.
-type TraceConfig struct {
-	Retention time.Duration `yaml:"retention" default:"720h"`
+	// TraceRetention is how long inbound verdicts stay in the delivery
+	// trace (outbound.trace_retention is the queue's).
+	TraceRetention time.Duration `yaml:"trace_retention" default:"720h"`
 }
 
 // validate checks the inbound policy as the packages will read it.
@@ -129,72 +124,6 @@ func zones(list []string, def float64) ([]inbound.Zone, error) {
 	return out, nil
 }
 
-// serverKeyPath is where the server key lives: server_key_file, or
-// <data_dir>/server.key.
-func (c *Config) serverKeyPath() string {
-	if c.ServerKeyFile != "" {
-		return c.ServerKeyFile
-	}
-	return filepath.Join(c.DataDir, "server.key")
-}
-
-// loadServerKey reads the server key, the secret under which the server
-// seals what it must read itself (the delivery trace, and the outbound
-// queue): 32 random bytes in a file of its own, mode 0600. The default
-// file is made at first use; a configured one must exist.
-func loadServerKey(c *Config) ([]byte, error) {
-	path := c.serverKeyPath()
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && c.ServerKeyFile == "" {
-		return makeServerKey(path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("server key: %w", err)
-	}
-	if len(b) != trace.KeySize {
-		return nil, fmt.Errorf("server key %s: %d bytes, want %d", path, len(b), trace.KeySize)
-	}
-	return b, nil
-}
-
-func makeServerKey(path string) ([]byte, error) {
-	k := make([]byte, trace.KeySize)
-	rand.Read(k) // never fails (crypto/rand, Go 1.24+)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("server key: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".server.key-*")
-	if err != nil {
-		return nil, fmt.Errorf("server key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err == nil {
-		_, err = tmp.Write(k)
-		if err == nil {
-			err = tmp.Sync()
-		}
-		if cerr := tmp.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			// Link, not rename: a key made meanwhile by another process
-			// wins, and is the one read back.
-			err = os.Link(tmp.Name(), path)
-			if errors.Is(err, os.ErrExist) {
-				return os.ReadFile(path)
-			}
-		}
-		if err == nil {
-			if d, derr := os.Open(filepath.Dir(path)); derr == nil {
-				d.Sync()
-				d.Close()
-			}
-			return k, nil
-		}
-	}
-	return nil, fmt.Errorf("server key: %w", err)
-}
-
 // inboundParts are the inbound policy's pieces that serve builds and the
 // CLI's local admin uses.
 type inboundParts struct {
@@ -232,7 +161,7 @@ func newInboundParts(c *Config, st store.Store, fs *filter.Service, log *slog.Lo
 	if !withChecks {
 		return p, nil
 	}
-	p.writer = trace.NewWriter(trace.WriterOptions{Codec: codec, Store: st, Retention: c.Trace.Retention,
+	p.writer = trace.NewWriter(trace.WriterOptions{Codec: codec, Store: st, Retention: c.Inbound.TraceRetention,
 		Kinds: []store.TraceKind{store.TraceInbound}, Logger: log})
 	if !c.Inbound.Checks {
 		log.Warn("inbound.checks is off: no SPF, DKIM, DMARC, lists or spam filtering")
