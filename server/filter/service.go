@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"crypto/sha256"
@@ -92,6 +93,7 @@ type Service struct {
 type userKeys struct {
 	account string
 	k       *keys
+	sealed  []byte // the sealed F they came from: another one means another account
 }
 
 type cached struct {
@@ -133,18 +135,22 @@ func keyAD(account string) []byte { return []byte("sealmail filter key v1\x00" +
 // so that deliveries can use the account's model. It keeps nothing of
 // kr.
 func (s *Service) Unlocked(ctx context.Context, account string, kr Keyring) error {
-	if s.userKeys(account) != nil {
-		return nil
-	}
 	_, err := s.unlock(ctx, account, kr)
 	return err
 }
 
 // unlock returns the account's keys, opening or creating its filter
-// key with kr.
+// key with kr. Keys in memory are reused while the stored sealed key is
+// the one they came from (an account deleted and created again under
+// the same address has another).
 func (s *Service) unlock(ctx context.Context, account string, kr Keyring) (*keys, error) {
 	for range conflictRetries {
 		m, err := s.st.FilterModel(ctx, account)
+		if err == nil {
+			if k := s.userKeysFor(account, m.Key); k != nil {
+				return k, nil
+			}
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			f := newKey()
 			k, err := deriveKeys(f)
@@ -164,7 +170,7 @@ func (s *Service) unlock(ctx context.Context, account string, kr Keyring) (*keys
 			if err != nil {
 				return nil, fmt.Errorf("filter: create model of %s: %w", account, err)
 			}
-			s.rememberUser(account, k)
+			s.rememberUser(account, k, sealed)
 			return k, nil
 		}
 		if err != nil {
@@ -179,10 +185,24 @@ func (s *Service) unlock(ctx context.Context, account string, kr Keyring) (*keys
 		if err != nil {
 			return nil, err
 		}
-		s.rememberUser(account, k)
+		s.rememberUser(account, k, m.Key)
 		return k, nil
 	}
 	return nil, fmt.Errorf("filter: model of %s: %w", account, store.ErrConflict)
+}
+
+// userKeysFor returns the account's keys in memory if they came from
+// sealed.
+func (s *Service) userKeysFor(account string, sealed []byte) *keys {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if el, ok := s.users[account]; ok {
+		if uk := el.Value.(*userKeys); bytes.Equal(uk.sealed, sealed) {
+			s.userLRU.MoveToFront(el)
+			return uk.k
+		}
+	}
+	return nil
 }
 
 func (s *Service) userKeys(account string) *keys {
@@ -195,15 +215,17 @@ func (s *Service) userKeys(account string) *keys {
 	return nil
 }
 
-func (s *Service) rememberUser(account string, k *keys) {
+func (s *Service) rememberUser(account string, k *keys, sealed []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.dropModelLocked(account) // it may be another account's, of the same address
 	if el, ok := s.users[account]; ok {
-		el.Value.(*userKeys).k = k
+		uk := el.Value.(*userKeys)
+		uk.k, uk.sealed = k, bytes.Clone(sealed)
 		s.userLRU.MoveToFront(el)
 		return
 	}
-	s.users[account] = s.userLRU.PushFront(&userKeys{account: account, k: k})
+	s.users[account] = s.userLRU.PushFront(&userKeys{account: account, k: k, sealed: bytes.Clone(sealed)})
 	for s.userLRU.Len() > s.maxUsers {
 		old := s.userLRU.Back()
 		s.forgetLocked(old.Value.(*userKeys).account)
@@ -334,8 +356,8 @@ func (s *Service) Classify(ctx context.Context, msg io.Reader, accounts []string
 		if k := s.userKeys(a); k != nil {
 			m, _, err := s.load(ctx, a, k)
 			switch {
-			case errors.Is(err, store.ErrNotFound):
-				s.Forget(a) // the account is gone
+			case errors.Is(err, store.ErrNotFound), errors.Is(err, errCorruptModel):
+				s.Forget(a) // the account is gone, or another took its address: its next login tells
 			case err != nil:
 				s.log.Warn("filter: personal model unreadable; scoring with the organisation's", "account", a, "err", err)
 			default:
@@ -366,12 +388,9 @@ type LearnResult struct {
 // unlocked keyring: only an unlocked session (or the owner at the
 // command line) can train. Each message is read up to its first MiB.
 func (s *Service) Learn(ctx context.Context, account string, kr Keyring, spam bool, msgs iter.Seq2[io.Reader, error]) (LearnResult, error) {
-	k := s.userKeys(account)
-	if k == nil {
-		var err error
-		if k, err = s.unlock(ctx, account, kr); err != nil {
-			return LearnResult{}, err
-		}
+	k, err := s.unlock(ctx, account, kr)
+	if err != nil {
+		return LearnResult{}, err
 	}
 	var org *keys
 	if s.share {

@@ -284,3 +284,48 @@ func TestTokenize(t *testing.T) {
 		t.Errorf("%d tokens", n)
 	}
 }
+
+// TestRecreatedAccount: an account deleted and created again under the
+// same address has a new filter key; the keys in memory from the old
+// one must give way at the next login, not break training or scoring.
+func TestRecreatedAccount(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	s, _ := New(Options{Store: f.st})
+	if _, err := s.Learn(ctx, alice, f.kr, true, msgs(spams...)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.DeleteAccount(ctx, alice); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := crypto.NewAccount(alice, []byte("password"), crypto.AccountOptions{KDF: crypto.TestKDF()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.CreateAccount(ctx, store.Account{Address: alice, KeyFingerprint: sec.Fingerprint, PublicKey: sec.PublicKey,
+		WrappedKey: sec.WrappedKey, Slots: []store.Slot{{Kind: store.SlotPassword, Data: sec.Slot}}}, store.DefaultMailboxes); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := crypto.Unlock([][]byte{sec.Slot}, []byte("password"), sec.WrappedKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kr.Wipe()
+	if err := s.Unlocked(ctx, alice, kr); err != nil {
+		t.Fatalf("login of the new account: %v", err)
+	}
+	if _, err := s.Learn(ctx, alice, kr, true, msgs(spams...)); err != nil {
+		t.Fatalf("training the new account: %v", err)
+	}
+	if _, err := s.Learn(ctx, alice, kr, false, msgs(hams...)); err != nil {
+		t.Fatal(err)
+	}
+	if p := classify(t, s, spams[0]); p == nil || *p < 0.9 {
+		t.Errorf("the new account's model does not score: %v", p)
+	}
+	m, _ := f.st.FilterModel(ctx, alice)
+	got, err := openModel(s.userKeys(alice), alice, m.Data)
+	if err != nil || got.spam != 3 || got.ham != 3 {
+		t.Errorf("new model: %+v, %v; want 3 spam and 3 ham, none of the old account's", got, err)
+	}
+}
