@@ -29,11 +29,12 @@ import (
 func init() {
 	for _, action := range []string{"allow", "deny"} {
 		commands = append(commands,
-			&command{name: "filter " + action + " add", args: "VALUE [--user ADDRESS] [--note TEXT]",
+			&command{name: "filter " + action + " add", args: "VALUE [--user ADDRESS] [--note TEXT] [--json]",
 				summary: action + " a client network (CIDR or address), a sender domain or a sender address",
 				flags: func(fs *flag.FlagSet, f *cmdFlags) {
 					fs.StringVar(&f.user, "user", "", "the list of this account instead of the organisation's")
 					fs.StringVar(&f.note, "note", "", "a note for operators")
+					jsonFlag(fs, f)
 				}, run: func(ctx context.Context, e *env, args []string) error { return runRuleAdd(ctx, e, action, args) }},
 			&command{name: "filter " + action + " list", args: "[--user ADDRESS] [--json]",
 				summary: "list the " + action + " entries (all owners, or one account's)",
@@ -41,8 +42,9 @@ func init() {
 					fs.StringVar(&f.user, "user", "", "only this account's entries")
 					jsonFlag(fs, f)
 				}, run: func(ctx context.Context, e *env, args []string) error { return runRuleList(ctx, e, action, args) }},
-			&command{name: "filter " + action + " remove", args: "ID",
+			&command{name: "filter " + action + " remove", args: "ID [--json]",
 				summary: "remove a " + action + " entry",
+				flags:   jsonFlag,
 				run:     func(ctx context.Context, e *env, args []string) error { return runRuleRemove(ctx, e, action, args) }},
 		)
 	}
@@ -111,7 +113,7 @@ func parseRule(action, value, owner, note string) (store.FilterRule, error) {
 		return r, adminErrorf(nil, "the note is longer than 1000 bytes")
 	}
 	switch {
-	case strings.Contains(value, "@"):
+	case strings.Contains(value, "@") && !strings.HasPrefix(value, "@"):
 		a, err := policy.CanonicalAddress(value)
 		if err != nil {
 			return r, adminErrorf(err, "%s: not an address: %v", value, err)
@@ -210,6 +212,9 @@ func runRuleRemove(ctx context.Context, e *env, action string, args []string) er
 		r, err := a.RemoveRule(ctx, id, action)
 		if err != nil {
 			return err
+		}
+		if e.flags.json {
+			return writeJSON(e.io.out, r)
 		}
 		fmt.Fprintf(e.io.out, "removed %s entry %d: %s %s%s\n", r.Action, r.ID, r.Kind, r.Value, ownerText(r.Owner))
 		return nil
