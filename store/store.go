@@ -62,8 +62,8 @@ var (
 	// handle in this one); opening it failed.
 	ErrLocked = errors.New("store: in use by another process")
 	// ErrConflict: a conditional write found the state it depends on
-	// changed (PutFilterModel: another writer stored first). Nothing is
-	// stored; the caller rereads and retries.
+	// changed (PutFilterModel, AppendAudit: another writer stored
+	// first). Nothing is stored; the caller rereads and retries.
 	ErrConflict = errors.New("store: conflicting write")
 )
 
@@ -392,6 +392,8 @@ type Store interface {
 	Queue
 	// Tracer is the delivery trace (trace.go).
 	Tracer
+	// AuditLog is the audit log and the escrow keys (audit.go).
+	AuditLog
 
 	// Close flushes and closes the store.
 	Close() error

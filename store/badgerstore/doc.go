@@ -11,7 +11,8 @@
 // (no TTLs, no merge operators, no key versions).
 //
 //	c <name>                 -> uint64         global counters: "account", "mailbox",
-//	                                           "uidvalidity", "filterrule"
+//	                                           "uidvalidity", "filterrule", "queue",
+//	                                           "trace", "escrow"
 //	a <address>              -> account        version, ID (8 bytes), created, fingerprint,
 //	                                           public key, WKD, quota, last slot ID,
 //	                                           wrapped key (last: public lookups skip it)
@@ -41,6 +42,10 @@
 //	                                           staged under account ID 0 (k, p)
 //	T <kind:1> <time:8> <seq:8> -> trace record ref, opaque data (trace.go)
 //	R <kind:1> <len:1> <ref> <time:8> <seq:8> -> (empty) trace index by ref
+//	l <seq:8>                -> audit record   time, actor, action, scope, reason,
+//	                                           details, prev hash, hash
+//	h                        -> audit head     seq, time and hash of the last record
+//	e <id:8>                 -> escrow key     created, retired, fingerprint, public key
 //
 // <acct> is an 8-byte account ID from the "account" counter, so a
 // re-created address never meets the rows of its deleted predecessor.

@@ -33,6 +33,11 @@ const (
 	pQueueInline = 'C' // C body:8                -> a small sealed queue body
 	pTrace       = 'T' // T kind:1 time:8 seq:8   -> trace record: ref, data
 	pTraceRef    = 'R' // R kind:1 len:1 ref time:8 seq:8 -> (empty) index by ref
+
+	// The audit log and the escrow keys (audit.go).
+	pAudit    = 'l' // l seq                   -> audit record
+	pAuditTop = 'h' // h                       -> audit log head: seq, hash, time (one row)
+	pEscrow   = 'e' // e id                    -> escrow public key record
 )
 
 // Names of the global counters (pCounter). Persisted.
@@ -43,6 +48,7 @@ const (
 	counterRule = "filterrule"  // filter rule IDs
 	counterQLen = "queue"       // entries in the outbound queue
 	counterSeq  = "trace"       // last trace record Seq handed out
+	counterEsc  = "escrow"      // escrow key IDs
 )
 
 func counterKey(name string) []byte { return append([]byte{pCounter}, name...) }
@@ -92,3 +98,9 @@ func purgeKey(acct, mbox uint64) []byte { return msgPrefix(pPurge, acct, mbox) }
 func orphansKey(acct, seq uint64) []byte { return msgPrefix(pOrphans, acct, seq) }
 
 func putU64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func auditKey(seq uint64) []byte { return binary.BigEndian.AppendUint64([]byte{pAudit}, seq) }
+
+func auditHeadKey() []byte { return []byte{pAuditTop} }
+
+func escrowKey(id uint64) []byte { return binary.BigEndian.AppendUint64([]byte{pEscrow}, id) }

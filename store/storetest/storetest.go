@@ -67,6 +67,9 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		{"QueueStaged", testQueueStaged},
 		{"Trace", testTrace},
 		{"TraceMany", testTraceMany},
+		{"Audit", testAudit},
+		{"AuditConcurrent", testAuditConcurrent},
+		{"EscrowKeys", testEscrowKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	t.Run("Reopen", func(t *testing.T) { testReopen(t, open) })
 	t.Run("StagedReopen", func(t *testing.T) { testStagedReopen(t, open) })
 	t.Run("QueueReopen", func(t *testing.T) { testQueueReopen(t, open) })
+	t.Run("AuditReopen", func(t *testing.T) { testAuditReopen(t, open) })
 }
 
 // fixture helpers
