@@ -58,6 +58,12 @@ type DB struct {
 
 	closeMu sync.RWMutex // held for reading by every call, for writing by Close
 	closed  bool         // guarded by closeMu
+
+	// gcMu is held for reading around every commit and for writing
+	// around each value-log GC run: badger v4.9's GC rewrite reads the
+	// memtable's version counter, which commits write, under no common
+	// lock (a data race), so the two must not overlap.
+	gcMu sync.RWMutex
 }
 
 // Open opens (creating if needed) the store in dir. The directory is made
@@ -211,7 +217,9 @@ func (db *DB) runGC() {
 			return
 		default:
 		}
+		db.gcMu.Lock()
 		err := db.bdb.RunValueLogGC(0.5)
+		db.gcMu.Unlock()
 		if err == nil {
 			continue
 		}
@@ -228,6 +236,23 @@ func (db *DB) triggerGC() {
 	case db.kickGC <- struct{}{}:
 	default:
 	}
+}
+
+// commit commits txn while no value-log GC runs (gcMu).
+func (db *DB) commit(txn *badger.Txn) error {
+	db.gcMu.RLock()
+	defer db.gcMu.RUnlock()
+	return txn.Commit()
+}
+
+// badgerUpdate is badger's Update, committed while no value-log GC runs.
+func (db *DB) badgerUpdate(fn func(txn *badger.Txn) error) error {
+	txn := db.bdb.NewTransaction(true)
+	defer txn.Discard()
+	if err := fn(txn); err != nil {
+		return err
+	}
+	return db.commit(txn)
 }
 
 // badgerLogger routes badger's log to slog at warning level and up.

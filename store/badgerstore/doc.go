@@ -117,7 +117,14 @@
 // Locks and their order: closeMu (RWMutex) is held for reading by every
 // call for its duration and for writing by Close, which therefore waits for
 // running calls before stopping the writer and the GC goroutine and closing
-// badger. There is no other lock; the writer goroutine holds none.
+// badger. gcMu (RWMutex) is held for reading around every commit (DB.commit,
+// DB.badgerUpdate: use them, never txn.Commit or bdb.Update, for anything
+// written after Open) and for writing around each value-log GC run,
+// because badger v4.9's GC rewrite reads the memtable's version counter
+// without the lock commits hold when they write it (a data race the race
+// detector reports; TestGCWhileWriting). Commits therefore wait while one
+// value-log file is rewritten. The writer goroutine holds gcMu only
+// around its commits; nothing else is held with it.
 //
 // Deletion: DeleteAccount crypto-shreds. Its first transaction, durable
 // before anything else happens, removes the unlock slots and the account

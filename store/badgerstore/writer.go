@@ -121,7 +121,7 @@ func (db *DB) runAlone(o *op) {
 		txn := db.bdb.NewTransaction(true)
 		err = o.apply(&tx{txn: txn})
 		if err == nil {
-			err = txn.Commit()
+			err = db.commit(txn)
 			if errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries {
 				continue // Commit discarded txn
 			}
@@ -182,5 +182,5 @@ func (db *DB) tryBatch(ops []*op) (int, error) {
 			return db.tryBatch(ops[:i])
 		}
 	}
-	return len(ops), txn.Commit()
+	return len(ops), db.commit(txn)
 }
