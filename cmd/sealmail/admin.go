@@ -9,6 +9,7 @@ import (
 
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/server/audit"
 	"github.com/sealmail/sealmail/server/smtp/trace"
 	"github.com/sealmail/sealmail/store"
 )
@@ -127,10 +128,17 @@ func adminErr(err error) error {
 }
 
 // newAccounts builds the account service from the configuration;
-// onLogin (may be nil) sees each login's keyring (server/filter).
-func newAccounts(st account.Store, c *Config, log *slog.Logger, onLogin func(context.Context, string, *crypto.Keyring)) (*account.Service, error) {
+// onLogin (may be nil) sees each login's keyring (server/filter); every
+// change it makes is recorded in auditLog (nil: none).
+func newAccounts(st account.Store, c *Config, log *slog.Logger, onLogin func(context.Context, string, *crypto.Keyring), auditLog *audit.Service) (*account.Service, error) {
 	kt, _ := parseKeyType(c.Key.Type) // validated by Config.Validate
+	// nil: no audit log
+	var auditor account.Auditor
+	if auditLog != nil {
+		auditor = accountAuditor{auditLog}
+	}
 	return account.New(account.Options{
+		Auditor:     auditor,
 		Store:       st,
 		Domains:     c.Domains,
 		KeyType:     kt,
@@ -164,13 +172,15 @@ func parseKeyType(s string) (crypto.KeyType, error) {
 	return 0, fmt.Errorf("want ed25519, rsa3072, rsa4096 or v6, got %q", s)
 }
 
-// localAdmin implements admin over an account.Service, and the filter
-// and trace commands over the store and the inbound parts.
+// localAdmin implements admin over an account.Service, the filter and
+// trace commands over the store and the inbound parts, and the audit and
+// escrow commands over the audit log and the store.
 type localAdmin struct {
-	svc *account.Service
-	st  store.Store   // may be nil: no filter or trace commands
-	inb *inboundParts // may be nil: as st
-	cfg *Config       // may be nil; the CLI's, to find the server key
+	svc   *account.Service
+	st    store.Store    // may be nil: no filter or trace commands
+	inb   *inboundParts  // may be nil: as st
+	cfg   *Config        // may be nil; the CLI's, to find the server key
+	audit *audit.Service // may be nil: no audit or escrow commands
 }
 
 var _ admin = (*localAdmin)(nil)

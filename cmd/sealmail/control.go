@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sealmail/sealmail/server/audit"
 	"github.com/sealmail/sealmail/server/listener"
 	"github.com/sealmail/sealmail/server/smtp/trace"
 )
@@ -50,6 +51,8 @@ const (
 	opRuleRemove   = "filter.rule-remove"
 	opTrain        = "filter.train"
 	opTraceSearch  = "trace.search"
+	opAuditHead    = "audit.head"
+	opAuditRecords = "audit.records" // a stream
 )
 
 type controlRequest struct {
@@ -67,12 +70,18 @@ type controlRequest struct {
 	Action string        `json:"action,omitempty"`
 	Train  *trainRequest `json:"train,omitempty"`
 	Query  *traceQuery   `json:"query,omitempty"`
+	From   uint64        `json:"from,omitempty"`  // audit.records: first record number
+	Since  string        `json:"since,omitempty"` // audit.records: RFC 3339 time
 }
 
 type controlResponse struct {
 	OK     bool            `json:"ok"`
 	Error  string          `json:"error,omitempty"`
 	Result json.RawMessage `json:"result,omitempty"`
+	// A stream's answer (control_stream.go) is one line per item, then
+	// a last line with Done or an Error.
+	Item json.RawMessage `json:"item,omitempty"`
+	Done bool            `json:"done,omitempty"`
 }
 
 // errServerRunning is returned when a live server already owns the socket.
@@ -208,7 +217,9 @@ func (s *controlServer) handle(ctx context.Context, conn *net.UnixConn) {
 		return
 	}
 	conn.SetReadDeadline(time.Now().Add(requestTimeout))
-	s.serveRequest(ctx, conn)
+	// What this request changes is audited as done by the OS user the
+	// peer runs as.
+	s.serveRequest(audit.WithActor(ctx, cliActor(uid)), conn)
 }
 
 // serveRequest reads one request from rw (at most maxRequestBytes), runs
@@ -232,10 +243,17 @@ func (s *controlServer) serveRequest(ctx context.Context, rw io.ReadWriter) {
 	}
 	defer wipe(req.Secret)
 	defer wipe(req.NewSecret)
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	result, err := s.dispatch(ctx, &req)
-	s.reply(rw, result, err)
+	var err error
+	if run := s.streamOp(req.Op); run != nil {
+		// A stream runs as long as its reader keeps reading.
+		err = s.serveStream(ctx, rw, &req, run)
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, opTimeout)
+		defer cancel()
+		var result any
+		result, err = s.dispatch(ctx, &req)
+		s.reply(rw, result, err)
+	}
 	attrs := []any{"proto", "control", "account", logSafeAddress(req.Address), "duration", time.Since(start)}
 	if err != nil {
 		attrs = append(attrs, "err", err)
@@ -248,7 +266,8 @@ func (s *controlServer) serveRequest(ctx context.Context, rw io.ReadWriter) {
 func logSafeOp(op string) string {
 	switch op {
 	case opAddUser, opUsers, opPasswd, opDelete, opRecoveryCode, opSetWKD, opExportKey, opExportSecret,
-		opAppPassword, opSlots, opRevoke, opSetQuota, opRuleAdd, opRules, opRuleRemove, opTrain, opTraceSearch:
+		opAppPassword, opSlots, opRevoke, opSetQuota, opRuleAdd, opRules, opRuleRemove, opTrain, opTraceSearch,
+		opAuditHead, opAuditRecords:
 		return op
 	}
 	return "(unknown)"
@@ -307,6 +326,10 @@ func (s *controlServer) dispatch(ctx context.Context, r *controlRequest) (any, e
 			break
 		}
 		return s.adm.SearchTrace(ctx, *r.Query)
+	case opAuditHead:
+		if aa, ok := s.adm.(auditAdmin); ok {
+			return aa.AuditHead(ctx)
+		}
 	}
 	return nil, adminErrorf(nil, "unknown operation %q", r.Op)
 }
@@ -314,6 +337,11 @@ func (s *controlServer) dispatch(ctx context.Context, r *controlRequest) (any, e
 // reply writes the response. Only adminError text goes to the client; any
 // other cause stays in the server log.
 func (s *controlServer) reply(w io.Writer, result any, err error) {
+	s.write(w, s.response(result, err))
+}
+
+// response builds the response to result and err.
+func (s *controlServer) response(result any, err error) controlResponse {
 	var resp controlResponse
 	if err != nil {
 		var ae *adminError
@@ -333,6 +361,11 @@ func (s *controlServer) reply(w io.Writer, result any, err error) {
 			resp.Result = b
 		}
 	}
+	return resp
+}
+
+// write sends one response line.
+func (s *controlServer) write(w io.Writer, resp controlResponse) {
 	if c, ok := w.(net.Conn); ok {
 		c.SetWriteDeadline(time.Now().Add(requestTimeout))
 	}

@@ -201,6 +201,8 @@ func FuzzControlRequest(f *testing.F) {
 	f.Add([]byte(`{"op":"user.app-password","address":"a@example.org","secret":"c2VjcmV0","label":"phone"}`))
 	f.Add([]byte(`{"op":"user.revoke","address":"a@example.org","slot":4294967295}`))
 	f.Add([]byte(`{"op":"user.set-quota","address":"a@example.org","quota":-1}`))
+	f.Add([]byte(`{"op":"audit.head"}`))
+	f.Add([]byte(`{"op":"audit.records","from":3,"since":"2026-12-01T10:00:00Z"}`))
 	f.Add([]byte(`{"op":123}`))
 	f.Add([]byte(`[`))
 	f.Fuzz(func(t *testing.T, req []byte) {

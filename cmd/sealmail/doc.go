@@ -75,6 +75,14 @@
 //     after a login with its password (account.Service.Login), as IMAP
 //     trains it. `trace search` opens sealed records with the server key,
 //     in the server or, without one, in the CLI.
+//   - The audit log (server/audit): serve builds one audit.Service and
+//     hands it to the account service (accountAuditor maps its events),
+//     so every account change made here or through the control socket is
+//     recorded, as done by the OS user that ran the command (cliActor; the
+//     server takes it from the socket peer's uid). `audit export` and
+//     `audit verify` read the log through auditAdmin; with a server, as a
+//     stream over the control socket (control_stream.go), and verify runs
+//     in the CLI either way.
 //   - kdf.time/kdf.memory_kib lower the argon2id cost of new slots. They
 //     exist for end-to-end tests and log a warning; zero means
 //     crypto.DefaultKDF().

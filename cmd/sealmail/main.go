@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/sealmail/sealmail/server/audit"
 )
 
 // Exit codes.
@@ -73,6 +75,8 @@ type cmdFlags struct {
 	from, to, ip            string
 	since, until, direction string
 	limit                   int
+	// audit commands (audit.go)
+	audit auditFlags
 }
 
 // hint renders the global flags given, for a command line printed as
@@ -212,6 +216,9 @@ func run(ctx context.Context, argv []string, io *stdio) int {
 		}
 		return exitUsage
 	}
+	// What this command changes is audited as done by the OS user running
+	// it (through the control socket the server learns that user itself).
+	ctx = audit.WithActor(ctx, cliActor(os.Getuid()))
 	e := &env{ctx: ctx, io: io, flags: &f, lines: newLineReader(io.in)}
 	err = c.run(ctx, e, pos)
 	var ue *usageError

@@ -18,6 +18,7 @@ import (
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/keyserver"
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/server/audit"
 	imapserver "github.com/sealmail/sealmail/server/imap"
 	"github.com/sealmail/sealmail/server/listener"
 	smtpserver "github.com/sealmail/sealmail/server/smtp"
@@ -84,6 +85,16 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	// that a change made through the CLI reaches live sessions and the
 	// unlock cache. It closes (ending sessions, wiping the cache) before
 	// the store.
+	// The audit log: every record's number and hash goes to the log, an
+	// anchor outside the data directory.
+	auditLog, err := audit.New(audit.Options{Store: st, Logger: log})
+	if err != nil {
+		ctlLn.Close()
+		os.Remove(c.socketPath())
+		return err
+	}
+	logAuditHead(e.ctx, auditLog, log, "at start")
+	defer logAuditHead(context.Background(), auditLog, log, "at stop")
 	// The spam classifier learns each account's filter key at its login
 	// (server/filter), so the account service reports logins to it.
 	fs, err := newFilter(c, st, log)
@@ -97,7 +108,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 			log.Warn("spam filter: cannot open the account's filter key", "account", account, "err", err)
 		}
 	}
-	accounts, err := newAccounts(st, c, log, onLogin)
+	accounts, err := newAccounts(st, c, log, onLogin, auditLog)
 	if err != nil {
 		ctlLn.Close()
 		os.Remove(c.socketPath())
@@ -111,7 +122,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 		return err
 	}
 	defer inb.close() // before the store closes: the trace writer flushes
-	ctl := newControlServer(ctlLn, &localAdmin{svc: accounts, st: st, inb: inb}, log)
+	ctl := newControlServer(ctlLn, &localAdmin{svc: accounts, st: st, inb: inb, audit: auditLog}, log)
 	ctlCtx, ctlCancel := context.WithCancel(context.Background())
 	defer ctlCancel()
 	services = append(services, &service{

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/server/audit"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -45,7 +46,12 @@ func (e *env) openAdmin() (admin, *Config, func() error, error) {
 		st.Close()
 		return nil, nil, nil, err
 	}
-	svc, err := newAccounts(st, c, log, nil)
+	aud, err := audit.New(audit.Options{Store: st, Logger: log})
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	svc, err := newAccounts(st, c, log, nil, aud)
 	if err != nil {
 		st.Close()
 		return nil, nil, nil, err
@@ -54,7 +60,7 @@ func (e *env) openAdmin() (admin, *Config, func() error, error) {
 		svc.Close()
 		return st.Close()
 	}
-	return &localAdmin{svc: svc, st: st, inb: &inboundParts{filter: fs}, cfg: c}, c, closeFn, nil
+	return &localAdmin{svc: svc, st: st, inb: &inboundParts{filter: fs}, cfg: c, audit: aud}, c, closeFn, nil
 }
 
 // promptFirst checks the configuration, then reads a secret. Secrets are

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -40,6 +39,16 @@ func (e *ChainError) Error() string {
 type Anchor struct {
 	Seq  uint64
 	Hash []byte
+	// Source names where the hash came from, for messages ("the file
+	// audit.jsonl"); "" means "anchor SEQ:HASH".
+	Source string
+}
+
+func (a Anchor) source() string {
+	if a.Source != "" {
+		return a.Source
+	}
+	return "anchor " + a.String()
 }
 
 // ParseAnchor parses "SEQ:HASH" (HASH in hex, as logs and `audit head`
@@ -143,7 +152,8 @@ func (v *Verifier) Check(r store.AuditRecord) error {
 	}
 	for v.next < len(v.anchors) && v.anchors[v.next].Seq == r.Seq {
 		if !bytes.Equal(v.anchors[v.next].Hash, r.Hash) {
-			return bad("its hash %x is not the anchored %x: the log was rewritten up to here", r.Hash, v.anchors[v.next].Hash)
+			a := v.anchors[v.next]
+			return bad("its hash %x is not the one %s has for it (%x): the log was rewritten up to here", r.Hash, a.source(), a.Hash)
 		}
 		v.checked = append(v.checked, r.Seq)
 		v.next++
@@ -165,7 +175,7 @@ func (v *Verifier) Finish() error {
 		if v.n > 0 {
 			end = fmt.Sprintf("ends at #%d", v.last.Seq)
 		}
-		v.failed = &ChainError{Problem: fmt.Sprintf("the chain %s but anchor %d:%x was seen before: records were removed from the end", end, a.Seq, a.Hash)}
+		v.failed = &ChainError{Problem: fmt.Sprintf("the chain %s but %s has record #%d: records were removed from the end", end, a.source(), a.Seq)}
 		return v.failed
 	}
 	return nil
@@ -190,7 +200,7 @@ func (v *Verifier) Start() (uint64, []byte) { return v.first, v.start }
 // Anchored returns the numbers of the anchors that were checked.
 func (v *Verifier) Anchored() []uint64 { return slices.Clone(v.checked) }
 
-// Report is the outcome of VerifyStore.
+// Report is the outcome of Verify.
 type Report struct {
 	Records int             // records that passed
 	First   store.AuditHead // the first record; zero if the log is empty
@@ -199,17 +209,17 @@ type Report struct {
 	Anchored []uint64
 }
 
-// VerifyStore checks the whole log in the store from record #1, the
-// anchors given, and that the chain ends where the store's head row says.
-// A broken chain is a *ChainError; other errors are failures to read.
-func (s *Service) VerifyStore(ctx context.Context, anchors ...Anchor) (Report, error) {
+// Verify checks a whole log, which walk reads from record #1 on, with
+// the anchors given, and checks that the record that head (the store's
+// head row, read before walk started) names is there with its hash. A
+// log may grow while it is read: records past head are checked like the
+// others. A broken chain is a *ChainError; other errors are failures to
+// read.
+func Verify(head store.AuditHead, walk func(fn func(store.AuditRecord) error) error, anchors ...Anchor) (Report, error) {
 	v := NewVerifier(anchors...)
 	var first store.AuditHead
-	head, err := s.Head(ctx)
-	if err != nil {
-		return Report{}, err
-	}
-	err = s.Records(ctx, 1, func(r store.AuditRecord) error {
+	var atHead []byte // the hash of record head.Seq as read
+	err := walk(func(r store.AuditRecord) error {
 		if first.Seq == 0 {
 			first = store.AuditHead{Seq: r.Seq, Hash: r.Hash, Time: r.Time}
 			if r.Seq != 1 {
@@ -218,17 +228,20 @@ func (s *Service) VerifyStore(ctx context.Context, anchors ...Anchor) (Report, e
 				if r.Seq == 2 {
 					gone = "record #1 was"
 				}
+				v.n++
 				v.failed = &ChainError{Seq: r.Seq, Index: 1, Record: &rc, Problem: fmt.Sprintf("the log starts at #%d: %s removed", r.Seq, gone)}
 				return v.failed
 			}
 		}
-		return v.Check(r)
+		if err := v.Check(r); err != nil {
+			return err
+		}
+		if r.Seq == head.Seq {
+			atHead = r.Hash
+		}
+		return nil
 	})
 	rep := Report{Records: v.Count(), First: first, Head: v.Head(), Anchored: v.Anchored()}
-	var ce *ChainError
-	if errors.As(err, &ce) {
-		return rep, err
-	}
 	if err != nil {
 		return rep, err
 	}
@@ -236,17 +249,23 @@ func (s *Service) VerifyStore(ctx context.Context, anchors ...Anchor) (Report, e
 		return rep, err
 	}
 	// The head row is written with every append: a chain that ends
-	// elsewhere lost records at its end (or gained some that bypassed
-	// the store's API).
+	// before it lost records at its end.
 	end := v.Head()
 	switch {
 	case head.Seq > end.Seq:
 		return rep, &ChainError{Problem: fmt.Sprintf("the store's head row names record #%d (%s) but the chain ends at #%d: records were removed from the end",
 			head.Seq, crypto.FormatAuditTime(head.Time), end.Seq)}
-	case head.Seq < end.Seq:
-		return rep, &ChainError{Problem: fmt.Sprintf("the chain runs to #%d past the store's head row (#%d): records were added outside sealmail", end.Seq, head.Seq)}
-	case !bytes.Equal(head.Hash, end.Hash):
-		return rep, &ChainError{Problem: fmt.Sprintf("the store's head row has another hash for record #%d: the last record was replaced", end.Seq)}
+	case head.Seq > 0 && !bytes.Equal(head.Hash, atHead):
+		return rep, &ChainError{Problem: fmt.Sprintf("the store's head row has another hash for record #%d: records from there on were replaced", head.Seq)}
 	}
 	return rep, nil
+}
+
+// VerifyStore is Verify over the whole log in the store.
+func (s *Service) VerifyStore(ctx context.Context, anchors ...Anchor) (Report, error) {
+	head, err := s.Head(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	return Verify(head, func(fn func(store.AuditRecord) error) error { return s.Records(ctx, 1, fn) }, anchors...)
 }

@@ -112,7 +112,7 @@ func TestVerifyStoreTampered(t *testing.T) {
 	}
 	// A wrong anchor for a record that is there.
 	_, err := verifyDir(t, ref, Anchor{Seq: 3, Hash: orig[4].Hash})
-	chainErr(t, "wrong anchor", err, 3, "is not the anchored")
+	chainErr(t, "wrong anchor", err, 3, "is not the one anchor 3:")
 	if rep, err := verifyDir(t, ref, Anchor{Seq: 3, Hash: orig[2].Hash}, anchor); err != nil || len(rep.Anchored) != 2 {
 		t.Fatalf("good anchors: %+v %v", rep, err)
 	}
@@ -286,4 +286,38 @@ func FuzzReadJSON(f *testing.F) {
 		})
 		v.Finish()
 	})
+}
+
+// TestVerifyHeadRow: the head row read before the walk may be behind the
+// chain (records appended meanwhile); it must name a record that is
+// there, with its hash.
+func TestVerifyHeadRow(t *testing.T) {
+	rs := fill(t, t.TempDir(), 5)
+	walk := func(fn func(store.AuditRecord) error) error {
+		for _, r := range rs {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if rep, err := Verify(headOf(rs[2]), walk); err != nil || rep.Records != 5 {
+		t.Fatalf("head behind the chain: %+v %v", rep, err)
+	}
+	if rep, err := Verify(store.AuditHead{}, walk); err != nil || rep.Records != 5 {
+		t.Fatalf("empty head row: %+v %v", rep, err)
+	}
+	other := headOf(rs[2])
+	other.Hash = rs[1].Hash
+	_, err := Verify(other, walk)
+	chainErr(t, "replaced", err, 0, "head row has another hash for record #3")
+	_, err = Verify(store.AuditHead{Seq: 9, Hash: rs[4].Hash}, walk)
+	chainErr(t, "beyond", err, 0, "names record #9")
+	if rep, err := Verify(store.AuditHead{}, func(func(store.AuditRecord) error) error { return nil }); err != nil || rep.Records != 0 {
+		t.Fatalf("empty log: %+v %v", rep, err)
+	}
+}
+
+func headOf(r store.AuditRecord) store.AuditHead {
+	return store.AuditHead{Seq: r.Seq, Hash: r.Hash, Time: r.Time}
 }
