@@ -1,6 +1,6 @@
 // Package crypto holds sealmail's keys: account creation, password unlock
 // slots, sealing mail to an OpenPGP public key, and opening it inside an
-// unlocked session. It knows nothing of storage: callers store the byte
+// unlocked session; the escrow key; the audit chain's hash. It knows nothing of storage: callers store the byte
 // slices it returns (public key, wrapped key, slots, sealed messages,
 // sealed session keys, sealed index data) as opaque values.
 //
@@ -31,6 +31,13 @@
 // delivery needs no secret. Opening a message the first time is public-key
 // work; Open returns its session key sealed under K_idx, and
 // OpenWithSessionKey later opens the same message with symmetric work only.
+//
+// Escrow (escrow.go): an organisation key pair made once, whose public
+// half Seal can add as a second recipient of a message (one more PKESK
+// for the same session key), and whose private half, armored and
+// passphrase-protected, opens such messages (EscrowKey) outside the
+// server. The audit chain's hash (audit.go) is here too: SHA-256 over a
+// length-prefixed encoding of a record and its predecessor's hash.
 //
 // A Keyring is the unlocked form of an account. It holds M, K_idx and the
 // unwrapped private key, and has no method returning any of them. Wipe

@@ -124,9 +124,17 @@ func (k *Keyring) decryptSessionKey(eks []*packet.EncryptedKey) (packet.CipherFu
 	if k.entity == nil {
 		return 0, nil, ErrWiped
 	}
+	return decryptSessionKey(k.decrypters, k.fingerprint, eks)
+}
+
+// decryptSessionKey finds a key packet addressed to one of decrypters (or
+// to the wildcard key ID) and decrypts it, with at most maxKeyAttempts
+// private-key operations. fingerprint names the key for errors. The
+// caller zeroes the key.
+func decryptSessionKey(decrypters []*packet.PrivateKey, fingerprint string, eks []*packet.EncryptedKey) (packet.CipherFunction, []byte, error) {
 	attempts := 0
 	for _, ek := range eks {
-		for _, priv := range k.decrypters {
+		for _, priv := range decrypters {
 			if !addressedTo(ek, priv) {
 				continue
 			}
@@ -143,7 +151,7 @@ func (k *Keyring) decryptSessionKey(eks []*packet.EncryptedKey) (packet.CipherFu
 		}
 	}
 	if attempts == 0 {
-		return 0, nil, fmt.Errorf("crypto: %w: message is not sealed to key %s", ErrIntegrity, k.fingerprint)
+		return 0, nil, fmt.Errorf("crypto: %w: message is not sealed to key %s", ErrIntegrity, fingerprint)
 	}
 	return 0, nil, fmt.Errorf("crypto: %w: session key does not decrypt", ErrIntegrity)
 }

@@ -101,7 +101,15 @@ func (p *PublicKey) Armored() ([]byte, error) {
 // integrity-protected literal data packet, uncompressed. Close finishes
 // the message; it does not close w. For v4 keys the message is SEIPDv1
 // with AES-256 (what GnuPG 2.2 reads); for v6 keys SEIPDv2 with AES-256-GCM.
-func (p *PublicKey) Seal(w io.Writer) (io.WriteCloser, error) {
+func (p *PublicKey) Seal(w io.Writer) (io.WriteCloser, error) { return p.SealWith(w) }
+
+// SealWith is Seal for p and, as further recipients, every key of also
+// (an organisation's escrow key): each gets a PKESK of its own for the
+// same session key, after p's. The message stays one message, which any
+// of the keys opens, and goes wherever it goes. Its format follows p:
+// with SEIPDv2 every PKESK is v6, whatever the version of the key it is
+// for.
+func (p *PublicKey) SealWith(w io.Writer, also ...*PublicKey) (io.WriteCloser, error) {
 	cfg := &packet.Config{
 		DefaultCipher:          packet.CipherAES256,
 		DefaultCompressionAlgo: packet.CompressionNone,
@@ -115,8 +123,10 @@ func (p *PublicKey) Seal(w io.Writer) (io.WriteCloser, error) {
 	if _, err := rand.Read(sessionKey); err != nil {
 		return nil, fmt.Errorf("crypto: random session key: %w", err)
 	}
-	if err := packet.SerializeEncryptedKeyAEAD(w, p.encKey, packet.CipherAES256, p.aead, sessionKey, cfg); err != nil {
-		return nil, fmt.Errorf("crypto: seal: key packet: %w", err)
+	for _, k := range append([]*PublicKey{p}, also...) {
+		if err := packet.SerializeEncryptedKeyAEAD(w, k.encKey, packet.CipherAES256, p.aead, sessionKey, cfg); err != nil {
+			return nil, fmt.Errorf("crypto: seal: key packet for %s: %w", k.fingerprint, err)
+		}
 	}
 	enc, err := packet.SerializeSymmetricallyEncrypted(w, packet.CipherAES256, p.aead, suite, sessionKey, cfg)
 	if err != nil {
