@@ -176,11 +176,12 @@ func parseKeyType(s string) (crypto.KeyType, error) {
 // trace commands over the store and the inbound parts, and the audit and
 // escrow commands over the audit log and the store.
 type localAdmin struct {
-	svc   *account.Service
-	st    store.Store    // may be nil: no filter or trace commands
-	inb   *inboundParts  // may be nil: as st
-	cfg   *Config        // may be nil; the CLI's, to find the server key
-	audit *audit.Service // may be nil: no audit or escrow commands
+	svc    *account.Service
+	st     store.Store    // may be nil: no filter or trace commands
+	inb    *inboundParts  // may be nil: as st
+	cfg    *Config        // may be nil; the CLI's, to find the server key
+	audit  *audit.Service // may be nil: no audit or escrow commands
+	escrow *escrowKeys    // the keys delivery seals to; nil without a server
 }
 
 var _ admin = (*localAdmin)(nil)

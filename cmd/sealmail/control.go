@@ -51,8 +51,6 @@ const (
 	opRuleRemove   = "filter.rule-remove"
 	opTrain        = "filter.train"
 	opTraceSearch  = "trace.search"
-	opAuditHead    = "audit.head"
-	opAuditRecords = "audit.records" // a stream
 )
 
 type controlRequest struct {
@@ -70,8 +68,9 @@ type controlRequest struct {
 	Action string        `json:"action,omitempty"`
 	Train  *trainRequest `json:"train,omitempty"`
 	Query  *traceQuery   `json:"query,omitempty"`
-	From   uint64        `json:"from,omitempty"`  // audit.records: first record number
-	Since  string        `json:"since,omitempty"` // audit.records: RFC 3339 time
+	// Args are the arguments of the audit and escrow operations
+	// (control_stream.go).
+	Args json.RawMessage `json:"args,omitempty"`
 }
 
 type controlResponse struct {
@@ -267,7 +266,7 @@ func logSafeOp(op string) string {
 	switch op {
 	case opAddUser, opUsers, opPasswd, opDelete, opRecoveryCode, opSetWKD, opExportKey, opExportSecret,
 		opAppPassword, opSlots, opRevoke, opSetQuota, opRuleAdd, opRules, opRuleRemove, opTrain, opTraceSearch,
-		opAuditHead, opAuditRecords:
+		opAuditHead, opAuditRecords, opEscrowKeys, opEscrowInit, opEscrowRefused, opEscrowExport, opEscrowDone:
 		return op
 	}
 	return "(unknown)"
@@ -326,10 +325,9 @@ func (s *controlServer) dispatch(ctx context.Context, r *controlRequest) (any, e
 			break
 		}
 		return s.adm.SearchTrace(ctx, *r.Query)
-	case opAuditHead:
-		if aa, ok := s.adm.(auditAdmin); ok {
-			return aa.AuditHead(ctx)
-		}
+	}
+	if res, ok, err := s.dispatchMore(ctx, r); ok {
+		return res, err
 	}
 	return nil, adminErrorf(nil, "unknown operation %q", r.Op)
 }

@@ -21,12 +21,114 @@ import (
 // own deadline, so a stream lasts as long as its reader keeps reading,
 // and it ends when the reader goes away or the server stops.
 
+// The audit and escrow operations.
+const (
+	opAuditHead     = "audit.head"
+	opAuditRecords  = "audit.records" // a stream
+	opEscrowKeys    = "escrow.keys"
+	opEscrowInit    = "escrow.init"
+	opEscrowRefused = "escrow.refused"
+	opEscrowExport  = "escrow.export" // a stream
+	opEscrowDone    = "escrow.finished"
+)
+
 // streamFunc runs a stream operation, calling emit once per item, and
 // returns the final result.
 type streamFunc func(ctx context.Context, r *controlRequest, emit func(item any) error) (any, error)
 
-// maxAuditLine bounds one line of an audit.records stream.
-const maxAuditLine = audit.MaxLineBytes + 4<<10
+// maxAuditLine bounds one line of an audit.records stream; maxEscrowLine
+// one line of an escrow.export stream (a piece of a sealed message).
+const (
+	maxAuditLine  = audit.MaxLineBytes + 4<<10
+	maxEscrowLine = 2*maxEscrowPieceSz + 64<<10
+)
+
+// maxExportBlob bounds one sealed message of an escrow export on the
+// client side.
+const maxExportBlob = 1 << 30
+
+// Arguments of the audit and escrow operations (controlRequest.Args).
+type (
+	auditRecordsArgs struct {
+		From  uint64 `json:"from,omitempty"`
+		Since string `json:"since,omitempty"` // RFC 3339
+	}
+	escrowInitArgs struct {
+		PublicKey []byte `json:"public_key"`
+		Replace   bool   `json:"replace,omitempty"`
+	}
+	escrowArgs struct {
+		Scope       string      `json:"scope"`
+		Cause       string      `json:"cause,omitempty"`
+		Fingerprint string      `json:"fingerprint,omitempty"`
+		Done        *escrowDone `json:"done,omitempty"`
+	}
+)
+
+// escrowPiece is one line of an escrow.export stream: a message's
+// metadata, then its sealed bytes in pieces, then its end.
+type escrowPiece struct {
+	Message *escrowItem `json:"message,omitempty"`
+	Data    []byte      `json:"data,omitempty"`
+	End     bool        `json:"end,omitempty"`
+}
+
+// args decodes a request's arguments.
+func args(r *controlRequest, v any) error {
+	if len(r.Args) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(r.Args, v); err != nil {
+		return adminErrorf(err, "bad arguments: %v", err)
+	}
+	return nil
+}
+
+// mustJSON marshals arguments the CLI built itself.
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only our own argument structs
+	}
+	return b
+}
+
+// dispatchMore runs the audit and escrow operations that answer once.
+func (s *controlServer) dispatchMore(ctx context.Context, r *controlRequest) (any, bool, error) {
+	aa, _ := s.adm.(auditAdmin)
+	ea, _ := s.adm.(escrowAdmin)
+	switch {
+	case r.Op == opAuditHead && aa != nil:
+		res, err := aa.AuditHead(ctx)
+		return res, true, err
+	case r.Op == opEscrowKeys && ea != nil:
+		res, err := ea.EscrowKeys(ctx)
+		return res, true, err
+	case r.Op == opEscrowInit && ea != nil:
+		var a escrowInitArgs
+		if err := args(r, &a); err != nil {
+			return nil, true, err
+		}
+		res, err := ea.EscrowInit(ctx, a.PublicKey, a.Replace)
+		return res, true, err
+	case r.Op == opEscrowRefused && ea != nil:
+		var a escrowArgs
+		if err := args(r, &a); err != nil {
+			return nil, true, err
+		}
+		return nil, true, ea.EscrowRefused(ctx, a.Scope, a.Cause)
+	case r.Op == opEscrowDone && ea != nil:
+		var a escrowArgs
+		if err := args(r, &a); err != nil {
+			return nil, true, err
+		}
+		if a.Done == nil {
+			return nil, true, adminErrorf(nil, "bad arguments: no result")
+		}
+		return nil, true, ea.EscrowFinished(ctx, a.Scope, a.Fingerprint, *a.Done)
+	}
+	return nil, false, nil
+}
 
 // streamOp returns the stream operation op names, or nil if op is not a
 // stream (or the admin cannot serve it).
@@ -38,15 +140,43 @@ func (s *controlServer) streamOp(op string) streamFunc {
 			return nil
 		}
 		return func(ctx context.Context, r *controlRequest, emit func(any) error) (any, error) {
+			var a auditRecordsArgs
+			if err := args(r, &a); err != nil {
+				return nil, err
+			}
 			var since time.Time
-			if r.Since != "" {
-				t, err := time.Parse(time.RFC3339Nano, r.Since)
+			if a.Since != "" {
+				t, err := time.Parse(time.RFC3339Nano, a.Since)
 				if err != nil {
-					return nil, adminErrorf(err, "bad since %q", r.Since)
+					return nil, adminErrorf(err, "bad since %q", a.Since)
 				}
 				since = t
 			}
-			return nil, aa.AuditRecords(ctx, r.From, since, func(j audit.JSONRecord) error { return emit(j) })
+			return nil, aa.AuditRecords(ctx, a.From, since, func(j audit.JSONRecord) error { return emit(j) })
+		}
+	case opEscrowExport:
+		ea, ok := s.adm.(escrowAdmin)
+		if !ok {
+			return nil
+		}
+		return func(ctx context.Context, r *controlRequest, emit func(any) error) (any, error) {
+			var a escrowArgs
+			if err := args(r, &a); err != nil {
+				return nil, err
+			}
+			return ea.EscrowExport(ctx, a.Scope, a.Fingerprint, func(it escrowItem, blob []byte) error {
+				if err := emit(escrowPiece{Message: &it}); err != nil {
+					return err
+				}
+				for len(blob) > 0 {
+					n := min(len(blob), maxEscrowPieceSz)
+					if err := emit(escrowPiece{Data: blob[:n]}); err != nil {
+						return err
+					}
+					blob = blob[n:]
+				}
+				return emit(escrowPiece{End: true})
+			})
 		}
 	}
 	return nil
@@ -185,10 +315,11 @@ func (r *remoteAdmin) AuditHead(ctx context.Context) (auditHead, error) {
 }
 
 func (r *remoteAdmin) AuditRecords(ctx context.Context, from uint64, since time.Time, fn func(audit.JSONRecord) error) error {
-	req := controlRequest{Op: opAuditRecords, From: from}
+	a := auditRecordsArgs{From: from}
 	if !since.IsZero() {
-		req.Since = since.UTC().Format(time.RFC3339Nano)
+		a.Since = since.UTC().Format(time.RFC3339Nano)
 	}
+	req := controlRequest{Op: opAuditRecords, Args: mustJSON(a)}
 	return r.stream(ctx, req, maxAuditLine, func(item json.RawMessage) error {
 		var j audit.JSONRecord
 		if err := json.Unmarshal(item, &j); err != nil {
@@ -196,4 +327,60 @@ func (r *remoteAdmin) AuditRecords(ctx context.Context, from uint64, since time.
 		}
 		return fn(j)
 	}, nil)
+}
+
+func (r *remoteAdmin) EscrowKeys(ctx context.Context) ([]escrowKeyInfo, error) {
+	var keys []escrowKeyInfo
+	err := r.call(ctx, controlRequest{Op: opEscrowKeys}, &keys)
+	return keys, err
+}
+
+func (r *remoteAdmin) EscrowInit(ctx context.Context, publicKey []byte, replace bool) (escrowKeyInfo, error) {
+	var k escrowKeyInfo
+	err := r.call(ctx, controlRequest{Op: opEscrowInit, Args: mustJSON(escrowInitArgs{PublicKey: publicKey, Replace: replace})}, &k)
+	return k, err
+}
+
+func (r *remoteAdmin) EscrowRefused(ctx context.Context, scope, cause string) error {
+	return r.call(ctx, controlRequest{Op: opEscrowRefused, Args: mustJSON(escrowArgs{Scope: scope, Cause: cause})}, nil)
+}
+
+func (r *remoteAdmin) EscrowFinished(ctx context.Context, scope, fingerprint string, done escrowDone) error {
+	return r.call(ctx, controlRequest{Op: opEscrowDone, Args: mustJSON(escrowArgs{Scope: scope, Fingerprint: fingerprint, Done: &done})}, nil)
+}
+
+func (r *remoteAdmin) EscrowExport(ctx context.Context, scope, fingerprint string, fn func(escrowItem, []byte) error) (escrowSent, error) {
+	var (
+		sent escrowSent
+		cur  *escrowItem
+		blob []byte
+	)
+	req := controlRequest{Op: opEscrowExport, Args: mustJSON(escrowArgs{Scope: scope, Fingerprint: fingerprint})}
+	err := r.stream(ctx, req, maxEscrowLine, func(item json.RawMessage) error {
+		var p escrowPiece
+		if err := json.Unmarshal(item, &p); err != nil {
+			return fmt.Errorf("decode escrow export from the running server: %w", err)
+		}
+		switch {
+		case p.Message != nil:
+			if cur != nil || p.Message.Size < 0 || p.Message.Size > maxExportBlob {
+				return errors.New("the running server sent a malformed export")
+			}
+			cur, blob = p.Message, make([]byte, 0, p.Message.Size)
+		case p.End:
+			if cur == nil || int64(len(blob)) != cur.Size {
+				return errors.New("the running server sent a malformed export")
+			}
+			it := *cur
+			cur = nil
+			return fn(it, blob)
+		default:
+			if cur == nil || int64(len(blob)+len(p.Data)) > cur.Size {
+				return errors.New("the running server sent a malformed export")
+			}
+			blob = append(blob, p.Data...)
+		}
+		return nil
+	}, &sent)
+	return sent, err
 }

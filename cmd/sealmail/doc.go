@@ -83,6 +83,13 @@
 //     `audit verify` read the log through auditAdmin; with a server, as a
 //     stream over the control socket (control_stream.go), and verify runs
 //     in the CLI either way.
+//   - Escrow: `escrow init` makes the key pair in the CLI, writes the
+//     private half to the officer's file and hands only the public half
+//     to the store (escrowKeys caches the key in use for delivery).
+//     `escrow export` opens the private key in the CLI; the server (or
+//     localAdmin without one) audits the start and streams the sealed
+//     messages of the scope that are sealed to that key, in pieces, and
+//     the CLI audits what it wrote. Refused attempts are audited too.
 //   - kdf.time/kdf.memory_kib lower the argon2id cost of new slots. They
 //     exist for end-to-end tests and log a warning; zero means
 //     crypto.DefaultKDF().

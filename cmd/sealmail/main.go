@@ -75,8 +75,9 @@ type cmdFlags struct {
 	from, to, ip            string
 	since, until, direction string
 	limit                   int
-	// audit commands (audit.go)
-	audit auditFlags
+	// audit and escrow commands (audit.go, escrow.go)
+	audit  auditFlags
+	escrow escrowFlags
 }
 
 // hint renders the global flags given, for a command line printed as

@@ -122,7 +122,10 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 		return err
 	}
 	defer inb.close() // before the store closes: the trace writer flushes
-	ctl := newControlServer(ctlLn, &localAdmin{svc: accounts, st: st, inb: inb, audit: auditLog}, log)
+	// The escrow key in use: delivery seals producible mail to it as
+	// well; escrow init through the control socket replaces it.
+	escrow := &escrowKeys{st: st}
+	ctl := newControlServer(ctlLn, &localAdmin{svc: accounts, st: st, inb: inb, audit: auditLog, escrow: escrow}, log)
 	ctlCtx, ctlCancel := context.WithCancel(context.Background())
 	defer ctlCancel()
 	services = append(services, &service{
