@@ -90,6 +90,12 @@ type Service struct {
 	log *slog.Logger     // immutable
 	now func() time.Time // immutable
 
+	// qmu guards the queue of RecordAll calls waiting for an append.
+	qmu     sync.Mutex
+	queue   []*waiter // guarded by qmu
+	leading bool      // guarded by qmu: a caller is appending for the queue
+
+	// mu is held by the one caller appending.
 	mu     sync.Mutex
 	head   store.AuditHead // guarded by mu; valid if loaded
 	loaded bool            // guarded by mu
@@ -149,10 +155,70 @@ func (s *Service) RecordAll(ctx context.Context, es []Event) error {
 		}
 		norm[i] = n
 	}
-	// The act has happened: record it even if the caller stops waiting.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appendTimeout)
-	defer cancel()
+	// Group commit: the caller that finds no append running appends
+	// what every caller queued meanwhile, in one transaction, then hands
+	// the lead to the first caller still waiting. The act has happened,
+	// so the caller's context does not cancel its record.
+	w := &waiter{events: norm, done: make(chan error, 1), lead: make(chan struct{})}
+	s.qmu.Lock()
+	s.queue = append(s.queue, w)
+	leading := !s.leading
+	s.leading = true
+	s.qmu.Unlock()
+	if !leading {
+		select {
+		case err := <-w.done:
+			return err
+		case <-w.lead:
+		}
+	}
+	batch := s.take()
+	var events []Event
+	for _, x := range batch {
+		events = append(events, x.events...)
+	}
+	err := s.append(events)
+	for _, x := range batch {
+		x.done <- err
+	}
+	s.qmu.Lock()
+	if len(s.queue) > 0 {
+		close(s.queue[0].lead) // it leads now; s.leading stays set
+	} else {
+		s.leading = false
+	}
+	s.qmu.Unlock()
+	return <-w.done
+}
 
+// waiter is a RecordAll call in the queue.
+type waiter struct {
+	events []Event
+	done   chan error    // buffered 1: the outcome
+	lead   chan struct{} // closed when this caller is to append for the queue
+}
+
+// take removes from the queue the waiters whose events the next append
+// carries: the first, and those after it while they fit in MaxBatch.
+func (s *Service) take() []*waiter {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	n, size := 0, 0
+	for n < len(s.queue) && (n == 0 || size+len(s.queue[n].events) <= MaxBatch) {
+		size += len(s.queue[n].events)
+		n++
+	}
+	batch := append([]*waiter(nil), s.queue[:n]...)
+	s.queue = s.queue[n:]
+	return batch
+}
+
+// append appends events as consecutive records in one transaction,
+// rereading the head and retrying when another process or node appended
+// first.
+func (s *Service) append(events []Event) error {
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout)
+	defer cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for attempt := 0; ; attempt++ {
@@ -163,7 +229,7 @@ func (s *Service) RecordAll(ctx context.Context, es []Event) error {
 			}
 			s.head, s.loaded = h, true
 		}
-		rs, err := chain(s.head, norm)
+		rs, err := chain(s.head, events)
 		if err != nil {
 			return err
 		}
@@ -178,7 +244,7 @@ func (s *Service) RecordAll(ctx context.Context, es []Event) error {
 		}
 		s.loaded = false // reread: another writer, or a failed write
 		if !errors.Is(err, store.ErrConflict) || attempt == maxConflicts {
-			s.log.Error(fmt.Sprintf("audit: append of %d record(s) failed: %s %s", len(rs), norm[0].Action, norm[0].Scope), "err", err)
+			s.log.Error(fmt.Sprintf("audit: append of %d record(s) failed: %s %s", len(rs), events[0].Action, events[0].Scope), "err", err)
 			return fmt.Errorf("audit: append: %w", err)
 		}
 	}

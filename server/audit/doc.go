@@ -18,10 +18,13 @@
 // it. The store keeps the log linear: an append names the head it
 // follows and fails with store.ErrConflict if another writer appended
 // first (store.Store.AppendAudit); the Service rereads the head and
-// tries again. Within one process appends are also serialised by the
-// Service's mutex, so conflicts come only from other processes or nodes
-// sharing the store. Each append is one durable transaction, so a crash
-// leaves a prefix of the chain, never a fork or a half record. Record
+// tries again. Within one process there is one append at a time (group
+// commit: the caller that finds none running appends, in one
+// transaction, the events of every caller that queued meanwhile, each
+// call's events consecutive, then hands the lead to the next waiting
+// caller), so conflicts come only from other processes or nodes sharing
+// the store. Each append is one durable transaction, so a crash leaves a
+// prefix of the chain, never a fork or a half record. Record
 // times never go backwards: a record gets its event's time or the head's,
 // whichever is later.
 //
@@ -57,7 +60,10 @@
 //
 // Implementation notes:
 //
-//   - Lock order: Service.mu only; the store is called under it.
+//   - Lock order: qmu (the queue; never held across a store call), mu (held
+//     by the caller that appends, across the store calls). Only one
+//     caller leads at a time; it appends one batch, then hands the lead
+//     to the head of the queue, so no caller serves others for long.
 //   - Record uses its caller's context only for its values (the actor):
 //     an act that happened is recorded even if the caller has gone away,
 //     within appendTimeout.
