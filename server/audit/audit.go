@@ -39,7 +39,11 @@ type Event struct {
 	Detail map[string]string
 }
 
-// Bounds on one event. An event beyond them is refused (ErrInvalid).
+// Bounds on one event. Text beyond them (actor, scope, reason, detail
+// values) is cut and marked "…[truncated]", so that an act that happened
+// is recorded whatever text came with it; an event that breaks the other
+// bounds (a malformed action or detail key, too many details: mistakes
+// in code, not in input) is refused with ErrInvalid.
 const (
 	MaxActorBytes  = 256
 	MaxActionBytes = 64
@@ -52,7 +56,7 @@ const (
 	MaxBatch = store.MaxAuditBatch
 )
 
-// ErrInvalid: an event is malformed or too large; nothing was recorded.
+// ErrInvalid: an event is malformed; nothing was recorded.
 var ErrInvalid = errors.New("audit: invalid event")
 
 // appendTimeout bounds one append, whatever the caller's context says.
@@ -311,10 +315,7 @@ func normalize(ctx context.Context, e Event, now time.Time) (Event, error) {
 		{"reason", &e.Reason, MaxReasonBytes},
 	}
 	for _, f := range fields {
-		*f.s = strings.ToValidUTF8(*f.s, "\uFFFD")
-		if len(*f.s) > f.max {
-			return Event{}, fmt.Errorf("%w: %s %s is %d bytes, at most %d", ErrInvalid, e.Action, f.name, len(*f.s), f.max)
-		}
+		*f.s = clip(strings.ToValidUTF8(*f.s, "\uFFFD"), f.max)
 	}
 	if len(e.Detail) > MaxDetails {
 		return Event{}, fmt.Errorf("%w: %s has %d details, at most %d", ErrInvalid, e.Action, len(e.Detail), MaxDetails)
@@ -325,17 +326,30 @@ func normalize(ctx context.Context, e Event, now time.Time) (Event, error) {
 			if !validDetailKey(k) {
 				return Event{}, fmt.Errorf("%w: %s detail key %q", ErrInvalid, e.Action, k)
 			}
-			v = strings.ToValidUTF8(v, "\uFFFD")
-			if len(v) > MaxDetailValue {
-				return Event{}, fmt.Errorf("%w: %s detail %s is %d bytes, at most %d", ErrInvalid, e.Action, k, len(v), MaxDetailValue)
-			}
-			d[k] = v
+			d[k] = clip(strings.ToValidUTF8(v, "\uFFFD"), MaxDetailValue)
 		}
 		e.Detail = d
 	} else {
 		e.Detail = nil
 	}
 	return e, nil
+}
+
+// truncated ends text that clip cut short.
+const truncated = "…[truncated]"
+
+// clip cuts s to at most max bytes, at a character boundary, ending it
+// with truncated: an act that happened is recorded even if its text is
+// too long (an operator's reason), never refused for it.
+func clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max - len(truncated)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + truncated
 }
 
 // validAction accepts dotted lower-case words: "hold.place",

@@ -67,9 +67,11 @@
 //   - Record uses its caller's context only for its values (the actor):
 //     an act that happened is recorded even if the caller has gone away,
 //     within appendTimeout.
-//   - Events are bounded (see the Max constants) and refused, not cut,
-//     when they exceed a bound; text is made valid UTF-8 so that it
-//     survives JSON unchanged and hashes the same in every verifier.
+//   - Events are bounded (see the Max constants): text beyond a bound is
+//     cut and marked, so an act that happened is always recorded; a
+//     malformed action or detail key is refused. Text is made valid UTF-8
+//     so that it survives JSON unchanged and hashes the same in every
+//     verifier.
 //   - Logs use the fixed keys only; the record's number, action, scope
 //     and hash are in the message text.
 package audit
