@@ -321,3 +321,29 @@ func TestVerifyHeadRow(t *testing.T) {
 func headOf(r store.AuditRecord) store.AuditHead {
 	return store.AuditHead{Seq: r.Seq, Hash: r.Hash, Time: r.Time}
 }
+
+// BenchmarkVerifyStore: reading and checking the whole log, per record.
+func BenchmarkVerifyStore(b *testing.B) {
+	const n = 50_000
+	db := openStore(b, b.TempDir())
+	defer db.Close()
+	s := newService(b, db, Options{})
+	batch := make([]Event, MaxBatch)
+	for i := range batch {
+		batch[i] = Event{Actor: "sweeper", Action: "retention.destroy", Scope: fmt.Sprintf("message:alice@example.org/7/%d", i),
+			Reason: "DE-HGB-AO business-letter max 6y passed", Detail: map[string]string{"class": "business-letter", "size": "10240"}}
+	}
+	for range n / MaxBatch {
+		if err := s.RecordAll(ctxBg, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		rep, err := s.VerifyStore(ctxBg)
+		if err != nil || rep.Records != n {
+			b.Fatal(rep, err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+}
