@@ -8,7 +8,7 @@ import (
 	"github.com/sealmail/sealmail/store"
 )
 
-// TestGCWhileWriting: value-log GC runs while deliveries, audit appends
+// TestGCWhileWriting: value-log GC runs while deliveries, staged blobs
 // and purges commit. badger v4.9's GC rewrite reads the memtable's
 // version counter, which commits write, without a common lock; the race
 // detector catches it unless the store keeps GC and commits apart
@@ -53,6 +53,24 @@ func TestGCWhileWriting(t *testing.T) {
 		var wg sync.WaitGroup
 		wg.Go(func() { db.runGC() })
 		wg.Go(func() { deliver(50) })
+		wg.Go(func() {
+			// Staged pieces commit outside the writer.
+			w, err := db.StageBlob(bg, addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer w.Discard()
+			for range 3 {
+				if _, err := w.Write(make([]byte, 1<<20)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			if _, err := w.Finish(bg); err != nil {
+				t.Error(err)
+			}
+		})
 		wg.Go(func() {
 			m, err := db.CreateMailbox(bg, addr, store.MailboxSpec{Name: fmt.Sprint("doomed", round)})
 			if err != nil {

@@ -106,10 +106,11 @@ func (db *DB) nextStagedID() (uint64, error) {
 }
 
 // updateDirect runs fn in its own durable transaction outside the writer
-// goroutine, retrying conflicts.
+// goroutine, retrying conflicts; it commits while no value-log GC runs
+// (gcMu).
 func (db *DB) updateDirect(fn func(txn *badger.Txn) error) error {
 	for attempt := 0; ; attempt++ {
-		err := db.bdb.Update(fn)
+		err := db.badgerUpdate(fn)
 		if errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries {
 			continue
 		}
