@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/server/smtp/inbound"
 	"github.com/sealmail/sealmail/store"
 )
@@ -66,14 +67,20 @@ func (s *Server) deliver(ctx context.Context, accounts []store.PublicAccount, ms
 	if err != nil {
 		return nil, err
 	}
+	// The class of the message: the default until classification at
+	// delivery decides one.
+	escrow, err := s.escrowFor(ctx, accounts, boxes, "")
+	if err != nil {
+		return nil, err
+	}
 	n := int64(len(accounts))
 	inline := n * (size + sealOverhead)
 	if msg.inMemory() && inline <= inlineMax && s.budget.tryTake(inline) {
 		defer s.budget.give(inline)
 		plain := msg.bytes()
-		return s.deliverInline(ctx, accounts, boxes, func(i int) io.Reader { return cp.copyOf(i, bytes.NewReader(plain)) }, int(size), when)
+		return s.deliverInline(ctx, accounts, boxes, escrow, func(i int) io.Reader { return cp.copyOf(i, bytes.NewReader(plain)) }, int(size), when)
 	}
-	return s.deliverStaged(ctx, accounts, boxes, msg, cp, when)
+	return s.deliverStaged(ctx, accounts, boxes, escrow, msg, cp, when)
 }
 
 // copyPlan is how each account's copy differs from the message as
@@ -185,9 +192,9 @@ func (s *spliceReader) Read(p []byte) (int, error) {
 	}
 }
 
-// deliverInline seals each account's copy once into memory and commits
-// the copies.
-func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, copyOf func(i int) io.Reader, size int, when time.Time) ([]store.Delivered, error) {
+// deliverInline seals each account's copy once (to the account's key
+// and its escrow keys) into memory and commits the copies.
+func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, escrow [][]*crypto.PublicKey, copyOf func(i int) io.Reader, size int, when time.Time) ([]store.Delivered, error) {
 	sealed := make([]*bytes.Buffer, len(accounts))
 	defer func() {
 		for _, b := range sealed {
@@ -199,7 +206,7 @@ func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccou
 	err := s.eachSealer(ctx, len(accounts), func(i int) error {
 		sealed[i] = s.getBuf()
 		sealed[i].Grow(size + sealOverhead)
-		return s.seal(accounts[i], copyOf(i), sealed[i])
+		return s.seal(accounts[i], copyOf(i), sealed[i], escrow[i]...)
 	})
 	if err != nil {
 		return nil, err
@@ -219,9 +226,10 @@ func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccou
 	return s.commit(ctx, ds)
 }
 
-// deliverStaged seals msg once per account as a stream into a staged
-// blob, then links all of them in one commit.
-func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, msg *msgBuffer, cp copyPlan, when time.Time) ([]store.Delivered, error) {
+// deliverStaged seals msg once per account (to the account's key and its
+// escrow keys) as a stream into a staged blob, then links all of them in
+// one commit.
+func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, escrow [][]*crypto.PublicKey, msg *msgBuffer, cp copyPlan, when time.Time) ([]store.Delivered, error) {
 	writers := make([]store.BlobWriter, len(accounts))
 	staged := make([]store.StagedBlob, len(accounts))
 	defer func() {
@@ -243,7 +251,7 @@ func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccou
 		mu.Lock()
 		writers[i] = w
 		mu.Unlock()
-		if err := s.seal(a, ctxReader{ctx, cp.copyOf(i, msg.reader())}, w); err != nil {
+		if err := s.seal(a, ctxReader{ctx, cp.copyOf(i, msg.reader())}, w, escrow[i]...); err != nil {
 			return err
 		}
 		sb, err := w.Finish(ctx)
@@ -324,13 +332,14 @@ func (s *Server) eachSealer(ctx context.Context, n int, fn func(i int) error) er
 	return errors.Join(errs...)
 }
 
-// seal writes the message from plain, sealed to a's public key, to dst.
-func (s *Server) seal(a store.PublicAccount, plain io.Reader, dst io.Writer) error {
+// seal writes the message from plain, sealed to a's public key (and to
+// the escrow keys also), to dst.
+func (s *Server) seal(a store.PublicAccount, plain io.Reader, dst io.Writer, also ...*crypto.PublicKey) error {
 	pub, err := s.keys.get(a)
 	if err != nil {
 		return err
 	}
-	w, err := pub.Seal(dst)
+	w, err := pub.SealWith(dst, also...)
 	if err != nil {
 		return fmt.Errorf("smtp: seal for %s: %w", a.Address, err)
 	}

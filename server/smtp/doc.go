@@ -92,6 +92,11 @@
 //     (inline and staged), then the client gets 250. On any failure the
 //     client gets 451 4.3.0 (or the quota codes) and nothing is stored
 //     (staged copies are discarded); the cause is logged, never sent.
+//   - Escrow (Options.Escrow, escrow.go): before sealing, each copy's
+//     escrow keys are decided (mail of producible classes, once escrow
+//     is on); the copy gets one more key packet for each, in the same
+//     message. A failing decision is a temporary failure, never a copy
+//     stored without the escrow it needs.
 //   - Options.OnDeliver runs after the 250, on a goroutine of its own
 //     (notifier): deliveries that arrive meanwhile are merged per
 //     mailbox, bounded by notifyPending, so IMAP's locks never hold a

@@ -188,6 +188,9 @@ type Options struct {
 	// KeyCacheEntries bounds the cache of parsed public keys.
 	// 0: DefaultKeyCacheEntries.
 	KeyCacheEntries int
+	// Escrow names the escrow keys a copy is sealed to as well as to its
+	// account's (escrow.go). nil: none; escrow is off.
+	Escrow Escrow
 	// Inbound runs the inbound checks (SPF, DKIM, DMARC, DNS lists,
 	// countries, allow and deny lists, greylisting, spam score) at RCPT
 	// and at the end of the data, and writes the delivery trace. nil:
