@@ -21,6 +21,7 @@ import (
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/policy"
 	"github.com/sealmail/sealmail/server/audit"
+	smtpserver "github.com/sealmail/sealmail/server/smtp"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -526,6 +527,34 @@ func (m *mboxWriter) write(date time.Time, msg []byte) error {
 	b.WriteByte('\n')
 	_, err := m.w.Write(b.Bytes())
 	return err
+}
+
+// producibility is what escrow asks the retention policy: whether mail of
+// class origin ("" for the default) arriving for address, in mailbox (0
+// for INBOX), falls under a rule marked producible.
+// server/retention.Service implements it.
+type producibility interface {
+	Producible(address string, mailbox uint64, origin string) bool
+}
+
+// escrowPolicy decides, at delivery, which copies are also sealed to the
+// escrow key in use (smtp.Escrow): those of producible classes.
+type escrowPolicy struct {
+	keys   *escrowKeys
+	policy producibility // nil: no class is producible
+}
+
+var _ smtpserver.Escrow = escrowPolicy{}
+
+func (p escrowPolicy) EscrowKeys(ctx context.Context, account string, mailbox uint64, class string) ([]*crypto.PublicKey, error) {
+	if p.keys == nil || p.policy == nil || !p.policy.Producible(account, mailbox, class) {
+		return nil, nil
+	}
+	k, err := p.keys.Active(ctx)
+	if err != nil || k == nil {
+		return nil, err
+	}
+	return []*crypto.PublicKey{k}, nil
 }
 
 // The escrow keys in use, for delivery: one per process, shared by the

@@ -134,7 +134,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 		shutdown: ctl.close,
 	})
 
-	more, err := startServers(c, st, accounts, inb, log, fdLimit)
+	more, err := startServers(c, st, accounts, inb, escrowPolicy{keys: escrow}, log, fdLimit)
 	if err != nil {
 		for _, s := range services {
 			s.shutdown(context.Background())
@@ -255,7 +255,7 @@ func (l listeners) close() {
 // their listeners and guards them (server/listener) with the limits of
 // the configuration, fitted into what fdLimit leaves. It returns them as
 // services, not yet serving. On error nothing stays bound.
-func startServers(c *Config, st store.Store, accounts *account.Service, inb *inboundParts, log *slog.Logger, fdLimit uint64) (_ []*service, err error) {
+func startServers(c *Config, st store.Store, accounts *account.Service, inb *inboundParts, escrow smtpserver.Escrow, log *slog.Logger, fdLimit uint64) (_ []*service, err error) {
 	tlsConf, err := serverTLS(c, log)
 	if err != nil {
 		return nil, err
@@ -298,6 +298,7 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 		Limits:    c.Limits.smtp(),
 		SpoolDir:  filepath.Join(c.DataDir, "spool"),
 		Inbound:   inb.checker,
+		Escrow:    escrow,
 	})
 	if err != nil {
 		return nil, err
