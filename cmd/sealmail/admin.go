@@ -180,7 +180,7 @@ type localAdmin struct {
 	st     store.Store    // may be nil: no filter or trace commands
 	inb    *inboundParts  // may be nil: as st
 	cfg    *Config        // may be nil; the CLI's, to find the server key
-	audit  *audit.Service // may be nil: no audit or escrow commands
+	audit  *audit.Service // the audit log; every localAdmin has one
 	escrow *escrowKeys    // the keys delivery seals to; nil without a server
 }
 
