@@ -67,9 +67,9 @@ func (s *Server) deliver(ctx context.Context, accounts []store.PublicAccount, ms
 	if err != nil {
 		return nil, err
 	}
-	// The class of the message: the default until classification at
-	// delivery decides one.
-	escrow, err := s.escrowFor(ctx, accounts, boxes, "")
+	// Each copy's class: the default until classification at delivery
+	// decides one.
+	escrow, err := s.escrowFor(ctx, accounts, boxes, nil)
 	if err != nil {
 		return nil, err
 	}

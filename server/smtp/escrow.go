@@ -21,13 +21,18 @@ type Escrow interface {
 }
 
 // escrowFor returns, per account, the escrow keys its copy (bound for
-// boxes[i]) is sealed to.
-func (s *Server) escrowFor(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, class string) ([][]*crypto.PublicKey, error) {
+// boxes[i], of class classes[i]; nil classes: the default class for all)
+// is sealed to.
+func (s *Server) escrowFor(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, classes []string) ([][]*crypto.PublicKey, error) {
 	also := make([][]*crypto.PublicKey, len(accounts))
 	if s.opt.Escrow == nil {
 		return also, nil
 	}
 	for i, a := range accounts {
+		class := ""
+		if i < len(classes) {
+			class = classes[i]
+		}
 		keys, err := s.opt.Escrow.EscrowKeys(ctx, a.Address, boxes[i], class)
 		if err != nil {
 			return nil, fmt.Errorf("smtp: escrow for %s: %w", a.Address, err)
