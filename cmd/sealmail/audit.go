@@ -178,6 +178,9 @@ func accountEvent(e account.Event) audit.Event {
 		ev.Detail["publish"] = strconv.FormatBool(e.Publish)
 	case account.OpSecretExported:
 		ev.Action = "account.secret-key-export"
+	case account.OpQuotaChanged:
+		ev.Action = "account.quota"
+		ev.Detail["quota"] = quotaSetting(e.Quota)
 	default:
 		// A new Op: record it under its own name rather than lose it.
 		ev.Action = strings.ToLower(string(e.Op))
@@ -186,6 +189,90 @@ func accountEvent(e account.Event) audit.Event {
 		}
 	}
 	return ev
+}
+
+// auditRule records a change to the allow and deny lists (action
+// "filter.rule-add" or "filter.rule-remove"). The change is made; an
+// error says it is not recorded.
+func (a *localAdmin) auditRule(ctx context.Context, action string, r ruleInfo) error {
+	scope := "org"
+	if r.Owner != "" {
+		scope = "user:" + r.Owner
+	}
+	err := a.audit.Record(ctx, audit.Event{Action: action, Scope: scope, Reason: r.Note, Detail: map[string]string{
+		"id": strconv.FormatUint(r.ID, 10), "list": r.Action, "kind": r.Kind, "value": r.Value,
+	}})
+	if err != nil {
+		return fmt.Errorf("entry %d changed but not audited: %w", r.ID, err)
+	}
+	return nil
+}
+
+// auditTrain records a training of the spam filter from an mbox file
+// (what it changed, not what the messages said), also when it failed
+// after learning some of them. It returns cause, or the audit error.
+func (a *localAdmin) auditTrain(ctx context.Context, req trainRequest, res trainResult, cause error) error {
+	if cause != nil && res.Messages == 0 {
+		return cause
+	}
+	scope := "org"
+	if !req.Org {
+		scope = "user:" + req.Address
+	}
+	verdict := "ham"
+	if req.Spam {
+		verdict = "spam"
+	}
+	d := map[string]string{
+		"verdict": verdict, "file": req.Path,
+		"messages": strconv.Itoa(res.Messages), "unchanged": strconv.Itoa(res.Unchanged),
+	}
+	if cause != nil {
+		d["outcome"] = "failed"
+	}
+	if err := a.audit.Record(ctx, audit.Event{Action: "filter.train", Scope: scope, Detail: d}); err != nil {
+		return errors.Join(cause, fmt.Errorf("the training is done but not audited: %w", err))
+	}
+	return cause
+}
+
+// auditTraceSearch records a search of the delivery trace, which says
+// who mailed whom: reading it is an act on personal data.
+func (a *localAdmin) auditTraceSearch(ctx context.Context, q traceQuery, found int) error {
+	d := map[string]string{"results": strconv.Itoa(found)}
+	for k, v := range map[string]string{"from": q.From, "to": q.To, "ip": q.IP} {
+		if v != "" {
+			d[k] = v
+		}
+	}
+	switch q.Kind {
+	case store.TraceInbound:
+		d["kind"] = "inbound"
+	case store.TraceOutbound:
+		d["kind"] = "outbound"
+	}
+	if !q.Since.IsZero() {
+		d["since"] = q.Since.UTC().Format(time.RFC3339)
+	}
+	if !q.Until.IsZero() {
+		d["until"] = q.Until.UTC().Format(time.RFC3339)
+	}
+	if err := a.audit.Record(ctx, audit.Event{Action: "trace.search", Scope: "org", Detail: d}); err != nil {
+		return fmt.Errorf("the search could not be audited, so its results are withheld: %w", err)
+	}
+	return nil
+}
+
+// quotaSetting spells a quota setting for the audit log: "default",
+// "none" or a number of sealed bytes.
+func quotaSetting(setting int64) string {
+	switch setting {
+	case store.QuotaDefault:
+		return "default"
+	case store.QuotaNone:
+		return "none"
+	}
+	return strconv.FormatInt(setting, 10)
 }
 
 // withAudit runs f with an auditAdmin.

@@ -421,3 +421,61 @@ func TestAuditDocExample(t *testing.T) {
 		t.Fatalf("the doc's example record: %v", err)
 	}
 }
+
+// TestAuditAdminActs: the operator's other acts — a quota change, the
+// allow and deny lists, training the spam filter, searching the delivery
+// trace — are recorded with who did them, through the control socket as
+// well as on a stopped server; refused ones are not.
+func TestAuditAdminActs(t *testing.T) {
+	for _, serving := range []bool{false, true} {
+		t.Run(fmt.Sprintf("serving=%v", serving), func(t *testing.T) {
+			te := newTestEnv(t)
+			if serving {
+				s := te.serve()
+				defer func() {
+					if err := s.stop(t, syscall.SIGTERM); err != nil {
+						t.Errorf("serve: %v\n%s", err, s.logs())
+					}
+				}()
+			}
+			te.ok(alicePW+"\n", "user", "add", "alice@example.org", "--password-stdin")
+			te.ok("", "user", "set", "alice@example.org", "--quota", "none")
+			te.ok("", "filter", "deny", "add", "192.0.2.7", "--note", "abuse report 17")
+			te.ok("", "filter", "allow", "add", "partner.example", "--user", "alice@example.org")
+			te.fails(exitError, "already on the deny list", "", "filter", "deny", "add", "192.0.2.7/32")
+			te.ok("", "filter", "deny", "remove", "1")
+			mbox := writeFile(t, te.dir, "spam.mbox", "From a@b Mon Jan  1 00:00:00 2026\nSubject: x\n\nbuy now\n")
+			te.ok("", "filter", "train", "--org", "--spam", mbox)
+			te.fails(exitError, "wrong address or password", "not the password\n", "filter", "train", "alice@example.org", "--ham", mbox, "--password-stdin")
+			te.ok("", "trace", "search", "--from", "x@bad.test", "--since", "2026-01-01")
+
+			rs := exportLines(t, te.ok("", "audit", "export").stdout)
+			want := []struct{ action, scope, reason, detail string }{
+				{"account.create", "user:alice@example.org", "", ""},
+				{"account.quota", "user:alice@example.org", "", "quota=none"},
+				{"filter.rule-add", "org", "abuse report 17", "id=1 list=deny kind=cidr value=192.0.2.7/32"},
+				{"filter.rule-add", "user:alice@example.org", "", "id=2 list=allow kind=domain value=partner.example"},
+				{"filter.rule-remove", "org", "abuse report 17", "id=1 list=deny value=192.0.2.7/32"},
+				{"filter.train", "org", "", "verdict=spam messages=1 file=" + mbox},
+				{"trace.search", "org", "", "from=x@bad.test since=2026-01-01T00:00:00Z results=0"},
+			}
+			if len(rs) != len(want) {
+				t.Fatalf("%d records, want %d: %+v", len(rs), len(want), rs)
+			}
+			actor := cliActor(os.Getuid())
+			for i, w := range want {
+				r := rs[i]
+				if r.Action != w.action || r.Scope != w.scope || r.Reason != w.reason || r.Actor != actor {
+					t.Errorf("record %d: %+v, want %s %s %q by %s", i+1, r, w.action, w.scope, w.reason, actor)
+				}
+				for _, kv := range strings.Fields(w.detail) {
+					k, v, _ := strings.Cut(kv, "=")
+					if r.Detail[k] != v {
+						t.Errorf("record %d (%s) detail %s = %q, want %q", i+1, r.Action, k, r.Detail[k], v)
+					}
+				}
+			}
+			te.ok("", "audit", "verify")
+		})
+	}
+}

@@ -418,7 +418,8 @@ func (a *localAdmin) AddRule(ctx context.Context, ri ruleInfo) (ruleInfo, error)
 	if a.inb.checker != nil {
 		a.inb.checker.RulesChanged()
 	}
-	return ruleInfoOf(got), nil
+	info := ruleInfoOf(got)
+	return info, a.auditRule(ctx, "filter.rule-add", info)
 }
 
 func (a *localAdmin) Rules(ctx context.Context) ([]ruleInfo, error) {
@@ -457,7 +458,7 @@ func (a *localAdmin) RemoveRule(ctx context.Context, id uint64, action string) (
 		if a.inb.checker != nil {
 			a.inb.checker.RulesChanged()
 		}
-		return r, nil
+		return r, a.auditRule(ctx, "filter.rule-remove", r)
 	}
 	return ruleInfo{}, adminErrorf(nil, "no entry %d", id)
 }
@@ -476,7 +477,8 @@ func (a *localAdmin) Train(ctx context.Context, req trainRequest, secret []byte)
 	defer f.Close()
 	if req.Org {
 		res, err := a.inb.filter.LearnOrg(ctx, req.Spam, mboxMessages(f))
-		return trainResult{Messages: res.Messages, Unchanged: res.Unchanged}, err
+		out := trainResult{Messages: res.Messages, Unchanged: res.Unchanged}
+		return out, a.auditTrain(ctx, req, out, err)
 	}
 	sess, err := a.svc.Login(ctx, account.LoginRequest{Username: req.Address, Secret: secret})
 	if err != nil {
@@ -487,7 +489,8 @@ func (a *localAdmin) Train(ctx context.Context, req trainRequest, secret []byte)
 	}
 	defer sess.Close()
 	res, err := a.inb.filter.Learn(ctx, sess.Account(), sess.Keyring(), req.Spam, mboxMessages(f))
-	return trainResult{Messages: res.Messages, Unchanged: res.Unchanged}, err
+	out := trainResult{Messages: res.Messages, Unchanged: res.Unchanged}
+	return out, a.auditTrain(ctx, req, out, err)
 }
 
 func (a *localAdmin) SearchTrace(ctx context.Context, q traceQuery) ([]trace.Record, error) {
@@ -509,7 +512,10 @@ func (a *localAdmin) SearchTrace(ctx context.Context, q traceQuery) ([]trace.Rec
 	if err != nil && strings.HasPrefix(err.Error(), "trace: ") {
 		return nil, adminErrorf(err, "%v", err)
 	}
-	return recs, err
+	if err != nil {
+		return nil, err
+	}
+	return recs, a.auditTraceSearch(ctx, q, len(recs))
 }
 
 // maxMboxMessage bounds what is kept of one message of an mbox file:
