@@ -237,13 +237,19 @@ func (a *localAdmin) auditTrain(ctx context.Context, req trainRequest, res train
 }
 
 // auditTraceSearch records a search of the delivery trace, which says
-// who mailed whom: reading it is an act on personal data.
+// who mailed whom: reading it is an act on personal data. The trace is
+// sealed, so the log names which terms the search used but not their
+// values (an address searched for would rest in the clear otherwise).
 func (a *localAdmin) auditTraceSearch(ctx context.Context, q traceQuery, found int) error {
 	d := map[string]string{"results": strconv.Itoa(found)}
-	for k, v := range map[string]string{"from": q.From, "to": q.To, "ip": q.IP} {
-		if v != "" {
-			d[k] = v
+	var terms []string
+	for _, t := range []struct{ name, v string }{{"from", q.From}, {"to", q.To}, {"ip", q.IP}} {
+		if t.v != "" {
+			terms = append(terms, t.name)
 		}
+	}
+	if len(terms) > 0 {
+		d["terms"] = strings.Join(terms, ",")
 	}
 	switch q.Kind {
 	case store.TraceInbound:

@@ -457,7 +457,7 @@ func TestAuditAdminActs(t *testing.T) {
 				{"filter.rule-add", "user:alice@example.org", "", "id=2 list=allow kind=domain value=partner.example"},
 				{"filter.rule-remove", "org", "abuse report 17", "id=1 list=deny value=192.0.2.7/32"},
 				{"filter.train", "org", "", "verdict=spam messages=1 file=" + mbox},
-				{"trace.search", "org", "", "from=x@bad.test since=2026-01-01T00:00:00Z results=0"},
+				{"trace.search", "org", "", "terms=from since=2026-01-01T00:00:00Z results=0"},
 			}
 			if len(rs) != len(want) {
 				t.Fatalf("%d records, want %d: %+v", len(rs), len(want), rs)
@@ -476,6 +476,10 @@ func TestAuditAdminActs(t *testing.T) {
 				}
 			}
 			te.ok("", "audit", "verify")
+			// The trace is sealed; the log does not name what was searched for.
+			if exp := te.ok("", "audit", "export").stdout; strings.Contains(exp, "bad.test") {
+				t.Errorf("the searched address is in the audit log:\n%s", exp)
+			}
 		})
 	}
 }
