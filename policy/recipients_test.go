@@ -216,3 +216,41 @@ type acceptAll struct{}
 func (acceptAll) PublicAccount(_ context.Context, addr string) (store.PublicAccount, error) {
 	return store.PublicAccount{Address: addr}, nil
 }
+
+func TestOwns(t *testing.T) {
+	r, err := NewRecipients(RecipientOptions{
+		Domains:    []string{"example.org", "bücher.example"},
+		Aliases:    map[string][]string{"sales@example.org": {"alice@example.org", "bob@example.org"}, "info@example.org": {"bob@example.org"}},
+		Postmaster: "alice@example.org",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		addr string
+		want bool
+	}{
+		{"alice@example.org", true},
+		{"Alice@Example.ORG", true},
+		{"alice+lists@example.org", true},
+		{"sales@example.org", true},
+		{"sales+x@example.org", true},
+		{"postmaster@example.org", true},
+		{"postmaster@xn--bcher-kva.example", true},
+		{"info@example.org", false},
+		{"bob@example.org", false},
+		{"alice@elsewhere.test", false},
+		{"alice%elsewhere.test@example.org", false},
+		{`"alice"@example.org`, false},
+		{"", false},
+		{"alice", false},
+	} {
+		if got := r.Owns("alice@example.org", c.addr); got != c.want {
+			t.Errorf("Owns(alice, %q) = %v, want %v", c.addr, got, c.want)
+		}
+	}
+	j, _ := NewRecipients(RecipientOptions{Domains: []string{"bücher.example"}})
+	if !j.Owns("jörg@xn--bcher-kva.example", "Jörg@Bücher.example") {
+		t.Error("an IDN address is not its own account's")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sealmail/sealmail/server/smtp/inbound"
+	"github.com/sealmail/sealmail/server/smtp/queue"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -22,7 +23,13 @@ type transaction struct {
 	accounts []store.PublicAccount // distinct, in RCPT order
 	bdat     *bdatTransfer         // nil until the first BDAT
 	inb      *inbound.Tx           // nil without inbound checks
-	rpLen    int64                 // length of the Return-Path line the message starts with
+	rpLen    int64                 // length of the Return-Path line the message starts with; 0 at submission
+
+	// Submission only:
+	ret        string       // MAIL … RET=
+	envid      string       // MAIL … ENVID=, decoded
+	requireTLS bool         // MAIL … REQUIRETLS
+	rcpts      []queue.Rcpt // every accepted recipient, local and remote
 }
 
 // bdatTransfer is the state of a message arriving in BDAT chunks.
@@ -33,6 +40,10 @@ type bdatTransfer struct {
 	deadline time.Time // all chunks must arrive by then (Limits.DataTimeout)
 	chunks   int
 }
+
+// hasRecipients reports whether a recipient was accepted: a local
+// account, or (submission) a remote address.
+func (tx *transaction) hasRecipients() bool { return len(tx.accounts) > 0 || len(tx.rcpts) > 0 }
 
 // resetTx drops the transaction, if any, and what it holds.
 func (c *conn) resetTx() {
@@ -85,6 +96,9 @@ func (c *conn) dispatch(cmd command) bool {
 	case "STARTTLS":
 		return c.startTLS(cmd)
 	case "AUTH":
+		if c.srv.sub != nil {
+			return c.auth(cmd)
+		}
 		c.reply(replyNoAuth)
 		return !c.refused()
 	case "EXPN", "TURN", "ETRN", "ATRN", "SAML", "SEND", "SOML":
@@ -129,6 +143,9 @@ func (c *conn) hello(cmd command) {
 	if c.srv.opt.TLSConfig != nil && !c.tls {
 		lines = append(lines, "STARTTLS")
 	}
+	if c.srv.sub != nil {
+		lines = append(lines, c.submissionExtensions()...)
+	}
 	c.reply(&Reply{250, "", strings.Join(lines, "\n")})
 }
 
@@ -142,7 +159,12 @@ func (c *conn) mail(cmd command) bool {
 		c.reply(replyNestedMail)
 		return !c.refused()
 	}
-	args, rep := parseMail(cmd.arg, c.extended)
+	if c.srv.sub != nil && c.login == nil {
+		// RFC 4954 §6: submission needs authentication first.
+		c.reply(replyAuthRequired)
+		return !c.refused()
+	}
+	args, rep := parseMail(cmd.arg, c.mailParams())
 	if rep != nil {
 		c.reply(rep)
 		return !c.refused()
@@ -161,6 +183,12 @@ func (c *conn) mail(cmd command) bool {
 			return !c.refused()
 		}
 	}
+	if c.srv.sub != nil {
+		if rep := c.checkSender(from); rep != nil {
+			c.reply(rep)
+			return !c.refused()
+		}
+	}
 	if !c.srv.rates.allow(c.client, c.srv.lim, time.Now()) {
 		c.log.Info("MAIL refused: rate limit", keyResult, replyRateLimited.Status())
 		c.reply(replyRateLimited)
@@ -172,7 +200,8 @@ func (c *conn) mail(cmd command) bool {
 		c.reply(replyShutdown)
 		return false
 	}
-	c.tx = &transaction{id: newTxID(), from: from, utf8: args.utf8, sizeHint: args.size}
+	c.tx = &transaction{id: newTxID(), from: from, utf8: args.utf8, sizeHint: args.size,
+		ret: args.ret, envid: args.envid, requireTLS: args.requireTLS}
 	if c.srv.opt.Inbound != nil {
 		c.tx.inb = c.srv.opt.Inbound.Begin(c.tx.id, c.ip, c.helo, from)
 	}
@@ -192,7 +221,7 @@ func (c *conn) data(cmd command) bool {
 	case c.tx.bdat != nil:
 		c.reply(replyBdatOpen)
 		return !c.refused()
-	case len(c.tx.accounts) == 0:
+	case !c.tx.hasRecipients():
 		c.reply(replyNoValidRcpt)
 		return !c.refused()
 	}
@@ -240,7 +269,7 @@ func (c *conn) bdat(cmd command) bool {
 	switch {
 	case c.tx == nil:
 		refuse = replyNeedMailFirst
-	case len(c.tx.accounts) == 0:
+	case !c.tx.hasRecipients():
 		refuse = replyNoValidRcpt
 	}
 	now := time.Now()
@@ -310,8 +339,8 @@ func (c *conn) dataLimits() dataLimits {
 	return dataLimits{maxBytes: c.srv.lim.MessageBytes, maxLine: c.srv.lim.LineLength, maxHops: c.srv.lim.Hops}
 }
 
-// writeTrace writes the Return-Path and Received fields that precede the
-// message.
+// writeTrace writes the trace fields that precede the message: the
+// MX's Return-Path and Received fields, submission's Received field.
 func (c *conn) writeTrace(msg *msgBuffer, when time.Time) {
 	ti := traceInfo{
 		reversePath: c.tx.from,
@@ -327,9 +356,16 @@ func (c *conn) writeTrace(msg *msgBuffer, when time.Time) {
 	if len(c.tx.rcptText) == 1 {
 		ti.rcpt = c.tx.rcptText[0]
 	}
+	if sub := c.srv.sub; sub != nil {
+		// Return-Path is for final delivery (RFC 5321 §4.4): the local
+		// copies get theirs when they are sealed.
+		ti.submission, ti.auth, ti.hideClient = true, c.login != nil, sub.HideClientIP
+	}
 	var b bytes.Buffer
 	writeTrace(&b, ti)
-	c.tx.rpLen = int64(bytes.IndexByte(b.Bytes(), '\n') + 1)
+	if !ti.submission {
+		c.tx.rpLen = int64(bytes.IndexByte(b.Bytes(), '\n') + 1)
+	}
 	msg.Write(b.Bytes())
 }
 
@@ -371,4 +407,11 @@ func (c *conn) startTLS(cmd command) bool {
 	st := tc.ConnectionState()
 	c.log.Debug("TLS", "version", tls.VersionName(st.Version), "cipher", tls.CipherSuiteName(st.CipherSuite))
 	return true
+}
+
+// mailParams returns the MAIL and RCPT parameters this connection
+// takes now.
+func (c *conn) mailParams() mailParams {
+	sub := c.srv.sub != nil
+	return mailParams{esmtp: c.extended, dsn: sub, requireTLS: sub && c.tls}
 }

@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/sealmail/sealmail/server/account"
 )
 
 // Read faults, sticky in conn.readErr.
@@ -55,6 +57,12 @@ type conn struct {
 	unknown  int    // unknown local recipients named
 	tx       *transaction
 
+	// Submission: the login, from a successful AUTH until the end.
+	login     *account.Session // nil until AUTH succeeds
+	account   string           // the login's account; "" before
+	stopWatch func() bool      // stops watching login's end
+	authFails int              // failed AUTH commands
+
 	readErr   error     // sticky: nothing is read after a timeout or failure
 	deadline  time.Time // of the next command read
 	inData    bool      // reading message data
@@ -63,9 +71,10 @@ type conn struct {
 	dataRead  int64     // bytes read in the current data read phase
 
 	mu          sync.Mutex
-	inTx        bool // guarded by mu: a transaction is open, from MAIL to its final reply
-	draining    bool // guarded by mu: close as soon as no transaction is open
-	interrupted bool // guarded by mu: drain interrupted a read
+	inTx        bool               // guarded by mu: a transaction is open, from MAIL to its final reply
+	draining    bool               // guarded by mu: close as soon as no transaction is open
+	interrupted bool               // guarded by mu: drain interrupted a read
+	authCancel  context.CancelFunc // guarded by mu: ends the login in progress, if any
 }
 
 func (s *Server) newConn(nc net.Conn, client string) *conn {
@@ -282,6 +291,7 @@ func (c *conn) refused() bool {
 // finish sends what is queued, frees the transaction and closes.
 func (c *conn) finish() {
 	c.resetTx()
+	c.endLogin()
 	c.bw.Flush()
 	c.cancel()
 	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -318,6 +328,9 @@ func (c *conn) drain() {
 	idle := !c.inTx
 	if idle {
 		c.interrupted = true
+		if c.authCancel != nil {
+			c.authCancel()
+		}
 	}
 	c.mu.Unlock()
 	if idle {

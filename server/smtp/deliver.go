@@ -50,14 +50,19 @@ func (e *neverFitsError) Error() string {
 
 func (e *neverFitsError) Unwrap() error { return store.ErrOverQuota }
 
-// deliver seals msg to each account and commits all copies in one store
-// transaction. Sealing happens before, and outside, the store's commit,
-// at most len(s.sealers) at a time server-wide. Small messages are sealed
-// into memory and handed to the store as they are; large ones (or many
-// copies) are sealed as streams from the message buffer into staged
-// blobs, so no whole copy is ever in memory. Any failure stores nothing.
-func (s *Server) deliver(ctx context.Context, accounts []store.PublicAccount, msg *msgBuffer, when time.Time, cp copyPlan) ([]store.Delivered, error) {
-	size := msg.size() + cp.extra()
+// commitFunc commits sealed copies in one durable transaction: the MX's
+// Store.Deliver (commit), or submission's queue change with them.
+type commitFunc func(ctx context.Context, ds []store.Delivery) ([]store.Delivered, error)
+
+// deliver seals prefix and msg, as one message, to each account and
+// commits all copies with commit. Sealing happens before, and outside,
+// the store's commit, at most len(s.sealers) at a time server-wide.
+// Small messages are sealed into memory and handed to the store as they
+// are; large ones (or many copies) are sealed as streams from the
+// message buffer into staged blobs, so no whole copy is ever in memory.
+// Any failure stores nothing.
+func (s *Server) deliver(ctx context.Context, accounts []store.PublicAccount, prefix []byte, msg *msgBuffer, when time.Time, cp copyPlan, commit commitFunc) ([]store.Delivered, error) {
+	size := int64(len(prefix)) + msg.size() + cp.extra()
 	for _, a := range accounts {
 		if a.QuotaLimit > 0 && size > a.QuotaLimit {
 			return nil, &neverFitsError{account: a.Address, sealed: size}
@@ -78,9 +83,11 @@ func (s *Server) deliver(ctx context.Context, accounts []store.PublicAccount, ms
 	if msg.inMemory() && inline <= inlineMax && s.budget.tryTake(inline) {
 		defer s.budget.give(inline)
 		plain := msg.bytes()
-		return s.deliverInline(ctx, accounts, boxes, escrow, func(i int) io.Reader { return cp.copyOf(i, bytes.NewReader(plain)) }, int(size), when)
+		return s.deliverInline(ctx, accounts, boxes, escrow, func(i int) io.Reader {
+			return cp.copyOf(i, io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(plain)))
+		}, int(size), when, commit)
 	}
-	return s.deliverStaged(ctx, accounts, boxes, escrow, msg, cp, when)
+	return s.deliverStaged(ctx, accounts, boxes, escrow, prefix, msg, cp, when, commit)
 }
 
 // copyPlan is how each account's copy differs from the message as
@@ -194,7 +201,7 @@ func (s *spliceReader) Read(p []byte) (int, error) {
 
 // deliverInline seals each account's copy once (to the account's key
 // and its escrow keys) into memory and commits the copies.
-func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, escrow [][]*crypto.PublicKey, copyOf func(i int) io.Reader, size int, when time.Time) ([]store.Delivered, error) {
+func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, escrow [][]*crypto.PublicKey, copyOf func(i int) io.Reader, size int, when time.Time, commit commitFunc) ([]store.Delivered, error) {
 	sealed := make([]*bytes.Buffer, len(accounts))
 	defer func() {
 		for _, b := range sealed {
@@ -223,13 +230,13 @@ func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccou
 			Blob:         sealed[i].Bytes(), // read in place until Deliver returns
 		}
 	}
-	return s.commit(ctx, ds)
+	return commit(ctx, ds)
 }
 
-// deliverStaged seals msg once per account (to the account's key and its
-// escrow keys) as a stream into a staged blob, then links all of them in
-// one commit.
-func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, escrow [][]*crypto.PublicKey, msg *msgBuffer, cp copyPlan, when time.Time) ([]store.Delivered, error) {
+// deliverStaged seals prefix and msg once per account (to the account's
+// key and its escrow keys) as a stream into a staged blob, then links all
+// of them in one commit.
+func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, escrow [][]*crypto.PublicKey, prefix []byte, msg *msgBuffer, cp copyPlan, when time.Time, commit commitFunc) ([]store.Delivered, error) {
 	writers := make([]store.BlobWriter, len(accounts))
 	staged := make([]store.StagedBlob, len(accounts))
 	defer func() {
@@ -251,7 +258,7 @@ func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccou
 		mu.Lock()
 		writers[i] = w
 		mu.Unlock()
-		if err := s.seal(a, ctxReader{ctx, cp.copyOf(i, msg.reader())}, w, escrow[i]...); err != nil {
+		if err := s.seal(a, ctxReader{ctx, cp.copyOf(i, io.MultiReader(bytes.NewReader(prefix), msg.reader()))}, w, escrow[i]...); err != nil {
 			return err
 		}
 		sb, err := w.Finish(ctx)
@@ -271,7 +278,7 @@ func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccou
 	for i, a := range accounts {
 		ds[i] = store.Delivery{Account: a.Address, MailboxID: boxes[i], InternalDate: when, Staged: &staged[i]}
 	}
-	return s.commit(ctx, ds)
+	return commit(ctx, ds)
 }
 
 // commit is the one durable store transaction for all copies.

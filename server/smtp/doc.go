@@ -1,20 +1,50 @@
-// Package smtp is sealmail's inbound MX: an SMTP server (RFC 5321) that
-// accepts mail for the accounts of its configured domains only, seals each
-// copy to its recipient's OpenPGP public key and commits all copies in one
-// durable store transaction before it answers 250.
+// Package smtp is sealmail's SMTP server, in two roles on one wire
+// layer. As the inbound MX it accepts mail for the accounts of its
+// configured domains only, seals each copy to its recipient's OpenPGP
+// public key and commits all copies in one durable store transaction
+// before it answers 250. As the submission server (Options.Submission,
+// RFC 6409; submission.go, auth.go) it lets an authenticated local user
+// send as themselves to anyone: local recipients are sealed and
+// committed as the MX does, remote ones go to the outbound queue
+// (server/smtp/queue), both in one transaction before the 250.
 //
 // The wire protocol is this package's own (conn.go, commands.go,
 // parse.go, dataread.go): RFC 5321 with SIZE (RFC 1870), 8BITMIME (RFC
 // 6152), SMTPUTF8 (RFC 6531), PIPELINING (RFC 2920), ENHANCEDSTATUSCODES
 // (RFC 2034, codes of RFC 3463), CHUNKING (RFC 3030) and STARTTLS (RFC
-// 3207, when Options.TLSConfig is set). Not offered: AUTH (this listener
-// never relays; an AUTH command gets 502 5.5.1 naming the submission
-// port), BINARYMIME, DSN, REQUIRETLS. The MX's policy at each step (who
-// may send, which recipients are local, quota, rates) is in mx.go, apart
-// from the wire layer, so that the submission listener can bring its own
-// (AUTH PLAIN/LOGIN under TLS, DSN parameters, REQUIRETLS) on the same
-// layer: parseMail and parseRcpt know each parameter by name, and
+// 3207, when Options.TLSConfig is set). Not offered on the MX: AUTH
+// (this listener never relays; an AUTH command gets 502 5.5.1 naming
+// the submission port), BINARYMIME, DSN, REQUIRETLS. The MX's policy at
+// each step (who may send, which recipients are local, quota, rates) is
+// in mx.go, apart from the wire layer; submission brings its own on the
+// same layer: parseMail and parseRcpt know each parameter by name, and
 // conn.dispatch each verb.
+//
+// Submission:
+//   - AUTH PLAIN (RFC 4616) and LOGIN, offered and accepted only under
+//     TLS (538 5.7.11 without), with the account password or an app
+//     password through server/account: its throttle (counted per client
+//     address and account when an attempt starts), fixed failure delay
+//     and identical answers for unknown users and wrong passwords (535
+//     5.7.8; 454 4.7.0 when throttled). Three failed AUTHs end the
+//     connection. The login's keyring is wiped at once (submission needs
+//     no private key); the login itself lives with the connection, so
+//     that revoking its secret or deleting the account cuts it off.
+//   - MAIL before AUTH: 530 5.7.0. The envelope sender, and every From:
+//     and Sender: address, must be the account's, an alias that
+//     delivers to it, or a sub-address of either (policy.Recipients.Owns):
+//     else 550 5.7.1. The null sender is allowed (read receipts, RFC 8098).
+//     A message without exactly one From: field is refused (550 5.6.0).
+//   - DSN (RFC 3461): RET, ENVID, NOTIFY and ORCPT are kept for notices
+//     and passed on; REQUIRETLS (RFC 8689) under TLS; AUTH= (RFC 4954
+//     §5) is accepted and ignored.
+//   - The server adds Message-ID and Date when missing (RFC 6409 §8),
+//     and a Received field (ESMTPSA, RFC 3848) that names the client's
+//     address unless SubmissionOptions.HideClientIP. Then the
+//     Transforms (DKIM, Autocrypt) run, each prepending header fields.
+//   - Local copies get a Return-Path and are sealed as at the MX; the
+//     queue seals one body for the remote ones (queue.Prepare); one
+//     store.Queue.UpdateQueue commits both, then 250.
 //
 // Implementation notes:
 //   - Every input is bounded before it is buffered: command lines by 2048

@@ -70,7 +70,7 @@ func FuzzCommand(f *testing.F) {
 		}
 		switch cmd.verb {
 		case "MAIL":
-			m, rep := parseMail(cmd.arg, true)
+			m, rep := parseMail(cmd.arg, mailParams{esmtp: true, dsn: true, requireTLS: true})
 			if rep == nil {
 				checkPathOK(m.from)
 				if m.size < 0 {
@@ -78,7 +78,7 @@ func FuzzCommand(f *testing.F) {
 				}
 			}
 		case "RCPT":
-			p, rep := parseRcpt(cmd.arg)
+			p, _, rep := parseRcpt(cmd.arg, true)
 			if rep == nil {
 				checkPathOK(p)
 				if p.isNull() {

@@ -42,6 +42,9 @@ type testEnv struct {
 	notes [][]store.Delivered // guarded by mu; what OnDeliver saw
 	done  chan error          // Serve's result
 	stop  sync.Once
+	// beforeClose run after the server's shutdown, before the store
+	// closes (a queue, an account service).
+	beforeClose []func()
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -151,6 +154,9 @@ func startEnv(t *testing.T, storeOpt badgerstore.Options, edit func(*Options), w
 	go func() { e.done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
 		e.shutdown()
+		for _, f := range e.beforeClose {
+			f()
+		}
 		db.Close()
 		if t.Failed() {
 			t.Logf("server log:\n%s", e.logs.String())

@@ -26,7 +26,10 @@ const (
 	keyHelo   = "helo"
 )
 
-const protoName = "smtp"
+const (
+	protoName       = "smtp"
+	protoSubmission = "submission"
+)
 
 // libLogger adapts go-smtp's ErrorLog to slog. go-smtp reports broken
 // connections there (debug) and recovered panics (error).

@@ -51,7 +51,7 @@ func (c *conn) rcpt(cmd command) bool {
 		c.reply(replyBdatOpen)
 		return !c.refused()
 	}
-	p, rep := parseRcpt(cmd.arg)
+	p, ra, rep := parseRcpt(cmd.arg, c.srv.sub != nil)
 	if rep != nil {
 		c.reply(rep)
 		return !c.refused()
@@ -78,6 +78,9 @@ func (c *conn) rcpt(cmd command) bool {
 		// RFC 5321 §4.5.3.1.10: 452, and the client sends the rest later.
 		c.reply(replyTooManyRcpts)
 		return true
+	}
+	if c.srv.sub != nil {
+		return c.submissionRcpt(p, ra, addr)
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.lim.CommandTimeout)
 	defer cancel()
@@ -213,6 +216,9 @@ func (c *conn) deliver(msg *msgBuffer, sink *msgSink, start time.Time) *Reply {
 	if err := msg.finish(); err != nil {
 		return c.deliverFault(sink, err)
 	}
+	if c.srv.sub != nil {
+		return c.submit(msg, sink, start)
+	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.lim.CommandTimeout)
 	defer cancel()
 	attrs := []any{keyID, tx.id, keySize, sink.size, keyRcpts, len(tx.accounts)}
@@ -231,7 +237,7 @@ func (c *conn) deliver(msg *msgBuffer, sink *msgSink, start time.Time) *Reply {
 			return rep
 		}
 	}
-	delivered, err := c.srv.deliver(ctx, tx.accounts, msg, start, copyPlan{plan: plan, rpLen: tx.rpLen})
+	delivered, err := c.srv.deliver(ctx, tx.accounts, nil, msg, start, copyPlan{plan: plan, rpLen: tx.rpLen}, c.srv.commit)
 	if err != nil {
 		rep := deliverReply(err)
 		if tx.inb != nil {

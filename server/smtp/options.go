@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
+	"github.com/sealmail/sealmail/server/account"
 	"github.com/sealmail/sealmail/server/smtp/inbound"
+	"github.com/sealmail/sealmail/server/smtp/queue"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -194,10 +197,61 @@ type Options struct {
 	// Inbound runs the inbound checks (SPF, DKIM, DMARC, DNS lists,
 	// countries, allow and deny lists, greylisting, spam score) at RCPT
 	// and at the end of the data, and writes the delivery trace. nil:
-	// every local recipient is accepted and no message is scored.
+	// every local recipient is accepted and no message is scored. A
+	// submission server runs none (its clients are authenticated).
 	Inbound *inbound.Checker
+	// Submission, if not nil, makes this server a message submission
+	// agent (RFC 6409: submission.go) instead of an MX: clients must
+	// authenticate, send as themselves, and may send anywhere. Store must
+	// then also implement QueueStore.
+	Submission *SubmissionOptions
 
 	hooks *testHooks // tests only; nil outside them
+}
+
+// SubmissionOptions configure a submission server (Options.Submission).
+type SubmissionOptions struct {
+	// Accounts checks credentials (the account password or an app
+	// password) with the login throttle every protocol shares.
+	// Required.
+	Accounts Authenticator
+	// Queue takes the remote recipients' copies. Required.
+	Queue Outbound
+	// Transforms run on every submitted message, in order (DKIM
+	// signing, the Autocrypt header). nil: none.
+	Transforms []Transform
+	// HideClientIP leaves the client's address and EHLO name out of the
+	// Received field the server adds (privacy; RFC 5321 §4.4 allows
+	// it). false: they are in it, as for mail arriving at the MX.
+	HideClientIP bool
+}
+
+// Authenticator checks credentials and unlocks accounts:
+// *account.Service, whose throttle, fixed failure delay and
+// no-enumeration rules every protocol shares.
+type Authenticator interface {
+	// Login returns an unlocked session, or account.ErrBadCredentials
+	// (also for unknown accounts, after the failure delay),
+	// account.ErrThrottled, account.ErrUnavailable or account.ErrClosed.
+	Login(ctx context.Context, req account.LoginRequest) (*account.Session, error)
+}
+
+// Outbound is the outbound queue as submission sees it:
+// *queue.Queue.
+type Outbound interface {
+	// Prepare seals a message for the queue and returns the change that
+	// queues it; the caller adds its local copies, commits it
+	// (QueueStore.UpdateQueue) and calls Committed, or Discard.
+	Prepare(ctx context.Context, m *queue.Message, body io.Reader) (*queue.Prepared, error)
+	// Committed tells the queue that the change is durable.
+	Committed(p *queue.Prepared)
+}
+
+// QueueStore is what submission needs of the store beyond Store: one
+// transaction for the queue entries and the local copies of a message.
+// Every store.Store has it.
+type QueueStore interface {
+	UpdateQueue(ctx context.Context, c store.QueueChange) ([]store.Delivered, error)
 }
 
 // testHooks replace what tests cannot wait for.

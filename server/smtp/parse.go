@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -238,11 +239,21 @@ type mailArgs struct {
 	from path
 	size int64 // SIZE=, 0 if absent (RFC 1870)
 	utf8 bool  // SMTPUTF8 (RFC 6531 §3.4)
+	// Submission only:
+	ret        string // RET= (RFC 3461 §4.3): "FULL", "HDRS" or ""
+	envid      string // ENVID= decoded (RFC 3461 §4.4), "" if absent
+	requireTLS bool   // REQUIRETLS (RFC 8689 §4)
+}
+
+// mailParams says which MAIL and RCPT parameters a listener takes.
+type mailParams struct {
+	esmtp      bool // the client said EHLO: parameters may be given at all
+	dsn        bool // RET, ENVID, NOTIFY, ORCPT (RFC 3461) and AUTH= (RFC 4954 §5)
+	requireTLS bool // REQUIRETLS (RFC 8689; only over TLS)
 }
 
 // parseMail parses the argument of MAIL ("FROM:<path> params").
-// extended says whether the client said EHLO: parameters need it.
-func parseMail(arg string, extended bool) (mailArgs, *Reply) {
+func parseMail(arg string, mp mailParams) (mailArgs, *Reply) {
 	if len(arg) < 5 || !strings.EqualFold(arg[:5], "FROM:") {
 		return mailArgs{}, replySyntax
 	}
@@ -255,29 +266,52 @@ func parseMail(arg string, extended bool) (mailArgs, *Reply) {
 	if !ok {
 		return mailArgs{}, replyParamSyntax
 	}
-	if len(ps) > 0 && !extended {
+	if len(ps) > 0 && !mp.esmtp {
 		return mailArgs{}, replyParamUnknown
 	}
 	for k, v := range ps {
-		switch k {
-		case "SIZE":
+		switch {
+		case k == "SIZE":
 			n, ok := parseSize(v)
 			if !ok {
 				return mailArgs{}, replyParamSyntax
 			}
 			m.size = n
-		case "BODY":
+		case k == "BODY":
 			// 7BIT and 8BITMIME (RFC 6152) are stored alike; BINARYMIME
 			// is not offered (binary bodies would defeat the bare CR/LF
 			// rule).
 			if !strings.EqualFold(v, "7BIT") && !strings.EqualFold(v, "8BITMIME") {
 				return mailArgs{}, replyParamUnknown
 			}
-		case "SMTPUTF8":
+		case k == "SMTPUTF8":
 			if v != "" {
 				return mailArgs{}, replyParamSyntax
 			}
 			m.utf8 = true
+		case k == "RET" && mp.dsn:
+			m.ret = strings.ToUpper(v)
+			if m.ret != "FULL" && m.ret != "HDRS" {
+				return mailArgs{}, replyParamSyntax
+			}
+		case k == "ENVID" && mp.dsn:
+			// RFC 3461 §4.4: xtext, at most 100 characters.
+			id, ok := decodeXtext(v)
+			if !ok || len(v) > 100 || id == "" {
+				return mailArgs{}, replyParamSyntax
+			}
+			m.envid = id
+		case k == "AUTH" && mp.dsn:
+			// RFC 4954 §5: the submitter's identity as another server saw
+			// it; the authenticated session decides here.
+			if _, ok := decodeXtext(v); !ok {
+				return mailArgs{}, replyParamSyntax
+			}
+		case k == "REQUIRETLS" && mp.requireTLS:
+			if v != "" {
+				return mailArgs{}, replyParamSyntax
+			}
+			m.requireTLS = true
 		default:
 			return mailArgs{}, replyParamUnknown
 		}
@@ -310,26 +344,150 @@ func parseSize(v string) (int64, bool) {
 	return n, true
 }
 
-// parseRcpt parses the argument of RCPT ("TO:<path> params"). No RCPT
-// parameter is offered on the MX (DSN's NOTIFY and ORCPT come with
-// submission).
-func parseRcpt(arg string) (path, *Reply) {
+// rcptArgs are RCPT's DSN parameters (RFC 3461 §4.1, §4.2).
+type rcptArgs struct {
+	notify []string // upper case; nil if absent
+	orcpt  string   // "addr-type;address", decoded; "" if absent
+}
+
+// parseRcpt parses the argument of RCPT ("TO:<path> params"). Only a
+// listener with dsn takes parameters (NOTIFY and ORCPT); the MX takes
+// none.
+func parseRcpt(arg string, dsn bool) (path, rcptArgs, *Reply) {
+	var ra rcptArgs
 	if len(arg) < 3 || !strings.EqualFold(arg[:3], "TO:") {
-		return path{}, replySyntax
+		return path{}, ra, replySyntax
 	}
 	p, rest, err := parsePath(arg[3:], true)
 	if err != nil || p.isNull() {
-		return path{}, replyBadRcptSyntax
+		return path{}, ra, replyBadRcptSyntax
 	}
 	ps, ok := parseParams(rest)
 	if !ok {
-		return path{}, replyParamSyntax
+		return path{}, ra, replyParamSyntax
 	}
-	if len(ps) > 0 {
-		return path{}, replyParamUnknown
+	for k, v := range ps {
+		switch {
+		case k == "NOTIFY" && dsn:
+			n, ok := parseNotify(v)
+			if !ok {
+				return path{}, ra, replyParamSyntax
+			}
+			ra.notify = n
+		case k == "ORCPT" && dsn:
+			o, ok := parseORcpt(v)
+			if !ok {
+				return path{}, ra, replyParamSyntax
+			}
+			ra.orcpt = o
+		default:
+			return path{}, ra, replyParamUnknown
+		}
 	}
-	return p, nil
+	return p, ra, nil
 }
+
+// parseNotify reads NOTIFY's value (RFC 3461 §4.1): NEVER alone, or a
+// list of SUCCESS, FAILURE and DELAY, each once.
+func parseNotify(v string) ([]string, bool) {
+	var out []string
+	for _, f := range strings.Split(strings.ToUpper(v), ",") {
+		switch f {
+		case "NEVER", "SUCCESS", "FAILURE", "DELAY":
+		default:
+			return nil, false
+		}
+		if slices.Contains(out, f) {
+			return nil, false
+		}
+		out = append(out, f)
+	}
+	if slices.Contains(out, "NEVER") && len(out) > 1 {
+		return nil, false
+	}
+	return out, true
+}
+
+// parseORcpt reads ORCPT's value (RFC 3461 §4.2, RFC 6533 §3):
+// addr-type ";" xtext, decoded, at most 500 characters.
+func parseORcpt(v string) (string, bool) {
+	typ, enc, ok := strings.Cut(v, ";")
+	if !ok || len(v) > 500 || enc == "" {
+		return "", false
+	}
+	typ = strings.ToLower(typ)
+	var addr string
+	switch typ {
+	case "rfc822":
+		addr, ok = decodeXtext(enc)
+	case "utf-8":
+		addr, ok = decodeUTF8Xtext(enc)
+	default:
+		return "", false
+	}
+	if !ok || addr == "" {
+		return "", false
+	}
+	for _, r := range addr {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return "", false
+		}
+	}
+	return typ + ";" + addr, true
+}
+
+// decodeXtext decodes xtext (RFC 3461 §4): printable ASCII but "+" and
+// "=", and "+XX" hex escapes of any byte.
+func decodeXtext(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '+':
+			if i+2 >= len(s) || !isUpperHex(s[i+1]) || !isUpperHex(s[i+2]) {
+				return "", false
+			}
+			v, _ := strconv.ParseUint(s[i+1:i+3], 16, 8)
+			b.WriteByte(byte(v))
+			i += 2
+		case c >= '!' && c <= '~' && c != '=':
+			b.WriteByte(c)
+		default:
+			return "", false
+		}
+	}
+	out := b.String()
+	if !utf8.ValidString(out) {
+		return "", false
+	}
+	return out, true
+}
+
+// decodeUTF8Xtext decodes utf-8-addr-xtext and utf-8-addr-unitext (RFC
+// 6533 §3): "\x{HEX}" escapes of code points, the rest as it is.
+func decodeUTF8Xtext(s string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if strings.HasPrefix(s[i:], `\x{`) {
+			end := strings.IndexByte(s[i:], '}')
+			if end < 0 || end > 10 {
+				return "", false
+			}
+			v, err := strconv.ParseUint(s[i+3:i+end], 16, 32)
+			if err != nil || !utf8.ValidRune(rune(v)) {
+				return "", false
+			}
+			b.WriteRune(rune(v))
+			i += end
+			continue
+		}
+		b.WriteByte(s[i])
+	}
+	out := b.String()
+	return out, utf8.ValidString(out)
+}
+
+func isUpperHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'F' }
 
 // parseBDAT parses the argument of BDAT ("size [LAST]", RFC 3030 §2).
 func parseBDAT(arg string) (size int64, last bool, ok bool) {

@@ -40,6 +40,8 @@ type Server struct {
 	cidSeq    atomic.Uint64                        // connection counter
 	sleep     func(context.Context, time.Duration) // tarpit; replaced by tests
 	rateGrace time.Duration                        // dataRateGrace; replaced by tests
+	sub       *SubmissionOptions                   // immutable; nil for the MX
+	queueSt   QueueStore                           // immutable; nil for the MX
 
 	mu       sync.Mutex
 	closing  bool               // guarded by mu
@@ -58,7 +60,11 @@ func New(opt Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With(keyProto, protoName)
+	proto := protoName
+	if opt.Submission != nil {
+		proto = protoSubmission
+	}
+	log = log.With(keyProto, proto)
 	if opt.Hostname == "" {
 		h, err := os.Hostname()
 		if err != nil || !validDomain(h) {
@@ -87,6 +93,19 @@ func New(opt Options) (*Server, error) {
 	})
 	if err != nil {
 		return nil, err // policy's errors say what is wrong
+	}
+	var queueSt QueueStore
+	if sub := opt.Submission; sub != nil {
+		if sub.Accounts == nil || sub.Queue == nil {
+			return nil, errors.New("smtp: SubmissionOptions.Accounts and Queue are required")
+		}
+		if opt.Inbound != nil {
+			return nil, errors.New("smtp: Inbound checks are the MX's; a submission server's clients are authenticated")
+		}
+		var ok bool
+		if queueSt, ok = opt.Store.(QueueStore); !ok {
+			return nil, errors.New("smtp: a submission server's Store must implement QueueStore")
+		}
 	}
 	var pre [3]byte
 	if _, err := rand.Read(pre[:]); err != nil {
@@ -118,6 +137,8 @@ func New(opt Options) (*Server, error) {
 		cidPre:    hex.EncodeToString(pre[:]),
 		sleep:     sleepCtx,
 		rateGrace: dataRateGrace,
+		sub:       opt.Submission,
+		queueSt:   queueSt,
 		conns:     make(map[*conn]struct{}),
 		closed:    make(chan struct{}),
 	}
@@ -132,7 +153,11 @@ func New(opt Options) (*Server, error) {
 		log.Warn("no local domains configured: every recipient will be refused")
 	}
 	if opt.TLSConfig == nil {
-		log.Warn("no TLS configuration: STARTTLS is not offered, mail arrives in the clear")
+		if opt.Submission != nil {
+			log.Warn("no TLS configuration: STARTTLS is not offered, so clients cannot authenticate unless the listener is implicit TLS")
+		} else {
+			log.Warn("no TLS configuration: STARTTLS is not offered, mail arrives in the clear")
+		}
 	}
 	return s, nil
 }

@@ -22,6 +22,11 @@ type traceInfo struct {
 	id          string    // transaction id, [0-9a-z]
 	rcpt        string    // the one recipient, "" when there were several
 	when        time.Time // arrival
+	// Submission: no Return-Path, "A" for an authenticated client (RFC
+	// 3848), and, with hideClient, no from-clause.
+	submission bool
+	auth       bool
+	hideClient bool
 }
 
 // writeTrace writes the Return-Path (RFC 5321 §4.4) and Received (RFC 5321
@@ -31,9 +36,9 @@ type traceInfo struct {
 // sanitised here, so the result is a well-formed header block: lines end
 // in CRLF, continuation lines start with a tab, no line exceeds 998 bytes.
 func writeTrace(w *bytes.Buffer, t traceInfo) {
-	w.WriteString("Return-Path: <")
-	w.WriteString(pathText(t.reversePath))
-	w.WriteString(">\r\n")
+	if !t.submission {
+		writeReturnPath(w, t.reversePath)
+	}
 
 	ip := "unknown"
 	if t.remoteIP != nil {
@@ -53,11 +58,18 @@ func writeTrace(w *bytes.Buffer, t traceInfo) {
 	if t.tls {
 		with += "S"
 	}
-	w.WriteString("Received: from ")
-	w.WriteString(helo)
-	w.WriteString(" (")
-	w.WriteString(ip)
-	w.WriteString(")\r\n\tby ")
+	if t.auth {
+		with += "A"
+	}
+	if t.hideClient {
+		w.WriteString("Received: by ")
+	} else {
+		w.WriteString("Received: from ")
+		w.WriteString(helo)
+		w.WriteString(" (")
+		w.WriteString(ip)
+		w.WriteString(")\r\n\tby ")
+	}
 	w.WriteString(t.hostname)
 	w.WriteString(" (sealmail) with ")
 	w.WriteString(with)
@@ -71,6 +83,14 @@ func writeTrace(w *bytes.Buffer, t traceInfo) {
 	w.WriteString(";\r\n\t")
 	w.WriteString(t.when.Format(time.RFC1123Z))
 	w.WriteString("\r\n")
+}
+
+// writeReturnPath writes the Return-Path field (RFC 5321 §4.4) of final
+// delivery.
+func writeReturnPath(w *bytes.Buffer, reversePath string) {
+	w.WriteString("Return-Path: <")
+	w.WriteString(pathText(reversePath))
+	w.WriteString(">\r\n")
 }
 
 // addressLiteral writes ip as an RFC 5321 §4.1.3 address literal.

@@ -89,7 +89,7 @@ const (
 )
 
 // Options configures New. Store, Key and Hostname are required;
-// Resolver too, unless a Smarthost takes all mail. Every other zero
+// Resolver too for Start, unless a Smarthost takes all mail. Every other zero
 // value is safe and documented.
 type Options struct {
 	Store Store
@@ -162,9 +162,6 @@ func (o *Options) validate() error {
 		return fmt.Errorf("queue: Hostname: %w", err)
 	}
 	o.Hostname = h
-	if o.Smarthost == nil && o.Resolver == nil {
-		return errors.New("queue: Options.Resolver is required without a smarthost")
-	}
 	if sh := o.Smarthost; sh != nil {
 		if err := sh.validate(); err != nil {
 			return err

@@ -131,6 +131,9 @@ func (q *Queue) Start() error {
 	if q.started || q.closing {
 		return errors.New("queue: started twice")
 	}
+	if q.opt.Smarthost == nil && q.opt.Resolver == nil {
+		return errors.New("queue: Options.Resolver is required to deliver without a smarthost")
+	}
 	q.started = true
 	go q.loop()
 	return nil
