@@ -85,6 +85,8 @@ func newTestEnv(t *testing.T) *testEnv {
 		"SEALMAIL_KDF_TIME=1",
 		"SEALMAIL_KDF_MEMORY_KIB=1024",
 		"SEALMAIL_LISTEN_SMTP=127.0.0.1:0",
+		"SEALMAIL_LISTEN_SUBMISSION=127.0.0.1:0",
+		"SEALMAIL_LISTEN_SUBMISSIONS=127.0.0.1:0",
 		"SEALMAIL_LISTEN_IMAP=127.0.0.1:0",
 		"SEALMAIL_LISTEN_IMAPS=127.0.0.1:0",
 		"SEALMAIL_LISTEN_HTTPS=127.0.0.1:0",
@@ -180,7 +182,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-var listenLine = regexp.MustCompile(`^\s+(smtp|imap|imaps|https|control)\s+(\S+) \(`)
+var listenLine = regexp.MustCompile(`^\s+(smtp|submission|submissions|imap|imaps|https|control)\s+(\S+) \(`)
 
 // serve starts `sealmail serve` and waits until it prints where it listens.
 func (te *testEnv) serve() *server {
@@ -314,7 +316,7 @@ func TestCLIConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	te.fails(exitError, "limits.command_timeout", "", "config", "show", "--config", cfg)
-	te.fails(exitError, "listen.submission", "", "config", "show", "--config", writeFile(t, te.dir, "s.yaml", "listen:\n  submission: ':587'\n"))
+	te.fails(exitError, "outbound.transports", "", "config", "show", "--config", writeFile(t, te.dir, "s.yaml", "outbound:\n  transports: [example.net]\n"))
 	te.fails(exitError, "no such file", "", "config", "show", "--config", filepath.Join(te.dir, "missing.yaml"))
 }
 

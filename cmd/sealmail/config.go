@@ -54,6 +54,8 @@ type Config struct {
 	Auth       AuthConfig          `yaml:"auth"`
 	DNS        DNSConfig           `yaml:"dns"`
 	Inbound    InboundConfig       `yaml:"inbound"`
+	Submission SubmissionConfig    `yaml:"submission"`
+	Outbound   OutboundConfig      `yaml:"outbound"`
 	// ServerKeyFile holds the server key (serverkey.go), under which the
 	// server seals what it must read itself: the outbound queue and the
 	// delivery trace. "": <data_dir>/server.key, made at first start.
@@ -75,11 +77,14 @@ const maxUnlockCache = 24 * time.Hour
 
 // ListenConfig holds listener addresses; "" disables a listener.
 type ListenConfig struct {
-	SMTP       string `yaml:"smtp" default:"127.0.0.1:2525"`
-	Submission string `yaml:"submission" default:""`
-	IMAP       string `yaml:"imap" default:"127.0.0.1:1143"`
-	IMAPS      string `yaml:"imaps" default:"127.0.0.1:1993"`
-	HTTPS      string `yaml:"https" default:"127.0.0.1:8443"`
+	SMTP string `yaml:"smtp" default:"127.0.0.1:2525"`
+	// Submission (RFC 6409, STARTTLS; port 587 in production) and
+	// submissions (RFC 8314, implicit TLS; port 465).
+	Submission  string `yaml:"submission" default:"127.0.0.1:1587"`
+	Submissions string `yaml:"submissions" default:"127.0.0.1:1465"`
+	IMAP        string `yaml:"imap" default:"127.0.0.1:1143"`
+	IMAPS       string `yaml:"imaps" default:"127.0.0.1:1993"`
+	HTTPS       string `yaml:"https" default:"127.0.0.1:8443"`
 }
 
 // TLSConfig says where the certificate comes from.
@@ -122,6 +127,9 @@ type LimitsConfig struct {
 	// per account, and a whole office may share one address.
 	IMAPConnections      int `yaml:"imap_connections" default:"1000"`
 	IMAPConnectionsPerIP int `yaml:"imap_connections_per_ip" default:"50"`
+	// Each of submission and submissions: people's mail clients.
+	SubmissionConnections      int `yaml:"submission_connections" default:"200"`
+	SubmissionConnectionsPerIP int `yaml:"submission_connections_per_ip" default:"20"`
 	// HTTPS serves a few small documents per client.
 	HTTPSConnections      int           `yaml:"https_connections" default:"200"`
 	HTTPSConnectionsPerIP int           `yaml:"https_connections_per_ip" default:"20"`
@@ -141,13 +149,12 @@ type MTASTSConfig struct {
 }
 
 // AutoconfigConfig completes the Thunderbird/K-9 autoconfig file
-// (config-v1.1.xml). The IMAP servers in it are sealmail's own listeners;
-// the outgoing server, which Thunderbird requires, is named here because
-// sealmail has no submission listener: typically the relay or smarthost
-// the organisation already sends through.
+// (config-v1.1.xml). Its servers are sealmail's own listeners; the
+// outgoing server can be named here instead, for a site whose clients
+// send through another server.
 type AutoconfigConfig struct {
-	// Submission is "host:port" of the server clients send through; ""
-	// serves no autoconfig file.
+	// Submission is "host:port" of the server clients send through; "":
+	// sealmail's own submission listeners.
 	Submission string `yaml:"submission" default:""`
 	// SubmissionTLS is how clients protect that connection: "tls"
 	// (implicit TLS, port 465) or "starttls" (port 587). Never plaintext.
@@ -198,15 +205,13 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, l := range []struct{ key, addr string }{
-		{"listen.smtp", c.Listen.SMTP}, {"listen.imap", c.Listen.IMAP},
+		{"listen.smtp", c.Listen.SMTP}, {"listen.submission", c.Listen.Submission},
+		{"listen.submissions", c.Listen.Submissions}, {"listen.imap", c.Listen.IMAP},
 		{"listen.imaps", c.Listen.IMAPS}, {"listen.https", c.Listen.HTTPS},
 	} {
 		if err := checkListen(l.addr); err != nil {
 			return fmt.Errorf("config: %s: %w", l.key, err)
 		}
-	}
-	if c.Listen.Submission != "" {
-		return errors.New("config: listen.submission: submission (authenticated sending) is not available yet; leave it empty")
 	}
 	if err := c.TLS.validate(); err != nil {
 		return err
@@ -242,6 +247,9 @@ func (c *Config) Validate() error {
 	if err := c.validateInbound(); err != nil {
 		return err
 	}
+	if err := c.validateOutbound(); err != nil {
+		return err
+	}
 	return c.KDF.validate()
 }
 
@@ -274,6 +282,7 @@ func (l *LimitsConfig) validate() error {
 	}{
 		{"limits.connections_per_ip", listener.LimiterOptions{Connections: l.Connections, PerClient: l.ConnectionsPerIP}},
 		{"limits.imap_connections_per_ip", listener.LimiterOptions{Connections: l.IMAPConnections, PerClient: l.IMAPConnectionsPerIP}},
+		{"limits.submission_connections_per_ip", listener.LimiterOptions{Connections: l.SubmissionConnections, PerClient: l.SubmissionConnectionsPerIP}},
 		{"limits.https_connections_per_ip", listener.LimiterOptions{Connections: l.HTTPSConnections, PerClient: l.HTTPSConnectionsPerIP}},
 	} {
 		if err := p.opt.Validate(); err != nil {

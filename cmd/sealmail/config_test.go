@@ -50,7 +50,10 @@ func TestConfigDefaults(t *testing.T) {
 		"hostname":             "localhost",
 		"domains":              "[localhost]",
 		"listen.smtp":          "127.0.0.1:2525",
-		"listen.submission":    "",
+		"listen.submission":    "127.0.0.1:1587",
+		"listen.submissions":   "127.0.0.1:1465",
+		"outbound.lifetime":    120 * time.Hour,
+		"outbound.delay":       4 * time.Hour,
 		"listen.imap":          "127.0.0.1:1143",
 		"listen.imaps":         "127.0.0.1:1993",
 		"listen.https":         "127.0.0.1:8443",
@@ -62,6 +65,7 @@ func TestConfigDefaults(t *testing.T) {
 	got := map[string]any{
 		"data_dir": c.DataDir, "hostname": c.Hostname, "domains": "[" + strings.Join(c.Domains, " ") + "]",
 		"listen.smtp": c.Listen.SMTP, "listen.submission": c.Listen.Submission, "listen.imap": c.Listen.IMAP,
+		"listen.submissions": c.Listen.Submissions, "outbound.lifetime": c.Outbound.Lifetime, "outbound.delay": c.Outbound.DelayWarning,
 		"listen.imaps": c.Listen.IMAPS, "listen.https": c.Listen.HTTPS,
 		"limits.message_bytes": c.Limits.MessageBytes, "limits.recipients": c.Limits.Recipients,
 		"command_timeout": c.Limits.CommandTimeout, "key.type": c.Key.Type,
@@ -185,9 +189,17 @@ func TestKeyserverOptionsAutoconfig(t *testing.T) {
 	if opt := keyserverOptions(c, nil, nil, configPorts(c)); len(opt.Submission) != 1 || opt.Submission[0].TLS != keyserver.StartTLS || opt.Submission[0].Port != 587 {
 		t.Errorf("starttls submission endpoints %+v", opt.Submission)
 	}
+	// Without the override, sealmail's own submission listeners, implicit
+	// TLS first (RFC 8314 §3.3).
 	c.Autoconfig = AutoconfigConfig{}
-	if opt := keyserverOptions(c, nil, nil, configPorts(c)); len(opt.Submission) != 0 {
+	opt = keyserverOptions(c, nil, nil, configPorts(c))
+	if len(opt.Submission) != 2 || opt.Submission[0] != (keyserver.Endpoint{Port: 1465, TLS: keyserver.ImplicitTLS}) ||
+		opt.Submission[1] != (keyserver.Endpoint{Port: 1587, TLS: keyserver.StartTLS}) {
 		t.Errorf("submission endpoints without autoconfig.submission: %+v", opt.Submission)
+	}
+	c.Listen.Submission, c.Listen.Submissions = "", ""
+	if opt := keyserverOptions(c, nil, nil, configPorts(c)); len(opt.Submission) != 0 {
+		t.Errorf("submission endpoints without listeners: %+v", opt.Submission)
 	}
 }
 
@@ -204,7 +216,19 @@ func TestConfigErrors(t *testing.T) {
 		{"bad yaml", "hostname: [\n", nil, "sealmail.yaml"},
 		{"bad port", "listen:\n  smtp: 127.0.0.1:99999\n", nil, "listen.smtp"},
 		{"bad listen", "listen:\n  imap: nonsense\n", nil, "listen.imap"},
-		{"submission", "listen:\n  submission: 127.0.0.1:587\n", nil, "submission (authenticated sending) is not available yet"},
+		{"submission port", "listen:\n  submission: 127.0.0.1:99999\n", nil, "config: listen.submission: bad port"},
+		{"submissions host", "listen:\n  submissions: 'bad host:465'\n", nil, "config: listen.submissions: bad host"},
+		{"transport syntax", "outbound:\n  transports: [example.net]\n", nil, "config: outbound.transports: want domain=host:port"},
+		{"transport port", "outbound:\n  transports: ['example.net=127.0.0.1:0']\n", nil, "config: outbound.transports: queue: transport for example.net: bad port"},
+		{"transport twice", "outbound:\n  transports: ['a.test=h:25', 'a.test=g:25']\n", nil, "config: outbound.transports: a.test listed twice"},
+		{"smarthost tls", "outbound:\n  smarthost: relay.example.net:587\n  smarthost_tls: maybe\n", nil, "config: outbound: queue: smarthost: TLS \"maybe\""},
+		{"smarthost auth in clear", "outbound:\n  smarthost: relay.example.net:25\n  smarthost_tls: none\n  smarthost_username: u\n  smarthost_password_file: /p\n", nil, "AUTH needs TLS"},
+		{"smarthost user alone", "outbound:\n  smarthost: relay.example.net:587\n  smarthost_username: u\n", nil, "config: outbound.smarthost_username and outbound.smarthost_password_file: set both or neither"},
+		{"smarthost parts alone", "outbound:\n  smarthost_username: u\n", nil, "need outbound.smarthost"},
+		{"delay past lifetime", "outbound:\n  lifetime: 1h\n  delay_warning: 2h\n", nil, "config: outbound.delay_warning: must be shorter"},
+		{"lifetime long", "outbound:\n  lifetime: 1000h\n", nil, "config: outbound.lifetime: at most"},
+		{"dns resolver", "dns:\n  resolver: 'not an address:x'\n", nil, "config: dns.resolver"},
+		{"submission per ip", "limits:\n  submission_connections: 5\n  submission_connections_per_ip: 6\n", nil, "config: limits.submission_connections_per_ip"},
 		{"bad duration", "limits:\n  command_timeout: 5\n", nil, "limits.command_timeout"},
 		{"bad duration env", "", map[string]string{"SEALMAIL_LIMITS_DATA_TIMEOUT": "ten minutes"}, "limits.data_timeout"},
 		{"bad int", "limits:\n  recipients: many\n", nil, "limits.recipients"},

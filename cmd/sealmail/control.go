@@ -71,6 +71,8 @@ type controlRequest struct {
 	// Args are the arguments of the audit and escrow operations
 	// (control_stream.go).
 	Args json.RawMessage `json:"args,omitempty"`
+	// Queue operations: an entry or message ID.
+	QueueID string `json:"queue_id,omitempty"`
 }
 
 type controlResponse struct {
@@ -88,11 +90,12 @@ var errServerRunning = errors.New("a sealmail server is already running on this 
 
 // controlServer serves admin requests from the owner of the process.
 type controlServer struct {
-	ln   *net.UnixListener
-	path string
-	adm  admin
-	log  *slog.Logger
-	uid  int
+	ln    *net.UnixListener
+	path  string
+	adm   admin
+	queue queueHolder // the outbound queue, once serve has built it
+	log   *slog.Logger
+	uid   int
 
 	wg     sync.WaitGroup
 	mu     sync.Mutex
@@ -266,7 +269,8 @@ func logSafeOp(op string) string {
 	switch op {
 	case opAddUser, opUsers, opPasswd, opDelete, opRecoveryCode, opSetWKD, opExportKey, opExportSecret,
 		opAppPassword, opSlots, opRevoke, opSetQuota, opRuleAdd, opRules, opRuleRemove, opTrain, opTraceSearch,
-		opAuditHead, opAuditRecords, opEscrowKeys, opEscrowInit, opEscrowRefused, opEscrowExport, opEscrowDone:
+		opAuditHead, opAuditRecords, opEscrowKeys, opEscrowInit, opEscrowRefused, opEscrowExport, opEscrowDone,
+		opQueueList, opQueueShow, opQueueRetry, opQueueDrop:
 		return op
 	}
 	return "(unknown)"
@@ -325,6 +329,8 @@ func (s *controlServer) dispatch(ctx context.Context, r *controlRequest) (any, e
 			break
 		}
 		return s.adm.SearchTrace(ctx, *r.Query)
+	case opQueueList, opQueueShow, opQueueRetry, opQueueDrop:
+		return s.dispatchQueue(ctx, r)
 	}
 	if res, ok, err := s.dispatchMore(ctx, r); ok {
 		return res, err

@@ -11,22 +11,24 @@ import (
 	"github.com/sealmail/sealmail/keyserver"
 )
 
-// clientPorts are the IMAP ports clients connect to; 0 where there is
-// none.
+// clientPorts are the IMAP and submission ports clients connect to; 0
+// where there is none.
 type clientPorts struct {
-	imap, imaps int
+	imap, imaps, submission, submissions int
 }
 
 // configPorts are the ports of the listen addresses in c. An ephemeral
 // port (":0", for tests) is unknown until bound, so it counts as none.
 func configPorts(c *Config) clientPorts {
-	return clientPorts{imap: listenPort(c.Listen.IMAP), imaps: listenPort(c.Listen.IMAPS)}
+	return clientPorts{imap: listenPort(c.Listen.IMAP), imaps: listenPort(c.Listen.IMAPS),
+		submission: listenPort(c.Listen.Submission), submissions: listenPort(c.Listen.Submissions)}
 }
 
 // keyserverOptions builds the keyserver's options from the configuration.
 // keys may be nil (for `sealmail dns`, which needs no store). ports are
-// the IMAP ports to advertise: serve passes those it bound, dns those
-// configured.
+// the IMAP and submission ports to advertise: serve passes those it
+// bound, dns those configured. autoconfig.submission, if set, replaces
+// the submission listeners (a site whose clients send elsewhere).
 func keyserverOptions(c *Config, keys keyserver.KeyLookup, log *slog.Logger, ports clientPorts) keyserver.Options {
 	opt := keyserver.Options{
 		Keys:     keys,
@@ -46,6 +48,13 @@ func keyserverOptions(c *Config, keys keyserver.KeyLookup, log *slog.Logger, por
 	}
 	if e, ok := submissionEndpoint(c); ok {
 		opt.Submission = []keyserver.Endpoint{e}
+	} else {
+		if ports.submissions != 0 {
+			opt.Submission = append(opt.Submission, keyserver.Endpoint{Port: ports.submissions, TLS: keyserver.ImplicitTLS})
+		}
+		if ports.submission != 0 {
+			opt.Submission = append(opt.Submission, keyserver.Endpoint{Port: ports.submission, TLS: keyserver.StartTLS})
+		}
 	}
 	if c.MTASTS.Mode != "" {
 		opt.MTASTS = &keyserver.MTASTSPolicy{Mode: c.MTASTS.Mode, MX: c.MTASTS.MX, MaxAge: c.MTASTS.MaxAge}

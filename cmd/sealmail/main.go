@@ -78,6 +78,7 @@ type cmdFlags struct {
 	// audit and escrow commands (audit.go, escrow.go)
 	audit  auditFlags
 	escrow escrowFlags
+	all    bool // queue retry --all
 }
 
 // hint renders the global flags given, for a command line printed as
@@ -152,6 +153,15 @@ func init() {
 		{name: "key export-secret", args: "ADDRESS", summary: "print the armored secret key, protected by the account password",
 			flags: passwordFlag, run: runKeyExportSecret},
 		{name: "dns", args: "DOMAIN", summary: "print the DNS records to publish for DOMAIN", run: runDNS},
+		{name: "queue list", summary: "list the outbound queue", flags: jsonFlag, run: runQueueList},
+		{name: "queue show", args: "ID", summary: "show a queued message (its ID, or an entry's) and its delivery trace",
+			flags: jsonFlag, run: runQueueShow},
+		{name: "queue retry", args: "ID|--all", summary: "try a queued message (or every one) again now",
+			flags: func(fs *flag.FlagSet, f *cmdFlags) {
+				fs.BoolVar(&f.all, "all", false, "retry every queued message")
+			}, run: runQueueRetry},
+		{name: "queue drop", args: "ID", summary: "destroy a queued message (or one entry of it), with no notice to the sender",
+			run: runQueueDrop},
 	}, commands...)
 }
 

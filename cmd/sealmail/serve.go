@@ -134,7 +134,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 		shutdown: ctl.close,
 	})
 
-	more, err := startServers(c, st, accounts, inb, escrowPolicy{keys: escrow}, log, fdLimit)
+	more, err := startServers(c, st, accounts, inb, escrowPolicy{keys: escrow}, log, fdLimit, &ctl.queue)
 	if err != nil {
 		for _, s := range services {
 			s.shutdown(context.Background())
@@ -206,7 +206,7 @@ func listen(key, addr string) (net.Listener, error) {
 
 // listeners are the bound TCP listeners; nil where disabled.
 type listeners struct {
-	smtp, imap, imaps, https net.Listener
+	smtp, submission, submissions, imap, imaps, https net.Listener
 }
 
 // bindListeners binds every configured listener, so a taken port fails
@@ -226,6 +226,8 @@ func bindListeners(c *Config) (_ listeners, err error) {
 		dst       *net.Listener
 	}{
 		{"listen.smtp", c.Listen.SMTP, &l.smtp},
+		{"listen.submission", c.Listen.Submission, &l.submission},
+		{"listen.submissions", c.Listen.Submissions, &l.submissions},
 		{"listen.imap", c.Listen.IMAP, &l.imap},
 		{"listen.imaps", c.Listen.IMAPS, &l.imaps},
 		{"listen.https", c.Listen.HTTPS, &l.https},
@@ -244,18 +246,20 @@ func bindListeners(c *Config) (_ listeners, err error) {
 }
 
 func (l listeners) close() {
-	for _, ln := range []net.Listener{l.smtp, l.imap, l.imaps, l.https} {
+	for _, ln := range []net.Listener{l.smtp, l.submission, l.submissions, l.imap, l.imaps, l.https} {
 		if ln != nil {
 			ln.Close()
 		}
 	}
 }
 
-// startServers builds SMTP, IMAP and HTTPS from the configuration, binds
-// their listeners and guards them (server/listener) with the limits of
-// the configuration, fitted into what fdLimit leaves. It returns them as
-// services, not yet serving. On error nothing stays bound.
-func startServers(c *Config, st store.Store, accounts *account.Service, inb *inboundParts, escrow smtpserver.Escrow, log *slog.Logger, fdLimit uint64) (_ []*service, err error) {
+// startServers builds SMTP (MX and submission), the outbound queue, IMAP
+// and HTTPS from the configuration, binds their listeners and guards them
+// (server/listener) with the limits of the configuration, fitted into
+// what fdLimit leaves. It returns them as services, not yet serving, and
+// gives the queue to queues (the control socket's). On error nothing
+// stays bound.
+func startServers(c *Config, st store.Store, accounts *account.Service, inb *inboundParts, escrow smtpserver.Escrow, log *slog.Logger, fdLimit uint64, queues *queueHolder) (_ []*service, err error) {
 	tlsConf, err := serverTLS(c, log)
 	if err != nil {
 		return nil, err
@@ -305,6 +309,40 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 	}
 	cleanup = append(cleanup, func() { smtpSrv.Shutdown(context.Background()) })
 
+	// The outbound queue runs whether or not clients can submit here: it
+	// delivers what is already queued.
+	q, err := startQueue(c, st, log)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { q.Shutdown(context.Background()) })
+	queues.set(q)
+	var subSrv *smtpserver.Server
+	if lns.submission != nil || lns.submissions != nil {
+		subSrv, err = smtpserver.New(smtpserver.Options{
+			Hostname:   c.Hostname,
+			Domains:    c.Domains,
+			Store:      st,
+			TLSConfig:  tlsConf.client, // people log in here: no CBC suites
+			Aliases:    c.Aliases,
+			Postmaster: c.Postmaster,
+			Logger:     log,
+			OnDeliver:  imapSrv.Delivered,
+			Limits:     c.Limits.smtp(),
+			SpoolDir:   filepath.Join(c.DataDir, "spool", "submission"),
+			Escrow:     escrow, // local copies of submitted mail, as the MX's
+			Submission: &smtpserver.SubmissionOptions{
+				Accounts:     accounts,
+				Queue:        q,
+				HideClientIP: c.Submission.HideClientIP,
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		cleanup = append(cleanup, func() { subSrv.Shutdown(context.Background()) })
+	}
+
 	lim := connectionLimiters(c, lns, fdLimit, log)
 	guard := func(name string, ln net.Listener, l *listener.Limiter, tlsConf *tls.Config, refuse func(net.Conn)) net.Listener {
 		return listener.New(ln, listener.Options{
@@ -328,6 +366,25 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 		smtpSvc.serve = func() error { return smtpSrv.Serve(gl) }
 	}
 	out = append(out, smtpSvc)
+	// One submission server serves both submission listeners; the queue
+	// stops after it, so that what it committed last is scheduled.
+	out = append(out, &service{name: "submission-server", shutdown: func(ctx context.Context) error {
+		var err error
+		if subSrv != nil {
+			err = subSrv.Shutdown(ctx)
+		}
+		return errors.Join(err, q.Shutdown(ctx))
+	}})
+	if ln := lns.submission; ln != nil {
+		gl := guard("submission", ln, lim.submission, nil, subSrv.Refuse)
+		out = append(out, &service{name: "submission", addr: ln.Addr(), mode: "STARTTLS",
+			serve: func() error { return subSrv.Serve(gl) }})
+	}
+	if ln := lns.submissions; ln != nil {
+		gl := guard("submissions", ln, lim.submissions, tlsConf.client, nil)
+		out = append(out, &service{name: "submissions", addr: ln.Addr(), mode: "TLS",
+			serve: func() error { return subSrv.Serve(gl) }})
+	}
 	// One IMAP server serves both IMAP listeners; Shutdown stops both.
 	out = append(out, &service{name: "imap-server", shutdown: imapSrv.Shutdown})
 	if ln := lns.imap; ln != nil {
@@ -343,7 +400,8 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 	if ln := lns.https; ln != nil {
 		// Autoconfig advertises the IMAP ports actually bound (the
 		// configured ones, or what the kernel chose for ":0").
-		ports := clientPorts{imap: boundPort(lns.imap), imaps: boundPort(lns.imaps)}
+		ports := clientPorts{imap: boundPort(lns.imap), imaps: boundPort(lns.imaps),
+			submission: boundPort(lns.submission), submissions: boundPort(lns.submissions)}
 		h, err := keyserver.New(keyserverOptions(c, st, log, ports))
 		if err != nil {
 			return nil, err
@@ -371,7 +429,7 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 // its own, so that a flood on one port (silent clients on IMAPS) never
 // stops another from accepting (IMAP with STARTTLS included).
 type limiters struct {
-	smtp, imap, imaps, https *listener.Limiter
+	smtp, submission, submissions, imap, imaps, https *listener.Limiter
 }
 
 // connectionLimiters makes the limiters from the configured caps, scaled
@@ -380,11 +438,20 @@ type limiters struct {
 // free for the control socket, the store and certificates.
 func connectionLimiters(c *Config, lns listeners, fdLimit uint64, log *slog.Logger) limiters {
 	l := c.Limits
-	want := make([]int, 4) // smtp, imap, imaps, https; 0 where not bound
-	for i, b := range []struct {
+	bound := []struct {
+		name  string
 		ln    net.Listener
 		total int
-	}{{lns.smtp, l.Connections}, {lns.imap, l.IMAPConnections}, {lns.imaps, l.IMAPConnections}, {lns.https, l.HTTPSConnections}} {
+	}{
+		{"smtp", lns.smtp, l.Connections},
+		{"submission", lns.submission, l.SubmissionConnections},
+		{"submissions", lns.submissions, l.SubmissionConnections},
+		{"imap", lns.imap, l.IMAPConnections},
+		{"imaps", lns.imaps, l.IMAPConnections},
+		{"https", lns.https, l.HTTPSConnections},
+	}
+	want := make([]int, len(bound)) // 0 where not bound
+	for i, b := range bound {
 		if b.ln != nil {
 			want[i] = b.total
 		}
@@ -396,8 +463,12 @@ func connectionLimiters(c *Config, lns listeners, fdLimit uint64, log *slog.Logg
 		budget := listener.ConnectionBudget(fdLimit, open)
 		var scaled bool
 		if got, scaled = listener.Share(budget, want); scaled {
-			log.Warn(fmt.Sprintf("the file descriptor limit (%d, %d open) leaves room for %d connections: limits lowered to smtp %d, imap %d, imaps %d, https %d; raise RLIMIT_NOFILE (systemd: LimitNOFILE=) to lift them",
-				fdLimit, open, budget, got[0], got[1], got[2], got[3]))
+			var parts []string
+			for i, b := range bound {
+				parts = append(parts, fmt.Sprintf("%s %d", b.name, got[i]))
+			}
+			log.Warn(fmt.Sprintf("the file descriptor limit (%d, %d open) leaves room for %d connections: limits lowered to %s; raise RLIMIT_NOFILE (systemd: LimitNOFILE=) to lift them",
+				fdLimit, open, budget, strings.Join(parts, ", ")))
 		}
 	}
 	mk := func(total, perIP int) *listener.Limiter {
@@ -405,10 +476,12 @@ func connectionLimiters(c *Config, lns listeners, fdLimit uint64, log *slog.Logg
 		return listener.NewLimiter(listener.LimiterOptions{Connections: total, PerClient: min(perIP, total)})
 	}
 	return limiters{
-		smtp:  mk(got[0], l.ConnectionsPerIP),
-		imap:  mk(got[1], l.IMAPConnectionsPerIP),
-		imaps: mk(got[2], l.IMAPConnectionsPerIP),
-		https: mk(got[3], l.HTTPSConnectionsPerIP),
+		smtp:        mk(got[0], l.ConnectionsPerIP),
+		submission:  mk(got[1], l.SubmissionConnectionsPerIP),
+		submissions: mk(got[2], l.SubmissionConnectionsPerIP),
+		imap:        mk(got[3], l.IMAPConnectionsPerIP),
+		imaps:       mk(got[4], l.IMAPConnectionsPerIP),
+		https:       mk(got[5], l.HTTPSConnectionsPerIP),
 	}
 }
 
@@ -416,7 +489,8 @@ func connectionLimiters(c *Config, lns listeners, fdLimit uint64, log *slog.Logg
 func warnInsecure(c *Config, log *slog.Logger) {
 	selfSigned := c.TLS.CertFile == "" && !c.TLS.ACME
 	for _, l := range []struct{ key, addr string }{
-		{"listen.smtp", c.Listen.SMTP}, {"listen.imap", c.Listen.IMAP},
+		{"listen.smtp", c.Listen.SMTP}, {"listen.submission", c.Listen.Submission},
+		{"listen.submissions", c.Listen.Submissions}, {"listen.imap", c.Listen.IMAP},
 		{"listen.imaps", c.Listen.IMAPS}, {"listen.https", c.Listen.HTTPS},
 	} {
 		if l.addr == "" || isLoopback(l.addr) {
@@ -425,7 +499,7 @@ func warnInsecure(c *Config, log *slog.Logger) {
 		if selfSigned {
 			log.Warn(fmt.Sprintf("%s %s: listener on a public address uses a self-signed certificate", l.key, l.addr))
 		}
-		if l.key == "listen.smtp" || l.key == "listen.imap" {
+		if l.key == "listen.smtp" || l.key == "listen.imap" || l.key == "listen.submission" {
 			log.Warn(fmt.Sprintf("%s %s: listener on a public address starts in plaintext; clients must use STARTTLS (IMAP refuses login without it)", l.key, l.addr))
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,31 +108,60 @@ func TestServeListeners(t *testing.T) {
 	if code, _ := wkd(); code != http.StatusOK {
 		t.Errorf("WKD key after --wkd=true: status %d", code)
 	}
-	// Without autoconfig.submission there is no outgoing server to name,
-	// so no autoconfig file (TestServeAutoconfig has the other case).
+	// The autoconfig file names sealmail's own submission listeners as
+	// the outgoing servers (TestServeAutoconfig has the override).
 	for _, hp := range [][2]string{
 		{"autoconfig.example.org", "/mail/config-v1.1.xml"},
 		{"autoconfig.example.org", "/.well-known/autoconfig/mail/config-v1.1.xml"},
 		{"example.org", "/.well-known/autoconfig/mail/config-v1.1.xml"},
 	} {
-		if code, body := getAutoconfig(t, s, client, hp[0], hp[1]); code != http.StatusNotFound {
-			t.Errorf("autoconfig %s%s without autoconfig.submission: status %d, want 404\n%s", hp[0], hp[1], code, body)
+		code, body := getAutoconfig(t, s, client, hp[0], hp[1])
+		if code != http.StatusOK || !strings.Contains(string(body), "<port>"+strconv.Itoa(portOf(t, s.addr("submissions")))+"</port>") ||
+			!strings.Contains(string(body), "<port>"+strconv.Itoa(portOf(t, s.addr("submission")))+"</port>") {
+			t.Errorf("autoconfig %s%s: status %d, want the submission listeners\n%s", hp[0], hp[1], code, body)
+		}
+	}
+	// Submission: STARTTLS with the same certificate, AUTH offered then.
+	subc, err := gosmtp.DialStartTLS(s.addr("submission"), conf)
+	if err != nil {
+		t.Fatalf("submission STARTTLS: %v", err)
+	}
+	if ok, mechs := subc.Extension("AUTH"); !ok || mechs != "PLAIN LOGIN" {
+		t.Errorf("submission AUTH after STARTTLS: %v %q", ok, mechs)
+	}
+	subc.Close()
+	subs, err := gosmtp.DialTLS(s.addr("submissions"), conf)
+	if err != nil {
+		t.Fatalf("submissions: %v", err)
+	}
+	if err := subs.Hello("client.example.org"); err != nil {
+		t.Fatalf("submissions EHLO: %v", err)
+	}
+	subs.Close()
+	for _, name := range []string{"submission", "submissions"} {
+		if !strings.Contains(s.stdout(), "  "+name) {
+			t.Errorf("the start-up banner does not name %s:\n%s", name, s.stdout())
 		}
 	}
 	if err := s.stop(t, syscall.SIGINT); err != nil {
 		t.Fatalf("serve after SIGINT: %v\n%s", err, s.logs())
 	}
 
-	// Fixed IMAP ports, so only the missing outgoing server keeps the
-	// autoconfig name out.
-	te.setenv("SEALMAIL_LISTEN_IMAPS=127.0.0.1:993", "SEALMAIL_LISTEN_IMAP=127.0.0.1:143")
+	// Fixed ports: dns names the IMAP and submission listeners and the
+	// autoconfig name; without submission listeners, no autoconfig.
+	te.setenv("SEALMAIL_LISTEN_IMAPS=127.0.0.1:993", "SEALMAIL_LISTEN_IMAP=127.0.0.1:143",
+		"SEALMAIL_LISTEN_SUBMISSION=127.0.0.1:587", "SEALMAIL_LISTEN_SUBMISSIONS=127.0.0.1:465")
 	r := te.ok("", "dns", "example.org")
-	if !strings.Contains(r.stdout, "MX") || !strings.Contains(r.stdout, "openpgpkey.example.org.") ||
-		!strings.Contains(r.stdout, "_imaps._tcp.example.org.") {
-		t.Errorf("dns printed:\n%s", r.stdout)
+	for _, want := range []string{"MX", "openpgpkey.example.org.", "_imaps._tcp.example.org.", "autoconfig.example.org.",
+		"_submissions._tcp.example.org.", "0 1 465 localhost.", "_submission._tcp.example.org.", "10 1 587 localhost."} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("dns lacks %q:\n%s", want, r.stdout)
+		}
 	}
+	te.setenv("SEALMAIL_LISTEN_SUBMISSION=", "SEALMAIL_LISTEN_SUBMISSIONS=")
+	r = te.ok("", "dns", "example.org")
 	if strings.Contains(r.stdout, "autoconfig.example.org.") || strings.Contains(r.stdout, "_submission") {
-		t.Errorf("dns names autoconfig or submission without autoconfig.submission:\n%s", r.stdout)
+		t.Errorf("dns names autoconfig or submission without an outgoing server:\n%s", r.stdout)
 	}
 	te.fails(exitError, "not a configured domain", "", "dns", "example.net")
 	te.fails(exitUsage, "want exactly one DOMAIN", "", "dns")

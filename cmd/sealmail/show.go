@@ -51,7 +51,7 @@ func redact(n *yaml.Node) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			name := strings.ToLower(k.Value)
-			if strings.Contains(name, "password") || strings.Contains(name, "secret") {
+			if (strings.Contains(name, "password") || strings.Contains(name, "secret")) && v.Value != "" {
 				*v = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: redacted}
 				continue
 			}

@@ -274,3 +274,7 @@ func splitHostPort(s string) (hostPort, error) {
 	}
 	return hostPort{host: h, port: n}, nil
 }
+
+// Check reports what New would refuse in o, without building anything;
+// o is not changed.
+func (o Options) Check() error { return o.validate() }
