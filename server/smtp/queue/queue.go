@@ -34,16 +34,20 @@ type Queue struct {
 	jobStop  context.CancelFunc // cuts running deliveries off
 	jobs     sync.WaitGroup
 
-	mu       sync.Mutex
-	started  bool                 // guarded by mu
-	closing  bool                 // guarded by mu
-	active   map[string]*item     // guarded by mu: entries held in memory, by ID
-	dests    map[string]*dest     // guarded by mu: by route key
-	running  int                  // guarded by mu: deliveries in progress
-	dirty    bool                 // guarded by mu: due entries may exist that active lacks
-	moreDue  bool                 // guarded by mu: the last refill stopped for want of room
-	held     map[string]time.Time // guarded by mu: entries kept out after a failed commit, until
-	lastTrim time.Time            // guarded by mu: when traces were last pruned
+	mu      sync.Mutex
+	started bool                 // guarded by mu
+	closing bool                 // guarded by mu
+	active  map[string]*item     // guarded by mu: entries held in memory, by ID
+	dests   map[string]*dest     // guarded by mu: by route key
+	running int                  // guarded by mu: deliveries in progress
+	dirty   bool                 // guarded by mu: due entries may exist that active lacks
+	moreDue bool                 // guarded by mu: the last refill stopped for want of room
+	held    map[string]time.Time // guarded by mu: entries kept out after a failed commit, until
+	// finishedDuring, while a refill runs, names the entries whose
+	// delivery ended since it began: what it read of them may be stale
+	// (delivered, or deferred to later), so it does not load them.
+	finishedDuring map[string]bool // guarded by mu; nil when no refill runs
+	lastTrim       time.Time       // guarded by mu: when traces were last pruned
 }
 
 // item is an entry the scheduler holds.

@@ -98,6 +98,14 @@ func (q *Queue) schedule() time.Time {
 // refill loads due entries the scheduler does not hold yet, at most
 // room of them, in due order.
 func (q *Queue) refill(ctx context.Context, now time.Time, room int) error {
+	q.mu.Lock()
+	q.finishedDuring = map[string]bool{}
+	q.mu.Unlock()
+	defer func() {
+		q.mu.Lock()
+		q.finishedDuring = nil
+		q.mu.Unlock()
+	}()
 	var cur store.QueueCursor
 	added := 0
 	for added < room {
@@ -111,7 +119,7 @@ func (q *Queue) refill(ctx context.Context, now time.Time, room int) error {
 				break
 			}
 			cur = store.QueueCursor{Next: e.Next, ID: e.ID}
-			if _, ok := q.active[e.ID]; ok {
+			if _, ok := q.active[e.ID]; ok || q.finishedDuring[e.ID] {
 				continue
 			}
 			if until, ok := q.held[e.ID]; ok {
@@ -235,6 +243,9 @@ func (q *Queue) startLocked(it *item) {
 func (q *Queue) finish(it *item) {
 	q.mu.Lock()
 	delete(q.active, it.e.ID)
+	if q.finishedDuring != nil {
+		q.finishedDuring[it.e.ID] = true
+	}
 	it.running = false
 	it.dest.running--
 	q.running--
