@@ -26,6 +26,7 @@ commands:
   serve    run sealmail's SMTP and IMAP servers for benchmarking
   probe    probe for recipient addresses as a harvester would, and count
   filter   measure the spam filter's precision and recall on a corpus
+  send     submit messages for remote domains and time their delivery to a sink
 
 Run "sealbench <command> -h" for the flags of a command.
 `
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = probeMain(ctx, args[1:], stdout, stderr)
 	case "filter":
 		err = filterMain(ctx, args[1:], stdout, stderr)
+	case "send":
+		err = sendMain(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -189,7 +189,7 @@ func (c *conn) mail(cmd command) bool {
 			return !c.refused()
 		}
 	}
-	if !c.srv.rates.allow(c.client, c.srv.lim, time.Now()) {
+	if !c.srv.rates.allow(c.rateKey(), c.srv.lim, time.Now()) {
 		c.log.Info("MAIL refused: rate limit", keyResult, replyRateLimited.Status())
 		c.reply(replyRateLimited)
 		return true
@@ -414,4 +414,15 @@ func (c *conn) startTLS(cmd command) bool {
 func (c *conn) mailParams() mailParams {
 	sub := c.srv.sub != nil
 	return mailParams{esmtp: c.extended, dsn: sub, requireTLS: sub && c.tls}
+}
+
+// rateKey is what delivery rates count by: the client (an IPv4 address
+// or IPv6 /64) at the MX; the account at submission, where a whole
+// office may share one address and a stolen password is what to slow
+// down.
+func (c *conn) rateKey() string {
+	if c.srv.sub != nil {
+		return "account:" + c.account
+	}
+	return c.client
 }

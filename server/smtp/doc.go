@@ -35,6 +35,9 @@
 //     delivers to it, or a sub-address of either (policy.Recipients.Owns):
 //     else 550 5.7.1. The null sender is allowed (read receipts, RFC 8098).
 //     A message without exactly one From: field is refused (550 5.6.0).
+//   - Limits.RateMessages and RateBytes count per account here, not per
+//     client address: an office may share one address, and a stolen
+//     password is what must be slowed down.
 //   - DSN (RFC 3461): RET, ENVID, NOTIFY and ORCPT are kept for notices
 //     and passed on; REQUIRETLS (RFC 8689) under TLS; AUTH= (RFC 4954
 //     §5) is accepted and ignored.

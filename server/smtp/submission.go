@@ -265,7 +265,7 @@ func (c *conn) submit(msg *msgBuffer, sink *msgSink, start time.Time) *Reply {
 		return fail(deliverReply(err), err)
 	}
 	c.srv.sub.Queue.Committed(p)
-	c.srv.rates.charge(c.client, c.srv.lim, time.Now(), size*int64(max(len(delivered), 1)))
+	c.srv.rates.charge(c.rateKey(), c.srv.lim, time.Now(), size*int64(max(len(delivered), 1)))
 	if c.srv.notify != nil && len(delivered) > 0 {
 		c.srv.notify.add(delivered)
 	}

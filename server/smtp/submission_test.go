@@ -653,3 +653,24 @@ func TestSubmissionImplicitTLS(t *testing.T) {
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
 func tlsListener(ln net.Listener, cfg *tls.Config) net.Listener { return tls.NewListener(ln, cfg) }
+
+// TestSubmissionRatePerAccount: submission counts delivery rates per
+// account, not per client address: one account over the limit gets
+// 451 4.7.1, another from the same address does not.
+func TestSubmissionRatePerAccount(t *testing.T) {
+	se := newSubEnv(t, subSetup{edit: func(o *Options) { o.Limits.RateMessages = 2 }})
+	for i := range 3 {
+		c := se.login(t, "alice@example.org", testPassword)
+		err := send(c, "alice@example.org", []string{"x@remote.test"}, aliceMessage)
+		if i < 2 && err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if i == 2 && smtpCode(err) != "451 4.7.1" {
+			t.Fatalf("third message: %v", err)
+		}
+	}
+	c := se.login(t, "bob@example.org", testPassword)
+	if err := send(c, "bob@example.org", []string{"x@remote.test"}, "From: bob@example.org\r\n\r\nhi\r\n"); err != nil {
+		t.Fatalf("bob, from the same address: %v", err)
+	}
+}

@@ -81,7 +81,7 @@ func Reply(code int, enhanced, text string) error {
 
 // Server is a running sink.
 type Server struct {
-	// Addr is its host:port on 127.0.0.1.
+	// Addr is its host:port.
 	Addr string
 
 	opt Options
@@ -93,9 +93,12 @@ type Server struct {
 	sessions int           // connections seen
 }
 
-// Start runs a sink until Close.
-func Start(opt Options) (*Server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// Start runs a sink on a free port of 127.0.0.1 until Close.
+func Start(opt Options) (*Server, error) { return StartOn("127.0.0.1:0", opt) }
+
+// StartOn runs a sink on addr until Close.
+func StartOn(addr string, opt Options) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
