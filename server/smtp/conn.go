@@ -94,6 +94,9 @@ func (s *Server) newConn(nc net.Conn, client string) *conn {
 		nc:     nc,
 	}
 	_, c.tls = nc.(*tls.Conn)
+	if h := s.opt.hooks; h != nil && h.plainIsTLS {
+		c.tls = true
+	}
 	c.br = bufio.NewReaderSize(connReader{c}, readBufSize)
 	c.bw = bufio.NewWriterSize(connWriter{c}, writeBufSize)
 	return c

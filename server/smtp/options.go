@@ -258,6 +258,9 @@ type QueueStore interface {
 type testHooks struct {
 	sleep     func(context.Context, time.Duration) // the tarpit's wait
 	rateGrace time.Duration                        // dataRateGrace
+	// plainIsTLS counts plaintext connections as TLS, so that fuzzing
+	// reaches AUTH and what follows it without a handshake.
+	plainIsTLS bool
 }
 
 // minLineLength is the shortest line length a server must accept: RFC
