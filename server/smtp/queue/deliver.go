@@ -788,6 +788,9 @@ func (q *Queue) conclude(it *item, rs []result, recs []*trace.Outbound, start ti
 		q.hold(it.e.ID, now.Add(holdAfterFailure))
 		return
 	}
+	if len(c.Add) > 0 {
+		q.poke() // a notice for a remote sender is due now
+	}
 	result := "deferred"
 	switch {
 	case len(deferred) == 0 && len(failed) == 0:

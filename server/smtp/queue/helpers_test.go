@@ -360,3 +360,26 @@ func contains(s string, subs ...string) error {
 	}
 	return nil
 }
+
+// netConn and dialer let tests dial what they like in DialContext.
+type netConn = net.Conn
+
+var dialer net.Dialer
+
+// certPool trusts cert alone.
+func certPool(t *testing.T, cert tls.Certificate) *x509.CertPool {
+	t.Helper()
+	p := x509.NewCertPool()
+	p.AddCert(cert.Leaf)
+	return p
+}
+
+// gone waits until the entry is out of the queue (its outcome
+// committed).
+func (e *env) gone(id string) {
+	e.t.Helper()
+	waitFor(e.t, id+" to leave the queue", func() bool {
+		_, err := e.db.QueueEntry(context.Background(), id)
+		return err != nil
+	})
+}

@@ -66,8 +66,7 @@ func (q *Queue) loop() {
 // again (zero: when woken).
 func (q *Queue) schedule() time.Time {
 	ctx := q.jobCtx
-	now := q.now()
-	q.trim(ctx, now)
+	q.trim(ctx, q.now())
 	q.mu.Lock()
 	room := q.opt.Active - len(q.active)
 	waiting := 0
@@ -80,6 +79,9 @@ func (q *Queue) schedule() time.Time {
 	if refill {
 		q.dirty = false
 	}
+	// The time is read after the flag is taken: whoever set the flag
+	// (a clock that moved, a retry) is then seen by this refill.
+	now := q.now()
 	q.mu.Unlock()
 	if refill {
 		if err := q.refill(ctx, now, room); err != nil && ctx.Err() == nil {
