@@ -180,7 +180,8 @@ func queueOptions(c *Config, st store.Store, key []byte, res *resolver.Resolver,
 // startQueue builds the outbound queue over st and starts delivering.
 // It refuses to start when the queue holds mail the server key cannot
 // open (the key file was replaced), rather than fail every delivery.
-func startQueue(c *Config, st store.Store, log *slog.Logger) (*queue.Queue, error) {
+// onDeliver hears of the notices it delivers into local mailboxes.
+func startQueue(c *Config, st store.Store, log *slog.Logger, onDeliver func([]store.Delivered)) (*queue.Queue, error) {
 	key, err := loadServerKey(c)
 	if err != nil {
 		return nil, err
@@ -194,6 +195,7 @@ func startQueue(c *Config, st store.Store, log *slog.Logger) (*queue.Queue, erro
 	if err != nil {
 		return nil, err
 	}
+	opt.OnDeliver = onDeliver
 	q, err := queue.New(opt)
 	if err != nil {
 		return nil, err

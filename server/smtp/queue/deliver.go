@@ -783,10 +783,14 @@ func (q *Queue) conclude(it *item, rs []result, recs []*trace.Outbound, start ti
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	if _, err := q.st.UpdateQueue(ctx, c); err != nil {
+	delivered, err := q.st.UpdateQueue(ctx, c)
+	if err != nil {
 		q.log.Error("queue: commit attempt", "entry", it.e.ID, "err", err)
 		q.hold(it.e.ID, now.Add(holdAfterFailure))
 		return
+	}
+	if len(delivered) > 0 && q.opt.OnDeliver != nil {
+		q.opt.OnDeliver(delivered)
 	}
 	if len(c.Add) > 0 {
 		q.poke() // a notice for a remote sender is due now

@@ -141,6 +141,11 @@ type Options struct {
 	Active int
 	// Logger receives the queue's logs. nil: discard.
 	Logger *slog.Logger
+	// OnDeliver is told of notices the queue delivered into local
+	// mailboxes (bounces, delay notices), after their commit, from the
+	// delivery's goroutine: IMAP IDLE sessions learn of them at once.
+	// nil: nothing is called.
+	OnDeliver func([]store.Delivered)
 
 	// Tests only: the port MX hosts are reached on (0: 25), the clock
 	// (nil: time.Now) and the dialer (nil: net.Dialer).
