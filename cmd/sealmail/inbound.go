@@ -128,7 +128,8 @@ func zones(list []string, def float64) ([]inbound.Zone, error) {
 // CLI's local admin uses.
 type inboundParts struct {
 	filter  *filter.Service
-	checker *inbound.Checker // nil when inbound.checks is off
+	checker *inbound.Checker   // nil when inbound.checks is off
+	res     *resolver.Resolver // the checker's; nil when inbound.checks is off
 	codec   *trace.Codec
 	writer  *trace.Writer // nil outside serve
 }
@@ -167,11 +168,12 @@ func newInboundParts(c *Config, st store.Store, fs *filter.Service, log *slog.Lo
 		log.Warn("inbound.checks is off: no SPF, DKIM, DMARC, lists or spam filtering")
 		return p, nil
 	}
-	res, err := resolver.New(resolver.Options{Server: c.DNS.Resolver, Timeout: c.DNS.Timeout, Logger: log})
+	res, err := newResolver(c, log)
 	if err != nil {
 		p.close()
 		return nil, err
 	}
+	p.res = res
 	pol, _ := c.Inbound.policy() // validated
 	trusted, _ := c.Inbound.trusted()
 	ipz, _ := zones(c.Inbound.DNSBL, float64(c.Inbound.ListReject))

@@ -180,16 +180,19 @@ func queueOptions(c *Config, st store.Store, key []byte, res *resolver.Resolver,
 // startQueue builds the outbound queue over st and starts delivering.
 // It refuses to start when the queue holds mail the server key cannot
 // open (the key file was replaced), rather than fail every delivery.
-// onDeliver hears of the notices it delivers into local mailboxes.
-func startQueue(c *Config, st store.Store, log *slog.Logger, onDeliver func([]store.Delivered)) (*queue.Queue, error) {
+// onDeliver hears of the notices it delivers into local mailboxes. res
+// is the DNS client the inbound checks use, or nil to make one: the mail
+// paths share one client and its cache.
+func startQueue(c *Config, st store.Store, res *resolver.Resolver, log *slog.Logger, onDeliver func([]store.Delivered)) (*queue.Queue, error) {
 	key, err := loadServerKey(c)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(key)
-	res, err := newResolver(c, log)
-	if err != nil {
-		return nil, fmt.Errorf("dns.resolver: %w", err)
+	if res == nil {
+		if res, err = newResolver(c, log); err != nil {
+			return nil, fmt.Errorf("dns.resolver: %w", err)
+		}
 	}
 	opt, err := queueOptions(c, st, key, res, log)
 	if err != nil {

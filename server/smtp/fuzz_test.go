@@ -248,35 +248,43 @@ func FuzzSession(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		srv, addr := startFuzzServer(t)
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		go func() {
-			c.Write(in)
-			c.(*net.TCPConn).CloseWrite()
-		}()
-		c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		out, err := io.ReadAll(c)
-		if err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
-			t.Fatalf("reading replies: %v", err)
-		}
-		s := string(out)
-		if s != "" && !strings.HasSuffix(s, "\r\n") {
-			t.Fatalf("output does not end in CRLF: %q", s)
-		}
-		for _, line := range strings.Split(strings.TrimSuffix(s, "\r\n"), "\r\n") {
-			if s != "" && !replyLine.MatchString(line) {
-				t.Fatalf("bad reply line %q in %q", line, s)
-			}
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for srv.connCount() > 0 || srv.budget.inUse() > 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("after the session: %d connections, %d bytes of budget in use", srv.connCount(), srv.budget.inUse())
-			}
-			time.Sleep(time.Millisecond)
-		}
+		fuzzSession(t, srv, addr, in)
 	})
+}
+
+// fuzzSession sends in to the server at addr as one session and checks
+// that every reply is a well-formed line and that the session leaves
+// nothing behind: no connection, no budget.
+func fuzzSession(t *testing.T, srv *Server, addr string, in []byte) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		c.Write(in)
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	out, err := io.ReadAll(c)
+	if err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("reading replies: %v", err)
+	}
+	s := string(out)
+	if s != "" && !strings.HasSuffix(s, "\r\n") {
+		t.Fatalf("output does not end in CRLF: %q", s)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(s, "\r\n"), "\r\n") {
+		if s != "" && !replyLine.MatchString(line) {
+			t.Fatalf("bad reply line %q in %q", line, s)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.connCount() > 0 || srv.budget.inUse() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the session: %d connections, %d bytes of budget in use", srv.connCount(), srv.budget.inUse())
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -120,17 +120,9 @@ func (c *conn) rcpt(cmd command) bool {
 // domain only (local parts are the sender's business). An unknown user
 // is tarpitted: see tarpitDelay.
 func (c *conn) rcptRefused(addr string, err error) bool {
-	var rep *Reply
-	switch {
-	case errors.Is(err, policy.ErrRelayDenied):
-		rep = replyRelayDenied
-	case errors.Is(err, policy.ErrNoSuchUser):
-		rep = replyNoSuchUser
-	case errors.Is(err, policy.ErrBadAddress):
-		rep = replyBadRcpt
-	default:
-		c.log.Error("RCPT failed", keyDomain, sanitize(domainOf(addr)), keyErr, err)
-		c.reply(replyTemporary)
+	rep := c.rcptReply(addr, err)
+	if rep == replyTemporary {
+		c.reply(rep)
 		return true
 	}
 	c.log.Info("RCPT refused", keyDomain, sanitize(domainOf(addr)), keyResult, rep.Status())
@@ -150,6 +142,21 @@ func (c *conn) rcptRefused(addr string, err error) bool {
 	}
 	c.reply(rep)
 	return true
+}
+
+// rcptReply maps the recipient policy's error for addr to its reply; an
+// error that is not the policy's is logged and answered replyTemporary.
+func (c *conn) rcptReply(addr string, err error) *Reply {
+	switch {
+	case errors.Is(err, policy.ErrRelayDenied):
+		return replyRelayDenied
+	case errors.Is(err, policy.ErrNoSuchUser):
+		return replyNoSuchUser
+	case errors.Is(err, policy.ErrBadAddress):
+		return replyBadRcpt
+	}
+	c.log.Error("RCPT failed", keyDomain, sanitize(domainOf(addr)), keyErr, err)
+	return replyTemporary
 }
 
 // Tarpit for unknown recipients: the first tarpitFree cost nothing (a

@@ -85,17 +85,9 @@ func (c *conn) submissionRcpt(p path, ra rcptArgs, addr string) bool {
 		defer cancel()
 		accounts, err = c.srv.rcpts.Resolve(ctx, c.srv.opt.Store, addr)
 		if err != nil {
-			var rep *Reply
-			switch {
-			case errors.Is(err, policy.ErrRelayDenied):
-				rep = replyRelayDenied
-			case errors.Is(err, policy.ErrNoSuchUser):
-				rep = replyNoSuchUser
-			case errors.Is(err, policy.ErrBadAddress):
-				rep = replyBadRcpt
-			default:
-				c.log.Error("RCPT failed", keyDomain, sanitize(domain), keyErr, err)
-				c.reply(replyTemporary)
+			rep := c.rcptReply(addr, err)
+			if rep == replyTemporary {
+				c.reply(rep)
 				return true
 			}
 			c.log.Info("RCPT refused", keyDomain, sanitize(domain), keyResult, rep.Status())

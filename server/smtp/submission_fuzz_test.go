@@ -3,8 +3,6 @@ package smtp
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -73,36 +71,7 @@ func FuzzSubmissionSession(f *testing.F) {
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.Background())
 	f.Fuzz(func(t *testing.T, in []byte) {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		go func() {
-			c.Write(in)
-			c.(*net.TCPConn).CloseWrite()
-		}()
-		c.SetReadDeadline(time.Now().Add(20 * time.Second))
-		out, err := io.ReadAll(c)
-		if err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
-			t.Fatalf("reading replies: %v", err)
-		}
-		s := string(out)
-		if s != "" && !strings.HasSuffix(s, "\r\n") {
-			t.Fatalf("output does not end in CRLF: %q", s)
-		}
-		for _, line := range strings.Split(strings.TrimSuffix(s, "\r\n"), "\r\n") {
-			if s != "" && !replyLine.MatchString(line) {
-				t.Fatalf("bad reply line %q in %q", line, s)
-			}
-		}
-		deadline := time.Now().Add(10 * time.Second)
-		for srv.connCount() > 0 || srv.budget.inUse() > 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("after the session: %d connections, %d bytes of budget in use", srv.connCount(), srv.budget.inUse())
-			}
-			time.Sleep(time.Millisecond)
-		}
+		fuzzSession(t, srv, ln.Addr().String(), in)
 	})
 }
 
