@@ -8,11 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
+	"github.com/sealmail/sealmail/server/audit"
 	"github.com/sealmail/sealmail/server/smtp/queue"
 	"github.com/sealmail/sealmail/server/smtp/trace"
 )
@@ -42,13 +44,14 @@ var _ queueAdmin = (*queue.Queue)(nil)
 // queueHolder gives the control server the queue once serve has built
 // it.
 type queueHolder struct {
-	mu sync.Mutex
-	q  queueAdmin // guarded by mu; nil until set
+	audit *audit.Service // records the operators' acts on the queue; set before set
+	mu    sync.Mutex
+	q     queueAdmin // guarded by mu; nil until set
 }
 
 func (h *queueHolder) set(q queueAdmin) {
 	h.mu.Lock()
-	h.q = q
+	h.q = auditedQueue{q: q, audit: h.audit}
 	h.mu.Unlock()
 }
 
@@ -138,6 +141,61 @@ func (l localQueue) Drop(ctx context.Context, id string) (int, error) {
 	return n, queueErr(err, id)
 }
 
+// auditedQueue records in the audit log what an operator reads of the
+// queue (who mails whom: as a trace search) and destroys: the start of a
+// listing, a show, a drop. What cannot be recorded is not shown; a drop
+// that cannot be recorded is done and says so.
+type auditedQueue struct {
+	q     queueAdmin
+	audit *audit.Service
+}
+
+func (a auditedQueue) List(ctx context.Context, after string, limit int) ([]queue.EntryInfo, error) {
+	es, err := a.q.List(ctx, after, limit)
+	if err != nil || after != "" {
+		return es, err // a listing's later pages are part of the act recorded at its start
+	}
+	if err := a.record(ctx, "queue.list", "", map[string]string{"entries": strconv.Itoa(len(es))}); err != nil {
+		return nil, fmt.Errorf("the listing could not be audited, so it is withheld: %w", err)
+	}
+	return es, nil
+}
+
+func (a auditedQueue) Show(ctx context.Context, id string) (queue.Detail, error) {
+	d, err := a.q.Show(ctx, id)
+	if err != nil {
+		return d, err
+	}
+	err = a.record(ctx, "queue.show", id, map[string]string{
+		"entries": strconv.Itoa(len(d.Entries)), "records": strconv.Itoa(len(d.Trace))})
+	if err != nil {
+		return queue.Detail{}, fmt.Errorf("the message could not be audited, so it is withheld: %w", err)
+	}
+	return d, nil
+}
+
+func (a auditedQueue) Retry(ctx context.Context, id string) (int, error) { return a.q.Retry(ctx, id) }
+
+func (a auditedQueue) Drop(ctx context.Context, id string) (int, error) {
+	n, err := a.q.Drop(ctx, id)
+	if err != nil {
+		return n, err
+	}
+	if err := a.record(ctx, "queue.drop", id, map[string]string{"entries": strconv.Itoa(n)}); err != nil {
+		return n, fmt.Errorf("%d entr%s dropped but not audited: %w", n, plural(n, "y", "ies"), err)
+	}
+	return n, nil
+}
+
+// record appends one act on the queue; id, when set, is the entry or
+// message acted on (a transaction id, no address).
+func (a auditedQueue) record(ctx context.Context, action, id string, d map[string]string) error {
+	if id != "" {
+		d["id"] = id
+	}
+	return a.audit.Record(ctx, audit.Event{Action: action, Scope: "org", Detail: d})
+}
+
 // withQueue runs f on the running server's queue, or on one over the
 // store opened here.
 func (e *env) withQueue(f func(q queueAdmin) error) error {
@@ -182,7 +240,11 @@ func (e *env) withQueue(f func(q queueAdmin) error) error {
 		return err
 	}
 	defer q.Shutdown(context.Background())
-	return f(localQueue{q})
+	aud, err := audit.New(audit.Options{Store: st, Logger: log})
+	if err != nil {
+		return err
+	}
+	return f(auditedQueue{q: localQueue{q}, audit: aud})
 }
 
 func runQueueList(ctx context.Context, e *env, args []string) error {

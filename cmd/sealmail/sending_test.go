@@ -225,6 +225,41 @@ func TestSendingBinary(t *testing.T) {
 	if n := sk.Count(); n != 2 {
 		t.Fatalf("the sink has %d messages after the drop", n)
 	}
+	// What the operator read of the queue and dropped is in the audit
+	// log (through the running server and with it stopped), by
+	// transaction id, not by address.
+	var shows, drops, lists int
+	for _, r := range exportLines(t, te.ok("", "audit", "export").stdout) {
+		if !strings.HasPrefix(r.Action, "queue.") {
+			continue
+		}
+		if r.Actor != cliActor(os.Getuid()) || r.Scope != "org" {
+			t.Errorf("queue record %+v", r)
+		}
+		for _, v := range r.Detail {
+			if strings.Contains(v, "@") || strings.Contains(v, "slow.test") {
+				t.Errorf("an address in the audit log: %+v", r)
+			}
+		}
+		switch r.Action {
+		case "queue.list":
+			lists++
+		case "queue.show":
+			if r.Detail["id"] == en.Msg && r.Detail["entries"] == "1" {
+				shows++
+			}
+		case "queue.drop":
+			if r.Detail["id"] == entries[0].ID && r.Detail["entries"] == "1" {
+				drops++
+			}
+		case "queue.retry":
+			t.Errorf("a retry is not an act on mail's readers or retention: %+v", r)
+		}
+	}
+	if lists == 0 || shows != 1 || drops != 1 {
+		t.Errorf("audit log: %d queue.list, %d queue.show of %s, %d queue.drop of %s", lists, shows, en.Msg, drops, entries[0].ID)
+	}
+	te.ok("", "audit", "verify")
 	// The server key was made at first start, private.
 	fi, err := os.Stat(filepath.Join(te.dataDir, "server.key"))
 	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != 32 {

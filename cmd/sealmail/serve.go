@@ -126,6 +126,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	// well; escrow init through the control socket replaces it.
 	escrow := &escrowKeys{st: st}
 	ctl := newControlServer(ctlLn, &localAdmin{svc: accounts, st: st, inb: inb, audit: auditLog, escrow: escrow}, log)
+	ctl.queue.audit = auditLog
 	ctlCtx, ctlCancel := context.WithCancel(context.Background())
 	defer ctlCancel()
 	services = append(services, &service{
