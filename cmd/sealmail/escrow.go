@@ -22,6 +22,7 @@ import (
 	"github.com/sealmail/sealmail/policy"
 	"github.com/sealmail/sealmail/server/audit"
 	smtpserver "github.com/sealmail/sealmail/server/smtp"
+	"github.com/sealmail/sealmail/server/smtp/queue"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -544,7 +545,10 @@ type escrowPolicy struct {
 	policy producibility // nil: no class is producible
 }
 
-var _ smtpserver.Escrow = escrowPolicy{}
+var (
+	_ smtpserver.Escrow = escrowPolicy{}
+	_ queue.Escrow      = escrowPolicy{}
+)
 
 func (p escrowPolicy) EscrowKeys(ctx context.Context, account string, mailbox uint64, class string) ([]*crypto.PublicKey, error) {
 	if p.keys == nil || p.policy == nil || !p.policy.Producible(account, mailbox, class) {

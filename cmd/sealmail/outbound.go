@@ -182,8 +182,8 @@ func queueOptions(c *Config, st store.Store, key []byte, res *resolver.Resolver,
 // open (the key file was replaced), rather than fail every delivery.
 // onDeliver hears of the notices it delivers into local mailboxes. res
 // is the DNS client the inbound checks use, or nil to make one: the mail
-// paths share one client and its cache.
-func startQueue(c *Config, st store.Store, res *resolver.Resolver, log *slog.Logger, onDeliver func([]store.Delivered)) (*queue.Queue, error) {
+// paths share one client and its cache. escrow is the MX's escrow policy.
+func startQueue(c *Config, st store.Store, res *resolver.Resolver, escrow queue.Escrow, log *slog.Logger, onDeliver func([]store.Delivered)) (*queue.Queue, error) {
 	key, err := loadServerKey(c)
 	if err != nil {
 		return nil, err
@@ -199,6 +199,7 @@ func startQueue(c *Config, st store.Store, res *resolver.Resolver, log *slog.Log
 		return nil, err
 	}
 	opt.OnDeliver = onDeliver
+	opt.Escrow = escrow // the notices it delivers locally, as the MX's mail
 	q, err := queue.New(opt)
 	if err != nil {
 		return nil, err

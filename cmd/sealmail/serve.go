@@ -312,7 +312,7 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 
 	// The outbound queue runs whether or not clients can submit here: it
 	// delivers what is already queued.
-	q, err := startQueue(c, st, inb.res, log, imapSrv.Delivered)
+	q, err := startQueue(c, st, inb.res, escrow, log, imapSrv.Delivered)
 	if err != nil {
 		return nil, err
 	}

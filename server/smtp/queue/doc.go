@@ -27,7 +27,8 @@
 //     not report) in a delivery status notification (RFC 3464; RFC 6533
 //     for SMTPUTF8 mail), as RCPT's NOTIFY asked (RFC 3461; without
 //     NOTIFY: failures and delays). A notice for a local sender is
-//     sealed to its account and delivered into its INBOX in the same
+//     sealed to its account (and to the escrow keys Options.Escrow
+//     names, as the MX's mail) and delivered into its INBOX in the same
 //     transaction that records the outcome; one for a remote sender is
 //     queued with the null sender. Mail with the null sender is never
 //     bounced.

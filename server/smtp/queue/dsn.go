@@ -79,7 +79,7 @@ func (q *Queue) notify(c *store.QueueChange, it *item, ns []notice, now time.Tim
 	switch {
 	case err == nil:
 		for _, a := range accounts {
-			sealed, err := sealTo(a, msg)
+			sealed, err := q.sealNotice(ctx, a, msg)
 			if err != nil {
 				q.log.Error("queue: seal notice", "account", a.Address, "err", err)
 				continue
@@ -103,15 +103,22 @@ func (q *Queue) notify(c *store.QueueChange, it *item, ns []notice, now time.Tim
 	q.addTraces(c, env.Msg, now, &trace.Outbound{Event: event, Entry: it.e.ID, Rcpts: rcpts, DSN: id, To: env.From})
 }
 
-// sealTo seals msg to an account's public key.
-func sealTo(a store.PublicAccount, msg []byte) ([]byte, error) {
+// sealNotice seals the notice msg to an account's public key, and to
+// the escrow keys Options.Escrow names for its INBOX.
+func (q *Queue) sealNotice(ctx context.Context, a store.PublicAccount, msg []byte) ([]byte, error) {
 	pub, err := crypto.ParsePublicKey(a.PublicKey)
 	if err != nil {
 		return nil, err
 	}
+	var also []*crypto.PublicKey
+	if q.opt.Escrow != nil {
+		if also, err = q.opt.Escrow.EscrowKeys(ctx, a.Address, 0, ""); err != nil {
+			return nil, fmt.Errorf("escrow: %w", err)
+		}
+	}
 	var b bytes.Buffer
 	b.Grow(len(msg) + 1024)
-	w, err := pub.Seal(&b)
+	w, err := pub.SealWith(&b, also...)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/policy"
 	"github.com/sealmail/sealmail/server/smtp/resolver"
 	"github.com/sealmail/sealmail/store"
@@ -141,6 +142,10 @@ type Options struct {
 	Active int
 	// Logger receives the queue's logs. nil: discard.
 	Logger *slog.Logger
+	// Escrow gives the escrow keys a notice delivered into a local INBOX
+	// is sealed to besides its account's own, as server/smtp does for
+	// the mail it delivers. nil: none.
+	Escrow Escrow
 	// OnDeliver is told of notices the queue delivered into local
 	// mailboxes (bounces, delay notices), after their commit, from the
 	// delivery's goroutine: IMAP IDLE sessions learn of them at once.
@@ -283,3 +288,15 @@ func splitHostPort(s string) (hostPort, error) {
 // Check reports what New would refuse in o, without building anything;
 // o is not changed.
 func (o Options) Check() error { return o.validate() }
+
+// Escrow decides which escrow keys a copy is sealed to as well as to its
+// account's key (cmd/sealmail's escrow policy; server/smtp.Escrow has the
+// same method).
+type Escrow interface {
+	// EscrowKeys returns the keys a copy for account, bound for the
+	// mailbox with ID mailbox (0: INBOX), of class class ("" for the
+	// default class), is sealed to besides the account's own; nil for
+	// none. On error the notice is not delivered (it is logged), so no
+	// copy that must stay producible is stored without its escrow.
+	EscrowKeys(ctx context.Context, account string, mailbox uint64, class string) ([]*crypto.PublicKey, error)
+}

@@ -217,7 +217,7 @@ func (q *Queue) successNotice(ctx context.Context, p *Prepared, m *Message, head
 	}
 	defer clear(msg)
 	for _, a := range accounts {
-		sealed, err := sealTo(a, msg)
+		sealed, err := q.sealNotice(ctx, a, msg)
 		if err != nil {
 			q.log.Error("queue: seal notice", "account", a.Address, "err", err)
 			continue
