@@ -378,9 +378,11 @@ func writeTrace(w io.Writer, recs []trace.Record) error {
 				fmt.Fprintf(bw, "    %-9s %s %s%s\n", rs.Check, rs.Result, rs.Detail, score)
 			}
 		case r.Out != nil:
-			o := r.Out
-			fmt.Fprintf(bw, "%s outbound %s %s from <%s> to %s via %s [%s] %s\n", ts, r.Ref, o.Event, o.From,
-				strings.Join(o.Rcpts, ", "), o.Host, o.IP, strings.ReplaceAll(o.Reply, "\n", " / "))
+			what, detail := outboundStep(r.Out)
+			fmt.Fprintf(bw, "%s outbound %s %s %s\n", ts, r.Ref, r.Out.Event, what)
+			if detail != "" {
+				fmt.Fprintf(bw, "  %s\n", detail)
+			}
 		}
 	}
 	return bw.Flush()

@@ -377,59 +377,65 @@ func writeQueueTrace(w io.Writer, recs []trace.Record) {
 	fmt.Fprintln(w, "trace:")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	for _, r := range recs {
-		o := r.Out
-		if o == nil {
+		if r.Out == nil {
 			continue
 		}
-		var parts []string
-		add := func(label, v string) {
-			if v != "" {
-				parts = append(parts, label+v)
-			}
-		}
-		add("entry ", o.Entry)
-		if len(o.Rcpts) > 0 {
-			add("to ", strings.Join(o.Rcpts, ","))
-		}
-		if o.Host != "" {
-			host := o.Host
-			if o.IP != "" && o.IP != o.Host {
-				host += " [" + o.IP + "]"
-			}
-			if o.Port != 0 && o.Port != 25 {
-				host += fmt.Sprintf(":%d", o.Port)
-			}
-			add("via ", host)
-		}
-		if o.Event == trace.EventAttempt {
-			tls := o.TLS
-			if tls == "" {
-				tls = "no TLS"
-			}
-			if o.Verified {
-				tls += " verified"
-			}
-			add("", tls)
-			add("policy ", o.Policy)
-			add("at ", o.Stage)
-		}
-		add("from ", o.From)
-		add("account ", o.Account)
-		if o.Size > 0 {
-			add("", fmt.Sprintf("%d bytes", o.Size))
-		}
-		add("notice ", o.DSN)
-		if !o.Next.IsZero() {
-			add("next ", when(o.Next))
-		}
-		detail := o.Reply
-		if detail == "" {
-			detail = o.Error
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.Time.Local().Format("2006-01-02 15:04:05"), o.Event, strings.Join(parts, " "),
-			strings.ReplaceAll(detail, "\n", " / "))
+		what, detail := outboundStep(r.Out)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.Time.Local().Format("2006-01-02 15:04:05"), r.Out.Event, what, detail)
 	}
 	tw.Flush()
+}
+
+// outboundStep describes one outbound trace record for people: what it
+// concerns (entry, recipients, the server tried, TLS and policy, …) and
+// the remote server's reply or the local error, on one line.
+func outboundStep(o *trace.Outbound) (what, detail string) {
+	var parts []string
+	add := func(label, v string) {
+		if v != "" {
+			parts = append(parts, label+v)
+		}
+	}
+	add("entry ", o.Entry)
+	if len(o.Rcpts) > 0 {
+		add("to ", strings.Join(o.Rcpts, ","))
+	}
+	if o.Host != "" {
+		host := o.Host
+		if o.IP != "" && o.IP != o.Host {
+			host += " [" + o.IP + "]"
+		}
+		if o.Port != 0 && o.Port != 25 {
+			host += fmt.Sprintf(":%d", o.Port)
+		}
+		add("via ", host)
+	}
+	if o.Event == trace.EventAttempt {
+		tls := o.TLS
+		if tls == "" {
+			tls = "no TLS"
+		}
+		if o.Verified {
+			tls += " verified"
+		}
+		add("", tls)
+		add("policy ", o.Policy)
+		add("at ", o.Stage)
+	}
+	add("from ", o.From)
+	add("account ", o.Account)
+	if o.Size > 0 {
+		add("", fmt.Sprintf("%d bytes", o.Size))
+	}
+	add("notice ", o.DSN)
+	if !o.Next.IsZero() {
+		add("next ", when(o.Next))
+	}
+	detail = o.Reply
+	if detail == "" {
+		detail = o.Error
+	}
+	return strings.Join(parts, " "), strings.ReplaceAll(detail, "\n", " / ")
 }
 
 func when(t time.Time) string {

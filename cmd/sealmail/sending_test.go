@@ -176,6 +176,14 @@ func TestSendingBinary(t *testing.T) {
 			t.Errorf("queue show lacks %q:\n%s", want, r.stdout)
 		}
 	}
+	// The trace search shows the same steps among all the server's.
+	r = te.ok("", "trace", "search", "--direction", "outbound", "--to", "later@slow.test")
+	for _, want := range []string{"outbound " + en.Msg + " attempt entry " + en.ID, "via 127.0.0.1", "no TLS", "at rcpt",
+		"451 4.7.1 greylisted, try again", "outbound " + en.Msg + " deferred"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("trace search lacks %q:\n%s", want, r.stdout)
+		}
+	}
 	var d queue.Detail
 	if err := json.Unmarshal([]byte(te.ok("", "queue", "show", en.ID, "--json").stdout), &d); err != nil {
 		t.Fatal(err)
