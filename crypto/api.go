@@ -16,6 +16,9 @@ var (
 	ErrIntegrity = errors.New("crypto: integrity check failed")
 	// ErrWiped: the keyring was wiped.
 	ErrWiped = errors.New("crypto: keyring wiped")
+	// ErrKeyMismatch: a stored public key is not the one of the unlocked
+	// private key (Keyring.CheckPublicKey).
+	ErrKeyMismatch = errors.New("crypto: public key does not belong to the account's private key")
 )
 
 // KeyType selects the OpenPGP key an account gets. Persisted values only

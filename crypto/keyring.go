@@ -68,6 +68,36 @@ func newKeyring(master, wrappedKey []byte) (*Keyring, error) {
 	return k, nil
 }
 
+// CheckPublicKey reports whether pub, an account's stored public key, is
+// this keyring's: its primary key must be the keyring's and the key that
+// mail is sealed to (the one ParsePublicKey picks) one of the keyring's
+// decryption keys. The public key rests in the clear, but the private
+// key is stored wrapped (AES-256-GCM) under a key derived from the master
+// secret M, so checking one against the other authenticates the public
+// key under M: a public key swapped by someone who can write the data
+// directory is caught at the next login instead of sealing more mail to
+// a key that is not the account's. A mismatch wraps ErrKeyMismatch.
+func (k *Keyring) CheckPublicKey(pub []byte) error {
+	pk, err := ParsePublicKey(pub)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrKeyMismatch, err)
+	}
+	if pk.fingerprint != k.fingerprint {
+		return fmt.Errorf("%w: primary key %s, private key %s", ErrKeyMismatch, pk.fingerprint, k.fingerprint)
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.entity == nil {
+		return ErrWiped
+	}
+	for _, d := range k.decrypters {
+		if bytes.Equal(d.Fingerprint, pk.encKey.Fingerprint) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: mail would be sealed to subkey %x, which is not the account's", ErrKeyMismatch, pk.encKey.Fingerprint)
+}
+
 // Fingerprint returns the account key's fingerprint, lower-case hex. It is
 // public information and stays available after Wipe.
 func (k *Keyring) Fingerprint() string { return k.fingerprint }

@@ -23,9 +23,31 @@ const sessionKeyVersion1 = 1
 // sessionKeyAD binds sealed session keys to their purpose.
 var sessionKeyAD = []byte("message session key")
 
-// Open decrypts a sealed message with the private key (public-key work) and
-// returns the plaintext stream and the message's session key, already sealed
-// under the index key so it can be stored as is.
+// boundSessionKeyAD is the associated data of a session key bound to ad
+// (the message it opens, as the caller names it): sessionKeyAD alone for
+// none, else sessionKeyAD || 0x00 || ad.
+func boundSessionKeyAD(ad []byte) []byte {
+	if ad == nil {
+		return sessionKeyAD
+	}
+	b := make([]byte, 0, len(sessionKeyAD)+1+len(ad))
+	b = append(b, sessionKeyAD...)
+	b = append(b, 0)
+	return append(b, ad...)
+}
+
+// Open is OpenFor with a session key bound to no message; callers that
+// store session keys use OpenFor.
+func (k *Keyring) Open(sealed io.Reader) (plain io.Reader, sealedSessionKey []byte, err error) {
+	return k.OpenFor(sealed, nil)
+}
+
+// OpenFor decrypts a sealed message with the private key (public-key work)
+// and returns the plaintext stream and the message's session key, already
+// sealed under the index key so it can be stored as is, bound to ad: only
+// OpenWithSessionKeyFor with the same ad opens it, so a session key stored
+// for one message cannot be passed off as another's. ad names the message
+// (sealmail: account, mailbox ID, UID).
 //
 // The plaintext is streamed: the integrity check (the MDC of SEIPDv1, the
 // final tag of SEIPDv2) completes only when the reader reaches the end, and
@@ -34,7 +56,7 @@ var sessionKeyAD = []byte("message session key")
 // unauthenticated; a caller that must not act on partial plaintext reads to
 // EOF first. Every other failure to open the message also wraps
 // ErrIntegrity, except ErrWiped. The reader keeps working after Wipe.
-func (k *Keyring) Open(sealed io.Reader) (plain io.Reader, sealedSessionKey []byte, err error) {
+func (k *Keyring) OpenFor(sealed io.Reader, ad []byte) (plain io.Reader, sealedSessionKey []byte, err error) {
 	pr := packet.NewReader(sealed)
 	eks, edp, err := readKeyPackets(pr)
 	if err != nil {
@@ -53,7 +75,7 @@ func (k *Keyring) Open(sealed io.Reader) (plain io.Reader, sealedSessionKey []by
 	sk = append(sk, sessionKeyVersion1, byte(cipher))
 	sk = append(sk, key...)
 	defer zero(sk)
-	sealedSK, err := k.sealIndex(kindSessionKey, sk, sessionKeyAD)
+	sealedSK, err := k.sealIndex(kindSessionKey, sk, boundSessionKeyAD(ad))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -68,7 +90,13 @@ func (k *Keyring) Open(sealed io.Reader) (plain io.Reader, sealedSessionKey []by
 // only. The key packets of the message are skipped unread. Integrity is
 // checked as for Open.
 func (k *Keyring) OpenWithSessionKey(sealed io.Reader, sealedSessionKey []byte) (io.Reader, error) {
-	sk, err := k.openIndex(kindSessionKey, sealedSessionKey, sessionKeyAD)
+	return k.OpenWithSessionKeyFor(sealed, sealedSessionKey, nil)
+}
+
+// OpenWithSessionKeyFor decrypts with a session key from OpenFor bound to
+// the same ad. A key bound to other ad fails with ErrIntegrity.
+func (k *Keyring) OpenWithSessionKeyFor(sealed io.Reader, sealedSessionKey, ad []byte) (io.Reader, error) {
+	sk, err := k.openIndex(kindSessionKey, sealedSessionKey, boundSessionKeyAD(ad))
 	if err != nil {
 		return nil, fmt.Errorf("crypto: session key: %w", err)
 	}
@@ -244,4 +272,16 @@ func integrityError(what string, err error) error {
 		return err
 	}
 	return fmt.Errorf("crypto: %s: %w: %w", what, ErrIntegrity, err)
+}
+
+// ResealSessionKey binds a sealed session key to another message: it opens
+// it with from and seals it again with to (a copied message keeps its
+// session key under its new name). The key never leaves the keyring.
+func (k *Keyring) ResealSessionKey(sealedSessionKey, from, to []byte) ([]byte, error) {
+	sk, err := k.openIndex(kindSessionKey, sealedSessionKey, boundSessionKeyAD(from))
+	if err != nil {
+		return nil, fmt.Errorf("crypto: session key: %w", err)
+	}
+	defer zero(sk)
+	return k.sealIndex(kindSessionKey, sk, boundSessionKeyAD(to))
 }
