@@ -34,6 +34,11 @@ var (
 	ErrUnavailable = errors.New("account: temporarily unavailable")
 	// ErrClosed: the service was closed.
 	ErrClosed = errors.New("account: service closed")
+	// ErrKeyMismatch: the secret was right, but the account's stored
+	// public key is not its private key's: the data directory was
+	// tampered with (crypto.Keyring.CheckPublicKey). The login is refused
+	// and logged for the operator; protocols answer as for ErrUnavailable.
+	ErrKeyMismatch = errors.New("account: stored public key does not match the private key")
 )
 
 // Causes with which a Session's context ends (context.Cause).

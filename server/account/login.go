@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -87,6 +88,12 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (*Session, error)
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrClosed):
 		log.Info("login raced an account change", "account", account)
 		return nil, err
+	case errors.Is(err, ErrKeyMismatch):
+		// The secret was right; the account's stored data is not. Say so
+		// to the operator, and to the client only that it cannot log in
+		// now.
+		log.Error("login refused: account data tampered with", "account", account, "err", err)
+		return nil, ErrKeyMismatch
 	case !errors.Is(err, crypto.ErrBadPassword):
 		log.Error("login", "account", account, "err", err)
 	}
@@ -140,11 +147,17 @@ func (s *Service) login(ctx context.Context, account string, secret []byte, tk *
 
 	if s.cache != nil {
 		if kr, slot, ok := s.cache.lookup(acct, forms); ok {
+			if err := checkPublicKey(kr, acct); err != nil {
+				return nil, err
+			}
 			return s.register(account, gen, slot, kr, nil)
 		}
 	}
 	kr, slot, err := s.unlockSlots(ctx, acct, tries, burns, tk.trusted, tk.score)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkPublicKey(kr, acct); err != nil {
 		return nil, err
 	}
 	var add func()
@@ -156,6 +169,21 @@ func (s *Service) login(ctx context.Context, account string, secret []byte, tk *
 		}
 	}
 	return s.register(account, gen, slot, kr, add)
+}
+
+// checkPublicKey refuses a login whose account's stored public key is
+// not its private key's (crypto.Keyring.CheckPublicKey): whoever can
+// write the data directory swapped it, and mail delivered since was
+// sealed to someone else. The keyring is wiped.
+func checkPublicKey(kr *crypto.Keyring, acct store.Account) error {
+	if err := kr.CheckPublicKey(acct.PublicKey); err != nil {
+		kr.Wipe()
+		return &Error{Kind: ErrKeyMismatch, Msg: fmt.Sprintf(
+			"the stored public key of %s is not the key of its private key (%v): the data directory was changed "+
+				"by someone other than sealmail; mail delivered since then may be sealed to another key. "+
+				"Restore the account's public key from a backup or export it again from the private key", acct.Address, err)}
+	}
+	return nil
 }
 
 func limitString(s string, n int) string {
