@@ -5,6 +5,8 @@ import (
 	"io"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/sealmail/sealmail/server/mailbox/structure"
 )
 
 // NewSessionFunc makes the Session of a new connection. c gives the
@@ -312,49 +314,17 @@ type QuotaData struct {
 	Resources []QuotaResource
 }
 
-// Envelope is a message's ENVELOPE (RFC 9051 §7.5.2). Strings are the raw
-// header values (unfolded, encoded-words left as they are), "" being NIL;
-// Date, InReplyTo and MessageID are written as they appear in the header.
-type Envelope struct {
-	Date, Subject                      string
-	From, Sender, ReplyTo, To, Cc, Bcc []Address
-	InReplyTo, MessageID               string
-}
-
-// Address is one address of an ENVELOPE. A group is a start marker
-// (Mailbox the group name, Host "") and an end marker (all empty).
-type Address struct {
-	Name, ADL, Mailbox, Host string
-}
-
-// Param is one parameter of a MIME header (its order is kept).
-type Param struct {
-	Name, Value string
-}
-
-// BodyStructure describes one MIME part for BODY and BODYSTRUCTURE (RFC
-// 9051 §7.5.2). A multipart has Parts and Subtype; a message/rfc822 part
-// has Envelope and Message. Strings "" are NIL (Encoding defaults to
-// "7BIT").
-type BodyStructure struct {
-	Type, Subtype string
-	Params        []Param
-	ID            string
-	Description   string
-	Encoding      string
-	Size          int64
-	Lines         int64 // text/* and message/rfc822
-	Envelope      *Envelope
-	Message       *BodyStructure
-	Parts         []*BodyStructure
-
-	// Extension data (BODYSTRUCTURE only).
-	MD5               string
-	Disposition       string
-	DispositionParams []Param
-	Language          []string
-	Location          string
-}
-
-// IsMultipart reports whether bs is a multipart.
-func (bs *BodyStructure) IsMultipart() bool { return len(bs.Parts) > 0 }
+// The structure of a message: server/mailbox builds these (sealed in its
+// summaries) and this package writes them, so they are the types of the
+// shared leaf package structure.
+type (
+	// Envelope is a message's ENVELOPE (RFC 9051 §7.5.2).
+	Envelope = structure.Envelope
+	// Address is one address of an ENVELOPE; a group is a start marker
+	// (Mailbox the group name, Host "") and an end marker (all empty).
+	Address = structure.Address
+	// Param is one parameter of a MIME header (its order is kept).
+	Param = structure.Param
+	// BodyStructure describes one MIME part for BODY and BODYSTRUCTURE.
+	BodyStructure = structure.BodyStructure
+)

@@ -537,7 +537,7 @@ func (s *memSession) Fetch(ctx context.Context, w *UpdateWriter, cmd *Fetch) err
 		}
 		if cmd.Items.BodyStructure || cmd.Items.Body {
 			hdr, _, _ := bytes.Cut(m.body, []byte("\r\n\r\n"))
-			f.BodyStructure(&BodyStructure{Type: "text", Subtype: "plain", Params: []Param{{"charset", "us-ascii"}},
+			f.BodyStructure(&BodyStructure{Type: "text", Subtype: "plain", Params: []Param{{Name: "charset", Value: "us-ascii"}},
 				Size: int64(len(m.body) - len(hdr) - 4), Lines: int64(bytes.Count(m.body, []byte("\n")) - bytes.Count(hdr, []byte("\n")) - 1)}, cmd.Items.BodyStructure)
 		}
 		for _, sec := range cmd.Items.Sections {

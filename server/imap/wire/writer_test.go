@@ -99,14 +99,14 @@ func TestWriteBodyStructure(t *testing.T) {
 	var buf bytes.Buffer
 	c := testConn(&buf)
 	bs := &BodyStructure{
-		Type: "multipart", Subtype: "mixed", Params: []Param{{"boundary", "xyz"}},
+		Type: "multipart", Subtype: "mixed", Params: []Param{{Name: "boundary", Value: "xyz"}},
 		Parts: []*BodyStructure{
-			{Type: "text", Subtype: "plain", Params: []Param{{"charset", "utf-8"}}, Encoding: "quoted-printable", Size: 12, Lines: 1},
+			{Type: "text", Subtype: "plain", Params: []Param{{Name: "charset", Value: "utf-8"}}, Encoding: "quoted-printable", Size: 12, Lines: 1},
 			{Type: "message", Subtype: "rfc822", Size: 40, Lines: 3,
 				Envelope: &Envelope{Subject: "inner"},
 				Message:  &BodyStructure{Type: "text", Subtype: "html", Size: 10, Lines: 1}},
 			{Type: "application", Subtype: "pdf", Encoding: "base64", Size: 100, MD5: "abc",
-				Disposition: "attachment", DispositionParams: []Param{{"filename", "a.pdf"}}, Language: []string{"en", "de"}, Location: "x"},
+				Disposition: "attachment", DispositionParams: []Param{{Name: "filename", Value: "a.pdf"}}, Language: []string{"en", "de"}, Location: "x"},
 		},
 		Disposition: "inline",
 	}
