@@ -31,7 +31,9 @@
 //     mailbox fails with ErrNotFound and changes nothing. Names are
 //     resolved to IDs with Mailbox (and Mailboxes); a rename keeps the ID.
 //     Subscriptions are the exception: they are kept by name (RFC 9051
-//     §6.3.7), so SetSubscribed takes a name.
+//     §6.3.7), apart from mailboxes, so SetSubscribed takes a name and
+//     a subscription outlives its mailbox. Mailbox.Subscribed tells
+//     whether the mailbox's current name is subscribed.
 //   - A delivery names its target mailbox by ID; ID 0 means the account's
 //     INBOX, which always exists. SMTP delivers to 0; a caller that wants
 //     another mailbox (APPEND, a special-use mailbox) resolves its ID
@@ -347,8 +349,14 @@ type Store interface {
 	// UIDVALIDITY. ErrExists if a target name is taken; nothing moves
 	// then. Renaming INBOX is the caller's business (RFC 9051 §6.3.6).
 	RenameMailbox(ctx context.Context, address string, id uint64, newName string) error
-	// SetSubscribed sets the subscription of the mailbox called name.
+	// SetSubscribed subscribes the account to name or unsubscribes it.
+	// Subscriptions are kept by name, whether or not a mailbox has it
+	// (RFC 9051 §6.3.7): deleting a mailbox keeps its subscription,
+	// renaming one moves it. ErrNotFound only for an unknown account;
+	// ErrBadName for a name the store would not keep as a mailbox name.
 	SetSubscribed(ctx context.Context, address, name string, subscribed bool) error
+	// Subscriptions lists the account's subscribed names, sorted.
+	Subscriptions(ctx context.Context, address string) ([]string, error)
 
 	// Deliver commits all deliveries in one durable transaction, allocating
 	// UIDs race-free, and returns where each landed, in order. If any

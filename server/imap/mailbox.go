@@ -224,6 +224,13 @@ func (s *session) setSubscribed(name string, on bool) error {
 	if name, err = canonicalName(name); err != nil {
 		return err
 	}
+	if on {
+		// The store keeps subscriptions by name, whether or not the
+		// mailbox exists; this server subscribes only existing ones.
+		if _, err := s.srv.st.Mailbox(s.ctx(), account, name); err != nil {
+			return protoErr(log, "subscribe", err, "mailbox", name)
+		}
+	}
 	err = s.srv.st.SetSubscribed(s.ctx(), account, name, on)
 	return protoErr(log, "subscribe", err, "mailbox", name)
 }

@@ -135,6 +135,10 @@ func Open(dir string, opt Options) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
+	if err := db.initSubscriptions(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
 	if err := db.resumePurges(); err != nil {
 		bdb.Close()
 		return nil, err

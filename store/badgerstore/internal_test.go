@@ -518,3 +518,53 @@ func TestMailboxIDMigration(t *testing.T) {
 		t.Errorf("CreateMailbox after migration: %+v, %v", m, err)
 	}
 }
+
+// TestSubscriptionsUpgrade: a store from before subscriptions had their
+// own rows keeps them in the mailbox records; Open moves them, once.
+func TestSubscriptionsUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	mkAccount(t, db, "up@example.org", []byte("secret"))
+	mb := mboxID(t, db, "up@example.org", "Sent")
+	// Make it look old: no marker, no rows, flags in the records.
+	err := db.bdb.Update(func(txn *badger.Txn) error {
+		tt := &tx{txn: txn}
+		acct, err := accountID(tt, "up@example.org")
+		if err != nil {
+			return err
+		}
+		if err := tt.del(counterKey(counterSubs)); err != nil {
+			return err
+		}
+		var keys [][]byte
+		tt.scan(acctKey(pSubscr, acct), nil, true, func(k, _ []byte) (bool, error) {
+			keys = append(keys, append([]byte(nil), k...))
+			return true, nil
+		})
+		for _, k := range keys {
+			if err := tt.del(k); err != nil {
+				return err
+			}
+		}
+		m, err := loadMailbox(tt, acct, mb)
+		if err != nil {
+			return err
+		}
+		m.Subscribed = true
+		rec := mailboxRec{m}
+		return tt.set(mailboxKey(acct, mb), rec.encode())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if subs, _ := db.Subscriptions(bg, "up@example.org"); len(subs) != 0 {
+		t.Fatalf("rows left: %v", subs)
+	}
+	db.Close()
+	db = openDB(t, dir)
+	defer db.Close()
+	subs, err := db.Subscriptions(bg, "up@example.org")
+	if err != nil || len(subs) != 1 || subs[0] != "Sent" {
+		t.Errorf("after upgrade: %v %v", subs, err)
+	}
+}

@@ -20,6 +20,7 @@ const (
 	pOrphans  = 'o' // o acct seq              -> blob IDs whose blobs and summaries are to be deleted
 	pChunk    = 'k' // k acct blob seq:4       -> one piece of a staged (large) blob
 	pPending  = 'p' // p acct blob             -> staged blob not yet delivered: "" while written, then its size
+	pSubscr   = 'r' // r acct name             -> (empty) a subscription, kept by name (RFC 9051 §6.3.7)
 	// The inbound filter (filter.go); acct 0 is the organisation.
 	pFilterRule  = 'F' // F acct id             -> filter rule
 	pFilterModel = 'Y' // Y acct                -> spam classifier model: generation, key, data
@@ -45,10 +46,13 @@ const (
 	counterAcc  = "account"     // account IDs
 	counterMbox = "mailbox"     // mailbox IDs, never handed out twice
 	counterUV   = "uidvalidity" // last UIDVALIDITY handed out
-	counterRule = "filterrule"  // filter rule IDs
-	counterQLen = "queue"       // entries in the outbound queue
-	counterSeq  = "trace"       // last trace record Seq handed out
-	counterEsc  = "escrow"      // escrow key IDs
+	// counterSubs marks that subscriptions have their own table (pSubscr)
+	// instead of a flag in each mailbox record.
+	counterSubs = "subscriptions"
+	counterRule = "filterrule" // filter rule IDs
+	counterQLen = "queue"      // entries in the outbound queue
+	counterSeq  = "trace"      // last trace record Seq handed out
+	counterEsc  = "escrow"     // escrow key IDs
 )
 
 func counterKey(name string) []byte { return append([]byte{pCounter}, name...) }
@@ -75,6 +79,10 @@ func slotKey(acct uint64, id uint32) []byte {
 
 func mboxNameKey(acct uint64, name string) []byte {
 	return append(acctKey(pMboxName, acct), name...)
+}
+
+func subscriptionKey(acct uint64, name string) []byte {
+	return append(acctKey(pSubscr, acct), name...)
 }
 
 func mailboxKey(acct, mbox uint64) []byte {

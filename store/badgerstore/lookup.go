@@ -128,11 +128,18 @@ func loadMailbox(t *tx, acct, id uint64) (store.Mailbox, error) {
 	if err != nil {
 		return store.Mailbox{}, corrupt("mailbox", err)
 	}
+	// Subscriptions are kept by name, apart from the record.
+	if m.Subscribed, err = t.has(subscriptionKey(acct, m.Name)); err != nil {
+		return store.Mailbox{}, err
+	}
 	return m.Mailbox, nil
 }
 
+// saveMailbox writes a mailbox record. Its subscribed flag is not kept
+// there any more (see subscriptions.go).
 func saveMailbox(t *tx, acct uint64, m *store.Mailbox) error {
 	r := mailboxRec{*m}
+	r.Subscribed = false
 	return t.set(mailboxKey(acct, m.ID), r.encode())
 }
 

@@ -55,6 +55,11 @@ func createMailbox(t *tx, acct uint64, spec store.MailboxSpec) (store.Mailbox, e
 	if err := t.set(nk, putU64(m.ID)); err != nil {
 		return m, err
 	}
+	if spec.Subscribed {
+		if err := t.set(subscriptionKey(acct, spec.Name), nil); err != nil {
+			return m, err
+		}
+	}
 	return m, saveMailbox(t, acct, &m)
 }
 
@@ -237,6 +242,18 @@ func (db *DB) RenameMailbox(ctx context.Context, address string, id uint64, newN
 			if err := t.del(mboxNameKey(acct, mv.from)); err != nil {
 				return err
 			}
+			// A subscription follows its mailbox, as in Dovecot; one of a
+			// name that no mailbox has stays where it is.
+			if sub, err := t.has(subscriptionKey(acct, mv.from)); err != nil {
+				return err
+			} else if sub {
+				if err := t.del(subscriptionKey(acct, mv.from)); err != nil {
+					return err
+				}
+				if err := t.set(subscriptionKey(acct, mv.to), nil); err != nil {
+					return err
+				}
+			}
 			if err := t.set(mboxNameKey(acct, mv.to), putU64(mv.id)); err != nil {
 				return err
 			}
@@ -245,20 +262,5 @@ func (db *DB) RenameMailbox(ctx context.Context, address string, id uint64, newN
 			}
 		}
 		return nil
-	})
-}
-
-// SetSubscribed implements store.Store.
-func (db *DB) SetSubscribed(ctx context.Context, address, name string, subscribed bool) error {
-	return db.update(ctx, func(t *tx) error {
-		acct, m, err := resolve(t, address, name)
-		if err != nil {
-			return err
-		}
-		if m.Subscribed == subscribed {
-			return nil
-		}
-		m.Subscribed = subscribed
-		return saveMailbox(t, acct, &m)
 	})
 }

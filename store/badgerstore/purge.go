@@ -103,7 +103,7 @@ func (db *DB) purgeAccount(acct uint64, who string) error {
 			db.log.Info("badgerstore: purging deleted account", "account", who, "rows", rows, "duration", now.Sub(start))
 		}
 	}
-	for _, p := range []byte{pSlot, pMboxName, pMailbox, pMeta, pSummary, pBlob, pChunk, pPending, pOrphans, pUsage, pFilterRule, pFilterModel} {
+	for _, p := range []byte{pSlot, pMboxName, pMailbox, pSubscr, pMeta, pSummary, pBlob, pChunk, pPending, pOrphans, pUsage, pFilterRule, pFilterModel} {
 		if err := db.deleteAll(acctKey(p, acct), progress); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -68,7 +69,7 @@ func testMailboxes(t *testing.T, s store.Store) {
 	if mailbox(t, s, addr, "Work").Subscribed {
 		t.Errorf("SetSubscribed(false) not kept")
 	}
-	wantErr(t, "SetSubscribed unknown", s.SetSubscribed(ctxBg, addr, "Nope", true), store.ErrNotFound)
+	wantErr(t, "SetSubscribed unknown account", s.SetSubscribed(ctxBg, "nobody@example.org", "Work", true), store.ErrNotFound)
 
 	// UTF-8 names are fine.
 	if _, err := s.CreateMailbox(ctxBg, addr, store.MailboxSpec{Name: "Entwürfe/Ärger & Co"}); err != nil {
@@ -343,5 +344,76 @@ func testBadNames(t *testing.T, s store.Store) {
 	}
 	if all, err := s.Accounts(ctxBg); err != nil || len(all) != 1 {
 		t.Errorf("bad addresses changed the accounts: %d, %v", len(all), err)
+	}
+}
+
+// testSubscriptions: subscriptions are kept by name, apart from mailboxes
+// (RFC 9051 §6.3.7): a name without a mailbox can be subscribed, a
+// deleted mailbox's subscription stays, a renamed one's moves with it.
+func testSubscriptions(t *testing.T, s store.Store) {
+	const addr = "subs@example.org"
+	newAccount(t, s, addr)
+	subs := func() string {
+		t.Helper()
+		l, err := s.Subscriptions(ctxBg, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(l, ",")
+	}
+	base := subs() // the default mailboxes that are subscribed
+	if base == "" {
+		t.Fatalf("default mailboxes not subscribed")
+	}
+	if err := s.SetSubscribed(ctxBg, addr, "Later/Child", true); err != nil {
+		t.Fatalf("subscribe to a name without a mailbox: %v", err)
+	}
+	a, err := s.CreateMailbox(ctxBg, addr, store.MailboxSpec{Name: "A", Subscribed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateMailbox(ctxBg, addr, store.MailboxSpec{Name: "A/B"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSubscribed(ctxBg, addr, "A/B", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RenameMailbox(ctxBg, addr, a.ID, "C"); err != nil {
+		t.Fatal(err)
+	}
+	if !mailbox(t, s, addr, "C").Subscribed || !mailbox(t, s, addr, "C/B").Subscribed {
+		t.Errorf("subscriptions did not follow RENAME")
+	}
+	c := mailbox(t, s, addr, "C")
+	if err := s.DeleteMailbox(ctxBg, addr, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := subs()
+	for _, want := range []string{"C", "C/B", "Later/Child"} {
+		if !strings.Contains(","+got+",", ","+want+",") {
+			t.Errorf("subscriptions %q lack %q", got, want)
+		}
+	}
+	if strings.Contains(got, "A") && strings.Contains(","+got+",", ",A,") {
+		t.Errorf("old name still subscribed: %q", got)
+	}
+	// A mailbox created under a subscribed name is subscribed.
+	if _, err := s.CreateMailbox(ctxBg, addr, store.MailboxSpec{Name: "C"}); err != nil {
+		t.Fatal(err)
+	}
+	if !mailbox(t, s, addr, "C").Subscribed {
+		t.Errorf("mailbox under a subscribed name not shown as subscribed")
+	}
+	for _, n := range []string{"C", "C/B", "Later/Child"} {
+		if err := s.SetSubscribed(ctxBg, addr, n, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := subs(); got != base {
+		t.Errorf("after unsubscribing: %q, want %q", got, base)
+	}
+	wantErr(t, "SetSubscribed bad name", s.SetSubscribed(ctxBg, addr, "a//b", true), store.ErrBadName)
+	if _, err := s.Subscriptions(ctxBg, "nobody@example.org"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Subscriptions of an unknown account: %v", err)
 	}
 }

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		{"Mailboxes", testMailboxes},
 		{"DeleteMailbox", testDeleteMailbox},
 		{"RenameMailbox", testRenameMailbox},
+		{"Subscriptions", testSubscriptions},
 		{"StaleMailboxID", testStaleMailboxID},
 		{"BadNames", testBadNames},
 		{"Deliver", testDeliver},
