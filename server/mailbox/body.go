@@ -1,0 +1,164 @@
+package mailbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/sealmail/sealmail/crypto"
+	"github.com/sealmail/sealmail/store"
+)
+
+// ErrIntegrity is returned for a message whose integrity check fails: it
+// was changed or truncated at rest. None of its bytes is released.
+var ErrIntegrity = errors.New("mailbox: message fails its integrity check")
+
+// Body is a message's plaintext, verified: its integrity check (the MDC
+// of SEIPDv1, the final tag of SEIPDv2) passed before Body was returned,
+// so no byte of a tampered message reaches a client. Small messages are
+// held in memory (within the server's budget); larger ones were read to
+// their end once to verify and are decrypted again, from the same sealed
+// bytes, for each range read. Close releases it.
+type Body struct {
+	r      *Reader
+	size   int64
+	plain  []byte // in memory; nil when streamed
+	held   int64  // budget held for plain
+	sealed []byte // the sealed bytes, for streamed ranges
+	sk     []byte // session key the stream opens with (nil: private key)
+	ad     []byte
+}
+
+// Size returns the plaintext size.
+func (b *Body) Size() int64 { return b.size }
+
+// Bytes returns the plaintext held in memory, or nil for a streamed body.
+// It is valid until Close.
+func (b *Body) Bytes() []byte { return b.plain }
+
+// Range returns a reader of the plaintext bytes [off, off+n), clipped to
+// the message.
+func (b *Body) Range(off, n int64) (io.Reader, error) {
+	off = min(max(off, 0), b.size)
+	n = min(max(n, 0), b.size-off)
+	if b.plain != nil {
+		return bytes.NewReader(b.plain[off : off+n]), nil
+	}
+	plain, err := b.r.decrypt(b.sealed, b.sk, b.ad)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.CopyN(io.Discard, plain, off); err != nil {
+		return nil, fmt.Errorf("mailbox: seek: %w", err)
+	}
+	return io.LimitReader(plain, n), nil
+}
+
+// Close wipes and releases the plaintext.
+func (b *Body) Close() {
+	if b.plain != nil {
+		wipe(b.plain)
+		b.plain = nil
+		b.r.svc.budget.release(b.held)
+		b.held = 0
+	}
+}
+
+// Open returns the verified plaintext of message m of mailbox, whose
+// summary gives size. It decrypts with the stored session key (bound to
+// the message) or, if that does not open, with the private key. An
+// integrity failure is ErrIntegrity, logged with its cause here; the
+// message was changed at rest. The caller holds a worker slot if it
+// wants the work bounded (Prefetch and Scan do).
+func (r *Reader) Open(ctx context.Context, mailbox uint64, m *store.Message, size int64) (*Body, error) {
+	return r.open(ctx, mailbox, m, size, false)
+}
+
+func (r *Reader) open(ctx context.Context, mailbox uint64, m *store.Message, size int64, memOnly bool) (*Body, error) {
+	blob, err := r.svc.st.Blob(ctx, r.account, mailbox, m.UID)
+	if err != nil {
+		return nil, err
+	}
+	ad := MessageAD(r.account, mailbox, m.UID)
+	b := &Body{r: r, size: size, sealed: blob, ad: ad, sk: m.SessionKey}
+	plain, err := r.decrypt(blob, b.sk, ad)
+	if err != nil && b.sk != nil {
+		// A session key that does not open (an older format, or moved
+		// from another message): the private key still does.
+		b.sk = nil
+		plain, err = r.decrypt(blob, nil, ad)
+	}
+	if err != nil {
+		return nil, r.integrity(mailbox, m.UID, err)
+	}
+	if size <= r.svc.inMemoryMax && r.svc.budget.tryAcquire(size) {
+		b.held = size
+		buf := make([]byte, size)
+		_, err := io.ReadFull(plain, buf)
+		if errors.Is(err, io.ErrUnexpectedEOF) || err == io.EOF {
+			err = fmt.Errorf("%w: plaintext shorter than its summary says", crypto.ErrIntegrity)
+		}
+		if err == nil {
+			err = expectEOF(plain)
+		}
+		if err != nil {
+			wipe(buf)
+			r.svc.budget.release(b.held)
+			return nil, r.integrity(mailbox, m.UID, err)
+		}
+		b.plain = buf
+		b.sealed = nil
+		return b, nil
+	}
+	if memOnly {
+		return nil, errNoRoom
+	}
+	// Too large, or no room: verify by reading to the end, then stream.
+	n, err := io.Copy(io.Discard, plain)
+	if err == nil && n != size {
+		err = fmt.Errorf("%w: plaintext is %d bytes, its summary says %d", crypto.ErrIntegrity, n, size)
+	}
+	if err != nil {
+		return nil, r.integrity(mailbox, m.UID, err)
+	}
+	return b, nil
+}
+
+// errNoRoom: a prefetch that would not fit in memory.
+var errNoRoom = errors.New("mailbox: no room in the memory budget")
+
+// expectEOF reads what is left of a plaintext that should be at its end:
+// the read that finds EOF is the one that checks integrity.
+func expectEOF(r io.Reader) error {
+	var one [1]byte
+	n, err := io.ReadFull(r, one[:])
+	if n > 0 {
+		return fmt.Errorf("%w: plaintext longer than its summary says", crypto.ErrIntegrity)
+	}
+	if err == io.EOF {
+		return nil
+	}
+	return err
+}
+
+// integrity logs a failure to open or verify a message and maps it.
+func (r *Reader) integrity(mailbox uint64, uid uint32, err error) error {
+	if errors.Is(err, crypto.ErrIntegrity) {
+		r.log.Error("message fails its integrity check; none of it is sent (changed or truncated at rest)",
+			"mailbox", mailbox, "uid", uid, "err", err)
+		return fmt.Errorf("%w: uid %d: %w", ErrIntegrity, uid, err)
+	}
+	return err
+}
+
+// decrypt starts decrypting sealed: with the session key sk if not nil,
+// else with the private key.
+func (r *Reader) decrypt(sealed, sk, ad []byte) (io.Reader, error) {
+	if sk != nil {
+		return r.keys.OpenWithSessionKeyFor(bytes.NewReader(sealed), sk, ad)
+	}
+	p, _, err := r.keys.OpenFor(bytes.NewReader(sealed), ad)
+	return p, err
+}

@@ -1,0 +1,151 @@
+package mailbox
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/sealmail/sealmail/store"
+)
+
+// prefetchWindow is how many messages per worker may be decrypted ahead
+// of the one being written.
+const prefetchWindow = 4
+
+// PrefetchItem is one message of a Prefetch: its metadata and its
+// plaintext size (from its summary); Size < 0 skips it.
+type PrefetchItem struct {
+	Msg  *store.Message
+	Size int64
+}
+
+// Prefetcher decrypts and verifies the bodies of a command's messages
+// (a FETCH of bodies) on the server's workers, in order and a bounded
+// window ahead of the goroutine that writes them, so that reading,
+// decrypting and writing overlap. Only messages that fit the memory
+// budget are prefetched; Get gives nil for the others, which the writer
+// opens itself. Every Body it made is closed by Release or Stop.
+type Prefetcher struct {
+	cancel  context.CancelFunc
+	ctx     context.Context
+	wg      sync.WaitGroup
+	slots   chan struct{}
+	results []prefetchResult
+}
+
+type prefetchResult struct {
+	done chan struct{} // closed when body and err are set
+	slot bool          // holds a slot (set before the job is dispatched)
+	body *Body         // guarded by done
+	err  error         // guarded by done
+}
+
+// Prefetch starts decrypting items of mailbox. The caller must Stop it.
+func (r *Reader) Prefetch(ctx context.Context, mailbox uint64, items []PrefetchItem) *Prefetcher {
+	workers := r.svc.Workers()
+	ctx, cancel := context.WithCancel(ctx)
+	p := &Prefetcher{
+		ctx:     ctx,
+		cancel:  cancel,
+		slots:   make(chan struct{}, workers*prefetchWindow),
+		results: make([]prefetchResult, len(items)),
+	}
+	for i := range p.results {
+		p.results[i].done = make(chan struct{})
+	}
+	jobs := make(chan int)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer close(jobs)
+		for i, it := range items {
+			res := &p.results[i]
+			if it.Size < 0 || it.Size > r.svc.inMemoryMax {
+				close(res.done) // opened by the writer
+				continue
+			}
+			select {
+			case p.slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			res.slot = true
+			select {
+			case jobs <- i:
+			case <-ctx.Done():
+				<-p.slots
+				res.slot = false
+				return
+			}
+		}
+	}()
+	for range workers {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for i := range jobs {
+				res := &p.results[i]
+				err := r.svc.work(ctx, func() {
+					res.body, res.err = r.open(ctx, mailbox, items[i].Msg, items[i].Size, true)
+				})
+				if err != nil {
+					res.err = err
+				}
+				close(res.done)
+			}
+		}()
+	}
+	return p
+}
+
+// Get returns the verified body of item i; nil and no error if it was
+// not prefetched (too large, no room, or the command is ending): the
+// writer then opens the message itself. An error is the message's
+// (ErrIntegrity, store.ErrNotFound…), already logged. The caller must
+// Release i after writing it.
+func (p *Prefetcher) Get(i int) (*Body, error) {
+	res := &p.results[i]
+	select {
+	case <-res.done:
+	case <-p.ctx.Done():
+		return nil, nil
+	}
+	if res.err != nil {
+		if errors.Is(res.err, errNoRoom) || errors.Is(res.err, context.Canceled) {
+			return nil, nil
+		}
+		return nil, res.err
+	}
+	return res.body, nil
+}
+
+// Release closes item i's body and frees its slot.
+func (p *Prefetcher) Release(i int) {
+	res := &p.results[i]
+	select {
+	case <-res.done:
+	case <-p.ctx.Done():
+		return // Stop cleans up
+	}
+	if res.body != nil {
+		res.body.Close()
+		res.body = nil
+	}
+	if res.slot {
+		res.slot = false
+		<-p.slots
+	}
+}
+
+// Stop ends the prefetch, waits for its goroutines and closes every body
+// not yet released.
+func (p *Prefetcher) Stop() {
+	p.cancel()
+	p.wg.Wait()
+	for i := range p.results {
+		if p.results[i].body != nil {
+			p.results[i].body.Close()
+			p.results[i].body = nil
+		}
+	}
+}

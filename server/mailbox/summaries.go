@@ -1,0 +1,271 @@
+package mailbox
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/sealmail/sealmail/store"
+)
+
+// summaryBatch is how many summaries go into one store.SetSummaries call.
+const summaryBatch = 256
+
+// Summaries returns the summary of each message of msgs (listed with
+// WithSummary), nil where a message cannot be opened (the cause is
+// logged). Stored summaries are opened with the index key; messages
+// without a usable one (new, copied by an older version, or tampered
+// with) are opened with the private key once, and their summary and
+// session key are stored for later reads. msgs[i].SessionKey is updated
+// for rebuilt ones. The work runs on the server's workers; it stops when
+// ctx ends, which is then the error.
+func (r *Reader) Summaries(ctx context.Context, mailbox uint64, msgs []store.Message) ([]*Summary, error) {
+	out := make([]*Summary, len(msgs))
+	var (
+		mu      sync.Mutex
+		updates []store.SummaryUpdate
+		wg      sync.WaitGroup
+	)
+	flush := func(force bool) {
+		// called with mu held
+		if len(updates) == 0 || (!force && len(updates) < summaryBatch) {
+			return
+		}
+		batch := updates
+		updates = nil
+		if err := r.svc.st.SetSummaries(ctx, r.account, mailbox, batch); err != nil {
+			r.log.Warn("storing summaries", "mailbox", mailbox, "err", err)
+		}
+	}
+	// Stored summaries first, on this goroutine in batches: opening one
+	// is a few microseconds, less than handing it to a worker.
+	var build []int
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Summary == nil || m.SessionKey == nil {
+			build = append(build, i)
+			continue
+		}
+		sm, err := r.openSummary(mailbox, m)
+		if err != nil {
+			r.log.Warn("stored summary does not open; rebuilding it from the message (an older format, an interrupted copy, or data changed outside sealmail)",
+				"mailbox", mailbox, "uid", m.UID, "err", err)
+			build = append(build, i)
+			continue
+		}
+		out[i] = sm
+	}
+	next := make(chan int)
+	for range min(r.svc.Workers(), len(build)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				m := &msgs[i]
+				var (
+					sm     *Summary
+					sealed []byte
+					sk     []byte
+					err    error
+				)
+				if werr := r.svc.work(ctx, func() { sm, sealed, sk, err = r.build(ctx, mailbox, m.UID) }); werr != nil {
+					continue
+				}
+				if err != nil {
+					r.logUnreadable(mailbox, m.UID, err)
+					continue
+				}
+				out[i] = sm
+				m.SessionKey = sk
+				mu.Lock()
+				updates = append(updates, store.SummaryUpdate{UID: m.UID, Summary: sealed, SessionKey: sk})
+				flush(false)
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, i := range build {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	mu.Lock()
+	flush(true)
+	mu.Unlock()
+	return out, ctx.Err()
+}
+
+func (r *Reader) logUnreadable(mailbox uint64, uid uint32, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		return // expunged meanwhile
+	}
+	r.log.Error("message cannot be opened", "mailbox", mailbox, "uid", uid, "err", err)
+}
+
+// openSummary opens a stored summary and checks that the stored session
+// key belongs to the message too.
+func (r *Reader) openSummary(mailbox uint64, m *store.Message) (*Summary, error) {
+	b, err := r.keys.OpenIndex(m.Summary, summaryAD(r.account, mailbox, m.UID))
+	if err != nil {
+		return nil, err
+	}
+	defer wipe(b)
+	return DecodeSummary(b)
+}
+
+// build opens one message with the private key, builds its summary and
+// seals it, with the session key, for this message.
+func (r *Reader) build(ctx context.Context, mailbox uint64, uid uint32) (*Summary, []byte, []byte, error) {
+	blob, err := r.svc.st.Blob(ctx, r.account, mailbox, uid)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	plainR, sk, err := r.keys.OpenFor(bytes.NewReader(blob), MessageAD(r.account, mailbox, uid))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	held, err := r.svc.budget.acquire(ctx, int64(len(blob)))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer r.svc.budget.release(held)
+	// Read to EOF before trusting anything: integrity is checked at the
+	// end. The bound stops a compressed message from expanding without
+	// limit.
+	plain, err := readAll(io.LimitReader(plainR, r.svc.maxMessage+1), len(blob))
+	defer wipe(plain)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if int64(len(plain)) > r.svc.maxMessage {
+		return nil, nil, nil, fmt.Errorf("mailbox: plaintext of uid %d larger than %d bytes", uid, r.svc.maxMessage)
+	}
+	sm, sealed, err := r.sealSummary(mailbox, uid, plain)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return sm, sealed, sk, nil
+}
+
+// sealSummary builds the summary of plain and seals it for message uid.
+func (r *Reader) sealSummary(mailbox uint64, uid uint32, plain []byte) (*Summary, []byte, error) {
+	sm := BuildSummary(plain)
+	enc := EncodeSummary(sm)
+	defer wipe(enc)
+	sealed, err := r.keys.SealIndex(enc, summaryAD(r.account, mailbox, uid))
+	if err != nil {
+		return nil, nil, err
+	}
+	return sm, sealed, nil
+}
+
+// readAll is io.ReadAll starting with a buffer of hint bytes (the sealed
+// size, which is close to the plaintext size), so that a message is not
+// copied over and over while the buffer grows. Buffers it outgrows are
+// wiped.
+func readAll(r io.Reader, hint int) ([]byte, error) {
+	b := make([]byte, 0, max(hint, 512))
+	for {
+		if len(b) == cap(b) {
+			nb := append(b, 0)[:len(b)]
+			wipe(b[:cap(b)])
+			b = nb
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+// Added stores the summary and session key of a message that the caller
+// has just sealed and delivered (APPEND): the plaintext is at hand, so
+// only the session key needs the private key, and the first FETCH needs
+// no public-key work. Failures are logged, not returned: the first read
+// builds what is missing.
+func (r *Reader) Added(ctx context.Context, mailbox uint64, uid uint32, sealed, plain []byte) {
+	_, sk, err := r.keys.OpenFor(bytes.NewReader(sealed), MessageAD(r.account, mailbox, uid))
+	if err == nil {
+		var sum []byte
+		_, sum, err = r.sealSummary(mailbox, uid, plain)
+		if err == nil {
+			err = r.svc.st.SetSummaries(ctx, r.account, mailbox, []store.SummaryUpdate{{UID: uid, Summary: sum, SessionKey: sk}})
+		}
+	}
+	if err != nil {
+		r.log.Warn("storing summary of an added message", "mailbox", mailbox, "uid", uid, "err", err)
+	}
+}
+
+// Copied binds the summaries and session keys that store.CopyMessages or
+// MoveMessages carried from mailbox src to dst to their new messages
+// (they are sealed for the source messages). Summaries that cannot be
+// moved are left to be rebuilt at the first read; failures are logged.
+func (r *Reader) Copied(ctx context.Context, src, dst uint64, pairs []store.UIDPair) {
+	if len(pairs) == 0 {
+		return
+	}
+	srcOf := make(map[uint32]uint32, len(pairs))
+	lo, hi := pairs[0].Dst, pairs[0].Dst
+	for _, p := range pairs {
+		srcOf[p.Dst] = p.Src
+		lo, hi = min(lo, p.Dst), max(hi, p.Dst)
+	}
+	msgs, err := r.svc.st.Messages(ctx, r.account, dst, store.ListOptions{FromUID: lo, ToUID: hi, WithSummary: true})
+	if err != nil {
+		r.log.Warn("rebinding copied summaries", "mailbox", dst, "err", err)
+		return
+	}
+	var updates []store.SummaryUpdate
+	flush := func() {
+		if len(updates) == 0 {
+			return
+		}
+		if err := r.svc.st.SetSummaries(ctx, r.account, dst, updates); err != nil {
+			r.log.Warn("rebinding copied summaries", "mailbox", dst, "err", err)
+		}
+		updates = nil
+	}
+	for _, m := range msgs {
+		s, ok := srcOf[m.UID]
+		if !ok || m.Summary == nil || m.SessionKey == nil {
+			continue
+		}
+		u, err := r.rebind(src, s, dst, m)
+		if err != nil {
+			continue // rebuilt at the first read
+		}
+		updates = append(updates, u)
+		if len(updates) == summaryBatch {
+			flush()
+		}
+	}
+	flush()
+}
+
+func (r *Reader) rebind(src uint64, srcUID uint32, dst uint64, m store.Message) (store.SummaryUpdate, error) {
+	b, err := r.keys.OpenIndex(m.Summary, summaryAD(r.account, src, srcUID))
+	if err != nil {
+		return store.SummaryUpdate{}, err
+	}
+	defer wipe(b)
+	sum, err := r.keys.SealIndex(b, summaryAD(r.account, dst, m.UID))
+	if err != nil {
+		return store.SummaryUpdate{}, err
+	}
+	sk, err := r.keys.ResealSessionKey(m.SessionKey, MessageAD(r.account, src, srcUID), MessageAD(r.account, dst, m.UID))
+	if err != nil {
+		return store.SummaryUpdate{}, err
+	}
+	return store.SummaryUpdate{UID: m.UID, Summary: sum, SessionKey: sk}, nil
+}

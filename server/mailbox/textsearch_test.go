@@ -1,0 +1,134 @@
+package mailbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var scanCorpus = [][]byte{
+	// 1: plain text.
+	crlf("From: a@b\nSubject: apple pie\nContent-Type: text/plain; charset=utf-8\n\nThe quick brown Zebra jumps.\n"),
+	// 2: multipart/alternative, the word only inside a base64 text part.
+	[]byte("From: Bob <bob@example.com>\r\nSubject: mixed\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/alternative; boundary=b1\r\n\r\n" +
+		"--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		base64.StdEncoding.EncodeToString([]byte("A hidden Quokka lives here.")) + "\r\n" +
+		"--b1\r\nContent-Type: text/html\r\n\r\n<p>html part</p>\r\n--b1--\r\n"),
+	// 3: quoted-printable Latin-1.
+	[]byte("From: Dave <dave@example.net>\r\nSubject: =?iso-8859-1?q?caf=E9?=\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" +
+		"Un caf=E9 cr=E8me, s'il vous pla=EEt.\r\n"),
+	// 4: a long body with the needle at its end.
+	[]byte("From: Carol <carol@example.com>\r\nSubject: report\r\n\r\n" +
+		strings.Repeat("lorem ipsum dolor sit amet ", 2000) + "needle at the end\r\n"),
+}
+
+func scanPlain(sc *Scanner, msg []byte) ([]bool, error) {
+	return sc.scan(context.Background(), bytes.NewReader(msg), BuildSummary(msg))
+}
+
+func TestScan(t *testing.T) {
+	for i, tc := range []struct {
+		msg  []byte
+		pats []string
+		want []bool
+	}{
+		{scanCorpus[0], []string{"zebra", "QUICK BROWN", "apple", ""}, []bool{true, true, false, true}},
+		{scanCorpus[1], []string{"quokka", "html part", "b1"}, []bool{true, true, false}},
+		{scanCorpus[2], []string{"café", "CRÈME"}, []bool{true, true}},
+		{scanCorpus[3], []string{"needle at the end", "zzz"}, []bool{true, false}},
+	} {
+		got, err := scanPlain(NewScanner(tc.pats), tc.msg)
+		if err != nil {
+			t.Errorf("%d: %v", i, err)
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%d: %v, want %v", i, got, tc.want)
+		}
+	}
+}
+
+// TestScanTruncated: a plaintext shorter than its summary says (what a
+// cut message would give) matches nothing.
+func TestScanTruncated(t *testing.T) {
+	msg := scanCorpus[0]
+	sm := BuildSummary(msg)
+	if _, err := NewScanner([]string{"zebra"}).scan(context.Background(), bytes.NewReader(msg[:len(msg)-3]), sm); err == nil {
+		t.Errorf("a short plaintext scanned without error")
+	}
+}
+
+func TestMatcherAcrossWrites(t *testing.T) {
+	text := strings.Repeat("x", 1000) + "NeedLe" + strings.Repeat("y", 1000)
+	for split := 990; split < 1010; split++ {
+		for _, pat := range []string{"needle", "nëedle"} {
+			m := newMatcher([]string{pat})
+			m.Write([]byte(text[:split]))
+			m.Write([]byte(text[split:]))
+			if m.found[0] != (pat == "needle") {
+				t.Errorf("split %d pattern %q: found=%v", split, pat, m.found[0])
+			}
+		}
+	}
+}
+
+// TestMatcherNonASCIIAcrossWrites: a non-ASCII pattern is found
+// case-insensitively wherever the writes split the text, even inside a
+// UTF-8 sequence.
+func TestMatcherNonASCIIAcrossWrites(t *testing.T) {
+	text := strings.Repeat("x", 100) + "Un CAFÉ CRÈME" + strings.Repeat("y", 100)
+	for split := 95; split < 120; split++ {
+		m := newMatcher([]string{"café crème", "thé"})
+		m.Write([]byte(text[:split]))
+		m.Write([]byte(text[split:]))
+		if !m.found[0] || m.found[1] {
+			t.Errorf("split %d: found=%v", split, m.found)
+		}
+	}
+}
+
+// TestScannerReuse: one scanner serves many messages (as in SEARCH)
+// without carrying results or overlap from one to the next.
+func TestScannerReuse(t *testing.T) {
+	sc := NewScanner([]string{"zebra", "quokka"})
+	for round := range 2 {
+		for i, want := range [][]bool{{true, false}, {false, true}, {false, false}, {false, false}} {
+			got, err := scanPlain(sc, scanCorpus[i])
+			if err != nil {
+				t.Errorf("round %d message %d: %v", round, i, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("round %d message %d: %v, want %v", round, i, got, want)
+			}
+		}
+	}
+}
+
+func TestAddressContains(t *testing.T) {
+	env := Envelope(crlf("From: =?utf-8?q?J=C3=B6rg?= <joerg@example.org>\nTo: group: g1@d1.org;\n\n"))
+	for pat, want := range map[string]bool{"jörg": true, "JOERG@EXAMPLE": true, "örg <": false, "nobody": false} {
+		if got := AddressContains(env.From, pat); got != want {
+			t.Errorf("From %q: %v", pat, got)
+		}
+	}
+	if !AddressContains(env.To, "group") || !AddressContains(env.To, "g1@d1") {
+		t.Errorf("To: group or member not found")
+	}
+}
+
+// FuzzScan: scanning any message for any pattern never panics.
+func FuzzScan(f *testing.F) {
+	for _, m := range scanCorpus {
+		f.Add(m, "quokka")
+	}
+	f.Fuzz(func(t *testing.T, msg []byte, pat string) {
+		found, err := scanPlain(NewScanner([]string{pat}), msg)
+		if err == nil && len(found) != 1 {
+			t.Fatalf("found = %v", found)
+		}
+	})
+}
