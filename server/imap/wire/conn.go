@@ -66,6 +66,8 @@ type Conn struct {
 	rdTimeout atomic.Int64 // current read timeout (ns)
 	rdHard    atomic.Int64 // current absolute read deadline (Unix ns; 0: none)
 	closing   atomic.Bool  // Shutdown: interrupt reads
+	ending    atomic.Bool  // Disconnect: interrupt reads
+	bye       *byeError    // guarded by mu; Disconnect's BYE
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {
@@ -236,7 +238,7 @@ func (w netWriter) Write(p []byte) (int, error) {
 // readDeadline is now + the phase's timeout, capped by its hard deadline;
 // in the past once the server shuts down.
 func (c *Conn) readDeadline() time.Time {
-	if c.closing.Load() {
+	if c.closing.Load() || c.ending.Load() {
 		return time.Unix(1, 0)
 	}
 	d := time.Now().Add(time.Duration(c.rdTimeout.Load()))
@@ -254,6 +256,28 @@ func (c *Conn) setReadPhase(timeout time.Duration, hard time.Time) {
 	} else {
 		c.rdHard.Store(hard.UnixNano())
 	}
+}
+
+// Disconnect ends the connection from any goroutine (the Session's, when
+// its login is revoked): the running command's context is cancelled, and
+// "* BYE [code] text" is sent once no command is writing, at once if the
+// connection waits for a command or is in IDLE; then it is closed.
+func (c *Conn) Disconnect(code imap.ResponseCode, text string) {
+	c.mu.Lock()
+	if c.bye == nil {
+		c.bye = &byeError{code: code, text: text}
+	}
+	c.mu.Unlock()
+	c.ending.Store(true)
+	c.end()
+	c.nc().SetReadDeadline(time.Unix(1, 0))
+}
+
+// pendingBye returns Disconnect's BYE, or nil.
+func (c *Conn) pendingBye() *byeError {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bye
 }
 
 // interrupt makes blocked and future reads fail at once (Shutdown).
@@ -356,6 +380,11 @@ var errShutdown = errors.New("imap wire: server shutting down")
 func (c *Conn) finish(err error) {
 	var be *byeError
 	var ne net.Error
+	if pb := c.pendingBye(); pb != nil {
+		c.log.Info("closing connection", "err", pb)
+		c.writeBye(pb.code, pb.text)
+		return
+	}
 	switch {
 	case errors.Is(err, errSessionEnded):
 		return
@@ -460,6 +489,9 @@ func (c *Conn) capabilityList() []string {
 func (c *Conn) next() error {
 	if c.closing.Load() {
 		return errShutdown
+	}
+	if c.ending.Load() {
+		return errSessionEnded
 	}
 	st := c.getState()
 	sl := c.stateLimits(st)

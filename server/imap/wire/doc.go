@@ -52,9 +52,10 @@
 //     with BYE where the stream still allows one.
 //   - Names. Mailbox names reach the Session in UTF-8: decoded from
 //     modified UTF-7 for clients that enabled neither IMAP4rev2 nor
-//     UTF8=ACCEPT (which may not send 8-bit names), taken as UTF-8 from
-//     those that did, and encoded back the same way. A LIST pattern that
-//     cannot be decoded matches nothing.
+//     UTF8=ACCEPT, taken as UTF-8 from those that did, and encoded back
+//     the same way. 8-bit bytes from the first kind are taken as UTF-8
+//     when they are UTF-8 (go-imap's client sends names so), refused
+//     otherwise. A LIST pattern that cannot be decoded matches nothing.
 //   - Goroutines and locks. Each connection has one goroutine, which reads
 //     commands, calls the Session and writes, so a Session is never called
 //     concurrently. During IDLE, and between commands while NOTIFY is

@@ -32,9 +32,15 @@ var errMUTF7 = errors.New("invalid modified UTF-7")
 // surrogates, and none that encodes printable ASCII (which must stand for
 // itself).
 func decodeMUTF7(s string) (string, error) {
+	return decodeMUTF7With8bit(s, false)
+}
+
+// decodeMUTF7With8bit is decodeMUTF7 that, if allow8bit, also takes bytes
+// of 0x80 and above as they are (the caller checked they are UTF-8).
+func decodeMUTF7With8bit(s string, allow8bit bool) (string, error) {
 	if !strings.Contains(s, "&") {
 		for i := 0; i < len(s); i++ {
-			if s[i] < 0x20 || s[i] > 0x7e {
+			if s[i] < 0x20 || s[i] == 0x7f || s[i] > 0x7f && !allow8bit {
 				return "", errMUTF7
 			}
 		}
@@ -43,7 +49,7 @@ func decodeMUTF7(s string) (string, error) {
 	var sb strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c < 0x20 || c > 0x7e {
+		if c < 0x20 || c == 0x7f || c > 0x7f && !allow8bit {
 			return "", errMUTF7
 		}
 		if c != '&' {

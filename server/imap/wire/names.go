@@ -11,13 +11,16 @@ import (
 // IMAP4rev2 or UTF8=ACCEPT sends UTF-8 (RFC 9051 §5.1, RFC 6855 §3); any
 // other client sends modified UTF-7 (RFC 3501 §5.1.3). A name that is not
 // valid in the client's encoding is refused with NO [CANNOT] before the
-// Session sees it; raw 8-bit bytes from a client that enabled neither are
-// refused as Dovecot does, because guessing their charset would create
+// Session sees it. 8-bit bytes from a client that enabled neither are
+// taken as UTF-8 if they are UTF-8 (modified UTF-7 is 7-bit, so they
+// cannot be meant as anything else; go-imap's client sends names so to
+// servers that advertise IMAP4rev2, with "&" still escaped as "&-"), and
+// refused otherwise, because guessing their charset would create
 // mailboxes that other clients cannot name.
 
 var (
 	errNameNotMUTF7 = no(imap.ResponseCodeCannot, "Mailbox name is not valid modified UTF-7")
-	errName8Bit     = no(imap.ResponseCodeCannot, "Mailbox name has 8-bit characters: ENABLE UTF8=ACCEPT or encode it in modified UTF-7")
+	errName8Bit     = no(imap.ResponseCodeCannot, "Mailbox name has 8-bit characters that are not UTF-8")
 	errNameNotUTF8  = no(imap.ResponseCodeCannot, "Mailbox name is not valid UTF-8")
 	errNameControl  = no(imap.ResponseCodeCannot, "Mailbox name contains a control character")
 	errNameEmpty    = no(imap.ResponseCodeCannot, "Empty mailbox name")
@@ -51,12 +54,17 @@ func decodeName(raw string, utf8Mode bool) (string, error) {
 		}
 		return raw, nil
 	}
+	eight := false
 	for i := 0; i < len(raw); i++ {
 		if raw[i] >= 0x80 {
-			return "", errName8Bit
+			eight = true
+			break
 		}
 	}
-	name, err := decodeMUTF7(raw)
+	if eight && !utf8.ValidString(raw) {
+		return "", errName8Bit
+	}
+	name, err := decodeMUTF7With8bit(raw, eight)
 	if err != nil {
 		if containsControl(raw) {
 			return "", errNameControl

@@ -233,7 +233,7 @@ func TestParseErrors(t *testing.T) {
 		{"a SEARCH FOO\r\n", stateSelected, "BAD", ""},
 		{"a CREATE {4}\r\na\x00bc\r\n", stateAuth, "BAD", imap.ResponseCodeClientBug}, // NUL in a name
 		{"a CREATE \"a\x00\"\r\n", stateAuth, "BAD", imap.ResponseCodeClientBug},
-		{"a CREATE \"caf\xc3\xa9\"\r\n", stateAuth, "NO", imap.ResponseCodeCannot}, // raw 8-bit before ENABLE
+		{"a CREATE \"caf\xe9\"\r\n", stateAuth, "NO", imap.ResponseCodeCannot},     // raw 8-bit, not UTF-8, before ENABLE
 		{"a CREATE \"&AGE-\"\r\n", stateAuth, "NO", imap.ResponseCodeCannot},       // encoded ASCII
 		{"a CREATE \"Tom & Jerry\"\r\n", stateAuth, "NO", imap.ResponseCodeCannot}, // bare & in modified UTF-7
 		{"a CREATE {3}\r\na\r\n\r\n", stateAuth, "NO", imap.ResponseCodeCannot},    // control character
