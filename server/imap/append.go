@@ -2,37 +2,143 @@ package imap
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/sealmail/sealmail/server/imap/wire"
+	"github.com/sealmail/sealmail/server/mailbox"
 	"github.com/sealmail/sealmail/store"
 )
 
-// Append implements imapserver.Session. The message is sealed with the
-// account's public key before it reaches the store; its summary and session
-// key are stored right away, while the plaintext is still at hand.
-func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
-	account, keys, log, err := s.state()
+// maxAppendsPerAccount bounds the APPEND commands in progress at once for
+// one account (issue 9 item 7: sessions that announce big messages and
+// then trickle them hold what they have sent).
+const maxAppendsPerAccount = 4
+
+// summaryKeep is the largest plaintext APPEND keeps, besides sealing it,
+// to store the message's summary at once; larger messages get theirs at
+// their first FETCH (one private-key operation).
+const summaryKeep = mailbox.DefaultInMemoryMax
+
+// Errors of APPEND.
+var (
+	errTooBig = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "Message too large"}
+	errEmpty  = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Empty message"}
+	errQuota  = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeOverQuota, Text: "Quota exceeded"}
+	errBusy   = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Too many APPEND commands in progress for this account"}
+)
+
+// appendGate counts the APPENDs in progress per account.
+type appendGate struct {
+	mu sync.Mutex
+	n  map[string]int // guarded by mu
+}
+
+func (g *appendGate) enter(account string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n == nil {
+		g.n = map[string]int{}
+	}
+	if g.n[account] >= maxAppendsPerAccount {
+		return false
+	}
+	g.n[account]++
+	return true
+}
+
+func (g *appendGate) leave(account string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n[account]--; g.n[account] <= 0 {
+		delete(g.n, account)
+	}
+}
+
+// Append implements wire.Session: it begins an APPEND to mailbox, before
+// the client sends any message data.
+func (s *session) Append(ctx context.Context, cmd *wire.Append) (wire.Appender, error) {
+	a, err := s.state()
 	if err != nil {
 		return nil, err
 	}
-	name, err := canonicalName(mailbox)
+	name, err := canonicalName(cmd.Mailbox)
 	if err != nil {
 		return nil, err
 	}
-	ctx := s.ctx()
-	mb, err := s.srv.st.Mailbox(ctx, account, name)
+	mb, err := s.srv.st.Mailbox(ctx, a.account, name)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, errTryCreate
 		}
-		return nil, protoErr(log, "append", err, "mailbox", name)
+		return nil, protoErr(a.log, "append", err, "mailbox", name)
 	}
+	acct, err := s.srv.st.PublicAccount(ctx, a.account)
+	if err != nil {
+		return nil, protoErr(a.log, "append", err)
+	}
+	pk, err := parsePublicKey(acct.PublicKey)
+	if err != nil {
+		return nil, protoErr(a.log, "append", err)
+	}
+	if !s.srv.appends.enter(a.account) {
+		return nil, errBusy
+	}
+	return &appender{s: s, a: a, mb: mb, pk: pk, acct: acct}, nil
+}
+
+// appender receives the messages of one APPEND (several with
+// MULTIAPPEND, RFC 3502), seals each as it streams in, and delivers them
+// all in one store transaction at Commit.
+type appender struct {
+	s    *session
+	a    authState
+	mb   store.Mailbox
+	pk   sealer
+	acct store.PublicAccount
+	msgs []*appendMsg
+	size int64 // sealed bytes received
+	done bool
+}
+
+type appendMsg struct {
+	flags  []string
+	date   time.Time
+	sealed bytes.Buffer
+	plain  []byte // kept for the summary when small; nil otherwise
+}
+
+var (
+	_ wire.Appender      = (*appender)(nil)
+	_ wire.AppendChecker = (*appender)(nil)
+)
+
+// CheckMessage implements wire.AppendChecker: flags, size and quota are
+// checked before the client is told to send the message.
+func (ap *appender) CheckMessage(ctx context.Context, m *wire.AppendMessage) error {
+	if _, err := appendFlags(m.Flags); err != nil {
+		return err
+	}
+	if m.Size == 0 {
+		return errEmpty
+	}
+	if m.Size > ap.s.srv.appendLimit || ap.size+m.Size > 2*ap.s.srv.appendLimit {
+		return errTooBig
+	}
+	if q := ap.acct.QuotaBytes; q > 0 && ap.acct.UsedBytes+ap.size+m.Size > q {
+		return errQuota
+	}
+	return nil
+}
+
+func appendFlags(in []imap.Flag) ([]string, error) {
 	var flags []string
-	for _, f := range options.Flags {
+	for _, f := range in {
 		if strings.EqualFold(string(f), `\Recent`) {
 			continue
 		}
@@ -42,68 +148,132 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 		}
 		flags = append(flags, c)
 	}
-	if r.Size() > int64(s.srv.appendLimit) {
-		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "Message too large"}
-	}
-	plain := make([]byte, r.Size())
-	defer wipeBytes(plain)
-	if _, err := io.ReadFull(r, plain); err != nil {
-		return nil, protoErr(log, "append", err)
-	}
-	if len(plain) == 0 {
-		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Empty message"}
-	}
+	return flags, nil
+}
 
-	acct, err := s.srv.st.PublicAccount(ctx, account)
+// AddMessage implements wire.Appender: the message is sealed as it
+// arrives; only the sealed bytes are kept (and, for a small message, its
+// plaintext until Commit, for its summary).
+func (ap *appender) AddMessage(ctx context.Context, m *wire.AppendMessage) error {
+	flags, err := appendFlags(m.Flags)
 	if err != nil {
-		return nil, protoErr(log, "append", err)
+		return err
 	}
-	pk, err := parsePublicKey(acct.PublicKey)
+	am := &appendMsg{flags: flags, date: m.Date}
+	ap.msgs = append(ap.msgs, am)
+	wc, err := ap.pk.Seal(&am.sealed)
 	if err != nil {
-		return nil, protoErr(log, "append", err)
+		return protoErr(ap.a.log, "append", err)
 	}
-	var sealed bytes.Buffer
-	sealed.Grow(len(plain) + 1024)
-	wc, err := pk.Seal(&sealed)
-	if err != nil {
-		return nil, protoErr(log, "append", err)
+	keep := &keepWriter{limit: summaryKeep}
+	buf := make([]byte, 32<<10)
+	defer wipeBytes(buf)
+	var n int64
+	for {
+		k, rerr := m.Body.Read(buf)
+		if k > 0 {
+			n += int64(k)
+			if n > ap.s.srv.appendLimit {
+				return errTooBig
+			}
+			if _, err := wc.Write(buf[:k]); err != nil {
+				return protoErr(ap.a.log, "append", err)
+			}
+			keep.Write(buf[:k])
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
 	}
-	if _, err := wc.Write(plain); err != nil {
-		return nil, protoErr(log, "append", err)
+	if n == 0 {
+		return errEmpty
 	}
 	if err := wc.Close(); err != nil {
-		return nil, protoErr(log, "append", err)
+		return protoErr(ap.a.log, "append", err)
 	}
+	am.plain = keep.bytes()
+	ap.size += int64(am.sealed.Len())
+	return nil
+}
 
-	date := options.Time
-	if date.IsZero() {
-		date = time.Now()
+// keepWriter keeps what is written up to limit; past it, nothing.
+type keepWriter struct {
+	limit int64
+	b     []byte
+	over  bool
+}
+
+func (k *keepWriter) Write(p []byte) {
+	if k.over {
+		return
 	}
-	ds, err := s.srv.st.Deliver(ctx, []store.Delivery{{
-		Account: account, MailboxID: mb.ID, InternalDate: date, Flags: flags, Blob: sealed.Bytes(),
-	}})
+	if int64(len(k.b)+len(p)) > k.limit {
+		wipeBytes(k.b)
+		k.b, k.over = nil, true
+		return
+	}
+	k.b = append(k.b, p...)
+}
+
+func (k *keepWriter) bytes() []byte {
+	if k.over {
+		return nil
+	}
+	return k.b
+}
+
+// Commit implements wire.Appender: every message in one durable store
+// transaction, then their summaries.
+func (ap *appender) Commit(ctx context.Context) (*wire.AppendData, error) {
+	defer ap.finish()
+	if len(ap.msgs) == 0 {
+		return nil, nil
+	}
+	now := time.Now()
+	ds := make([]store.Delivery, len(ap.msgs))
+	for i, m := range ap.msgs {
+		date := m.date
+		if date.IsZero() {
+			date = now
+		}
+		ds[i] = store.Delivery{Account: ap.a.account, MailboxID: ap.mb.ID, InternalDate: date, Flags: m.flags, Blob: m.sealed.Bytes()}
+	}
+	out, err := ap.s.srv.st.Deliver(ctx, ds)
 	if isNotFound(err) {
 		return nil, errTryCreate // deleted while the message was read
 	}
 	if err != nil {
-		return nil, protoErr(log, "append", err, "mailbox", name)
+		return nil, protoErr(ap.a.log, "append", err, "mailbox", ap.mb.Name)
 	}
-	d := ds[0]
-
-	// Summary now, from the plaintext we hold; the session key needs one
-	// private-key operation on what we just sealed.
-	_, sk, err := keys.Open(bytes.NewReader(sealed.Bytes()))
-	if err == nil {
-		var sealedSum []byte
-		_, sealedSum, err = sealSummary(keys, plain, summaryAD(account))
-		if err == nil {
-			err = s.srv.st.SetSummaries(ctx, account, d.MailboxID, []store.SummaryUpdate{{UID: d.UID, Summary: sealedSum, SessionKey: sk}})
+	d := &wire.AppendData{UIDValidity: out[0].UIDValidity}
+	for i, o := range out {
+		d.UIDs.AddNum(imap.UID(o.UID))
+		if p := ap.msgs[i].plain; p != nil {
+			ap.a.rd.Added(ctx, o.MailboxID, o.UID, ap.msgs[i].sealed.Bytes(), p)
 		}
 	}
-	if err != nil {
-		// Not fatal: the first FETCH builds the summary.
-		log.Warn("storing summary of appended message", "mailbox", name, "uid", d.UID, "err", err)
+	k := stateKey{ap.a.account, out[0].MailboxID}
+	ap.s.srv.recent.noteNew(k, out[0].UID)
+	ap.s.srv.syncMailbox(ctx, ap.a.account, out[0].MailboxID)
+	return d, nil
+}
+
+// Abort implements wire.Appender.
+func (ap *appender) Abort() { ap.finish() }
+
+// finish wipes what is kept and leaves the account's gate, once.
+func (ap *appender) finish() {
+	if ap.done {
+		return
 	}
-	s.srv.syncMailbox(account, d.MailboxID)
-	return &imap.AppendData{UID: imap.UID(d.UID), UIDValidity: d.UIDValidity}, nil
+	ap.done = true
+	for _, m := range ap.msgs {
+		wipeBytes(m.plain)
+		m.plain = nil
+	}
+	ap.msgs = nil
+	ap.s.srv.appends.leave(ap.a.account)
 }

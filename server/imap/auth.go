@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/sealmail/sealmail/server/account"
 )
@@ -22,27 +21,33 @@ type Authenticator interface {
 
 var _ Authenticator = (*account.Service)(nil)
 
-// errThrottled refuses a login before any work: too many attempts in
-// flight from the address or on the account.
-var errThrottled = &imap.Error{
-	Type: imap.StatusResponseTypeNo,
-	Code: imap.ResponseCodeUnavailable,
-	Text: "Too many login attempts; try again later",
-}
+// Errors of LOGIN and AUTHENTICATE.
+var (
+	errAuthFailed = &imap.Error{
+		Type: imap.StatusResponseTypeNo,
+		Code: imap.ResponseCodeAuthenticationFailed,
+		Text: "Authentication failed",
+	}
+	// errThrottled refuses a login before any work: too many attempts in
+	// flight from the address or on the account.
+	errThrottled = &imap.Error{
+		Type: imap.StatusResponseTypeNo,
+		Code: imap.ResponseCodeUnavailable,
+		Text: "Too many login attempts; try again later",
+	}
+)
 
-// Login implements imapserver.Session. imapserver refuses it (and
-// AUTHENTICATE PLAIN, which ends here too) unless the connection is TLS.
-func (s *session) Login(username, password string) error {
-	pw := []byte(password)
-	defer wipeBytes(pw)
-
-	login, err := s.srv.accounts.Login(s.srv.ctx, account.LoginRequest{
-		Remote: s.remote, Username: username, Secret: pw, Log: s.log,
+// Login implements wire.Session. The wire layer calls it (for LOGIN and
+// AUTHENTICATE PLAIN) only on TLS connections, and wipes password after.
+// ctx ends if the client hangs up meanwhile.
+func (s *session) Login(ctx context.Context, username string, password []byte) error {
+	login, err := s.srv.accounts.Login(ctx, account.LoginRequest{
+		Remote: s.conn.RemoteAddr().String(), Username: username, Secret: password, Log: s.log,
 	})
 	switch {
 	case err == nil:
 	case errors.Is(err, account.ErrBadCredentials):
-		return imapserver.ErrAuthFailed
+		return errAuthFailed
 	case errors.Is(err, account.ErrThrottled):
 		return errThrottled
 	default:
@@ -60,6 +65,7 @@ func (s *session) Login(username, password string) error {
 	s.keys = login.Keyring()
 	s.login = login
 	s.alog = s.log.With("account", login.Account())
+	s.reader = s.srv.mbx.Reader(login.Account(), login.Keyring(), s.log)
 	// The account service ends the login when the account is deleted or
 	// the slot it used is revoked; the client is then told and dropped.
 	s.stopWatch = context.AfterFunc(login.Context(), func() { s.loginEnded(login) })
@@ -80,6 +86,7 @@ func (s *session) loginEnded(login *account.Session) {
 		return
 	}
 	s.keys = nil
+	s.reader = nil
 	s.mu.Unlock()
 	cause := context.Cause(login.Context())
 	text := "Session ended"
@@ -92,9 +99,5 @@ func (s *session) loginEnded(login *account.Session) {
 		text = "Server shutting down"
 	}
 	s.log.Info("session ended by the account service", "account", login.Account(), "err", cause)
-	s.byeOnce.Do(func() {
-		if err := s.conn.Bye(text); err != nil {
-			s.log.Debug("BYE not sent", "err", err)
-		}
-	})
+	s.conn.Disconnect("", text)
 }

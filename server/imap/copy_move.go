@@ -1,98 +1,133 @@
 package imap
 
 import (
+	"context"
 	"errors"
-	"log/slog"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/sealmail/sealmail/server/imap/wire"
 	"github.com/sealmail/sealmail/store"
 )
 
-// Copy implements imapserver.Session (COPY, UID COPY). Summaries and
-// session keys travel with the messages (they are bound to the account, not
-// to the UID).
-func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
-	account, keys, sel, log, err := s.selectedState()
+// Copy implements wire.Session (COPY, UID COPY). Summaries and session
+// keys travel with the messages and are bound to the copies.
+func (s *session) Copy(ctx context.Context, cmd *wire.Copy) (*imap.CopyData, error) {
+	a, sel, err := s.selectedState()
 	if err != nil {
 		return nil, err
 	}
-	dmb, err := s.destination(account, dest)
+	dmb, err := s.destination(ctx, a, cmd.Mailbox)
 	if err != nil {
 		return nil, err
 	}
-	refs := sel.resolve(numSet)
+	refs := sel.resolve(cmd.Set)
 	if len(refs) == 0 {
 		return nil, nil
 	}
-	ctx := s.ctx()
-	res, err := s.srv.st.CopyMessages(ctx, account, sel.st.key.id, dmb.ID, refUIDs(refs))
+	src := sel.st.key.id
+	res, err := s.srv.st.CopyMessages(ctx, a.account, src, dmb.ID, refUIDs(refs))
 	if err != nil {
-		return nil, s.copyErr(sel, log, "copy", err, dmb)
+		return nil, s.copyErr(ctx, a, sel, "copy", err, dmb)
 	}
-	s.srv.syncMailbox(account, dmb.ID)
-	s.train(account, keys, log, sel.st.key.id, dmb, dstUIDs(res), false)
+	s.added(ctx, a, src, dmb.ID, res.Pairs)
+	s.train(ctx, a, src, dmb, dstUIDs(res), false)
 	return copyData(res), nil
 }
 
-// Move implements imapserver.SessionMove (MOVE, UID MOVE; RFC 6851).
-func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
-	account, keys, sel, log, err := s.selectedState()
+// added binds the summaries of copied messages to their copies, makes
+// them \Recent for the next session to see them, and announces them.
+func (s *session) added(ctx context.Context, a authState, src, dst uint64, pairs []store.UIDPair) {
+	if len(pairs) == 0 {
+		return
+	}
+	a.rd.Copied(ctx, src, dst, pairs)
+	s.srv.recent.noteNew(stateKey{a.account, dst}, pairs[0].Dst)
+	s.srv.syncMailbox(ctx, a.account, dst)
+}
+
+// moveMessages moves messages between two mailboxes of the account and
+// binds their summaries to their new UIDs.
+func (s *session) moveMessages(ctx context.Context, a authState, src, dst uint64, uids []uint32) (store.CopyResult, error) {
+	res, err := s.srv.st.MoveMessages(ctx, a.account, src, dst, uids)
+	if err != nil {
+		return res, err
+	}
+	s.added(ctx, a, src, dst, res.Pairs)
+	return res, nil
+}
+
+// Move implements wire.Session (MOVE, UID MOVE; RFC 6851): COPYUID first,
+// then the EXPUNGE responses. A MOVE into the selected mailbox itself
+// gives the messages new UIDs, as Dovecot does (a copy, then an expunge
+// of the originals).
+func (s *session) Move(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Copy) error {
+	a, sel, err := s.selectedState()
 	if err != nil {
 		return err
 	}
 	if sel.readOnly {
 		return errReadOnly
 	}
-	dmb, err := s.destination(account, dest)
+	dmb, err := s.destination(ctx, a, cmd.Mailbox)
 	if err != nil {
 		return err
 	}
-	if dmb.ID == sel.st.key.id {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Source and destination are the same mailbox"}
-	}
-	refs := sel.resolve(numSet)
+	refs := sel.resolve(cmd.Set)
 	if len(refs) == 0 {
 		return nil
 	}
-	ctx := s.ctx()
-	res, err := s.srv.st.MoveMessages(ctx, account, sel.st.key.id, dmb.ID, refUIDs(refs))
+	src := sel.st.key.id
+	var res store.CopyResult
+	if dmb.ID == src {
+		res, err = s.srv.st.CopyMessages(ctx, a.account, src, src, refUIDs(refs))
+		if err == nil && len(res.Pairs) > 0 {
+			_, err = s.srv.st.Expunge(ctx, a.account, src, movedSources(res))
+		}
+		if err == nil {
+			s.added(ctx, a, src, src, res.Pairs)
+		}
+	} else {
+		res, err = s.moveMessages(ctx, a, src, dmb.ID, refUIDs(refs))
+	}
 	if err != nil {
-		return s.copyErr(sel, log, "move", err, dmb)
+		return s.copyErr(ctx, a, sel, "move", err, dmb)
 	}
-	moved := make([]uint32, len(res.Pairs))
-	for i, p := range res.Pairs {
-		moved[i] = p.Src
-	}
-	// COPYUID first, then the EXPUNGEs: the tracker queues them to every
-	// session (this one included) and imapserver writes ours after Move.
-	if len(res.Pairs) > 0 {
-		if err := w.WriteCopyData(copyData(res)); err != nil {
+	if d := copyData(res); d != nil {
+		if err := w.CopyUID(d); err != nil {
 			return err
 		}
 	}
-	sel.st.mu.Lock()
-	sel.st.expungeLocked(moved)
-	sel.st.mu.Unlock()
-	s.srv.syncMailbox(account, dmb.ID)
-	s.train(account, keys, log, sel.st.key.id, dmb, dstUIDs(res), true)
+	for _, e := range s.srv.expunged(a.account, src, movedSources(res), sel.v) {
+		if err := w.Expunge(e.seq, imap.UID(e.uid)); err != nil {
+			return err
+		}
+	}
+	s.train(ctx, a, src, dmb, dstUIDs(res), true)
 	return nil
 }
 
+// movedSources returns the source UIDs of a move.
+func movedSources(res store.CopyResult) []uint32 {
+	out := make([]uint32, len(res.Pairs))
+	for i, p := range res.Pairs {
+		out[i] = p.Src
+	}
+	return out
+}
+
 // destination validates a COPY/MOVE target; a missing one gets TRYCREATE.
-func (s *session) destination(account, dest string) (store.Mailbox, error) {
-	_, _, log, _ := s.state()
+func (s *session) destination(ctx context.Context, a authState, dest string) (store.Mailbox, error) {
 	name, err := canonicalName(dest)
 	if err != nil {
 		return store.Mailbox{}, err
 	}
-	mb, err := s.srv.st.Mailbox(s.ctx(), account, name)
+	mb, err := s.srv.st.Mailbox(ctx, a.account, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Mailbox{}, errTryCreate
 	}
 	if err != nil {
-		return store.Mailbox{}, protoErr(log, "copy", err, "mailbox", name)
+		return store.Mailbox{}, protoErr(a.log, "copy", err, "mailbox", name)
 	}
 	return mb, nil
 }
@@ -100,22 +135,14 @@ func (s *session) destination(account, dest string) (store.Mailbox, error) {
 // copyErr maps a failed COPY or MOVE. ErrNotFound means the selected
 // mailbox or the destination is gone: the first ends the session (see
 // selectedErr), the second gets TRYCREATE as if it had never existed.
-func (s *session) copyErr(sel *selected, log *slog.Logger, op string, err error, dst store.Mailbox) error {
+func (s *session) copyErr(ctx context.Context, a authState, sel *selected, op string, err error, dst store.Mailbox) error {
 	if !errors.Is(err, store.ErrNotFound) {
-		return protoErr(log, op, err, "to", dst.Name)
+		return protoErr(a.log, op, err, "to", dst.Name)
 	}
-	if s.selectedGone(sel) {
-		return s.byeGone(log)
+	if s.selectedGone(ctx, a, sel) {
+		return s.mailboxGone(a.log)
 	}
 	return errTryCreate
-}
-
-func refUIDs(refs []msgRef) []uint32 {
-	uids := make([]uint32, len(refs))
-	for i, r := range refs {
-		uids[i] = r.uid
-	}
-	return uids
 }
 
 func copyData(res store.CopyResult) *imap.CopyData {

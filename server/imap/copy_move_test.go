@@ -48,8 +48,20 @@ func TestCopyAndMove(t *testing.T) {
 	if n := c.Mailbox().NumMessages; n != 2 {
 		t.Errorf("INBOX has %d messages after MOVE", n)
 	}
-	if _, err := c.Move(imap.SeqSetNum(1), "INBOX").Wait(); err == nil {
-		t.Errorf("MOVE into the same mailbox allowed")
+	// MOVE into the selected mailbox itself gives the message a new UID,
+	// as Dovecot does.
+	sd, err := c.Move(imap.SeqSetNum(1), "INBOX").Wait()
+	if err != nil {
+		t.Fatalf("MOVE into the same mailbox: %v", err)
+	}
+	if sd.SourceUIDs.String() != "1" || sd.DestUIDs.String() != "4" {
+		t.Errorf("MOVE into itself: COPYUID = %+v", sd)
+	}
+	if err := c.Noop().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Mailbox().NumMessages; n != 2 {
+		t.Errorf("INBOX has %d messages after MOVE into itself", n)
 	}
 
 	// The copies and the moved message read back byte-identical, with

@@ -82,7 +82,7 @@ func TestDeliverAndFetch(t *testing.T) {
 	if m.Envelope != nil && m.Envelope.Date.IsZero() {
 		t.Errorf("envelope date missing")
 	}
-	if bs, ok := m.BodyStructure.(*imap.BodyStructureSinglePart); !ok || bs.Type != "text" || bs.Subtype != "plain" {
+	if bs, ok := m.BodyStructure.(*imap.BodyStructureSinglePart); !ok || !strings.EqualFold(bs.Type, "text") || !strings.EqualFold(bs.Subtype, "plain") {
 		t.Errorf("bodystructure = %#v", m.BodyStructure)
 	}
 	if hasFlag(m.Flags, imap.FlagSeen) {

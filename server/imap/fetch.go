@@ -1,102 +1,187 @@
 package imap
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/sealmail/sealmail/server/imap/wire"
+	"github.com/sealmail/sealmail/server/mailbox"
 	"github.com/sealmail/sealmail/store"
 )
 
-// errBrokenLiteral means a literal could not be completed; the connection
-// is closed because the client can no longer parse the stream.
-var errBrokenLiteral = errors.New("imap: literal cut short")
+// Errors of FETCH.
+var (
+	// errExpungeIssued: some messages of the set were expunged by another
+	// session meanwhile (RFC 2180 §4.1.3, RFC 5530 EXPUNGEISSUED); the
+	// others were sent.
+	errExpungeIssued = &imap.Error{
+		Type: imap.StatusResponseTypeNo,
+		Code: "EXPUNGEISSUED", // RFC 5530 §3
+		Text: "Some of the requested messages no longer exist",
+	}
+	// errCorrupt: a message fails its integrity check (changed or cut at
+	// rest); none of its bytes was sent, the others were.
+	errCorrupt = &imap.Error{
+		Type: imap.StatusResponseTypeNo,
+		Code: imap.ResponseCodeCorruption,
+		Text: "A message cannot be read: it was changed at rest; the cause has been logged",
+	}
+	errUnknownCTE = &imap.Error{
+		Type: imap.StatusResponseTypeNo,
+		Code: imap.ResponseCodeUnknownCTE,
+		Text: "Unknown Content-Transfer-Encoding",
+	}
+)
 
-// fetchItem is one message of a FETCH: its reference, metadata and summary.
+// fetchItem is one message of a command: its reference, metadata and
+// summary.
 type fetchItem struct {
 	ref     msgRef
 	msg     *store.Message
-	sum     *summary
+	sum     *mailbox.Summary
+	recent  bool
 	flagsUp bool // \Seen was just set: include FLAGS
 }
 
-// Fetch implements imapserver.Session.
-func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
-	account, keys, sel, log, err := s.selectedState()
+// needsSummary reports whether items need the messages' summaries.
+func needsSummary(it *wire.FetchItems) bool {
+	return it.Envelope || it.Body || it.BodyStructure || it.RFC822Size || it.Preview || it.PreviewLazy ||
+		len(it.Sections) > 0 || len(it.BinarySize) > 0
+}
+
+// needsBody reports whether items need the messages' plaintext beyond
+// the header kept in the summary.
+func needsBody(it *wire.FetchItems) bool {
+	for _, s := range it.Sections {
+		if mailbox.NeedsBody(toSection(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+// toSection converts a parsed section to the reader's terms.
+func toSection(s *wire.BodySection) *mailbox.Section {
+	return &mailbox.Section{
+		Part: s.Part, Specifier: string(s.Specifier), Fields: s.HeaderFields,
+		NotFields: s.HeaderFieldsNot, Binary: s.Binary,
+	}
+}
+
+// Fetch implements wire.Session. Each message's response is written
+// whole or not at all: its body, if asked for, is decrypted and verified
+// before any item of it is written, so a message that fails its
+// integrity check is left out (and the command answered NO [CORRUPTION])
+// instead of being cut short.
+func (s *session) Fetch(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Fetch) error {
+	a, sel, err := s.selectedState()
 	if err != nil {
 		return err
 	}
-	refs := sel.resolve(numSet)
+	refs := sel.resolve(cmd.Set)
 	if len(refs) == 0 {
 		return nil
 	}
-	ctx := s.ctx()
-	mbox := sel.st.key.id
-	needSum := options.Envelope || options.BodyStructure != nil || options.RFC822Size ||
-		len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
-
-	items, err := s.loadItems(ctx, account, mbox, keys, log, refs, needSum)
+	o := &cmd.Items
+	items, missing, err := s.loadItems(ctx, a, sel, refs, needsSummary(o))
 	if err != nil {
-		return s.selectedErr(sel, log, "fetch", err)
+		return s.selectedErr(ctx, a, sel, "fetch", err)
 	}
+	if o.SetsSeen() && !sel.readOnly {
+		if err := s.setSeen(ctx, a, sel, items); err != nil {
+			return s.selectedErr(ctx, a, sel, "fetch", err)
+		}
+	}
+	s.announceKeywords(sel, w)
 
-	markSeen := false
-	for _, bs := range options.BodySection {
-		markSeen = markSeen || !bs.Peek
-	}
-	for _, bs := range options.BinarySection {
-		markSeen = markSeen || !bs.Peek
-	}
-	if markSeen && !sel.readOnly {
-		if err := s.setSeen(ctx, account, sel, items); err != nil {
-			return s.selectedErr(sel, log, "fetch", err)
+	var pf *mailbox.Prefetcher
+	body := needsBody(o)
+	if body && len(items) > 1 {
+		pre := make([]mailbox.PrefetchItem, len(items))
+		for i, it := range items {
+			pre[i] = mailbox.PrefetchItem{Msg: it.msg, Size: -1}
+			if it.sum != nil {
+				pre[i].Size = it.sum.Size
+			}
 		}
+		pf = a.rd.Prefetch(ctx, sel.st.key.id, pre)
+		defer pf.Stop()
 	}
-
-	var pf *prefetcher
-	if len(items) > 1 && fetchNeedsBody(options) {
-		pf = s.startPrefetch(ctx, account, mbox, keys, items)
-		defer pf.stop()
-	}
-	for i, it := range items {
-		if needSum && it.sum == nil {
-			continue // could not be opened; logged by summaries
+	condstore := s.conn.Enabled(imap.CapCondStore)
+	rev1 := !s.conn.Enabled(imap.CapIMAP4rev2)
+	corrupt := false
+	for i := range items {
+		it := &items[i]
+		if needsSummary(o) && it.sum == nil {
+			corrupt = true // cannot be opened; logged by Summaries
+			continue
 		}
-		var pre []byte
+		var b, own *mailbox.Body
+		if body {
+			if pf != nil {
+				b, err = pf.Get(i)
+			}
+			if b == nil && err == nil {
+				b, err = a.rd.Open(ctx, sel.st.key.id, it.msg, it.sum.Size)
+				own = b
+			}
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				missing = true
+				err = nil
+			case errors.Is(err, mailbox.ErrIntegrity):
+				corrupt = true
+				err = nil
+			}
+			if err != nil {
+				return s.selectedErr(ctx, a, sel, "fetch", err, "uid", it.ref.uid)
+			}
+			if b == nil {
+				if pf != nil {
+					pf.Release(i)
+				}
+				continue
+			}
+		}
+		err = s.writeFetch(w, it, o, b, condstore, rev1)
+		if own != nil {
+			own.Close()
+		}
 		if pf != nil {
-			pre = pf.get(i)
-		}
-		err := s.writeFetch(ctx, w, account, mbox, keys, it, options, pre)
-		if pf != nil {
-			pf.release(i)
+			pf.Release(i)
 		}
 		if err != nil {
-			if errors.Is(err, errBrokenLiteral) {
-				log.Error("fetch", "uid", it.ref.uid, "err", err)
-				if nc := s.conn.NetConn(); nc != nil {
-					nc.Close()
-				}
+			if errors.Is(err, mailbox.ErrUnknownEncoding) {
+				return errUnknownCTE
 			}
-			return s.selectedErr(sel, log, "fetch", err, "uid", it.ref.uid)
+			if werr := w.Err(); werr != nil {
+				return werr // the connection is broken: nothing more to say
+			}
+			return protoErr(a.log, "fetch", err, "uid", it.ref.uid)
 		}
+	}
+	switch {
+	case corrupt:
+		return errCorrupt
+	case missing:
+		return errExpungeIssued
 	}
 	return nil
 }
 
-// loadItems lists the metadata (and summaries if needSum) of refs. Messages
-// expunged meanwhile are left out.
-func (s *session) loadItems(ctx context.Context, account string, mbox uint64, keys keyring, log *slog.Logger, refs []msgRef, needSum bool) ([]fetchItem, error) {
-	msgs, err := s.srv.st.Messages(ctx, account, mbox, store.ListOptions{
+// loadItems lists the metadata (and summaries if needSum) of refs.
+// Messages expunged meanwhile are left out; missing reports any.
+func (s *session) loadItems(ctx context.Context, a authState, sel *selected, refs []msgRef, needSum bool) ([]fetchItem, bool, error) {
+	mbox := sel.st.key.id
+	msgs, err := s.srv.st.Messages(ctx, a.account, mbox, store.ListOptions{
 		FromUID: refs[0].uid, ToUID: refs[len(refs)-1].uid, WithSummary: needSum,
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// Both are in ascending UID order: merge.
 	items := make([]fetchItem, 0, len(refs))
@@ -111,21 +196,45 @@ func (s *session) loadItems(ctx context.Context, account string, mbox uint64, ke
 			picked = append(picked, msgs[j])
 		}
 	}
+	missing := len(items) < len(refs)
+	sel.st.mu.Lock()
 	for i := range items {
 		items[i].msg = &picked[i]
+		_, items[i].recent = sel.v.recent[items[i].ref.uid]
+		sel.st.noteKeywordsLocked(picked[i].Flags)
 	}
+	sel.st.mu.Unlock()
 	if needSum {
-		sums := s.summaries(ctx, account, mbox, keys, log, picked)
+		sums, err := a.rd.Summaries(ctx, mbox, picked)
+		if err != nil {
+			return nil, false, err
+		}
 		for i := range items {
 			items[i].sum = sums[i]
 		}
 	}
-	return items, ctx.Err()
+	return items, missing, nil
 }
 
-// setSeen sets \Seen on the items that lack it (implicit \Seen of a non-PEEK
-// body fetch, RFC 9051 §6.4.5) and tells the other sessions.
-func (s *session) setSeen(ctx context.Context, account string, sel *selected, items []fetchItem) error {
+// announceKeywords writes FLAGS (and PERMANENTFLAGS) if the mailbox uses
+// keywords the client has not been told of, before a response uses them.
+func (s *session) announceKeywords(sel *selected, w *wire.UpdateWriter) {
+	sel.st.mu.Lock()
+	kw := sel.v.newKeywordsLocked()
+	sel.st.mu.Unlock()
+	if kw == nil {
+		return
+	}
+	fl := mailboxFlags(kw)
+	w.Flags(fl)
+	if !sel.readOnly {
+		w.PermanentFlags(append(fl, imap.FlagWildcard))
+	}
+}
+
+// setSeen sets \Seen on the items that lack it (implicit \Seen of a
+// non-PEEK body fetch, RFC 9051 §6.4.5) and tells the other sessions.
+func (s *session) setSeen(ctx context.Context, a authState, sel *selected, items []fetchItem) error {
 	var uids []uint32
 	for _, it := range items {
 		if !store.HasFlag(it.msg.Flags, store.FlagSeen) {
@@ -135,173 +244,127 @@ func (s *session) setSeen(ctx context.Context, account string, sel *selected, it
 	if len(uids) == 0 {
 		return nil
 	}
-	res, err := s.srv.st.StoreFlags(ctx, account, sel.st.key.id, store.FlagUpdate{UIDs: uids, Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
+	res, err := s.srv.st.StoreFlags(ctx, a.account, sel.st.key.id, store.FlagUpdate{UIDs: uids, Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
 	if err != nil {
 		return err
 	}
-	changed := make(map[uint32][]string, len(res.Changed))
+	changed := make(map[uint32]store.Message, len(res.Changed))
 	for _, m := range res.Changed {
-		changed[m.UID] = m.Flags
+		changed[m.UID] = m
 	}
 	for i := range items {
-		if f, ok := changed[items[i].ref.uid]; ok {
-			items[i].msg.Flags = f
+		if m, ok := changed[items[i].ref.uid]; ok {
+			items[i].msg.Flags = m.Flags
+			items[i].msg.ModSeq = m.ModSeq
 			items[i].flagsUp = true
 		}
 	}
-	sel.flagsChanged(res.Changed)
+	sel.st.mu.Lock()
+	sel.st.flagsLocked(res.Changed, sel.v)
+	sel.st.mu.Unlock()
 	return nil
 }
 
-// flagsChanged queues FETCH FLAGS to every other session of the mailbox.
-func (sel *selected) flagsChanged(changed []store.Message) {
-	st := sel.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	for _, m := range changed {
-		if i := st.indexLocked(m.UID); i >= 0 {
-			st.tracker.QueueMessageFlags(uint32(i+1), imap.UID(m.UID), imapFlags(m.Flags), sel.tracker)
+// writeFetch writes one message's FETCH response; b is its verified body
+// if the items need it.
+func (s *session) writeFetch(w *wire.UpdateWriter, it *fetchItem, o *wire.FetchItems, b *mailbox.Body, condstore, rev1 bool) error {
+	// Sections are located before anything is written, so that an
+	// unknown transfer encoding fails the command without a half-written
+	// response.
+	extracts := make([]*mailbox.Extract, len(o.Sections))
+	for i, sec := range o.Sections {
+		ex, err := mailbox.Locate(it.sum, toSection(sec))
+		if err != nil {
+			return err
 		}
+		extracts[i] = ex
 	}
-}
-
-func imapFlags(fs []string) []imap.Flag {
-	out := make([]imap.Flag, len(fs))
-	for i, f := range fs {
-		out[i] = imap.Flag(f)
+	binSizes := make([]int64, len(o.BinarySize))
+	binOK := make([]bool, len(o.BinarySize))
+	for i, part := range o.BinarySize {
+		n, ok, err := mailbox.BinarySize(it.sum, part)
+		if err != nil {
+			return err
+		}
+		binSizes[i], binOK[i] = n, ok
 	}
-	return out
-}
 
-// writeFetch writes one message's FETCH response. pre is its whole
-// plaintext if it was decrypted ahead, else nil.
-func (s *session) writeFetch(ctx context.Context, w *imapserver.FetchWriter, account string, mbox uint64, keys keyring, it fetchItem, o *imap.FetchOptions, pre []byte) error {
-	// The response writer holds the connection's write lock until closed, so
-	// it is closed on every path.
-	rw := w.CreateMessage(it.ref.seq)
-	err := s.writeFetchItems(ctx, rw, account, mbox, keys, it, o, pre)
-	if cerr := rw.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("%w: %w", errBrokenLiteral, cerr)
-	}
-	return err
-}
-
-func (s *session) writeFetchItems(ctx context.Context, rw *imapserver.FetchResponseWriter, account string, mbox uint64, keys keyring, it fetchItem, o *imap.FetchOptions, pre []byte) error {
+	fr := w.Fetch(it.ref.seq)
+	defer fr.Close()
 	if o.UID {
-		rw.WriteUID(imap.UID(it.ref.uid))
+		fr.UID(imap.UID(it.ref.uid))
 	}
 	if o.Flags || it.flagsUp {
-		rw.WriteFlags(imapFlags(it.msg.Flags))
+		fr.Flags(fetchFlags(it.msg.Flags, it.recent && rev1))
 	}
 	if o.InternalDate {
-		rw.WriteInternalDate(it.msg.InternalDate)
+		fr.InternalDate(it.msg.InternalDate)
 	}
 	if o.RFC822Size {
-		rw.WriteRFC822Size(it.sum.Size)
+		fr.RFC822Size(it.sum.Size)
 	}
 	if o.Envelope {
-		rw.WriteEnvelope(it.sum.Envelope)
+		fr.Envelope(it.sum.Envelope)
 	}
-	if o.BodyStructure != nil && it.sum.Structure != nil {
-		rw.WriteBodyStructure(it.sum.Structure)
+	if o.Body {
+		fr.BodyStructure(it.sum.Structure, false)
 	}
-	var full []byte // whole plaintext, decrypted at most once per message
-	plainAll := func() ([]byte, error) {
-		if pre != nil {
-			return pre, nil
-		}
-		if full != nil {
-			return full, nil
-		}
-		r, err := s.openBody(ctx, account, mbox, keys, it.msg)
-		if err != nil {
-			return nil, err
-		}
-		b, err := io.ReadAll(io.LimitReader(r, it.sum.Size+1))
-		if err != nil {
-			return nil, err
-		}
-		full = b
-		return b, nil
+	if o.BodyStructure {
+		fr.BodyStructure(it.sum.Structure, true)
 	}
-	defer func() { wipeBytes(full) }()
-
-	for _, bs := range o.BodySection {
-		if err := s.writeBodySection(ctx, rw, account, mbox, keys, it, bs, pre, plainAll); err != nil {
-			return err
-		}
+	if o.ModSeq || (condstore && it.flagsUp) {
+		fr.ModSeq(it.msg.ModSeq)
 	}
-	for _, bs := range o.BinarySection {
-		b, err := plainAll()
+	if o.Preview || o.PreviewLazy {
+		fr.Preview(it.sum.Preview, true)
+	}
+	for i, sec := range o.Sections {
+		ex := extracts[i]
+		if ex.Nil {
+			fr.SectionNil(sec)
+			continue
+		}
+		r, size, err := sectionContent(ex, sec, b)
 		if err != nil {
 			return err
 		}
-		out := imapserver.ExtractBinarySection(bytes.NewReader(b), bs)
-		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(out))), out); err != nil {
+		off, n := partialRange(size, sec.Partial)
+		if off > 0 {
+			if _, err := io.CopyN(io.Discard, r, off); err != nil {
+				return fmt.Errorf("imap: section %d: %w", i, err)
+			}
+		}
+		if err := fr.Section(sec, n, io.LimitReader(r, n)); err != nil {
 			return err
 		}
 	}
-	for _, bss := range o.BinarySectionSize {
-		b, err := plainAll()
-		if err != nil {
-			return err
+	for i, part := range o.BinarySize {
+		if binOK[i] {
+			fr.BinarySize(part, binSizes[i])
 		}
-		rw.WriteBinarySectionSize(bss, imapserver.ExtractBinarySectionSize(bytes.NewReader(b), bss))
 	}
-	return nil
+	return w.Err()
 }
 
-func writeLiteral(wc io.WriteCloser, b []byte) error {
-	if _, err := wc.Write(b); err != nil {
-		return fmt.Errorf("%w: %w", errBrokenLiteral, err)
-	}
-	if err := wc.Close(); err != nil {
-		return fmt.Errorf("%w: %w", errBrokenLiteral, err)
-	}
-	return nil
-}
-
-// writeBodySection writes one BODY[...] item. The whole message, its header
-// and its text are streamed (the header from the summary); other sections
-// are cut from the decrypted message.
-func (s *session) writeBodySection(ctx context.Context, rw *imapserver.FetchResponseWriter, account string, mbox uint64, keys keyring, it fetchItem, bs *imap.FetchItemBodySection, pre []byte, plainAll func() ([]byte, error)) error {
-	sum := it.sum
-	hdr := int64(len(sum.Header))
-	if len(bs.Part) == 0 && len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0 {
-		switch bs.Specifier {
-		case imap.PartSpecifierHeader:
-			out := partial(sum.Header, bs.Partial)
-			return writeLiteral(rw.WriteBodySection(bs, int64(len(out))), out)
-		case imap.PartSpecifierNone, imap.PartSpecifierText:
-			start, size := int64(0), sum.Size
-			if bs.Specifier == imap.PartSpecifierText {
-				start, size = hdr, sum.Size-hdr
-			}
-			off, n := partialRange(size, bs.Partial)
-			if pre != nil && int64(len(pre)) == sum.Size {
-				return writeLiteral(rw.WriteBodySection(bs, n), pre[start+off:start+off+n])
-			}
-			r, err := s.openBody(ctx, account, mbox, keys, it.msg)
-			if err != nil {
-				return err
-			}
-			wc := rw.WriteBodySection(bs, n)
-			return streamLiteral(wc, r, start+off, n)
+// sectionContent returns a reader of a section's content and its size.
+func sectionContent(ex *mailbox.Extract, sec *wire.BodySection, b *mailbox.Body) (io.Reader, int64, error) {
+	var src io.Reader
+	if ex.Header == nil || ex.Size < 0 {
+		if b == nil {
+			return nil, 0, errors.New("imap: section needs the body, which was not opened")
 		}
+		r, err := b.Range(ex.Start, ex.Len)
+		if err != nil {
+			return nil, 0, err
+		}
+		src = r
 	}
-	if len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader {
-		out := imapserver.ExtractBodySection(bytes.NewReader(sum.Header), bs)
-		return writeLiteral(rw.WriteBodySection(bs, int64(len(out))), out)
-	}
-	b, err := plainAll()
-	if err != nil {
-		return err
-	}
-	out := imapserver.ExtractBodySection(bytes.NewReader(b), bs)
-	return writeLiteral(rw.WriteBodySection(bs, int64(len(out))), out)
+	return ex.Content(src, sec.HeaderFields, sec.HeaderFieldsNot)
 }
 
-// partialRange returns the offset and length of <partial> within size bytes.
+// partialRange returns the offset and length of <partial> within size
+// bytes (RFC 9051 §6.4.5: an origin beyond the end gives an empty
+// string).
 func partialRange(size int64, p *imap.SectionPartial) (off, n int64) {
 	if p == nil {
 		return 0, size
@@ -309,30 +372,4 @@ func partialRange(size int64, p *imap.SectionPartial) (off, n int64) {
 	off = min(max(p.Offset, 0), size)
 	n = min(max(p.Size, 0), size-off)
 	return off, n
-}
-
-func partial(b []byte, p *imap.SectionPartial) []byte {
-	off, n := partialRange(int64(len(b)), p)
-	return b[off : off+n]
-}
-
-// streamLiteral copies n bytes of r after skip into the literal wc, then
-// reads r to its end so that an integrity failure is noticed (and logged:
-// the bytes are already sent, so the connection is closed).
-func streamLiteral(wc io.WriteCloser, r io.Reader, skip, n int64) error {
-	if skip > 0 {
-		if _, err := io.CopyN(io.Discard, r, skip); err != nil {
-			return fmt.Errorf("%w: %w", errBrokenLiteral, err)
-		}
-	}
-	if _, err := io.CopyN(wc, r, n); err != nil {
-		return fmt.Errorf("%w: %w", errBrokenLiteral, err)
-	}
-	if err := wc.Close(); err != nil {
-		return fmt.Errorf("%w: %w", errBrokenLiteral, err)
-	}
-	if _, err := io.Copy(io.Discard, r); err != nil {
-		return fmt.Errorf("%w: %w", errBrokenLiteral, err)
-	}
-	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/sealmail/sealmail/server/mailbox"
 )
 
 // TestFetchManyBodies fetches the bodies of several messages in one
@@ -19,13 +21,13 @@ func TestFetchManyBodies(t *testing.T) {
 	for i := range 12 {
 		body := strings.Repeat("line "+itoa(i)+" of the body\r\n", 20*(i+1))
 		if i == 5 {
-			body = strings.Repeat("a large message line that is streamed\r\n", maxPrefetchSize/38+100)
+			body = strings.Repeat("a large message line that is streamed\r\n", mailbox.DefaultInMemoryMax/38+100)
 		}
 		msg := testMessage("many"+itoa(i), body)
 		msgs = append(msgs, msg)
 		env.deliver(alice, "", msg)
 	}
-	if int64(len(msgs[5])) <= maxPrefetchSize {
+	if int64(len(msgs[5])) <= mailbox.DefaultInMemoryMax {
 		t.Fatalf("large message is only %d bytes", len(msgs[5]))
 	}
 	c := env.dial(alice, alicePW)

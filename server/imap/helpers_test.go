@@ -257,6 +257,7 @@ func (e *testEnv) deliver(addr, mailbox string, msg []byte, flags ...string) sto
 		e.t.Fatalf("Deliver: %v", err)
 	}
 	e.srv.Delivered(ds)
+	e.srv.notify.wait() // announced in the background: wait for it
 	return ds[0]
 }
 

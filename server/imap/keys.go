@@ -4,17 +4,13 @@ import (
 	"io"
 
 	"github.com/sealmail/sealmail/crypto"
+	"github.com/sealmail/sealmail/server/mailbox"
 )
 
-// keyring is what a session needs from an unlocked crypto.Keyring.
+// keyring is what a session needs from an unlocked crypto.Keyring: what
+// the mailbox reader uses, and Wipe.
 type keyring interface {
-	// Open decrypts with the private key and returns the plaintext and the
-	// message session key sealed under the index key.
-	Open(sealed io.Reader) (plain io.Reader, sealedSessionKey []byte, err error)
-	// OpenWithSessionKey decrypts with a session key from Open.
-	OpenWithSessionKey(sealed io.Reader, sealedSessionKey []byte) (io.Reader, error)
-	SealIndex(plain, ad []byte) ([]byte, error)
-	OpenIndex(sealed, ad []byte) ([]byte, error)
+	mailbox.Keyring
 	Wipe()
 }
 

@@ -1,18 +1,18 @@
 package imap
 
 import (
+	"context"
 	"errors"
-	"sort"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/sealmail/sealmail/server/imap/wire"
 	"github.com/sealmail/sealmail/store"
 )
 
-// delim is the hierarchy delimiter as imapserver wants it.
+// delim is the hierarchy delimiter.
 const delim = '/'
 
 // maxMailboxNameLen bounds mailbox names in bytes (UTF-8).
@@ -66,61 +66,97 @@ func parents(name string) []string {
 	return out
 }
 
-// Create implements imapserver.Session. Missing parents are created too
-// (RFC 9051 §6.3.4).
-func (s *session) Create(name string, options *imap.CreateOptions) error {
-	account, _, log, err := s.state()
-	if err != nil {
-		return err
-	}
-	name, err = canonicalName(name)
-	if err != nil {
-		return err
-	}
-	if name == store.Inbox {
-		return protoErr(log, "create", store.ErrExists)
-	}
-	spec := store.MailboxSpec{Name: name}
-	if options != nil && len(options.SpecialUse) > 0 {
-		if len(options.SpecialUse) > 1 || !specialUses[options.SpecialUse[0]] {
-			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCode("USEATTR"), Text: "Unsupported special-use attribute"}
-		}
-		spec.SpecialUse = string(options.SpecialUse[0])
-	}
-	ctx := s.ctx()
-	for _, p := range parents(name) {
-		_, err := s.srv.st.CreateMailbox(ctx, account, store.MailboxSpec{Name: p})
-		if err != nil && !errors.Is(err, store.ErrExists) {
-			return protoErr(log, "create", err, "mailbox", p)
+// depth is the number of levels of a name.
+func depth(name string) int { return strings.Count(name, store.Delimiter) + 1 }
+
+// checkLimits refuses names that would take the account beyond its
+// mailbox limits (issue 9 item 17): adding new names to existing ones.
+func (s *session) checkLimits(ctx context.Context, a authState, names []string) error {
+	for _, n := range names {
+		if depth(n) > s.srv.maxDepth {
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Mailbox hierarchy too deep"}
 		}
 	}
-	_, err = s.srv.st.CreateMailbox(ctx, account, spec)
-	return protoErr(log, "create", err, "mailbox", name)
+	mbs, err := s.srv.st.Mailboxes(ctx, a.account)
+	if err != nil {
+		return protoErr(a.log, "create", err)
+	}
+	have := make(map[string]bool, len(mbs))
+	for _, m := range mbs {
+		have[m.Name] = true
+	}
+	n := len(mbs)
+	for _, name := range names {
+		if !have[name] {
+			have[name] = true
+			n++
+		}
+	}
+	if n > s.srv.maxMailboxes {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Too many mailboxes"}
+	}
+	return nil
 }
 
-// Delete implements imapserver.Session. Children are kept (RFC 9051 §6.3.5).
-// Other sessions that have the mailbox selected are disconnected with BYE
-// (RFC 2180 §3.3, as Dovecot does); this session, if it has it selected,
-// is left with no mailbox selected.
-func (s *session) Delete(name string) error {
-	account, _, log, err := s.state()
+// Create implements wire.Session. Missing parents are created too (RFC
+// 9051 §6.3.4).
+func (s *session) Create(ctx context.Context, cmd *wire.Create) (*wire.CreateData, error) {
+	a, err := s.state()
+	if err != nil {
+		return nil, err
+	}
+	name, err := canonicalName(cmd.Mailbox)
+	if err != nil {
+		return nil, err
+	}
+	if name == store.Inbox {
+		return nil, protoErr(a.log, "create", store.ErrExists)
+	}
+	spec := store.MailboxSpec{Name: name}
+	if len(cmd.SpecialUse) > 0 {
+		if len(cmd.SpecialUse) > 1 || !specialUses[cmd.SpecialUse[0]] {
+			return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: "USEATTR", Text: "Unsupported special-use attribute"}
+		}
+		spec.SpecialUse = string(cmd.SpecialUse[0])
+	}
+	if err := s.checkLimits(ctx, a, append(parents(name), name)); err != nil {
+		return nil, err
+	}
+	for _, p := range parents(name) {
+		_, err := s.srv.st.CreateMailbox(ctx, a.account, store.MailboxSpec{Name: p})
+		if err != nil && !errors.Is(err, store.ErrExists) {
+			return nil, protoErr(a.log, "create", err, "mailbox", p)
+		}
+	}
+	mb, err := s.srv.st.CreateMailbox(ctx, a.account, spec)
+	if err != nil {
+		return nil, protoErr(a.log, "create", err, "mailbox", name)
+	}
+	return &wire.CreateData{MailboxID: mailboxID(mb)}, nil
+}
+
+// Delete implements wire.Session. Children are kept (RFC 9051 §6.3.5), and
+// so is the subscription (§6.3.7). Other sessions that have the mailbox
+// selected are disconnected with BYE (RFC 2180 §3.3, as Dovecot does);
+// this session, if it has it selected, is left with no mailbox selected.
+func (s *session) Delete(ctx context.Context, mailbox string) error {
+	a, err := s.state()
 	if err != nil {
 		return err
 	}
-	name, err = canonicalName(name)
+	name, err := canonicalName(mailbox)
 	if err != nil {
 		return err
 	}
 	if name == store.Inbox {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "INBOX cannot be deleted"}
 	}
-	ctx := s.ctx()
-	mb, err := s.srv.st.Mailbox(ctx, account, name)
+	mb, err := s.srv.st.Mailbox(ctx, a.account, name)
 	if err != nil {
-		return protoErr(log, "delete", err, "mailbox", name)
+		return protoErr(a.log, "delete", err, "mailbox", name)
 	}
-	if err := s.srv.st.DeleteMailbox(ctx, account, mb.ID); err != nil {
-		return protoErr(log, "delete", err, "mailbox", name)
+	if err := s.srv.st.DeleteMailbox(ctx, a.account, mb.ID); err != nil {
+		return protoErr(a.log, "delete", err, "mailbox", name)
 	}
 	// Unselect before the registry marks the mailbox gone, so that the
 	// Poll after this command does not send this session BYE.
@@ -130,21 +166,24 @@ func (s *session) Delete(name string) error {
 	if own {
 		s.unselect()
 	}
-	s.srv.reg.deleted(account, mb.ID)
+	s.srv.reg.deleted(a.account, mb.ID)
+	s.srv.recent.forget(stateKey{a.account, mb.ID})
 	return nil
 }
 
-// Rename implements imapserver.Session. Renaming INBOX moves its messages to
+// Rename implements wire.Session. Renaming INBOX moves its messages to
 // the new mailbox and leaves INBOX empty (RFC 9051 §6.3.6).
-func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
-	account, _, log, err := s.state()
+func (s *session) Rename(ctx context.Context, cmd *wire.Rename) error {
+	a, err := s.state()
 	if err != nil {
 		return err
 	}
-	if oldName, err = canonicalName(oldName); err != nil {
+	oldName, err := canonicalName(cmd.Mailbox)
+	if err != nil {
 		return err
 	}
-	if newName, err = canonicalName(newName); err != nil {
+	newName, err := canonicalName(cmd.NewName)
+	if err != nil {
 		return err
 	}
 	if newName == store.Inbox || strings.HasPrefix(newName, store.Inbox+store.Delimiter) && oldName == store.Inbox {
@@ -153,42 +192,64 @@ func (s *session) Rename(oldName, newName string, _ *imap.RenameOptions) error {
 	if oldName == newName || strings.HasPrefix(newName, oldName+store.Delimiter) {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Cannot rename a mailbox into itself"}
 	}
-	ctx := s.ctx()
-	old, err := s.srv.st.Mailbox(ctx, account, oldName)
+	old, err := s.srv.st.Mailbox(ctx, a.account, oldName)
 	if err != nil {
-		return protoErr(log, "rename", err, "mailbox", oldName)
+		return protoErr(a.log, "rename", err, "mailbox", oldName)
 	}
-	if _, err := s.srv.st.Mailbox(ctx, account, newName); err == nil {
-		return protoErr(log, "rename", store.ErrExists)
+	if _, err := s.srv.st.Mailbox(ctx, a.account, newName); err == nil {
+		return protoErr(a.log, "rename", store.ErrExists)
+	}
+	if err := s.checkRenameLimits(ctx, a, oldName, newName); err != nil {
+		return err
 	}
 	for _, p := range parents(newName) {
-		_, err := s.srv.st.CreateMailbox(ctx, account, store.MailboxSpec{Name: p})
+		_, err := s.srv.st.CreateMailbox(ctx, a.account, store.MailboxSpec{Name: p})
 		if err != nil && !errors.Is(err, store.ErrExists) {
-			return protoErr(log, "rename", err, "mailbox", p)
+			return protoErr(a.log, "rename", err, "mailbox", p)
 		}
 	}
 	if oldName == store.Inbox {
-		return s.renameInbox(account, old, newName)
+		return s.renameInbox(ctx, a, old, newName)
 	}
-	if err := s.srv.st.RenameMailbox(ctx, account, old.ID, newName); err != nil {
-		return protoErr(log, "rename", err, "mailbox", oldName)
+	if err := s.srv.st.RenameMailbox(ctx, a.account, old.ID, newName); err != nil {
+		return protoErr(a.log, "rename", err, "mailbox", oldName)
 	}
-	s.srv.reg.renamed(account, oldName, newName)
+	s.srv.reg.renamed(a.account, oldName, newName)
 	return nil
+}
+
+// checkRenameLimits checks the depth of every renamed name and the count
+// of the parents RENAME creates.
+func (s *session) checkRenameLimits(ctx context.Context, a authState, oldName, newName string) error {
+	mbs, err := s.srv.st.Mailboxes(ctx, a.account)
+	if err != nil {
+		return protoErr(a.log, "rename", err)
+	}
+	extra := depth(newName) - depth(oldName)
+	for _, m := range mbs {
+		if m.Name == oldName || strings.HasPrefix(m.Name, oldName+store.Delimiter) {
+			if depth(m.Name)+extra > s.srv.maxDepth {
+				return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Mailbox hierarchy too deep"}
+			}
+		}
+	}
+	names := parents(newName)
+	if oldName == store.Inbox {
+		names = append(names, newName)
+	}
+	return s.checkLimits(ctx, a, names)
 }
 
 // renameInbox moves INBOX's messages to a new mailbox newName; INBOX
 // stays, empty (RFC 9051 §6.3.6).
-func (s *session) renameInbox(account string, inbox store.Mailbox, newName string) error {
-	_, _, log, _ := s.state()
-	ctx := s.ctx()
-	mb, err := s.srv.st.CreateMailbox(ctx, account, store.MailboxSpec{Name: newName})
+func (s *session) renameInbox(ctx context.Context, a authState, inbox store.Mailbox, newName string) error {
+	mb, err := s.srv.st.CreateMailbox(ctx, a.account, store.MailboxSpec{Name: newName})
 	if err != nil {
-		return protoErr(log, "rename", err, "mailbox", newName)
+		return protoErr(a.log, "rename", err, "mailbox", newName)
 	}
-	msgs, err := s.srv.st.Messages(ctx, account, inbox.ID, store.ListOptions{})
+	msgs, err := s.srv.st.Messages(ctx, a.account, inbox.ID, store.ListOptions{})
 	if err != nil {
-		return protoErr(log, "rename", err, "mailbox", store.Inbox)
+		return protoErr(a.log, "rename", err, "mailbox", store.Inbox)
 	}
 	if len(msgs) == 0 {
 		return nil
@@ -197,214 +258,77 @@ func (s *session) renameInbox(account string, inbox store.Mailbox, newName strin
 	for i, m := range msgs {
 		uids[i] = m.UID
 	}
-	res, err := s.srv.st.MoveMessages(ctx, account, inbox.ID, mb.ID, uids)
+	res, err := s.moveMessages(ctx, a, inbox.ID, mb.ID, uids)
 	if err != nil {
-		return protoErr(log, "rename", err, "mailbox", store.Inbox)
+		return protoErr(a.log, "rename", err, "mailbox", store.Inbox)
 	}
-	moved := make([]uint32, len(res.Pairs))
-	for i, p := range res.Pairs {
-		moved[i] = p.Src
-	}
-	s.srv.expunged(account, inbox.ID, moved)
-	s.srv.syncMailbox(account, mb.ID)
+	s.srv.expunged(a.account, inbox.ID, movedSources(res), nil)
 	return nil
 }
 
-// Subscribe implements imapserver.Session.
-func (s *session) Subscribe(name string) error { return s.setSubscribed(name, true) }
-
-// Unsubscribe implements imapserver.Session.
-func (s *session) Unsubscribe(name string) error { return s.setSubscribed(name, false) }
-
-func (s *session) setSubscribed(name string, on bool) error {
-	account, _, log, err := s.state()
+// Subscribe implements wire.Session. SUBSCRIBE checks that the mailbox
+// exists, as RFC 9051 §6.3.7 allows and Dovecot does; the subscription
+// then outlives the mailbox. UNSUBSCRIBE takes any name, so a client can
+// drop the subscription of a mailbox that is gone.
+func (s *session) Subscribe(ctx context.Context, mailbox string, on bool) error {
+	a, err := s.state()
 	if err != nil {
 		return err
 	}
-	if name, err = canonicalName(name); err != nil {
+	name, err := canonicalName(mailbox)
+	if err != nil {
 		return err
 	}
 	if on {
-		// The store keeps subscriptions by name, whether or not the
-		// mailbox exists; this server subscribes only existing ones.
-		if _, err := s.srv.st.Mailbox(s.ctx(), account, name); err != nil {
-			return protoErr(log, "subscribe", err, "mailbox", name)
+		if _, err := s.srv.st.Mailbox(ctx, a.account, name); err != nil {
+			return protoErr(a.log, "subscribe", err, "mailbox", name)
 		}
 	}
-	err = s.srv.st.SetSubscribed(s.ctx(), account, name, on)
-	return protoErr(log, "subscribe", err, "mailbox", name)
+	err = s.srv.st.SetSubscribed(ctx, a.account, name, on)
+	return protoErr(a.log, "subscribe", err, "mailbox", name)
 }
 
-// Status implements imapserver.Session.
-func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
-	account, _, log, err := s.state()
+// Status implements wire.Session.
+func (s *session) Status(ctx context.Context, cmd *wire.Status) (*wire.StatusData, error) {
+	a, err := s.state()
 	if err != nil {
 		return nil, err
 	}
-	if name, err = canonicalName(name); err != nil {
+	name, err := canonicalName(cmd.Mailbox)
+	if err != nil {
 		return nil, err
 	}
-	mb, err := s.srv.st.Mailbox(s.ctx(), account, name)
+	mb, err := s.srv.st.Mailbox(ctx, a.account, name)
 	if err != nil {
-		return nil, protoErr(log, "status", err, "mailbox", name)
+		return nil, protoErr(a.log, "status", err, "mailbox", name)
 	}
-	return s.statusData(mb, options), nil
+	return s.statusData(ctx, a, mb, &cmd.Items)
 }
 
-// statusData fills every item options asks for (imapserver dereferences
-// the pointers of requested items). SIZE is the sealed size: sealing adds
-// overhead and never compresses, so it is at least the sum of RFC822.SIZE
-// as RFC 8438 requires.
-func (s *session) statusData(mb store.Mailbox, options *imap.StatusOptions) *imap.StatusData {
-	d := &imap.StatusData{Mailbox: mb.Name}
-	if options.NumMessages {
-		d.NumMessages = ptr(mb.Messages)
+// statusData fills what items asks for. SIZE is the sealed size: sealing
+// adds overhead and never compresses, so it is at least the sum of
+// RFC822.SIZE as RFC 8438 requires. RECENT counts the messages no session
+// has claimed (recentTracker).
+func (s *session) statusData(ctx context.Context, a authState, mb store.Mailbox, items *wire.StatusItems) (*wire.StatusData, error) {
+	d := &wire.StatusData{
+		Mailbox:     mb.Name,
+		Messages:    mb.Messages,
+		UIDNext:     imap.UID(mb.UIDNext),
+		UIDValidity: mb.UIDValidity,
+		Unseen:      mb.Unseen,
+		Deleted:     mb.Deleted,
+		Size:        mb.SealedSize,
+		MailboxID:   mailboxID(mb),
 	}
-	if options.UIDNext {
-		d.UIDNext = imap.UID(mb.UIDNext)
-	}
-	if options.UIDValidity {
-		d.UIDValidity = mb.UIDValidity
-	}
-	if options.NumUnseen {
-		d.NumUnseen = ptr(mb.Unseen)
-	}
-	if options.NumDeleted {
-		d.NumDeleted = ptr(mb.Deleted)
-	}
-	if options.Size {
-		d.Size = ptr(mb.SealedSize)
-	}
-	if options.AppendLimit {
-		d.AppendLimit = ptr(s.srv.appendLimit)
-	}
-	if options.DeletedStorage {
-		d.DeletedStorage = ptr(int64(0))
-	}
-	if options.NumRecent {
-		d.NumRecent = ptr(uint32(0))
-	}
-	return d
-}
-
-func ptr[T any](v T) *T { return &v }
-
-// listEntry is one name LIST may report: a mailbox or a missing parent.
-type listEntry struct {
-	name     string
-	mb       *store.Mailbox // nil for a parent that does not exist
-	children bool
-	subChild bool // some descendant is subscribed
-}
-
-// List implements imapserver.Session (LIST, LSUB, LIST-EXTENDED,
-// LIST-STATUS, SPECIAL-USE).
-func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
-	account, _, log, err := s.state()
-	if err != nil {
-		return err
-	}
-	if len(patterns) == 0 {
-		// LIST "" "": the hierarchy delimiter and root (RFC 9051 §6.3.9).
-		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim, Mailbox: ""})
-	}
-	mbs, err := s.srv.st.Mailboxes(s.ctx(), account)
-	if err != nil {
-		return protoErr(log, "list", err)
-	}
-	entries := listEntries(mbs)
-	for _, e := range entries {
-		if !matchAny(e.name, ref, patterns) {
-			continue
-		}
-		data, ok := listData(e, options)
-		if !ok {
-			continue
-		}
-		if options.ReturnStatus != nil && e.mb != nil {
-			data.Status = s.statusData(*e.mb, options.ReturnStatus)
-		}
-		if err := w.WriteList(data); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func matchAny(name, ref string, patterns []string) bool {
-	for _, p := range patterns {
-		if strings.EqualFold(name, store.Inbox) && imapserver.MatchList(store.Inbox, delim, strings.ToUpper(ref), strings.ToUpper(p)) {
-			return true
-		}
-		if imapserver.MatchList(name, delim, ref, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// listEntries returns every mailbox and every missing parent, sorted, with
-// child information.
-func listEntries(mbs []store.Mailbox) []*listEntry {
-	byName := make(map[string]*listEntry, len(mbs))
-	for i := range mbs {
-		byName[mbs[i].Name] = &listEntry{name: mbs[i].Name, mb: &mbs[i]}
-	}
-	for i := range mbs {
-		for _, p := range parents(mbs[i].Name) {
-			e := byName[p]
-			if e == nil {
-				e = &listEntry{name: p}
-				byName[p] = e
+	d.HighestModSeq = mb.HighestModSeq
+	if items.Recent {
+		if first, ok := s.srv.recent.firstRecent(stateKey{a.account, mb.ID}); ok && first < mb.UIDNext {
+			msgs, err := s.srv.st.Messages(ctx, a.account, mb.ID, store.ListOptions{FromUID: first})
+			if err != nil {
+				return nil, protoErr(a.log, "status", err, "mailbox", mb.Name)
 			}
-			e.children = true
-			if mbs[i].Subscribed {
-				e.subChild = true
-			}
+			d.Recent = uint32(len(msgs))
 		}
 	}
-	out := make([]*listEntry, 0, len(byName))
-	for _, e := range byName {
-		out = append(out, e)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out
-}
-
-// listData builds the LIST response of e, or false if the selection
-// options exclude it.
-func listData(e *listEntry, o *imap.ListOptions) (*imap.ListData, bool) {
-	subscribed := e.mb != nil && e.mb.Subscribed
-	special := e.mb != nil && e.mb.SpecialUse != ""
-	data := &imap.ListData{Delim: delim, Mailbox: e.name}
-	if o.SelectSubscribed && !subscribed {
-		if !(o.SelectRecursiveMatch && e.subChild) {
-			return nil, false
-		}
-		data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
-	}
-	if o.SelectSpecialUse && !special {
-		return nil, false
-	}
-	if e.mb == nil {
-		if o.SelectSubscribed && data.ChildInfo == nil {
-			return nil, false
-		}
-		data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect)
-		if o.SelectSubscribed || o.ReturnSubscribed {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent)
-		}
-	}
-	if e.children {
-		data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
-	} else {
-		data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
-	}
-	if subscribed && (o.SelectSubscribed || o.ReturnSubscribed) {
-		data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
-	}
-	if special {
-		data.Attrs = append(data.Attrs, imap.MailboxAttr(e.mb.SpecialUse))
-	}
-	return data, true
+	return d, nil
 }

@@ -2,14 +2,10 @@ package imap
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
-
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/sealmail/sealmail/store"
 )
@@ -22,8 +18,8 @@ type stateKey struct {
 	id      uint64
 }
 
-// registry holds the mailboxState of every mailbox that is selected by at
-// least one session or is being notified.
+// registry holds the mailboxState of every mailbox that at least one
+// session has selected.
 type registry struct {
 	mu     sync.Mutex
 	states map[stateKey]*mailboxState // guarded by mu
@@ -33,8 +29,11 @@ func newRegistry() *registry {
 	return &registry{states: make(map[stateKey]*mailboxState)}
 }
 
-// mailboxState is the in-process state of one mailbox shared by the sessions
-// that have it selected: its UIDs in ascending order and its tracker.
+// mailboxState is what the sessions of this process that have one mailbox
+// selected share: the mailbox's UIDs as this process knows them (the
+// server view), the keywords in use, and each session's view. Every
+// change this process makes to the mailbox, and every delivery, goes
+// through it (see the package doc).
 type mailboxState struct {
 	key  stateKey // immutable
 	refs int      // guarded by registry.mu
@@ -42,52 +41,54 @@ type mailboxState struct {
 	goneOnce sync.Once
 	gone     chan struct{} // immutable; closed once the mailbox is deleted
 
-	mu      sync.Mutex
-	name    string                     // guarded by mu; current name (RENAME updates it)
-	uids    []uint32                   // guarded by mu; the server view, ascending
-	tracker *imapserver.MailboxTracker // guarded by mu; nil until loaded
-	loadErr error                      // guarded by mu
+	mu       sync.Mutex
+	name     string              // guarded by mu; current name (RENAME updates it)
+	loaded   bool                // guarded by mu: uids reflect the store
+	uids     []uint32            // guarded by mu; ascending
+	keywords map[string]struct{} // guarded by mu; every keyword seen
+	views    map[*view]struct{}  // guarded by mu
 }
 
-// acquire returns the state of mailbox mb of account, loading its UIDs from
-// the store the first time. The caller must release it.
-func (r *registry) acquire(ctx context.Context, st Store, account string, mb store.Mailbox) (*mailboxState, error) {
+// view is one session's view of its selected mailbox (RFC 9051 §2.3.1.2):
+// the UIDs it knows, whose positions are its sequence numbers, and what
+// it has not been told yet. Other sessions' changes are queued here and
+// applied when the session polls, at the points the protocol allows.
+// Fields are guarded by st.mu; the session's own goroutine is the only
+// one that changes uids.
+type view struct {
+	st       *mailboxState // immutable
+	readOnly bool          // immutable
+	wake     func()        // immutable: signals the session's Updates
+
+	uids     []uint32              // the client's messages, ascending
+	added    []uint32              // new messages not announced yet, ascending, above uids
+	expunged map[uint32]struct{}   // in uids, gone, not announced yet
+	flags    map[uint32]flagUpdate // flag changes not announced yet
+	recent   map[uint32]struct{}   // \Recent in this session (RFC 3501 §2.3.2)
+	keywords map[string]struct{}   // keywords announced in FLAGS
+}
+
+type flagUpdate struct {
+	flags  []string
+	modseq uint64
+}
+
+// acquire returns the state of mailbox mb of account, creating it if
+// needed. The caller must release it.
+func (r *registry) acquire(account string, mb store.Mailbox) *mailboxState {
 	k := stateKey{account, mb.ID}
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	s := r.states[k]
-	if s != nil {
-		s.refs++
-		r.mu.Unlock()
-		s.mu.Lock()
-		err := s.loadErr
-		s.mu.Unlock()
-		if err != nil {
-			r.release(s)
-			return nil, err
+	if s == nil {
+		s = &mailboxState{
+			key: k, name: mb.Name, gone: make(chan struct{}),
+			keywords: map[string]struct{}{}, views: map[*view]struct{}{},
 		}
-		return s, nil
+		r.states[k] = s
 	}
-	s = &mailboxState{key: k, refs: 1, name: mb.Name, gone: make(chan struct{})}
-	s.mu.Lock()
-	r.states[k] = s
-	r.mu.Unlock()
-
-	msgs, err := st.Messages(ctx, account, mb.ID, store.ListOptions{})
-	if err == nil {
-		s.uids = make([]uint32, len(msgs))
-		for i, m := range msgs {
-			s.uids[i] = m.UID
-		}
-		s.tracker = imapserver.NewMailboxTracker(uint32(len(s.uids)))
-	} else {
-		s.loadErr = fmt.Errorf("imap: load mailbox: %w", err)
-	}
-	s.mu.Unlock()
-	if err != nil {
-		r.release(s)
-		return nil, s.loadErr
-	}
-	return s, nil
+	s.refs++
+	return s
 }
 
 // lookup returns an existing state or nil; a non-nil result must be released.
@@ -126,15 +127,18 @@ func (r *registry) deleted(account string, id uint64) {
 }
 
 // renamed updates the names of the account's states after RENAME of
-// oldName (and its children) to newName. Names are for logs only: the
-// states are keyed by ID, which RENAME keeps.
+// oldName (and its children) to newName. Names are for logs and LIST
+// only: the states are keyed by ID, which RENAME keeps.
 func (r *registry) renamed(account, oldName, newName string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	states := make([]*mailboxState, 0, len(r.states))
 	for k, s := range r.states {
-		if k.account != account {
-			continue
+		if k.account == account {
+			states = append(states, s)
 		}
+	}
+	r.mu.Unlock()
+	for _, s := range states {
 		s.mu.Lock()
 		switch {
 		case s.name == oldName:
@@ -146,10 +150,19 @@ func (r *registry) renamed(account, oldName, newName string) {
 	}
 }
 
-// markGone records that the mailbox was deleted. Sessions that have it
-// selected are told with BYE at their next command, or at once if they
-// are in IDLE; none of them reaches the store through it again.
-func (s *mailboxState) markGone() { s.goneOnce.Do(func() { close(s.gone) }) }
+// markGone records that the mailbox was deleted and wakes its sessions:
+// they are told with BYE at their next poll (at once in IDLE); none of
+// them reaches the store through it again.
+func (s *mailboxState) markGone() {
+	s.goneOnce.Do(func() {
+		close(s.gone)
+		s.mu.Lock()
+		for v := range s.views {
+			v.wake()
+		}
+		s.mu.Unlock()
+	})
+}
 
 // isGone reports whether markGone was called.
 func (s *mailboxState) isGone() bool {
@@ -168,50 +181,46 @@ func (s *mailboxState) currentName() string {
 	return s.name
 }
 
-// syncNew announces messages with UIDs above the last known one.
-func (s *mailboxState) syncNew(ctx context.Context, st Store, log *slog.Logger) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tracker == nil {
-		return nil
+// open makes a view for a session selecting the mailbox. msgs is a full
+// listing of the mailbox that the caller made while holding s.mu (so no
+// change can slip between it and the view); the server view is
+// reconciled with it first: messages gone from the store (expunged by
+// another process) are expunged for the other views, new ones announced.
+// The caller holds s.mu.
+func (s *mailboxState) openLocked(msgs []store.Message, readOnly bool, wake func()) *view {
+	s.reconcileLocked(msgs)
+	v := &view{
+		st: s, readOnly: readOnly, wake: wake,
+		uids:     make([]uint32, len(msgs)),
+		expunged: map[uint32]struct{}{},
+		flags:    map[uint32]flagUpdate{},
+		recent:   map[uint32]struct{}{},
+		keywords: make(map[string]struct{}, len(s.keywords)),
 	}
-	var from uint32 = 1
-	if n := len(s.uids); n > 0 {
-		from = s.uids[n-1] + 1
+	for i, m := range msgs {
+		v.uids[i] = m.UID
 	}
-	msgs, err := st.Messages(ctx, s.key.account, s.key.id, store.ListOptions{FromUID: from})
-	if errors.Is(err, store.ErrNotFound) {
-		s.markGone() // deleted by a session of another process
-		return nil
+	for k := range s.keywords {
+		v.keywords[k] = struct{}{}
 	}
-	if err != nil {
-		return err
-	}
+	s.views[v] = struct{}{}
+	return v
+}
+
+// close removes v from the state.
+func (v *view) close() {
+	v.st.mu.Lock()
+	delete(v.st.views, v)
+	v.st.mu.Unlock()
+}
+
+// reconcileLocked makes the server view match a full listing of the
+// store.
+func (s *mailboxState) reconcileLocked(msgs []store.Message) {
+	present := make(map[uint32]struct{}, len(msgs))
 	for _, m := range msgs {
-		s.appendLocked(m.UID, log)
-	}
-	return nil
-}
-
-// appendLocked adds uid at the end of the view and queues one EXISTS.
-func (s *mailboxState) appendLocked(uid uint32, log *slog.Logger) {
-	if n := len(s.uids); n > 0 && uid <= s.uids[n-1] {
-		if uid < s.uids[n-1] && s.indexLocked(uid) < 0 {
-			log.Warn("message committed out of UID order; announced at next SELECT",
-				"account", s.key.account, "mailbox", s.name, "uid", uid)
-		}
-		return
-	}
-	s.uids = append(s.uids, uid)
-	s.tracker.QueueNumMessages(uint32(len(s.uids)))
-}
-
-// reconcileLocked makes the view match the store's UIDs (ascending):
-// vanished messages are expunged, new ones above the last UID appended.
-func (s *mailboxState) reconcileLocked(uids []uint32, log *slog.Logger) {
-	present := make(map[uint32]struct{}, len(uids))
-	for _, u := range uids {
-		present[u] = struct{}{}
+		present[m.UID] = struct{}{}
+		s.noteKeywordsLocked(m.Flags)
 	}
 	var gone []uint32
 	for _, u := range s.uids {
@@ -219,35 +228,240 @@ func (s *mailboxState) reconcileLocked(uids []uint32, log *slog.Logger) {
 			gone = append(gone, u)
 		}
 	}
-	s.expungeLocked(gone)
-	for _, u := range uids {
-		s.appendLocked(u, log)
+	s.expungeLocked(gone, nil)
+	var last uint32
+	if n := len(s.uids); n > 0 {
+		last = s.uids[n-1]
 	}
+	var added []uint32
+	var late []uint32
+	for _, m := range msgs {
+		switch {
+		case m.UID > last:
+			added = append(added, m.UID)
+		case !s.hasLocked(m.UID):
+			late = append(late, m.UID)
+		}
+	}
+	if len(late) > 0 {
+		// Below a UID already announced: the sessions that have the
+		// mailbox selected cannot be told without breaking their sequence
+		// numbers (UIDs ascend with them); they see these at their next
+		// SELECT. A store that commits UIDs in order never does this.
+		s.uids = append(s.uids, late...)
+		slices.Sort(s.uids)
+	}
+	s.addLocked(added)
+	s.loaded = true
 }
 
-// expungeLocked removes uids (ascending, any subset) from the view, queueing
-// EXPUNGE for every session, highest sequence number first so that each
-// queued number is valid when it is applied.
-func (s *mailboxState) expungeLocked(uids []uint32) {
+func (s *mailboxState) hasLocked(uid uint32) bool {
+	_, ok := slices.BinarySearch(s.uids, uid)
+	return ok
+}
+
+// sync lists the messages above the highest UID known and announces them.
+func (s *mailboxState) sync(ctx context.Context, st Store) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.loaded || s.isGone() {
+		return nil
+	}
+	var from uint32 = 1
+	if n := len(s.uids); n > 0 {
+		from = s.uids[n-1] + 1
+	}
+	msgs, err := st.Messages(ctx, s.key.account, s.key.id, store.ListOptions{FromUID: from})
+	if isNotFound(err) {
+		s.mu.Unlock()
+		s.markGone() // deleted by another process
+		s.mu.Lock()
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("imap: list new messages: %w", err)
+	}
+	uids := make([]uint32, len(msgs))
+	for i, m := range msgs {
+		uids[i] = m.UID
+		s.noteKeywordsLocked(m.Flags)
+	}
+	s.addLocked(uids)
+	return nil
+}
+
+// addLocked appends new messages (ascending, above every known UID) to
+// the server view and queues them for every view.
+func (s *mailboxState) addLocked(uids []uint32) {
 	if len(uids) == 0 {
 		return
 	}
-	sort.Slice(uids, func(i, j int) bool { return uids[i] < uids[j] })
-	for i := len(uids) - 1; i >= 0; i-- {
-		idx := s.indexLocked(uids[i])
-		if idx < 0 {
-			continue
-		}
-		s.uids = append(s.uids[:idx], s.uids[idx+1:]...)
-		s.tracker.QueueExpunge(uint32(idx + 1))
+	s.uids = append(s.uids, uids...)
+	for v := range s.views {
+		v.added = append(v.added, uids...)
+		v.wake()
 	}
 }
 
-// indexLocked returns the index of uid in the view, or -1.
-func (s *mailboxState) indexLocked(uid uint32) int {
-	i := sort.Search(len(s.uids), func(i int) bool { return s.uids[i] >= uid })
-	if i < len(s.uids) && s.uids[i] == uid {
-		return i
+// noteKeywordsLocked records the keywords of flags (the views announce
+// new ones with FLAGS before using them).
+func (s *mailboxState) noteKeywordsLocked(flags []string) {
+	for _, f := range flags {
+		if len(f) > 0 && f[0] != '\\' {
+			if _, ok := s.keywords[f]; !ok {
+				s.keywords[f] = struct{}{}
+			}
+		}
 	}
-	return -1
+}
+
+// expungeLocked removes uids from the server view and queues EXPUNGE for
+// every view but origin (which tells its client itself).
+func (s *mailboxState) expungeLocked(uids []uint32, origin *view) {
+	if len(uids) == 0 {
+		return
+	}
+	for _, u := range uids {
+		if i, ok := slices.BinarySearch(s.uids, u); ok {
+			s.uids = slices.Delete(s.uids, i, i+1)
+		}
+	}
+	for v := range s.views {
+		if v == origin {
+			continue
+		}
+		woke := false
+		for _, u := range uids {
+			delete(v.flags, u)
+			if i, ok := slices.BinarySearch(v.added, u); ok {
+				v.added = slices.Delete(v.added, i, i+1)
+				continue
+			}
+			if _, ok := slices.BinarySearch(v.uids, u); ok {
+				v.expunged[u] = struct{}{}
+				woke = true
+			}
+		}
+		if woke {
+			v.wake()
+		}
+	}
+}
+
+// flagsLocked queues the new flags of changed messages for every view
+// but origin that knows them.
+func (s *mailboxState) flagsLocked(changed []store.Message, origin *view) {
+	for _, m := range changed {
+		s.noteKeywordsLocked(m.Flags)
+	}
+	for v := range s.views {
+		if v == origin {
+			continue
+		}
+		woke := false
+		for _, m := range changed {
+			if _, ok := slices.BinarySearch(v.uids, m.UID); ok {
+				if _, gone := v.expunged[m.UID]; !gone {
+					v.flags[m.UID] = flagUpdate{flags: m.Flags, modseq: m.ModSeq}
+					woke = true
+				}
+			}
+		}
+		if woke {
+			v.wake()
+		}
+	}
+}
+
+// seqLocked returns the sequence number of uid in the view, or 0.
+func (v *view) seqLocked(uid uint32) uint32 {
+	if i, ok := slices.BinarySearch(v.uids, uid); ok {
+		return uint32(i + 1)
+	}
+	return 0
+}
+
+// newKeywordsLocked returns the keyword list to announce with FLAGS if
+// the mailbox uses keywords the client has not been told of, else nil.
+func (v *view) newKeywordsLocked() []string {
+	fresh := false
+	for k := range v.st.keywords {
+		if _, ok := v.keywords[k]; !ok {
+			v.keywords[k] = struct{}{}
+			fresh = true
+		}
+	}
+	if !fresh {
+		return nil
+	}
+	out := make([]string, 0, len(v.keywords))
+	for k := range v.keywords {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// recentTracker keeps \Recent (RFC 3501 §2.3.2) in process: for every
+// mailbox that received mail since the process started, the lowest UID
+// that no session has claimed yet. A read-write SELECT, and a session
+// that is the first to be told of new messages, claims them: they are
+// \Recent in that session only. EXAMINE shows them without claiming.
+// After a restart nothing is recent until new mail arrives, which RFC
+// 9051 made an implementation matter (IMAP4rev2 has no \Recent).
+type recentTracker struct {
+	mu    sync.Mutex
+	first map[stateKey]uint32 // guarded by mu
+}
+
+func newRecentTracker() *recentTracker { return &recentTracker{first: map[stateKey]uint32{}} }
+
+// noteNew records a new message: if the mailbox has no entry, messages
+// from uid on are recent.
+func (t *recentTracker) noteNew(k stateKey, uid uint32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.first[k]; !ok {
+		t.first[k] = uid
+	}
+}
+
+// claim returns the uids (ascending) that are recent and, if take, makes
+// them this caller's; uidNext is the mailbox's next UID, from which later
+// messages are recent.
+func (t *recentTracker) claim(k stateKey, uids []uint32, uidNext uint32, take bool) []uint32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f, ok := t.first[k]
+	if !ok {
+		if take {
+			t.first[k] = uidNext
+		}
+		return nil
+	}
+	i, _ := slices.BinarySearch(uids, f)
+	out := uids[i:]
+	if take {
+		next := f
+		if len(out) > 0 {
+			next = max(next, out[len(out)-1]+1)
+		}
+		t.first[k] = max(next, uidNext)
+	}
+	return out
+}
+
+// firstRecent returns the lowest unclaimed UID, or false if none is known.
+func (t *recentTracker) firstRecent(k stateKey) (uint32, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f, ok := t.first[k]
+	return f, ok
+}
+
+// forget drops a deleted mailbox.
+func (t *recentTracker) forget(k stateKey) {
+	t.mu.Lock()
+	delete(t.first, k)
+	t.mu.Unlock()
 }

@@ -1,63 +1,89 @@
 package imap
 
 import (
-	"bufio"
-	"bytes"
 	"context"
+	"errors"
+	"net/mail"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-message/mail"
-	"github.com/emersion/go-message/textproto"
 
+	"github.com/sealmail/sealmail/server/imap/wire"
+	"github.com/sealmail/sealmail/server/mailbox"
 	"github.com/sealmail/sealmail/store"
 )
 
-// Search implements imapserver.Session: every SEARCH key of RFC 9051, with
-// ESEARCH results and SEARCHRES (RFC 5182). HEADER, FROM, SUBJECT… read the
-// header block of the summary; TEXT and BODY decrypt the message with its
-// stored session key and scan it streaming (textsearch.go).
-func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
-	account, keys, sel, log, err := s.selectedState()
+// Errors of SEARCH's bounds (issue 9 item 8).
+var (
+	errSearchKeys = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Too many search strings in one command"}
+	errSearchWork = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Search too expensive: use fewer TEXT/BODY strings or a smaller set"}
+	errSearchTime = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Search took too long"}
+)
+
+// Search implements wire.Session: every SEARCH key of RFC 9051 over the
+// sealed summaries; TEXT and BODY decrypt messages with their stored
+// session keys and scan them streaming (mailbox.Reader.Scan). Its cost is
+// bounded before any work (strings per command, strings × bytes to scan)
+// and by a deadline; ctx ends it when the client goes away.
+func (s *session) Search(ctx context.Context, cmd *wire.Search) (*wire.SearchData, error) {
+	a, sel, err := s.selectedState()
 	if err != nil {
 		return nil, err
 	}
-	ctx := s.ctx()
-	refs := sel.resolve(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}})
-	c := *criteria
-	sel.staticCriteria(&c, refs)
-	need := criteriaNeeds(&c)
+	lim := s.srv.search
+	var c keyCount
+	c.count(&cmd.Key)
+	if c.strings > lim.MaxPatterns {
+		return nil, errSearchKeys
+	}
+	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
+	defer cancel()
 
+	refs := sel.resolve(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}})
+	key := sel.staticKey(&cmd.Key, refs)
 	var items []fetchItem
 	if len(refs) > 0 {
-		items, err = s.loadItems(ctx, account, sel.st.key.id, keys, log, refs, need.summary)
+		items, _, err = s.loadItems(ctx, a, sel, refs, needsSummaryKey(&key))
 		if err != nil {
-			return nil, s.selectedErr(sel, log, "search", err)
+			return nil, s.searchErr(ctx, a, sel, err)
 		}
 	}
 	var textPats, bodyPats []string
-	collectPatterns(&c, &textPats, &bodyPats)
+	collectPatterns(&key, &textPats, &bodyPats)
+	if n := int64(len(textPats) + len(bodyPats)); n > 0 {
+		var bytes int64
+		for _, it := range items {
+			if it.sum != nil {
+				bytes += it.sum.Size
+			}
+		}
+		if n*bytes > lim.MaxWork {
+			return nil, errSearchWork
+		}
+	}
 
 	hits := make([]bool, len(items))
 	var wg sync.WaitGroup
 	next := make(chan int)
-	for range min(s.srv.workers, max(len(items), 1)) {
+	pats := append(slices.Clip(textPats), bodyPats...)
+	for range min(s.srv.mbx.Workers(), max(len(items), 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var sc *bodyScanner
-			if len(textPats)+len(bodyPats) > 0 {
-				sc = newBodyScanner(append(slices.Clip(textPats), bodyPats...))
+			var sc *mailbox.Scanner
+			if len(pats) > 0 {
+				sc = mailbox.NewScanner(pats)
 			}
+			now := time.Now()
 			for i := range next {
-				m := &searchMsg{s: s, ctx: ctx, account: account, mailbox: sel.st.key.id, keys: keys, it: &items[i], textPats: textPats, bodyPats: bodyPats, sc: sc}
-				hits[i] = m.match(&c)
-				if m.err != nil {
-					log.Warn("search: message unreadable", "uid", items[i].ref.uid, "err", m.err)
+				m := &searchMsg{ctx: ctx, rd: a.rd, mailbox: sel.st.key.id, it: &items[i],
+					textPats: textPats, bodyPats: bodyPats, sc: sc, now: now}
+				a.rd.Run(ctx, func() { hits[i] = m.match(&key) })
+				if m.err != nil && !errors.Is(m.err, mailbox.ErrIntegrity) && ctx.Err() == nil {
+					a.log.Warn("search: message unreadable", "uid", items[i].ref.uid, "err", m.err)
 				}
 			}
 		}()
@@ -71,296 +97,287 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	close(next)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, protoErr(log, "search", err)
+		return nil, s.searchErr(ctx, a, sel, err)
 	}
 
-	data := &imap.SearchData{}
-	var seqs imap.SeqSet
-	var uids imap.UIDSet
+	d := &wire.SearchData{}
+	var uids []uint32
 	for i, it := range items {
 		if !hits[i] {
 			continue
 		}
-		uids.AddNum(imap.UID(it.ref.uid))
-		seqs.AddNum(it.ref.seq)
-		n := it.ref.seq
-		if kind == imapserver.NumKindUID {
-			n = it.ref.uid
+		uids = append(uids, it.ref.uid)
+		if cmd.UID {
+			d.Nums = append(d.Nums, it.ref.uid)
+		} else {
+			d.Nums = append(d.Nums, it.ref.seq)
 		}
-		if data.Min == 0 || n < data.Min {
-			data.Min = n
-		}
-		if n > data.Max {
-			data.Max = n
-		}
-		data.Count++
 	}
-	if kind == imapserver.NumKindUID {
-		data.All = uids
-	} else {
-		data.All = seqs
-	}
-	if options.ReturnSave {
+	if cmd.Return.Save {
 		sel.searchRes = uids
 	}
-	return data, nil
+	return d, nil
 }
 
-// staticCriteria resolves "*" and "$" in c (recursively) against the view.
-func (sel *selected) staticCriteria(c *imap.SearchCriteria, refs []msgRef) {
+// searchErr maps the failure of a SEARCH: its own deadline is LIMIT.
+func (s *session) searchErr(ctx context.Context, a authState, sel *selected, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		a.log.Info("search stopped at its deadline")
+		return errSearchTime
+	}
+	return s.selectedErr(ctx, a, sel, "search", err)
+}
+
+// keyCount counts the string keys of a search program.
+type keyCount struct{ strings int }
+
+func (c *keyCount) count(k *wire.SearchKey) {
+	switch k.Op {
+	case wire.SearchBcc, wire.SearchCc, wire.SearchFrom, wire.SearchTo, wire.SearchSubject,
+		wire.SearchBody, wire.SearchText, wire.SearchHeader:
+		c.strings++
+	}
+	for i := range k.Keys {
+		c.count(&k.Keys[i])
+	}
+}
+
+// staticKey returns a copy of k with "*" and "$" resolved against the
+// view (refs: every message, ascending).
+func (sel *selected) staticKey(k *wire.SearchKey, refs []msgRef) wire.SearchKey {
 	var maxSeq, maxUID uint32
 	if n := len(refs); n > 0 {
 		maxSeq, maxUID = refs[n-1].seq, refs[n-1].uid
 	}
-	var walk func(c *imap.SearchCriteria)
-	walk = func(c *imap.SearchCriteria) {
-		seqs := make([]imap.SeqSet, 0, len(c.SeqNum))
-		uidsets := make([]imap.UIDSet, 0, len(c.UID))
-		for _, set := range c.SeqNum {
-			seqs = append(seqs, staticSeqSet(set, maxSeq))
-		}
-		for _, set := range c.UID {
-			if imap.IsSearchRes(set) {
-				res := sel.searchRes
-				if res == nil {
-					res = imap.UIDSet{}
-				}
-				uidsets = append(uidsets, res)
-				continue
+	out := *k
+	switch k.Op {
+	case wire.SearchSeqSet, wire.SearchUID:
+		switch {
+		case imap.IsSearchRes(k.Set):
+			var set imap.UIDSet
+			for _, u := range sel.searchRes {
+				set.AddNum(imap.UID(u))
 			}
-			uidsets = append(uidsets, staticUIDSet(set, maxUID))
-		}
-		c.SeqNum, c.UID = seqs, uidsets
-		c.Not = append([]imap.SearchCriteria(nil), c.Not...)
-		for i := range c.Not {
-			walk(&c.Not[i])
-		}
-		c.Or = append([][2]imap.SearchCriteria(nil), c.Or...)
-		for i := range c.Or {
-			walk(&c.Or[i][0])
-			walk(&c.Or[i][1])
+			if set == nil {
+				set = imap.UIDSet{}
+			}
+			out.Op = wire.SearchUID
+			out.Set = set
+		case k.Op == wire.SearchSeqSet:
+			set := k.Set.(imap.SeqSet)
+			st := make(imap.SeqSet, len(set))
+			for i, r := range set {
+				start, stop := r.Start, r.Stop
+				staticRange(&start, &stop, maxSeq)
+				st[i] = imap.SeqRange{Start: start, Stop: stop}
+			}
+			out.Set = st
+		default:
+			set := k.Set.(imap.UIDSet)
+			st := make(imap.UIDSet, len(set))
+			for i, r := range set {
+				start, stop := uint32(r.Start), uint32(r.Stop)
+				staticRange(&start, &stop, maxUID)
+				st[i] = imap.UIDRange{Start: imap.UID(start), Stop: imap.UID(stop)}
+			}
+			out.Set = st
 		}
 	}
-	walk(c)
+	if len(k.Keys) > 0 {
+		out.Keys = make([]wire.SearchKey, len(k.Keys))
+		for i := range k.Keys {
+			out.Keys[i] = sel.staticKey(&k.Keys[i], refs)
+		}
+	}
+	return out
 }
 
-type needs struct{ summary bool }
-
-func criteriaNeeds(c *imap.SearchCriteria) needs {
-	n := needs{summary: len(c.Header) > 0 || len(c.Text) > 0 || len(c.Body) > 0 ||
-		c.Larger != 0 || c.Smaller != 0 || !c.SentSince.IsZero() || !c.SentBefore.IsZero()}
-	for i := range c.Not {
-		n.summary = n.summary || criteriaNeeds(&c.Not[i]).summary
+// needsSummaryKey reports whether a search program reads summaries.
+func needsSummaryKey(k *wire.SearchKey) bool {
+	switch k.Op {
+	case wire.SearchBcc, wire.SearchCc, wire.SearchFrom, wire.SearchTo, wire.SearchSubject,
+		wire.SearchBody, wire.SearchText, wire.SearchHeader, wire.SearchLarger, wire.SearchSmaller,
+		wire.SearchSentBefore, wire.SearchSentOn, wire.SearchSentSince:
+		return true
 	}
-	for i := range c.Or {
-		n.summary = n.summary || criteriaNeeds(&c.Or[i][0]).summary || criteriaNeeds(&c.Or[i][1]).summary
+	for i := range k.Keys {
+		if needsSummaryKey(&k.Keys[i]) {
+			return true
+		}
 	}
-	return n
+	return false
 }
 
-func collectPatterns(c *imap.SearchCriteria, text, body *[]string) {
-	*text = append(*text, c.Text...)
-	*body = append(*body, c.Body...)
-	for i := range c.Not {
-		collectPatterns(&c.Not[i], text, body)
+func collectPatterns(k *wire.SearchKey, text, body *[]string) {
+	switch k.Op {
+	case wire.SearchText:
+		if !slices.Contains(*text, k.Value) {
+			*text = append(*text, k.Value)
+		}
+	case wire.SearchBody:
+		if !slices.Contains(*body, k.Value) {
+			*body = append(*body, k.Value)
+		}
 	}
-	for i := range c.Or {
-		collectPatterns(&c.Or[i][0], text, body)
-		collectPatterns(&c.Or[i][1], text, body)
+	for i := range k.Keys {
+		collectPatterns(&k.Keys[i], text, body)
 	}
 }
 
-// searchMsg evaluates criteria against one message, loading what it needs
-// lazily: the parsed header block, then the body scan (once, for every
-// TEXT and BODY pattern of the whole criteria).
+// searchMsg evaluates a program against one message, scanning its body
+// at most once, only if a TEXT or BODY key is reached.
 type searchMsg struct {
-	s        *session
 	ctx      context.Context
-	account  string
+	rd       *mailbox.Reader
 	mailbox  uint64
-	keys     keyring
 	it       *fetchItem
 	textPats []string
 	bodyPats []string
-	sc       *bodyScanner // scans for textPats then bodyPats
+	sc       *mailbox.Scanner // scans for textPats then bodyPats
+	now      time.Time
 
-	hdr     *mail.Header
 	scanned bool
 	textHit []bool
 	bodyHit []bool
+	sent    *time.Time // the Date field, parsed once
 	err     error
 }
 
-func (m *searchMsg) header() *mail.Header {
-	if m.hdr == nil {
-		h, _ := textproto.ReadHeader(headerReader(m.it.sum.Header))
-		m.hdr = &mail.Header{Header: messageHeader(h)}
-	}
-	return m.hdr
-}
-
-func (m *searchMsg) match(c *imap.SearchCriteria) bool {
+func (m *searchMsg) match(k *wire.SearchKey) bool {
 	it := m.it
-	for _, set := range c.SeqNum {
-		if !set.Contains(it.ref.seq) {
+	switch k.Op {
+	case wire.SearchAll:
+		return true
+	case wire.SearchAnd:
+		// Cheap keys first: a body scan only if the rest still matches.
+		for i := range k.Keys {
+			if !scans(&k.Keys[i]) && !m.match(&k.Keys[i]) {
+				return false
+			}
+		}
+		for i := range k.Keys {
+			if scans(&k.Keys[i]) && !m.match(&k.Keys[i]) {
+				return false
+			}
+		}
+		return true
+	case wire.SearchOr:
+		return m.match(&k.Keys[0]) || m.match(&k.Keys[1])
+	case wire.SearchNot:
+		return !m.match(&k.Keys[0])
+	case wire.SearchSeqSet:
+		set := k.Set.(imap.SeqSet)
+		return set.Contains(it.ref.seq)
+	case wire.SearchUID:
+		set := k.Set.(imap.UIDSet)
+		return set.Contains(imap.UID(it.ref.uid))
+	case wire.SearchFlag, wire.SearchNotFlag:
+		has := it.recent
+		if !strings.EqualFold(k.Value, `\Recent`) {
+			has = store.HasFlag(it.msg.Flags, k.Value)
+		}
+		return has == (k.Op == wire.SearchFlag)
+	case wire.SearchBefore:
+		return dateOf(it.msg.InternalDate).Before(k.Date)
+	case wire.SearchOn:
+		return dateOf(it.msg.InternalDate).Equal(k.Date)
+	case wire.SearchSince:
+		return !dateOf(it.msg.InternalDate).Before(k.Date)
+	case wire.SearchOlder:
+		return m.now.Sub(it.msg.InternalDate) >= time.Duration(k.Num)*time.Second
+	case wire.SearchYounger:
+		return m.now.Sub(it.msg.InternalDate) < time.Duration(k.Num)*time.Second
+	case wire.SearchModSeq:
+		return it.msg.ModSeq >= k.Num
+	}
+	sum := it.sum
+	if sum == nil {
+		return false // unreadable: matches no content key
+	}
+	switch k.Op {
+	case wire.SearchLarger:
+		return uint64(sum.Size) > k.Num
+	case wire.SearchSmaller:
+		return uint64(sum.Size) < k.Num
+	case wire.SearchSentBefore, wire.SearchSentOn, wire.SearchSentSince:
+		d, ok := m.sentDate()
+		if !ok {
 			return false
 		}
-	}
-	for _, set := range c.UID {
-		if !set.Contains(imap.UID(it.ref.uid)) {
-			return false
+		switch k.Op {
+		case wire.SearchSentBefore:
+			return d.Before(k.Date)
+		case wire.SearchSentOn:
+			return d.Equal(k.Date)
 		}
-	}
-	if !matchDate(it.msg.InternalDate, c.Since, c.Before) {
-		return false
-	}
-	for _, f := range c.Flag {
-		if strings.EqualFold(string(f), `\Recent`) || !store.HasFlag(it.msg.Flags, string(f)) {
-			return false
+		return !d.Before(k.Date)
+	case wire.SearchFrom:
+		return mailbox.AddressContains(sum.Envelope.From, k.Value)
+	case wire.SearchTo:
+		return mailbox.AddressContains(sum.Envelope.To, k.Value)
+	case wire.SearchCc:
+		return mailbox.AddressContains(sum.Envelope.Cc, k.Value)
+	case wire.SearchBcc:
+		return mailbox.AddressContains(sum.Envelope.Bcc, k.Value)
+	case wire.SearchSubject:
+		return mailbox.FieldContains(sum, "Subject", k.Value)
+	case wire.SearchHeader:
+		return mailbox.FieldContains(sum, k.Field, k.Value)
+	case wire.SearchText:
+		if mailbox.HeaderContains(sum, k.Value) {
+			return true
 		}
-	}
-	for _, f := range c.NotFlag {
-		if !strings.EqualFold(string(f), `\Recent`) && store.HasFlag(it.msg.Flags, string(f)) {
-			return false
-		}
-	}
-	needSum := c.Larger != 0 || c.Smaller != 0 || !c.SentSince.IsZero() || !c.SentBefore.IsZero() ||
-		len(c.Header) > 0 || len(c.Text) > 0 || len(c.Body) > 0
-	if needSum && it.sum == nil {
-		return false // unreadable message: matches no content key
-	}
-	if c.Larger != 0 && it.sum.Size <= c.Larger {
-		return false
-	}
-	if c.Smaller != 0 && it.sum.Size >= c.Smaller {
-		return false
-	}
-	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
-		if it.sum.Envelope == nil || it.sum.Envelope.Date.IsZero() || !matchDate(it.sum.Envelope.Date, c.SentSince, c.SentBefore) {
-			return false
-		}
-	}
-	for _, hf := range c.Header {
-		if !matchHeaderField(m.header(), hf.Key, hf.Value) {
-			return false
-		}
-	}
-	if len(c.Text) > 0 || len(c.Body) > 0 {
 		m.scan()
-		for _, p := range c.Text {
-			if !m.textHit[indexOf(m.textPats, p)] {
-				return false
-			}
-		}
-		for _, p := range c.Body {
-			if !m.bodyHit[indexOf(m.bodyPats, p)] {
-				return false
-			}
-		}
+		return m.err == nil && m.textHit[slices.Index(m.textPats, k.Value)]
+	case wire.SearchBody:
+		m.scan()
+		return m.err == nil && m.bodyHit[slices.Index(m.bodyPats, k.Value)]
 	}
-	for i := range c.Not {
-		if m.match(&c.Not[i]) {
-			return false
-		}
-	}
-	for i := range c.Or {
-		if !m.match(&c.Or[i][0]) && !m.match(&c.Or[i][1]) {
-			return false
-		}
-	}
-	return true
+	return false // keys of extensions not offered
 }
 
-func indexOf(l []string, s string) int {
-	for i, x := range l {
-		if x == s {
-			return i
+// scans reports whether evaluating k may scan the body.
+func scans(k *wire.SearchKey) bool {
+	if k.Op == wire.SearchText || k.Op == wire.SearchBody {
+		return true
+	}
+	for i := range k.Keys {
+		if scans(&k.Keys[i]) {
+			return true
 		}
 	}
-	return 0
+	return false
+}
+
+// dateOf is the day of t in its own zone, as midnight UTC: SEARCH
+// compares dates only, disregarding time and time zone (RFC 9051 §6.4.4).
+func dateOf(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+func (m *searchMsg) sentDate() (time.Time, bool) {
+	if m.sent == nil {
+		var d time.Time
+		if t, err := mail.ParseDate(m.it.sum.Envelope.Date); err == nil {
+			d = dateOf(t)
+		}
+		m.sent = &d
+	}
+	return *m.sent, !m.sent.IsZero()
 }
 
 // scan decides every TEXT and BODY pattern for the message, decrypting at
-// most once. TEXT patterns found in the header need no decryption.
+// most once.
 func (m *searchMsg) scan() {
 	if m.scanned {
 		return
 	}
 	m.scanned = true
-	m.textHit = make([]bool, len(m.textPats))
-	m.bodyHit = make([]bool, len(m.bodyPats))
-	all := true
-	for i, p := range m.textPats {
-		m.textHit[i] = headerContains(m.header(), p)
-		all = all && m.textHit[i]
-	}
-	if all && len(m.bodyPats) == 0 {
-		return
-	}
-	r, err := m.s.openBody(m.ctx, m.account, m.mailbox, m.keys, m.it.msg)
+	found, err := m.rd.Scan(m.ctx, m.mailbox, m.it.msg, m.it.sum, m.sc)
 	if err != nil {
 		m.err = err
 		return
 	}
-	found, err := m.sc.scan(r, m.it.sum)
-	if err != nil {
-		m.err = err
-	}
-	for i := range m.textPats {
-		m.textHit[i] = m.textHit[i] || found[i]
-	}
-	for i := range m.bodyPats {
-		m.bodyHit[i] = found[len(m.textPats)+i]
-	}
-}
-
-// matchDate compares dates only, disregarding time and time zone
-// (RFC 9051 §6.4.4).
-func matchDate(t, since, before time.Time) bool {
-	d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
-	if !since.IsZero() && d.Before(since) {
-		return false
-	}
-	if !before.IsZero() && !d.Before(before) {
-		return false
-	}
-	return true
-}
-
-func matchHeaderField(h *mail.Header, key, value string) bool {
-	fields := h.FieldsByKey(key)
-	if value == "" {
-		return fields.Len() > 0
-	}
-	pat := strings.ToLower(value)
-	for fields.Next() {
-		v, err := fields.Text()
-		if err != nil {
-			v = fields.Value()
-		}
-		if strings.Contains(strings.ToLower(v), pat) {
-			return true
-		}
-	}
-	return false
-}
-
-func headerContains(h *mail.Header, pat string) bool {
-	pat = strings.ToLower(pat)
-	for f := h.Fields(); f.Next(); {
-		v, err := f.Text()
-		if err != nil {
-			v = f.Value()
-		}
-		if strings.Contains(strings.ToLower(v), pat) {
-			return true
-		}
-	}
-	return false
-}
-
-// headerReader reads a header block held in memory, with a buffer no larger
-// than it needs.
-func headerReader(h []byte) *bufio.Reader {
-	return bufio.NewReaderSize(bytes.NewReader(h), min(len(h)+1, 4096))
+	m.textHit = found[:len(m.textPats)]
+	m.bodyHit = found[len(m.textPats):]
 }

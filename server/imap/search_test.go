@@ -82,7 +82,8 @@ func TestSearch(t *testing.T) {
 		{"not", imap.SearchCriteria{Not: []imap.SearchCriteria{{Text: []string{"zebra"}}}}, []uint32{2, 3, 4}},
 		{"or", imap.SearchCriteria{Or: [][2]imap.SearchCriteria{{{Body: []string{"quokka"}}, {Header: []imap.SearchCriteriaHeaderField{{Key: "From", Value: "dave"}}}}}}, []uint32{2, 3}},
 		{"and", imap.SearchCriteria{Text: []string{"the"}, Flag: []imap.Flag{imap.FlagFlagged}}, nil},
-		{"recent never", imap.SearchCriteria{Flag: []imap.Flag{`\Recent`}}, nil},
+		// \Recent: new mail is recent in the first session that sees it.
+		{"recent", imap.SearchCriteria{Flag: []imap.Flag{`\Recent`}}, []uint32{1, 2, 3, 4}},
 	}
 	for _, tc := range tests {
 		res, err := c.Search(&tc.c, nil).Wait()

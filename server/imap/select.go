@@ -1,112 +1,150 @@
 package imap
 
 import (
+	"context"
+	"slices"
+	"strconv"
+
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/sealmail/sealmail/server/imap/wire"
 	"github.com/sealmail/sealmail/store"
 )
 
-// systemFlags are the flags every mailbox supports (RFC 9051 §2.3.2);
-// \Recent is not kept (IMAP4rev2 removed it).
-var systemFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft}
+// systemFlags are the flags every mailbox supports (RFC 9051 §2.3.2).
+var systemFlags = []imap.Flag{imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagSeen, imap.FlagDraft}
 
-// Select implements imapserver.Session for SELECT and EXAMINE.
-func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+// mailboxFlags returns the system flags and keywords, for FLAGS.
+func mailboxFlags(keywords []string) []imap.Flag {
+	out := append([]imap.Flag(nil), systemFlags...)
+	for _, k := range keywords {
+		out = append(out, imap.Flag(k))
+	}
+	return out
+}
+
+// fetchFlags returns a message's flags for FETCH FLAGS, with \Recent for
+// IMAP4rev1 clients when recent.
+func fetchFlags(flags []string, recent bool) []imap.Flag {
+	out := make([]imap.Flag, 0, len(flags)+1)
+	if recent {
+		out = append(out, `\Recent`)
+	}
+	for _, f := range flags {
+		out = append(out, imap.Flag(f))
+	}
+	return out
+}
+
+// Select implements wire.Session for SELECT and EXAMINE. The wire layer
+// has unselected a previous mailbox (and said so) already; whatever
+// happens here, nothing is selected unless it succeeds.
+func (s *session) Select(ctx context.Context, cmd *wire.Select) (*wire.SelectData, error) {
 	s.unselect()
-	account, _, log, err := s.state()
+	a, err := s.state()
 	if err != nil {
 		return nil, err
 	}
-	if name, err = canonicalName(name); err != nil {
+	name, err := canonicalName(cmd.Mailbox)
+	if err != nil {
 		return nil, err
 	}
-	ctx := s.ctx()
-	mb, err := s.srv.st.Mailbox(ctx, account, name)
+	mb, err := s.srv.st.Mailbox(ctx, a.account, name)
 	if err != nil {
-		return nil, protoErr(log, "select", err, "mailbox", name)
+		return nil, protoErr(a.log, "select", err, "mailbox", name)
 	}
-	st, err := s.srv.reg.acquire(ctx, s.srv.st, account, mb)
-	if err != nil {
-		return nil, protoErr(log, "select", err, "mailbox", name)
-	}
-	if st.isGone() { // deleted since Mailbox answered
-		s.srv.reg.release(st)
-		return nil, errNoSuchMailbox
-	}
-	// One listing gives both the reconciliation of the shared view with the
-	// store (changes made outside this process) and the first unseen message.
-	msgs, err := s.srv.st.Messages(ctx, account, mb.ID, store.ListOptions{})
-	if err != nil {
-		s.srv.reg.release(st)
-		return nil, protoErr(log, "select", err, "mailbox", name)
-	}
-	uids := make([]uint32, len(msgs))
-	unseen := make(map[uint32]bool)
-	keywords := map[string]bool{}
-	for i, m := range msgs {
-		uids[i] = m.UID
-		if !store.HasFlag(m.Flags, store.FlagSeen) {
-			unseen[m.UID] = true
-		}
-		for _, f := range m.Flags {
-			if len(f) > 0 && f[0] != '\\' {
-				keywords[f] = true
-			}
-		}
-	}
-
-	sel := &selected{st: st, readOnly: options != nil && options.ReadOnly}
+	st := s.srv.reg.acquire(a.account, mb)
+	// One listing, under the state's lock, reconciles the shared view
+	// with the store (changes made outside this process) and gives the
+	// new view, the first unseen message and the keywords.
 	st.mu.Lock()
-	st.reconcileLocked(uids, log)
-	sel.tracker = st.tracker.NewSession()
-	n := uint32(len(st.uids))
+	msgs, err := s.srv.st.Messages(ctx, a.account, mb.ID, store.ListOptions{})
+	if err != nil || st.isGone() {
+		st.mu.Unlock()
+		s.srv.reg.release(st)
+		if err == nil {
+			return nil, errNoSuchMailbox // deleted since Mailbox answered
+		}
+		return nil, protoErr(a.log, "select", err, "mailbox", name)
+	}
+	readOnly := cmd.ReadOnly
+	v := st.openLocked(msgs, readOnly, s.wake)
 	var firstUnseen uint32
-	for i, u := range st.uids {
-		if unseen[u] {
+	for i, m := range msgs {
+		if !store.HasFlag(m.Flags, store.FlagSeen) {
 			firstUnseen = uint32(i + 1)
 			break
 		}
 	}
 	var last uint32
-	if n > 0 {
-		last = st.uids[n-1]
+	if n := len(msgs); n > 0 {
+		last = msgs[n-1].UID
+	}
+	uidNext := max(mb.UIDNext, last+1)
+	recent := s.srv.recent.claim(st.key, v.uids, uidNext, !readOnly)
+	for _, u := range recent {
+		v.recent[u] = struct{}{}
+	}
+	keywords := make([]string, 0, len(v.keywords))
+	for k := range v.keywords {
+		keywords = append(keywords, k)
 	}
 	st.mu.Unlock()
+	slices.Sort(keywords)
 
+	sel := &selected{st: st, v: v, readOnly: readOnly, uidNext: uidNext}
 	s.mu.Lock()
 	s.sel = sel
 	s.mu.Unlock()
 
-	flags := append([]imap.Flag(nil), systemFlags...)
-	for k := range keywords {
-		flags = append(flags, imap.Flag(k))
+	flags := mailboxFlags(keywords)
+	var perm []imap.Flag
+	if !readOnly {
+		perm = append(append([]imap.Flag(nil), flags...), imap.FlagWildcard)
 	}
-	perm := []imap.Flag{}
-	if !sel.readOnly {
-		perm = append(append(perm, systemFlags...), imap.FlagWildcard)
+	return &wire.SelectData{
+		Flags:          flags,
+		PermanentFlags: perm,
+		Exists:         uint32(len(msgs)),
+		Recent:         uint32(len(recent)),
+		FirstUnseen:    firstUnseen,
+		UIDNext:        imap.UID(uidNext),
+		UIDValidity:    mb.UIDValidity,
+		HighestModSeq:  mb.HighestModSeq,
+		MailboxID:      mailboxID(mb),
+		ReadOnly:       readOnly,
+		List:           s.selectList(mb),
+	}, nil
+}
+
+// mailboxID is a mailbox's OBJECTID (RFC 8474): its store ID, which is
+// never reused.
+func mailboxID(mb store.Mailbox) string { return "M" + strconv.FormatUint(mb.ID, 10) }
+
+// selectList is the LIST response IMAP4rev2 clients get with SELECT (RFC
+// 9051 §6.3.2).
+func (s *session) selectList(mb store.Mailbox) *wire.ListData {
+	attrs := []imap.MailboxAttr{}
+	if mb.SpecialUse != "" {
+		attrs = append(attrs, imap.MailboxAttr(mb.SpecialUse))
 	}
-	uidNext := mb.UIDNext
-	if uidNext <= last {
-		uidNext = last + 1
-	}
-	data := &imap.SelectData{
-		Flags:             flags,
-		PermanentFlags:    perm,
-		NumMessages:       n,
-		FirstUnseenSeqNum: firstUnseen,
-		UIDNext:           imap.UID(uidNext),
-		UIDValidity:       mb.UIDValidity,
-	}
-	if s.conn.EnabledCaps().Has(imap.CapIMAP4rev2) {
-		// RFC 9051 §6.3.2: the server MUST send a LIST response with the
-		// mailbox name; imapserver writes it when List is set.
-		attrs := []imap.MailboxAttr{}
-		if mb.SpecialUse != "" {
-			attrs = append(attrs, imap.MailboxAttr(mb.SpecialUse))
+	return &wire.ListData{Mailbox: mb.Name, Delim: delim, Attrs: attrs}
+}
+
+// Unselect implements wire.Session: CLOSE (expunge: remove \Deleted
+// messages silently, unless read-only) and UNSELECT.
+func (s *session) Unselect(ctx context.Context, expunge bool) error {
+	if expunge {
+		a, sel, err := s.selectedState()
+		if err == nil && !sel.readOnly {
+			if _, err := s.expunge(ctx, a, sel, nil); err != nil {
+				s.unselect()
+				return err
+			}
 		}
-		data.List = &imap.ListData{Attrs: attrs, Delim: delim, Mailbox: mb.Name}
 	}
-	return data, nil
+	s.unselect()
+	return nil
 }
 
 // msgRef is one message of a command's set: its sequence number in the
@@ -116,76 +154,73 @@ type msgRef struct {
 	uid uint32
 }
 
-// resolve turns a sequence or UID set (with "*" and "$") into the messages
-// it names that the client knows of, in ascending order.
-func (sel *selected) resolve(numSet imap.NumSet) []msgRef {
-	st := sel.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return sel.resolveLocked(numSet)
+// resolve turns a sequence or UID set (with "*" and "$") into the
+// messages it names that the client knows of, in ascending order.
+func (sel *selected) resolve(set imap.NumSet) []msgRef {
+	sel.st.mu.Lock()
+	defer sel.st.mu.Unlock()
+	return sel.resolveLocked(set)
 }
 
-func (sel *selected) resolveLocked(numSet imap.NumSet) []msgRef {
-	st := sel.st
-	if imap.IsSearchRes(numSet) {
-		numSet = sel.searchRes
+func (sel *selected) resolveLocked(set imap.NumSet) []msgRef {
+	uids := sel.v.uids
+	if imap.IsSearchRes(set) {
+		var out []msgRef
+		for _, u := range sel.searchRes {
+			if i, ok := slices.BinarySearch(uids, u); ok {
+				out = append(out, msgRef{seq: uint32(i + 1), uid: u})
+			}
+		}
+		return out
 	}
-	var out []msgRef
-	switch set := numSet.(type) {
+	n := len(uids)
+	if n == 0 {
+		return nil
+	}
+	// Mark the ranges on a difference array over positions: the cost is
+	// ranges + messages, however the ranges overlap.
+	diff := make([]int32, n+1)
+	mark := func(lo, hi int) { // positions [lo, hi)
+		if lo < hi {
+			diff[lo]++
+			diff[hi]--
+		}
+	}
+	switch set := set.(type) {
 	case imap.SeqSet:
-		// The client's highest sequence number, for "*".
-		var max uint32
-		for i := len(st.uids); i > 0; i-- {
-			if c := sel.tracker.EncodeSeqNum(uint32(i)); c != 0 {
-				max = c
-				break
-			}
-		}
-		set = staticSeqSet(set, max)
-		for i, uid := range st.uids {
-			c := sel.tracker.EncodeSeqNum(uint32(i + 1))
-			if c != 0 && set.Contains(c) {
-				out = append(out, msgRef{seq: c, uid: uid})
-			}
-		}
-	case imap.UIDSet:
-		var max uint32
-		if n := len(st.uids); n > 0 {
-			max = st.uids[n-1]
-		}
-		set = staticUIDSet(set, max)
-		for i, uid := range st.uids {
-			if !set.Contains(imap.UID(uid)) {
+		for _, r := range set {
+			start, stop := r.Start, r.Stop
+			staticRange(&start, &stop, uint32(n))
+			if start > uint32(n) {
 				continue
 			}
-			if c := sel.tracker.EncodeSeqNum(uint32(i + 1)); c != 0 {
-				out = append(out, msgRef{seq: c, uid: uid})
+			mark(int(start)-1, int(min(stop, uint32(n))))
+		}
+	case imap.UIDSet:
+		maxUID := uids[n-1]
+		for _, r := range set {
+			start, stop := uint32(r.Start), uint32(r.Stop)
+			staticRange(&start, &stop, maxUID)
+			lo, _ := slices.BinarySearch(uids, start)
+			hi, found := slices.BinarySearch(uids, stop)
+			if found {
+				hi++
 			}
+			mark(lo, hi)
+		}
+	}
+	var out []msgRef
+	var depth int32
+	for i := 0; i < n; i++ {
+		depth += diff[i]
+		if depth > 0 {
+			out = append(out, msgRef{seq: uint32(i + 1), uid: uids[i]})
 		}
 	}
 	return out
 }
 
-// staticSeqSet replaces "*" (0) with max; the input is not modified.
-func staticSeqSet(set imap.SeqSet, max uint32) imap.SeqSet {
-	out := make(imap.SeqSet, len(set))
-	for i, r := range set {
-		out[i] = r
-		staticRange(&out[i].Start, &out[i].Stop, max)
-	}
-	return out
-}
-
-func staticUIDSet(set imap.UIDSet, max uint32) imap.UIDSet {
-	out := make(imap.UIDSet, len(set))
-	for i, r := range set {
-		start, stop := uint32(r.Start), uint32(r.Stop)
-		staticRange(&start, &stop, max)
-		out[i] = imap.UIDRange{Start: imap.UID(start), Stop: imap.UID(stop)}
-	}
-	return out
-}
-
+// staticRange replaces "*" (0) with max and orders the range.
 func staticRange(start, stop *uint32, max uint32) {
 	if *start == 0 {
 		*start = max

@@ -7,24 +7,29 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/sealmail/sealmail/server/imap/wire"
+	"github.com/sealmail/sealmail/server/mailbox"
 	"github.com/sealmail/sealmail/store"
 )
 
 // DefaultAppendLimit is the APPEND size limit when Options.AppendLimit is 0.
-const DefaultAppendLimit = 50 << 20 // 50 MiB, sealmail's default SMTP size limit
+const DefaultAppendLimit = wire.DefaultAppendLimit
 
-// maxAppendLimit is the largest APPENDLIMIT imapserver can advertise (uint32).
-const maxAppendLimit = 1<<32 - 1
+// Defaults of the per-account mailbox limits (issue 9 item 17).
+const (
+	// DefaultMaxMailboxes bounds the mailboxes of one account.
+	DefaultMaxMailboxes = 1000
+	// DefaultMaxDepth bounds the levels of a mailbox name ("a/b/c" has 3).
+	DefaultMaxDepth = 16
+)
 
-// Options configures a Server. Store and Accounts are required.
+// Options configures a Server. Store and Accounts are required; every
+// other zero value is safe and documented.
 type Options struct {
 	// Store holds accounts, mailboxes and sealed messages. Required; any
 	// store.Store serves.
@@ -34,66 +39,89 @@ type Options struct {
 	// Required; pass the *account.Service every protocol shares, so that
 	// deleting an account or revoking a slot ends the sessions using it.
 	Accounts Authenticator
+	// Mailboxes reads sealed mailboxes (summaries, bodies, search) with a
+	// server-wide bound on decrypt workers and memory. nil means a
+	// mailbox.Service of this server's own over Store, with Workers;
+	// pass one to share those bounds with POP3.
+	Mailboxes *mailbox.Service
 	// TLSConfig enables STARTTLS. nil means no STARTTLS; authentication is
 	// then only possible on listeners that are already TLS (Serve with a
 	// tls.NewListener).
 	TLSConfig *tls.Config
 	// Logger receives operational logs. nil discards them.
 	Logger *slog.Logger
-	// AppendLimit is the largest message APPEND accepts, in bytes; set it to
-	// the SMTP size limit. 0 means DefaultAppendLimit; values above
-	// 4 GiB - 1 are clamped.
+	// AppendLimit is the largest message APPEND accepts, in bytes; set it
+	// to the SMTP size limit. 0 means DefaultAppendLimit.
 	AppendLimit int64
-	// Workers bounds how many messages one session opens or searches in
-	// parallel. 0 means GOMAXPROCS.
+	// Workers bounds how many messages are opened, parsed or searched at
+	// once, over all sessions (when Mailboxes is nil). 0 means GOMAXPROCS.
 	Workers int
+	// MaxMailboxes bounds the mailboxes of one account; CREATE and RENAME
+	// beyond it get NO [LIMIT]. 0 means DefaultMaxMailboxes.
+	MaxMailboxes int
+	// MaxDepth bounds the hierarchy levels of a mailbox name. 0 means
+	// DefaultMaxDepth.
+	MaxDepth int
+	// Search bounds the cost of one SEARCH; the zero value means the
+	// defaults of SearchLimits.
+	Search SearchLimits
+	// Wire bounds the protocol layer (line and command sizes, timeouts);
+	// the zero value means its defaults. Its AppendLimit is AppendLimit.
+	Wire wire.Limits
 	// Trainer learns from messages moved into and out of Junk
 	// (train.go). nil: no training.
 	Trainer Trainer
 }
 
+// SearchLimits bound the work of one SEARCH (issue 9 item 8). Each zero
+// field means its default.
+type SearchLimits struct {
+	// MaxPatterns bounds the TEXT, BODY, HEADER and address keys of one
+	// command. Default 64.
+	MaxPatterns int
+	// MaxWork bounds patterns × plaintext bytes scanned by one command
+	// (TEXT and BODY decrypt and scan messages). Default 16 GiB: a 1 GiB
+	// mailbox with 16 patterns.
+	MaxWork int64
+	// Timeout bounds one command's time. Default 2 minutes.
+	Timeout time.Duration
+}
+
+func (l SearchLimits) withDefaults() SearchLimits {
+	if l.MaxPatterns <= 0 {
+		l.MaxPatterns = 64
+	}
+	if l.MaxWork <= 0 {
+		l.MaxWork = 16 << 30
+	}
+	if l.Timeout <= 0 {
+		l.Timeout = 2 * time.Minute
+	}
+	return l
+}
+
 // Server is sealmail's IMAP server. Its methods are safe for concurrent use.
 type Server struct {
-	st          Store              // immutable
-	accounts    Authenticator      // immutable
-	log         *slog.Logger       // immutable
-	appendLimit uint32             // immutable
-	workers     int                // immutable
-	trainer     Trainer            // immutable; may be nil
-	imap        *imapserver.Server // immutable
-	reg         *registry          // immutable
-
-	ctx    context.Context // cancelled by Shutdown
-	cancel context.CancelFunc
-
-	nextCID atomic.Uint64
+	st           Store            // immutable
+	accounts     Authenticator    // immutable
+	mbx          *mailbox.Service // immutable
+	log          *slog.Logger     // immutable
+	appendLimit  int64            // immutable
+	maxMailboxes int              // immutable
+	maxDepth     int              // immutable
+	search       SearchLimits     // immutable
+	wire         *wire.Server     // immutable
+	reg          *registry        // immutable
+	recent       *recentTracker   // immutable
+	notify       *notifier        // immutable
+	trainer      Trainer          // immutable; may be nil
+	appends      appendGate
+	ctx          context.Context // cancelled by Shutdown
+	cancel       context.CancelFunc
 
 	mu       sync.Mutex
 	sessions map[*session]struct{} // guarded by mu
 	closed   bool                  // guarded by mu
-	wg       sync.WaitGroup        // counts live sessions
-}
-
-// capabilities are what we implement. Advertising a capability whose session
-// interface is missing makes imapserver panic, so each one here is backed by
-// a method of *session (checked at compile time in session.go).
-var capabilities = imap.CapSet{
-	imap.CapIMAP4rev1:        {},
-	imap.CapIMAP4rev2:        {},
-	imap.CapNamespace:        {},
-	imap.CapUIDPlus:          {},
-	imap.CapESearch:          {},
-	imap.CapSearchRes:        {},
-	imap.CapListExtended:     {},
-	imap.CapListStatus:       {},
-	imap.CapMove:             {},
-	imap.CapStatusSize:       {},
-	imap.CapBinary:           {},
-	imap.CapChildren:         {},
-	imap.CapSpecialUse:       {},
-	imap.CapCreateSpecialUse: {},
-	imap.CapLiteralPlus:      {},
-	imap.CapUnauthenticate:   {},
 }
 
 // New returns a Server. It does not listen; call Serve.
@@ -108,40 +136,61 @@ func New(opt Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("proto", "imap")
 	limit := opt.AppendLimit
-	switch {
-	case limit <= 0:
+	if limit <= 0 {
 		limit = DefaultAppendLimit
-	case limit > maxAppendLimit:
-		limit = maxAppendLimit
 	}
-	workers := opt.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+	mbx := opt.Mailboxes
+	if mbx == nil {
+		var err error
+		mbx, err = mailbox.New(mailbox.Options{Store: opt.Store, Logger: log.With("proto", "imap"), Workers: opt.Workers})
+		if err != nil {
+			return nil, fmt.Errorf("imap: %w", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		st:          opt.Store,
-		accounts:    opt.Accounts,
-		log:         log,
-		appendLimit: uint32(limit),
-		workers:     workers,
-		trainer:     opt.Trainer,
-		reg:         newRegistry(),
-		ctx:         ctx,
-		cancel:      cancel,
-		sessions:    make(map[*session]struct{}),
+		st:           opt.Store,
+		accounts:     opt.Accounts,
+		mbx:          mbx,
+		log:          log.With("proto", "imap"),
+		appendLimit:  limit,
+		maxMailboxes: opt.MaxMailboxes,
+		maxDepth:     opt.MaxDepth,
+		search:       opt.Search.withDefaults(),
+		trainer:      opt.Trainer,
+		reg:          newRegistry(),
+		recent:       newRecentTracker(),
+		ctx:          ctx,
+		cancel:       cancel,
+		sessions:     make(map[*session]struct{}),
 	}
-	if opt.TLSConfig == nil {
-		log.Warn("STARTTLS disabled: clients can only authenticate on implicit-TLS listeners")
+	if s.maxMailboxes <= 0 {
+		s.maxMailboxes = DefaultMaxMailboxes
 	}
-	s.imap = imapserver.New(&imapserver.Options{
+	if s.maxDepth <= 0 {
+		s.maxDepth = DefaultMaxDepth
+	}
+	s.notify = newNotifier(s)
+	lim := opt.Wire
+	lim.AppendLimit = limit
+	ws, err := wire.New(wire.Options{
 		NewSession: s.newSession,
-		Caps:       capabilities,
-		Logger:     libLogger{log},
 		TLSConfig:  opt.TLSConfig,
+		Caps:       []imap.Cap{imap.CapCreateSpecialUse},
+		Limits:     lim,
+		ServerID:   &imap.IDData{Name: "sealmail"},
+		Logger:     log,
 	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("imap: %w", err)
+	}
+	s.wire = ws
+	if opt.TLSConfig == nil {
+		log.Warn("STARTTLS disabled: clients can only authenticate on implicit-TLS listeners", "proto", "imap")
+	}
+	go s.notify.run()
 	return s, nil
 }
 
@@ -149,28 +198,15 @@ func New(opt Options) (*Server, error) {
 // implicit TLS (imaps); a plain listener offers STARTTLS if configured. It
 // returns nil after Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		ln.Close()
-		return nil
-	}
-	err := s.imap.Serve(ln)
-	s.mu.Lock()
-	closed = s.closed
-	s.mu.Unlock()
-	if closed {
-		return nil
-	}
-	if err != nil {
+	if err := s.wire.Serve(ln); err != nil {
 		return fmt.Errorf("imap: serve: %w", err)
 	}
 	return nil
 }
 
-// Shutdown closes the listeners and every connection, wipes every session's
-// keyring and waits for the sessions to end or ctx to expire.
+// Shutdown closes the listeners, tells every connection BYE (as soon as
+// its command ends), wipes every session's keyring and waits for the
+// connections to end or ctx to expire.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
@@ -185,53 +221,39 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 
 	s.cancel()
-	err := s.imap.Close()
 	for _, sess := range live {
 		sess.wipeKeys()
 	}
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("imap: shutdown: %w", ctx.Err())
-	}
-	if err != nil && !errors.Is(err, net.ErrClosed) {
-		s.log.Warn("closing listeners", "err", err)
+	err := s.wire.Shutdown(ctx)
+	s.notify.stop()
+	if err != nil {
+		return fmt.Errorf("imap: shutdown: %w", err)
 	}
 	return nil
 }
 
 // Delivered tells the server that messages were committed to the store by
 // someone else (SMTP), so that sessions with those mailboxes selected, IDLE
-// included, learn of them. Wire it as the SMTP server's OnDeliver.
+// included, learn of them. Wire it as the SMTP server's OnDeliver. It
+// does not wait for the sessions: they are told in the background.
 func (s *Server) Delivered(ds []store.Delivered) {
-	seen := make(map[stateKey]bool, len(ds))
 	for _, d := range ds {
 		k := stateKey{d.Account, d.MailboxID}
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		s.syncMailbox(d.Account, d.MailboxID)
+		s.recent.noteNew(k, d.UID)
+		s.notify.mark(k)
 	}
 }
 
 // syncMailbox announces new messages of one mailbox to the sessions that
-// have it selected.
-func (s *Server) syncMailbox(account string, mailbox uint64) {
-	st := s.reg.lookup(account, mailbox)
+// have it selected, now (after this process's own APPEND, COPY, MOVE).
+func (s *Server) syncMailbox(ctx context.Context, account string, id uint64) {
+	st := s.reg.lookup(account, id)
 	if st == nil {
 		return
 	}
 	defer s.reg.release(st)
-	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
-	defer cancel()
-	if err := st.syncNew(ctx, s.st, s.log); err != nil {
-		s.log.Warn("announcing new messages", "account", account, "err", err)
+	if err := st.sync(ctx, s.st); err != nil {
+		s.log.Warn("announcing new messages", "account", account, "mailbox", st.currentName(), "err", err)
 	}
 }
 
@@ -242,50 +264,105 @@ func (s *Server) addSession(sess *session) bool {
 		return false
 	}
 	s.sessions[sess] = struct{}{}
-	s.wg.Add(1)
 	return true
 }
 
 func (s *Server) removeSession(sess *session) {
 	s.mu.Lock()
-	_, ok := s.sessions[sess]
 	delete(s.sessions, sess)
 	s.mu.Unlock()
-	if ok {
-		s.wg.Done()
-	}
 }
 
-func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-	remote := ""
-	if nc := c.NetConn(); nc != nil && nc.RemoteAddr() != nil {
-		remote = nc.RemoteAddr().String()
-	}
-	cid := s.nextCID.Add(1)
+// newSession is the wire layer's NewSession.
+func (s *Server) newSession(c *wire.Conn) (wire.Session, error) {
 	sess := &session{
-		srv:    s,
-		conn:   c,
-		remote: remote,
-		log:    s.log.With("cid", cid, "remote", remote),
+		srv:     s,
+		conn:    c,
+		log:     c.Logger(),
+		updates: make(chan struct{}, 1),
 	}
 	if !s.addSession(sess) {
-		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
+		return nil, errors.New("imap: server shutting down")
 	}
-	return sess, nil, nil
+	return sess, nil
 }
 
-// libLogger routes imapserver's own messages to slog.
-type libLogger struct{ log *slog.Logger }
+// notifier announces deliveries to the sessions in the background, so
+// that SMTP's 250 never waits for IMAP: mark records a mailbox as
+// changed, run syncs each changed mailbox once however often it was
+// marked meanwhile.
+type notifier struct {
+	srv  *Server
+	wake chan struct{}
+	done chan struct{}
 
-func (l libLogger) Printf(format string, args ...any) {
-	msg := "imapserver: " + fmt.Sprintf(format, args...)
-	for _, a := range args {
-		if err, ok := a.(error); ok && errors.Is(err, net.ErrClosed) {
-			// A connection this package closed on purpose (BYE after a
-			// deletion, Shutdown): nothing for an operator to act on.
-			l.log.Debug(msg)
+	mu      sync.Mutex
+	pending map[stateKey]struct{} // guarded by mu
+	marked  uint64                // guarded by mu: marks so far
+	handled uint64                // guarded by mu: marks whose sync is done
+	idle    *sync.Cond            // on mu: handled changed
+}
+
+func newNotifier(s *Server) *notifier {
+	n := &notifier{srv: s, wake: make(chan struct{}, 1), done: make(chan struct{}), pending: map[stateKey]struct{}{}}
+	n.idle = sync.NewCond(&n.mu)
+	return n
+}
+
+func (n *notifier) mark(k stateKey) {
+	n.mu.Lock()
+	n.pending[k] = struct{}{}
+	n.marked++
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (n *notifier) run() {
+	defer close(n.done)
+	for {
+		select {
+		case <-n.wake:
+		case <-n.srv.ctx.Done():
 			return
 		}
+		n.mu.Lock()
+		keys := make([]stateKey, 0, len(n.pending))
+		for k := range n.pending {
+			keys = append(keys, k)
+		}
+		clear(n.pending)
+		upTo := n.marked
+		n.mu.Unlock()
+		for _, k := range keys {
+			ctx, cancel := context.WithTimeout(n.srv.ctx, 30*time.Second)
+			n.srv.syncMailbox(ctx, k.account, k.id)
+			cancel()
+		}
+		n.mu.Lock()
+		n.handled = upTo
+		n.idle.Broadcast()
+		n.mu.Unlock()
 	}
-	l.log.Warn(msg)
+}
+
+func (n *notifier) stop() {
+	<-n.done
+	n.mu.Lock()
+	n.handled = n.marked
+	n.idle.Broadcast()
+	n.mu.Unlock()
+}
+
+// wait returns once every delivery marked before the call is announced
+// (tests use it to make the background announcement deterministic).
+func (n *notifier) wait() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	target := n.marked
+	for n.handled < target {
+		n.idle.Wait()
+	}
 }

@@ -3,33 +3,30 @@ package imap
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/server/imap/wire"
+	"github.com/sealmail/sealmail/server/mailbox"
 	"github.com/sealmail/sealmail/store"
 )
 
-// Compile-time checks: every advertised capability has its interface.
-var (
-	_ imapserver.SessionIMAP4rev2      = (*session)(nil)
-	_ imapserver.SessionUnauthenticate = (*session)(nil)
-	_ imapserver.SessionAppendLimit    = (*session)(nil)
-)
+// Compile-time check: a session is what the wire layer drives.
+var _ wire.Session = (*session)(nil)
 
-// session is one IMAP connection. imapserver calls its methods one command
-// at a time, except that Idle runs beside the reader of DONE and Shutdown
-// may wipe the keys at any time; mu guards what those can touch.
+// session is one IMAP connection. The wire layer calls its methods one at
+// a time from the connection's goroutine; the account service (when it
+// ends the login) and Shutdown may wipe the keys at any time, and other
+// sessions queue changes in the selected view. mu guards what those
+// touch.
 type session struct {
-	srv    *Server          // immutable
-	conn   *imapserver.Conn // immutable
-	remote string           // immutable
-	log    *slog.Logger     // immutable base logger (cid, remote)
+	srv     *Server       // immutable
+	conn    *wire.Conn    // immutable
+	log     *slog.Logger  // immutable: base logger (proto, cid, remote)
+	updates chan struct{} // immutable; cap 1: something for Poll
 
 	mu        sync.Mutex
 	account   string           // guarded by mu; "" before login
@@ -37,90 +34,80 @@ type session struct {
 	login     *account.Session // guarded by mu; holds keys; nil before login
 	stopWatch func() bool      // guarded by mu; stops watching login's end
 	alog      *slog.Logger     // guarded by mu; log with account
+	reader    *mailbox.Reader  // guarded by mu; nil before login
 	sel       *selected        // guarded by mu
 	closed    bool             // guarded by mu
-	byeOnce   sync.Once        // guards the BYE of byeGone and of loginEnded
 }
 
-// selected is the session's view of its selected mailbox.
+// selected is the session's selected mailbox.
 type selected struct {
-	st        *mailboxState              // immutable
-	tracker   *imapserver.SessionTracker // immutable; use only under st.mu
-	readOnly  bool                       // immutable
-	searchRes imap.UIDSet                // last SEARCH RETURN (SAVE) result
+	st        *mailboxState // immutable
+	v         *view         // immutable
+	readOnly  bool          // immutable
+	uidNext   uint32        // UIDNEXT at SELECT, for logs
+	searchRes []uint32      // last SEARCH RETURN (SAVE) result, UIDs
+}
+
+// authState is what a command of the authenticated state needs.
+type authState struct {
+	account string
+	keys    keyring
+	rd      *mailbox.Reader
+	log     *slog.Logger
 }
 
 // state returns what a command of the authenticated state needs.
-func (s *session) state() (account string, keys keyring, log *slog.Logger, err error) {
+func (s *session) state() (authState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.keys == nil || s.account == "" {
-		return "", nil, s.log, errUnavailable
+		return authState{log: s.log}, errUnavailable
 	}
-	return s.account, s.keys, s.alog, nil
+	return authState{account: s.account, keys: s.keys, rd: s.reader, log: s.alog}, nil
 }
 
 // selectedState returns the selected mailbox as well. If it was deleted,
-// the client is told with BYE and the command fails (see byeGone).
-func (s *session) selectedState() (account string, keys keyring, sel *selected, log *slog.Logger, err error) {
+// the command ends with BYE (the client's UIDs name nothing any more).
+func (s *session) selectedState() (authState, *selected, error) {
+	a, err := s.state()
+	if err != nil {
+		return a, nil, err
+	}
 	s.mu.Lock()
-	if s.keys == nil || s.account == "" {
-		s.mu.Unlock()
-		return "", nil, nil, s.log, errUnavailable
-	}
-	if s.sel == nil {
-		s.mu.Unlock()
-		return "", nil, nil, s.alog, errNoSelected
-	}
-	account, keys, sel = s.account, s.keys, s.sel
-	log = s.alog.With("mailbox", sel.st.currentName())
+	sel := s.sel
 	s.mu.Unlock()
-	if sel.st.isGone() {
-		return "", nil, nil, log, s.byeGone(log)
+	if sel == nil {
+		return a, nil, errNoSelected
 	}
-	return account, keys, sel, log, nil
+	a.log = a.log.With("mailbox", sel.st.currentName())
+	if sel.st.isGone() {
+		return a, nil, s.mailboxGone(a.log)
+	}
+	return a, sel, nil
 }
 
 // byeMailboxGone is the untagged BYE sent to a session whose selected
 // mailbox was deleted by another session, in Dovecot's words.
 const byeMailboxGone = "Selected mailbox was deleted, have to disconnect"
 
-// errMailboxGone ends a command after byeGone. The connection is closed
-// by then, so the client never reads it.
-var errMailboxGone = &imap.Error{
-	Type: imap.StatusResponseTypeNo,
-	Code: imap.ResponseCodeNonExistent,
-	Text: "Selected mailbox was deleted",
-}
-
-// errByeSent ends Poll and Idle after byeGone. It wraps net.ErrClosed,
-// which imapserver takes as a connection closed on purpose (nothing to
-// log).
-var errByeSent = fmt.Errorf("imap: BYE sent: %w", net.ErrClosed)
-
-// byeGone tells the client that its selected mailbox was deleted under it
-// and closes the connection, as Dovecot does: its sequence numbers and
-// UIDs name nothing any more, and IMAP has no way to close a selected
-// mailbox from the server side (RFC 2180 §3.3). It returns errMailboxGone.
-func (s *session) byeGone(log *slog.Logger) error {
-	s.byeOnce.Do(func() {
-		log.Info("selected mailbox was deleted; disconnecting")
-		if err := s.conn.Bye(byeMailboxGone); err != nil {
-			log.Debug("BYE not sent", "err", err)
-		}
-	})
-	return errMailboxGone
+// mailboxGone is the error that ends a session whose selected mailbox was
+// deleted under it: IMAP has no way for the server to close a selected
+// mailbox (RFC 2180 §3.3), so the client is told with BYE and
+// disconnected, as Dovecot does.
+func (s *session) mailboxGone(log *slog.Logger) error {
+	log.Info("selected mailbox was deleted; disconnecting")
+	return &imap.Error{Type: imap.StatusResponseTypeBye, Text: byeMailboxGone}
 }
 
 // selectedGone reports whether the selected mailbox no longer exists. A
 // deletion by this process is known already; one by another process (a
 // CLI, another node of a shared store) shows as ErrNotFound from the
 // store, so the store is asked.
-func (s *session) selectedGone(sel *selected) bool {
+func (s *session) selectedGone(ctx context.Context, a authState, sel *selected) bool {
 	if sel.st.isGone() {
 		return true
 	}
-	_, err := s.srv.st.MailboxByID(s.ctx(), sel.st.key.account, sel.st.key.id)
+	_, err := s.srv.st.MailboxByID(ctx, a.account, sel.st.key.id)
 	if errors.Is(err, store.ErrNotFound) {
 		sel.st.markGone()
 		return true
@@ -129,19 +116,26 @@ func (s *session) selectedGone(sel *selected) bool {
 }
 
 // selectedErr maps the failure of a store call on the selected mailbox:
-// if the mailbox is gone the client is told with BYE (byeGone), else as
-// protoErr says.
-func (s *session) selectedErr(sel *selected, log *slog.Logger, op string, err error, attrs ...any) error {
-	if errors.Is(err, store.ErrNotFound) && s.selectedGone(sel) {
-		return s.byeGone(log)
+// if the mailbox is gone the session ends with BYE, else as protoErr says.
+func (s *session) selectedErr(ctx context.Context, a authState, sel *selected, op string, err error, attrs ...any) error {
+	if errors.Is(err, store.ErrNotFound) && s.selectedGone(ctx, a, sel) {
+		return s.mailboxGone(a.log)
 	}
-	return protoErr(log, op, err, attrs...)
+	return protoErr(a.log, op, err, attrs...)
 }
 
-// ctx is the context of one command: cancelled on Shutdown.
-func (s *session) ctx() context.Context { return s.srv.ctx }
+// wake signals Updates (non-blocking: one pending signal is enough).
+func (s *session) wake() {
+	select {
+	case s.updates <- struct{}{}:
+	default:
+	}
+}
 
-// Close implements imapserver.Session: it ends the session and wipes keys.
+// Updates implements wire.Session.
+func (s *session) Updates() <-chan struct{} { return s.updates }
+
+// Close implements wire.Session: it ends the session and wipes keys.
 func (s *session) Close() error {
 	s.unselect()
 	s.wipeKeys()
@@ -157,7 +151,7 @@ func (s *session) Close() error {
 func (s *session) wipeKeys() {
 	s.mu.Lock()
 	keys, login, stop := s.keys, s.login, s.stopWatch
-	s.keys, s.login, s.stopWatch = nil, nil, nil
+	s.keys, s.login, s.stopWatch, s.reader = nil, nil, nil, nil
 	s.mu.Unlock()
 	if stop != nil {
 		stop()
@@ -170,8 +164,8 @@ func (s *session) wipeKeys() {
 	}
 }
 
-// Unauthenticate implements imapserver.SessionUnauthenticate.
-func (s *session) Unauthenticate() error {
+// Unauthenticate implements wire.Session (RFC 8437).
+func (s *session) Unauthenticate(ctx context.Context) error {
 	s.unselect()
 	s.wipeKeys()
 	s.mu.Lock()
@@ -181,71 +175,14 @@ func (s *session) Unauthenticate() error {
 	return nil
 }
 
-// Namespace implements imapserver.SessionNamespace: one personal namespace.
-func (s *session) Namespace() (*imap.NamespaceData, error) {
+// Namespace implements wire.Session: one personal namespace.
+func (s *session) Namespace(ctx context.Context) (*imap.NamespaceData, error) {
 	return &imap.NamespaceData{
 		Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}},
 	}, nil
 }
 
-// AppendLimit implements imapserver.SessionAppendLimit.
-func (s *session) AppendLimit() uint32 { return s.srv.appendLimit }
-
-// Poll implements imapserver.Session. It runs after every successful
-// command; a selected mailbox deleted meanwhile ends the session with BYE
-// (byeGone) instead of the command's tagged OK.
-func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
-	s.mu.Lock()
-	sel, log := s.sel, s.alog
-	s.mu.Unlock()
-	if sel == nil {
-		return nil
-	}
-	if sel.st.isGone() {
-		s.byeGone(log.With("mailbox", sel.st.currentName()))
-		return errByeSent
-	}
-	return sel.tracker.Poll(w, allowExpunge)
-}
-
-// Idle implements imapserver.Session. In the authenticated state it only
-// waits for DONE (RFC 9051 allows IDLE there). In the selected state it
-// also ends, with BYE, when the mailbox is deleted.
-func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	s.mu.Lock()
-	sel, log := s.sel, s.alog
-	s.mu.Unlock()
-	if sel == nil {
-		select {
-		case <-stop:
-		case <-s.srv.ctx.Done():
-		}
-		return nil
-	}
-	end := make(chan struct{})
-	go func() {
-		// Ends with stop at the latest: imapserver closes it once the
-		// client's DONE (or the connection's end) is read.
-		select {
-		case <-stop:
-		case <-sel.st.gone:
-		}
-		close(end)
-	}()
-	err := sel.tracker.Idle(w, end)
-	if sel.st.isGone() {
-		s.byeGone(log.With("mailbox", sel.st.currentName()))
-		return errByeSent
-	}
-	return err
-}
-
-// Unselect implements imapserver.Session.
-func (s *session) Unselect() error {
-	s.unselect()
-	return nil
-}
-
+// unselect leaves the selected mailbox, if any.
 func (s *session) unselect() {
 	s.mu.Lock()
 	sel := s.sel
@@ -254,8 +191,136 @@ func (s *session) unselect() {
 	if sel == nil {
 		return
 	}
-	sel.st.mu.Lock()
-	sel.tracker.Close()
-	sel.st.mu.Unlock()
+	sel.v.close()
 	s.srv.reg.release(sel.st)
+}
+
+// Poll implements wire.Session: it writes what other sessions and
+// deliveries changed in the selected mailbox since the client was last
+// told, as far as at allows (no EXPUNGE after FETCH, STORE or SEARCH by
+// sequence number, RFC 9051 §7.5.1). A mailbox deleted meanwhile ends the
+// session with BYE.
+func (s *session) Poll(ctx context.Context, w *wire.UpdateWriter, at wire.PollPoint) error {
+	s.mu.Lock()
+	sel, log := s.sel, s.alog
+	s.mu.Unlock()
+	if sel == nil {
+		return nil
+	}
+	if sel.st.isGone() {
+		return s.mailboxGone(log.With("mailbox", sel.st.currentName()))
+	}
+	p := s.plan(sel, at != wire.PollNoExpunge)
+	return p.write(w, s.conn.Enabled(imap.CapCondStore), !s.conn.Enabled(imap.CapIMAP4rev2))
+}
+
+// pollPlan is what one Poll tells the client, computed under the
+// mailbox's lock and written after it is released (a slow client must
+// not hold other sessions up).
+type pollPlan struct {
+	expunges []expunge // in the order to write
+	exists   uint32
+	recent   uint32
+	told     bool // exists and recent are to be written
+	flags    []string
+	readOnly bool
+	fetches  []flagFetch
+}
+
+type expunge struct {
+	seq uint32
+	uid uint32
+}
+
+type flagFetch struct {
+	seq, uid uint32
+	flags    []string
+	modseq   uint64
+	recent   bool
+}
+
+// plan applies the view's pending changes and returns what to tell.
+func (s *session) plan(sel *selected, allowExpunge bool) *pollPlan {
+	v := sel.v
+	st := v.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	p := &pollPlan{readOnly: v.readOnly}
+	if allowExpunge && len(v.expunged) > 0 {
+		// Highest sequence number first: each stays valid as written.
+		for i := len(v.uids) - 1; i >= 0; i-- {
+			u := v.uids[i]
+			if _, ok := v.expunged[u]; ok {
+				p.expunges = append(p.expunges, expunge{seq: uint32(i + 1), uid: u})
+				v.uids = append(v.uids[:i], v.uids[i+1:]...)
+				delete(v.recent, u)
+				delete(v.flags, u)
+			}
+		}
+		clear(v.expunged)
+	}
+	if len(v.added) > 0 {
+		added := v.added
+		v.added = nil
+		recent := s.srv.recent.claim(st.key, added, added[len(added)-1]+1, !v.readOnly)
+		for _, u := range recent {
+			v.recent[u] = struct{}{}
+		}
+		v.uids = append(v.uids, added...)
+		p.exists = uint32(len(v.uids))
+		p.recent = uint32(len(v.recent))
+		p.told = true
+	}
+	p.flags = v.newKeywordsLocked()
+	if len(v.flags) > 0 {
+		for u, f := range v.flags {
+			seq := v.seqLocked(u)
+			if seq == 0 {
+				continue
+			}
+			_, rec := v.recent[u]
+			p.fetches = append(p.fetches, flagFetch{seq: seq, uid: u, flags: f.flags, modseq: f.modseq, recent: rec})
+		}
+		clear(v.flags)
+		sortFetches(p.fetches)
+	}
+	return p
+}
+
+func sortFetches(f []flagFetch) {
+	for i := 1; i < len(f); i++ {
+		for j := i; j > 0 && f[j].seq < f[j-1].seq; j-- {
+			f[j], f[j-1] = f[j-1], f[j]
+		}
+	}
+}
+
+// write writes the plan.
+func (p *pollPlan) write(w *wire.UpdateWriter, condstore, rev1 bool) error {
+	for _, e := range p.expunges {
+		if err := w.Expunge(e.seq, imap.UID(e.uid)); err != nil {
+			return err
+		}
+	}
+	if p.flags != nil {
+		fl := mailboxFlags(p.flags)
+		w.Flags(fl)
+		if !p.readOnly {
+			w.PermanentFlags(append(fl, imap.FlagWildcard))
+		}
+	}
+	if p.told {
+		w.Exists(p.exists)
+		w.Recent(p.recent)
+	}
+	for _, f := range p.fetches {
+		fr := w.Fetch(f.seq)
+		fr.UID(imap.UID(f.uid))
+		fr.Flags(fetchFlags(f.flags, f.recent && rev1))
+		if condstore && f.modseq > 0 {
+			fr.ModSeq(f.modseq)
+		}
+		fr.Close()
+	}
+	return w.Err()
 }

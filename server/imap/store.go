@@ -3,18 +3,19 @@ package imap
 import (
 	"context"
 
+	"github.com/sealmail/sealmail/server/mailbox"
 	"github.com/sealmail/sealmail/store"
 )
 
 // Store is what the IMAP server needs of the store: one account's
-// mailboxes and messages, addressed by mailbox ID (see package store), and
-// the account records that LOGIN unlocks and APPEND seals to. It lacks
-// account creation, deletion and administration. Every store.Store
-// satisfies it.
+// mailboxes, subscriptions and messages, addressed by mailbox ID (see
+// package store), and the public account record that APPEND seals to.
+// It lacks account creation, deletion and administration, and every
+// unlock secret: logins go through the account service. It includes
+// mailbox.Store (a server that makes its own mailbox.Service reads
+// through it). Every store.Store satisfies it.
 type Store interface {
-	// Account returns the account with its unlock slots and wrapped key,
-	// for LOGIN and AUTHENTICATE only.
-	Account(ctx context.Context, address string) (store.Account, error)
+	mailbox.Store
 	// PublicAccount returns the account's public key, for APPEND.
 	PublicAccount(ctx context.Context, address string) (store.PublicAccount, error)
 
@@ -25,11 +26,9 @@ type Store interface {
 	DeleteMailbox(ctx context.Context, address string, id uint64) error
 	RenameMailbox(ctx context.Context, address string, id uint64, newName string) error
 	SetSubscribed(ctx context.Context, address, name string, subscribed bool) error
+	Subscriptions(ctx context.Context, address string) ([]string, error)
 
 	Deliver(ctx context.Context, ds []store.Delivery) ([]store.Delivered, error)
-	Messages(ctx context.Context, address string, mailbox uint64, opt store.ListOptions) ([]store.Message, error)
-	Blob(ctx context.Context, address string, mailbox uint64, uid uint32) ([]byte, error)
-	SetSummaries(ctx context.Context, address string, mailbox uint64, us []store.SummaryUpdate) error
 	StoreFlags(ctx context.Context, address string, mailbox uint64, u store.FlagUpdate) (store.FlagResult, error)
 	Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, error)
 	CopyMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (store.CopyResult, error)

@@ -1,36 +1,39 @@
 package imap
 
 import (
-	"reflect"
+	"context"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/sealmail/sealmail/server/imap/wire"
 	"github.com/sealmail/sealmail/store"
 )
 
-// Store implements imapserver.Session (STORE and UID STORE).
-func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) error {
-	account, _, sel, log, err := s.selectedState()
+// Store implements wire.Session (STORE and UID STORE). Other sessions
+// that have the mailbox selected are told of the changes (FETCH FLAGS);
+// a new keyword is announced with FLAGS first, in every session.
+func (s *session) Store(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Store) (*wire.StoreData, error) {
+	a, sel, err := s.selectedState()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if sel.readOnly {
-		return errReadOnly
+		return nil, errReadOnly
 	}
-	var change []string
-	for _, f := range flags.Flags {
+	change := make([]string, 0, len(cmd.Flags.Flags))
+	for _, f := range cmd.Flags.Flags {
 		if strings.EqualFold(string(f), `\Recent`) {
 			continue // not settable (RFC 3501 §2.3.2)
 		}
 		if _, err := store.CanonicalFlag(string(f)); err != nil {
-			return errBadFlag
+			return nil, errBadFlag
 		}
 		change = append(change, string(f))
 	}
 	var op store.FlagOp
-	switch flags.Op {
+	switch cmd.Flags.Op {
 	case imap.StoreFlagsSet:
 		op = store.FlagsSet
 	case imap.StoreFlagsAdd:
@@ -38,33 +41,47 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	case imap.StoreFlagsDel:
 		op = store.FlagsRemove
 	default:
-		return errBadFlag
+		return nil, errBadFlag
 	}
-	refs := sel.resolve(numSet)
+	refs := sel.resolve(cmd.Set)
 	if len(refs) == 0 {
-		return nil
+		return nil, nil
 	}
-	uids := make([]uint32, len(refs))
-	for i, r := range refs {
-		uids[i] = r.uid
-	}
-	ctx := s.ctx()
+	uids := refUIDs(refs)
 	mbox := sel.st.key.id
-	res, err := s.srv.st.StoreFlags(ctx, account, mbox, store.FlagUpdate{UIDs: uids, Op: op, Flags: change})
+	u := store.FlagUpdate{UIDs: uids, Op: op, Flags: change}
+	if cmd.HasUnchangedSince {
+		u.UnchangedSince = max(cmd.UnchangedSince, 1) // 0 would mean "none"
+	}
+	res, err := s.srv.st.StoreFlags(ctx, a.account, mbox, u)
 	if err != nil {
-		return s.selectedErr(sel, log, "store", err)
+		return nil, s.selectedErr(ctx, a, sel, "store", err)
 	}
-	sel.flagsChanged(res.Changed)
-	if flags.Silent {
-		return nil
+	sel.st.mu.Lock()
+	sel.st.flagsLocked(res.Changed, sel.v)
+	sel.st.mu.Unlock()
+	s.announceKeywords(sel, w)
+	var data *wire.StoreData
+	if len(res.Modified) > 0 {
+		data = &wire.StoreData{Modified: modifiedSet(res.Modified, refs, cmd.UID)}
 	}
-	// A non-silent STORE answers with the new flags of every message of the
-	// set (RFC 9051 §6.4.6), changed or not.
-	msgs, err := s.srv.st.Messages(ctx, account, mbox, store.ListOptions{FromUID: uids[0], ToUID: uids[len(uids)-1]})
+	if cmd.Flags.Silent {
+		return data, nil
+	}
+	// A non-silent STORE answers with the new flags of every message of
+	// the set (RFC 9051 §6.4.6), changed or not.
+	msgs, err := s.srv.st.Messages(ctx, a.account, mbox, store.ListOptions{FromUID: uids[0], ToUID: uids[len(uids)-1]})
 	if err != nil {
-		return s.selectedErr(sel, log, "store", err)
+		return nil, s.selectedErr(ctx, a, sel, "store", err)
 	}
-	_, isUID := numSet.(imap.UIDSet)
+	condstore := s.conn.Enabled(imap.CapCondStore)
+	rev1 := !s.conn.Enabled(imap.CapIMAP4rev2)
+	sel.st.mu.Lock()
+	recent := make(map[uint32]bool, len(refs))
+	for _, r := range refs {
+		_, recent[r.uid] = sel.v.recent[r.uid]
+	}
+	sel.st.mu.Unlock()
 	j := 0
 	for _, r := range refs {
 		for j < len(msgs) && msgs[j].UID < r.uid {
@@ -73,43 +90,78 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		if j == len(msgs) || msgs[j].UID != r.uid {
 			continue
 		}
-		rw := w.CreateMessage(r.seq)
-		if isUID {
-			rw.WriteUID(imap.UID(r.uid))
+		fr := w.Fetch(r.seq)
+		if cmd.UID {
+			fr.UID(imap.UID(r.uid))
 		}
-		rw.WriteFlags(imapFlags(msgs[j].Flags))
-		if err := rw.Close(); err != nil {
+		fr.Flags(fetchFlags(msgs[j].Flags, recent[r.uid] && rev1))
+		if condstore {
+			fr.ModSeq(msgs[j].ModSeq)
+		}
+		if err := fr.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return data, nil
+}
+
+// modifiedSet is STORE's MODIFIED set in the command's numbering.
+func modifiedSet(uids []uint32, refs []msgRef, uid bool) imap.NumSet {
+	if uid {
+		var set imap.UIDSet
+		for _, u := range uids {
+			set.AddNum(imap.UID(u))
+		}
+		return set
+	}
+	var set imap.SeqSet
+	for _, r := range refs {
+		if slices.Contains(uids, r.uid) {
+			set.AddNum(r.seq)
+		}
+	}
+	return set
+}
+
+// Expunge implements wire.Session (EXPUNGE; UID EXPUNGE with uids, RFC
+// 4315 §2.1).
+func (s *session) Expunge(ctx context.Context, w *wire.UpdateWriter, uids imap.UIDSet) error {
+	a, sel, err := s.selectedState()
+	if err != nil {
+		return err
+	}
+	if sel.readOnly {
+		return errReadOnly
+	}
+	gone, err := s.expunge(ctx, a, sel, uids)
+	if err != nil {
+		return err
+	}
+	for _, e := range gone {
+		if err := w.Expunge(e.seq, imap.UID(e.uid)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Expunge implements imapserver.Session (EXPUNGE, UID EXPUNGE and the
-// implicit expunge of CLOSE).
-func (s *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) error {
-	account, _, sel, log, err := s.selectedState()
-	if err != nil {
-		return err
-	}
-	if sel.readOnly {
-		if isCloseExpunge(w) {
-			return nil // CLOSE of an EXAMINEd mailbox removes nothing
-		}
-		return errReadOnly
-	}
-	refs := sel.resolve(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}})
-	if uidSet != nil {
-		refs = sel.resolve(*uidSet)
+// expunge removes the \Deleted messages of the selected mailbox (those of
+// uids if not nil), tells the other sessions, and returns what this
+// session's client must be told, in the order to write it.
+func (s *session) expunge(ctx context.Context, a authState, sel *selected, uids imap.UIDSet) ([]expunge, error) {
+	var refs []msgRef
+	if uids != nil {
+		refs = sel.resolve(uids)
+	} else {
+		refs = sel.resolve(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}})
 	}
 	if len(refs) == 0 {
-		return nil
+		return nil, nil
 	}
-	ctx := s.ctx()
 	mbox := sel.st.key.id
-	msgs, err := s.srv.st.Messages(ctx, account, mbox, store.ListOptions{FromUID: refs[0].uid, ToUID: refs[len(refs)-1].uid})
+	msgs, err := s.srv.st.Messages(ctx, a.account, mbox, store.ListOptions{FromUID: refs[0].uid, ToUID: refs[len(refs)-1].uid})
 	if err != nil {
-		return s.selectedErr(sel, log, "expunge", err)
+		return nil, s.selectedErr(ctx, a, sel, "expunge", err)
 	}
 	want := make(map[uint32]bool, len(refs))
 	for _, r := range refs {
@@ -122,41 +174,54 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) erro
 		}
 	}
 	if len(del) == 0 {
+		return nil, nil
+	}
+	removed, err := s.srv.st.Expunge(ctx, a.account, mbox, del)
+	if err != nil {
+		return nil, s.selectedErr(ctx, a, sel, "expunge", err)
+	}
+	return s.srv.expunged(a.account, mbox, removed, sel.v), nil
+}
+
+// expunged removes uids from the views of a mailbox after this process
+// removed them from the store: queued for every view but origin, and
+// returned for origin (whose client is told now, highest sequence number
+// first, so each stays valid as written).
+func (srv *Server) expunged(account string, mbox uint64, uids []uint32, origin *view) []expunge {
+	st := srv.reg.lookup(account, mbox)
+	if st == nil {
 		return nil
 	}
-	removed, err := s.srv.st.Expunge(ctx, account, mbox, del)
-	if err != nil {
-		return s.selectedErr(sel, log, "expunge", err)
-	}
-	// The tracker queues the EXPUNGE responses to every session, this one
-	// included; imapserver writes ours when the command completes.
-	sel.st.mu.Lock()
-	sel.st.expungeLocked(removed)
-	sel.st.mu.Unlock()
-	return nil
-}
-
-// isCloseExpunge reports whether w is the writer imapserver passes for
-// CLOSE, which has no connection (it must not send EXPUNGE responses).
-// imapserver gives no other way to tell CLOSE from EXPUNGE, and CLOSE of a
-// read-only mailbox must succeed without removing anything.
-func isCloseExpunge(w *imapserver.ExpungeWriter) bool {
-	if w == nil {
-		return true
-	}
-	f := reflect.ValueOf(w).Elem().FieldByName("conn")
-	return f.IsValid() && f.Kind() == reflect.Pointer && f.IsNil()
-}
-
-// expunged removes uids from the view of a mailbox after a change made
-// outside its sessions (RENAME INBOX).
-func (s *Server) expunged(account string, mailbox uint64, uids []uint32) {
-	st := s.reg.lookup(account, mailbox)
-	if st == nil {
-		return
-	}
-	defer s.reg.release(st)
+	defer srv.reg.release(st)
 	st.mu.Lock()
-	st.expungeLocked(uids)
-	st.mu.Unlock()
+	defer st.mu.Unlock()
+	st.expungeLocked(uids, origin)
+	if origin == nil {
+		return nil
+	}
+	gone := make(map[uint32]bool, len(uids))
+	for _, u := range uids {
+		gone[u] = true
+	}
+	v := origin
+	var out []expunge
+	for i := len(v.uids) - 1; i >= 0; i-- {
+		u := v.uids[i]
+		if gone[u] {
+			out = append(out, expunge{seq: uint32(i + 1), uid: u})
+			v.uids = append(v.uids[:i], v.uids[i+1:]...)
+			delete(v.recent, u)
+			delete(v.flags, u)
+			delete(v.expunged, u)
+		}
+	}
+	return out
+}
+
+func refUIDs(refs []msgRef) []uint32 {
+	uids := make([]uint32, len(refs))
+	for i, r := range refs {
+		uids[i] = r.uid
+	}
+	return uids
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"iter"
-	"log/slog"
 	"slices"
 
 	"github.com/sealmail/sealmail/store"
@@ -39,13 +38,15 @@ const (
 // train is called after a COPY or MOVE from src to dst of the messages
 // now at dstUIDs in dst. It trains synchronously, so that the next
 // delivery already sees the verdict; a failure is logged, never
-// reported to the client (the COPY or MOVE succeeded).
-func (s *session) train(account string, keys keyring, log *slog.Logger, srcID uint64, dst store.Mailbox, dstUIDs []uint32, moved bool) {
+// reported to the client (the COPY or MOVE succeeded). The Trainer reads
+// verified plaintext only (server/mailbox): a message changed at rest
+// trains nothing.
+func (s *session) train(ctx context.Context, a authState, srcID uint64, dst store.Mailbox, dstUIDs []uint32, moved bool) {
 	if s.srv.trainer == nil || len(dstUIDs) == 0 {
 		return
 	}
-	ctx := s.ctx()
-	src, err := s.srv.st.MailboxByID(ctx, account, srcID)
+	log := a.log
+	src, err := s.srv.st.MailboxByID(ctx, a.account, srcID)
 	if err != nil {
 		return
 	}
@@ -64,32 +65,48 @@ func (s *session) train(account string, keys keyring, log *slog.Logger, srcID ui
 		log.Info("training on the first messages only", "messages", len(uids), "trained", maxTrain)
 		uids = uids[:maxTrain]
 	}
-	msgs, err := s.srv.st.Messages(ctx, account, dst.ID, store.ListOptions{FromUID: uids[0], ToUID: uids[len(uids)-1], WithSummary: true})
+	listed, err := s.srv.st.Messages(ctx, a.account, dst.ID, store.ListOptions{FromUID: uids[0], ToUID: uids[len(uids)-1], WithSummary: true})
 	if err != nil {
 		log.Warn("training: list messages", "mailbox", dst.Name, "err", err)
 		return
 	}
+	var msgs []store.Message
+	for _, m := range listed {
+		if _, ok := slices.BinarySearch(uids, m.UID); ok && m.SealedSize <= maxTrainSize {
+			msgs = append(msgs, m)
+		}
+	}
+	sums, err := a.rd.Summaries(ctx, dst.ID, msgs)
+	if err != nil {
+		return
+	}
 	seq := func(yield func(io.Reader, error) bool) {
 		for i := range msgs {
-			m := &msgs[i]
-			if _, ok := slices.BinarySearch(uids, m.UID); !ok || m.SealedSize > maxTrainSize {
+			if sums[i] == nil {
 				continue
 			}
-			r, err := s.openBody(ctx, account, dst.ID, keys, m)
+			b, err := a.rd.Open(ctx, dst.ID, &msgs[i], sums[i].Size)
 			if err != nil {
-				log.Warn("training: open message", "mailbox", dst.Name, "uid", m.UID, "err", err)
+				log.Warn("training: open message", "mailbox", dst.Name, "uid", msgs[i].UID, "err", err)
 				continue
 			}
-			if !yield(r, nil) {
+			r, err := b.Range(0, sums[i].Size)
+			if err != nil {
+				b.Close()
+				continue
+			}
+			more := yield(r, nil)
+			b.Close()
+			if !more {
 				return
 			}
 		}
 	}
-	if err := s.srv.trainer.Learn(ctx, account, keys, spam, seq); err != nil {
+	if err := s.srv.trainer.Learn(ctx, a.account, a.keys, spam, seq); err != nil {
 		log.Warn("training failed", "mailbox", dst.Name, "err", err)
 		return
 	}
-	log.Info("trained the spam filter", "mailbox", dst.Name, "messages", len(uids), "spam", spam)
+	log.Info("trained the spam filter", "mailbox", dst.Name, "messages", len(msgs), "spam", spam)
 }
 
 func dstUIDs(res store.CopyResult) []uint32 {
