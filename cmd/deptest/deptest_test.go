@@ -102,6 +102,17 @@ var rules = []rule{
 	// protocol and nothing of the project.
 	{"only cmd/ imports server/listener", both(not(under(module+"/cmd")), not(under(module+"/server/listener"))),
 		[]string{module + "/server/listener"}},
+	// The shared mailbox reader knows the store and the keys, no protocol
+	// and no account management; its structure types know nothing.
+	{"server/mailbox imports store and crypto only", under(module + "/server/mailbox"),
+		[]string{module + "/policy", module + "/keyserver", module + "/server/account", module + "/server/smtp",
+			module + "/server/imap", module + "/server/listener"}},
+	{"server/mailbox/structure imports no project package", under(module + "/server/mailbox/structure"),
+		[]string{module + "/store", module + "/crypto", module + "/policy", module + "/keyserver", module + "/server/account",
+			module + "/server/smtp", module + "/server/imap", module + "/server/listener"}},
+	// The IMAP wire layer is protocol only: no store, no keys.
+	{"server/imap/wire imports no storage or keys", under(module + "/server/imap/wire"),
+		[]string{module + "/store", module + "/crypto", module + "/policy", module + "/server/account", "github.com/dgraph-io/badger"}},
 	{"server/listener imports no project package", under(module + "/server/listener"),
 		[]string{module + "/store", module + "/crypto", module + "/policy", module + "/keyserver",
 			module + "/server/smtp", module + "/server/imap", module + "/server/account", module + "/server/mailbox"}},
