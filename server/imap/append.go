@@ -15,10 +15,10 @@ import (
 	"github.com/sealmail/sealmail/store"
 )
 
-// maxAppendsPerAccount bounds the APPEND commands in progress at once for
+// DefaultMaxAppends bounds the APPEND commands in progress at once for
 // one account (issue 9 item 7: sessions that announce big messages and
 // then trickle them hold what they have sent).
-const maxAppendsPerAccount = 4
+const DefaultMaxAppends = 4
 
 // summaryKeep is the largest plaintext APPEND keeps, besides sealing it,
 // to store the message's summary at once; larger messages get theirs at
@@ -35,8 +35,9 @@ var (
 
 // appendGate counts the APPENDs in progress per account.
 type appendGate struct {
-	mu sync.Mutex
-	n  map[string]int // guarded by mu
+	max int // immutable
+	mu  sync.Mutex
+	n   map[string]int // guarded by mu
 }
 
 func (g *appendGate) enter(account string) bool {
@@ -45,7 +46,7 @@ func (g *appendGate) enter(account string) bool {
 	if g.n == nil {
 		g.n = map[string]int{}
 	}
-	if g.n[account] >= maxAppendsPerAccount {
+	if g.n[account] >= g.max {
 		return false
 	}
 	g.n[account]++

@@ -62,6 +62,9 @@ type Options struct {
 	// MaxDepth bounds the hierarchy levels of a mailbox name. 0 means
 	// DefaultMaxDepth.
 	MaxDepth int
+	// MaxAppends bounds the APPEND commands in progress at once for one
+	// account; more get NO [LIMIT]. 0 means DefaultMaxAppends.
+	MaxAppends int
 	// Search bounds the cost of one SEARCH; the zero value means the
 	// defaults of SearchLimits.
 	Search SearchLimits
@@ -170,6 +173,10 @@ func New(opt Options) (*Server, error) {
 	}
 	if s.maxDepth <= 0 {
 		s.maxDepth = DefaultMaxDepth
+	}
+	s.appends.max = opt.MaxAppends
+	if s.appends.max <= 0 {
+		s.appends.max = DefaultMaxAppends
 	}
 	s.notify = newNotifier(s)
 	lim := opt.Wire

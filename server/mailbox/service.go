@@ -117,6 +117,9 @@ func New(opt Options) (*Service, error) {
 // Workers returns the bound on concurrent work (Options.Workers).
 func (s *Service) Workers() int { return cap(s.workers) }
 
+// Busy returns how many workers are at work now.
+func (s *Service) Busy() int { return len(s.workers) }
+
 // work runs f on one of the server's worker slots, waiting for one.
 func (s *Service) work(ctx context.Context, f func()) error {
 	select {

@@ -80,6 +80,13 @@ func (c *Client) Line() (string, error) {
 	return strings.TrimRight(l, "\r\n"), err
 }
 
+// LineWithin reads one response line, waiting at most d.
+func (c *Client) LineWithin(d time.Duration) (string, error) {
+	c.nc.SetReadDeadline(time.Now().Add(d))
+	l, err := c.br.ReadString('\n')
+	return strings.TrimRight(l, "\r\n"), err
+}
+
 // ExpectRe reads one line, which must match re.
 func (c *Client) ExpectRe(re string) string {
 	c.t.Helper()
