@@ -188,10 +188,16 @@ func (p *addrParser) address() (a structure.Address, group string, ok bool) {
 		return structure.Address{}, name, false
 	case '<':
 		p.pos++
+		before := p.lastComment()
 		a = p.angle()
 		a.Name = strings.Join(words, " ")
 		if a.Name == "" {
-			a.Name = p.lastComment()
+			// A comment before or after the brackets, not inside them.
+			p.comments = p.comments[:0]
+			p.skipCFWS()
+			if a.Name = before; a.Name == "" {
+				a.Name = p.lastComment()
+			}
 		}
 		return a, "", a.Mailbox != ""
 	case '@':
