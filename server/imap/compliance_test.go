@@ -223,3 +223,21 @@ func TestFetchRacingExpunge(t *testing.T) {
 	mustNotContain(t, "FETCH racing EXPUNGE", out, "* 2 FETCH")
 	mustContain(t, "NOOP after", a.ok("NOOP"), "* 2 EXPUNGE")
 }
+
+// TestMultiAppend: MULTIAPPEND (RFC 3502) stores every message of the
+// command in one transaction, or none: a message refused midway (too
+// large) leaves nothing behind.
+func TestMultiAppend(t *testing.T) {
+	env := newEnv(t, envOptions{opt: Options{AppendLimit: 1000}})
+	env.addUser(alice, alicePW)
+	r := env.rawLogin(alice, alicePW)
+	one, two := string(testMessage("one", "1")), string(testMessage("two", "2"))
+	out := r.ok(fmt.Sprintf("APPEND INBOX (\\Seen) {%d+}\r\n%s {%d+}\r\n%s", len(one), one, len(two), two))
+	mustContain(t, "MULTIAPPEND", out, "[APPENDUID ", " 1:2]")
+	big := strings.Repeat("x", 2000)
+	out, st := r.cmd(fmt.Sprintf("APPEND INBOX {%d}\r\n%s {%d}", len(one), one, len(big)))
+	if st != "NO" || !strings.Contains(out, "[TOOBIG]") {
+		t.Errorf("MULTIAPPEND with a message too large: %s", out)
+	}
+	mustContain(t, "STATUS", r.ok("STATUS INBOX (MESSAGES)"), "MESSAGES 2")
+}

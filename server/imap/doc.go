@@ -1,23 +1,30 @@
-// Package imap is sealmail's IMAP server: a backend for
-// github.com/emersion/go-imap/v2's imapserver in which a user's LOGIN unlocks
-// the account's keys and only that session can read what is stored.
+// Package imap is sealmail's IMAP server: the session logic behind the
+// protocol layer of server/imap/wire, in which a user's LOGIN unlocks the
+// account's keys and only that session can read what is stored.
 //
 // Mail rests in the store sealed to the account's OpenPGP public key. A
-// successful LOGIN or AUTHENTICATE PLAIN (refused without TLS) goes to the
-// account service (Options.Accounts, server/account), which checks the
-// password or app password, throttles, and returns an account.Session
-// holding the unlocked crypto.Keyring; the IMAP session keeps it in memory
-// only. LOGOUT, UNAUTHENTICATE, a dropped connection and Shutdown wipe it.
-// When the account service ends the login (the account deleted, the slot
-// it used revoked or replaced), the client gets an untagged BYE saying why
-// and is disconnected.
+// successful LOGIN or AUTHENTICATE PLAIN (refused without TLS by the wire
+// layer) goes to the account service (Options.Accounts, server/account),
+// which checks the password or app password, throttles, and returns an
+// account.Session holding the unlocked crypto.Keyring; the IMAP session
+// keeps it in memory only. LOGOUT, UNAUTHENTICATE, a dropped connection
+// and Shutdown wipe it. When the account service ends the login (the
+// account deleted, the slot it used revoked or replaced), the client gets
+// an untagged BYE saying why and is disconnected (wire.Conn.Disconnect).
 //
-// The first unlocked session that meets a message without a summary opens it
-// once (public-key work), parses it and stores, sealed under the account's
-// index key, a summary (plaintext size, raw header block, envelope, body
-// structure; see summary.go) and the message's session key. Later FETCH and
-// SEARCH use the summary, and bodies are decrypted with the stored session key
-// (symmetric work only), streaming.
+// Reading mail is server/mailbox's (shared with POP3): sealed summaries
+// built once per message, sections, bodies verified before release,
+// prefetch and text search, with a server-wide bound on decrypt workers
+// and plaintext memory (Options.Mailboxes, Options.Workers).
+//
+// One file per command family: auth.go (LOGIN), select.go (SELECT,
+// EXAMINE, CLOSE, UNSELECT; sequence sets), mailbox.go (CREATE, DELETE,
+// RENAME, SUBSCRIBE, STATUS), list.go (LIST, LSUB), fetch.go, search.go,
+// store_flags.go (STORE, EXPUNGE), copy_move.go, append.go; session.go has
+// the session state and Poll, registry.go the views shared between
+// sessions. An extension is an optional interface of wire.Session
+// (SessionQuota, SessionSort…) implemented in a file of its own, and is
+// advertised only once it is.
 //
 // Implementation notes:
 //
@@ -32,62 +39,74 @@
 //   - A deleted selected mailbox. DELETE marks the mailbox's state gone
 //     (registry.deleted); a store call that finds the ID gone (a deletion
 //     by another process) does the same. Every other session that has it
-//     selected is then sent an untagged BYE ("Selected mailbox was
-//     deleted, have to disconnect", Dovecot's words) and disconnected, at
-//     its next command (selectedState, Poll) or at once if it is in IDLE:
+//     selected then ends with an untagged BYE ("Selected mailbox was
+//     deleted, have to disconnect", Dovecot's words): from Poll (at once
+//     in IDLE, else after its next command) or from the command itself.
 //     IMAP has no way for the server to close a selected mailbox (RFC 2180
 //     §3.3). The session that deleted its own selected mailbox gets OK and
 //     is left with nothing selected.
-//   - Sequence numbers. Every mailbox that some session has selected has one
+//   - Views. Every mailbox that some session has selected has one
 //     in-process mailboxState (registry.go), keyed by account and mailbox
-//     ID so that it survives RENAME. It holds the mailbox's UIDs in
-//     ascending order (the "server view") and the imapserver.MailboxTracker
-//     that queues unilateral EXISTS/EXPUNGE/FETCH FLAGS responses to each
-//     session. The UID list and the tracker change together, under
-//     mailboxState.mu, so the tracker's count never disagrees with the list
-//     (the tracker panics on inconsistent counts). Sequence numbers are
-//     translated between the server view and each client's view with
-//     SessionTracker.EncodeSeqNum/DecodeSeqNum, also only under
-//     mailboxState.mu. One EXISTS increase is queued per new message, because
-//     the tracker does not handle larger steps.
-//   - Every mutation of a mailbox made by this process reaches its tracker:
-//     our own EXPUNGE/MOVE/STORE/APPEND/COPY directly, SMTP deliveries via
-//     Server.Delivered. Changes made by other processes are picked up at the
-//     next SELECT, which reconciles the UID list with the store. A message
-//     that appears with a UID lower than one already announced (a late
-//     concurrent commit) cannot be announced without breaking sequence
-//     numbers; it is logged and shows up at the next SELECT of a fresh state.
-//   - Lock order: registry.mu, then mailboxState.mu, then the trackers' own
-//     mutexes (taken inside imapserver). No store or crypto call is made
-//     while registry.mu is held; store calls under mailboxState.mu are
-//     limited to listing UIDs when a state is loaded or synchronised.
-//   - The library does not enforce EXAMINE's read-only mode, set \Seen on
-//     non-PEEK body fetches, answer a non-silent STORE with FETCH FLAGS, or
-//     fill SelectData.List for IMAP4rev2 clients: this package does all four.
-//   - Errors reaching the client are *imap.Error values built in errors.go;
-//     causes go to the log with the fixed keys (proto, cid, remote, account,
-//     mailbox, uid, err, duration), never message content or secrets.
+//     ID: its UIDs as this process knows them, the keywords in use, and
+//     one view per session: the UIDs that session's client knows (their
+//     positions are its sequence numbers) and what it has not been told
+//     yet (new messages, expunges, flag changes with their modseq, new
+//     keywords). A change one session makes is queued in the others' views
+//     and wakes them (Updates); Poll writes it when the protocol allows
+//     (no EXPUNGE after FETCH, STORE or SEARCH by sequence number, RFC
+//     9051 §7.5.1), announcing a new keyword with FLAGS before any FETCH
+//     uses it. What Poll writes is computed under the state's lock and
+//     written after it is released, so a slow client holds no other
+//     session up.
+//   - Every mutation this process makes reaches the views: our own
+//     EXPUNGE/MOVE/STORE/APPEND/COPY at once, SMTP deliveries through
+//     Server.Delivered, which returns at once and announces in the
+//     background (the notifier), so the SMTP reply never waits on IMAP.
+//     SELECT lists the mailbox under its state's lock and reconciles: what
+//     another process expunged is expunged for the views, what it added is
+//     announced. A message that appears with a UID below one already
+//     announced (a store that commits UIDs out of order; badger never
+//     does) cannot be announced without breaking sequence numbers; the
+//     views see it at their next SELECT.
+//   - \Recent (RFC 3501 §2.3.2, for IMAP4rev1 clients) is kept in process
+//     (recentTracker): new mail is recent in the first read-write session
+//     that selects the mailbox or is told of it; EXAMINE shows it without
+//     taking it; STATUS RECENT counts what no session took. After a
+//     restart nothing is recent until new mail arrives.
+//   - Lock order: registry.mu, then mailboxState.mu, then recentTracker.mu.
+//     session.mu is never held with another. No store or crypto call is
+//     made under registry.mu; under mailboxState.mu only the listings of
+//     SELECT and of new messages.
+//   - FETCH writes a message's response whole or not at all: a body is
+//     verified (server/mailbox) before any item of the message is
+//     written; a message that fails is left out and the command ends
+//     NO [CORRUPTION], one expunged meanwhile NO [EXPUNGEISSUED] (RFC 2180
+//     §4.1.2). BODY sections show NUL bytes as 0x80 (a literal must not
+//     carry NUL; the size stays, as in Dovecot); BINARY gives the bytes.
+//   - SEARCH is bounded before any work (Options.Search: string keys per
+//     command, strings × plaintext bytes to scan) and by a deadline, and
+//     its context ends when the client goes away. It works from the sealed
+//     summaries; TEXT and BODY decrypt and scan, and only verified text
+//     can match.
+//   - Limits per account: mailboxes and hierarchy depth (NO [LIMIT]),
+//     APPEND commands in progress (Options.MaxAppends). APPEND seals the
+//     message as its literal streams in; size and quota are refused
+//     before the client sends it.
+//   - Errors reaching the client are *imap.Error values built in errors.go
+//     and next to the commands; causes go to the log with the fixed keys
+//     (proto, cid, remote, account, mailbox, uid, err, duration), never
+//     message content or secrets.
 //   - Logins: the throttle, the unlock cache, the bound on argon2id runs
 //     and the fixed failure delay live in server/account, shared with the
 //     other protocols. This package maps its answers: wrong credentials
 //     and unknown accounts alike to NO [AUTHENTICATIONFAILED], refusals
-//     before any work to NO [UNAVAILABLE] (auth.go).
-//   - FETCH of bodies decrypts ahead of the writer on the server's workers
-//     (prefetch.go): at most prefetchWindow messages per worker of at most
-//     maxPrefetchSize bytes each are held decrypted, and each is wiped once
-//     written; larger messages are streamed. SEARCH TEXT/BODY streams every
-//     message through a matcher that keeps only a pattern-sized overlap.
+//     before any work, and a tampered account (account.ErrKeyMismatch),
+//     to NO [UNAVAILABLE].
 //   - Spam training (train.go, Options.Trainer): after a MOVE or COPY
 //     into the \Junk mailbox, or a MOVE out of it to anywhere but
-//     \Trash, the session opens the moved messages with its keyring and
-//     hands them to the Trainer (server/filter) before the command
-//     completes, so the next delivery already sees the verdict. At most
-//     500 messages per command, each under 8 MiB; a failure is logged,
-//     the command still succeeds.
-//   - Limitation of the library: mailbox names are always decoded as
-//     modified UTF-7 by imapserver before this package sees them. A name
-//     that is not valid modified UTF-7 (for example a bare "&" sent by an
-//     IMAP4rev2 client) is answered by imapserver with NO [SERVERBUG] before
-//     any backend code runs. Names that decode (including "&-" and raw
-//     UTF-8) are stored as UTF-8 and handled end to end.
+//     \Trash, the session opens the moved messages with its keyring
+//     (verified, through server/mailbox) and hands them to the Trainer
+//     (server/filter) before the command completes, so the next delivery
+//     already sees the verdict. At most 500 messages per command, each
+//     under 8 MiB; a failure is logged, the command still succeeds.
 package imap

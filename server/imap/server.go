@@ -184,7 +184,7 @@ func New(opt Options) (*Server, error) {
 	ws, err := wire.New(wire.Options{
 		NewSession: s.newSession,
 		TLSConfig:  opt.TLSConfig,
-		Caps:       []imap.Cap{imap.CapCreateSpecialUse},
+		Caps:       []imap.Cap{imap.CapCreateSpecialUse, imap.CapMultiAppend},
 		Limits:     lim,
 		ServerID:   &imap.IDData{Name: "sealmail"},
 		Logger:     log,
