@@ -51,7 +51,8 @@
 // (slots.go). Wrapped key: version, nonce, sealed secret key (keys.go).
 // Index data: version, nonce, sealed data, with associated data that
 // separates caller data from session keys and binds the caller's ad
-// (index.go). Messages are standard binary OpenPGP messages (RFC 9580
+// (index.go); a sealed session key is bound to the message it opens when
+// the caller names it (OpenFor: account, mailbox, UID). Messages are standard binary OpenPGP messages (RFC 9580
 // §10.3): one PKESK and a SEIPD packet holding one uncompressed literal
 // data packet.
 //
@@ -92,7 +93,11 @@
 //     secret byte slice it owns (M, K_idx, derived keys, serialized secret
 //     keys, session keys, the private key scalars it knows) and drops the
 //     references. Copies inside go-crypto or the runtime (AES key
-//     schedules of open streams, big.Int temporaries) are out of reach.
+//     schedules of open streams, big.Int temporaries) are out of reach,
+//     and so is the precomputed copy of an RSA private key that Go's
+//     crypto/rsa keeps in its FIPS module: Wipe drops the reference to
+//     it, and it stays in memory until the garbage collector reuses it.
+//     Ed25519/X25519 keys (the default) have no such copy.
 //   - Concurrency. Keyring methods take a read lock around the use of its
 //     secrets; Wipe takes the write lock. Streams returned by Open do not
 //     touch the keyring and keep working after Wipe. PublicKey is

@@ -239,6 +239,12 @@ func wipePrivateKey(pk *packet.PrivateKey) {
 		wipeInt(priv.Precomputed.Dp)
 		wipeInt(priv.Precomputed.Dq)
 		wipeInt(priv.Precomputed.Qinv)
+		// Go's crypto/rsa keeps a second, precomputed copy of the key in
+		// its FIPS module (an unexported field) that no API reaches: drop
+		// the reference so nothing uses it again; its bytes stay in memory
+		// until the garbage collector reuses them (issue 9 item 14,
+		// SECURITY.md). Ed25519/X25519 keys, the default, have no copy.
+		priv.Precomputed = rsa.PrecomputedValues{}
 	}
 	pk.PrivateKey = nil
 }
