@@ -154,6 +154,9 @@ func (s *session) Fetch(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Fet
 		if pf != nil {
 			pf.Release(i)
 		}
+		if err == nil {
+			err = w.Err() // the client is gone: decrypt no more
+		}
 		if err != nil {
 			if errors.Is(err, mailbox.ErrUnknownEncoding) {
 				return errUnknownCTE

@@ -24,8 +24,8 @@ type NewSessionFunc func(c *Conn) (Session, error)
 //   - Methods are called one at a time. Poll is also called between
 //     commands (IDLE, NOTIFY), never during another call.
 //   - ctx is cancelled when the connection ends or the server shuts down,
-//     and for LOGIN, SEARCH, SORT and THREAD when the client hangs up
-//     while they run.
+//     and for LOGIN, SEARCH, SORT, THREAD and FETCH when the client hangs
+//     up while they run.
 //   - Errors: return *imap.Error (NO/BAD with a response code) for what
 //     the client may read; one of type BYE is sent untagged and ends the
 //     connection. Any other error is logged by the dispatcher with its

@@ -142,15 +142,16 @@ func (c *Conn) writeStatus(tag string, res result) {
 
 // watchable reports whether a command is watched for the client going
 // away while it runs: those whose work is unbounded by what they write
-// (LOGIN's unlock, SEARCH, SORT and THREAD over a whole mailbox). Others
-// either end soon or stop on their first failed write (FETCH streams), and
-// watching costs every command ~20 µs of latency on an idle machine (a
-// pending runtime timer changes how the scheduler parks), measured with
+// (LOGIN's unlock, SEARCH, SORT and THREAD over a whole mailbox) and
+// FETCH, which may decrypt and parse a whole mailbox before its first
+// write (summaries of new mail). Others end soon, and watching costs
+// every command ~20 µs of latency on an idle machine (a pending runtime
+// timer changes how the scheduler parks), measured with
 // BenchmarkRoundTrip. None of these reads the client while it runs, which
 // the watcher needs.
 func watchable(cmd *Command) bool {
 	switch cmd.Name {
-	case "LOGIN", "SEARCH", "SORT", "THREAD":
+	case "LOGIN", "SEARCH", "SORT", "THREAD", "FETCH":
 		return true
 	}
 	return false

@@ -61,7 +61,7 @@
 //     concurrently. During IDLE, and between commands while NOTIFY is
 //     active, a second goroutine only waits for input (DONE, or the next
 //     command's first byte) while the first writes the Session's updates
-//     as Updates signals them. While LOGIN, SEARCH, SORT or THREAD has run
+//     as Updates signals them. While LOGIN, SEARCH, SORT, THREAD or FETCH has run
 //     for 20 ms, a goroutine waits on the connection and cancels the
 //     command's context if the client hangs up; it is woken (read
 //     deadline in the past) and waited for before the next command is
