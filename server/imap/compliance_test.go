@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/sealmail/sealmail/store"
 )
 
 // Regression tests of the compliance failures that Dovecot's imaptest
@@ -240,4 +242,62 @@ func TestMultiAppend(t *testing.T) {
 		t.Errorf("MULTIAPPEND with a message too large: %s", out)
 	}
 	mustContain(t, "STATUS", r.ok("STATUS INBOX (MESSAGES)"), "MESSAGES 2")
+}
+
+// TestIdleSeesEveryDelivery: while deliveries land and another session
+// selects the mailbox over and over, an IDLE session is told of every
+// message, in order, and never of an EXPUNGE. (A SELECT that reconciled
+// with a listing made before a delivery announced it as expunged, and
+// the message came back as "out of UID order", unannounced until the next
+// SELECT.)
+func TestIdleSeesEveryDelivery(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	idle := env.rawLogin(alice, alicePW)
+	idle.ok("SELECT INBOX")
+	fmt.Fprintf(idle.conn, "i IDLE\r\n")
+	if l := idle.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	const n = 150
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sel := env.rawLogin(alice, alicePW)
+		for range 3 * n {
+			sel.ok("SELECT INBOX")
+		}
+	}()
+	for i := range n {
+		ds, err := env.st.Deliver(t.Context(), []store.Delivery{{Account: alice, Blob: env.seal(alice, testMessage(fmt.Sprintf("m%d", i), "x"))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.srv.Delivered(ds)
+	}
+	<-done
+	last := 0
+	for last < n {
+		l := idle.line()
+		if strings.Contains(l, "EXPUNGE") {
+			t.Fatalf("IDLE session told of an EXPUNGE: %q", l)
+		}
+		var k int
+		if _, err := fmt.Sscanf(l, "* %d EXISTS", &k); err == nil {
+			if k < last {
+				t.Fatalf("EXISTS went down from %d to %d", last, k)
+			}
+			last = k
+		}
+	}
+	fmt.Fprintf(idle.conn, "DONE\r\n")
+	for {
+		l := idle.line()
+		if strings.Contains(l, "EXPUNGE") {
+			t.Fatalf("told of an EXPUNGE: %q", l)
+		}
+		if strings.HasPrefix(l, "i ") {
+			break
+		}
+	}
 }
