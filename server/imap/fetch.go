@@ -208,13 +208,20 @@ func (s *session) loadItems(ctx context.Context, a authState, sel *selected, ref
 	}
 	sel.st.mu.Unlock()
 	if needSum {
-		sums, err := a.rd.Summaries(ctx, mbox, picked)
+		sums, errs, err := a.rd.Summaries(ctx, mbox, picked)
 		if err != nil {
 			return nil, false, err
 		}
+		kept := items[:0]
 		for i := range items {
+			if errors.Is(errs[i], store.ErrNotFound) {
+				missing = true // expunged while its summary was built
+				continue
+			}
 			items[i].sum = sums[i]
+			kept = append(kept, items[i])
 		}
+		items = kept
 	}
 	return items, missing, nil
 }

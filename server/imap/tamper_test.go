@@ -194,3 +194,46 @@ func TestSwappedPublicKeyRefused(t *testing.T) {
 		t.Errorf("not logged for the operator:\n%s", env.logs.String())
 	}
 }
+
+// TestLegacySummariesMigrated: summaries and session keys of the older
+// format (bound to the account only) are rebuilt at the first read,
+// quietly (no warning: they are not tampered with), and read correctly.
+func TestLegacySummariesMigrated(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	msg := testMessage("legacy", "an old message")
+	d := env.deliver(alice, "", msg)
+	sess, err := env.acc.Login(context.Background(), account.LoginRequest{Remote: "192.0.2.9:1", Username: alice, Secret: []byte(alicePW)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	kr := sess.Keyring()
+	_, sk, err := kr.Open(bytes.NewReader(env.seal(alice, msg))) // an unbound session key, as before
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := kr.SealIndex([]byte{1, 0xff, 0xff}, []byte("sealmail imap summary v1\x00"+alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.st.SetSummaries(context.Background(), alice, d.MailboxID, []store.SummaryUpdate{{UID: d.UID, Summary: old, SessionKey: sk}}); err != nil {
+		t.Fatal(err)
+	}
+	c := env.dial(alice, alicePW)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	whole := &imap.FetchItemBodySection{Peek: true}
+	m := fetchOne(t, c, imap.SeqSetNum(1), &imap.FetchOptions{Envelope: true, BodySection: []*imap.FetchItemBodySection{whole}})
+	if m.Envelope == nil || m.Envelope.Subject != "legacy" || !bytes.Equal(m.FindBodySection(whole), msg) {
+		t.Errorf("legacy message reads %+v", m.Envelope)
+	}
+	if strings.Contains(env.logs.String(), "does not open") {
+		t.Errorf("a legacy summary was reported as tampered:\n%s", env.logs.String())
+	}
+	stored, _ := env.messages(alice, "INBOX", storeListWithSummary())
+	if bytes.Equal(stored[0].Summary, old) {
+		t.Errorf("the legacy summary was not replaced")
+	}
+}

@@ -76,7 +76,7 @@ func (s *session) train(ctx context.Context, a authState, srcID uint64, dst stor
 			msgs = append(msgs, m)
 		}
 	}
-	sums, err := a.rd.Summaries(ctx, dst.ID, msgs)
+	sums, _, err := a.rd.Summaries(ctx, dst.ID, msgs)
 	if err != nil {
 		return
 	}

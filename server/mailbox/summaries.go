@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -15,15 +16,16 @@ import (
 const summaryBatch = 256
 
 // Summaries returns the summary of each message of msgs (listed with
-// WithSummary), nil where a message cannot be opened (the cause is
-// logged). Stored summaries are opened with the index key; messages
+// WithSummary), nil where a message cannot be opened; errs[i] says why
+// (store.ErrNotFound: expunged meanwhile; anything else is logged). Stored summaries are opened with the index key; messages
 // without a usable one (new, copied by an older version, or tampered
 // with) are opened with the private key once, and their summary and
 // session key are stored for later reads. msgs[i].SessionKey is updated
 // for rebuilt ones. The work runs on the server's workers; it stops when
 // ctx ends, which is then the error.
-func (r *Reader) Summaries(ctx context.Context, mailbox uint64, msgs []store.Message) ([]*Summary, error) {
+func (r *Reader) Summaries(ctx context.Context, mailbox uint64, msgs []store.Message) (sums []*Summary, errs []error, err error) {
 	out := make([]*Summary, len(msgs))
+	errs = make([]error, len(msgs))
 	var (
 		mu      sync.Mutex
 		updates []store.SummaryUpdate
@@ -40,70 +42,77 @@ func (r *Reader) Summaries(ctx context.Context, mailbox uint64, msgs []store.Mes
 			r.log.Warn("storing summaries", "mailbox", mailbox, "err", err)
 		}
 	}
-	// Stored summaries first, on this goroutine in batches: opening one
-	// is a few microseconds, less than handing it to a worker.
-	var build []int
-	for i := range msgs {
-		m := &msgs[i]
-		if m.Summary == nil || m.SessionKey == nil {
-			build = append(build, i)
-			continue
-		}
-		sm, err := r.openSummary(mailbox, m)
-		if err != nil {
-			r.log.Warn("stored summary does not open; rebuilding it from the message (an older format, an interrupted copy, or data changed outside sealmail)",
-				"mailbox", mailbox, "uid", m.UID, "err", err)
-			build = append(build, i)
-			continue
-		}
-		out[i] = sm
-	}
+	// Chunks of messages go to the server's workers: opening a stored
+	// summary is a few microseconds, building one a private-key
+	// operation and a parse.
+	const chunk = 16
 	next := make(chan int)
-	for range min(r.svc.Workers(), len(build)) {
+	for range min(r.svc.Workers(), (len(msgs)+chunk-1)/chunk) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range next {
-				m := &msgs[i]
-				var (
-					sm     *Summary
-					sealed []byte
-					sk     []byte
-					err    error
-				)
-				if werr := r.svc.work(ctx, func() { sm, sealed, sk, err = r.build(ctx, mailbox, m.UID) }); werr != nil {
-					continue
-				}
-				if err != nil {
-					r.logUnreadable(mailbox, m.UID, err)
-					continue
-				}
-				out[i] = sm
-				m.SessionKey = sk
-				mu.Lock()
-				updates = append(updates, store.SummaryUpdate{UID: m.UID, Summary: sealed, SessionKey: sk})
-				flush(false)
-				mu.Unlock()
+			for lo := range next {
+				r.svc.work(ctx, func() {
+					for i := lo; i < min(lo+chunk, len(msgs)) && ctx.Err() == nil; i++ {
+						u, ok := r.summary(ctx, mailbox, &msgs[i], out, errs, i)
+						if ok {
+							mu.Lock()
+							updates = append(updates, u)
+							flush(false)
+							mu.Unlock()
+						}
+					}
+				})
 			}
 		}()
 	}
-	for _, i := range build {
+	for lo := 0; lo < len(msgs); lo += chunk {
 		if ctx.Err() != nil {
 			break
 		}
-		next <- i
+		next <- lo
 	}
 	close(next)
 	wg.Wait()
 	mu.Lock()
 	flush(true)
 	mu.Unlock()
-	return out, ctx.Err()
+	return out, errs, ctx.Err()
+}
+
+// summary opens message m's stored summary into out[i], or builds it:
+// then it returns the update to store.
+func (r *Reader) summary(ctx context.Context, mailbox uint64, m *store.Message, out []*Summary, errs []error, i int) (store.SummaryUpdate, bool) {
+	if m.Summary != nil && m.SessionKey != nil {
+		sm, err := r.openSummary(mailbox, m)
+		if err == nil {
+			out[i] = sm
+			return store.SummaryUpdate{}, false
+		}
+		if r.legacySummary(m) {
+			// Written by a version that bound summaries to the account
+			// only: authentic, but not known to be this message's. The
+			// migration is this rebuild.
+			r.log.Debug("rebuilding a summary of the older format", "mailbox", mailbox, "uid", m.UID)
+		} else {
+			r.log.Warn("stored summary does not open; rebuilding it from the message (an interrupted copy, or data changed outside sealmail)",
+				"mailbox", mailbox, "uid", m.UID, "err", err)
+		}
+	}
+	sm, sealed, sk, err := r.build(ctx, mailbox, m.UID)
+	if err != nil {
+		errs[i] = r.integrity(mailbox, m.UID, err)
+		r.logUnreadable(mailbox, m.UID, err)
+		return store.SummaryUpdate{}, false
+	}
+	out[i] = sm
+	m.SessionKey = sk
+	return store.SummaryUpdate{UID: m.UID, Summary: sealed, SessionKey: sk}, true
 }
 
 func (r *Reader) logUnreadable(mailbox uint64, uid uint32, err error) {
-	if errors.Is(err, store.ErrNotFound) {
-		return // expunged meanwhile
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, crypto.ErrIntegrity) || errors.Is(err, context.Canceled) {
+		return // expunged meanwhile; logged by integrity; nobody waits
 	}
 	r.log.Error("message cannot be opened", "mailbox", mailbox, "uid", uid, "err", err)
 }
@@ -117,6 +126,20 @@ func (r *Reader) openSummary(mailbox uint64, m *store.Message) (*Summary, error)
 	}
 	defer wipe(b)
 	return DecodeSummary(b)
+}
+
+// legacySummaryAD is the associated data of summaries written before they
+// were bound to their message (server/imap, summary version 1).
+func legacySummaryAD(account string) []byte {
+	return []byte("sealmail imap summary v1\x00" + account)
+}
+
+// legacySummary reports whether m's stored summary is of that older
+// format (it opens with the account-only binding).
+func (r *Reader) legacySummary(m *store.Message) bool {
+	b, err := r.keys.OpenIndex(m.Summary, legacySummaryAD(r.account))
+	wipe(b)
+	return err == nil
 }
 
 // build opens one message with the private key, builds its summary and
