@@ -17,8 +17,12 @@ import (
 
 // DefaultMaxAppends bounds the APPEND commands in progress at once for
 // one account (issue 9 item 7: sessions that announce big messages and
-// then trickle them hold what they have sent).
-const DefaultMaxAppends = 4
+// then trickle them hold what they have sent). One more waits up to
+// appendWait for a slot, then is refused.
+const DefaultMaxAppends = 8
+
+// appendWait is how long an APPEND waits for a slot of its account.
+const appendWait = 15 * time.Second
 
 // summaryKeep is the largest plaintext APPEND keeps, besides sealing it,
 // to store the message's summary at once; larger messages get theirs at
@@ -35,22 +39,38 @@ var (
 
 // appendGate counts the APPENDs in progress per account.
 type appendGate struct {
-	max int // immutable
-	mu  sync.Mutex
-	n   map[string]int // guarded by mu
+	max  int           // immutable
+	wait time.Duration // immutable: appendWait (tests shorten it)
+	mu   sync.Mutex
+	n    map[string]int // guarded by mu
+	wake chan struct{}  // guarded by mu; closed when a slot frees
 }
 
-func (g *appendGate) enter(account string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.n == nil {
-		g.n = map[string]int{}
+// enter takes a slot of account, waiting up to g.wait (or ctx).
+func (g *appendGate) enter(ctx context.Context, account string) bool {
+	timer := time.NewTimer(g.wait)
+	defer timer.Stop()
+	for {
+		g.mu.Lock()
+		if g.n == nil {
+			g.n = map[string]int{}
+			g.wake = make(chan struct{})
+		}
+		if g.n[account] < g.max {
+			g.n[account]++
+			g.mu.Unlock()
+			return true
+		}
+		wake := g.wake
+		g.mu.Unlock()
+		select {
+		case <-wake:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
 	}
-	if g.n[account] >= g.max {
-		return false
-	}
-	g.n[account]++
-	return true
 }
 
 func (g *appendGate) leave(account string) {
@@ -59,6 +79,8 @@ func (g *appendGate) leave(account string) {
 	if g.n[account]--; g.n[account] <= 0 {
 		delete(g.n, account)
 	}
+	close(g.wake)
+	g.wake = make(chan struct{})
 }
 
 // Append implements wire.Session: it begins an APPEND to mailbox, before
@@ -87,7 +109,7 @@ func (s *session) Append(ctx context.Context, cmd *wire.Append) (wire.Appender, 
 	if err != nil {
 		return nil, protoErr(a.log, "append", err)
 	}
-	if !s.srv.appends.enter(a.account) {
+	if !s.srv.appends.enter(ctx, a.account) {
 		return nil, errBusy
 	}
 	return &appender{s: s, a: a, mb: mb, pk: pk, acct: acct}, nil

@@ -95,9 +95,11 @@ func TestIssue9AppendNoPrealloc(t *testing.T) {
 }
 
 // TestAppendsPerAccount: beyond Options.MaxAppends APPENDs in progress
-// for one account, the next is refused before its literal.
+// for one account, the next waits for a slot and, when none frees in
+// time, is refused before its literal.
 func TestAppendsPerAccount(t *testing.T) {
 	env := quietEnv(t, Options{MaxAppends: 2})
+	env.srv.appends.wait = 2 * time.Second
 	tg := env.target(alice, alicePW)
 	for i := range 2 {
 		c := wiretest.Dial(t, tg)
@@ -108,6 +110,9 @@ func TestAppendsPerAccount(t *testing.T) {
 	c := wiretest.Dial(t, tg)
 	c.Login(tg)
 	c.Send("a APPEND INBOX {1000}")
+	if l, err := c.LineWithin(time.Second); err == nil {
+		t.Fatalf("third APPEND answered at once: %q", l)
+	}
 	c.ExpectRe(`^a NO \[LIMIT\]`)
 	c.Send("b NOOP")
 	c.ExpectRe(`^b OK`)

@@ -63,7 +63,8 @@ type Options struct {
 	// DefaultMaxDepth.
 	MaxDepth int
 	// MaxAppends bounds the APPEND commands in progress at once for one
-	// account; more get NO [LIMIT]. 0 means DefaultMaxAppends.
+	// account; one more waits up to 15 s for a slot, then gets
+	// NO [LIMIT]. 0 means DefaultMaxAppends.
 	MaxAppends int
 	// Search bounds the cost of one SEARCH; the zero value means the
 	// defaults of SearchLimits.
@@ -174,7 +175,7 @@ func New(opt Options) (*Server, error) {
 	if s.maxDepth <= 0 {
 		s.maxDepth = DefaultMaxDepth
 	}
-	s.appends.max = opt.MaxAppends
+	s.appends.max, s.appends.wait = opt.MaxAppends, appendWait
 	if s.appends.max <= 0 {
 		s.appends.max = DefaultMaxAppends
 	}
