@@ -132,8 +132,70 @@ type appender struct {
 type appendMsg struct {
 	flags  []string
 	date   time.Time
-	sealed bytes.Buffer
+	sealed sealedSink
 	plain  []byte // kept for the summary when small; nil otherwise
+}
+
+// inlineMax is the largest sealed message APPEND keeps in memory until
+// Commit; a larger one is written to the store in pieces as it is sealed
+// (store.StageBlob), so that no APPEND holds a whole large message.
+const inlineMax = 1 << 20
+
+// sealedSink takes a sealed message as it is made: in memory up to
+// inlineMax, then staged in the store.
+type sealedSink struct {
+	ctx     context.Context
+	st      Store
+	account string
+	buf     bytes.Buffer
+	bw      store.BlobWriter // nil while in memory
+}
+
+func (k *sealedSink) Write(p []byte) (int, error) {
+	if k.bw == nil {
+		if k.buf.Len()+len(p) <= inlineMax {
+			return k.buf.Write(p)
+		}
+		bw, err := k.st.StageBlob(k.ctx, k.account)
+		if err != nil {
+			return 0, err
+		}
+		k.bw = bw
+		if _, err := bw.Write(k.buf.Bytes()); err != nil {
+			return 0, err
+		}
+		k.buf = bytes.Buffer{}
+	}
+	return k.bw.Write(p)
+}
+
+// delivery fills d with the sealed message: its bytes, or the staged blob.
+func (k *sealedSink) delivery(ctx context.Context, d *store.Delivery) error {
+	if k.bw == nil {
+		d.Blob = k.buf.Bytes()
+		return nil
+	}
+	sb, err := k.bw.Finish(ctx)
+	if err != nil {
+		return err
+	}
+	d.Staged = &sb
+	return nil
+}
+
+// inline returns the sealed bytes if they were kept in memory.
+func (k *sealedSink) inline() []byte {
+	if k.bw != nil {
+		return nil
+	}
+	return k.buf.Bytes()
+}
+
+// discard removes a staged blob that no Deliver linked.
+func (k *sealedSink) discard() {
+	if k.bw != nil {
+		k.bw.Discard()
+	}
 }
 
 var (
@@ -153,7 +215,7 @@ func (ap *appender) CheckMessage(ctx context.Context, m *wire.AppendMessage) err
 	if m.Size > ap.s.srv.appendLimit || ap.size+m.Size > 2*ap.s.srv.appendLimit {
 		return errTooBig
 	}
-	if q := ap.acct.QuotaBytes; q > 0 && ap.acct.UsedBytes+ap.size+m.Size > q {
+	if q := ap.acct.QuotaLimit; q > 0 && ap.acct.UsedBytes+ap.size+m.Size > q {
 		return errQuota
 	}
 	return nil
@@ -175,14 +237,16 @@ func appendFlags(in []imap.Flag) ([]string, error) {
 }
 
 // AddMessage implements wire.Appender: the message is sealed as it
-// arrives; only the sealed bytes are kept (and, for a small message, its
-// plaintext until Commit, for its summary).
+// arrives; the sealed bytes are kept in memory if small, else written to
+// the store in pieces; a small message's plaintext is kept until Commit,
+// for its summary.
 func (ap *appender) AddMessage(ctx context.Context, m *wire.AppendMessage) error {
 	flags, err := appendFlags(m.Flags)
 	if err != nil {
 		return err
 	}
 	am := &appendMsg{flags: flags, date: m.Date}
+	am.sealed = sealedSink{ctx: ctx, st: ap.s.srv.st, account: ap.a.account}
 	ap.msgs = append(ap.msgs, am)
 	wc, err := ap.pk.Seal(&am.sealed)
 	if err != nil {
@@ -218,7 +282,7 @@ func (ap *appender) AddMessage(ctx context.Context, m *wire.AppendMessage) error
 		return protoErr(ap.a.log, "append", err)
 	}
 	am.plain = keep.bytes()
-	ap.size += int64(am.sealed.Len())
+	ap.size += n
 	return nil
 }
 
@@ -262,7 +326,10 @@ func (ap *appender) Commit(ctx context.Context) (*wire.AppendData, error) {
 		if date.IsZero() {
 			date = now
 		}
-		ds[i] = store.Delivery{Account: ap.a.account, MailboxID: ap.mb.ID, InternalDate: date, Flags: m.flags, Blob: m.sealed.Bytes()}
+		ds[i] = store.Delivery{Account: ap.a.account, MailboxID: ap.mb.ID, InternalDate: date, Flags: m.flags}
+		if err := m.sealed.delivery(ctx, &ds[i]); err != nil {
+			return nil, protoErr(ap.a.log, "append", err, "mailbox", ap.mb.Name)
+		}
 	}
 	out, err := ap.s.srv.st.Deliver(ctx, ds)
 	if isNotFound(err) {
@@ -274,8 +341,8 @@ func (ap *appender) Commit(ctx context.Context) (*wire.AppendData, error) {
 	d := &wire.AppendData{UIDValidity: out[0].UIDValidity}
 	for i, o := range out {
 		d.UIDs.AddNum(imap.UID(o.UID))
-		if p := ap.msgs[i].plain; p != nil {
-			ap.a.rd.Added(ctx, o.MailboxID, o.UID, ap.msgs[i].sealed.Bytes(), p)
+		if p, sealed := ap.msgs[i].plain, ap.msgs[i].sealed.inline(); p != nil && sealed != nil {
+			ap.a.rd.Added(ctx, o.MailboxID, o.UID, sealed, p)
 		}
 	}
 	k := stateKey{ap.a.account, out[0].MailboxID}
@@ -296,6 +363,7 @@ func (ap *appender) finish() {
 	for _, m := range ap.msgs {
 		wipeBytes(m.plain)
 		m.plain = nil
+		m.sealed.discard() // nothing, once delivered
 	}
 	ap.msgs = nil
 	ap.s.srv.appends.leave(ap.a.account)

@@ -301,3 +301,28 @@ func TestIdleSeesEveryDelivery(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendLargeAndQuota: a message larger than what APPEND keeps in
+// memory is staged in the store as it is sealed and reads back exactly;
+// an APPEND over the account's quota is refused before the client sends
+// the message.
+func TestAppendLargeAndQuota(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	r := env.rawLogin(alice, alicePW)
+	big := string(testMessage("big", strings.Repeat("a line of a big appended message\r\n", 3*inlineMax/34)))
+	r.ok(appendCmd("INBOX", big))
+	r.ok("SELECT INBOX")
+	out := r.ok("FETCH 1 (RFC822.SIZE BODY.PEEK[])")
+	mustContain(t, "big message", out, fmt.Sprintf("RFC822.SIZE %d", len(big)))
+	if !strings.Contains(strings.ReplaceAll(out, "\r\n", "\n"), strings.ReplaceAll(big, "\r\n", "\n")) {
+		t.Errorf("the big message does not read back")
+	}
+	if err := env.st.SetQuota(t.Context(), alice, 1000); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(r.conn, "q APPEND INBOX {500}\r\n")
+	if l := r.line(); !strings.HasPrefix(l, "q NO [OVERQUOTA]") {
+		t.Errorf("APPEND over quota: %q", l)
+	}
+}

@@ -147,7 +147,7 @@ func (s *session) Fetch(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Fet
 				continue
 			}
 		}
-		err = s.writeFetch(w, it, o, b, condstore, rev1)
+		err = s.writeFetch(ctx, w, it, o, b, condstore, rev1)
 		if own != nil {
 			own.Close()
 		}
@@ -277,7 +277,7 @@ func (s *session) setSeen(ctx context.Context, a authState, sel *selected, items
 
 // writeFetch writes one message's FETCH response; b is its verified body
 // if the items need it.
-func (s *session) writeFetch(w *wire.UpdateWriter, it *fetchItem, o *wire.FetchItems, b *mailbox.Body, condstore, rev1 bool) error {
+func (s *session) writeFetch(ctx context.Context, w *wire.UpdateWriter, it *fetchItem, o *wire.FetchItems, b *mailbox.Body, condstore, rev1 bool) error {
 	// Sections are located before anything is written, so that an
 	// unknown transfer encoding fails the command without a half-written
 	// response.
@@ -334,7 +334,7 @@ func (s *session) writeFetch(w *wire.UpdateWriter, it *fetchItem, o *wire.FetchI
 			fr.SectionNil(sec)
 			continue
 		}
-		r, size, err := sectionContent(ex, sec, b)
+		r, size, err := sectionContent(ctx, ex, sec, b)
 		if err != nil {
 			return err
 		}
@@ -357,13 +357,13 @@ func (s *session) writeFetch(w *wire.UpdateWriter, it *fetchItem, o *wire.FetchI
 }
 
 // sectionContent returns a reader of a section's content and its size.
-func sectionContent(ex *mailbox.Extract, sec *wire.BodySection, b *mailbox.Body) (io.Reader, int64, error) {
+func sectionContent(ctx context.Context, ex *mailbox.Extract, sec *wire.BodySection, b *mailbox.Body) (io.Reader, int64, error) {
 	var src io.Reader
 	if ex.Header == nil || ex.Size < 0 {
 		if b == nil {
 			return nil, 0, errors.New("imap: section needs the body, which was not opened")
 		}
-		r, err := b.Range(ex.Start, ex.Len)
+		r, err := b.Range(ctx, ex.Start, ex.Len)
 		if err != nil {
 			return nil, 0, err
 		}

@@ -29,6 +29,7 @@ type Store interface {
 	Subscriptions(ctx context.Context, address string) ([]string, error)
 
 	Deliver(ctx context.Context, ds []store.Delivery) ([]store.Delivered, error)
+	StageBlob(ctx context.Context, address string) (store.BlobWriter, error)
 	StoreFlags(ctx context.Context, address string, mailbox uint64, u store.FlagUpdate) (store.FlagResult, error)
 	Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, error)
 	CopyMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (store.CopyResult, error)

@@ -90,7 +90,7 @@ func (s *session) train(ctx context.Context, a authState, srcID uint64, dst stor
 				log.Warn("training: open message", "mailbox", dst.Name, "uid", msgs[i].UID, "err", err)
 				continue
 			}
-			r, err := b.Range(0, sums[i].Size)
+			r, err := b.Range(ctx, 0, sums[i].Size)
 			if err != nil {
 				b.Close()
 				continue

@@ -22,13 +22,14 @@ var ErrIntegrity = errors.New("mailbox: message fails its integrity check")
 // their end once to verify and are decrypted again, from the same sealed
 // bytes, for each range read. Close releases it.
 type Body struct {
-	r      *Reader
-	size   int64
-	plain  []byte // in memory; nil when streamed
-	held   int64  // budget held for plain
-	sealed []byte // the sealed bytes, for streamed ranges
-	sk     []byte // session key the stream opens with (nil: private key)
-	ad     []byte
+	r     *Reader
+	size  int64
+	plain []byte // in memory; nil when streamed
+	held  int64  // budget held for plain
+	src   *sealedSource
+	sk    []byte // session key the stream opens with (nil: private key)
+	ad    []byte
+	open  []io.Closer // sealed readers of streamed ranges, closed by Close
 }
 
 // Size returns the plaintext size.
@@ -39,14 +40,21 @@ func (b *Body) Size() int64 { return b.size }
 func (b *Body) Bytes() []byte { return b.plain }
 
 // Range returns a reader of the plaintext bytes [off, off+n), clipped to
-// the message.
-func (b *Body) Range(off, n int64) (io.Reader, error) {
+// the message. For a streamed body it decrypts again, from sealed bytes
+// checked against those that were verified (sealedSource), and fails
+// rather than give bytes that differ.
+func (b *Body) Range(ctx context.Context, off, n int64) (io.Reader, error) {
 	off = min(max(off, 0), b.size)
 	n = min(max(n, 0), b.size-off)
 	if b.plain != nil {
 		return bytes.NewReader(b.plain[off : off+n]), nil
 	}
-	plain, err := b.r.decrypt(b.sealed, b.sk, b.ad)
+	sealed, err := b.src.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.open = append(b.open, sealed)
+	plain, err := b.r.decrypt(sealed, b.sk, b.ad)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +72,10 @@ func (b *Body) Close() {
 		b.r.svc.budget.release(b.held)
 		b.held = 0
 	}
+	for _, c := range b.open {
+		c.Close()
+	}
+	b.open = nil
 }
 
 // Open returns the verified plaintext of message m of mailbox, whose
@@ -77,23 +89,46 @@ func (r *Reader) Open(ctx context.Context, mailbox uint64, m *store.Message, siz
 }
 
 func (r *Reader) open(ctx context.Context, mailbox uint64, m *store.Message, size int64, memOnly bool) (*Body, error) {
-	blob, err := r.svc.st.Blob(ctx, r.account, mailbox, m.UID)
+	inMemory := size <= r.svc.inMemoryMax && r.svc.budget.tryAcquire(size)
+	if !inMemory && memOnly {
+		return nil, errNoRoom
+	}
+	src, err := r.sealed(ctx, mailbox, m)
 	if err != nil {
+		if inMemory {
+			r.svc.budget.release(size)
+		}
 		return nil, err
 	}
 	ad := MessageAD(r.account, mailbox, m.UID)
-	b := &Body{r: r, size: size, sealed: blob, ad: ad, sk: m.SessionKey}
-	plain, err := r.decrypt(blob, b.sk, ad)
+	b := &Body{r: r, size: size, src: src, ad: ad, sk: m.SessionKey}
+	sealed, err := src.open(ctx)
+	if err != nil {
+		if inMemory {
+			r.svc.budget.release(size)
+		}
+		return nil, err
+	}
+	defer sealed.Close()
+	plain, err := r.decrypt(sealed, b.sk, ad)
 	if err != nil && b.sk != nil {
 		// A session key that does not open (an older format, or moved
-		// from another message): the private key still does.
+		// from another message): the private key still does. The
+		// sealed bytes are read again from the start.
 		b.sk = nil
-		plain, err = r.decrypt(blob, nil, ad)
+		sealed.Close()
+		if sealed, err = src.open(ctx); err == nil {
+			defer sealed.Close()
+			plain, err = r.decrypt(sealed, nil, ad)
+		}
 	}
 	if err != nil {
+		if inMemory {
+			r.svc.budget.release(size)
+		}
 		return nil, r.integrity(mailbox, m.UID, err)
 	}
-	if size <= r.svc.inMemoryMax && r.svc.budget.tryAcquire(size) {
+	if inMemory {
 		b.held = size
 		buf := make([]byte, size)
 		_, err := io.ReadFull(plain, buf)
@@ -109,11 +144,8 @@ func (r *Reader) open(ctx context.Context, mailbox uint64, m *store.Message, siz
 			return nil, r.integrity(mailbox, m.UID, err)
 		}
 		b.plain = buf
-		b.sealed = nil
+		b.src = nil
 		return b, nil
-	}
-	if memOnly {
-		return nil, errNoRoom
 	}
 	// Too large, or no room: verify by reading to the end, then stream.
 	n, err := io.Copy(io.Discard, plain)
@@ -155,10 +187,10 @@ func (r *Reader) integrity(mailbox uint64, uid uint32, err error) error {
 
 // decrypt starts decrypting sealed: with the session key sk if not nil,
 // else with the private key.
-func (r *Reader) decrypt(sealed, sk, ad []byte) (io.Reader, error) {
+func (r *Reader) decrypt(sealed io.Reader, sk, ad []byte) (io.Reader, error) {
 	if sk != nil {
-		return r.keys.OpenWithSessionKeyFor(bytes.NewReader(sealed), sk, ad)
+		return r.keys.OpenWithSessionKeyFor(sealed, sk, ad)
 	}
-	p, _, err := r.keys.OpenFor(bytes.NewReader(sealed), ad)
+	p, _, err := r.keys.OpenFor(sealed, ad)
 	return p, err
 }

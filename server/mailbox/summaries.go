@@ -99,7 +99,7 @@ func (r *Reader) summary(ctx context.Context, mailbox uint64, m *store.Message, 
 				"mailbox", mailbox, "uid", m.UID, "err", err)
 		}
 	}
-	sm, sealed, sk, err := r.build(ctx, mailbox, m.UID)
+	sm, sealed, sk, err := r.build(ctx, mailbox, m)
 	if err != nil {
 		errs[i] = r.integrity(mailbox, m.UID, err)
 		r.logUnreadable(mailbox, m.UID, err)
@@ -144,16 +144,22 @@ func (r *Reader) legacySummary(m *store.Message) bool {
 
 // build opens one message with the private key, builds its summary and
 // seals it, with the session key, for this message.
-func (r *Reader) build(ctx context.Context, mailbox uint64, uid uint32) (*Summary, []byte, []byte, error) {
-	blob, err := r.svc.st.Blob(ctx, r.account, mailbox, uid)
+func (r *Reader) build(ctx context.Context, mailbox uint64, m *store.Message) (*Summary, []byte, []byte, error) {
+	uid := m.UID
+	src, err := r.sealed(ctx, mailbox, m)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	plainR, sk, err := r.keys.OpenFor(bytes.NewReader(blob), MessageAD(r.account, mailbox, uid))
+	sealed, err := src.open(ctx)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	held, err := r.svc.budget.acquire(ctx, int64(len(blob)))
+	defer sealed.Close()
+	plainR, sk, err := r.keys.OpenFor(sealed, MessageAD(r.account, mailbox, uid))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	held, err := r.svc.budget.acquire(ctx, m.SealedSize)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -161,7 +167,7 @@ func (r *Reader) build(ctx context.Context, mailbox uint64, uid uint32) (*Summar
 	// Read to EOF before trusting anything: integrity is checked at the
 	// end. The bound stops a compressed message from expanding without
 	// limit.
-	plain, err := readAll(io.LimitReader(plainR, r.svc.maxMessage+1), len(blob))
+	plain, err := readAll(io.LimitReader(plainR, r.svc.maxMessage+1), int(min(m.SealedSize, r.svc.maxMessage)))
 	defer wipe(plain)
 	if err != nil {
 		return nil, nil, nil, err
@@ -169,11 +175,11 @@ func (r *Reader) build(ctx context.Context, mailbox uint64, uid uint32) (*Summar
 	if int64(len(plain)) > r.svc.maxMessage {
 		return nil, nil, nil, fmt.Errorf("mailbox: plaintext of uid %d larger than %d bytes", uid, r.svc.maxMessage)
 	}
-	sm, sealed, err := r.sealSummary(mailbox, uid, plain)
+	sm, sealedSum, err := r.sealSummary(mailbox, uid, plain)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return sm, sealed, sk, nil
+	return sm, sealedSum, sk, nil
 }
 
 // sealSummary builds the summary of plain and seals it for message uid.

@@ -49,14 +49,23 @@ func NewScanner(pats []string) *Scanner {
 // bytes. The caller holds a worker slot. The result is valid until the
 // next call.
 func (r *Reader) Scan(ctx context.Context, mailbox uint64, m *store.Message, sm *Summary, sc *Scanner) ([]bool, error) {
-	blob, err := r.svc.st.Blob(ctx, r.account, mailbox, m.UID)
+	src, err := r.sealed(ctx, mailbox, m)
 	if err != nil {
 		return nil, err
 	}
 	ad := MessageAD(r.account, mailbox, m.UID)
-	plain, err := r.decrypt(blob, m.SessionKey, ad)
+	sealed, err := src.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer sealed.Close()
+	plain, err := r.decrypt(sealed, m.SessionKey, ad)
 	if err != nil && m.SessionKey != nil {
-		plain, err = r.decrypt(blob, nil, ad)
+		sealed.Close()
+		if sealed, err = src.open(ctx); err == nil {
+			defer sealed.Close()
+			plain, err = r.decrypt(sealed, nil, ad)
+		}
 	}
 	if err != nil {
 		return nil, r.integrity(mailbox, m.UID, err)

@@ -1,0 +1,127 @@
+package mailbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/sealmail/sealmail/crypto"
+	"github.com/sealmail/sealmail/store"
+)
+
+// streamAbove is the sealed size above which a message is read from the
+// store piece by piece (store.OpenBlob) instead of whole (store.Blob).
+const streamAbove = 1 << 20
+
+// pieceSize is the granularity of the hashes that tie the second reading
+// of a large message to the first (see sealedSource).
+const pieceSize = 64 << 10
+
+// sealedSource gives the sealed bytes of one message as often as they
+// are read: a small message is fetched once and kept; a large one is
+// streamed from the store at every read, and every read after the first
+// checks each piece against the SHA-256 the first read recorded, so a
+// second reading (the one whose plaintext is sent) is the bytes the first
+// one verified, even if the store changed in between.
+type sealedSource struct {
+	r       *Reader
+	mailbox uint64
+	uid     uint32
+	small   []byte     // whole sealed bytes; nil when streamed
+	hashes  [][32]byte // per piece, recorded by the first streamed read
+	reads   int
+}
+
+func (r *Reader) sealed(ctx context.Context, mailbox uint64, m *store.Message) (*sealedSource, error) {
+	src := &sealedSource{r: r, mailbox: mailbox, uid: m.UID}
+	if m.SealedSize > streamAbove {
+		return src, nil
+	}
+	blob, err := r.svc.st.Blob(ctx, r.account, mailbox, m.UID)
+	if err != nil {
+		return nil, err
+	}
+	src.small = blob
+	return src, nil
+}
+
+// open returns a reader of the sealed bytes; it must be closed.
+func (s *sealedSource) open(ctx context.Context) (io.ReadCloser, error) {
+	if s.small != nil {
+		return io.NopCloser(bytes.NewReader(s.small)), nil
+	}
+	rc, _, err := s.r.svc.st.OpenBlob(ctx, s.r.account, s.mailbox, s.uid)
+	if err != nil {
+		return nil, err
+	}
+	s.reads++
+	return &pieceReader{src: s, rc: rc, record: s.reads == 1}, nil
+}
+
+// errChanged: the sealed bytes differ from those verified before.
+var errChanged = errors.New("mailbox: sealed bytes changed between two readings")
+
+// pieceReader hashes the pieces of a streamed blob: the first reading
+// records, later ones compare.
+type pieceReader struct {
+	src    *sealedSource
+	rc     io.ReadCloser
+	record bool
+	h      [32]byte
+	buf    []byte // the current piece
+	off    int
+	n      int // pieces done
+	eof    bool
+}
+
+func (p *pieceReader) Read(b []byte) (int, error) {
+	if p.off == len(p.buf) {
+		if p.eof {
+			if !p.record && p.n != len(p.src.hashes) {
+				return 0, fmt.Errorf("%w: %w (fewer pieces)", crypto.ErrIntegrity, errChanged)
+			}
+			return 0, io.EOF
+		}
+		if err := p.fill(); err != nil {
+			return 0, err
+		}
+		if len(p.buf) == 0 {
+			return p.Read(b)
+		}
+	}
+	n := copy(b, p.buf[p.off:])
+	p.off += n
+	return n, nil
+}
+
+// fill reads the next piece and records or checks its hash.
+func (p *pieceReader) fill() error {
+	if p.buf == nil {
+		p.buf = make([]byte, pieceSize)
+	}
+	n, err := io.ReadFull(p.rc, p.buf[:pieceSize])
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		p.eof = true
+	case err != nil:
+		return err
+	}
+	p.buf = p.buf[:n]
+	p.off = 0
+	if n == 0 {
+		return nil
+	}
+	h := sha256.Sum256(p.buf)
+	if p.record {
+		p.src.hashes = append(p.src.hashes, h)
+	} else if p.n >= len(p.src.hashes) || p.src.hashes[p.n] != h {
+		return fmt.Errorf("%w: %w", crypto.ErrIntegrity, errChanged)
+	}
+	p.n++
+	return nil
+}
+
+func (p *pieceReader) Close() error { return p.rc.Close() }
