@@ -36,8 +36,11 @@
 // only after that check passed: a message up to InMemoryMax is decrypted
 // into memory (within the server's MemoryBudget) and served from there;
 // a larger one, or one that finds no room in the budget, is decrypted to
-// its end once to verify it and again, from the same sealed bytes, to
-// serve each range. A message that fails is ErrIntegrity, logged; no byte
+// its end once to verify it and again to serve each range. A message
+// over 1 MiB sealed is read from the store in pieces (store.OpenBlob),
+// and every reading after the first checks each 64 KiB piece against the
+// SHA-256 the first recorded (sealed.go), so what is sent is what was
+// verified, even if the store changed in between. A message that fails is ErrIntegrity, logged; no byte
 // of it is returned. Search never counts a match of unverified text: a
 // scan reads each message to its end.
 //
