@@ -96,9 +96,7 @@ func (p *structParser) entity(start, end int64, depth int, digest bool) *structu
 		bs.Disposition, bs.DispositionParams = dt, dp
 	}
 	if l, ok := headerValue(fields, "Content-Language"); ok {
-		for _, t := range strings.FieldsFunc(l, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-			bs.Language = append(bs.Language, t)
-		}
+		bs.Language = strings.FieldsFunc(l, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
 	}
 	bs.Location, _ = headerValue(fields, "Content-Location")
 

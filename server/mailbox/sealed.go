@@ -70,7 +70,6 @@ type pieceReader struct {
 	src    *sealedSource
 	rc     io.ReadCloser
 	record bool
-	h      [32]byte
 	buf    []byte // the current piece
 	off    int
 	n      int // pieces done

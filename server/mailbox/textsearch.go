@@ -120,7 +120,6 @@ func (sc *Scanner) scan(ctx context.Context, plain io.Reader, sm *Summary) ([]bo
 		if _, err := io.CopyBuffer(io.Discard, onlyReader{io.LimitReader(cr, rg.start-pos)}, sc.buf); err != nil {
 			return nil, err
 		}
-		pos = rg.start
 		var src io.Reader = io.LimitReader(cr, rg.end-rg.start)
 		if rg.decode {
 			if d, ok := newDecoder(rg.encoding, src); ok {

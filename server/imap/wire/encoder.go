@@ -39,9 +39,6 @@ func (e *encoder) number64(n uint64) { e.raw(strconv.FormatUint(n, 10)) }
 
 func (e *encoder) int64(n int64) { e.raw(strconv.FormatInt(n, 10)) }
 
-// atom writes s, which the caller knows to be a valid atom.
-func (e *encoder) atom(s string) { e.raw(s) }
-
 // maxQuoted is the longest string written quoted rather than as a literal.
 const maxQuoted = 1024
 
