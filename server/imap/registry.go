@@ -189,19 +189,14 @@ func (s *mailboxState) currentName() string {
 // The caller holds s.mu.
 func (s *mailboxState) openLocked(msgs []store.Message, readOnly bool, wake func()) *view {
 	s.reconcileLocked(msgs)
-	v := &view{
-		st: s, readOnly: readOnly, wake: wake,
-		uids:     make([]uint32, len(msgs)),
-		expunged: map[uint32]struct{}{},
-		flags:    map[uint32]flagUpdate{},
-		recent:   map[uint32]struct{}{},
-		keywords: make(map[string]struct{}, len(s.keywords)),
-	}
+	// The maps are made when first written: an idle session in a quiet
+	// mailbox keeps none.
+	v := &view{st: s, readOnly: readOnly, wake: wake, uids: make([]uint32, len(msgs))}
 	for i, m := range msgs {
 		v.uids[i] = m.UID
 	}
 	for k := range s.keywords {
-		v.keywords[k] = struct{}{}
+		v.addKeyword(k)
 	}
 	s.views[v] = struct{}{}
 	return v
@@ -338,6 +333,9 @@ func (s *mailboxState) expungeLocked(uids []uint32, origin *view) {
 				continue
 			}
 			if _, ok := slices.BinarySearch(v.uids, u); ok {
+				if v.expunged == nil {
+					v.expunged = map[uint32]struct{}{}
+				}
 				v.expunged[u] = struct{}{}
 				woke = true
 			}
@@ -362,6 +360,9 @@ func (s *mailboxState) flagsLocked(changed []store.Message, origin *view) {
 		for _, m := range changed {
 			if _, ok := slices.BinarySearch(v.uids, m.UID); ok {
 				if _, gone := v.expunged[m.UID]; !gone {
+					if v.flags == nil {
+						v.flags = map[uint32]flagUpdate{}
+					}
 					v.flags[m.UID] = flagUpdate{flags: m.Flags, modseq: m.ModSeq}
 					woke = true
 				}
@@ -371,6 +372,21 @@ func (s *mailboxState) flagsLocked(changed []store.Message, origin *view) {
 			v.wake()
 		}
 	}
+}
+
+func (v *view) addKeyword(k string) {
+	if v.keywords == nil {
+		v.keywords = map[string]struct{}{}
+	}
+	v.keywords[k] = struct{}{}
+}
+
+// setRecent makes uid \Recent in the view.
+func (v *view) setRecent(uid uint32) {
+	if v.recent == nil {
+		v.recent = map[uint32]struct{}{}
+	}
+	v.recent[uid] = struct{}{}
 }
 
 // seqLocked returns the sequence number of uid in the view, or 0.
@@ -387,7 +403,7 @@ func (v *view) newKeywordsLocked() []string {
 	fresh := false
 	for k := range v.st.keywords {
 		if _, ok := v.keywords[k]; !ok {
-			v.keywords[k] = struct{}{}
+			v.addKeyword(k)
 			fresh = true
 		}
 	}

@@ -83,7 +83,7 @@ func (s *session) Select(ctx context.Context, cmd *wire.Select) (*wire.SelectDat
 	uidNext := max(mb.UIDNext, last+1)
 	recent := s.srv.recent.claim(st.key, v.uids, uidNext, !readOnly)
 	for _, u := range recent {
-		v.recent[u] = struct{}{}
+		v.setRecent(u)
 	}
 	keywords := make([]string, 0, len(v.keywords))
 	for k := range v.keywords {

@@ -264,7 +264,7 @@ func (s *session) plan(sel *selected, allowExpunge bool) *pollPlan {
 		v.added = nil
 		recent := s.srv.recent.claim(st.key, added, added[len(added)-1]+1, !v.readOnly)
 		for _, u := range recent {
-			v.recent[u] = struct{}{}
+			v.setRecent(u)
 		}
 		v.uids = append(v.uids, added...)
 		p.exists = uint32(len(v.uids))
