@@ -65,7 +65,7 @@ func (s *session) Login(ctx context.Context, username string, password []byte) e
 	s.keys = login.Keyring()
 	s.login = login
 	s.alog = s.log.With("account", login.Account())
-	s.reader = s.srv.mbx.Reader(login.Account(), login.Keyring(), s.log)
+	s.reader = s.srv.mbx.Reader(login.Account(), login.Keyring(), s.alog)
 	// The account service ends the login when the account is deleted or
 	// the slot it used is revoked; the client is then told and dropped.
 	s.stopWatch = context.AfterFunc(login.Context(), func() { s.loginEnded(login) })

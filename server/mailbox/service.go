@@ -143,12 +143,13 @@ type Reader struct {
 }
 
 // Reader returns a reader of account's mailboxes. log carries the
-// session's attributes.
+// session's attributes, the account included (nil: the service's logger
+// with the account).
 func (s *Service) Reader(account string, keys Keyring, log *slog.Logger) *Reader {
 	if log == nil {
-		log = s.log
+		log = s.log.With("account", account)
 	}
-	return &Reader{svc: s, account: account, keys: keys, log: log.With("account", account)}
+	return &Reader{svc: s, account: account, keys: keys, log: log}
 }
 
 // Account returns the reader's account.
