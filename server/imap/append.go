@@ -255,6 +255,20 @@ func (ap *appender) AddMessage(ctx context.Context, m *wire.AppendMessage) error
 	keep := &keepWriter{limit: summaryKeep}
 	buf := make([]byte, 32<<10)
 	defer wipeBytes(buf)
+	// A binary message (literal8, RFC 3516) is held until it is known to
+	// be small, to re-encode its binary parts as base64 before sealing
+	// (mailbox.ConvertBinary): BODY[] must not carry NUL. A larger one is
+	// stored as sent (its NULs read as 0x80 in BODY[]).
+	var held []byte
+	holding := m.Binary
+	defer func() { wipeBytes(held) }()
+	write := func(p []byte) error {
+		if _, err := wc.Write(p); err != nil {
+			return protoErr(ap.a.log, "append", err)
+		}
+		keep.Write(p)
+		return nil
+	}
 	var n int64
 	for {
 		k, rerr := m.Body.Read(buf)
@@ -263,10 +277,20 @@ func (ap *appender) AddMessage(ctx context.Context, m *wire.AppendMessage) error
 			if n > ap.s.srv.appendLimit {
 				return errTooBig
 			}
-			if _, err := wc.Write(buf[:k]); err != nil {
-				return protoErr(ap.a.log, "append", err)
+			switch {
+			case holding && len(held)+k <= summaryKeep:
+				held = append(held, buf[:k]...)
+			case holding:
+				holding = false
+				if err := write(held); err != nil {
+					return err
+				}
+				fallthrough
+			default:
+				if err := write(buf[:k]); err != nil {
+					return err
+				}
 			}
-			keep.Write(buf[:k])
 		}
 		if rerr == io.EOF {
 			break
@@ -277,6 +301,15 @@ func (ap *appender) AddMessage(ctx context.Context, m *wire.AppendMessage) error
 	}
 	if n == 0 {
 		return errEmpty
+	}
+	if holding {
+		conv, changed := mailbox.ConvertBinary(held)
+		if err := write(conv); err != nil {
+			return err
+		}
+		if changed {
+			wipeBytes(conv)
+		}
 	}
 	if err := wc.Close(); err != nil {
 		return protoErr(ap.a.log, "append", err)

@@ -81,8 +81,11 @@
 //     verified (server/mailbox) before any item of the message is
 //     written; a message that fails is left out and the command ends
 //     NO [CORRUPTION], one expunged meanwhile NO [EXPUNGEISSUED] (RFC 2180
-//     §4.1.2). BODY sections show NUL bytes as 0x80 (a literal must not
-//     carry NUL; the size stays, as in Dovecot); BINARY gives the bytes.
+//     §4.1.2). A binary APPEND (literal8) up to 1 MiB is stored with its
+//     binary parts re-encoded as base64, as Dovecot does, so BODY never
+//     carries NUL and BINARY gives the original bytes; in anything else
+//     (a larger binary APPEND) BODY shows NUL as 0x80 (a literal must not
+//     carry NUL; the size stays).
 //   - SEARCH is bounded before any work (Options.Search: string keys per
 //     command, strings × plaintext bytes to scan) and by a deadline, and
 //     its context ends when the client goes away. It works from the sealed

@@ -244,3 +244,37 @@ func FuzzParseAddressList(f *testing.F) {
 		}
 	})
 }
+
+func TestConvertBinary(t *testing.T) {
+	bin := "ab\x00cd\xff\r\n"
+	var msg []byte
+	msg = append(msg, crlf("From: a@b\nContent-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: text/plain\n\nplain text\n--x\n"+
+		"Content-Type: application/octet-stream\nContent-Transfer-Encoding: binary\n\n")...)
+	msg = append(msg, bin...)
+	msg = append(msg, crlf("\n--x\nContent-Type: text/plain\n\nnul\x00inside\n--x--\n")...)
+	out, changed := ConvertBinary(msg)
+	if !changed || bytes.IndexByte(out, 0) >= 0 {
+		t.Fatalf("not converted: %q", out)
+	}
+	bs := Structure(out)
+	if len(bs.Parts) != 3 || !strings.EqualFold(bs.Parts[1].Encoding, "base64") || !strings.EqualFold(bs.Parts[2].Encoding, "base64") ||
+		!strings.EqualFold(bs.Parts[0].Encoding, "7BIT") {
+		t.Fatalf("structure after: %+v", bs.Parts)
+	}
+	for i, want := range []string{"plain text", bin, "nul\x00inside"} {
+		p := bs.Parts[i]
+		d, _ := newDecoder(p.Encoding, bytes.NewReader(out[p.BodyStart:p.End]))
+		got, _ := io.ReadAll(d)
+		if strings.TrimRight(string(got), "\r\n") != strings.TrimRight(want, "\r\n") || p.DecodedSize != int64(len(got)) {
+			t.Errorf("part %d decodes to %q (size %d)", i+1, got, p.DecodedSize)
+		}
+	}
+	if _, changed := ConvertBinary(crlf(mimeMsg)); changed {
+		t.Errorf("a message without binary content was changed")
+	}
+	// A single-part binary message.
+	out, _ = ConvertBinary([]byte("Content-Transfer-Encoding: binary\r\n\r\n\x00\x01"))
+	if !bytes.Contains(out, []byte("Content-Transfer-Encoding: base64\r\n\r\nAAE=\r\n")) {
+		t.Errorf("single part: %q", out)
+	}
+}

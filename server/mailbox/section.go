@@ -161,10 +161,10 @@ func NeedsBody(s *Section) bool {
 // Content returns a reader of the section's content given a reader of
 // plain[e.Start:e.Start+e.Len], and its size (known in advance for
 // everything but a filtered header of an inner message, which is read
-// here). A BODY (not BINARY) section has every NUL byte replaced by 0x80,
-// as Dovecot does: a literal must not carry NUL (RFC 9051 §4.3) and the
-// size does not change. A message is stored as received, so a client
-// that APPENDed binary content reads it back exactly with BINARY.
+// here). A BODY (not BINARY) section has every NUL byte replaced by 0x80:
+// a literal must not carry NUL (RFC 9051 §4.3) and the size does not
+// change. (Binary content appended by IMAP is usually re-encoded before
+// it is stored, ConvertBinary; this covers what was not.)
 func (e *Extract) Content(r io.Reader, fields []string, not bool) (io.Reader, int64, error) {
 	if e.Header != nil && e.Size >= 0 {
 		return bytes.NewReader(e.Header), e.Size, nil
