@@ -278,3 +278,19 @@ func TestConvertBinary(t *testing.T) {
 		t.Errorf("single part: %q", out)
 	}
 }
+
+// FuzzConvertBinary: converting any message never panics, and once
+// converted, a message without NUL left needs no second conversion.
+func FuzzConvertBinary(f *testing.F) {
+	f.Add([]byte("Content-Transfer-Encoding: binary\r\n\r\n\x00\x01"))
+	f.Add(crlf(mimeMsg))
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=a\n\n--a\nContent-Transfer-Encoding: binary\n\n\x00\n--a--"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		out, _ := ConvertBinary(msg)
+		if bytes.IndexByte(out, 0) < 0 {
+			if _, again := ConvertBinary(out); again && bytes.Contains(bytes.ToLower(out), []byte("binary")) == false {
+				t.Fatalf("converted twice: %q", out)
+			}
+		}
+	})
+}
