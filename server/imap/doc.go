@@ -24,7 +24,9 @@
 // the session state and Poll, registry.go the views shared between
 // sessions. An extension is an optional interface of wire.Session
 // (SessionQuota, SessionSort…) implemented in a file of its own, and is
-// advertised only once it is.
+// advertised only once it is: sort.go (SORT, SORT=DISPLAY, ESORT,
+// THREAD=ORDEREDSUBJECT and THREAD=REFERENCES; the algorithms are
+// server/imap/sortthread's pure functions).
 //
 // Implementation notes:
 //
@@ -90,7 +92,9 @@
 //     command, strings × plaintext bytes to scan) and by a deadline, and
 //     its context ends when the client goes away. It works from the sealed
 //     summaries; TEXT and BODY decrypt and scan, and only verified text
-//     can match.
+//     can match. SORT and THREAD search the same way, within the same
+//     bounds and deadline, and take their keys (envelope, References,
+//     size) from the sealed summaries only.
 //   - Limits per account: mailboxes and hierarchy depth (NO [LIMIT]),
 //     APPEND commands in progress (Options.MaxAppends). APPEND seals the
 //     message as its literal streams in; size and quota are refused

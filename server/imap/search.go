@@ -33,22 +33,51 @@ func (s *session) Search(ctx context.Context, cmd *wire.Search) (*wire.SearchDat
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.srv.search.Timeout)
+	defer cancel()
+	items, hits, err := s.searchHits(ctx, a, sel, &cmd.Key, false)
+	if err != nil {
+		return nil, err
+	}
+	d := &wire.SearchData{}
+	var uids []uint32
+	for i, it := range items {
+		if !hits[i] {
+			continue
+		}
+		uids = append(uids, it.ref.uid)
+		if cmd.UID {
+			d.Nums = append(d.Nums, it.ref.uid)
+		} else {
+			d.Nums = append(d.Nums, it.ref.seq)
+		}
+	}
+	if cmd.Return.Save {
+		sel.searchRes = uids
+	}
+	return d, nil
+}
+
+// searchHits evaluates a search program over every message of the
+// selected mailbox, as SEARCH, SORT and THREAD do: it returns the
+// messages (with their summaries if the program reads them or needSum)
+// and which of them match. The caller sets the deadline (ctx); the bounds
+// on strings and scanned bytes are checked here before any decryption.
+func (s *session) searchHits(ctx context.Context, a authState, sel *selected, k *wire.SearchKey, needSum bool) ([]fetchItem, []bool, error) {
 	lim := s.srv.search
 	var c keyCount
-	c.count(&cmd.Key)
+	c.count(k)
 	if c.strings > lim.MaxPatterns {
-		return nil, errSearchKeys
+		return nil, nil, errSearchKeys
 	}
-	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
-	defer cancel()
-
 	refs := sel.resolve(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}})
-	key := sel.staticKey(&cmd.Key, refs)
+	key := sel.staticKey(k, refs)
 	var items []fetchItem
+	var err error
 	if len(refs) > 0 {
-		items, _, err = s.loadItems(ctx, a, sel, refs, needsSummaryKey(&key))
+		items, _, err = s.loadItems(ctx, a, sel, refs, needSum || needsSummaryKey(&key))
 		if err != nil {
-			return nil, s.searchErr(ctx, a, sel, err)
+			return nil, nil, s.searchErr(ctx, a, sel, err)
 		}
 	}
 	var textPats, bodyPats []string
@@ -61,7 +90,7 @@ func (s *session) Search(ctx context.Context, cmd *wire.Search) (*wire.SearchDat
 			}
 		}
 		if n*bytes > lim.MaxWork {
-			return nil, errSearchWork
+			return nil, nil, errSearchWork
 		}
 	}
 
@@ -97,26 +126,9 @@ func (s *session) Search(ctx context.Context, cmd *wire.Search) (*wire.SearchDat
 	close(next)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, s.searchErr(ctx, a, sel, err)
+		return nil, nil, s.searchErr(ctx, a, sel, err)
 	}
-
-	d := &wire.SearchData{}
-	var uids []uint32
-	for i, it := range items {
-		if !hits[i] {
-			continue
-		}
-		uids = append(uids, it.ref.uid)
-		if cmd.UID {
-			d.Nums = append(d.Nums, it.ref.uid)
-		} else {
-			d.Nums = append(d.Nums, it.ref.seq)
-		}
-	}
-	if cmd.Return.Save {
-		sel.searchRes = uids
-	}
-	return d, nil
+	return items, hits, nil
 }
 
 // searchErr maps the failure of a SEARCH: its own deadline is LIMIT.

@@ -185,7 +185,7 @@ func New(opt Options) (*Server, error) {
 	ws, err := wire.New(wire.Options{
 		NewSession: s.newSession,
 		TLSConfig:  opt.TLSConfig,
-		Caps:       []imap.Cap{imap.CapCreateSpecialUse, imap.CapMultiAppend},
+		Caps:       append([]imap.Cap{imap.CapCreateSpecialUse, imap.CapMultiAppend}, sortCaps...),
 		Limits:     lim,
 		ServerID:   &imap.IDData{Name: "sealmail"},
 		Logger:     log,
