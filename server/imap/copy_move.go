@@ -98,7 +98,11 @@ func (s *session) Move(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Copy
 			return err
 		}
 	}
-	for _, e := range s.srv.expunged(a.account, src, movedSources(res), sel.v) {
+	gone := s.srv.expunged(a.account, src, movedSources(res), sel.v)
+	if err := sel.contextsExpunged(w, gone); err != nil {
+		return err
+	}
+	for _, e := range gone {
 		if err := w.Expunge(e.seq, imap.UID(e.uid)); err != nil {
 			return err
 		}

@@ -26,7 +26,8 @@
 // (SessionQuota, SessionSort…) implemented in a file of its own, and is
 // advertised only once it is: sort.go (SORT, SORT=DISPLAY, ESORT,
 // THREAD=ORDEREDSUBJECT and THREAD=REFERENCES; the algorithms are
-// server/imap/sortthread's pure functions).
+// server/imap/sortthread's pure functions), context.go (CONTEXT=SEARCH,
+// CONTEXT=SORT: results kept current, CANCELUPDATE).
 //
 // Implementation notes:
 //

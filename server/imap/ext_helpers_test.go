@@ -12,6 +12,7 @@ import (
 
 // pyResult is one command's outcome as testdata/imaplib_ext.py reports it.
 type pyResult struct {
+	Tag      string           `json:"tag"`
 	Status   string           `json:"status"`
 	Text     string           `json:"text"`
 	Untagged map[string][]any `json:"untagged"`

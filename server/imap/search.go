@@ -35,7 +35,7 @@ func (s *session) Search(ctx context.Context, cmd *wire.Search) (*wire.SearchDat
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.srv.search.Timeout)
 	defer cancel()
-	items, hits, err := s.searchHits(ctx, a, sel, &cmd.Key, false)
+	items, hits, key, err := s.searchHits(ctx, a, sel, &cmd.Key, false)
 	if err != nil {
 		return nil, err
 	}
@@ -55,20 +55,25 @@ func (s *session) Search(ctx context.Context, cmd *wire.Search) (*wire.SearchDat
 	if cmd.Return.Save {
 		sel.searchRes = uids
 	}
+	if cmd.Return.Update {
+		if err := sel.addContext(&searchContext{tag: cmd.Tag, uid: cmd.UID, uids: uids}, key, items); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
 // searchHits evaluates a search program over every message of the
 // selected mailbox, as SEARCH, SORT and THREAD do: it returns the
 // messages (with their summaries if the program reads them or needSum)
-// and which of them match. The caller sets the deadline (ctx); the bounds
+// and which of them match, and the program as evaluated ("*" and "$"
+// resolved, staticKey). The caller sets the deadline (ctx); the bounds
 // on strings and scanned bytes are checked here before any decryption.
-func (s *session) searchHits(ctx context.Context, a authState, sel *selected, k *wire.SearchKey, needSum bool) ([]fetchItem, []bool, error) {
-	lim := s.srv.search
+func (s *session) searchHits(ctx context.Context, a authState, sel *selected, k *wire.SearchKey, needSum bool) ([]fetchItem, []bool, *wire.SearchKey, error) {
 	var c keyCount
 	c.count(k)
-	if c.strings > lim.MaxPatterns {
-		return nil, nil, errSearchKeys
+	if c.strings > s.srv.search.MaxPatterns {
+		return nil, nil, nil, errSearchKeys
 	}
 	refs := sel.resolve(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}})
 	key := sel.staticKey(k, refs)
@@ -77,11 +82,22 @@ func (s *session) searchHits(ctx context.Context, a authState, sel *selected, k 
 	if len(refs) > 0 {
 		items, _, err = s.loadItems(ctx, a, sel, refs, needSum || needsSummaryKey(&key))
 		if err != nil {
-			return nil, nil, s.searchErr(ctx, a, sel, err)
+			return nil, nil, nil, s.searchErr(ctx, a, sel, err)
 		}
 	}
+	hits, err := s.matchItems(ctx, a, sel, &key, items)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return items, hits, &key, nil
+}
+
+// matchItems evaluates a static search program (staticKey) over items,
+// on the server's workers, within the bound on scanned bytes.
+func (s *session) matchItems(ctx context.Context, a authState, sel *selected, key *wire.SearchKey, items []fetchItem) ([]bool, error) {
+	lim := s.srv.search
 	var textPats, bodyPats []string
-	collectPatterns(&key, &textPats, &bodyPats)
+	collectPatterns(key, &textPats, &bodyPats)
 	if n := int64(len(textPats) + len(bodyPats)); n > 0 {
 		var bytes int64
 		for _, it := range items {
@@ -90,7 +106,7 @@ func (s *session) searchHits(ctx context.Context, a authState, sel *selected, k 
 			}
 		}
 		if n*bytes > lim.MaxWork {
-			return nil, nil, errSearchWork
+			return nil, errSearchWork
 		}
 	}
 
@@ -110,7 +126,7 @@ func (s *session) searchHits(ctx context.Context, a authState, sel *selected, k 
 			for i := range next {
 				m := &searchMsg{ctx: ctx, rd: a.rd, mailbox: sel.st.key.id, it: &items[i],
 					textPats: textPats, bodyPats: bodyPats, sc: sc, now: now}
-				a.rd.Run(ctx, func() { hits[i] = m.match(&key) })
+				a.rd.Run(ctx, func() { hits[i] = m.match(key) })
 				if m.err != nil && !errors.Is(m.err, mailbox.ErrIntegrity) && ctx.Err() == nil {
 					a.log.Warn("search: message unreadable", "uid", items[i].ref.uid, "err", m.err)
 				}
@@ -126,9 +142,9 @@ func (s *session) searchHits(ctx context.Context, a authState, sel *selected, k 
 	close(next)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, nil, s.searchErr(ctx, a, sel, err)
+		return nil, s.searchErr(ctx, a, sel, err)
 	}
-	return items, hits, nil
+	return hits, nil
 }
 
 // searchErr maps the failure of a SEARCH: its own deadline is LIMIT.

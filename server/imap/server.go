@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -185,7 +186,7 @@ func New(opt Options) (*Server, error) {
 	ws, err := wire.New(wire.Options{
 		NewSession: s.newSession,
 		TLSConfig:  opt.TLSConfig,
-		Caps:       append([]imap.Cap{imap.CapCreateSpecialUse, imap.CapMultiAppend}, sortCaps...),
+		Caps:       slices.Concat([]imap.Cap{imap.CapCreateSpecialUse, imap.CapMultiAppend}, sortCaps, contextCaps),
 		Limits:     lim,
 		ServerID:   &imap.IDData{Name: "sealmail"},
 		Logger:     log,

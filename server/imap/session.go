@@ -46,6 +46,11 @@ type selected struct {
 	readOnly  bool          // immutable
 	uidNext   uint32        // UIDNEXT at SELECT, for logs
 	searchRes []uint32      // last SEARCH RETURN (SAVE) result, UIDs
+	// contexts are the results kept current (RETURN (UPDATE), context.go),
+	// dirty the messages to search again for them at the next Poll. Both
+	// are used only on the session's goroutine.
+	contexts []*searchContext
+	dirty    map[uint32]struct{}
 }
 
 // authState is what a command of the authenticated state needs.
@@ -211,7 +216,20 @@ func (s *session) Poll(ctx context.Context, w *wire.UpdateWriter, at wire.PollPo
 		return s.mailboxGone(log.With("mailbox", sel.st.currentName()))
 	}
 	p := s.plan(sel, at != wire.PollNoExpunge)
-	return p.write(w, s.conn.Enabled(imap.CapCondStore), !s.conn.Enabled(imap.CapIMAP4rev2))
+	if err := sel.contextsExpunged(w, p.expunges); err != nil {
+		return err
+	}
+	if err := p.write(w, s.conn.Enabled(imap.CapCondStore), !s.conn.Enabled(imap.CapIMAP4rev2)); err != nil {
+		return err
+	}
+	if len(sel.contexts) == 0 {
+		return nil
+	}
+	sel.markDirty(p.added...)
+	for _, f := range p.fetches {
+		sel.markDirty(f.uid)
+	}
+	return s.updateContexts(ctx, w, sel)
 }
 
 // pollPlan is what one Poll tells the client, computed under the
@@ -221,7 +239,8 @@ type pollPlan struct {
 	expunges []expunge // in the order to write
 	exists   uint32
 	recent   uint32
-	told     bool // exists and recent are to be written
+	told     bool     // exists and recent are to be written
+	added    []uint32 // the new messages announced
 	flags    []string
 	readOnly bool
 	fetches  []flagFetch
@@ -267,6 +286,7 @@ func (s *session) plan(sel *selected, allowExpunge bool) *pollPlan {
 			v.setRecent(u)
 		}
 		v.uids = append(v.uids, added...)
+		p.added = added
 		p.exists = uint32(len(v.uids))
 		p.recent = uint32(len(v.recent))
 		p.told = true

@@ -2,6 +2,7 @@ package imap
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -58,13 +59,26 @@ func (s *session) Sort(ctx context.Context, cmd *wire.Sort) (*wire.SearchData, e
 	ctx, cancel := context.WithTimeout(ctx, s.srv.search.Timeout)
 	defer cancel()
 	need := sortthread.Needs(crit)
-	items, hits, err := s.searchHits(ctx, a, sel, &cmd.Key, need&^sortthread.FieldArrival != 0)
+	items, hits, key, err := s.searchHits(ctx, a, sel, &cmd.Key, need&^sortthread.FieldArrival != 0)
 	if err != nil {
 		return nil, err
 	}
 	msgs := sortFacts(items, hits, cmd.UID, need)
 	if cmd.Return.Save {
 		sel.searchRes = hitUIDs(items, hits)
+	}
+	if cmd.Return.Update {
+		// The result kept current holds UIDs (stable under expunges)
+		// in sort order; the UID order is the sequence order.
+		kept := sortFacts(items, hits, true, need)
+		for i := range kept {
+			kept[i].Seq = kept[i].Num
+		}
+		slices.SortFunc(kept, func(a, b sortthread.Message) int { return sortthread.Compare(&a, &b, crit) })
+		c := &searchContext{tag: cmd.Tag, uid: cmd.UID, sorted: true, crit: crit, need: need, msgs: kept}
+		if err := sel.addContext(c, key, items); err != nil {
+			return nil, err
+		}
 	}
 	return &wire.SearchData{Nums: sortthread.Sort(msgs, crit)}, nil
 }
@@ -88,7 +102,7 @@ func (s *session) Thread(ctx context.Context, cmd *wire.Thread) ([]wire.ThreadNo
 	if cmd.Algorithm == imap.ThreadReferences {
 		need |= sortthread.FieldThread
 	}
-	items, hits, err := s.searchHits(ctx, a, sel, &cmd.Key, true)
+	items, hits, _, err := s.searchHits(ctx, a, sel, &cmd.Key, true)
 	if err != nil {
 		return nil, err
 	}

@@ -60,6 +60,9 @@ func (s *session) Store(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Sto
 	sel.st.mu.Lock()
 	sel.st.flagsLocked(res.Changed, sel.v)
 	sel.st.mu.Unlock()
+	for _, m := range res.Changed {
+		sel.markDirty(m.UID)
+	}
 	s.announceKeywords(sel, w)
 	var data *wire.StoreData
 	if len(res.Modified) > 0 {
@@ -135,6 +138,9 @@ func (s *session) Expunge(ctx context.Context, w *wire.UpdateWriter, uids imap.U
 	}
 	gone, err := s.expunge(ctx, a, sel, uids)
 	if err != nil {
+		return err
+	}
+	if err := sel.contextsExpunged(w, gone); err != nil {
 		return err
 	}
 	for _, e := range gone {

@@ -5,12 +5,14 @@ Usage: imaplib_ext.py HOST PORT CAFILE USER PASSWORD < commands.json
 Connects with implicit TLS, logs in, and runs each command of the JSON
 list on standard input: ["NAME", "arg", ...] (arguments are sent as they
 are, joined by spaces; a literal is written inline as "{n+}\\r\\n..." with
-LITERAL+). Prints one JSON list: for each command, its status, its tagged
-text, and the untagged responses that came with it, by name. Exits
+LITERAL+; an argument "$TAG:n" is the tag of the n-th command, from 0).
+Prints one JSON list: for each command, its tag, status and tagged text,
+and the untagged responses that came with it, by name. Exits
 non-zero on a protocol failure.
 """
 import imaplib
 import json
+import re
 import ssl
 import sys
 
@@ -42,7 +44,9 @@ def main():
     m.untagged_responses.clear()
     results = []
     for cmd in json.load(sys.stdin):
-        name, args = cmd[0], cmd[1:]
+        name = cmd[0]
+        args = [re.sub(r"\$TAG:(\d+)", lambda g: results[int(g.group(1))]["tag"], a) for a in cmd[1:]]
+        tag = m.tagpre + str(m.tagnum).encode()
         try:
             typ, data = m._simple_command(name, *args)
         except m.error as e:
@@ -51,7 +55,7 @@ def main():
             m.state = "SELECTED"
         elif typ == "OK" and name in ("CLOSE", "UNSELECT"):
             m.state = "AUTH"
-        results.append({"status": typ, "text": text(data[-1]) if data else "", "untagged": untagged(m)})
+        results.append({"tag": text(tag), "status": typ, "text": text(data[-1]) if data else "", "untagged": untagged(m)})
     m.logout()
     print(json.dumps(results))
 
