@@ -27,7 +27,8 @@
 // advertised only once it is: sort.go (SORT, SORT=DISPLAY, ESORT,
 // THREAD=ORDEREDSUBJECT and THREAD=REFERENCES; the algorithms are
 // server/imap/sortthread's pure functions), context.go (CONTEXT=SEARCH,
-// CONTEXT=SORT: results kept current, CANCELUPDATE).
+// CONTEXT=SORT: results kept current, CANCELUPDATE), catenate.go
+// (CATENATE's URL parts).
 //
 // Implementation notes:
 //

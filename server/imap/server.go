@@ -186,7 +186,7 @@ func New(opt Options) (*Server, error) {
 	ws, err := wire.New(wire.Options{
 		NewSession: s.newSession,
 		TLSConfig:  opt.TLSConfig,
-		Caps:       slices.Concat([]imap.Cap{imap.CapCreateSpecialUse, imap.CapMultiAppend}, sortCaps, contextCaps),
+		Caps:       slices.Concat([]imap.Cap{imap.CapCreateSpecialUse, imap.CapMultiAppend}, sortCaps, contextCaps, catenateCaps),
 		Limits:     lim,
 		ServerID:   &imap.IDData{Name: "sealmail"},
 		Logger:     log,
