@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -76,6 +77,11 @@ type Options struct {
 	// Trainer learns from messages moved into and out of Junk
 	// (train.go). nil: no training.
 	Trainer Trainer
+	// HideVersion leaves the version out of the answer to ID (RFC
+	// 2971), which then names the software only. false: ID gives
+	// "sealmail" and the binary's module version, when the build
+	// recorded one.
+	HideVersion bool
 }
 
 // SearchLimits bound the work of one SEARCH (issue 9 item 8). Each zero
@@ -186,9 +192,9 @@ func New(opt Options) (*Server, error) {
 	ws, err := wire.New(wire.Options{
 		NewSession: s.newSession,
 		TLSConfig:  opt.TLSConfig,
-		Caps:       slices.Concat([]imap.Cap{imap.CapCreateSpecialUse, imap.CapMultiAppend}, sortCaps, contextCaps, catenateCaps),
+		Caps:       slices.Concat([]imap.Cap{imap.CapCreateSpecialUse, imap.CapMultiAppend, imap.CapPreview}, sortCaps, contextCaps, catenateCaps),
 		Limits:     lim,
-		ServerID:   &imap.IDData{Name: "sealmail"},
+		ServerID:   serverID(opt.HideVersion, buildVersion()),
 		Logger:     log,
 	})
 	if err != nil {
@@ -374,4 +380,23 @@ func (n *notifier) wait() {
 	for n.handled < target {
 		n.idle.Wait()
 	}
+}
+
+// serverID is the answer to ID: the name, and version unless hidden or
+// unknown ("").
+func serverID(hideVersion bool, version string) *imap.IDData {
+	id := &imap.IDData{Name: "sealmail"}
+	if !hideVersion {
+		id.Version = version
+	}
+	return id
+}
+
+// buildVersion is the binary's module version, "" when the build did not
+// record one (a build from a source tree records "(devel)").
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return ""
 }
