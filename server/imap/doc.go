@@ -28,7 +28,8 @@
 // THREAD=ORDEREDSUBJECT and THREAD=REFERENCES; the algorithms are
 // server/imap/sortthread's pure functions), context.go (CONTEXT=SEARCH,
 // CONTEXT=SORT: results kept current, CANCELUPDATE), catenate.go
-// (CATENATE's URL parts).
+// (CATENATE's URL parts), condstore.go (CONDSTORE: CHANGEDSINCE, the
+// MODSEQ of search results, HIGHESTMODSEQ for an enabling command).
 //
 // Implementation notes:
 //

@@ -91,6 +91,10 @@ func (s *session) Fetch(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Fet
 	if err != nil {
 		return s.selectedErr(ctx, a, sel, "fetch", err)
 	}
+	items = changedSince(items, cmd.ChangedSince)
+	if o.ModSeq || cmd.ChangedSince != 0 {
+		s.announceModSeq(ctx, a, sel, w)
+	}
 	if o.SetsSeen() && !sel.readOnly {
 		if err := s.setSeen(ctx, a, sel, items); err != nil {
 			return s.selectedErr(ctx, a, sel, "fetch", err)

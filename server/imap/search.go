@@ -41,16 +41,21 @@ func (s *session) Search(ctx context.Context, cmd *wire.Search) (*wire.SearchDat
 	}
 	d := &wire.SearchData{}
 	var uids []uint32
+	var msgs []*store.Message
 	for i, it := range items {
 		if !hits[i] {
 			continue
 		}
 		uids = append(uids, it.ref.uid)
+		msgs = append(msgs, it.msg)
 		if cmd.UID {
 			d.Nums = append(d.Nums, it.ref.uid)
 		} else {
 			d.Nums = append(d.Nums, it.ref.seq)
 		}
+	}
+	if keyUsesModSeq(&cmd.Key) {
+		d.ModSeq = resultModSeq(&cmd.Return, msgs)
 	}
 	if cmd.Return.Save {
 		sel.searchRes = uids

@@ -51,6 +51,9 @@ type selected struct {
 	// are used only on the session's goroutine.
 	contexts []*searchContext
 	dirty    map[uint32]struct{}
+	// modseqTold: HIGHESTMODSEQ was sent for a CONDSTORE enabling
+	// command (condstore.go); session goroutine only.
+	modseqTold bool
 }
 
 // authState is what a command of the authenticated state needs.

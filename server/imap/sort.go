@@ -11,6 +11,7 @@ import (
 	"github.com/sealmail/sealmail/server/imap/wire"
 	"github.com/sealmail/sealmail/server/mailbox"
 	"github.com/sealmail/sealmail/server/mailbox/structure"
+	"github.com/sealmail/sealmail/store"
 )
 
 // Compile-time checks: SORT (and so ESORT) and THREAD are implemented.
@@ -80,7 +81,30 @@ func (s *session) Sort(ctx context.Context, cmd *wire.Sort) (*wire.SearchData, e
 			return nil, err
 		}
 	}
-	return &wire.SearchData{Nums: sortthread.Sort(msgs, crit)}, nil
+	d := &wire.SearchData{Nums: sortthread.Sort(msgs, crit)}
+	if keyUsesModSeq(&cmd.Key) {
+		d.ModSeq = resultModSeq(&cmd.Return, sortedMessages(items, hits, cmd.UID, d.Nums))
+	}
+	return d, nil
+}
+
+// sortedMessages returns the metadata of a SORT result, in its order.
+func sortedMessages(items []fetchItem, hits []bool, uid bool, nums []uint32) []*store.Message {
+	by := make(map[uint32]*store.Message, len(nums))
+	for i := range items {
+		if hits[i] {
+			n := items[i].ref.seq
+			if uid {
+				n = items[i].ref.uid
+			}
+			by[n] = items[i].msg
+		}
+	}
+	out := make([]*store.Message, len(nums))
+	for i, n := range nums {
+		out[i] = by[n]
+	}
+	return out
 }
 
 // ThreadAlgorithms implements wire.SessionThread.

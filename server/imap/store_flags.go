@@ -43,6 +43,9 @@ func (s *session) Store(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Sto
 	default:
 		return nil, errBadFlag
 	}
+	if cmd.HasUnchangedSince {
+		s.announceModSeq(ctx, a, sel, w)
+	}
 	refs := sel.resolve(cmd.Set)
 	if len(refs) == 0 {
 		return nil, nil
