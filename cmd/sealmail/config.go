@@ -52,6 +52,7 @@ type Config struct {
 	Log        LogConfig           `yaml:"log"`
 	KDF        KDFConfig           `yaml:"kdf"`
 	Auth       AuthConfig          `yaml:"auth"`
+	IMAP       IMAPConfig          `yaml:"imap"`
 	DNS        DNSConfig           `yaml:"dns"`
 	Inbound    InboundConfig       `yaml:"inbound"`
 	Submission SubmissionConfig    `yaml:"submission"`
@@ -68,6 +69,12 @@ type AuthConfig struct {
 	// memory, wrapped under a fast hash of the password, after its last
 	// use (server/account); 0 disables the cache.
 	UnlockCache time.Duration `yaml:"unlock_cache" default:"15m" min:"0"`
+}
+
+// IMAPConfig configures the IMAP server beyond its listeners and limits.
+type IMAPConfig struct {
+	// HideVersion leaves the version out of the answer to ID (RFC 2971).
+	HideVersion bool `yaml:"hide_version" default:"false"`
 }
 
 // maxUnlockCache bounds auth.unlock_cache: a cached secret is cheap to

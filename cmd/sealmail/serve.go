@@ -285,6 +285,7 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 		Logger:      log,
 		AppendLimit: int64(c.Limits.MessageBytes),
 		Trainer:     trainer{inb.filter},
+		HideVersion: c.IMAP.HideVersion,
 	})
 	if err != nil {
 		return nil, err
