@@ -539,9 +539,15 @@ func announce(ctx context.Context, w io.Writer, c *Config, file, flags string, s
 	}
 	fmt.Fprintf(&b, "configuration: %s\ndata: %s\n", file, c.DataDir)
 	b.WriteString("sealmail listens on:\n")
+	width := 0
 	for _, s := range services {
 		if s.addr != nil {
-			fmt.Fprintf(&b, "  %-8s %s (%s)\n", s.name, s.addr, s.mode)
+			width = max(width, len(s.name))
+		}
+	}
+	for _, s := range services {
+		if s.addr != nil {
+			fmt.Fprintf(&b, "  %-*s %s (%s)\n", width, s.name, s.addr, s.mode)
 		}
 	}
 	if accts, err := st.Accounts(ctx); err == nil && len(accts) == 0 {
