@@ -52,7 +52,7 @@ func (c *clock) advance(d time.Duration) {
 // env is a queue over badger in a temp dir, with a local account
 // (alice@example.org), a test DNS server and a test clock.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	q     *Queue
 	db    *badgerstore.DB
 	dns   *dnstest.Server
@@ -83,12 +83,12 @@ var testKey = bytes.Repeat([]byte{7}, KeySize)
 
 // newEnv builds the environment; edit may change the options before
 // New. The queue is started unless noStart.
-func newEnv(t *testing.T, edit func(*Options)) *env {
+func newEnv(t testing.TB, edit func(*Options)) *env {
 	t.Helper()
 	return newEnvIn(t, t.TempDir(), edit, true)
 }
 
-func newEnvIn(t *testing.T, dir string, edit func(*Options), start bool) *env {
+func newEnvIn(t testing.TB, dir string, edit func(*Options), start bool) *env {
 	t.Helper()
 	db, err := badgerstore.Open(dir, badgerstore.Options{})
 	if err != nil {
@@ -172,7 +172,7 @@ func (e *env) mx(dom string) {
 }
 
 // startSink starts a sink; it stops when the test ends.
-func startSink(t *testing.T, opt sink.Options) *sink.Server {
+func startSink(t testing.TB, opt sink.Options) *sink.Server {
 	t.Helper()
 	s, err := sink.Start(opt)
 	if err != nil {
@@ -215,7 +215,7 @@ func (e *env) submit(m *Message, body []byte) {
 
 // waitFor waits until cond holds. It does not judge speed: the limit
 // only keeps a broken test from hanging.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for !cond() {
