@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -327,4 +328,60 @@ func TestAppendLargeAndQuota(t *testing.T) {
 	if l := r.line(); !strings.HasPrefix(l, "q NO [OVERQUOTA]") {
 		t.Errorf("APPEND over quota: %q", l)
 	}
+}
+
+// TestModSeqNeverGoesBack: imaptest's state checker saw "MODSEQ dropped"
+// under concurrent STOREs, two ways. A session that read a message's
+// flags itself (FETCH) was then sent an older change queued before; and
+// sessions reporting their STOREs after the store committed them, in the
+// other order, queued the older change over the newer one.
+func TestModSeqNeverGoesBack(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	env.deliver(alice, "", testMessage("one", "1"))
+	a := env.rawLogin(alice, alicePW)
+	b := env.rawLogin(alice, alicePW)
+	for _, c := range []*rawConn{a, b} {
+		c.ok("ENABLE CONDSTORE")
+		c.ok("SELECT INBOX")
+	}
+	a.ok("STORE 1 +FLAGS.SILENT (\\Seen)") // queued for b
+	// A change the registry does not hear of (another process's).
+	ctx := context.Background()
+	mb, err := env.st.Mailbox(ctx, alice, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := env.st.StoreFlags(ctx, alice, mb.ID, store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{store.FlagFlagged}})
+	if err != nil || len(res.Changed) != 1 {
+		t.Fatalf("StoreFlags: %v %v", res, err)
+	}
+	newest := res.Changed[0].ModSeq
+	out := b.ok("FETCH 1 (FLAGS MODSEQ)")
+	mustContain(t, "b's FETCH", out, fmt.Sprintf("MODSEQ (%d)", newest))
+	mustNotContain(t, "b's FETCH", out, fmt.Sprintf("MODSEQ (%d)", newest-1))
+	mustNotContain(t, "b's NOOP", b.ok("NOOP"), "FETCH")
+
+	// Two changes reported to the registry in the other order than
+	// committed: the later report of the older one is not queued.
+	r1, err := env.st.StoreFlags(ctx, alice, mb.ID, store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{store.FlagAnswered}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := env.st.StoreFlags(ctx, alice, mb.ID, store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{store.FlagDraft}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := env.srv.reg.lookup(alice, mb.ID)
+	if st == nil {
+		t.Fatal("no state for the selected INBOX")
+	}
+	st.mu.Lock()
+	st.flagsLocked(r2.Changed, nil)
+	st.flagsLocked(r1.Changed, nil)
+	st.mu.Unlock()
+	env.srv.reg.release(st)
+	out = b.ok("NOOP")
+	mustContain(t, "b's NOOP", out, fmt.Sprintf("MODSEQ (%d)", r2.Changed[0].ModSeq), `\Draft`)
+	mustNotContain(t, "b's NOOP", out, fmt.Sprintf("MODSEQ (%d)", r1.Changed[0].ModSeq))
 }

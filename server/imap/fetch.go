@@ -101,6 +101,15 @@ func (s *session) Fetch(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Fet
 		}
 	}
 	s.announceKeywords(sel, w)
+	if o.Flags || o.ModSeq || o.SetsSeen() {
+		sel.st.mu.Lock()
+		for i := range items {
+			if o.Flags || items[i].flagsUp {
+				sel.v.supersedeLocked(items[i].ref.uid, items[i].msg.ModSeq)
+			}
+		}
+		sel.st.mu.Unlock()
+	}
 
 	var pf *mailbox.Prefetcher
 	body := needsBody(o)

@@ -47,6 +47,11 @@ type mailboxState struct {
 	uids     []uint32            // guarded by mu; ascending
 	keywords map[string]struct{} // guarded by mu; every keyword seen
 	views    map[*view]struct{}  // guarded by mu
+	// modseqs is the newest MODSEQ queued per UID (made when first
+	// written, emptied by EXPUNGE). Sessions report their STOREs after
+	// the store commits them, in any order; an older change reported late
+	// is not queued, so no client sees a message's MODSEQ go back.
+	modseqs map[uint32]uint64 // guarded by mu
 }
 
 // view is one session's view of its selected mailbox (RFC 9051 §2.3.1.2):
@@ -320,6 +325,7 @@ func (s *mailboxState) expungeLocked(uids []uint32, origin *view) {
 		if i, ok := slices.BinarySearch(s.uids, u); ok {
 			s.uids = slices.Delete(s.uids, i, i+1)
 		}
+		delete(s.modseqs, u)
 	}
 	for v := range s.views {
 		if v == origin {
@@ -349,9 +355,21 @@ func (s *mailboxState) expungeLocked(uids []uint32, origin *view) {
 // flagsLocked queues the new flags of changed messages for every view
 // but origin that knows them.
 func (s *mailboxState) flagsLocked(changed []store.Message, origin *view) {
+	fresh := changed[:0:0]
 	for _, m := range changed {
 		s.noteKeywordsLocked(m.Flags)
+		if m.ModSeq != 0 {
+			if m.ModSeq <= s.modseqs[m.UID] {
+				continue // a later change of this message was queued first
+			}
+			if s.modseqs == nil {
+				s.modseqs = map[uint32]uint64{}
+			}
+			s.modseqs[m.UID] = m.ModSeq
+		}
+		fresh = append(fresh, m)
 	}
+	changed = fresh
 	for v := range s.views {
 		if v == origin {
 			continue
@@ -371,6 +389,16 @@ func (s *mailboxState) flagsLocked(changed []store.Message, origin *view) {
 		if woke {
 			v.wake()
 		}
+	}
+}
+
+// supersedeLocked drops the queued flag change of uid if the client is
+// being told flags of modseq or later by a command of its own (FETCH,
+// STORE read them from the store), so that the older queued change does
+// not follow them.
+func (v *view) supersedeLocked(uid uint32, modseq uint64) {
+	if f, ok := v.flags[uid]; ok && f.modseq <= modseq {
+		delete(v.flags, uid)
 	}
 }
 

@@ -87,6 +87,9 @@ func (s *session) Store(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Sto
 	for _, r := range refs {
 		_, recent[r.uid] = sel.v.recent[r.uid]
 	}
+	for _, m := range msgs {
+		sel.v.supersedeLocked(m.UID, m.ModSeq)
+	}
 	sel.st.mu.Unlock()
 	j := 0
 	for _, r := range refs {
