@@ -29,7 +29,8 @@
 // server/imap/sortthread's pure functions), context.go (CONTEXT=SEARCH,
 // CONTEXT=SORT: results kept current, CANCELUPDATE), catenate.go
 // (CATENATE's URL parts), condstore.go (CONDSTORE: CHANGEDSINCE, the
-// MODSEQ of search results, HIGHESTMODSEQ for an enabling command).
+// MODSEQ of search results, HIGHESTMODSEQ for an enabling command),
+// compress.go (COMPRESS=DEFLATE, which the wire layer runs by itself).
 //
 // Implementation notes:
 //
