@@ -30,7 +30,8 @@
 // CONTEXT=SORT: results kept current, CANCELUPDATE), catenate.go
 // (CATENATE's URL parts), condstore.go (CONDSTORE: CHANGEDSINCE, the
 // MODSEQ of search results, HIGHESTMODSEQ for an enabling command),
-// compress.go (COMPRESS=DEFLATE, which the wire layer runs by itself).
+// compress.go (COMPRESS=DEFLATE, which the wire layer runs by itself),
+// within.go (WITHIN: OLDER and YOUNGER on the internal date).
 //
 // Implementation notes:
 //
