@@ -31,7 +31,9 @@
 // (CATENATE's URL parts), condstore.go (CONDSTORE: CHANGEDSINCE, the
 // MODSEQ of search results, HIGHESTMODSEQ for an enabling command),
 // compress.go (COMPRESS=DEFLATE, which the wire layer runs by itself),
-// within.go (WITHIN: OLDER and YOUNGER on the internal date).
+// within.go (WITHIN: OLDER and YOUNGER on the internal date), quota.go
+// (QUOTA, QUOTA=RES-STORAGE: the account's store quota as one root "",
+// SETQUOTA refused).
 //
 // Implementation notes:
 //
