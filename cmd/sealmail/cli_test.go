@@ -282,7 +282,7 @@ func TestCLIUsage(t *testing.T) {
 	te.fails(exitUsage, "pass --yes", "", "user", "delete", "a@example.org")
 	te.fails(exitUsage, "use --password-stdin", "", "user", "add", "a@example.org")
 	r := te.ok("", "help")
-	if !strings.Contains(r.stdout, "user recovery-code") {
+	if !strings.Contains(r.stdout, "recovery-code") {
 		t.Errorf("help lacks commands:\n%s", r.stdout)
 	}
 	r = te.ok("", "help", "user", "add")

@@ -73,3 +73,56 @@ func docDefault(k configKey) string {
 	}
 	return k.def
 }
+
+// TestCommandsDocumented: docs/configuration.md has a row for every
+// registered command, and every row names a real command.
+func TestCommandsDocumented(t *testing.T) {
+	data, err := os.ReadFile(configDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "\n## Commands\n")
+	if !ok {
+		t.Fatalf("%s has no \"## Commands\" section", configDoc)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	rows := map[string]bool{}
+	cell := regexp.MustCompile("^\\| `([^`]*)`")
+	word := regexp.MustCompile(`^[a-z][a-z0-9-]*(\\\|[a-z][a-z0-9-]*)*$`) // "allow\|deny"
+	for _, line := range strings.Split(section, "\n") {
+		m := cell.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		// The command's words lead the cell; alternatives ("allow\|deny")
+		// name one command each.
+		names := []string{""}
+		for _, w := range strings.Fields(m[1]) {
+			if !word.MatchString(w) {
+				break
+			}
+			var next []string
+			for _, n := range names {
+				for _, alt := range strings.Split(w, `\|`) {
+					next = append(next, strings.TrimSpace(n+" "+alt))
+				}
+			}
+			names = next
+		}
+		for _, n := range names {
+			if n != "" {
+				rows[n] = true
+			}
+		}
+	}
+	for _, c := range commands {
+		if !rows[c.name] {
+			t.Errorf("%s does not document the command %q", configDoc, c.name)
+		}
+		delete(rows, c.name)
+	}
+	delete(rows, "help")
+	for name := range rows {
+		t.Errorf("%s documents a command %q that does not exist", configDoc, name)
+	}
+}

@@ -27,8 +27,9 @@ import (
 // the spam filter, and the delivery trace.
 
 func init() {
+	registerGroup("filter", "the inbound filter: allow and deny lists, spam training")
 	for _, action := range []string{"allow", "deny"} {
-		commands = append(commands,
+		register(
 			&command{name: "filter " + action + " add", args: "VALUE [--user ADDRESS] [--note TEXT] [--json]",
 				summary: action + " a client network (CIDR or address), a sender domain or a sender address",
 				flags: func(fs *flag.FlagSet, f *cmdFlags) {
@@ -48,7 +49,7 @@ func init() {
 				run:     func(ctx context.Context, e *env, args []string) error { return runRuleRemove(ctx, e, action, args) }},
 		)
 	}
-	commands = append(commands,
+	register(
 		&command{name: "filter train", args: "ADDRESS|--org --spam|--ham FILE.mbox",
 			summary: "train an account's spam filter (asks for its password) or the organisation's with an mbox file",
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {

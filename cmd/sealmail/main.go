@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -119,50 +120,105 @@ type env struct {
 	configFile string
 }
 
-var commands []*command
+// commands are every command of the binary, in registration order;
+// groups are the summaries of command groups, by group name. Both are
+// filled by init functions (register, registerGroup) and read-only
+// afterwards.
+var (
+	commands []*command
+	groups   = map[string]string{}
+)
+
+// register adds commands. Each file that defines commands registers them
+// from its own init function, so that a new command needs no edit
+// anywhere else:
+//
+//	func init() {
+//		registerGroup("hold", "legal holds: accounts whose mail cannot be destroyed")
+//		register(&command{name: "hold add", args: "ADDRESS", summary: "…", run: runHoldAdd})
+//	}
+//
+// A name of two or three words ("hold add", "filter allow add") puts the
+// command in the group named by its first word: `sealmail hold`,
+// `sealmail hold --help` and `sealmail help hold` list the group's
+// commands, and `sealmail help` shows the group on one line with
+// registerGroup's summary. Within a group commands are listed in
+// registration order. No name may be the start of another ("hold" and
+// "hold add"). docs/configuration.md must list every command
+// (TestCommandsDocumented).
+func register(cs ...*command) {
+	for _, c := range cs {
+		words := strings.Fields(c.name)
+		if c.run == nil || len(words) == 0 || len(words) > maxCommandWords || strings.Join(words, " ") != c.name || isHelp(words[0]) {
+			panic(fmt.Sprintf("sealmail: bad command registration %q", c.name))
+		}
+		for _, o := range commands {
+			if o.name == c.name || strings.HasPrefix(o.name, c.name+" ") || strings.HasPrefix(c.name, o.name+" ") {
+				panic(fmt.Sprintf("sealmail: command %q registered twice, or one name starts another (%q)", c.name, o.name))
+			}
+		}
+		commands = append(commands, c)
+	}
+}
+
+// maxCommandWords is the most words a command name has.
+const maxCommandWords = 3
+
+// registerGroup gives the group name (the first word of its commands) a
+// summary for `sealmail help`.
+func registerGroup(name, summary string) {
+	if _, ok := groups[name]; ok {
+		panic(fmt.Sprintf("sealmail: group %q registered twice", name))
+	}
+	groups[name] = summary
+}
 
 func init() {
-	// Other files' init functions may have run first and registered
-	// their commands (filtercmd.go): keep them, after these.
-	commands = append([]*command{
-		{name: "serve", summary: "run the mail server until SIGINT or SIGTERM", run: runServe},
-		{name: "config show", summary: "print the effective configuration as YAML", run: runConfigShow},
-		{name: "user add", args: "ADDRESS", summary: "create an account, its key pair and its first unlock slot",
+	registerGroup("user", "accounts and their passwords, recovery codes and app passwords")
+	registerGroup("key", "export an account's OpenPGP keys")
+	registerGroup("config", "the configuration")
+	registerGroup("queue", "the outbound queue: list, show, retry and drop queued messages")
+	register(
+		&command{name: "serve", summary: "run the mail server until SIGINT or SIGTERM", run: runServe},
+		&command{name: "config show", summary: "print the effective configuration as YAML", run: runConfigShow},
+		&command{name: "user add", args: "ADDRESS", summary: "create an account, its key pair and its first unlock slot",
 			flags: passwordFlag, run: runUserAdd},
-		{name: "user list", summary: "list accounts", flags: jsonFlag, run: runUserList},
-		{name: "user passwd", args: "ADDRESS", summary: "change the password (needs the current password or a recovery code)",
+		&command{name: "user list", summary: "list accounts", flags: jsonFlag, run: runUserList},
+		&command{name: "user passwd", args: "ADDRESS", summary: "change the password (needs the current password or a recovery code)",
 			flags: passwordFlag, run: runUserPasswd},
-		{name: "user delete", args: "ADDRESS", summary: "crypto-shred an account and all its mail",
+		&command{name: "user delete", args: "ADDRESS", summary: "crypto-shred an account and all its mail",
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.BoolVar(&f.yes, "yes", false, "do not ask for confirmation")
 			}, run: runUserDelete},
-		{name: "user recovery-code", args: "ADDRESS", summary: "add a recovery code (printed once)",
+		&command{name: "user recovery-code", args: "ADDRESS", summary: "add a recovery code (printed once)",
 			flags: passwordFlag, run: runUserRecoveryCode},
-		{name: "user app-password", args: "ADDRESS LABEL", summary: "add an app password for one device (printed once; logs in, cannot change the account)",
+		&command{name: "user app-password", args: "ADDRESS LABEL", summary: "add an app password for one device (printed once; logs in, cannot change the account)",
 			flags: passwordFlag, run: runUserAppPassword},
-		{name: "user slots", args: "ADDRESS", summary: "list an account's unlock slots (password, recovery codes, app passwords)",
+		&command{name: "user slots", args: "ADDRESS", summary: "list an account's unlock slots (password, recovery codes, app passwords)",
 			flags: jsonFlag, run: runUserSlots},
-		{name: "user revoke", args: "ADDRESS SLOT-ID", summary: "destroy one unlock slot and end the sessions that used it",
+		&command{name: "user revoke", args: "ADDRESS SLOT-ID", summary: "destroy one unlock slot and end the sessions that used it",
 			run: runUserRevoke},
-		{name: "user set", args: "ADDRESS [--wkd=true|false] [--quota SIZE]", summary: "change account settings",
+		&command{name: "user set", args: "ADDRESS [--wkd=true|false] [--quota SIZE]", summary: "change account settings",
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.StringVar(&f.wkd, "wkd", "", "publish the public key in the Web Key Directory (true|false)")
 				fs.StringVar(&f.quota, "quota", "", "quota in sealed bytes (`SIZE`: 500MiB, 2GiB, …; 0 or none for no limit; default for limits.quota)")
 			}, run: runUserSet},
-		{name: "key export", args: "ADDRESS", summary: "print the armored public key", run: runKeyExport},
-		{name: "key export-secret", args: "ADDRESS", summary: "print the armored secret key, protected by the account password",
+		&command{name: "key export", args: "ADDRESS", summary: "print the armored public key", run: runKeyExport},
+		&command{name: "key export-secret", args: "ADDRESS", summary: "print the armored secret key, protected by the account password",
 			flags: passwordFlag, run: runKeyExportSecret},
-		{name: "dns", args: "DOMAIN", summary: "print the DNS records to publish for DOMAIN", run: runDNS},
-		{name: "queue list", summary: "list the outbound queue", flags: jsonFlag, run: runQueueList},
-		{name: "queue show", args: "ID", summary: "show a queued message (its ID, or an entry's) and its delivery trace",
+		&command{name: "dns", args: "DOMAIN", summary: "print the DNS records to publish for DOMAIN", run: runDNS},
+		&command{name: "version", summary: "print the version, the commit it was built from and the Go version",
+			flags: jsonFlag, run: runVersion},
+		&command{name: "queue list", summary: "list the outbound queue", flags: jsonFlag, run: runQueueList},
+		&command{name: "queue show", args: "ID", summary: "show a queued message (its ID, or an entry's) and its delivery trace",
 			flags: jsonFlag, run: runQueueShow},
-		{name: "queue retry", args: "ID|--all", summary: "try a queued message (or every one) again now",
+		&command{name: "queue retry", args: "ID|--all", summary: "try a queued message (or every one) again now",
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.BoolVar(&f.all, "all", false, "retry every queued message")
 			}, run: runQueueRetry},
-		{name: "queue drop", args: "ID", summary: "destroy a queued message (or one entry of it), with no notice to the sender",
+		&command{name: "queue drop", args: "ID", summary: "destroy a queued message (or one entry of it), with no notice to the sender",
 			run: runQueueDrop},
-	}, commands...)
+	)
 }
 
 func passwordFlag(fs *flag.FlagSet, f *cmdFlags) {
@@ -182,33 +238,52 @@ func commonFlags(fs *flag.FlagSet, f *cmdFlags) {
 // run executes one command line and returns the exit code.
 func run(ctx context.Context, argv []string, io *stdio) int {
 	var f cmdFlags
+	var version bool
 	global := flag.NewFlagSet("sealmail", flag.ContinueOnError)
 	global.SetOutput(io.err)
 	commonFlags(global, &f)
-	global.Usage = func() { writeUsage(io.err) }
+	global.BoolVar(&version, "version", false, "print the version and exit")
+	global.Usage = func() {}
 	if err := global.Parse(argv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			writeUsage(io.out)
 			return exitOK
 		}
+		writeUsage(io.err)
 		return exitUsage
 	}
 	rest := global.Args()
+	if version {
+		rest = []string{"version"}
+	}
 	if len(rest) == 0 {
 		writeUsage(io.err)
 		return exitUsage
 	}
-	if rest[0] == "help" || rest[0] == "-h" || rest[0] == "--help" {
-		if len(rest) > 1 {
-			if c, _ := findCommand(rest[1:]); c != nil {
-				writeCommandUsage(io.out, c, nil)
-				return exitOK
-			}
-		}
-		writeUsage(io.out)
-		return exitOK
+	if isHelp(rest[0]) {
+		return runHelp(io, rest[1:])
 	}
 	c, args := findCommand(rest)
 	if c == nil {
+		if _, ok := groupCommands(rest[0]); ok {
+			// A group, or a group's word followed by help: the group's
+			// usage ("filter", "filter --help", "filter allow --help").
+			words := rest
+			if i := slices.IndexFunc(rest, isHelp); i >= 0 {
+				words = rest[:i]
+				if len(words) <= maxCommandWords-1 {
+					writeGroupUsage(io.out, rest[0])
+					return exitOK
+				}
+			}
+			if len(rest) == 1 {
+				writeGroupUsage(io.err, rest[0])
+				return exitUsage
+			}
+			fmt.Fprintf(io.err, "sealmail: unknown command %q\n", strings.Join(words[:min(len(words), maxCommandWords)], " "))
+			writeGroupUsage(io.err, rest[0])
+			return exitUsage
+		}
 		fmt.Fprintf(io.err, "sealmail: unknown command %q\n", strings.Join(rest[:min(2, len(rest))], " "))
 		writeUsage(io.err)
 		return exitUsage
@@ -219,12 +294,16 @@ func run(ctx context.Context, argv []string, io *stdio) int {
 	if c.flags != nil {
 		c.flags(fs, &f)
 	}
-	fs.Usage = func() { writeCommandUsage(io.err, c, fs) }
+	// Asked-for help goes to standard output; help after a mistake to
+	// standard error, after flag's own message.
+	fs.Usage = func() {}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			writeCommandUsage(io.out, c)
 			return exitOK
 		}
+		writeCommandUsage(io.err, c)
 		return exitUsage
 	}
 	// What this command changes is audited as done by the OS user running
@@ -233,22 +312,64 @@ func run(ctx context.Context, argv []string, io *stdio) int {
 	e := &env{ctx: ctx, io: io, flags: &f, lines: newLineReader(io.in)}
 	err = c.run(ctx, e, pos)
 	var ue *usageError
+	var ee *exitCodeError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ue):
 		fmt.Fprintf(io.err, "sealmail %s: %s\n", c.name, ue.msg)
-		writeCommandUsage(io.err, c, fs)
+		writeCommandUsage(io.err, c)
 		return exitUsage
+	case errors.As(err, &ee):
+		if ee.msg != "" {
+			fmt.Fprintf(io.err, "sealmail %s: %s\n", c.name, ee.msg)
+		}
+		return ee.code
 	default:
 		fmt.Fprintf(io.err, "sealmail %s: %s\n", c.name, err)
 		return exitError
 	}
 }
 
+// exitCodeError ends a command with a given exit code and an optional
+// message (for `status`, whose exit code says whether a server runs).
+type exitCodeError struct {
+	code int
+	msg  string
+}
+
+func (e *exitCodeError) Error() string { return e.msg }
+
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
+// runHelp answers `sealmail help [COMMAND|GROUP]`.
+func runHelp(io *stdio, words []string) int {
+	if len(words) == 0 {
+		writeUsage(io.out)
+		return exitOK
+	}
+	if c, rest := findCommand(words); c != nil && len(rest) == 0 {
+		writeCommandUsage(io.out, c)
+		return exitOK
+	}
+	if _, ok := groupCommands(words[0]); ok && len(words) < maxCommandWords {
+		writeGroupUsage(io.out, words[0])
+		return exitOK
+	}
+	fmt.Fprintf(io.err, "sealmail help: unknown command %q\n", strings.Join(words, " "))
+	writeUsage(io.err)
+	return exitUsage
+}
+
 // findCommand matches the longest command name at the start of words.
 func findCommand(words []string) (*command, []string) {
-	for _, n := range []int{3, 2, 1} {
+	for n := maxCommandWords; n >= 1; n-- {
 		if len(words) < n {
 			continue
 		}
@@ -260,6 +381,18 @@ func findCommand(words []string) (*command, []string) {
 		}
 	}
 	return nil, nil
+}
+
+// groupCommands returns the commands of group name (the commands named
+// "name …"), in registration order, and whether there is such a group.
+func groupCommands(name string) ([]*command, bool) {
+	var cs []*command
+	for _, c := range commands {
+		if g, _, ok := strings.Cut(c.name, " "); ok && g == name {
+			cs = append(cs, c)
+		}
+	}
+	return cs, len(cs) > 0
 }
 
 // parseInterspersed parses flags wherever they appear among positional
@@ -282,26 +415,84 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// usageWidth is the width of the first column of command lists.
+const usageWidth = 34
+
 func writeUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: sealmail [--config FILE] [--data-dir DIR] COMMAND [ARGS]")
-	fmt.Fprintln(w, "\ncommands:")
+	var b strings.Builder
+	b.WriteString("usage: sealmail [--config FILE] [--data-dir DIR] COMMAND [ARGS]\n       sealmail --version\n\ncommands:\n")
+	// One line per command, and one per group of several commands,
+	// alphabetically.
+	type entry struct{ left, right string }
+	var entries []entry
+	seen := map[string]bool{}
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-22s %s\n", c.name, c.summary)
+		g, _, grouped := strings.Cut(c.name, " ")
+		if cs, _ := groupCommands(g); grouped && len(cs) > 1 {
+			if seen[g] {
+				continue
+			}
+			seen[g] = true
+			subs := make([]string, len(cs))
+			for i, gc := range cs {
+				subs[i] = strings.TrimPrefix(gc.name, g+" ")
+			}
+			summary := groups[g]
+			if summary == "" {
+				summary = "commands"
+			}
+			entries = append(entries, entry{g + " COMMAND", summary + "\n" + strings.Repeat(" ", usageWidth+2) +
+				"(" + strings.Join(subs, ", ") + ")"})
+			continue
+		}
+		entries = append(entries, entry{strings.TrimSpace(c.name + " " + c.args), c.summary})
 	}
-	fmt.Fprintln(w, "  help [COMMAND]         show help")
-	fmt.Fprintln(w, "\nConfiguration: defaults, then the YAML file, then SEALMAIL_<KEY> environment")
-	fmt.Fprintln(w, "variables (dots as underscores, e.g. SEALMAIL_DATA_DIR), then flags.")
+	entries = append(entries, entry{"help [COMMAND]", "show help: of a command, or of a group of commands"})
+	slices.SortStableFunc(entries, func(a, b entry) int { return strings.Compare(a.left, b.left) })
+	for _, e := range entries {
+		writeEntry(&b, e.left, e.right)
+	}
+	b.WriteString("\nRun `sealmail help GROUP` for the commands of a group (`sealmail help user`),\n")
+	b.WriteString("`sealmail help COMMAND` for a command's flags (`sealmail help user add`).\n")
+	b.WriteString("\nConfiguration: defaults, then the YAML file, then SEALMAIL_<KEY> environment\n")
+	b.WriteString("variables (dots as underscores, e.g. SEALMAIL_DATA_DIR), then flags.\n")
+	io.WriteString(w, b.String())
 }
 
-func writeCommandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
+// writeEntry writes one line of a command list, the summary on the next
+// line when the left column is too wide.
+func writeEntry(b *strings.Builder, left, right string) {
+	if len(left) >= usageWidth-2 {
+		fmt.Fprintf(b, "  %s\n  %-*s%s\n", left, usageWidth, "", right)
+		return
+	}
+	fmt.Fprintf(b, "  %-*s%s\n", usageWidth, left, right)
+}
+
+// writeGroupUsage lists the commands of group g.
+func writeGroupUsage(w io.Writer, g string) {
+	cs, _ := groupCommands(g)
+	var b strings.Builder
+	fmt.Fprintf(&b, "usage: sealmail [--config FILE] [--data-dir DIR] %s COMMAND [ARGS]\n", g)
+	if s := groups[g]; s != "" {
+		fmt.Fprintf(&b, "  %s\n", s)
+	}
+	b.WriteString("\ncommands:\n")
+	for _, c := range cs {
+		writeEntry(&b, strings.TrimSpace(c.name+" "+c.args), c.summary)
+	}
+	fmt.Fprintf(&b, "\nRun `sealmail help %s COMMAND` for a command's flags.\n", g)
+	io.WriteString(w, b.String())
+}
+
+// writeCommandUsage writes c's usage line, summary and flags.
+func writeCommandUsage(w io.Writer, c *command) {
 	fmt.Fprintf(w, "usage: sealmail %s [flags] %s\n  %s\n", c.name, c.args, c.summary)
-	if fs == nil {
-		fs = flag.NewFlagSet(c.name, flag.ContinueOnError)
-		var f cmdFlags
-		commonFlags(fs, &f)
-		if c.flags != nil {
-			c.flags(fs, &f)
-		}
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	var f cmdFlags
+	commonFlags(fs, &f)
+	if c.flags != nil {
+		c.flags(fs, &f)
 	}
 	fmt.Fprintln(w, "flags:")
 	fs.SetOutput(w)
