@@ -149,12 +149,21 @@ func newAccounts(st account.Store, c *Config, log *slog.Logger, onLogin func(con
 	})
 }
 
-// kdfParams is the argon2id cost for new slots; zero means the default.
+// kdfParams is the argon2id cost for new slots: kdf.time and
+// kdf.memory_kib, or crypto.DefaultKDF() where they are zero.
 func (c *Config) kdfParams() crypto.KDFParams {
-	if c.KDF.Time == 0 {
-		return crypto.KDFParams{}
+	p := crypto.DefaultKDF()
+	if c.KDF.Time != 0 {
+		p.Time, p.MemoryKiB = c.KDF.Time, c.KDF.MemoryKiB
 	}
-	return crypto.KDFParams{Time: c.KDF.Time, MemoryKiB: c.KDF.MemoryKiB, Threads: crypto.DefaultKDF().Threads}
+	return p
+}
+
+// kdfBelowDefault reports whether kdf.* makes new slots cheaper to
+// attack than crypto.DefaultKDF().
+func (c *Config) kdfBelowDefault() bool {
+	p, d := c.kdfParams(), crypto.DefaultKDF()
+	return p.Time < d.Time || p.MemoryKiB < d.MemoryKiB
 }
 
 // parseKeyType maps key.type to crypto's key types.

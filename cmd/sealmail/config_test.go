@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/keyserver"
 )
 
@@ -531,5 +533,21 @@ func TestConfigErrorPrefixes(t *testing.T) {
 			}
 			seen[m[1]] = true
 		}
+	}
+}
+
+// TestConfigShowEffectiveKDF: issue 14 found `config show` printing
+// "kdf: time: 0, memory_kib: 0"; it prints the cost in force.
+func TestConfigShowEffectiveKDF(t *testing.T) {
+	te := newTestEnv(t)
+	r := te.ok("", "config", "show")
+	if !strings.Contains(r.stdout, "kdf:\n  time: 1\n  memory_kib: 1024\n") {
+		t.Errorf("config show with the test KDF:\n%s", r.stdout)
+	}
+	te.unsetenv("SEALMAIL_KDF_TIME", "SEALMAIL_KDF_MEMORY_KIB")
+	r = te.ok("", "config", "show")
+	d := crypto.DefaultKDF()
+	if want := fmt.Sprintf("kdf:\n  time: %d\n  memory_kib: %d\n", d.Time, d.MemoryKiB); !strings.Contains(r.stdout, want) {
+		t.Errorf("config show without kdf.* lacks %q:\n%s", want, r.stdout)
 	}
 }

@@ -91,6 +91,7 @@
 //     messages of the scope that are sealed to that key, in pieces, and
 //     the CLI audits what it wrote. Refused attempts are audited too.
 //   - kdf.time/kdf.memory_kib lower the argon2id cost of new slots. They
-//     exist for end-to-end tests and log a warning; zero means
-//     crypto.DefaultKDF().
+//     exist for end-to-end tests and log a warning when below the
+//     default; zero means crypto.DefaultKDF(), whose values `config show`
+//     prints (reading them back changes nothing).
 package main

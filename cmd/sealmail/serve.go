@@ -508,8 +508,10 @@ func warnInsecure(c *Config, log *slog.Logger) {
 	if c.TLS.ACME && !strings.HasSuffix(c.Listen.HTTPS, ":443") {
 		log.Warn(fmt.Sprintf("tls.acme answers the tls-alpn-01 challenge on listen.https (%s), which the CA reaches on port 443 only", c.Listen.HTTPS))
 	}
-	if c.KDF.Time != 0 {
-		log.Warn("kdf.time/kdf.memory_kib override the password hashing cost; new passwords are cheaper to guess (for tests only)")
+	if c.kdfBelowDefault() {
+		p, d := c.kdfParams(), crypto.DefaultKDF()
+		log.Warn(fmt.Sprintf("kdf.time/kdf.memory_kib (%d passes, %d KiB) lower the password hashing cost below the default (%d passes, %d KiB); new passwords are cheaper to guess (for tests only)",
+			p.Time, p.MemoryKiB, d.Time, d.MemoryKiB))
 	}
 }
 

@@ -15,10 +15,15 @@ import (
 const redacted = "<redacted>"
 
 // writeConfigYAML prints the effective configuration as YAML that
-// loadConfig reads back, with secrets redacted and international domain
-// names shown as people write them in a comment.
+// loadConfig reads back, with secrets redacted, international domain
+// names shown as people write them in a comment, and the argon2id cost
+// in force where the configuration leaves it to the default.
 func writeConfigYAML(w io.Writer, c *Config) error {
-	return writeYAMLRedacted(w, c, commentIDNs)
+	// Values that mean "the default" are shown as the value in force.
+	eff := *c
+	p := c.kdfParams()
+	eff.KDF = KDFConfig{Time: p.Time, MemoryKiB: p.MemoryKiB}
+	return writeYAMLRedacted(w, &eff, commentIDNs)
 }
 
 // writeYAMLRedacted writes v as YAML with secret-looking keys redacted,

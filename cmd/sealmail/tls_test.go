@@ -115,6 +115,11 @@ func TestWarnInsecure(t *testing.T) {
 			c.TLS.CertFile, c.TLS.KeyFile = "/x.crt", "/x.key"
 		}, []string{"listen.smtp :25: listener on a public address starts in plaintext"}},
 		{"kdf override", func(c *Config) { c.KDF = KDFConfig{Time: 1, MemoryKiB: 1024} }, []string{"kdf.time"}},
+		{"kdf less memory", func(c *Config) { c.KDF = KDFConfig{Time: 6, MemoryKiB: 32 * 1024} }, []string{"kdf.time"}},
+		// config show prints the default's values; reading them back is
+		// not an override, nor is a higher cost.
+		{"kdf as config show prints it", func(c *Config) { c.KDF = KDFConfig{Time: 3, MemoryKiB: 64 * 1024} }, nil},
+		{"kdf costlier", func(c *Config) { c.KDF = KDFConfig{Time: 4, MemoryKiB: 128 * 1024} }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
