@@ -64,6 +64,8 @@ type DB struct {
 	// memtable's version counter, which commits write, under no common
 	// lock (a data race), so the two must not overlap.
 	gcMu sync.RWMutex
+
+	sizes sizeCache // Sizes' last walk of the directory
 }
 
 // Open opens (creating if needed) the store in dir. The directory is made
