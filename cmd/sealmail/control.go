@@ -18,6 +18,7 @@ import (
 	"github.com/sealmail/sealmail/server/audit"
 	"github.com/sealmail/sealmail/server/listener"
 	"github.com/sealmail/sealmail/server/smtp/trace"
+	"github.com/sealmail/sealmail/store"
 )
 
 // The control socket lets the CLI administer accounts while `serve` holds
@@ -69,21 +70,33 @@ type controlRequest struct {
 	Train  *trainRequest `json:"train,omitempty"`
 	Query  *traceQuery   `json:"query,omitempty"`
 	// Args are the arguments of the audit and escrow operations
-	// (control_stream.go).
+	// (control_stream.go) and of registered operations (ops.go).
 	Args json.RawMessage `json:"args,omitempty"`
 	// Queue operations: an entry or message ID.
 	QueueID string `json:"queue_id,omitempty"`
 }
 
+// controlResponse is one line the server writes: a progress report
+// (Progress set; more lines follow) or the final answer.
 type controlResponse struct {
-	OK     bool            `json:"ok"`
-	Error  string          `json:"error,omitempty"`
-	Result json.RawMessage `json:"result,omitempty"`
+	OK       bool            `json:"ok"`
+	Error    string          `json:"error,omitempty"`
+	Result   json.RawMessage `json:"result,omitempty"`
+	Progress *progressReport `json:"progress,omitempty"`
 	// A stream's answer (control_stream.go) is one line per item, then
 	// a last line with Done or an Error.
 	Item json.RawMessage `json:"item,omitempty"`
 	Done bool            `json:"done,omitempty"`
 }
+
+// progressReport is how far a long operation has come (store.Progress).
+type progressReport struct {
+	Done  int64 `json:"done"`
+	Total int64 `json:"total"`
+}
+
+// progressLineInterval bounds how often the server sends progress lines.
+const progressLineInterval = 100 * time.Millisecond
 
 // errServerRunning is returned when a live server already owns the socket.
 var errServerRunning = errors.New("a sealmail server is already running on this data directory")
@@ -93,6 +106,7 @@ type controlServer struct {
 	ln    *net.UnixListener
 	path  string
 	adm   admin
+	svc   *backend    // for registered operations; nil: none (tests)
 	queue queueHolder // the outbound queue, once serve has built it
 	log   *slog.Logger
 	uid   int
@@ -157,9 +171,9 @@ func removeStaleSocket(path string) error {
 	return nil
 }
 
-func newControlServer(ln *net.UnixListener, adm admin, log *slog.Logger) *controlServer {
+func newControlServer(ln *net.UnixListener, adm admin, svc *backend, log *slog.Logger) *controlServer {
 	ln.SetUnlinkOnClose(false) // Close removes the path itself, once.
-	return &controlServer{ln: ln, path: ln.Addr().String(), adm: adm, log: log, uid: os.Getuid()}
+	return &controlServer{ln: ln, path: ln.Addr().String(), adm: adm, svc: svc, log: log, uid: os.Getuid()}
 }
 
 // serve accepts until close; each connection is one request. Temporary
@@ -218,17 +232,43 @@ func (s *controlServer) handle(ctx context.Context, conn *net.UnixConn) {
 		s.log.Warn("control socket: connection from another user refused", "proto", "control", "err", err)
 		return
 	}
+	// The request must arrive within requestTimeout; after it, the
+	// connection's deadlines move with each read and write.
 	conn.SetReadDeadline(time.Now().Add(requestTimeout))
 	// What this request changes is audited as done by the OS user the
 	// peer runs as.
-	s.serveRequest(audit.WithActor(ctx, cliActor(uid)), conn)
+	s.serveRequest(audit.WithActor(ctx, cliActor(uid)), &idleConn{Conn: conn, idle: requestTimeout})
 }
 
-// serveRequest reads one request from rw (at most maxRequestBytes), runs
-// it and writes the response.
+// idleConn moves its deadline before every write, and once rolling is
+// set before every read: an operation may take long in all (a backup, an
+// import) but neither side may stay silent for longer than idle.
+type idleConn struct {
+	net.Conn
+	idle    time.Duration
+	rolling bool // set by the request's goroutine after the request
+}
+
+func (c *idleConn) Read(p []byte) (int, error) {
+	if c.rolling {
+		c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
+	return c.Conn.Write(p)
+}
+
+// serveRequest reads one request from rw (at most maxRequestBytes, then
+// the body of operations that take one), runs it and writes the response:
+// progress lines while it runs, then the answer, then the raw stream of
+// operations that send one.
 func (s *controlServer) serveRequest(ctx context.Context, rw io.ReadWriter) {
 	start := time.Now()
-	br := bufio.NewReader(io.LimitReader(rw, maxRequestBytes))
+	lr := &io.LimitedReader{R: rw, N: maxRequestBytes}
+	br := bufio.NewReader(lr)
 	// A connection closed before its first byte is a liveness probe:
 	// the CLI and a second `serve` connect to tell a running server from
 	// a stale socket (removeStaleSocket). Nothing to answer, nothing to
@@ -238,29 +278,109 @@ func (s *controlServer) serveRequest(ctx context.Context, rw io.ReadWriter) {
 		return
 	}
 	var req controlRequest
-	if err := json.NewDecoder(br).Decode(&req); err != nil {
+	dec := json.NewDecoder(br)
+	if err := dec.Decode(&req); err != nil {
 		s.log.Warn("control socket: bad request", "proto", "control", "err", err)
 		s.reply(rw, nil, adminErrorf(err, "bad request"))
 		return
 	}
 	defer wipe(req.Secret)
 	defer wipe(req.NewSecret)
+	if ic, ok := rw.(*idleConn); ok {
+		ic.rolling = true
+	}
 	var err error
 	if run := s.streamOp(req.Op); run != nil {
 		// A stream runs as long as its reader keeps reading.
 		err = s.serveStream(ctx, rw, &req, run)
 	} else {
-		ctx, cancel := context.WithTimeout(ctx, opTimeout)
-		defer cancel()
-		var result any
-		result, err = s.dispatch(ctx, &req)
-		s.reply(rw, result, err)
+		err = s.serveOp(ctx, rw, &req, dec, br)
 	}
 	attrs := []any{"proto", "control", "account", logSafeAddress(req.Address), "duration", time.Since(start)}
 	if err != nil {
 		attrs = append(attrs, "err", err)
 	}
 	s.log.Info("control request "+logSafeOp(req.Op), attrs...)
+}
+
+// serveOp runs a request that answers once: progress lines while it
+// runs, then the answer, then the raw stream of operations that send one.
+func (s *controlServer) serveOp(ctx context.Context, rw io.ReadWriter, req *controlRequest, dec *json.Decoder, br *bufio.Reader) error {
+	// What follows the request, beyond the limit: the decoder's and the
+	// bufio.Reader's read-ahead, then the connection itself.
+	body := io.MultiReader(dec.Buffered(), io.LimitReader(br, int64(br.Buffered())), rw)
+	op := controlOps[req.Op]
+	if op == nil || !op.long {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opTimeout)
+		defer cancel()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := &responseWriter{w: rw, cancel: cancel, log: s.log}
+	ctx = store.WithProgress(ctx, out.progress)
+	result, err := s.dispatch(ctx, req, body, out)
+	if !out.streamed {
+		s.reply(out, result, err)
+	}
+	return err
+}
+
+// responseWriter writes a request's response lines, and its stream, in
+// order. It is used by the goroutine running the request only.
+type responseWriter struct {
+	w        io.Writer
+	cancel   context.CancelFunc // ends the operation when the client is gone
+	log      *slog.Logger
+	last     time.Time
+	failed   bool // a write failed: the client is gone
+	streamed bool // the answer went out, raw bytes follow
+}
+
+func (r *responseWriter) Write(p []byte) (int, error) {
+	if r.failed {
+		return 0, errClientGone
+	}
+	n, err := r.w.Write(p)
+	if err != nil {
+		r.failed = true
+		r.cancel()
+	}
+	return n, err
+}
+
+// errClientGone: an earlier write to the client failed.
+var errClientGone = errors.New("control socket: the client went away")
+
+// progress sends a progress line, at most one per progressLineInterval,
+// before the answer.
+func (r *responseWriter) progress(done, total int64) {
+	if r.streamed || r.failed {
+		return
+	}
+	now := time.Now()
+	if now.Sub(r.last) < progressLineInterval && done < total {
+		return
+	}
+	r.last = now
+	json.NewEncoder(r).Encode(controlResponse{Progress: &progressReport{Done: done, Total: total}})
+}
+
+// stream sends result as the successful answer and returns the writer
+// for the raw bytes that follow it.
+func (r *responseWriter) stream(result any) (io.Writer, error) {
+	if r.streamed {
+		return nil, errors.New("control socket: stream started twice")
+	}
+	b, err := json.Marshal(result)
+	if err != nil {
+		return nil, err
+	}
+	r.streamed = true
+	if err := json.NewEncoder(r).Encode(controlResponse{OK: true, Result: b}); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // logSafeOp keeps an unknown operation name from putting arbitrary text in
@@ -271,6 +391,9 @@ func logSafeOp(op string) string {
 		opAppPassword, opSlots, opRevoke, opSetQuota, opRuleAdd, opRules, opRuleRemove, opTrain, opTraceSearch,
 		opAuditHead, opAuditRecords, opEscrowKeys, opEscrowInit, opEscrowRefused, opEscrowExport, opEscrowDone,
 		opQueueList, opQueueShow, opQueueRetry, opQueueDrop:
+		return op
+	}
+	if controlOps[op] != nil {
 		return op
 	}
 	return "(unknown)"
@@ -284,7 +407,9 @@ func logSafeAddress(a string) string {
 	return a
 }
 
-func (s *controlServer) dispatch(ctx context.Context, r *controlRequest) (any, error) {
+// dispatch runs one request: an account operation of admin, or a
+// registered operation (ops.go) on the server's services.
+func (s *controlServer) dispatch(ctx context.Context, r *controlRequest, body io.Reader, out *responseWriter) (any, error) {
 	switch r.Op {
 	case opAddUser:
 		return s.adm.AddUser(ctx, r.Address, r.Secret)
@@ -334,6 +459,13 @@ func (s *controlServer) dispatch(ctx context.Context, r *controlRequest) (any, e
 	}
 	if res, ok, err := s.dispatchMore(ctx, r); ok {
 		return res, err
+	}
+	if op := controlOps[r.Op]; op != nil && s.svc != nil {
+		req := &opRequest{Address: r.Address, Secret: r.Secret, Args: r.Args, Body: emptyBody{}, stream: out.stream}
+		if op.body {
+			req.Body = body
+		}
+		return op.run(ctx, s.svc, req)
 	}
 	return nil, adminErrorf(nil, "unknown operation %q", r.Op)
 }
@@ -401,32 +533,80 @@ func dialControl(path string) (*remoteAdmin, error) {
 
 // call sends one request and decodes the result into out (may be nil).
 func (r *remoteAdmin) call(ctx context.Context, req controlRequest, out any) error {
+	return r.do(ctx, req, callIO{}, out)
+}
+
+// callIO is what a request sends and receives besides JSON.
+type callIO struct {
+	// body is sent after the request, for operations that take one; the
+	// connection's write side is closed after it.
+	body io.Reader
+	// stream reads the raw bytes that follow a successful answer, for
+	// operations that send them. The answer is decoded into out first.
+	stream func(r io.Reader) error
+	// long: the operation may take long; only silence is bounded.
+	long bool
+}
+
+// do sends one request (and its body), reports the server's progress
+// lines to ctx's store.Progress, decodes the answer into out (may be
+// nil) and hands a stream that follows to cio.stream.
+func (r *remoteAdmin) do(ctx context.Context, req controlRequest, cio callIO, out any) error {
 	defer wipe(req.Secret)
 	defer wipe(req.NewSecret)
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", r.path)
+	nc, err := d.DialContext(ctx, "unix", r.path)
 	if err != nil {
 		return fmt.Errorf("connect to the running server: %w", err)
 	}
-	defer c.Close()
-	deadline := time.Now().Add(opTimeout + requestTimeout)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
+	defer nc.Close()
+	var c net.Conn = nc
+	if cio.long {
+		c = &idleConn{Conn: nc, idle: opTimeout + requestTimeout, rolling: true}
+	} else {
+		deadline := time.Now().Add(opTimeout + requestTimeout)
+		if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+			deadline = dl
+		}
+		nc.SetDeadline(deadline)
 	}
-	c.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
 	defer stop()
 	if err := json.NewEncoder(c).Encode(&req); err != nil {
 		return fmt.Errorf("send request to the running server: %w", err)
 	}
+	bodyErr := make(chan error, 1)
+	if cio.body != nil {
+		// The body goes out while progress lines come back.
+		go func() {
+			_, err := io.Copy(c, cio.body)
+			if uc, ok := nc.(*net.UnixConn); ok && err == nil {
+				err = uc.CloseWrite()
+			}
+			bodyErr <- err
+		}()
+	} else {
+		bodyErr <- nil
+	}
+	dec := json.NewDecoder(io.LimitReader(c, maxResponseBytes))
 	var resp controlResponse
-	if err := json.NewDecoder(io.LimitReader(c, maxResponseBytes)).Decode(&resp); err != nil {
-		if errors.Is(err, io.EOF) {
-			// The server answers every request it accepts; it hangs up
-			// only on another user, or when it is stopping.
-			return fmt.Errorf("the running server closed the connection without answering (it serves only the user it runs as; its log may say more): %w", err)
+	for {
+		resp = controlResponse{}
+		if err := dec.Decode(&resp); err != nil {
+			if berr := <-bodyErr; berr != nil && !errors.Is(berr, syscall.EPIPE) {
+				return fmt.Errorf("send to the running server: %w", berr)
+			}
+			if errors.Is(err, io.EOF) {
+				// The server answers every request it accepts; it hangs up
+				// only on another user, or when it is stopping.
+				return fmt.Errorf("the running server closed the connection without answering (it serves only the user it runs as; its log may say more): %w", err)
+			}
+			return fmt.Errorf("read reply from the running server: %w", err)
 		}
-		return fmt.Errorf("read reply from the running server: %w", err)
+		if resp.Progress == nil {
+			break
+		}
+		store.ReportProgress(ctx, resp.Progress.Done, resp.Progress.Total)
 	}
 	if !resp.OK {
 		if resp.Error == "" {
@@ -434,10 +614,16 @@ func (r *remoteAdmin) call(ctx context.Context, req controlRequest, out any) err
 		}
 		return &adminError{msg: resp.Error}
 	}
+	if berr := <-bodyErr; berr != nil {
+		return fmt.Errorf("send to the running server: %w", berr)
+	}
 	if out != nil {
 		if err := json.Unmarshal(resp.Result, out); err != nil {
 			return fmt.Errorf("decode reply from the running server: %w", err)
 		}
+	}
+	if cio.stream != nil {
+		return cio.stream(io.MultiReader(dec.Buffered(), c))
 	}
 	return nil
 }

@@ -186,7 +186,7 @@ func TestRemoteStreamRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newControlServer(ln, f, slog.New(slog.DiscardHandler))
+	srv := newControlServer(ln, f, nil, slog.New(slog.DiscardHandler))
 	go srv.serve(context.Background())
 	defer srv.close(context.Background())
 	r := &remoteAdmin{path: dir + "/c.sock"}

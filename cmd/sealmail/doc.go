@@ -1,7 +1,7 @@
 // Command sealmail is the one sealmail binary: the mail server (`sealmail
 // serve`) and its administration (`sealmail user …`, `sealmail key …`,
-// `sealmail filter …`, `sealmail trace search`, `sealmail dns`,
-// `sealmail config show`). It is the only package that
+// `sealmail status`, `sealmail filter …`, `sealmail trace search`,
+// `sealmail dns`, `sealmail config show`, …). It is the only package that
 // reads configuration files, flags and the environment; it builds plain
 // Options structs for server/smtp, server/imap, keyserver and the store.
 //
@@ -13,6 +13,16 @@
 // every command and key; TestConfigDocMatchesKeys keeps it exact.
 //
 // Implementation notes:
+//   - Commands register themselves (register, registerGroup in main.go)
+//     from the init function of the file that defines them; a two-word
+//     name puts a command in a group, which has its own help. Operations
+//     that must run on the running server's state when it runs register
+//     with registerOp (ops.go) and are called with env.callOp, which
+//     sends them over the control socket or, when no server runs, runs
+//     them on a backend the CLI builds over the store it opens. Long jobs
+//     report with store.ReportProgress; env.progress draws it on a
+//     terminal (progress.go) and the control socket forwards it as
+//     progress lines before the answer.
 //   - Accounts are created, unlocked, changed and deleted only by
 //     server/account. `serve` builds one account.Service for the control
 //     socket and every protocol, so a change made with the CLI reaches live
@@ -28,6 +38,11 @@
 //     connection must come from the server's own uid (SO_PEERCRED). A
 //     socket nobody listens on (left by a crash) is removed by the next
 //     CLI run or server start. Passwords cross only this socket.
+//     Registered operations may send a body after the request (import)
+//     and receive a raw stream after the answer (backup, export); the
+//     request line must arrive within 30 s, after which each side may
+//     be silent for at most that long (long jobs bound silence, not
+//     their whole duration).
 //   - The CLI tells a running server from a stale socket by connecting and
 //     hanging up; the server takes a connection closed before its first
 //     byte for that probe and neither answers nor logs it. Commands read

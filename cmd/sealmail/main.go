@@ -27,18 +27,20 @@ func main() {
 	// is private to the user it runs as.
 	syscall.Umask(0o077)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], &stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr, inFile: os.Stdin})
+	code := run(ctx, os.Args[1:], &stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr, inFile: os.Stdin, errFile: os.Stderr})
 	stop()
 	os.Exit(code)
 }
 
 // stdio is where a command reads and writes. inFile is the terminal to
-// prompt on; nil when input is not a terminal file (tests).
+// prompt on, errFile the one to draw progress on; nil when they are not
+// files (tests).
 type stdio struct {
-	in     io.Reader
-	out    io.Writer
-	err    io.Writer
-	inFile *os.File
+	in      io.Reader
+	out     io.Writer
+	err     io.Writer
+	inFile  *os.File
+	errFile *os.File
 }
 
 // usageError is a mistake on the command line: exit code 2 and the
@@ -510,7 +512,7 @@ func (e *env) config() (*Config, error) {
 	return c, err
 }
 
-func runConfigShow(_ context.Context, e *env, args []string) error {
+func runConfigShow(ctx context.Context, e *env, args []string) error {
 	if len(args) != 0 {
 		return usagef("no arguments expected")
 	}
@@ -518,5 +520,14 @@ func runConfigShow(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeConfigYAML(e.io.out, c)
+	if err := writeConfigYAML(e.io.out, c); err != nil {
+		return err
+	}
+	// Warnings go to standard error, so that standard output stays a
+	// configuration file. A store that cannot be read now (another
+	// command holds it) only costs the warnings.
+	if err := e.checkAccounts(ctx, c); err != nil {
+		fmt.Fprintf(e.io.err, "warning: could not check that the postmaster and alias targets have accounts: %v\n", err)
+	}
+	return nil
 }

@@ -125,7 +125,8 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	// The escrow key in use: delivery seals producible mail to it as
 	// well; escrow init through the control socket replaces it.
 	escrow := &escrowKeys{st: st}
-	ctl := newControlServer(ctlLn, &localAdmin{svc: accounts, st: st, inb: inb, audit: auditLog, escrow: escrow}, log)
+	svcs := &backend{cfg: c, st: st, accounts: accounts, audit: auditLog, log: log}
+	ctl := newControlServer(ctlLn, &localAdmin{svc: accounts, st: st, inb: inb, audit: auditLog, escrow: escrow}, svcs, log)
 	ctl.queue.audit = auditLog
 	ctlCtx, ctlCancel := context.WithCancel(context.Background())
 	defer ctlCancel()
@@ -135,15 +136,30 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 		shutdown: ctl.close,
 	})
 
-	more, err := startServers(c, st, accounts, inb, escrowPolicy{keys: escrow}, log, fdLimit, &ctl.queue)
+	tlsConf, err := serverTLS(c, log)
+	if err == nil {
+		var srv *servers
+		srv, err = startServers(c, st, accounts, inb, escrowPolicy{keys: escrow}, tlsConf, log, fdLimit, &ctl.queue)
+		if err == nil {
+			services = append(services, srv.services...)
+			svcs.delivered = srv.delivered
+			svcs.status = newServerStatus(services, srv, tlsConf.cert)
+		}
+	}
 	if err != nil {
 		for _, s := range services {
 			s.shutdown(context.Background())
 		}
 		return err
 	}
-	services = append(services, more...)
 	warnInsecure(c, log)
+	accts, err := st.PublicAccounts(ctx)
+	if err != nil {
+		log.Warn("cannot list accounts", "err", err)
+	}
+	for _, p := range missingAccounts(c, accts) {
+		log.Warn(p.String())
+	}
 
 	errc := make(chan error, len(services))
 	var wg sync.WaitGroup
@@ -159,8 +175,16 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 			}
 		}()
 	}
-	announce(ctx, e.io.out, c, e.configFile, e.flags.hint(), services, st)
-	log.Info("sealmail started in " + c.DataDir)
+	for _, s := range services {
+		if s.addr != nil {
+			log.Info("listening", "proto", s.name, "addr", s.addr.String(), "mode", s.mode)
+		}
+	}
+	announce(e.io.out, announcement{
+		config: c, file: e.configFile, flags: e.flags.hint(), services: services,
+		accounts: len(accts), cert: tlsConf.cert(),
+	})
+	log.Info("sealmail started in "+c.DataDir, "version", readBuildInfo().String())
 
 	var runErr error
 	select {
@@ -254,17 +278,25 @@ func (l listeners) close() {
 	}
 }
 
+// servers are the protocol servers startServers built.
+type servers struct {
+	// services are the protocols and their listeners, not yet serving.
+	services []*service
+	// delivered tells IMAP of messages committed outside SMTP.
+	delivered func([]store.Delivered)
+	// guards are the guarded listeners by service name.
+	guards map[string]*listener.Listener
+	// limiters are the connection limiters by service name.
+	limiters map[string]*listener.Limiter
+}
+
 // startServers builds SMTP (MX and submission), the outbound queue, IMAP
 // and HTTPS from the configuration, binds their listeners and guards them
 // (server/listener) with the limits of the configuration, fitted into
 // what fdLimit leaves. It returns them as services, not yet serving, and
 // gives the queue to queues (the control socket's). On error nothing
 // stays bound.
-func startServers(c *Config, st store.Store, accounts *account.Service, inb *inboundParts, escrow smtpserver.Escrow, log *slog.Logger, fdLimit uint64, queues *queueHolder) (_ []*service, err error) {
-	tlsConf, err := serverTLS(c, log)
-	if err != nil {
-		return nil, err
-	}
+func startServers(c *Config, st store.Store, accounts *account.Service, inb *inboundParts, escrow smtpserver.Escrow, tlsConf serverTLSConfigs, log *slog.Logger, fdLimit uint64, queues *queueHolder) (_ *servers, err error) {
 	lns, err := bindListeners(c)
 	if err != nil {
 		return nil, err
@@ -346,8 +378,9 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 	}
 
 	lim := connectionLimiters(c, lns, fdLimit, log)
+	out := &servers{delivered: imapSrv.Delivered, guards: map[string]*listener.Listener{}, limiters: map[string]*listener.Limiter{}}
 	guard := func(name string, ln net.Listener, l *listener.Limiter, tlsConf *tls.Config, refuse func(net.Conn)) net.Listener {
-		return listener.New(ln, listener.Options{
+		gl := listener.New(ln, listener.Options{
 			Name:             name,
 			Limiter:          l,
 			TLSConfig:        tlsConf,
@@ -356,9 +389,10 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 			Refuse:           refuse,
 			Logger:           log,
 		})
+		out.guards[name], out.limiters[name] = gl, l
+		return gl
 	}
 
-	var out []*service
 	// The SMTP and IMAP servers always get a service, even without a
 	// listener, so that shutdown releases them.
 	smtpSvc := &service{name: "smtp", shutdown: smtpSrv.Shutdown}
@@ -367,10 +401,10 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 		smtpSvc.addr, smtpSvc.mode = ln.Addr(), "STARTTLS"
 		smtpSvc.serve = func() error { return smtpSrv.Serve(gl) }
 	}
-	out = append(out, smtpSvc)
+	out.services = append(out.services, smtpSvc)
 	// One submission server serves both submission listeners; the queue
 	// stops after it, so that what it committed last is scheduled.
-	out = append(out, &service{name: "submission-server", shutdown: func(ctx context.Context) error {
+	out.services = append(out.services, &service{name: "submission-server", shutdown: func(ctx context.Context) error {
 		var err error
 		if subSrv != nil {
 			err = subSrv.Shutdown(ctx)
@@ -379,24 +413,24 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 	}})
 	if ln := lns.submission; ln != nil {
 		gl := guard("submission", ln, lim.submission, nil, subSrv.Refuse)
-		out = append(out, &service{name: "submission", addr: ln.Addr(), mode: "STARTTLS",
+		out.services = append(out.services, &service{name: "submission", addr: ln.Addr(), mode: "STARTTLS",
 			serve: func() error { return subSrv.Serve(gl) }})
 	}
 	if ln := lns.submissions; ln != nil {
 		gl := guard("submissions", ln, lim.submissions, tlsConf.client, nil)
-		out = append(out, &service{name: "submissions", addr: ln.Addr(), mode: "TLS",
+		out.services = append(out.services, &service{name: "submissions", addr: ln.Addr(), mode: "TLS",
 			serve: func() error { return subSrv.Serve(gl) }})
 	}
 	// One IMAP server serves both IMAP listeners; Shutdown stops both.
-	out = append(out, &service{name: "imap-server", shutdown: imapSrv.Shutdown})
+	out.services = append(out.services, &service{name: "imap-server", shutdown: imapSrv.Shutdown})
 	if ln := lns.imap; ln != nil {
 		gl := guard("imap", ln, lim.imap, nil, imapSrv.Refuse)
-		out = append(out, &service{name: "imap", addr: ln.Addr(), mode: "STARTTLS",
+		out.services = append(out.services, &service{name: "imap", addr: ln.Addr(), mode: "STARTTLS",
 			serve: func() error { return imapSrv.Serve(gl) }})
 	}
 	if ln := lns.imaps; ln != nil {
 		gl := guard("imaps", ln, lim.imaps, tlsConf.client, nil)
-		out = append(out, &service{name: "imaps", addr: ln.Addr(), mode: "TLS",
+		out.services = append(out.services, &service{name: "imaps", addr: ln.Addr(), mode: "TLS",
 			serve: func() error { return imapSrv.Serve(gl) }})
 	}
 	if ln := lns.https; ln != nil {
@@ -414,7 +448,7 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 			Logger:        log,
 		})
 		gl := guard("https", ln, lim.https, hs.TLSConfig, nil)
-		out = append(out, &service{name: "https", addr: ln.Addr(), mode: "TLS",
+		out.services = append(out.services, &service{name: "https", addr: ln.Addr(), mode: "TLS",
 			serve: func() error {
 				err := hs.Serve(gl)
 				if errors.Is(err, http.ErrServerClosed) {
@@ -532,30 +566,53 @@ func isLoopback(addr string) bool {
 // readyLine ends the start-up announcement; tests wait for it.
 const readyLine = "stop with Ctrl-C or SIGTERM"
 
-// announce prints, once, where the server listens and how to add a user.
-// flags are the global flags the hint must repeat ("--data-dir DIR ").
-func announce(ctx context.Context, w io.Writer, c *Config, file, flags string, services []*service, st store.Store) {
+// announcement is what serve prints once on standard output when it is
+// ready.
+type announcement struct {
+	config   *Config
+	file     string // the configuration file; "" for none
+	flags    string // global flags a hint must repeat ("--data-dir DIR ")
+	services []*service
+	accounts int // accounts in the store
+	cert     certInfo
+}
+
+// announce prints where the server listens, which certificate it uses
+// (with its path and fingerprint, so that a client's warning about a
+// self-signed certificate can be checked), and, while there are no
+// accounts, how to add one.
+func announce(w io.Writer, a announcement) {
 	var b strings.Builder
+	c, file := a.config, a.file
 	if file == "" {
 		file = "built-in defaults and SEALMAIL_* environment (no " + defaultConfigFile + ")"
 	}
-	fmt.Fprintf(&b, "configuration: %s\ndata: %s\n", file, c.DataDir)
+	fmt.Fprintf(&b, "sealmail %s\nconfiguration: %s\ndata: %s\n", readBuildInfo().String(), file, c.DataDir)
 	b.WriteString("sealmail listens on:\n")
 	width := 0
-	for _, s := range services {
+	for _, s := range a.services {
 		if s.addr != nil {
 			width = max(width, len(s.name))
 		}
 	}
-	for _, s := range services {
+	for _, s := range a.services {
 		if s.addr != nil {
 			fmt.Fprintf(&b, "  %-*s %s (%s)\n", width, s.name, s.addr, s.mode)
 		}
 	}
-	if accts, err := st.Accounts(ctx); err == nil && len(accts) == 0 {
-		b.WriteString("no accounts yet\n")
+	switch ci := a.cert; ci.Source {
+	case "acme":
+		fmt.Fprintf(&b, "TLS certificate: from ACME, cached in %s\n", c.acmeDir())
+	case "":
+	default:
+		fmt.Fprintf(&b, "TLS certificate: %s, %s\n  SHA-256 fingerprint: %s\n  names: %s\n  expires: %s\n",
+			ci.Source, ci.Path, ci.Fingerprint, strings.Join(ci.Names, ", "), ci.NotAfter.UTC().Format(time.DateTime))
 	}
-	fmt.Fprintf(&b, "add a user: sealmail %suser add you@%s\n", flags, c.Domains[0])
+	if a.accounts == 0 {
+		fmt.Fprintf(&b, "no accounts yet; add a user: sealmail %suser add you@%s\n", a.flags, c.Domains[0])
+	} else {
+		fmt.Fprintf(&b, "accounts: %d\n", a.accounts)
+	}
 	b.WriteString(readyLine + "\n")
 	io.WriteString(w, b.String())
 }

@@ -4,9 +4,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -16,6 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sealmail/sealmail/keyserver"
@@ -30,36 +34,102 @@ const (
 	selfSignedLifetime = 398 * 24 * time.Hour
 )
 
+// certInfo describes the server certificate for the start-up banner and
+// `sealmail status`.
+type certInfo struct {
+	Source      string    `json:"source"`             // "self-signed", "files" or "acme"
+	Path        string    `json:"path,omitempty"`     // the certificate file; "" for ACME
+	Fingerprint string    `json:"sha256,omitempty"`   // SHA-256 of the DER certificate, as openssl prints it
+	Names       []string  `json:"names,omitempty"`    // DNS names and IP addresses it covers
+	NotAfter    time.Time `json:"not_after,omitzero"` // expiry; zero for ACME
+}
+
+// certInfoOf describes leaf, loaded from path.
+func certInfoOf(source, path string, leaf *x509.Certificate) certInfo {
+	ci := certInfo{Source: source, Path: path}
+	if leaf == nil {
+		return ci
+	}
+	ci.Fingerprint = fingerprintSHA256(leaf.Raw)
+	ci.Names = slices.Clone(leaf.DNSNames)
+	for _, ip := range leaf.IPAddresses {
+		ci.Names = append(ci.Names, ip.String())
+	}
+	ci.NotAfter = leaf.NotAfter
+	return ci
+}
+
+// fingerprintSHA256 is the SHA-256 of der in upper-case hex pairs joined
+// by colons, as `openssl x509 -noout -fingerprint -sha256` prints it, so
+// that an operator can compare it with what a client shows.
+func fingerprintSHA256(der []byte) string {
+	sum := sha256.Sum256(der)
+	h := strings.ToUpper(hex.EncodeToString(sum[:]))
+	parts := make([]string, 0, len(sum))
+	for i := 0; i < len(h); i += 2 {
+		parts = append(parts, h[i:i+2])
+	}
+	return strings.Join(parts, ":")
+}
+
 // loadTLS returns the server certificate: the configured files, or a
-// self-signed certificate for hostname, generated once and reused. It logs a
-// warning for the self-signed case.
-func loadTLS(c *Config, log *slog.Logger) (*tls.Config, error) {
+// self-signed certificate for the host name and the names of every
+// domain (selfSignedNames), generated once and reused. It logs a warning
+// for the self-signed case.
+func loadTLS(c *Config, log *slog.Logger) (*tls.Config, certInfo, error) {
 	if c.TLS.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("tls: load tls.cert_file/tls.key_file: %w", err)
+			return nil, certInfo{}, fmt.Errorf("tls: load tls.cert_file/tls.key_file: %w", err)
 		}
-		return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+		return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+			certInfoOf("files", c.TLS.CertFile, cert.Leaf), nil
 	}
-	cert, err := selfSigned(c.tlsDir(), c.Hostname)
+	cert, err := selfSigned(c.tlsDir(), selfSignedNames(c.Hostname, c.Domains))
 	if err != nil {
-		return nil, err
+		return nil, certInfo{}, err
 	}
-	log.Warn("using the self-signed TLS certificate " + filepath.Join(c.tlsDir(), selfSignedCert) +
+	path := filepath.Join(c.tlsDir(), selfSignedCert)
+	log.Warn("using the self-signed TLS certificate " + path +
 		"; clients will not trust it: set tls.cert_file and tls.key_file, or tls.acme")
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		certInfoOf("self-signed", path, cert.Leaf), nil
+}
+
+// selfSignedNames are the DNS names the self-signed certificate covers:
+// the host name, localhost, and for every domain the domain itself and
+// the names the keyserver answers for (WKD's openpgpkey., autoconfig.,
+// mta-sts.), so that local tests of those endpoints can pass the
+// certificate to curl --cacert or gpg. hostname comes first.
+func selfSignedNames(hostname string, domains []string) []string {
+	names := []string{hostname}
+	add := func(n string) {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	add("localhost")
+	for _, d := range domains {
+		add(d)
+	}
+	for _, n := range keyserver.AutocertHosts(hostname, domains) {
+		add(n)
+	}
+	return names
 }
 
 // selfSigned loads the self-signed certificate from dir, or makes one for
-// hostname (plus localhost and 127.0.0.1, ::1) when there is none, it has
-// expired, it does not name hostname, or the pair does not load (a crash
-// between writing the key and the certificate leaves a mismatched pair;
-// both files are sealmail's own, so nothing is lost by replacing them).
-func selfSigned(dir, hostname string) (tls.Certificate, error) {
+// names (the first is the subject; plus 127.0.0.1 and ::1) when there is
+// none, it expires within a day, it does not cover every name (the host
+// name or a domain changed, or it was made by a version that covered
+// fewer names), or the pair does not load (a crash between writing the
+// key and the certificate leaves a mismatched pair; both files are
+// sealmail's own, so nothing is lost by replacing them).
+func selfSigned(dir string, names []string) (tls.Certificate, error) {
 	certPath, keyPath := filepath.Join(dir, selfSignedCert), filepath.Join(dir, selfSignedKey)
 	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
 	if err == nil && cert.Leaf != nil && time.Now().Add(24*time.Hour).Before(cert.Leaf.NotAfter) &&
-		slices.Contains(cert.Leaf.DNSNames, hostname) {
+		!slices.ContainsFunc(names, func(n string) bool { return !slices.Contains(cert.Leaf.DNSNames, n) }) {
 		return cert, nil
 	}
 	if errors.Is(err, os.ErrPermission) {
@@ -68,7 +138,7 @@ func selfSigned(dir, hostname string) (tls.Certificate, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return tls.Certificate{}, fmt.Errorf("tls: %w", err)
 	}
-	certPEM, keyPEM, err := makeSelfSigned(hostname, time.Now())
+	certPEM, keyPEM, err := makeSelfSigned(names, time.Now())
 	if err != nil {
 		return tls.Certificate{}, err
 	}
@@ -87,8 +157,9 @@ func selfSigned(dir, hostname string) (tls.Certificate, error) {
 	return cert, nil
 }
 
-// makeSelfSigned makes an ECDSA P-256 certificate and key in PEM.
-func makeSelfSigned(hostname string, now time.Time) (certPEM, keyPEM []byte, err error) {
+// makeSelfSigned makes an ECDSA P-256 certificate and key in PEM for
+// names, the first of which is the subject.
+func makeSelfSigned(names []string, now time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("tls: generate key: %w", err)
@@ -98,13 +169,9 @@ func makeSelfSigned(hostname string, now time.Time) (certPEM, keyPEM []byte, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("tls: serial: %w", err)
 	}
-	names := []string{hostname}
-	if hostname != "localhost" {
-		names = append(names, "localhost")
-	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: hostname, Organization: []string{"sealmail self-signed"}},
+		Subject:               pkix.Name{CommonName: names[0], Organization: []string{"sealmail self-signed"}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(selfSignedLifetime),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
@@ -193,6 +260,10 @@ type serverTLSConfigs struct {
 	// https is the keyserver's: clientCipherSuites, HTTP ALPN and, with
 	// ACME, the tls-alpn-01 challenge.
 	https *tls.Config
+	// cert describes the certificate of the host name as it is now:
+	// fixed for files and the self-signed one; with ACME, the one last
+	// served for the host name (none before the first handshake).
+	cert func() certInfo
 }
 
 // serverTLS returns the TLS configurations of the listeners, with the
@@ -200,13 +271,13 @@ type serverTLSConfigs struct {
 // minimum everywhere.
 func serverTLS(c *Config, log *slog.Logger) (serverTLSConfigs, error) {
 	if !c.TLS.ACME {
-		conf, err := loadTLS(c, log)
+		conf, ci, err := loadTLS(c, log)
 		if err != nil {
 			return serverTLSConfigs{}, err
 		}
 		h := strictTLS(conf)
 		h.NextProtos = []string{"http/1.1"}
-		return serverTLSConfigs{mx: conf, client: strictTLS(conf), https: h}, nil
+		return serverTLSConfigs{mx: conf, client: strictTLS(conf), https: h, cert: func() certInfo { return ci }}, nil
 	}
 	m := keyserver.NewAutocert(keyserver.AutocertOptions{
 		Dir:          c.acmeDir(),
@@ -217,19 +288,24 @@ func serverTLS(c *Config, log *slog.Logger) (serverTLSConfigs, error) {
 	})
 	// Mail clients often send no SNI: they get the certificate of the
 	// server's own name.
+	var hostCert atomic.Pointer[x509.Certificate] // last served for the host name
 	getCert := func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		if hello.ServerName == "" {
-			h := *hello
+		h := *hello
+		if h.ServerName == "" {
 			h.ServerName = c.Hostname
-			return m.GetCertificate(&h)
 		}
-		return m.GetCertificate(hello)
+		cert, err := m.GetCertificate(&h)
+		if err == nil && cert != nil && cert.Leaf != nil && strings.EqualFold(h.ServerName, c.Hostname) {
+			hostCert.Store(cert.Leaf)
+		}
+		return cert, err
 	}
 	mx := &tls.Config{GetCertificate: getCert, MinVersion: tls.VersionTLS12}
 	https := strictTLS(m.TLSConfig())
 	https.GetCertificate = getCert
 	log.Info("TLS certificates from ACME, cached in " + c.acmeDir())
-	return serverTLSConfigs{mx: mx, client: strictTLS(mx), https: https}, nil
+	info := func() certInfo { return certInfoOf("acme", "", hostCert.Load()) }
+	return serverTLSConfigs{mx: mx, client: strictTLS(mx), https: https, cert: info}, nil
 }
 
 // strictTLS is conf with TLS 1.2 at least and clientCipherSuites.

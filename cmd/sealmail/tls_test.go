@@ -18,7 +18,7 @@ import (
 
 func TestSelfSignedGeneratedOnceAndReused(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "tls")
-	c1, err := selfSigned(dir, "mx.example.org")
+	c1, err := selfSigned(dir, selfSignedNames("mx.example.org", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestSelfSignedGeneratedOnceAndReused(t *testing.T) {
 		!strings.Contains(strings.Join(leaf.DNSNames, " "), "localhost") {
 		t.Fatalf("certificate names: %v", leaf)
 	}
-	c2, err := selfSigned(dir, "mx.example.org")
+	c2, err := selfSigned(dir, selfSignedNames("mx.example.org", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestSelfSignedGeneratedOnceAndReused(t *testing.T) {
 		t.Error("certificate regenerated instead of reused")
 	}
 	// A new host name gets a new certificate.
-	c3, err := selfSigned(dir, "mail.example.net")
+	c3, err := selfSigned(dir, selfSignedNames("mail.example.net", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestSelfSignedGeneratedOnceAndReused(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, selfSignedKey), strayKeyPEM(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c4, err := selfSigned(dir, "mail.example.net")
+	c4, err := selfSigned(dir, selfSignedNames("mail.example.net", nil))
 	if err != nil {
 		t.Fatalf("mismatched pair: %v", err)
 	}
@@ -69,10 +69,64 @@ func TestSelfSignedGeneratedOnceAndReused(t *testing.T) {
 	}
 }
 
+// TestSelfSignedNames: issue 14 found the self-signed certificate
+// covering only the host name, so local tests of WKD and autoconfig
+// could not pass it to curl --cacert. It covers the host name,
+// localhost, every domain and its openpgpkey., autoconfig. and mta-sts.
+// names; an existing certificate that lacks a name (made by an older
+// version, or before a domain was added) is replaced.
+func TestSelfSignedNames(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	// A certificate as older versions made it: the host name only.
+	certPEM, keyPEM, err := makeSelfSigned([]string{"mx.example.org", "localhost"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(dir, 0o700)
+	if err := os.WriteFile(filepath.Join(dir, selfSignedCert), certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, selfSignedKey), keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	names := selfSignedNames("mx.example.org", []string{"example.org", "xn--bcher-kva.example"})
+	want := []string{"mx.example.org", "localhost", "example.org", "xn--bcher-kva.example",
+		"openpgpkey.example.org", "autoconfig.example.org", "mta-sts.example.org",
+		"openpgpkey.xn--bcher-kva.example", "autoconfig.xn--bcher-kva.example", "mta-sts.xn--bcher-kva.example"}
+	for _, n := range want {
+		if !slices.Contains(names, n) {
+			t.Errorf("selfSignedNames lacks %s: %v", n, names)
+		}
+	}
+	if names[0] != "mx.example.org" {
+		t.Errorf("first name %s, want the host name", names[0])
+	}
+	cert, err := selfSigned(dir, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range want {
+		if err := cert.Leaf.VerifyHostname(n); err != nil {
+			t.Errorf("regenerated certificate: %v", err)
+		}
+	}
+	if cert.Leaf.Subject.CommonName != "mx.example.org" {
+		t.Errorf("subject %s", cert.Leaf.Subject)
+	}
+	// Reused once it covers them all.
+	again, err := selfSigned(dir, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again.Certificate[0], cert.Certificate[0]) {
+		t.Error("certificate that covers every name was replaced")
+	}
+}
+
 // strayKeyPEM is a fresh key that matches no stored certificate.
 func strayKeyPEM(t *testing.T) []byte {
 	t.Helper()
-	_, key, err := makeSelfSigned("other.example", time.Now())
+	_, key, err := makeSelfSigned([]string{"other.example"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,22 +135,25 @@ func strayKeyPEM(t *testing.T) []byte {
 
 func TestLoadTLSConfiguredFiles(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := selfSigned(dir, "mx.example.org"); err != nil {
+	if _, err := selfSigned(dir, selfSignedNames("mx.example.org", nil)); err != nil {
 		t.Fatal(err)
 	}
 	c := &Config{DataDir: t.TempDir(), Hostname: "mx.example.org"}
 	c.TLS.CertFile = filepath.Join(dir, selfSignedCert)
 	c.TLS.KeyFile = filepath.Join(dir, selfSignedKey)
 	var log bytes.Buffer
-	conf, err := loadTLS(c, slog.New(slog.NewTextHandler(&log, nil)))
+	conf, ci, err := loadTLS(c, slog.New(slog.NewTextHandler(&log, nil)))
 	if err != nil || len(conf.Certificates) != 1 {
 		t.Fatalf("loadTLS: %v", err)
+	}
+	if ci.Source != "files" || ci.Path != c.TLS.CertFile || len(ci.Fingerprint) != 95 || ci.NotAfter.IsZero() {
+		t.Errorf("certificate info %+v", ci)
 	}
 	if strings.Contains(log.String(), "self-signed") {
 		t.Error("configured certificate reported as self-signed")
 	}
 	c.TLS.KeyFile = filepath.Join(dir, "missing.key")
-	if _, err := loadTLS(c, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "tls.key_file") {
+	if _, _, err := loadTLS(c, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "tls.key_file") {
 		t.Errorf("missing key file: %v", err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sealmail/sealmail/server/account"
-	"github.com/sealmail/sealmail/server/audit"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -36,31 +34,16 @@ func (e *env) openAdmin() (admin, *Config, func() error, error) {
 	if remote != nil {
 		return remote, c, func() error { return nil }, nil
 	}
-	log := slog.New(slog.DiscardHandler)
-	st, err := openStore(c, log)
+	s, closeFn, err := e.openBackend()
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	fs, err := newFilter(c, st, log)
+	fs, err := newFilter(c, s.st, s.log)
 	if err != nil {
-		st.Close()
+		closeFn()
 		return nil, nil, nil, err
 	}
-	aud, err := audit.New(audit.Options{Store: st, Logger: log})
-	if err != nil {
-		st.Close()
-		return nil, nil, nil, err
-	}
-	svc, err := newAccounts(st, c, log, nil, aud)
-	if err != nil {
-		st.Close()
-		return nil, nil, nil, err
-	}
-	closeFn := func() error {
-		svc.Close()
-		return st.Close()
-	}
-	return &localAdmin{svc: svc, st: st, inb: &inboundParts{filter: fs}, cfg: c, audit: aud}, c, closeFn, nil
+	return &localAdmin{svc: s.accounts, st: s.st, inb: &inboundParts{filter: fs}, cfg: c, audit: s.audit}, c, closeFn, nil
 }
 
 // promptFirst checks the configuration, then reads a secret. Secrets are

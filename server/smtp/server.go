@@ -185,7 +185,6 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.lns = append(s.lns, ln)
 	s.mu.Unlock()
 	defer ln.Close()
-	s.log.Info("listening", "addr", ln.Addr().String())
 	var pause time.Duration
 	for {
 		nc, err := ln.Accept()
