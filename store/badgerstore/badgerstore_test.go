@@ -1,6 +1,8 @@
 package badgerstore
 
 import (
+	"context"
+	"io"
 	"testing"
 
 	"github.com/sealmail/sealmail/store"
@@ -18,4 +20,10 @@ func openTest(t *testing.T, dir string) store.Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, openTest)
+}
+
+func TestBackup(t *testing.T) {
+	storetest.RunBackup(t, openTest, func(ctx context.Context, dir string, r io.Reader) (store.BackupInfo, error) {
+		return Restore(ctx, dir, r, 64<<20, Options{})
+	})
 }

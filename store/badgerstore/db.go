@@ -76,43 +76,9 @@ func Open(dir string, opt Options) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
-	}
-	cache := opt.CacheBytes
-	if cache <= 0 {
-		cache = 48 << 20
-	}
-	bo := badger.DefaultOptions(dir).
-		WithSyncWrites(true). // an accepted message is never lost
-		WithLogger(badgerLogger{logger}).
-		WithLoggingLevel(badger.WARNING).
-		WithMetricsEnabled(false).
-		// 16 MiB memtables, two of them: the memtable arena is allocated up
-		// front. A transaction may hold 15% of it (2.4 MiB of keys and small
-		// values, about 25,000 entries).
-		WithMemTableSize(16 << 20).
-		WithNumMemtables(2).
-		WithNumLevelZeroTables(4).
-		WithNumLevelZeroTablesStall(12).
-		WithNumCompactors(2). // 2: the minimum badger accepts
-		WithNumGoroutines(2).
-		WithBlockCacheSize(cache * 2 / 3).
-		WithIndexCacheSize(cache / 3).
-		// Message metas, mailbox records and counters (< 1 KiB) stay in the
-		// LSM tree, where listing them is cheap; sealed blobs go to the
-		// value log, so flag changes never rewrite them.
-		WithValueThreshold(1 << 10).
-		WithValueLogFileSize(256 << 20)
-	bdb, err := badger.Open(bo)
+	bdb, err := openBadger(dir, opt, logger)
 	if err != nil {
-		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
-			return nil, fmt.Errorf("badgerstore: open %s: %w", dir, store.ErrLocked)
-		}
-		return nil, fmt.Errorf("badgerstore: open %s: %v", dir, err)
+		return nil, err
 	}
 	db := &DB{
 		bdb:          bdb,
@@ -156,6 +122,50 @@ func Open(dir string, opt Options) (*DB, error) {
 	}
 	go db.gcLoop(interval)
 	return db, nil
+}
+
+// openBadger opens (creating if needed) the badger database in dir, mode
+// 0700, with the options every sealmail store uses (Open, Restore).
+func openBadger(dir string, opt Options, logger *slog.Logger) (*badger.DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
+	}
+	cache := opt.CacheBytes
+	if cache <= 0 {
+		cache = 48 << 20
+	}
+	bo := badger.DefaultOptions(dir).
+		WithSyncWrites(true). // an accepted message is never lost
+		WithLogger(badgerLogger{logger}).
+		WithLoggingLevel(badger.WARNING).
+		WithMetricsEnabled(false).
+		// 16 MiB memtables, two of them: the memtable arena is allocated up
+		// front. A transaction may hold 15% of it (2.4 MiB of keys and small
+		// values, about 25,000 entries).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(12).
+		WithNumCompactors(2). // 2: the minimum badger accepts
+		WithNumGoroutines(2).
+		WithBlockCacheSize(cache * 2 / 3).
+		WithIndexCacheSize(cache / 3).
+		// Message metas, mailbox records and counters (< 1 KiB) stay in the
+		// LSM tree, where listing them is cheap; sealed blobs go to the
+		// value log, so flag changes never rewrite them.
+		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(256 << 20)
+	bdb, err := badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("badgerstore: open %s: %w", dir, store.ErrLocked)
+		}
+		return nil, fmt.Errorf("badgerstore: open %s: %v", dir, err)
+	}
+	return bdb, nil
 }
 
 // Close waits for running calls, stops the background goroutines and

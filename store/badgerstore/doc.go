@@ -148,6 +148,15 @@
 // compactors, metrics off. Badger's own log goes to Options.Logger at
 // warning level and up.
 //
+// Backup and restore (backup.go): Backup reads one read-only badger
+// transaction, so it sees one moment while writers go on, and writes the
+// live rows (latest versions, no deletion markers) in the store's own
+// format, which ends with the record count and a SHA-256 of the stream.
+// Restore writes such a stream into an empty directory with a badger
+// write batch, checking lengths as it reads and the checksum at the end;
+// a failed restore empties the directory again. Counters are rows like
+// any other, so a restored store never hands out an ID again.
+//
 // Locking the directory: badger holds an flock on the directory; a second
 // Open (in this or another process) fails with an error wrapping
 // store.ErrLocked.

@@ -1,0 +1,295 @@
+package badgerstore
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sealmail/sealmail/store"
+)
+
+var _ store.Backuper = (*DB)(nil)
+
+// The backup stream (version 1):
+//
+//	"sealmail badgerstore backup 1\n"
+//	record*       uvarint(len(key)) key uvarint(len(value)) value; len(key) ≥ 1
+//	end           uvarint(0) uvarint(records) SHA-256 of every byte before the hash
+//
+// Records are the store's rows, latest version only, in key order. The
+// format is the store's own, not badger's backup format, so that it
+// carries no badger internals (versions, deletion markers) and a restore
+// writes only live rows.
+const backupMagic = "sealmail badgerstore backup 1\n"
+
+// maxBackupKey bounds a key in a backup stream; the store's longest key
+// is a prefix, two IDs and a mailbox name or address.
+const maxBackupKey = 64 << 10
+
+// backupBuffer is the write buffer of a backup: values are written in
+// place from badger's value log, so memory stays bounded whatever the
+// size of a message.
+const backupBuffer = 256 << 10
+
+// backupProgressEvery bounds how often Backup reports progress.
+const backupProgressEvery = 1 << 20
+
+// Backup implements store.Backuper. It reads one badger snapshot (a
+// read-only transaction) key by key; writers go on meanwhile.
+func (db *DB) Backup(ctx context.Context, w io.Writer) (store.BackupInfo, error) {
+	if err := db.enter(ctx); err != nil {
+		return store.BackupInfo{}, err
+	}
+	defer db.leave()
+	var estimate int64
+	for _, n := range db.Sizes() {
+		estimate += n
+	}
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(w, h)}
+	bw := bufio.NewWriterSize(cw, backupBuffer)
+	var info store.BackupInfo
+	lastReport := int64(0)
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		if _, err := bw.WriteString(backupMagic); err != nil {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})
+		defer it.Close()
+		var num [binary.MaxVarintLen64]byte
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			key := item.Key()
+			bw.Write(num[:binary.PutUvarint(num[:], uint64(len(key)))])
+			bw.Write(key)
+			err := item.Value(func(v []byte) error {
+				bw.Write(num[:binary.PutUvarint(num[:], uint64(len(v)))])
+				_, err := bw.Write(v)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			info.Records++
+			if n := cw.n + int64(bw.Buffered()); n-lastReport >= backupProgressEvery {
+				lastReport = n
+				store.ReportProgress(ctx, n, max(estimate, n))
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		var num [binary.MaxVarintLen64]byte
+		bw.Write(num[:binary.PutUvarint(num[:], 0)])
+		bw.Write(num[:binary.PutUvarint(num[:], uint64(info.Records))])
+		if err = bw.Flush(); err == nil {
+			sum := h.Sum(nil)
+			_, err = w.Write(sum)
+			cw.n += int64(len(sum))
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return store.BackupInfo{}, ctx.Err()
+		}
+		return store.BackupInfo{}, fmt.Errorf("badgerstore: backup: %w", err)
+	}
+	info.Bytes = cw.n
+	store.ReportProgress(ctx, info.Bytes, info.Bytes)
+	return info, nil
+}
+
+// countWriter counts what it writes.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Restore writes a stream from Backup into dir, which must be absent or
+// empty (it is created, mode 0700); then Open opens it as usual. The
+// stream is checked as it is read and in full at its end; on any error
+// (store.ErrBadBackup for a damaged or short stream, store.ErrNotEmpty
+// for a used dir) the partly written store is removed again when dir was
+// created or empty, and nothing else is touched. maxValue bounds one
+// value (the largest sealed message the configuration allows, and
+// more), so a damaged length cannot make Restore allocate without bound.
+func Restore(ctx context.Context, dir string, r io.Reader, maxValue int64, opt Options) (store.BackupInfo, error) {
+	logger := opt.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := checkEmptyDir(dir); err != nil {
+		return store.BackupInfo{}, err
+	}
+	info, err := restore(ctx, dir, r, maxValue, opt, logger)
+	if err != nil {
+		// The directory was empty: take back what was written.
+		if rerr := removeContents(dir); rerr != nil {
+			logger.Warn("badgerstore: restore: clean up", "err", rerr)
+		}
+		return store.BackupInfo{}, err
+	}
+	return info, nil
+}
+
+func restore(ctx context.Context, dir string, r io.Reader, maxValue int64, opt Options, logger *slog.Logger) (info store.BackupInfo, err error) {
+	bdb, err := openBadger(dir, opt, logger)
+	if err != nil {
+		return info, err
+	}
+	defer func() {
+		if cerr := bdb.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("badgerstore: restore: close: %v", cerr)
+		}
+	}()
+	cr := &countReader{r: r}
+	br := bufio.NewReaderSize(cr, backupBuffer)
+	// hr hashes what it hands out: every byte before the checksum.
+	hr := &hashReader{r: br, h: sha256.New()}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", store.ErrBadBackup, fmt.Sprintf(format, args...))
+	}
+	magic := make([]byte, len(backupMagic))
+	if _, err := io.ReadFull(hr, magic); err != nil || string(magic) != backupMagic {
+		return info, bad("it does not start like a sealmail badgerstore backup")
+	}
+	wb := bdb.NewWriteBatch()
+	defer wb.Cancel()
+	for {
+		if err := ctx.Err(); err != nil {
+			return info, err
+		}
+		klen, err := binary.ReadUvarint(hr)
+		if err != nil {
+			return info, bad("cut short after %d records", info.Records)
+		}
+		if klen == 0 {
+			break
+		}
+		if klen > maxBackupKey {
+			return info, bad("record %d: key of %d bytes", info.Records, klen)
+		}
+		key := make([]byte, klen)
+		if _, err := io.ReadFull(hr, key); err != nil {
+			return info, bad("cut short in record %d", info.Records)
+		}
+		vlen, err := binary.ReadUvarint(hr)
+		if err != nil || vlen > uint64(maxValue) {
+			return info, bad("record %d: value length", info.Records)
+		}
+		val := make([]byte, vlen)
+		if _, err := io.ReadFull(hr, val); err != nil {
+			return info, bad("cut short in record %d", info.Records)
+		}
+		if err := wb.Set(key, val); err != nil {
+			return info, fmt.Errorf("badgerstore: restore: %v", err)
+		}
+		info.Records++
+	}
+	n, err := binary.ReadUvarint(hr)
+	if err != nil || n != uint64(info.Records) {
+		return info, bad("the end record says %d records, %d read", n, info.Records)
+	}
+	sum := hr.h.Sum(nil)
+	want := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(br, want); err != nil || !bytes.Equal(sum, want) {
+		return info, bad("checksum mismatch: the backup is damaged")
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return info, bad("data after the end")
+	}
+	if err := wb.Flush(); err != nil {
+		return info, fmt.Errorf("badgerstore: restore: %v", err)
+	}
+	info.Bytes = cr.n
+	return info, nil
+}
+
+// countReader counts what it reads.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// hashReader hashes every byte it hands out.
+type hashReader struct {
+	r *bufio.Reader
+	h hash.Hash
+}
+
+func (h *hashReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.h.Write(p[:n])
+	return n, err
+}
+
+func (h *hashReader) ReadByte() (byte, error) {
+	b, err := h.r.ReadByte()
+	if err == nil {
+		h.h.Write([]byte{b})
+	}
+	return b, err
+}
+
+// checkEmptyDir accepts a directory that does not exist or is empty.
+func checkEmptyDir(dir string) error {
+	f, err := os.Open(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("badgerstore: restore: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("badgerstore: restore: %s: %w", dir, err)
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("badgerstore: restore into %s: %w", dir, store.ErrNotEmpty)
+	}
+	return nil
+}
+
+// removeContents removes everything in dir, leaving dir.
+func removeContents(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
