@@ -15,10 +15,12 @@ type Backuper interface {
 	// and messages agree. What it writes is exactly as sealed as the
 	// store: sealed mail, summaries and session keys, wrapped keys and
 	// unlock slots, and the metadata SECURITY.md lists as clear; no
-	// deleted rows and no older versions. The stream ends with its own
-	// length and checksum, so a truncated or damaged copy fails to
-	// restore. It reports its progress (bytes written, of an estimate)
-	// with ReportProgress and stops when ctx ends.
+	// deleted rows and no older versions. Whatever the backend's format,
+	// the stream's last 32 bytes are the SHA-256 of every byte before
+	// them, so that a copy can be checked without knowing the format,
+	// and a truncated or damaged copy fails to restore. It reports its
+	// progress (bytes written, of an estimate) with ReportProgress and
+	// stops when ctx ends.
 	Backup(ctx context.Context, w io.Writer) (BackupInfo, error)
 }
 

@@ -37,6 +37,10 @@ const backupMagic = "sealmail badgerstore backup 1\n"
 // is a prefix, two IDs and a mailbox name or address.
 const maxBackupKey = 64 << 10
 
+// maxBackupValue bounds a value in a backup stream; badger's own limit
+// (the value-log file size) is lower.
+const maxBackupValue = 1 << 30
+
 // backupBuffer is the write buffer of a backup: values are written in
 // place from badger's value log, so memory stays bounded whatever the
 // size of a message.
@@ -129,11 +133,11 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // empty (it is created, mode 0700); then Open opens it as usual. The
 // stream is checked as it is read and in full at its end; on any error
 // (store.ErrBadBackup for a damaged or short stream, store.ErrNotEmpty
-// for a used dir) the partly written store is removed again when dir was
-// created or empty, and nothing else is touched. maxValue bounds one
-// value (the largest sealed message the configuration allows, and
-// more), so a damaged length cannot make Restore allocate without bound.
-func Restore(ctx context.Context, dir string, r io.Reader, maxValue int64, opt Options) (store.BackupInfo, error) {
+// for a used dir) the partly written store is removed again, and nothing
+// else is touched. Memory grows with the bytes a record really has, not
+// with the length it claims, so a damaged length cannot make Restore
+// allocate more than the stream holds.
+func Restore(ctx context.Context, dir string, r io.Reader, opt Options) (store.BackupInfo, error) {
 	logger := opt.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -141,7 +145,7 @@ func Restore(ctx context.Context, dir string, r io.Reader, maxValue int64, opt O
 	if err := checkEmptyDir(dir); err != nil {
 		return store.BackupInfo{}, err
 	}
-	info, err := restore(ctx, dir, r, maxValue, opt, logger)
+	info, err := restore(ctx, dir, r, opt, logger)
 	if err != nil {
 		// The directory was empty: take back what was written.
 		if rerr := removeContents(dir); rerr != nil {
@@ -152,7 +156,7 @@ func Restore(ctx context.Context, dir string, r io.Reader, maxValue int64, opt O
 	return info, nil
 }
 
-func restore(ctx context.Context, dir string, r io.Reader, maxValue int64, opt Options, logger *slog.Logger) (info store.BackupInfo, err error) {
+func restore(ctx context.Context, dir string, r io.Reader, opt Options, logger *slog.Logger) (info store.BackupInfo, err error) {
 	bdb, err := openBadger(dir, opt, logger)
 	if err != nil {
 		return info, err
@@ -194,14 +198,15 @@ func restore(ctx context.Context, dir string, r io.Reader, maxValue int64, opt O
 			return info, bad("cut short in record %d", info.Records)
 		}
 		vlen, err := binary.ReadUvarint(hr)
-		if err != nil || vlen > uint64(maxValue) {
+		if err != nil || vlen > maxBackupValue {
 			return info, bad("record %d: value length", info.Records)
 		}
-		val := make([]byte, vlen)
-		if _, err := io.ReadFull(hr, val); err != nil {
+		var val bytes.Buffer
+		val.Grow(int(min(vlen, backupBuffer)))
+		if n, err := io.CopyN(&val, hr, int64(vlen)); err != nil || n != int64(vlen) {
 			return info, bad("cut short in record %d", info.Records)
 		}
-		if err := wb.Set(key, val); err != nil {
+		if err := wb.Set(key, val.Bytes()); err != nil {
 			return info, fmt.Errorf("badgerstore: restore: %v", err)
 		}
 		info.Records++

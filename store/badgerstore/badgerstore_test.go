@@ -24,6 +24,6 @@ func TestConformance(t *testing.T) {
 
 func TestBackup(t *testing.T) {
 	storetest.RunBackup(t, openTest, func(ctx context.Context, dir string, r io.Reader) (store.BackupInfo, error) {
-		return Restore(ctx, dir, r, 64<<20, Options{})
+		return Restore(ctx, dir, r, Options{})
 	})
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -49,7 +50,14 @@ func backupOf(t *testing.T, s store.Store, ctx context.Context) []byte {
 	if info.Bytes != int64(buf.Len()) || info.Records == 0 {
 		t.Errorf("Backup says %+v, wrote %d bytes", info, buf.Len())
 	}
-	return buf.Bytes()
+	data := buf.Bytes()
+	if len(data) < sha256.Size {
+		t.Fatalf("backup of %d bytes", len(data))
+	}
+	if sum := sha256.Sum256(data[:len(data)-sha256.Size]); !bytes.Equal(sum[:], data[len(data)-sha256.Size:]) {
+		t.Error("the backup does not end with the SHA-256 of what precedes it")
+	}
+	return data
 }
 
 // snapshot is everything a store holds, through the API.
