@@ -29,10 +29,15 @@ func (db *DB) DeleteAccount(ctx context.Context, address string) (store.DeleteRe
 	if err != nil {
 		return store.DeleteReport{}, err
 	}
-	if err := db.purgeAccount(acct, address); err != nil {
+	// Rows to remove, roughly: meta, blob and summary per message, name
+	// and record per mailbox, the slots gone already.
+	total := int64(3*rep.Messages + 2*rep.Mailboxes + 1)
+	report := func(rows int) { store.ReportProgress(ctx, min(int64(rows), total), total) }
+	if err := db.purgeAccount(acct, address, report); err != nil {
 		// The keys are gone already; the rest is removed at the next Open.
 		db.log.Warn("badgerstore: purge deleted account", "account", address, "err", err)
 	}
+	store.ReportProgress(ctx, total, total)
 	db.triggerGC()
 	return rep, nil
 }
@@ -91,13 +96,17 @@ const purgeProgressEvery = 5 * time.Second
 
 // purgeAccount removes every row of a deleted account, then its marker.
 // A purge of a large account takes a while: it logs its progress every
-// purgeProgressEvery, and once at the end, naming the account as who.
-func (db *DB) purgeAccount(acct uint64, who string) error {
+// purgeProgressEvery, and once at the end, naming the account as who,
+// and tells report (may be nil) the rows removed so far.
+func (db *DB) purgeAccount(acct uint64, who string, report func(rows int)) error {
 	start := time.Now()
 	last := start
 	rows := 0
 	progress := func(n int) {
 		rows += n
+		if report != nil {
+			report(rows)
+		}
 		if now := time.Now(); now.Sub(last) >= purgeProgressEvery {
 			last = now
 			db.log.Info("badgerstore: purging deleted account", "account", who, "rows", rows, "duration", now.Sub(start))
@@ -237,7 +246,7 @@ func (db *DB) resumePurges() error {
 		acct := binary.BigEndian.Uint64(k[1:9])
 		mbox := binary.BigEndian.Uint64(k[9:17])
 		if mbox == 0 {
-			err = db.purgeAccount(acct, fmt.Sprintf("deleted account #%d", acct))
+			err = db.purgeAccount(acct, fmt.Sprintf("deleted account #%d", acct), nil)
 		} else {
 			err = db.purgeMailbox(acct, mbox)
 		}
