@@ -308,7 +308,7 @@ func (s *controlServer) serveRequest(ctx context.Context, rw io.ReadWriter) {
 func (s *controlServer) serveOp(ctx context.Context, rw io.ReadWriter, req *controlRequest, dec *json.Decoder, br *bufio.Reader) error {
 	// What follows the request, beyond the limit: the decoder's and the
 	// bufio.Reader's read-ahead, then the connection itself.
-	body := io.MultiReader(dec.Buffered(), io.LimitReader(br, int64(br.Buffered())), rw)
+	body := afterJSON(io.MultiReader(dec.Buffered(), io.LimitReader(br, int64(br.Buffered())), rw))
 	op := controlOps[req.Op]
 	if op == nil || !op.long {
 		var cancel context.CancelFunc
@@ -623,7 +623,7 @@ func (r *remoteAdmin) do(ctx context.Context, req controlRequest, cio callIO, ou
 		}
 	}
 	if cio.stream != nil {
-		return cio.stream(io.MultiReader(dec.Buffered(), c))
+		return cio.stream(afterJSON(io.MultiReader(dec.Buffered(), c)))
 	}
 	return nil
 }
@@ -656,6 +656,28 @@ func (r *remoteAdmin) SearchTrace(ctx context.Context, q traceQuery) ([]trace.Re
 	var out []trace.Record
 	err := r.call(ctx, controlRequest{Op: opTraceSearch, Query: &q}, &out)
 	return out, err
+}
+
+// afterJSON returns what follows a JSON value written by json.Encoder,
+// without the newline the encoder ends it with. It reads nothing until
+// it is read.
+func afterJSON(r io.Reader) io.Reader {
+	return &skipNewline{br: bufio.NewReader(r)}
+}
+
+type skipNewline struct {
+	br      *bufio.Reader
+	started bool
+}
+
+func (s *skipNewline) Read(p []byte) (int, error) {
+	if !s.started {
+		s.started = true
+		if b, err := s.br.Peek(1); err == nil && b[0] == '\n' {
+			s.br.Discard(1)
+		}
+	}
+	return s.br.Read(p)
 }
 
 func (r *remoteAdmin) AddUser(ctx context.Context, address string, password []byte) (userInfo, error) {

@@ -219,7 +219,9 @@ func runUserDelete(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return e.withAdmin(func(a admin, _ *Config) error {
-		rep, err := a.DeleteUser(ctx, addr)
+		p := e.progress("delete", unitItems)
+		rep, err := a.DeleteUser(p.context(ctx), addr)
+		p.Done()
 		if err != nil {
 			return err
 		}
