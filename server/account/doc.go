@@ -4,7 +4,9 @@
 // go through a Service; nothing else calls crypto.NewAccount, opens a slot
 // or deletes an account. It is the choke point where a legal hold
 // (Options.DeleteGuard: a held account cannot be crypto-shredded) and the
-// audit log (Options.Auditor) hook in.
+// audit log (Options.Auditor) hook in. Monitoring hears logins and
+// unlocks through Options.Metrics, which is told outcomes only, never an
+// address or a secret.
 //
 // # Secrets and slots
 //

@@ -42,6 +42,13 @@ type LoginRequest struct {
 // The caller owns the returned Session and must Close it when the
 // protocol session ends.
 func (s *Service) Login(ctx context.Context, req LoginRequest) (*Session, error) {
+	sess, err := s.loginRequest(ctx, req)
+	s.metrics.Login(loginResult(err))
+	return sess, err
+}
+
+// loginRequest is Login without the metrics.
+func (s *Service) loginRequest(ctx context.Context, req LoginRequest) (*Session, error) {
 	log := req.Log
 	if log == nil {
 		log = s.log
@@ -150,6 +157,7 @@ func (s *Service) login(ctx context.Context, account string, secret []byte, tk *
 			if err := checkPublicKey(kr, acct); err != nil {
 				return nil, err
 			}
+			s.metrics.Unlock(true)
 			return s.register(account, gen, slot, kr, nil)
 		}
 	}

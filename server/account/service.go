@@ -138,6 +138,8 @@ type Options struct {
 	// filter key with it). It must not keep keys. nil: nothing is
 	// called.
 	OnLogin func(ctx context.Context, account string, keys *crypto.Keyring)
+	// Metrics hears logins and unlocks, for monitoring. nil: nobody.
+	Metrics Metrics
 }
 
 // Service is the one place that creates, unlocks, re-keys and destroys
@@ -152,6 +154,7 @@ type Service struct {
 	guard        DeleteGuard                                    // immutable; may be nil
 	auditor      Auditor                                        // immutable; may be nil
 	onLogin      func(context.Context, string, *crypto.Keyring) // immutable; may be nil
+	metrics      Metrics                                        // immutable; never nil
 	throttle     *throttle                                      // immutable
 	gate         *gate                                          // immutable
 	cache        *unlockCache                                   // immutable; nil when disabled
@@ -208,11 +211,15 @@ func New(opt Options) (*Service, error) {
 		guard:        opt.DeleteGuard,
 		auditor:      opt.Auditor,
 		onLogin:      opt.OnLogin,
+		metrics:      opt.Metrics,
 		throttle:     newThrottle(defaultLimits, time.Now),
 		gate:         newGate(unlocks, gateQueuePerUnlock*unlocks),
 		ctx:          ctx,
 		cancel:       cancel,
 		accts:        make(map[string]*acctState),
+	}
+	if s.metrics == nil {
+		s.metrics = noMetrics{}
 	}
 	if opt.UnlockCache > 0 {
 		s.cache = newUnlockCache(opt.UnlockCache, time.Now)

@@ -141,6 +141,7 @@ func (s *Service) unlockSlots(ctx context.Context, acct store.Account, tries []a
 		s.derivations.Add(1)
 		kr, err := crypto.UnlockSlot(a.slot.Data, a.secret, acct.WrappedKey)
 		if err == nil {
+			s.metrics.Unlock(false)
 			return kr, a.slot, nil
 		}
 		if !errors.Is(err, crypto.ErrBadPassword) {

@@ -66,6 +66,21 @@ type Listener struct {
 	refused   atomic.Int64 // refusals not yet logged
 	lastLog   atomic.Int64 // unix nanoseconds of the last refusal log line
 	acceptErr atomic.Int64 // temporary accept errors in the current run
+
+	acceptedTotal atomic.Uint64 // connections handed to the protocol
+	refusedTotal  atomic.Uint64 // connections refused over a cap
+}
+
+// Stats are a listener's counts since it was made, for monitoring.
+type Stats struct {
+	Accepted uint64 // connections handed to the protocol
+	Refused  uint64 // connections closed at once over a cap
+	Open     int    // connections open now, counted by the Limiter (which listeners may share)
+}
+
+// Stats returns the listener's counts.
+func (l *Listener) Stats() Stats {
+	return Stats{Accepted: l.acceptedTotal.Load(), Refused: l.refusedTotal.Load(), Open: l.lim.Open()}
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -122,9 +137,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		key := ClientKey(c.RemoteAddr())
 		if !l.lim.acquire(key) {
+			l.refusedTotal.Add(1)
 			l.refuse(c)
 			continue
 		}
+		l.acceptedTotal.Add(1)
 		c.SetReadDeadline(time.Now().Add(l.opt.IdleTimeout))
 		gc := &guardConn{Conn: c, lim: l.lim, key: key}
 		if l.opt.TLSConfig == nil {

@@ -107,6 +107,9 @@ func TestCaps(t *testing.T) {
 	if got := readLine(dialFrom(t, "127.0.0.3", addr)); got != "220 hello\r\n" {
 		t.Errorf("after a close: %q", got)
 	}
+	if st := l.Stats(); st.Accepted != 4 || st.Refused != 2 || st.Open != 3 {
+		t.Errorf("stats %+v, want 4 accepted, 2 refused, 3 open", st)
+	}
 }
 
 // waitOpen waits until lim counts n open connections.
