@@ -37,6 +37,12 @@ type Options struct {
 	// DefaultQuota is the quota, in sealed bytes, of every account whose
 	// own setting is store.QuotaDefault. Zero means none.
 	DefaultQuota int64
+	// OnCommit is told, after every commit of a write transaction, how
+	// long the commit took (fsync included) and how many calls it
+	// carried (a group commit carries several Deliver calls). It runs in
+	// the writer goroutine, so it must be cheap and must not block. nil:
+	// nobody.
+	OnCommit func(d time.Duration, calls int)
 }
 
 // DB is the badger implementation of store.Store. Create it with Open.
@@ -44,8 +50,9 @@ type DB struct {
 	bdb          *badger.DB // immutable
 	log          *slog.Logger
 	maxBatch     int
-	defaultQuota int64     // immutable
-	staged       stagedIDs // IDs of staged blobs
+	defaultQuota int64                    // immutable
+	staged       stagedIDs                // IDs of staged blobs
+	onCommit     func(time.Duration, int) // immutable; may be nil
 
 	ops        chan *op      // to the writer goroutine
 	writerDone chan struct{} // closed when the writer has exited
@@ -85,6 +92,7 @@ func Open(dir string, opt Options) (*DB, error) {
 		log:          logger,
 		maxBatch:     opt.MaxBatch,
 		defaultQuota: max(opt.DefaultQuota, 0),
+		onCommit:     opt.OnCommit,
 		ops:          make(chan *op, 256),
 		writerDone:   make(chan struct{}),
 		stopWriter:   make(chan struct{}),

@@ -2,7 +2,9 @@ package badgerstore
 
 import (
 	"context"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/sealmail/sealmail/store"
 )
@@ -43,5 +45,45 @@ func TestDeleteAccountProgress(t *testing.T) {
 	}
 	if last := reports[len(reports)-1]; last[0] != last[1] || last[1] < 6000 {
 		t.Errorf("last report %v", last)
+	}
+}
+
+// TestOnCommit: every write transaction's commit is reported with the
+// calls it carried.
+func TestOnCommit(t *testing.T) {
+	var mu sync.Mutex
+	var commits, calls int
+	db, err := Open(t.TempDir(), Options{GCInterval: -1, OnCommit: func(d time.Duration, n int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if d <= 0 || n < 1 {
+			t.Errorf("OnCommit(%v, %d)", d, n)
+		}
+		commits++
+		calls += n
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if err := db.CreateAccount(ctx, store.Account{Address: "a@example.org"}, store.DefaultMailboxes); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := db.Deliver(ctx, []store.Delivery{{Account: "a@example.org", Blob: []byte("x")}}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 21 || commits < 2 || commits > 21 {
+		t.Errorf("%d commits carried %d calls, want 21 calls", commits, calls)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -121,7 +122,7 @@ func (db *DB) runAlone(o *op) {
 		txn := db.bdb.NewTransaction(true)
 		err = o.apply(&tx{txn: txn})
 		if err == nil {
-			err = db.commit(txn)
+			err = db.commitCalls(txn, 1)
 			if errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries {
 				continue // Commit discarded txn
 			}
@@ -182,5 +183,17 @@ func (db *DB) tryBatch(ops []*op) (int, error) {
 			return db.tryBatch(ops[:i])
 		}
 	}
-	return len(ops), db.commit(txn)
+	return len(ops), db.commitCalls(txn, len(ops))
+}
+
+// commitCalls commits txn (db.commit), which carries calls calls, and
+// tells Options.OnCommit how long it took.
+func (db *DB) commitCalls(txn *badger.Txn, calls int) error {
+	if db.onCommit == nil {
+		return db.commit(txn)
+	}
+	start := time.Now()
+	err := db.commit(txn)
+	db.onCommit(time.Since(start), calls)
+	return err
 }
