@@ -131,6 +131,12 @@ func adminErr(err error) error {
 // onLogin (may be nil) sees each login's keyring (server/filter); every
 // change it makes is recorded in auditLog (nil: none).
 func newAccounts(st account.Store, c *Config, log *slog.Logger, onLogin func(context.Context, string, *crypto.Keyring), auditLog *audit.Service) (*account.Service, error) {
+	return newAccountsWith(st, c, log, onLogin, auditLog, nil)
+}
+
+// newAccountsWith is newAccounts telling m (may be nil) of logins and
+// unlocks.
+func newAccountsWith(st account.Store, c *Config, log *slog.Logger, onLogin func(context.Context, string, *crypto.Keyring), auditLog *audit.Service, m account.Metrics) (*account.Service, error) {
 	kt, _ := parseKeyType(c.Key.Type) // validated by Config.Validate
 	// nil: no audit log
 	var auditor account.Auditor
@@ -146,6 +152,7 @@ func newAccounts(st account.Store, c *Config, log *slog.Logger, onLogin func(con
 		Logger:      log,
 		UnlockCache: c.Auth.UnlockCache,
 		OnLogin:     onLogin,
+		Metrics:     m,
 	})
 }
 

@@ -182,7 +182,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-var listenLine = regexp.MustCompile(`^\s+(smtp|submission|submissions|imap|imaps|https|control)\s+(\S+) \(`)
+var listenLine = regexp.MustCompile(`^\s+(smtp|submission|submissions|imap|imaps|https|control|metrics)\s+(\S+) \(`)
 
 // serve starts `sealmail serve` and waits until it prints where it listens.
 func (te *testEnv) serve() *server {

@@ -60,7 +60,17 @@ type Config struct {
 	// ServerKeyFile holds the server key (serverkey.go), under which the
 	// server seals what it must read itself: the outbound queue and the
 	// delivery trace. "": <data_dir>/server.key, made at first start.
-	ServerKeyFile string `yaml:"server_key_file" default:""`
+	ServerKeyFile string        `yaml:"server_key_file" default:""`
+	Metrics       MetricsConfig `yaml:"metrics"`
+}
+
+// MetricsConfig configures the Prometheus endpoint on listen.metrics.
+type MetricsConfig struct {
+	// AllowRemote lets listen.metrics bind an address other than
+	// loopback. Metrics name no account and no sender, but they tell
+	// how busy the server is and who may log in how often; they belong
+	// to the operator's network, behind a firewall.
+	AllowRemote bool `yaml:"allow_remote" default:"false"`
 }
 
 // AuthConfig configures logins.
@@ -92,6 +102,10 @@ type ListenConfig struct {
 	IMAP        string `yaml:"imap" default:"127.0.0.1:1143"`
 	IMAPS       string `yaml:"imaps" default:"127.0.0.1:1993"`
 	HTTPS       string `yaml:"https" default:"127.0.0.1:8443"`
+	// Metrics serves Prometheus metrics over plain HTTP (GET /metrics);
+	// "" (the default) serves none. Loopback only, unless
+	// metrics.allow_remote.
+	Metrics string `yaml:"metrics" default:""`
 }
 
 // TLSConfig says where the certificate comes from.
@@ -215,10 +229,14 @@ func (c *Config) Validate() error {
 		{"listen.smtp", c.Listen.SMTP}, {"listen.submission", c.Listen.Submission},
 		{"listen.submissions", c.Listen.Submissions}, {"listen.imap", c.Listen.IMAP},
 		{"listen.imaps", c.Listen.IMAPS}, {"listen.https", c.Listen.HTTPS},
+		{"listen.metrics", c.Listen.Metrics},
 	} {
 		if err := checkListen(l.addr); err != nil {
 			return fmt.Errorf("config: %s: %w", l.key, err)
 		}
+	}
+	if c.Listen.Metrics != "" && !isLoopback(c.Listen.Metrics) && !c.Metrics.AllowRemote {
+		return fmt.Errorf("config: listen.metrics: %s is not a loopback address; metrics are for the operator's network only: bind 127.0.0.1 or [::1], or set metrics.allow_remote: true and firewall the port", c.Listen.Metrics)
 	}
 	if err := c.TLS.validate(); err != nil {
 		return err

@@ -22,6 +22,7 @@ func TestConfigDocMatchesKeys(t *testing.T) {
 	if !ok {
 		t.Fatalf("%s has no \"## Keys\" section", configDoc)
 	}
+	table, _, _ = strings.Cut(table, "\n## ")
 	tick := regexp.MustCompile("`([^`]*)`")
 	documented := map[string]string{} // key → its default as written
 	for _, line := range strings.Split(table, "\n") {

@@ -65,7 +65,18 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(c, log)
+	// Metrics hooks go into the store and the account service as they
+	// are made; the endpoint serves only once everything runs.
+	var (
+		m        *metrics
+		onCommit func(time.Duration, int)
+		am       account.Metrics
+	)
+	if c.Listen.Metrics != "" {
+		m = newMetrics()
+		onCommit, am = m.onCommit, m
+	}
+	st, err := openStoreWith(c, log, onCommit)
 	if err != nil {
 		ctlLn.Close()
 		os.Remove(c.socketPath())
@@ -108,7 +119,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 			log.Warn("spam filter: cannot open the account's filter key", "account", account, "err", err)
 		}
 	}
-	accounts, err := newAccounts(st, c, log, onLogin, auditLog)
+	accounts, err := newAccountsWith(st, c, log, onLogin, auditLog, am)
 	if err != nil {
 		ctlLn.Close()
 		os.Remove(c.socketPath())
@@ -139,11 +150,14 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	tlsConf, err := serverTLS(c, log)
 	if err == nil {
 		var srv *servers
-		srv, err = startServers(c, st, accounts, inb, escrowPolicy{keys: escrow}, tlsConf, log, fdLimit, &ctl.queue)
+		srv, err = startServers(c, st, accounts, inb, escrowPolicy{keys: escrow}, tlsConf, log, fdLimit, &ctl.queue, m)
 		if err == nil {
 			services = append(services, srv.services...)
 			svcs.delivered = srv.delivered
 			svcs.status = newServerStatus(services, srv, tlsConf.cert)
+			if m != nil {
+				m.setSources(&metricSources{guards: srv.guards, st: st, accounts: accounts})
+			}
 		}
 	}
 	if err != nil {
@@ -231,7 +245,7 @@ func listen(key, addr string) (net.Listener, error) {
 
 // listeners are the bound TCP listeners; nil where disabled.
 type listeners struct {
-	smtp, submission, submissions, imap, imaps, https net.Listener
+	smtp, submission, submissions, imap, imaps, https, metrics net.Listener
 }
 
 // bindListeners binds every configured listener, so a taken port fails
@@ -256,6 +270,7 @@ func bindListeners(c *Config) (_ listeners, err error) {
 		{"listen.imap", c.Listen.IMAP, &l.imap},
 		{"listen.imaps", c.Listen.IMAPS, &l.imaps},
 		{"listen.https", c.Listen.HTTPS, &l.https},
+		{"listen.metrics", c.Listen.Metrics, &l.metrics},
 	} {
 		if b.addr == "" {
 			continue
@@ -271,7 +286,7 @@ func bindListeners(c *Config) (_ listeners, err error) {
 }
 
 func (l listeners) close() {
-	for _, ln := range []net.Listener{l.smtp, l.submission, l.submissions, l.imap, l.imaps, l.https} {
+	for _, ln := range []net.Listener{l.smtp, l.submission, l.submissions, l.imap, l.imaps, l.https, l.metrics} {
 		if ln != nil {
 			ln.Close()
 		}
@@ -296,7 +311,7 @@ type servers struct {
 // what fdLimit leaves. It returns them as services, not yet serving, and
 // gives the queue to queues (the control socket's). On error nothing
 // stays bound.
-func startServers(c *Config, st store.Store, accounts *account.Service, inb *inboundParts, escrow smtpserver.Escrow, tlsConf serverTLSConfigs, log *slog.Logger, fdLimit uint64, queues *queueHolder) (_ *servers, err error) {
+func startServers(c *Config, st store.Store, accounts *account.Service, inb *inboundParts, escrow smtpserver.Escrow, tlsConf serverTLSConfigs, log *slog.Logger, fdLimit uint64, queues *queueHolder, m *metrics) (_ *servers, err error) {
 	lns, err := bindListeners(c)
 	if err != nil {
 		return nil, err
@@ -433,6 +448,15 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 		out.services = append(out.services, &service{name: "imaps", addr: ln.Addr(), mode: "TLS",
 			serve: func() error { return imapSrv.Serve(gl) }})
 	}
+	if ln := lns.metrics; ln != nil && m != nil {
+		// A scraper or two: a small cap of its own, no TLS (loopback or
+		// the operator's network; see metrics.allow_remote).
+		l := listener.NewLimiter(listener.LimiterOptions{Connections: metricsConnections, PerClient: metricsConnections})
+		gl := guard("metrics", ln, l, nil, nil)
+		hs := metricsServer(m, log)
+		out.services = append(out.services, &service{name: "metrics", addr: ln.Addr(), mode: "HTTP " + metricsPath,
+			serve: func() error { return serveMetrics(hs, gl) }, shutdown: hs.Shutdown})
+	}
 	if ln := lns.https; ln != nil {
 		// Autoconfig advertises the IMAP ports actually bound (the
 		// configured ones, or what the kernel chose for ":0").
@@ -538,6 +562,9 @@ func warnInsecure(c *Config, log *slog.Logger) {
 		if l.key == "listen.smtp" || l.key == "listen.imap" || l.key == "listen.submission" {
 			log.Warn(fmt.Sprintf("%s %s: listener on a public address starts in plaintext; clients must use STARTTLS (IMAP refuses login without it)", l.key, l.addr))
 		}
+	}
+	if c.Listen.Metrics != "" && !isLoopback(c.Listen.Metrics) {
+		log.Warn(fmt.Sprintf("listen.metrics %s: metrics are served over plain HTTP on a non-loopback address (metrics.allow_remote); firewall the port", c.Listen.Metrics))
 	}
 	if c.TLS.ACME && !strings.HasSuffix(c.Listen.HTTPS, ":443") {
 		log.Warn(fmt.Sprintf("tls.acme answers the tls-alpn-01 challenge on listen.https (%s), which the CA reaches on port 443 only", c.Listen.HTTPS))

@@ -36,6 +36,7 @@ func TestMissingAccountWarnings(t *testing.T) {
 	}
 
 	s := te.serve()
+	waitLog(t, s, "sealmail started in")
 	for _, w := range []string{pmWarn, aliasWarn} {
 		if !strings.Contains(s.logs(), w) {
 			t.Errorf("serve does not warn %q:\n%s", w, s.logs())
@@ -55,6 +56,7 @@ func TestMissingAccountWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = te.serve()
+	waitLog(t, s, "sealmail started in")
 	if strings.Contains(s.logs(), "has no account") {
 		t.Errorf("serve warns with every account there:\n%s", s.logs())
 	}
@@ -85,6 +87,7 @@ func TestMissingPostmasterDefault(t *testing.T) {
 func TestEveryListenerLogsListening(t *testing.T) {
 	te := newTestEnv(t)
 	s := te.serve()
+	waitLog(t, s, "sealmail started in")
 	logs := s.logs()
 	for _, name := range []string{"control", "smtp", "imap", "imaps", "https"} {
 		want := "msg=listening proto=" + name + " addr=" + s.addr(name) + " "
