@@ -82,6 +82,9 @@ type cmdFlags struct {
 	audit  auditFlags
 	escrow escrowFlags
 	all    bool // queue retry --all
+	// import and export
+	mailbox string
+	restart bool
 }
 
 // hint renders the global flags given, for a command line printed as

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -150,9 +151,54 @@ func (e *env) callOp(ctx context.Context, name string, call opCall, result any) 
 	if op == nil {
 		return fmt.Errorf("internal: no control operation %q", name)
 	}
+	if !op.local {
+		// Find out without opening the store.
+		c, err := e.config()
+		if err != nil {
+			return err
+		}
+		remote, err := dialControl(c.socketPath())
+		if err != nil {
+			return err
+		}
+		if remote == nil {
+			return errNotRunning
+		}
+	}
+	return e.withOpSession(func(s *opSession) error { return s.call(ctx, name, call, result) })
+}
+
+// opSession runs registered operations one after another: each over its
+// own control connection when a server runs, or all on one backend
+// opened here for the session (a job of many calls, such as an import,
+// opens the store once).
+type opSession struct {
+	remote *remoteAdmin // nil: local
+	local  *backend
+}
+
+// withOpSession runs f with an opSession and closes it.
+func (e *env) withOpSession(f func(s *opSession) error) error {
 	c, err := e.config()
 	if err != nil {
 		return err
+	}
+	remote, err := dialControl(c.socketPath())
+	if err != nil {
+		return err
+	}
+	if remote != nil {
+		return f(&opSession{remote: remote})
+	}
+	return e.withBackend(func(b *backend) error { return f(&opSession{local: b}) })
+}
+
+// call runs the registered operation name; see env.callOp.
+func (s *opSession) call(ctx context.Context, name string, call opCall, result any) error {
+	defer wipe(call.Secret)
+	op := controlOps[name]
+	if op == nil {
+		return fmt.Errorf("internal: no control operation %q", name)
 	}
 	args, err := json.Marshal(call.Args)
 	if err != nil {
@@ -161,21 +207,17 @@ func (e *env) callOp(ctx context.Context, name string, call opCall, result any) 
 	if call.Args == nil {
 		args = nil
 	}
-	remote, err := dialControl(c.socketPath())
-	if err != nil {
-		return err
+	if op.body && call.Body == nil {
+		call.Body = emptyBody{} // the server reads the body to its end
 	}
-	if remote != nil {
-		req := controlRequest{Op: name, Address: call.Address, Secret: call.Secret, Args: args}
-		call.Secret = nil // remote.do wipes the request's copy
-		return remote.do(ctx, req, callIO{body: call.Body, stream: call.Stream, long: op.long}, result)
+	if s.remote != nil {
+		req := controlRequest{Op: name, Address: call.Address, Secret: bytes.Clone(call.Secret), Args: args}
+		return s.remote.do(ctx, req, callIO{body: call.Body, stream: call.Stream, long: op.long}, result)
 	}
 	if !op.local {
 		return errNotRunning
 	}
-	return e.withBackend(func(s *backend) error {
-		return runLocalOp(ctx, op, s, &opRequest{Address: call.Address, Secret: call.Secret, Args: args}, call, result)
-	})
+	return runLocalOp(ctx, op, s.local, &opRequest{Address: call.Address, Secret: call.Secret, Args: args}, call, result)
 }
 
 // runLocalOp runs op in this process. The answer goes through JSON as it
