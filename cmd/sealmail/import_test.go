@@ -19,8 +19,8 @@ import (
 func writeMaildir(t *testing.T, root string) {
 	t.Helper()
 	files := map[string]string{
-		"cur/1700000001.M1P1.host:2,FS": "Subject: maildir seen and flagged\nFrom: a@example.net\n\nhello from cur\n",
-		"new/1700000002.M2P1.host":       "Subject: maildir new\n\nunread\n",
+		"cur/1700000001.M1P1.host:2,FS":                    "Subject: maildir seen and flagged\nFrom: a@example.net\n\nhello from cur\n",
+		"new/1700000002.M2P1.host":                         "Subject: maildir new\n\nunread\n",
 		".Sent/cur/1700000003.M3P1.host:2,RS":              "Subject: sent one\n\nI wrote this\n",
 		".Archive.2024/cur/1700000004.M4P1.host:2,S":       "Subject: archived\n\nold\n",
 		".Archive.&AMk-t&AOk-/cur/1700000005.M5P1.host:2,": "Subject: summer\n\nunicode folder\n",

@@ -139,7 +139,7 @@ func TestProgressLine(t *testing.T) {
 	p.Set(0, 4<<20)
 	now = now.Add(2 * time.Second)
 	p.Set(1<<20, 4<<20)
-	p.Add(1 << 20)     // within 1/10 s: not drawn
+	p.Add(1 << 20)      // within 1/10 s: not drawn
 	p.SetTotal(4 << 20) // unchanged
 	p.Done()
 	out := buf.String()
