@@ -123,3 +123,33 @@ func TestSecureDataDir(t *testing.T) {
 		t.Errorf("fresh data directory: %v %v", fi, err)
 	}
 }
+
+// TestFreshDataDirSize: issue 14 found a fresh data directory showing a
+// 512 MiB (sparse) value-log file while the server runs, which looks
+// alarming and trips backups that do not handle sparse files. With the
+// default limits the files badger maps are at most 128 MiB each, and the
+// data directory at most 200 MiB in all.
+func TestFreshDataDirSize(t *testing.T) {
+	te := newTestEnv(t)
+	s := te.serve()
+	var total int64
+	err := filepath.Walk(te.dataDir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		total += fi.Size()
+		if fi.Size() > 128<<20 {
+			t.Errorf("%s: %d MiB", p, fi.Size()>>20)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total > 200<<20 {
+		t.Errorf("a fresh data directory holds %d MiB (apparent size)", total>>20)
+	}
+	if err := s.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -19,7 +19,13 @@ func openStore(c *Config, log *slog.Logger) (*badgerstore.DB, error) {
 // openStoreWith is openStore telling onCommit (may be nil) each commit's
 // latency, for metrics.
 func openStoreWith(c *Config, log *slog.Logger, onCommit func(time.Duration, int)) (*badgerstore.DB, error) {
-	db, err := badgerstore.Open(c.storeDir(), badgerstore.Options{Logger: log, DefaultQuota: int64(c.Limits.Quota), OnCommit: onCommit})
+	db, err := badgerstore.Open(c.storeDir(), badgerstore.Options{
+		Logger:       log,
+		DefaultQuota: int64(c.Limits.Quota),
+		OnCommit:     onCommit,
+		// A sealed message is a little larger than the message.
+		MaxValueBytes: int64(c.Limits.MessageBytes) + int64(c.Limits.MessageBytes)/64,
+	})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, fmt.Errorf("another sealmail holds %s (a command still running, or `sealmail serve` starting or stopping); try again", c.DataDir)
 	}

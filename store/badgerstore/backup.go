@@ -157,6 +157,10 @@ func Restore(ctx context.Context, dir string, r io.Reader, opt Options) (store.B
 }
 
 func restore(ctx context.Context, dir string, r io.Reader, opt Options, logger *slog.Logger) (info store.BackupInfo, err error) {
+	// The backup may hold values larger than this configuration's
+	// largest message (an older, larger limit): the restore writes with
+	// the largest value-log files, which closing trims to what they hold.
+	opt.MaxValueBytes = maxValueLogFile
 	bdb, err := openBadger(dir, opt, logger)
 	if err != nil {
 		return info, err

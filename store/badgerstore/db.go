@@ -37,6 +37,11 @@ type Options struct {
 	// DefaultQuota is the quota, in sealed bytes, of every account whose
 	// own setting is store.QuotaDefault. Zero means none.
 	DefaultQuota int64
+	// MaxValueBytes is the largest value one call writes whole: a sealed
+	// message as Deliver or CopyMessages gets it. The value-log file
+	// size follows from it (valueLogFileSize). Zero means
+	// DefaultMaxValueBytes.
+	MaxValueBytes int64
 	// OnCommit is told, after every commit of a write transaction, how
 	// long the commit took (fsync included) and how many calls it
 	// carried (a group commit carries several Deliver calls). It runs in
@@ -132,6 +137,34 @@ func Open(dir string, opt Options) (*DB, error) {
 	return db, nil
 }
 
+// DefaultMaxValueBytes is Options.MaxValueBytes when zero: a sealed
+// message of sealmail's default size limit and more.
+const DefaultMaxValueBytes = 50 << 20
+
+// Bounds of the value-log file size. badger maps the file it writes at
+// twice this size, sparse until written: a fresh store shows a file that
+// large, which surprises people and trips backups that do not handle
+// sparse files, and each rotation costs only a file creation and an
+// fsync, so the file is as small as the largest value allows (badger
+// refuses a value larger than the file).
+const (
+	minValueLogFile = 64 << 20
+	maxValueLogFile = 1<<30 - 1 // badger: below 2 GiB
+)
+
+// valueLogFileSize is the value-log file size for values of at most
+// largest bytes: largest, plus room for the entry's header and the key, rounded up
+// to 16 MiB, within [minValueLogFile, maxValueLogFile].
+func valueLogFileSize(largest int64) int64 {
+	if largest <= 0 {
+		largest = DefaultMaxValueBytes
+	}
+	largest = min(largest, maxValueLogFile)
+	const step = 16 << 20
+	n := (largest + 1<<20 + step - 1) / step * step
+	return min(max(n, minValueLogFile), maxValueLogFile)
+}
+
 // openBadger opens (creating if needed) the badger database in dir, mode
 // 0700, with the options every sealmail store uses (Open, Restore).
 func openBadger(dir string, opt Options, logger *slog.Logger) (*badger.DB, error) {
@@ -165,7 +198,7 @@ func openBadger(dir string, opt Options, logger *slog.Logger) (*badger.DB, error
 		// LSM tree, where listing them is cheap; sealed blobs go to the
 		// value log, so flag changes never rewrite them.
 		WithValueThreshold(1 << 10).
-		WithValueLogFileSize(256 << 20)
+		WithValueLogFileSize(valueLogFileSize(opt.MaxValueBytes))
 	bdb, err := badger.Open(bo)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {

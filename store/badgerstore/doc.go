@@ -144,8 +144,11 @@
 // account may also linger in the clear until compaction.
 //
 // Tuning for a small server: two 16 MiB memtables, 48 MiB of block and
-// index cache (Options.CacheBytes), 256 MiB value-log files, two
-// compactors, metrics off. Badger's own log goes to Options.Logger at
+// index cache (Options.CacheBytes), value-log files just large enough
+// for the largest message (Options.MaxValueBytes; 64 MiB for sealmail's
+// default limit: badger maps the file it writes at twice that, sparse,
+// and a fresh store used to show a 512 MiB file), two compactors,
+// metrics off. Badger's own log goes to Options.Logger at
 // warning level and up.
 //
 // Backup and restore (backup.go): Backup reads one read-only badger

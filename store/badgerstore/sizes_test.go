@@ -1,6 +1,7 @@
 package badgerstore
 
 import (
+	"bytes"
 	"context"
 	"testing"
 
@@ -38,5 +39,66 @@ func TestSizes(t *testing.T) {
 	db.sizes.mu.Unlock()
 	if got := db.Sizes(); got["vlog"] < fresh["vlog"]+32*64<<10-4096 {
 		t.Errorf("after 2 MiB of mail: %v (fresh %v)", got, fresh)
+	}
+}
+
+func TestValueLogFileSize(t *testing.T) {
+	for in, want := range map[int64]int64{
+		0:         64 << 20,
+		1:         64 << 20,
+		50 << 20:  64 << 20,
+		63 << 20:  64 << 20,
+		64 << 20:  80 << 20,
+		100 << 20: 112 << 20,
+		5 << 30:   1<<30 - 1,
+	} {
+		if got := valueLogFileSize(in); got != want {
+			t.Errorf("valueLogFileSize(%d) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// TestLargestValue: a store takes a sealed message of MaxValueBytes,
+// and a store made with the old 256 MiB value-log files opens with the
+// smaller size and keeps its values.
+func TestLargestValue(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	big := make([]byte, 50<<20)
+	for i := range big {
+		big[i] = byte(i * 31)
+	}
+	{
+		db, err := Open(dir, Options{MaxValueBytes: 200 << 20, GCInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CreateAccount(ctx, store.Account{Address: "a@example.org"}, store.DefaultMailboxes); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := db.Deliver(ctx, []store.Delivery{{Account: "a@example.org", Blob: big}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Close()
+	}
+	db, err := Open(dir, Options{GCInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Deliver(ctx, []store.Delivery{{Account: "a@example.org", Blob: big}}); err != nil {
+		t.Fatalf("a 50 MiB message with the default size: %v", err)
+	}
+	inbox, err := db.Mailbox(ctx, "a@example.org", store.Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for uid := uint32(1); uid <= 4; uid++ {
+		b, err := db.Blob(ctx, "a@example.org", inbox.ID, uid)
+		if err != nil || !bytes.Equal(b, big) {
+			t.Fatalf("blob %d: %v", uid, err)
+		}
 	}
 }
