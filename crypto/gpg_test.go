@@ -20,7 +20,7 @@ type gnupg struct {
 func newGnuPG(t *testing.T) *gnupg {
 	t.Helper()
 	if _, err := exec.LookPath("gpg"); err != nil {
-		t.Skip("gpg not on PATH")
+		t.Fatal("gpg is needed (README lists the test prerequisites; .ci/run installs them)")
 	}
 	home, err := os.MkdirTemp("/tmp", "sg")
 	if err != nil {
