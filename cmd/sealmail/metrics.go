@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/sealmail/sealmail/server/account"
 	"github.com/sealmail/sealmail/server/listener"
+	smtpserver "github.com/sealmail/sealmail/server/smtp"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -44,6 +46,10 @@ type metrics struct {
 	unlocks *prometheus.CounterVec
 	commits prometheus.Histogram
 
+	smtpCommands *prometheus.CounterVec
+	smtpMessages *prometheus.CounterVec
+	smtpDelivery prometheus.Histogram
+
 	mu      sync.Mutex
 	sources *metricSources // guarded by mu; nil until serve wires them
 }
@@ -55,7 +61,10 @@ type metricSources struct {
 	accounts *account.Service
 }
 
-var _ account.Metrics = (*metrics)(nil)
+var (
+	_ account.Metrics    = (*metrics)(nil)
+	_ smtpserver.Metrics = (*metrics)(nil)
+)
 
 // newMetrics makes the registry with sealmail's instruments, the Go
 // runtime's and the process's.
@@ -74,6 +83,20 @@ func newMetrics() *metrics {
 		Help:    "Latency of the store's durable commits, fsync included.",
 		Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
 	})
+	m.smtpCommands = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "smtp_commands_total",
+		Help: "SMTP commands by command (known ones; others as \"other\") and the status of their final reply (\"550 5.1.1\").",
+	}, []string{"command", "status"})
+	m.smtpMessages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "smtp_messages_total",
+		Help: "Messages whose data arrived, by result (delivered, refused) and reply status: the reason, as an RFC 3463 code (\"552 5.3.4\": too large).",
+	}, []string{"result", "status"})
+	m.smtpDelivery = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Name: "smtp_delivery_duration_seconds",
+		Help:    "Time from the end of a delivered message's data to its 250: checks, sealing for every recipient and the durable commit.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	})
+	m.smtpMessages.WithLabelValues("delivered", "250 2.0.0")
 	// Every label value exists from the start, so that rates work from
 	// the first scrape.
 	for _, r := range []account.LoginResult{account.LoginOK, account.LoginFailed, account.LoginThrottled, account.LoginUnavailable} {
@@ -88,7 +111,7 @@ func newMetrics() *metrics {
 		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "go_version": b.Go},
 	})
 	info.Set(1)
-	m.reg.MustRegister(m.logins, m.unlocks, m.commits, info, (*metricsCollector)(m),
+	m.reg.MustRegister(m.logins, m.unlocks, m.commits, m.smtpCommands, m.smtpMessages, m.smtpDelivery, info, (*metricsCollector)(m),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -103,6 +126,29 @@ func (m *metrics) Unlock(cached bool) {
 	} else {
 		m.unlocks.WithLabelValues("argon2id").Inc()
 	}
+}
+
+// Command implements smtpserver.Metrics.
+func (m *metrics) Command(verb string, code int, enhanced string) {
+	m.smtpCommands.WithLabelValues(verb, replyStatus(code, enhanced)).Inc()
+}
+
+// Message implements smtpserver.Metrics.
+func (m *metrics) Message(code int, enhanced string, d time.Duration) {
+	if code == 250 {
+		m.smtpMessages.WithLabelValues("delivered", replyStatus(code, enhanced)).Inc()
+		m.smtpDelivery.Observe(d.Seconds())
+		return
+	}
+	m.smtpMessages.WithLabelValues("refused", replyStatus(code, enhanced)).Inc()
+}
+
+// replyStatus is an SMTP reply's code and enhanced code: "550 5.1.1".
+func replyStatus(code int, enhanced string) string {
+	if enhanced == "" {
+		return strconv.Itoa(code)
+	}
+	return strconv.Itoa(code) + " " + enhanced
 }
 
 // onCommit is badgerstore.Options.OnCommit.

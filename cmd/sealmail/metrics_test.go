@@ -69,7 +69,7 @@ next:
 // value is anything a client or sender chose.
 func TestMetricsEndpoint(t *testing.T) {
 	te := newTestEnv(t)
-	te.setenv("SEALMAIL_LISTEN_METRICS=127.0.0.1:0")
+	te.setenv("SEALMAIL_LISTEN_METRICS=127.0.0.1:0", "SEALMAIL_LIMITS_MESSAGE_BYTES=64KiB")
 	te.ok(alicePW+"\n", "user", "add", "alice@example.org", "--password-stdin")
 	s := te.serve()
 	url := "http://" + s.addr("metrics") + "/metrics"
@@ -85,6 +85,13 @@ func TestMetricsEndpoint(t *testing.T) {
 	const secret = "Canary-Subject-7f3a9"
 	if err := sendTo(s.addr("smtp"), []string{"alice@example.org"}, "Subject: "+secret+"\r\n\r\nbody\r\n"); err != nil {
 		t.Fatal(err)
+	}
+	// Refused: an unknown recipient, and a message over the size limit.
+	if err := sendTo(s.addr("smtp"), []string{"nobody-" + secret + "@example.org"}, "x\r\n"); err == nil {
+		t.Fatal("unknown recipient accepted")
+	}
+	if err := sendTo(s.addr("smtp"), []string{"alice@example.org"}, "Subject: big\r\n\r\n"+strings.Repeat(strings.Repeat("y", 70)+"\r\n", 1000)); err == nil {
+		t.Fatal("oversize message accepted")
 	}
 	c, err := imapclient.DialTLS(s.addr("imaps"), &imapclient.Options{TLSConfig: trustSelfSigned(t, te.dataDir)})
 	if err != nil {
@@ -106,11 +113,16 @@ func TestMetricsEndpoint(t *testing.T) {
 		{"sealmail_logins_total", []string{"result=ok"}, 1},
 		{"sealmail_logins_total", []string{"result=failed"}, 1},
 		{"sealmail_unlocks_total", []string{"source=argon2id"}, 1},
-		{"sealmail_connections_accepted_total", []string{"listener=smtp"}, 1},
+		{"sealmail_connections_accepted_total", []string{"listener=smtp"}, 3},
 		{"sealmail_connections_accepted_total", []string{"listener=imaps"}, 1},
 		{"sealmail_sessions", nil, 1},
+		{"sealmail_smtp_messages_total", []string{"result=delivered", "status=250 2.0.0"}, 1},
+		{"sealmail_smtp_delivery_duration_seconds", nil, 1},
+		{"sealmail_smtp_commands_total", []string{"command=RCPT", "status=250 2.1.5"}, 2},
+		{"sealmail_smtp_commands_total", []string{"command=RCPT", "status=550 5.1.1"}, 1},
+		{"sealmail_smtp_messages_total", []string{"result=refused", "status=552 5.3.4"}, 1},
 	} {
-		if d := value(after, tc.name, tc.labels...) - value(before, tc.name, tc.labels...); d != tc.delta {
+		if d := max(value(after, tc.name, tc.labels...), 0) - max(value(before, tc.name, tc.labels...), 0); d != tc.delta {
 			t.Errorf("%s%v moved by %v, want %v", tc.name, tc.labels, d, tc.delta)
 		}
 	}

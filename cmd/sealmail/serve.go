@@ -338,7 +338,12 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { imapSrv.Shutdown(context.Background()) })
+	var smtpMetrics smtpserver.Metrics // nil unless metrics are on: no typed nil
+	if m != nil {
+		smtpMetrics = m
+	}
 	smtpSrv, err := smtpserver.New(smtpserver.Options{
+		Metrics:    smtpMetrics,
 		Hostname:   c.Hostname,
 		Domains:    c.Domains,
 		Store:      st,

@@ -50,6 +50,7 @@ type conn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	wbuf     []byte // scratch for replies
+	last     *Reply // the last reply queued, for Metrics
 	tls      bool
 	helo     string // "" until HELO/EHLO
 	extended bool   // EHLO, not HELO
@@ -169,6 +170,7 @@ func (w connWriter) Write(p []byte) (int, error) {
 
 // reply queues r; it is sent before the next read blocks, or at close.
 func (c *conn) reply(r *Reply) {
+	c.last = r
 	c.wbuf = appendReply(c.wbuf[:0], r)
 	c.bw.Write(c.wbuf)
 }
@@ -214,12 +216,15 @@ func (c *conn) serve() {
 		cmd, rep := parseCommand(line)
 		if rep != nil {
 			c.reply(rep)
+			c.countCommand("")
 			if c.refused() {
 				return
 			}
 			continue
 		}
-		if !c.dispatch(cmd) {
+		ok := c.dispatch(cmd)
+		c.countCommand(cmd.verb)
+		if !ok {
 			return
 		}
 	}

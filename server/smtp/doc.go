@@ -134,6 +134,9 @@
 //     (notifier): deliveries that arrive meanwhile are merged per
 //     mailbox, bounded by notifyPending, so IMAP's locks never hold a
 //     reply back.
+//   - Options.Metrics hears each command's verb (known ones only) and
+//     final reply, and each message's reply and the time from the end of
+//     its data to that reply; never anything a client sent.
 //   - Plaintext lives only in the message buffer, which is zeroed before
 //     it returns to the pool, and in the spool, which is sealed; only
 //     sealed bytes reach the store.

@@ -204,6 +204,7 @@ func quotaCheck(a store.PublicAccount, sizeHint int64) *Reply {
 // deliverFault answers a message refused while it arrived, and logs it.
 func (c *conn) deliverFault(sink *msgSink, err error) *Reply {
 	rep, clientFault := dataReply(err)
+	defer c.countMessage(rep, time.Now())
 	level := c.log.Info
 	if !clientFault {
 		level = c.log.Warn
@@ -217,6 +218,7 @@ func (c *conn) deliverFault(sink *msgSink, err error) *Reply {
 // the reply: 250 only after the commit.
 func (c *conn) deliver(msg *msgBuffer, sink *msgSink, start time.Time) *Reply {
 	tx := c.tx
+	dataEnd := time.Now()
 	if err := sink.finish(); err != nil {
 		return c.deliverFault(sink, err)
 	}
@@ -241,6 +243,7 @@ func (c *conn) deliver(msg *msgBuffer, sink *msgSink, start time.Time) *Reply {
 			rep := &Reply{irep.Code, irep.Enhanced, irep.Text}
 			tx.inb.End(inbound.Outcome{Reply: irep, Plan: plan})
 			c.log.Info("message refused by inbound policy", append(attrs, keyResult, rep.Status(), keyDuration, time.Since(start))...)
+			c.countMessage(rep, dataEnd)
 			return rep
 		}
 	}
@@ -250,6 +253,7 @@ func (c *conn) deliver(msg *msgBuffer, sink *msgSink, start time.Time) *Reply {
 		if tx.inb != nil {
 			tx.inb.End(inbound.Outcome{Reply: &inbound.Reply{Code: rep.Code, Enhanced: rep.Enhanced, Text: rep.Text}, Plan: plan})
 		}
+		c.countMessage(rep, dataEnd)
 		c.log.Warn("message not delivered", append(attrs, keyResult, rep.Status(), keyDuration, time.Since(start), keyErr, err)...)
 		return rep
 	}
@@ -268,5 +272,6 @@ func (c *conn) deliver(msg *msgBuffer, sink *msgSink, start time.Time) *Reply {
 	if tx.inb != nil {
 		tx.inb.End(inbound.Outcome{Reply: &inbound.Reply{Code: rep.Code, Enhanced: rep.Enhanced, Text: rep.Text}, Plan: plan, Delivered: true})
 	}
+	c.countMessage(nil, dataEnd)
 	return rep
 }

@@ -205,6 +205,9 @@ type Options struct {
 	// authenticate, send as themselves, and may send anywhere. Store must
 	// then also implement QueueStore.
 	Submission *SubmissionOptions
+	// Metrics hears how commands and messages end, for monitoring. nil:
+	// nobody.
+	Metrics Metrics
 
 	hooks *testHooks // tests only; nil outside them
 }
