@@ -219,6 +219,9 @@ func (c *Conn) run(cmd *Command, p *parser) error {
 		return err
 	}
 	c.log.Debug("command", "command", commandName(cmd), "status", string(res.typ), "duration", time.Since(start))
+	if m := c.srv.opt.Metrics; m != nil {
+		m.Command(commandName(cmd), string(res.typ), time.Since(start))
+	}
 	if st := c.getState(); (st == stateAuth || st == stateSelected) && pollsAfter(cmd) {
 		at := PollAfterCommand
 		if !cmd.UID && (cmd.Name == "FETCH" || cmd.Name == "STORE" || cmd.Name == "SEARCH" || cmd.Name == "SORT" || cmd.Name == "THREAD") {

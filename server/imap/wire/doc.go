@@ -87,7 +87,8 @@
 //     ReadTimeout.
 //   - Secrets. Passwords are read into byte slices that are wiped when
 //     Login returns; they are never logged. Logs carry command names and
-//     outcomes, never arguments.
+//     outcomes, never arguments; so does Options.Metrics, which hears each
+//     command that ran (name, status, duration) for monitoring.
 //
 // Phase 2 (server/imap moving onto this package) keeps the listener caps,
 // throttling, keys and store in server/imap; this package never imports

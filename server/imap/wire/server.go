@@ -48,6 +48,8 @@ type Options struct {
 	// Logger receives the connections' logs (with proto, cid, remote).
 	// nil discards them.
 	Logger *slog.Logger
+	// Metrics hears every command that ran, for monitoring. nil: nobody.
+	Metrics Metrics
 }
 
 // optionalCaps are the Options.Caps this package knows how to parse, with
