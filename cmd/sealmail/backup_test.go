@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -57,7 +58,12 @@ func fetchMailboxes(t *testing.T, s *server, dataDir, user, password string) []i
 			t.Fatalf("fetch %s: %v", mb.Mailbox, err)
 		}
 		for _, m := range msgs {
-			out = append(out, imapMessage{Mailbox: mb.Mailbox, UID: m.UID, Flags: m.Flags, Date: m.InternalDate.UTC(), Body: m.FindBodySection(whole)})
+			// \Recent is the session's, not the message's (IMAP4rev1).
+			flags := slices.DeleteFunc(m.Flags, func(f imap.Flag) bool { return strings.EqualFold(string(f), `\Recent`) })
+			if len(flags) == 0 {
+				flags = nil
+			}
+			out = append(out, imapMessage{Mailbox: mb.Mailbox, UID: m.UID, Flags: flags, Date: m.InternalDate.UTC(), Body: m.FindBodySection(whole)})
 		}
 	}
 	c.Logout().Wait()
