@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/server/imap/wire"
 	"github.com/sealmail/sealmail/server/listener"
 	smtpserver "github.com/sealmail/sealmail/server/smtp"
 	"github.com/sealmail/sealmail/store"
@@ -49,6 +50,9 @@ type metrics struct {
 	smtpCommands *prometheus.CounterVec
 	smtpMessages *prometheus.CounterVec
 	smtpDelivery prometheus.Histogram
+
+	imapCommands *prometheus.CounterVec
+	imapDuration prometheus.Histogram
 
 	mu      sync.Mutex
 	sources *metricSources // guarded by mu; nil until serve wires them
@@ -97,6 +101,15 @@ func newMetrics() *metrics {
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	})
 	m.smtpMessages.WithLabelValues("delivered", "250 2.0.0")
+	m.imapCommands = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "imap_commands_total",
+		Help: "IMAP commands that ran, by command (\"UID FETCH\" for UID commands) and the status of their tagged response (OK, NO, BAD).",
+	}, []string{"command", "status"})
+	m.imapDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Name: "imap_command_duration_seconds",
+		Help:    "Time an IMAP command took, from its last byte to its tagged response (IDLE: until DONE).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
 	// Every label value exists from the start, so that rates work from
 	// the first scrape.
 	for _, r := range []account.LoginResult{account.LoginOK, account.LoginFailed, account.LoginThrottled, account.LoginUnavailable} {
@@ -111,7 +124,7 @@ func newMetrics() *metrics {
 		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "go_version": b.Go},
 	})
 	info.Set(1)
-	m.reg.MustRegister(m.logins, m.unlocks, m.commits, m.smtpCommands, m.smtpMessages, m.smtpDelivery, info, (*metricsCollector)(m),
+	m.reg.MustRegister(m.logins, m.unlocks, m.commits, m.smtpCommands, m.smtpMessages, m.smtpDelivery, m.imapCommands, m.imapDuration, info, (*metricsCollector)(m),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -141,6 +154,21 @@ func (m *metrics) Message(code int, enhanced string, d time.Duration) {
 		return
 	}
 	m.smtpMessages.WithLabelValues("refused", replyStatus(code, enhanced)).Inc()
+}
+
+// imapMetrics feeds the IMAP instruments (wire.Metrics); its own type,
+// because the method's name is SMTP's too.
+type imapMetrics struct{ m *metrics }
+
+var _ wire.Metrics = imapMetrics{}
+
+// imap returns the hook for server/imap's Options.Metrics.
+func (m *metrics) imap() wire.Metrics { return imapMetrics{m} }
+
+// Command implements wire.Metrics.
+func (im imapMetrics) Command(name, status string, d time.Duration) {
+	im.m.imapCommands.WithLabelValues(name, status).Inc()
+	im.m.imapDuration.Observe(d.Seconds())
 }
 
 // replyStatus is an SMTP reply's code and enhanced code: "550 5.1.1".

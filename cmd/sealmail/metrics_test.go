@@ -121,10 +121,15 @@ func TestMetricsEndpoint(t *testing.T) {
 		{"sealmail_smtp_commands_total", []string{"command=RCPT", "status=250 2.1.5"}, 2},
 		{"sealmail_smtp_commands_total", []string{"command=RCPT", "status=550 5.1.1"}, 1},
 		{"sealmail_smtp_messages_total", []string{"result=refused", "status=552 5.3.4"}, 1},
+		{"sealmail_imap_commands_total", []string{"command=LOGIN", "status=NO"}, 1},
+		{"sealmail_imap_commands_total", []string{"command=LOGIN", "status=OK"}, 1},
 	} {
 		if d := max(value(after, tc.name, tc.labels...), 0) - max(value(before, tc.name, tc.labels...), 0); d != tc.delta {
 			t.Errorf("%s%v moved by %v, want %v", tc.name, tc.labels, d, tc.delta)
 		}
+	}
+	if v := value(after, "sealmail_imap_command_duration_seconds"); v < 2 {
+		t.Errorf("sealmail_imap_command_duration_seconds counts %v commands, want at least the two LOGINs", v)
 	}
 	if v := value(after, "sealmail_connections_open", "listener=imaps"); v != 1 {
 		t.Errorf("imaps connections open: %v", v)

@@ -20,6 +20,7 @@ import (
 	"github.com/sealmail/sealmail/server/account"
 	"github.com/sealmail/sealmail/server/audit"
 	imapserver "github.com/sealmail/sealmail/server/imap"
+	"github.com/sealmail/sealmail/server/imap/wire"
 	"github.com/sealmail/sealmail/server/listener"
 	smtpserver "github.com/sealmail/sealmail/server/smtp"
 	"github.com/sealmail/sealmail/store"
@@ -325,6 +326,10 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 			}
 		}
 	}()
+	var imapMetrics wire.Metrics // nil unless metrics are on: no typed nil
+	if m != nil {
+		imapMetrics = m.imap()
+	}
 	imapSrv, err := imapserver.New(imapserver.Options{
 		Store:       st,
 		Accounts:    accounts,
@@ -333,6 +338,7 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 		AppendLimit: int64(c.Limits.MessageBytes),
 		Trainer:     trainer{inb.filter},
 		HideVersion: c.IMAP.HideVersion,
+		Metrics:     imapMetrics,
 	})
 	if err != nil {
 		return nil, err

@@ -82,6 +82,10 @@ type Options struct {
 	// "sealmail" and the binary's module version, when the build
 	// recorded one.
 	HideVersion bool
+	// Metrics hears every command that ran: its name, the status of its
+	// tagged response and its duration, never an argument (see
+	// wire.Metrics). nil: nobody.
+	Metrics wire.Metrics
 }
 
 // SearchLimits bound the work of one SEARCH (issue 9 item 8). Each zero
@@ -196,6 +200,7 @@ func New(opt Options) (*Server, error) {
 		Limits:     lim,
 		ServerID:   serverID(opt.HideVersion, buildVersion()),
 		Logger:     log,
+		Metrics:    opt.Metrics,
 	})
 	if err != nil {
 		cancel()
