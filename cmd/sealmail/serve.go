@@ -156,6 +156,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 			services = append(services, srv.services...)
 			svcs.delivered = srv.delivered
 			svcs.status = newServerStatus(services, srv, tlsConf.cert)
+			svcs.status.setQueue(srv.queueLen)
 			if m != nil {
 				m.setSources(&metricSources{guards: srv.guards, st: st, accounts: accounts})
 			}
@@ -304,6 +305,8 @@ type servers struct {
 	guards map[string]*listener.Listener
 	// limiters are the connection limiters by service name.
 	limiters map[string]*listener.Limiter
+	// queueLen counts the outbound queue's entries.
+	queueLen func(ctx context.Context) (int, error)
 }
 
 // startServers builds SMTP (MX and submission), the outbound queue, IMAP
@@ -404,7 +407,7 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 	}
 
 	lim := connectionLimiters(c, lns, fdLimit, log)
-	out := &servers{delivered: imapSrv.Delivered, guards: map[string]*listener.Listener{}, limiters: map[string]*listener.Limiter{}}
+	out := &servers{delivered: imapSrv.Delivered, queueLen: q.Len, guards: map[string]*listener.Listener{}, limiters: map[string]*listener.Limiter{}}
 	guard := func(name string, ln net.Listener, l *listener.Limiter, tlsConf *tls.Config, refuse func(net.Conn)) net.Listener {
 		gl := listener.New(ln, listener.Options{
 			Name:             name,

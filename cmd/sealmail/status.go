@@ -39,9 +39,9 @@ type serverStatus struct {
 	cert func() certInfo
 
 	mu sync.Mutex
-	// queueLength returns the number of messages in the outbound queue.
-	// nil: there is no outbound queue (yet). The queue sets it when it
-	// starts (setQueue).
+	// queueLength returns the number of entries in the outbound queue (a
+	// message for one destination domain). nil: there is no outbound
+	// queue. serve sets it once the queue runs (setQueue).
 	queueLength func(ctx context.Context) (int, error) // guarded by mu
 	// lastSweep returns when the retention sweeper last finished (zero:
 	// not yet). nil: there is no sweeper. The sweeper sets it
@@ -83,7 +83,8 @@ type statusReport struct {
 	// submission), each holding an unlocked key.
 	Sessions int           `json:"sessions"`
 	Storage  storageStatus `json:"storage"`
-	// QueueLength is the outbound queue's length; null: no queue.
+	// QueueLength is the number of entries in the outbound queue (a
+	// message for one destination domain); null: no queue.
 	QueueLength *int     `json:"queue_length"`
 	Certificate certInfo `json:"certificate"`
 	// LastSweep is when the retention sweeper last finished; null: no
@@ -208,7 +209,7 @@ func writeStatus(w io.Writer, r statusReport, now time.Time) error {
 	if r.QueueLength == nil {
 		fmt.Fprintf(tw, "queue\tno outbound queue\n")
 	} else {
-		fmt.Fprintf(tw, "queue\t%d message(s)\n", *r.QueueLength)
+		fmt.Fprintf(tw, "queue\t%d %s\n", *r.QueueLength, plural(*r.QueueLength, "entry", "entries"))
 	}
 	ci := r.Certificate
 	switch {

@@ -8,11 +8,13 @@ import (
 	"testing"
 
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/sealmail/sealmail/server/smtp/sink"
 )
 
 // TestStatus: `sealmail status [--json]` reports the running server over
 // the control socket: its listeners with their open connections, accounts,
-// logged-in sessions, storage, the (absent) outbound queue, the
+// logged-in sessions, storage, the outbound queue's entries, the
 // certificate and the (absent) last sweep; without a server it says so
 // and exits 3.
 func TestStatus(t *testing.T) {
@@ -30,6 +32,11 @@ func TestStatus(t *testing.T) {
 		t.Error("status without a server created the store")
 	}
 
+	// A destination that defers every recipient keeps one entry queued.
+	sk := startSink(t, sink.Options{Rcpt: func(string) error {
+		return sink.Reply(451, "4.7.1", "greylisted, try again")
+	}})
+	te.env = append(te.env, "SEALMAIL_OUTBOUND_TRANSPORTS=slow.test="+sk.Addr)
 	te.ok(alicePW+"\n", "user", "add", "alice@example.org", "--password-stdin")
 	s := te.serve()
 	c, err := imapclient.DialTLS(s.addr("imaps"), &imapclient.Options{TLSConfig: trustSelfSigned(t, te.dataDir)})
@@ -48,8 +55,8 @@ func TestStatus(t *testing.T) {
 	if !st.Running || st.Accounts != 1 || st.Sessions != 1 || st.DataDir != te.dataDir || st.Started.IsZero() {
 		t.Errorf("status: %+v", st)
 	}
-	if st.QueueLength != nil || st.LastSweep != nil || !strings.Contains(r.stdout, `"queue_length": null`) {
-		t.Errorf("queue and sweep without a queue or sweeper: %s", r.stdout)
+	if st.QueueLength == nil || *st.QueueLength != 0 || st.LastSweep != nil || !strings.Contains(r.stdout, `"queue_length": 0`) {
+		t.Errorf("queue and sweep with an empty queue and no sweeper: %s", r.stdout)
 	}
 	names := map[string]listenerStatus{}
 	for _, l := range st.Listeners {
@@ -70,11 +77,21 @@ func TestStatus(t *testing.T) {
 		t.Errorf("storage: %+v", st.Storage)
 	}
 	r = te.ok("", "status")
-	for _, want := range []string{"accounts     1", "sessions     1 logged in", "queue        no outbound queue", "imaps    " + s.addr("imaps"),
+	for _, want := range []string{"accounts     1", "sessions     1 logged in", "queue        0 entries", "imaps    " + s.addr("imaps"),
 		"certificate  self-signed, expires", "last sweep   none"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("status lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	msg := "From: alice@example.org\r\nTo: later@slow.test\r\nSubject: status\r\n\r\nDeferred.\r\n"
+	if err := submit(t, s, te.dataDir, "alice@example.org", alicePW, "alice@example.org", []string{"later@slow.test"}, msg); err != nil {
+		t.Fatalf("submit: %v\n%s", err, s.logs())
+	}
+	waitUntil(t, "status to count the queued entry", func() bool {
+		return strings.Contains(te.ok("", "status").stdout, "queue        1 entry\n")
+	})
+	if err := json.Unmarshal([]byte(te.ok("", "status", "--json").stdout), &st); err != nil || st.QueueLength == nil || *st.QueueLength != 1 {
+		t.Errorf("status --json with one queued entry: %+v, %v", st.QueueLength, err)
 	}
 	c.Logout().Wait()
 	if err := s.stop(t, syscall.SIGTERM); err != nil {
