@@ -1,9 +1,14 @@
 package main
 
 import (
+	"bufio"
+	"io"
+	"net"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestMissingAccountWarnings: issue 14 found that a postmaster or alias
@@ -94,5 +99,68 @@ func TestEveryListenerLogsListening(t *testing.T) {
 		if n := strings.Count(logs, "msg=listening proto="+name+" "); n != 1 || !strings.Contains(logs, want) {
 			t.Errorf("%d lines saying %s is listening, want 1 with %q:\n%s", n, name, want, logs)
 		}
+	}
+}
+
+// TestIMAPTLSFailureNamesConnection: issue 14 found that IMAP warnings
+// such as a failed TLS handshake named no connection and no remote
+// address. A client that speaks plaintext to IMAPS, and one that asks
+// for STARTTLS and then sends plaintext, are each logged as a failed
+// handshake with the connection id and the client's address.
+func TestIMAPTLSFailureNamesConnection(t *testing.T) {
+	te := newTestEnv(t)
+	s := te.serve()
+	waitLog(t, s, "sealmail started in")
+
+	// Implicit TLS: plaintext where a ClientHello belongs.
+	c, err := net.Dial("tcp", s.addr("imaps"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := c.LocalAddr().String()
+	io.WriteString(c, "a1 CAPABILITY\r\n")
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	io.Copy(io.Discard, c) // the server closes
+	c.Close()
+	waitHandshakeLog(t, s, local)
+
+	// STARTTLS, then plaintext where the ClientHello belongs.
+	c, err = net.Dial("tcp", s.addr("imap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	local = c.LocalAddr().String()
+	br := bufio.NewReader(c)
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "a1 STARTTLS\r\n")
+	if l, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(l, "a1 OK") {
+		t.Fatalf("STARTTLS: %q %v", l, err)
+	}
+	io.WriteString(c, "a2 NOOP\r\n")
+	io.Copy(io.Discard, br)
+	c.Close()
+	waitHandshakeLog(t, s, local)
+}
+
+// waitHandshakeLog waits for a log line about a failed TLS handshake
+// that names the connection (cid) and the client at local.
+func waitHandshakeLog(t *testing.T, s *server, local string) {
+	t.Helper()
+	cid := regexp.MustCompile(`\bcid=\d+\b`)
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		for _, l := range strings.Split(s.logs(), "\n") {
+			if strings.Contains(l, "remote="+local+" ") || strings.HasSuffix(l, "remote="+local) {
+				if strings.Contains(l, "handshake") && cid.MatchString(l) {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed TLS handshake logged with cid and remote=%s:\n%s", local, s.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
