@@ -116,6 +116,9 @@ type Account struct {
 	WrappedKey     []byte // opaque: the private key sealed under a key derived from the master secret
 	Slots          []Slot
 	PublishWKD     bool // publish PublicKey in the Web Key Directory
+	// AutocryptOff: mail the account sends carries no Autocrypt header
+	// with its key (the zero value adds one).
+	AutocryptOff bool
 	// QuotaBytes is the account's quota setting: a limit in sealed bytes
 	// if positive, QuotaDefault (0) for the store's default quota,
 	// QuotaNone for no limit whatever the default.
@@ -146,6 +149,7 @@ type PublicAccount struct {
 	KeyFingerprint string
 	PublicKey      []byte
 	PublishWKD     bool
+	AutocryptOff   bool
 	QuotaBytes     int64 // the setting, as in Account
 	QuotaLimit     int64 // the limit in force, 0 for none, as in Account
 	UsedBytes      int64
@@ -155,7 +159,8 @@ type PublicAccount struct {
 func (a Account) Public() PublicAccount {
 	return PublicAccount{
 		Address: a.Address, Created: a.Created, KeyFingerprint: a.KeyFingerprint, PublicKey: a.PublicKey,
-		PublishWKD: a.PublishWKD, QuotaBytes: a.QuotaBytes, QuotaLimit: a.QuotaLimit, UsedBytes: a.UsedBytes,
+		PublishWKD: a.PublishWKD, AutocryptOff: a.AutocryptOff, QuotaBytes: a.QuotaBytes, QuotaLimit: a.QuotaLimit,
+		UsedBytes: a.UsedBytes,
 	}
 }
 
@@ -324,6 +329,9 @@ type Store interface {
 	RemoveSlot(ctx context.Context, address string, id uint32) error
 	// SetPublishWKD sets whether the key is published in the WKD.
 	SetPublishWKD(ctx context.Context, address string, publish bool) error
+	// SetAutocrypt sets whether the account's outgoing mail carries an
+	// Autocrypt header (Account.AutocryptOff is its negation).
+	SetAutocrypt(ctx context.Context, address string, on bool) error
 	// SetQuota sets the quota setting: a limit in sealed bytes,
 	// QuotaDefault or QuotaNone (see Account.QuotaBytes).
 	SetQuota(ctx context.Context, address string, bytes int64) error

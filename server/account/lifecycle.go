@@ -85,6 +85,7 @@ type Info struct {
 	Fingerprint string
 	Slots       []SlotInfo
 	PublishWKD  bool
+	Autocrypt   bool // outgoing mail carries an Autocrypt header
 	UsedBytes   int64
 	QuotaBytes  int64 // the setting: a limit, store.QuotaDefault or store.QuotaNone
 	QuotaLimit  int64 // the limit in force, 0 for none
@@ -101,7 +102,7 @@ type SlotInfo struct {
 func infoOf(a store.Account) Info {
 	u := Info{
 		Address: a.Address, Created: a.Created, Fingerprint: a.KeyFingerprint,
-		PublishWKD: a.PublishWKD, UsedBytes: a.UsedBytes, QuotaBytes: a.QuotaBytes, QuotaLimit: a.QuotaLimit,
+		PublishWKD: a.PublishWKD, Autocrypt: !a.AutocryptOff, UsedBytes: a.UsedBytes, QuotaBytes: a.QuotaBytes, QuotaLimit: a.QuotaLimit,
 		Slots: make([]SlotInfo, 0, len(a.Slots)),
 	}
 	for _, s := range a.Slots {
@@ -528,6 +529,23 @@ func (s *Service) SetPublishWKD(ctx context.Context, addr string, publish bool) 
 		return fmt.Errorf("account: set wkd for %s: %w", c, err)
 	}
 	return s.audit(ctx, Event{Op: OpWKDChanged, Account: c, Publish: publish})
+}
+
+// SetAutocrypt sets whether the account's outgoing mail carries an
+// Autocrypt header with its public key.
+func (s *Service) SetAutocrypt(ctx context.Context, addr string, on bool) error {
+	c, err := canonical(addr)
+	if err != nil {
+		return err
+	}
+	err = s.st.SetAutocrypt(ctx, c, on)
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(ErrNotFound, "no account %s", c)
+	}
+	if err != nil {
+		return fmt.Errorf("account: set autocrypt for %s: %w", c, err)
+	}
+	return s.audit(ctx, Event{Op: OpAutocryptChanged, Account: c, Publish: on})
 }
 
 // SetQuota sets the account's quota setting: a limit in sealed bytes,

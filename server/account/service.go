@@ -29,6 +29,8 @@ type Store interface {
 	RemoveSlot(ctx context.Context, address string, id uint32) error
 	// SetPublishWKD sets whether the key is published in the WKD.
 	SetPublishWKD(ctx context.Context, address string, publish bool) error
+	// SetAutocrypt sets whether outgoing mail carries an Autocrypt header.
+	SetAutocrypt(ctx context.Context, address string, on bool) error
 	// SetQuota sets the quota setting (store.Account.QuotaBytes).
 	SetQuota(ctx context.Context, address string, setting int64) error
 	// DeleteAccount crypto-shreds the account: slots and wrapped key go
@@ -59,14 +61,15 @@ type Auditor interface {
 type Op string
 
 const (
-	OpCreated         Op = "account.created"
-	OpDeleted         Op = "account.deleted"
-	OpPasswordChanged Op = "account.password-changed"
-	OpSlotAdded       Op = "account.slot-added" // a recovery code or app password
-	OpSlotRevoked     Op = "account.slot-revoked"
-	OpWKDChanged      Op = "account.wkd-changed"
-	OpSecretExported  Op = "account.secret-key-exported"
-	OpQuotaChanged    Op = "account.quota-changed"
+	OpCreated          Op = "account.created"
+	OpDeleted          Op = "account.deleted"
+	OpPasswordChanged  Op = "account.password-changed"
+	OpSlotAdded        Op = "account.slot-added" // a recovery code or app password
+	OpSlotRevoked      Op = "account.slot-revoked"
+	OpWKDChanged       Op = "account.wkd-changed"
+	OpSecretExported   Op = "account.secret-key-exported"
+	OpQuotaChanged     Op = "account.quota-changed"
+	OpAutocryptChanged Op = "account.autocrypt-changed"
 )
 
 // Event is one audited change. It names the account and slot, never a
@@ -78,7 +81,7 @@ type Event struct {
 	Slot    uint32         // the slot added or revoked; 0 if none
 	Kind    store.SlotKind // its kind; 0 if none
 	Label   string         // its label
-	Publish bool           // for OpWKDChanged
+	Publish bool           // for OpWKDChanged and OpAutocryptChanged: the new setting
 	Quota   int64          // for OpQuotaChanged: the new setting (store.Account.QuotaBytes)
 }
 

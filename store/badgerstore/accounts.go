@@ -57,6 +57,7 @@ func (db *DB) CreateAccount(ctx context.Context, a store.Account, mailboxes []st
 			PublicKey:      bytes.Clone(a.PublicKey),
 			WrappedKey:     bytes.Clone(a.WrappedKey),
 			PublishWKD:     a.PublishWKD,
+			AutocryptOff:   a.AutocryptOff,
 			QuotaBytes:     a.QuotaBytes,
 		}
 		for _, s := range a.Slots {
@@ -132,6 +133,7 @@ func (db *DB) publicAccount(t *tx, address string, rec accountRec) (store.Public
 		KeyFingerprint: rec.KeyFingerprint,
 		PublicKey:      rec.PublicKey,
 		PublishWKD:     rec.PublishWKD,
+		AutocryptOff:   rec.AutocryptOff,
 		QuotaBytes:     rec.QuotaBytes,
 		QuotaLimit:     quotaLimit(rec.QuotaBytes, db.defaultQuota),
 	}
@@ -149,6 +151,7 @@ func (db *DB) fillAccount(t *tx, address string, rec accountRec) (store.Account,
 		PublicKey:      rec.PublicKey,
 		WrappedKey:     rec.WrappedKey,
 		PublishWKD:     rec.PublishWKD,
+		AutocryptOff:   rec.AutocryptOff,
 		QuotaBytes:     rec.QuotaBytes,
 		QuotaLimit:     quotaLimit(rec.QuotaBytes, db.defaultQuota),
 	}
@@ -282,6 +285,18 @@ func (db *DB) SetPublishWKD(ctx context.Context, address string, publish bool) e
 			return err
 		}
 		rec.PublishWKD = publish
+		return saveAccount(t, address, &rec)
+	})
+}
+
+// SetAutocrypt implements store.Store.
+func (db *DB) SetAutocrypt(ctx context.Context, address string, on bool) error {
+	return db.update(ctx, func(t *tx) error {
+		rec, err := loadAccount(t, address, true)
+		if err != nil {
+			return err
+		}
+		rec.AutocryptOff = !on
 		return saveAccount(t, address, &rec)
 	})
 }

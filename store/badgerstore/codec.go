@@ -189,8 +189,10 @@ func (d *dec) finish() error {
 //
 // Version 2 (written now): version byte, ID (8 bytes, so that lookups
 // needing only the ID decode nothing else), then binary fields: created,
-// fingerprint, public key, WKD, quota, last slot ID, and last the wrapped
-// private key, which public lookups skip without copying.
+// fingerprint, public key, WKD, quota, last slot ID, the wrapped private
+// key, which public lookups skip without copying, and then the optional
+// fields, each absent from records written before it existed: the
+// Autocrypt setting (one byte, 1 for off).
 //
 // Version 1 (read only): version byte, ID (8 bytes), then JSON of the
 // fields below with the tags given. Records written then may also hold
@@ -205,12 +207,13 @@ type accountRec struct {
 	PublishWKD     bool      `json:"wkd"`
 	QuotaBytes     int64     `json:"quota"`
 	NextSlot       uint32    `json:"nextSlot"` // last slot ID handed out
+	AutocryptOff   bool      `json:"-"`        // version 2 only
 }
 
 func (a *accountRec) encode() []byte {
 	e := binary.BigEndian.AppendUint64(enc{vAccount}, a.ID)
 	return enc(e).time(a.Created).str(a.KeyFingerprint).bytes(a.PublicKey).bool(a.PublishWKD).
-		varint(a.QuotaBytes).uvarint(uint64(a.NextSlot)).bytes(a.WrappedKey)
+		varint(a.QuotaBytes).uvarint(uint64(a.NextSlot)).bytes(a.WrappedKey).bool(a.AutocryptOff)
 }
 
 func decodeAccountID(b []byte) (uint64, error) {
@@ -250,6 +253,9 @@ func decodeAccount(b []byte, withKey bool) (accountRec, error) {
 		a.WrappedKey = d.bytes()
 	} else {
 		d.skipBytes()
+	}
+	if len(d.b) > 0 {
+		a.AutocryptOff = d.bool()
 	}
 	return a, d.finish()
 }

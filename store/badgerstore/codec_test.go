@@ -33,7 +33,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		t.Errorf("summary %q %q %v", s, k, err)
 	}
 	a := accountRec{ID: 5, Created: time.Unix(1e9, 7).UTC(), KeyFingerprint: "ab", PublicKey: []byte{0, 1},
-		WrappedKey: []byte("wrapped"), PublishWKD: true, QuotaBytes: 7, NextSlot: 2}
+		WrappedKey: []byte("wrapped"), PublishWKD: true, QuotaBytes: 7, NextSlot: 2, AutocryptOff: true}
 	b := a.encode()
 	ga, err := decodeAccount(b, true)
 	if err != nil || !sameAccountRec(ga, a) {
@@ -49,7 +49,15 @@ func TestCodecRoundTrip(t *testing.T) {
 	if err != nil || !sameAccountRec(pub, want) {
 		t.Errorf("public account %+v, %v", pub, err)
 	}
-	for i := range b {
+	// The last byte is the Autocrypt setting, an optional field: a record
+	// written before it existed (one byte shorter) reads as Autocrypt on;
+	// any other truncation is refused.
+	before := a
+	before.AutocryptOff = false
+	if old, err := decodeAccount(b[:len(b)-1], true); err != nil || !sameAccountRec(old, before) {
+		t.Errorf("record without the Autocrypt byte: %+v, %v", old, err)
+	}
+	for i := range len(b) - 1 {
 		if _, err := decodeAccount(b[:i], true); err == nil {
 			t.Errorf("account truncated to %d bytes decoded", i)
 		}
@@ -57,7 +65,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	// Version 1 records (JSON) are still read.
 	v1 := append(binary.BigEndian.AppendUint64([]byte{vAccountJSON}, 5),
 		`{"created":"2001-09-09T01:46:40.000000007Z","fpr":"ab","pub":"AAE=","wrapped":"d3JhcHBlZA==","wkd":true,"quota":7,"nextSlot":2,"nextMailbox":6}`...)
-	if g1, err := decodeAccount(v1, true); err != nil || !sameAccountRec(g1, a) {
+	if g1, err := decodeAccount(v1, true); err != nil || !sameAccountRec(g1, before) {
 		t.Errorf("version 1 account %+v, %v", g1, err)
 	}
 	if g1, err := decodeAccount(v1, false); err != nil || g1.WrappedKey != nil || !bytes.Equal(g1.PublicKey, a.PublicKey) {
@@ -135,7 +143,8 @@ func FuzzDecodeSlotAndSummary(f *testing.F) {
 func sameAccountRec(a, b accountRec) bool {
 	return a.ID == b.ID && a.Created.Equal(b.Created) && a.KeyFingerprint == b.KeyFingerprint &&
 		bytes.Equal(a.PublicKey, b.PublicKey) && bytes.Equal(a.WrappedKey, b.WrappedKey) &&
-		a.PublishWKD == b.PublishWKD && a.QuotaBytes == b.QuotaBytes && a.NextSlot == b.NextSlot
+		a.PublishWKD == b.PublishWKD && a.QuotaBytes == b.QuotaBytes && a.NextSlot == b.NextSlot &&
+		a.AutocryptOff == b.AutocryptOff
 }
 
 func FuzzDecodeAccount(f *testing.F) {

@@ -97,6 +97,25 @@ func testAccounts(t *testing.T, s store.Store) {
 	if a := account(t, s, "bob@example.org"); a.PublishWKD || a.QuotaBytes != 12345 {
 		t.Errorf("after SetPublishWKD/SetQuota: wkd %v quota %d", a.PublishWKD, a.QuotaBytes)
 	}
+	// Autocrypt: on unless turned off; the public view says so too.
+	if a := account(t, s, "bob@example.org"); a.AutocryptOff {
+		t.Errorf("new account has Autocrypt off")
+	}
+	if err := s.SetAutocrypt(ctxBg, "bob@example.org", false); err != nil {
+		t.Fatal(err)
+	}
+	if a := account(t, s, "bob@example.org"); !a.AutocryptOff || a.PublishWKD || a.QuotaBytes != 12345 {
+		t.Errorf("after SetAutocrypt(false): %+v", a)
+	}
+	if p, err := s.PublicAccount(ctxBg, "bob@example.org"); err != nil || !p.AutocryptOff {
+		t.Errorf("public view after SetAutocrypt(false): %v %v", p.AutocryptOff, err)
+	}
+	if err := s.SetAutocrypt(ctxBg, "bob@example.org", true); err != nil {
+		t.Fatal(err)
+	}
+	if a := account(t, s, "bob@example.org"); a.AutocryptOff {
+		t.Errorf("after SetAutocrypt(true): still off")
+	}
 	if err := s.SetQuota(ctxBg, "bob@example.org", -2); err == nil {
 		t.Errorf("SetQuota(-2) succeeded")
 	}
@@ -105,6 +124,7 @@ func testAccounts(t *testing.T, s store.Store) {
 	const nobody = "nobody@example.org"
 	wantErr(t, "SetPublishWKD", s.SetPublishWKD(ctxBg, nobody, true), store.ErrNotFound)
 	wantErr(t, "SetQuota", s.SetQuota(ctxBg, nobody, 1), store.ErrNotFound)
+	wantErr(t, "SetAutocrypt", s.SetAutocrypt(ctxBg, nobody, false), store.ErrNotFound)
 	_, err = s.AddSlot(ctxBg, nobody, store.Slot{Kind: store.SlotPassword, Data: []byte("x")})
 	wantErr(t, "AddSlot", err, store.ErrNotFound)
 	wantErr(t, "RemoveSlot", s.RemoveSlot(ctxBg, nobody, 1), store.ErrNotFound)
