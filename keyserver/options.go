@@ -75,6 +75,17 @@ type MTASTSPolicy struct {
 	MaxAge time.Duration
 }
 
+// DKIMKey is one DKIM selector as DNSRecords publishes it.
+type DKIMKey struct {
+	Domain   string // in any form policy.NormalizeDomain accepts
+	Selector string
+	Record   string // the key record (RFC 6376 §3.6.1): "v=DKIM1; k=ed25519; p=…"
+	// Status is "pending", "active", "retiring" or "retired" (see
+	// server/smtp/dkim); a retired selector is listed as removable, not
+	// published.
+	Status string
+}
+
 // Options configures New. The zero value serves nothing but 404s: every
 // service is off until its fields are set.
 type Options struct {
@@ -94,11 +105,26 @@ type Options struct {
 	// without an outgoing server.
 	IMAP       []Endpoint
 	Submission []Endpoint
+	// POP3 are the POP3 endpoints DNSRecords publishes (RFC 6186 SRV);
+	// none publishes records saying POP3 is not offered. Autoconfig does
+	// not describe POP3.
+	POP3 []Endpoint
 	// MTASTS, if non-nil, is served as mta-sts.txt; nil serves none.
 	MTASTS *MTASTSPolicy
 	// TLSReportAddress receives RFC 8460 TLS reports; DNSRecords puts it in
 	// the _smtp._tls record. "" means postmaster@<domain>.
 	TLSReportAddress string
+	// DMARCReportAddress receives DMARC aggregate reports; DNSRecords
+	// puts it in the _dmarc record. "" means postmaster@<domain>.
+	DMARCReportAddress string
+	// SPF is the SPF record DNSRecords prints for every domain (RFC 7208),
+	// for sites whose mail also leaves through other hosts. "" means
+	// "v=spf1 mx -all": only the domain's MX hosts (this server) send.
+	SPF string
+	// DKIM are the DKIM selectors of the domains (any domain's; each
+	// domain's are printed with it), from server/smtp/dkim through
+	// cmd/sealmail. Only DNSRecords uses them.
+	DKIM []DKIMKey
 	// Logger gets one debug line per request and warnings; nil discards.
 	Logger *slog.Logger
 }
@@ -116,13 +142,17 @@ type config struct {
 	domains    []string // lower case, no trailing dot, sorted, unique
 	imap       []Endpoint
 	submission []Endpoint
+	pop3       []Endpoint
 	mtasts     *MTASTSPolicy // Mode lower case, MX lower case, MaxAge set
 	tlsrpt     string
+	dmarcrpt   string
+	spf        string
+	dkim       []DKIMKey // Domain canonical
 	log        *slog.Logger
 }
 
 func (o Options) validate() (*config, error) {
-	c := &config{keys: o.Keys, log: o.Logger, tlsrpt: o.TLSReportAddress}
+	c := &config{keys: o.Keys, log: o.Logger, tlsrpt: o.TLSReportAddress, dmarcrpt: o.DMARCReportAddress, spf: o.SPF}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -150,6 +180,9 @@ func (o Options) validate() (*config, error) {
 	if c.submission, err = c.endpoints("Submission", o.Submission); err != nil {
 		return nil, err
 	}
+	if c.pop3, err = c.endpoints("POP3", o.POP3); err != nil {
+		return nil, err
+	}
 	if o.MTASTS != nil {
 		if c.mtasts, err = validateMTASTS(*o.MTASTS); err != nil {
 			return nil, err
@@ -161,6 +194,32 @@ func (o Options) validate() (*config, error) {
 			return nil, fmt.Errorf("keyserver: TLS report address: %w", err)
 		}
 		c.tlsrpt = a
+	}
+	if c.dmarcrpt != "" {
+		a, err := policy.CanonicalAddress(c.dmarcrpt)
+		if err != nil {
+			return nil, fmt.Errorf("keyserver: DMARC report address: %w", err)
+		}
+		c.dmarcrpt = a
+	}
+	if c.spf != "" && (!strings.HasPrefix(c.spf, "v=spf1") || !printableASCII(c.spf)) {
+		return nil, fmt.Errorf("keyserver: SPF record %q: want printable ASCII starting with v=spf1", c.spf)
+	}
+	for _, k := range o.DKIM {
+		d, err := policy.NormalizeDomain(k.Domain)
+		if err != nil {
+			return nil, fmt.Errorf("keyserver: DKIM key domain: %w", err)
+		}
+		if !validSelector(k.Selector) || !strings.HasPrefix(k.Record, "v=DKIM1;") || !printableASCII(k.Record) {
+			return nil, fmt.Errorf("keyserver: DKIM key %q of %s: bad selector or record", k.Selector, d)
+		}
+		switch k.Status {
+		case "pending", "active", "retiring", "retired":
+		default:
+			return nil, fmt.Errorf("keyserver: DKIM key %q of %s: status %q", k.Selector, d, k.Status)
+		}
+		k.Domain = d
+		c.dkim = append(c.dkim, k)
 	}
 	return c, nil
 }
@@ -235,4 +294,33 @@ func validateMTASTS(p MTASTSPolicy) (*MTASTSPolicy, error) {
 // autoconfigEnabled reports whether config-v1.1.xml is served.
 func (c *config) autoconfigEnabled() bool {
 	return len(c.imap) > 0 && len(c.submission) > 0
+}
+
+// printableASCII: what may go into a quoted TXT string unescaped.
+func printableASCII(s string) bool {
+	for _, c := range []byte(s) {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// validSelector: DNS labels of letters, digits and hyphens (RFC 6376
+// §3.1).
+func validSelector(s string) bool {
+	if s == "" || len(s) > 63*2 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(l) {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
