@@ -449,26 +449,30 @@ func (k *Keys) List(domain string) ([]Selector, error) {
 // pair (Ed25519 and RSA), so that mail is signed from the first message,
 // and removes the private keys of retired selectors. It returns the
 // selectors it made. Domains are taken in any form
-// policy.NormalizeDomain accepts.
+// policy.NormalizeDomain accepts. Keys are generated in parallel: an
+// RSA key takes a few hundred milliseconds.
 func (k *Keys) Ensure(domains []string) ([]Selector, error) {
 	var made []Selector
 	err := k.update(func(st *state, now time.Time) (bool, error) {
 		made = made[:0]
+		var need []string
 		for _, dom := range domains {
 			d, err := policy.NormalizeDomain(dom)
 			if err != nil {
 				return false, fmt.Errorf("dkim: %w", err)
 			}
-			if len(st.Domains[d]) > 0 {
-				continue
+			if len(st.Domains[d]) == 0 && !slices.Contains(need, d) {
+				need = append(need, d)
 			}
-			sels, err := k.generate(st, d, now)
-			if err != nil {
-				return false, err
-			}
-			for _, s := range sels {
+		}
+		sels, err := k.generateAll(st, need, now)
+		if err != nil {
+			return false, err
+		}
+		for i, ds := range sels {
+			for _, s := range ds {
 				s.Activated = now
-				made = append(made, k.describe(d, s, now))
+				made = append(made, k.describe(need[i], s, now))
 			}
 		}
 		return len(made) > 0, nil
@@ -480,6 +484,33 @@ func (k *Keys) Ensure(domains []string) ([]Selector, error) {
 		k.log.Info("dkim: generated key "+s.Name+" ("+string(s.Algorithm)+") for "+s.Domain+"; publish its record (sealmail dns)", "domain", s.Domain)
 	}
 	return made, nil
+}
+
+// generateAll runs generate for each domain at once.
+func (k *Keys) generateAll(st *state, domains []string, now time.Time) ([][]*selectorState, error) {
+	type result struct {
+		sels []*selectorState
+		err  error
+	}
+	res := make([]result, len(domains))
+	var wg sync.WaitGroup
+	for i, d := range domains {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i].sels, res[i].err = k.newKeys(d, now, nil)
+		}()
+	}
+	wg.Wait()
+	out := make([][]*selectorState, len(domains))
+	for i, r := range res {
+		if r.err != nil {
+			return nil, r.err
+		}
+		st.Domains[domains[i]] = append(st.Domains[domains[i]], r.sels...)
+		out[i] = r.sels
+	}
+	return out, nil
 }
 
 // ErrPending: a domain already has a key waiting to be published, so
@@ -523,9 +554,20 @@ func (k *Keys) Rotate(domain string) ([]Selector, error) {
 // generate makes a new Ed25519 and RSA key for d, writes their private
 // keys, and adds them (pending) to st.
 func (k *Keys) generate(st *state, d string, now time.Time) ([]*selectorState, error) {
+	sels, err := k.newKeys(d, now, st.Domains[d])
+	if err != nil {
+		return nil, err
+	}
+	st.Domains[d] = append(st.Domains[d], sels...)
+	return sels, nil
+}
+
+// newKeys makes a new Ed25519 and RSA key for d, with names unused in
+// existing, and writes their private keys.
+func (k *Keys) newKeys(d string, now time.Time, existing []*selectorState) ([]*selectorState, error) {
 	var out []*selectorState
 	for _, alg := range []Algorithm{RSA, Ed25519} {
-		name := k.newName(st, d, alg, now)
+		name := newName(existing, alg, now)
 		priv, pub, err := newKey(alg)
 		if err != nil {
 			return nil, err
@@ -544,9 +586,7 @@ func (k *Keys) generate(st *state, d string, now time.Time) ([]*selectorState, e
 		if err != nil {
 			return nil, err
 		}
-		s := &selectorState{Name: name, Algorithm: alg, Created: now, PublicKey: pub}
-		st.Domains[d] = append(st.Domains[d], s)
-		out = append(out, s)
+		out = append(out, &selectorState{Name: name, Algorithm: alg, Created: now, PublicKey: pub})
 	}
 	return out, nil
 }
@@ -555,14 +595,14 @@ func (k *Keys) generate(st *state, d string, now time.Time) ([]*selectorState, e
 // with "-2", "-3"… on a second rotation the same day. Names are never
 // reused, retired ones included, so a verifier's cached key can never be
 // mistaken for a new one.
-func (k *Keys) newName(st *state, d string, alg Algorithm, now time.Time) string {
+func newName(existing []*selectorState, alg Algorithm, now time.Time) string {
 	prefix := "ed"
 	if alg == RSA {
 		prefix = "rsa"
 	}
 	base := prefix + "-" + now.Format("20060102")
 	used := func(name string) bool {
-		return slices.ContainsFunc(st.Domains[d], func(s *selectorState) bool { return s.Name == name })
+		return slices.ContainsFunc(existing, func(s *selectorState) bool { return s.Name == name })
 	}
 	name := base
 	for i := 2; used(name); i++ {
