@@ -28,9 +28,10 @@
 //     refused is logged as a warning (a report, RFC 8461 §5).
 //  6. REQUIRETLS (RFC 8689 §4.2.1): the message may go only over TLS
 //     verified by 4 or 5 (testing policies count here), or, for an MX
-//     from a DNSSEC-validated answer, PKIX for the host name; otherwise
-//     the host is skipped, so the message bounces once no host is left.
-//     The engine itself checks that the server offers REQUIRETLS.
+//     from a DNSSEC-validated answer, PKIX for the host name. Otherwise
+//     the answer requires nothing (PolicyUnverifiable), which the engine
+//     refuses for a REQUIRETLS message with 5.7.30, so it bounces. The
+//     engine itself checks that the server offers REQUIRETLS.
 //  7. TLSA records that exist but none usable: TLS required, without
 //     authentication (RFC 7672 §2.2).
 //  8. Otherwise opportunistic STARTTLS.

@@ -227,6 +227,11 @@ func deliver(t *testing.T, p *Policies, q queue.TLSQuery, sk *sink) outcome {
 		out.skipped = true
 		return out
 	}
+	if q.RequireTLS && !(req.Required && req.Config != nil) {
+		// The engine's rule (RFC 8689 §4.2.1): a permanent failure.
+		out.err = errors.New("5.7.30 REQUIRETLS: nothing verifies " + q.Host)
+		return out
+	}
 	res := queue.TLSResult{Host: q.Host}
 	out.tls, out.err = sendOne(sk.addr, q, req, &res)
 	if req.Report != nil {

@@ -120,11 +120,12 @@ func New(opt Options) (*Policies, error) {
 
 // Policy names for the trace, beyond queue's four.
 const (
-	PolicyMTASTSTesting = "MTA-STS testing"                            // testing mode: opportunistic, reported
-	PolicyDNSSECPKIX    = "DNSSEC MX + PKIX"                           // REQUIRETLS over a DNSSEC-signed MX without TLSA
-	PolicyTransportPKIX = "PKIX (transport)"                           // REQUIRETLS to a configured transport host
-	PolicyDANEUnauth    = "DANE (TLS required, no usable TLSA record)" // RFC 7672 §2.2
-	PolicyTLSOptional   = "STARTTLS (TLS-Required: No)"                // RFC 8689 §5
+	PolicyMTASTSTesting = "MTA-STS testing"                                           // testing mode: opportunistic, reported
+	PolicyDNSSECPKIX    = "DNSSEC MX + PKIX"                                          // REQUIRETLS over a DNSSEC-signed MX without TLSA
+	PolicyTransportPKIX = "PKIX (transport)"                                          // REQUIRETLS to a configured transport host
+	PolicyDANEUnauth    = "DANE (TLS required, no usable TLSA record)"                // RFC 7672 §2.2
+	PolicyTLSOptional   = "STARTTLS (TLS-Required: No)"                               // RFC 8689 §5
+	PolicyUnverifiable  = "none verifies (no DANE, no MTA-STS, MX not DNSSEC-signed)" // REQUIRETLS cannot be met
 )
 
 // Require implements queue.TLSPolicy; doc.go gives the order of the
@@ -181,8 +182,10 @@ func (p *Policies) Require(ctx context.Context, q queue.TLSQuery) (queue.TLSRequ
 			// with a certificate valid for its name.
 			return queue.TLSRequirement{Policy: PolicyDNSSECPKIX, Required: true, Config: p.pkixConfig(q.Host)}, nil
 		}
-		return queue.TLSRequirement{Policy: queue.PolicySTARTTLS,
-			Skip: fmt.Sprintf("REQUIRETLS: no way to verify %s (no DANE record, not in an MTA-STS policy of %s, MX not DNSSEC-signed)", q.Host, q.Domain)}, nil
+		// Nothing can verify this host: an unverified requirement, which
+		// the engine refuses for a REQUIRETLS message (5.7.30, a
+		// permanent failure: it bounces, RFC 8689 §4.2.1).
+		return queue.TLSRequirement{Policy: PolicyUnverifiable}, nil
 	}
 	if present {
 		// RFC 7672 §2.2: TLSA records exist, none usable: TLS is still

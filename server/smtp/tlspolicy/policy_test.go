@@ -160,9 +160,10 @@ func TestREQUIRETLS(t *testing.T) {
 	withoutReq := startSink(t, &good, false)
 	plain := startSink(t, nil, false)
 
-	// No DANE, no MTA-STS, MX not DNSSEC-signed: no way to verify.
+	// No DANE, no MTA-STS, MX not DNSSEC-signed: no way to verify, so
+	// nothing is required, which the engine refuses (5.7.30).
 	o := deliver(t, p, q, withReq)
-	if !o.skipped || !strings.Contains(o.req.Skip, "REQUIRETLS") || withReq.messages() != 0 {
+	if o.err == nil || !strings.Contains(o.err.Error(), "5.7.30") || o.req.Policy != PolicyUnverifiable || withReq.messages() != 0 {
 		t.Fatalf("unverifiable host: %+v", o)
 	}
 	// A DNSSEC-signed MX: PKIX for the host name.
@@ -192,7 +193,7 @@ func TestREQUIRETLS(t *testing.T) {
 	}
 	other := q
 	other.Host = "backup.example.test"
-	if o := deliver(t, withSTS, other, withReq); !o.skipped {
+	if o := deliver(t, withSTS, other, withReq); o.err == nil || withReq.messages() != 2 {
 		t.Fatalf("REQUIRETLS to a host the policy does not list: %+v", o)
 	}
 	// TLS-Required: No: policies relaxed, delivered in plaintext even
