@@ -236,8 +236,9 @@ func hasAutocrypt(r io.Reader, max int) (bool, error) {
 			if len(bytes.TrimRight(line, "\r\n")) == 0 {
 				return false, nil
 			}
+			// A continuation line (leading white space) is not a field.
 			name, _, ok := bytes.Cut(line, []byte(":"))
-			if ok && strings.EqualFold(strings.TrimSpace(string(name)), "Autocrypt") {
+			if ok && line[0] != ' ' && line[0] != '\t' && strings.EqualFold(strings.TrimSpace(string(name)), "Autocrypt") {
 				return true, nil
 			}
 		}
