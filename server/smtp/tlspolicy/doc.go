@@ -55,19 +55,25 @@
 // TXT record is missing or fails to resolve keeps its cached policy, or
 // has none: finding no policy never blocks delivery (§3.3).
 //
+// The cache survives restarts in Options.CacheFile, sealed (AES-256-GCM)
+// under a key derived from Options.CacheKey, the server key, because it
+// names the domains the server sends to: without it, an attacker who
+// suppresses a domain's TXT record and policy host after a restart would
+// downgrade the next delivery to opportunistic TLS. It is written at most
+// every 30 seconds after a new policy, and by Close; an unreadable file
+// (another key, damage) is a warning and an empty cache, not a failure.
+//
 // Trust: DANE is only as good as the path to the validating resolver;
 // Options.NoDANE (dns.dnssec: false) turns it off, and with it the
 // DNSSEC route for REQUIRETLS, for a resolver reached over an untrusted
-// network. The policy cache lives in memory: after a restart the first
-// delivery to a domain fetches its policy again, so an attacker who can
-// suppress the TXT record and the policy fetch at that moment can
-// downgrade that delivery to opportunistic TLS.
+// network.
 //
 // Implementation notes:
 //   - Every configuration Require returns is fresh (a testing-mode
 //     report holds per-attempt state); the engine sets ServerName if
 //     empty, and this package always sets it.
 //   - Identical fetches of one domain at the same time share one request.
-//   - Lock order: Policies.mu and policyCache.mu are leaves, never held
-//     during DNS lookups or fetches.
+//   - Lock order: Policies.saveMu, then policyCache.mu; Policies.mu and
+//     policyCache.mu are leaves, never held during DNS lookups, fetches
+//     or file writes.
 package tlspolicy

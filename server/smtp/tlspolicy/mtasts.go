@@ -300,6 +300,10 @@ func (p *Policies) mtasts(ctx context.Context, domain string) *Policy {
 		return nil
 	}
 	p.cache.put(&policyEntry{domain: domain, policy: pol, id: id, fetched: now, expires: now.Add(max(pol.MaxAge, minPolicyAge))})
+	p.dirty.Store(true)
+	if err := p.saveCache(false); err != nil {
+		p.log.Warn("tlspolicy: save MTA-STS policy cache", "err", err)
+	}
 	return pol
 }
 

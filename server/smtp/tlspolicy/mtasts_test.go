@@ -1,8 +1,13 @@
 package tlspolicy
 
 import (
+	"bytes"
+	"crypto/rand"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +273,74 @@ func TestMTASTSFetchRules(t *testing.T) {
 	}
 	if got := ps.count() - before; got != 1 {
 		t.Errorf("5 concurrent deliveries fetched %d times", got)
+	}
+}
+
+// TestPolicyCacheFile: policies survive a restart in the sealed cache
+// file, so an attacker who then suppresses the TXT record and the policy
+// host cannot downgrade delivery; the file names no domain in the clear,
+// another key cannot read it, and expired policies are not loaded.
+func TestPolicyCacheFile(t *testing.T) {
+	e := newEnv(t)
+	ps := startPolicyServer(t, e.ca, "example.test", enforcePolicy)
+	e.publishPolicy(t, "1")
+	key := make([]byte, 32)
+	rand.Read(key)
+	file := filepath.Join(t.TempDir(), "mta-sts.cache")
+	open := func(key []byte) *Policies {
+		t.Helper()
+		p, err := New(Options{Resolver: e.res, RootCAs: e.ca.pool, PolicyPort: ps.port(), Now: e.clock,
+			CacheFile: file, CacheKey: key, Logger: slog.New(slog.NewTextHandler(&syncBuffer{b: e.log}, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	plain := startSink(t, nil, false)
+	p := open(key)
+	if o := deliver(t, p, mxQuery(), plain); !o.req.Required {
+		t.Fatalf("first delivery: %+v", o)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("example.test")) || bytes.Contains(b, []byte("enforce")) {
+		t.Error("the cache file shows the domain or policy in the clear")
+	}
+	if fi, _ := os.Stat(file); fi.Mode().Perm() != 0o600 {
+		t.Errorf("cache file mode %v", fi.Mode().Perm())
+	}
+
+	// Restart under attack: no TXT record, no policy host.
+	e.dns.Replace("_mta-sts.example.test", 16)
+	ps.setHandler(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "gone", 503) })
+	fetches := ps.count()
+	e.advance(time.Hour)
+	if o := deliver(t, open(key), mxQuery(), plain); !o.req.Required || o.req.Policy != queue.PolicyMTASTS || plain.messages() != 0 {
+		t.Fatalf("after a restart under attack: %+v", o)
+	}
+	if ps.count() != fetches {
+		t.Error("the cached policy was fetched again")
+	}
+	// Another key: the file does not open; no policy, a warning.
+	other := make([]byte, 32)
+	rand.Read(other)
+	if o := deliver(t, open(other), mxQuery(), plain); o.req.Required {
+		t.Fatalf("a cache sealed under another key was used: %+v", o)
+	}
+	if !strings.Contains(e.logged(), "not loaded") {
+		t.Errorf("no warning about the unreadable cache:\n%s", e.logged())
+	}
+	// After max_age (one day) the saved policy is not loaded.
+	e.advance(24 * time.Hour)
+	if o := deliver(t, open(key), mxQuery(), plain); o.req.Required {
+		t.Fatalf("an expired saved policy was used: %+v", o)
+	}
+	if _, err := New(Options{Resolver: e.res, CacheFile: file, CacheKey: []byte("short")}); err == nil {
+		t.Error("a short cache key was accepted")
 	}
 }

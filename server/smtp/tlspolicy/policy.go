@@ -3,6 +3,7 @@ package tlspolicy
 import (
 	"container/list"
 	"context"
+	"crypto/cipher"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sealmail/sealmail/server/smtp/queue"
@@ -48,6 +50,13 @@ type Options struct {
 	FetchTimeout time.Duration
 	// CacheEntries bounds the policy cache. 0 means DefaultCacheEntries.
 	CacheEntries int
+	// CacheFile keeps the policy cache across restarts, sealed under
+	// CacheKey (see persist.go); it is read by New and written at most
+	// every 30 s and by Close. "" keeps policies in memory only.
+	CacheFile string
+	// CacheKey is the 32-byte secret the cache file is sealed under (the
+	// server key). Required with CacheFile.
+	CacheKey []byte
 	// PolicyPort is the TCP port policy hosts are fetched from. 0 means
 	// 443; tests serve policies elsewhere.
 	PolicyPort int
@@ -73,6 +82,12 @@ type Policies struct {
 	log          *slog.Logger                                                      // immutable
 	now          func() time.Time                                                  // immutable
 	cache        *policyCache
+	cacheFile    string      // immutable; "" for none
+	cacheAEAD    cipher.AEAD // immutable; nil without cacheFile
+	dirty        atomic.Bool // the cache changed since it was saved
+
+	saveMu   sync.Mutex
+	lastSave time.Time // guarded by saveMu
 
 	mu       sync.Mutex
 	fetching map[string]*fetchCall // guarded by mu
@@ -110,6 +125,18 @@ func New(opt Options) (*Policies, error) {
 		n = DefaultCacheEntries
 	}
 	p.cache = newPolicyCache(n)
+	if opt.CacheFile != "" {
+		aead, err := newCacheAEAD(opt.CacheKey)
+		if err != nil {
+			return nil, err
+		}
+		p.cacheFile, p.cacheAEAD = opt.CacheFile, aead
+		if err := p.loadCache(p.now()); err != nil {
+			// A lost cache costs some protection, not mail: start empty.
+			p.log.Warn("tlspolicy: MTA-STS policy cache "+opt.CacheFile+" not loaded; starting without it", "err", err)
+		}
+		p.lastSave = p.now()
+	}
 	port := opt.PolicyPort
 	if port == 0 {
 		port = 443
@@ -317,6 +344,17 @@ func (c *policyCache) get(domain string) *policyEntry {
 	}
 	c.lru.MoveToFront(el)
 	return el.Value.(*policyEntry)
+}
+
+// all returns every entry, most recent first.
+func (c *policyCache) all() []*policyEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*policyEntry, 0, c.lru.Len())
+	for el := c.lru.Front(); el != nil; el = el.Next() {
+		out = append(out, el.Value.(*policyEntry))
+	}
+	return out
 }
 
 func (c *policyCache) put(e *policyEntry) {
