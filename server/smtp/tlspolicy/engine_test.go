@@ -23,11 +23,15 @@ import (
 // engine is the delivery engine of server/smtp/queue over badger, with
 // Policies as its TLS policy and MX hosts reached on a sink's port.
 type engine struct {
-	t    *testing.T
-	q    *queue.Queue
-	db   *badgerstore.DB
-	logs *syncBuffer
+	t     *testing.T
+	q     *queue.Queue
+	db    *badgerstore.DB
+	accts *account.Service
+	logs  *syncBuffer
 }
+
+// alicePassword is alice@example.org's password in the engine's store.
+const alicePassword = "correct horse battery staple"
 
 func startEngine(t *testing.T, e *env, p *Policies, sinkAddr string) *engine {
 	t.Helper()
@@ -39,7 +43,7 @@ func startEngine(t *testing.T, e *env, p *Policies, sinkAddr string) *engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := accts.Create(ctxBg, "alice@example.org", []byte("correct horse battery staple")); err != nil {
+	if _, err := accts.Create(ctxBg, "alice@example.org", []byte(alicePassword)); err != nil {
 		t.Fatal(err)
 	}
 	_, port, _ := net.SplitHostPort(sinkAddr)
@@ -66,7 +70,7 @@ func startEngine(t *testing.T, e *env, p *Policies, sinkAddr string) *engine {
 			t.Logf("queue log:\n%s", logs.b.String())
 		}
 	})
-	return &engine{t: t, q: q, db: db, logs: logs}
+	return &engine{t: t, q: q, db: db, accts: accts, logs: logs}
 }
 
 // send queues a message from alice to bob@example.test and waits until
@@ -86,6 +90,13 @@ func (en *engine) send(id string, requireTLS bool) []*trace.Outbound {
 		en.t.Fatal(err)
 	}
 	en.q.Committed(p)
+	return en.decided(id)
+}
+
+// decided waits until the engine has decided message id (delivered,
+// deferred or failed) and returns its trace.
+func (en *engine) decided(id string) []*trace.Outbound {
+	en.t.Helper()
 	var out []*trace.Outbound
 	deadline := time.Now().Add(2 * time.Minute) // keeps a broken test from hanging; no speed is judged
 	for {
