@@ -53,6 +53,11 @@ func (s *session) openMaildrop(ctx context.Context, login *account.Session) (*ma
 		s.alog.Error("open INBOX", "err", err)
 		return nil, errMailbox
 	}
+	// From here on removals by others reach this session (removed), so
+	// none made while the listing runs is missed.
+	s.mu.Lock()
+	s.mailbox = mb.ID
+	s.mu.Unlock()
 	all, err := s.srv.st.Messages(ctx, acct, mb.ID, store.ListOptions{})
 	if err != nil {
 		s.alog.Error("list INBOX", "err", err)
