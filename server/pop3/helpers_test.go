@@ -115,8 +115,9 @@ func testCert() (tls.Certificate, *x509.CertPool) {
 }
 
 // newEnv starts a server; opt's Store, Accounts, TLSConfig, Logger and
-// Changes are filled in.
-func newEnv(t testing.TB, opt Options) *testEnv {
+// Changes are filled in. wrap, if given, makes the server's store from
+// the badger one.
+func newEnv(t testing.TB, opt Options, wrap ...func(*badgerstore.DB) Store) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	logs := &syncBuffer{}
@@ -135,6 +136,9 @@ func newEnv(t testing.TB, opt Options) *testEnv {
 	cert, pool := testCert()
 	rc := &recordChanges{}
 	opt.Store = st
+	if len(wrap) > 0 {
+		opt.Store = wrap[0](st)
+	}
 	opt.Accounts = acc
 	opt.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	opt.Logger = logger
