@@ -287,11 +287,15 @@ func (s *session) quitTrans(cmd *command) *Error {
 			seen = append(seen, m.m.UID)
 		}
 	}
-	if len(seen) > 0 {
-		res, err := s.srv.st.StoreFlags(ctx, acct, s.drop.id, store.FlagUpdate{UIDs: seen, Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
+	// In chunks: one store transaction each, whatever the maildrop's size.
+	for lo := 0; lo < len(seen); lo += seenChunk {
+		chunk := seen[lo:min(lo+seenChunk, len(seen))]
+		res, err := s.srv.st.StoreFlags(ctx, acct, s.drop.id, store.FlagUpdate{UIDs: chunk, Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
 		if err != nil {
 			s.alog.Warn("setting \\Seen on retrieved messages", "err", err)
-		} else if s.srv.changes != nil && len(res.Changed) > 0 {
+			break
+		}
+		if s.srv.changes != nil && len(res.Changed) > 0 {
 			s.srv.changes.FlagsChanged(acct, s.drop.id, res.Changed)
 		}
 	}
@@ -315,6 +319,9 @@ func (s *session) quitTrans(cmd *command) *Error {
 
 // updateTimeout bounds QUIT's changes to the store.
 const updateTimeout = time.Minute
+
+// seenChunk is how many messages get \Seen in one store call at QUIT.
+const seenChunk = 1000
 
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
 
