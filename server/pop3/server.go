@@ -147,6 +147,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
+	s.log.Info("listening", "addr", ln.Addr().String())
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, ln)
