@@ -247,3 +247,37 @@ func (k keyState) wiped() bool {
 	_, err := k.login.Keyring().SealIndex([]byte("x"), []byte("ad"))
 	return errors.Is(err, crypto.ErrWiped)
 }
+
+// TestKeysWiped: QUIT and a dropped connection wipe the session's keys.
+func TestKeysWiped(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.addUser(user, pw)
+	for _, quit := range []bool{true, false} {
+		c := e.dialTLS()
+		c.login(user, pw)
+		keys := e.sessionKeys(1)
+		if quit {
+			c.send("QUIT")
+			c.expect("+OK*")
+			c.expectEOF()
+		} else {
+			c.nc.Close()
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !keys[0].wiped() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !keys[0].wiped() {
+			t.Errorf("quit %v: keyring not wiped", quit)
+		}
+		for e.srv.sessionCount() > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+func (s *Server) sessionCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
