@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -324,4 +325,33 @@ func TestLimits(t *testing.T) {
 
 func plainResp(authz, user, pass string) string {
 	return base64.StdEncoding.EncodeToString([]byte(authz + "\x00" + user + "\x00" + pass))
+}
+
+// TestTimeouts: the login deadline, and the idle deadlines before and
+// after login, each end the connection with a word (RFC 1939 §3
+// autologout, no UPDATE state: nothing marked deleted is removed).
+func TestTimeouts(t *testing.T) {
+	e := newEnv(t, Options{Limits: Limits{LoginTimeout: 300 * time.Millisecond, PreAuthIdle: time.Minute, IdleTimeout: 300 * time.Millisecond}})
+	e.addUser(user, pw)
+	e.deliver(user, testMessage("t", "body\r\n"))
+	c := e.dialTLS()
+	c.expect("+OK*")
+	c.expect("-ERR Login took too long; closing")
+	c.expectEOF()
+
+	c = e.dialTLS()
+	c.login(user, pw)
+	c.send("DELE 1")
+	c.expect("+OK*")
+	c.expect("-ERR Autologout; idle for too long")
+	c.expectEOF()
+	if n := len(e.messages(user)); n != 1 {
+		t.Errorf("%d messages after autologout, want 1", n)
+	}
+
+	e2 := newEnv(t, Options{Limits: Limits{PreAuthIdle: 300 * time.Millisecond}})
+	c = e2.dialPlain()
+	c.expect("+OK*")
+	c.expect("-ERR Autologout; idle for too long")
+	c.expectEOF()
 }
