@@ -214,6 +214,12 @@ type Delivery struct {
 	// Staged is a blob written with StageBlob for this account, or nil.
 	// A staged blob is linked by at most one Delivery, ever.
 	Staged *StagedBlob
+	// Retention is the message's retention state, computed before the
+	// delivery (server/retention); Arrival zero means the commit time.
+	// nil, Pending, or a Gen older than the store's PolicyGen stores it
+	// as Pending (class Origin, arrival at the commit): protected until
+	// computed. See retention.go.
+	Retention *Retention
 }
 
 // BlobWriter writes one sealed blob into the store in pieces, ahead of
@@ -336,7 +342,9 @@ type Store interface {
 	// QuotaDefault or QuotaNone (see Account.QuotaBytes).
 	SetQuota(ctx context.Context, address string, bytes int64) error
 	// DeleteAccount crypto-shreds the account: a first durable transaction
-	// destroys its slots and wrapped private key, later ones the rest.
+	// destroys its slots and wrapped private key, later ones the rest,
+	// except messages under retention, which stay in the vault of the
+	// former account (FormerAccounts) until destroyed.
 	DeleteAccount(ctx context.Context, address string) (DeleteReport, error)
 
 	// CreateMailbox creates a mailbox with a new ID and UIDVALIDITY.
@@ -349,7 +357,8 @@ type Store interface {
 	MailboxByID(ctx context.Context, address string, id uint64) (Mailbox, error)
 	// Mailboxes lists the account's mailboxes ordered by name.
 	Mailboxes(ctx context.Context, address string) ([]Mailbox, error)
-	// DeleteMailbox deletes a mailbox and its messages (not its children).
+	// DeleteMailbox deletes a mailbox and its messages (not its children);
+	// messages under retention go to the vault.
 	DeleteMailbox(ctx context.Context, address string, id uint64) error
 	// RenameMailbox renames a mailbox to newName, and every mailbox below
 	// it (its name+Delimiter+…) to the same place below newName, in one
@@ -393,7 +402,9 @@ type Store interface {
 	// UIDs that do not exist are ignored.
 	StoreFlags(ctx context.Context, address string, mailbox uint64, u FlagUpdate) (FlagResult, error)
 	// Expunge removes the given messages and returns the UIDs removed, in
-	// ascending order. UIDs that do not exist are ignored.
+	// ascending order. UIDs that do not exist are ignored. A message
+	// under retention goes to the vault instead of being destroyed (see
+	// RetentionStore); the caller sees it removed all the same.
 	Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, error)
 	// CopyMessages copies messages (blob, flags, summary, session key,
 	// internal date) from mailbox src to mailbox dst of the same account.
@@ -410,6 +421,8 @@ type Store interface {
 	Tracer
 	// AuditLog is the audit log and the escrow keys (audit.go).
 	AuditLog
+	// RetentionStore is retention: policy data, states, the vault (retention.go).
+	RetentionStore
 
 	// Close flushes and closes the store.
 	Close() error

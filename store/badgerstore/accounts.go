@@ -77,6 +77,9 @@ func (db *DB) CreateAccount(ctx context.Context, a store.Account, mailboxes []st
 		if err := saveUsage(t, id, &usage{}); err != nil {
 			return err
 		}
+		if err := t.set(acctAddrKey(id), []byte(a.Address)); err != nil {
+			return err
+		}
 		return saveAccount(t, a.Address, &rec)
 	})
 }

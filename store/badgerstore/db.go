@@ -52,7 +52,11 @@ type Options struct {
 
 // DB is the badger implementation of store.Store. Create it with Open.
 type DB struct {
-	bdb          *badger.DB // immutable
+	// bdb is replaced only by Purge, which holds closeMu for writing and
+	// gcMu; every other user holds closeMu for reading (or is the writer,
+	// serving those who do) or gcMu.
+	bdb          *badger.DB
+	bopt         badger.Options // immutable: what bdb was opened with
 	log          *slog.Logger
 	maxBatch     int
 	defaultQuota int64                    // immutable
@@ -65,19 +69,27 @@ type DB struct {
 
 	kickGC      chan struct{} // buffered 1: run value-log GC now
 	lastQueueGC atomic.Int64  // Unix nanoseconds of the last kick by queueFreed
-	stopGC      chan struct{}
+	stopGC      chan struct{} // closed by Close: the GC and orphan loops end
 	gcDone      chan struct{}
+
+	kickOrphans chan struct{} // buffered 1: work through the orphan lists now
+	orphansDone chan struct{}
 
 	closeMu sync.RWMutex // held for reading by every call, for writing by Close
 	closed  bool         // guarded by closeMu
 
-	// gcMu is held for reading around every commit and for writing
-	// around each value-log GC run: badger v4.9's GC rewrite reads the
-	// memtable's version counter, which commits write, under no common
-	// lock (a data race), so the two must not overlap.
+	// gcMu is held for reading around every commit (commit,
+	// badgerUpdate) and for writing around each value-log GC run and
+	// Purge's reopen: badger v4.9's GC rewrite reads the memtable's
+	// version counter, which commits write, under no common lock (a data
+	// race the race detector reports), so the two must not overlap.
 	gcMu sync.RWMutex
 
 	sizes sizeCache // Sizes' last walk of the directory
+
+	// deletions counts calls since the last Purge that deleted data, so
+	// that a Purge with nothing to do returns at once.
+	deletions atomic.Int64
 }
 
 // Open opens (creating if needed) the store in dir. The directory is made
@@ -88,12 +100,13 @@ func Open(dir string, opt Options) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	bdb, err := openBadger(dir, opt, logger)
+	bdb, bo, err := openBadgerOptions(dir, opt, logger)
 	if err != nil {
 		return nil, err
 	}
 	db := &DB{
 		bdb:          bdb,
+		bopt:         bo,
 		log:          logger,
 		maxBatch:     opt.MaxBatch,
 		defaultQuota: max(opt.DefaultQuota, 0),
@@ -104,6 +117,8 @@ func Open(dir string, opt Options) (*DB, error) {
 		kickGC:       make(chan struct{}, 1),
 		stopGC:       make(chan struct{}),
 		gcDone:       make(chan struct{}),
+		kickOrphans:  make(chan struct{}, 1),
+		orphansDone:  make(chan struct{}),
 	}
 	if db.maxBatch <= 0 {
 		db.maxBatch = 128
@@ -120,20 +135,33 @@ func Open(dir string, opt Options) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
-	if err := db.resumePurges(); err != nil {
-		bdb.Close()
-		return nil, err
-	}
 	if err := db.dropAllStaged(); err != nil {
 		bdb.Close()
 		return nil, err
 	}
+	db.deletions.Store(1) // what an earlier process deleted may still be in the files
+	// The writer starts first: the migration and the purges resumed
+	// below write through it.
 	go db.writeLoop()
+	stopWriter := func() {
+		close(db.stopWriter)
+		<-db.writerDone
+		bdb.Close()
+	}
+	if err := db.migrateRetention(); err != nil {
+		stopWriter()
+		return nil, err
+	}
+	if err := db.resumePurges(); err != nil {
+		stopWriter()
+		return nil, err
+	}
 	interval := opt.GCInterval
 	if interval == 0 {
 		interval = 10 * time.Minute
 	}
 	go db.gcLoop(interval)
+	go db.orphanLoop()
 	return db, nil
 }
 
@@ -168,11 +196,18 @@ func valueLogFileSize(largest int64) int64 {
 // openBadger opens (creating if needed) the badger database in dir, mode
 // 0700, with the options every sealmail store uses (Open, Restore).
 func openBadger(dir string, opt Options, logger *slog.Logger) (*badger.DB, error) {
+	bdb, _, err := openBadgerOptions(dir, opt, logger)
+	return bdb, err
+}
+
+// openBadgerOptions is openBadger that also returns the options badger
+// was opened with (Purge reopens it with them).
+func openBadgerOptions(dir string, opt Options, logger *slog.Logger) (*badger.DB, badger.Options, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
+		return nil, badger.Options{}, fmt.Errorf("badgerstore: open %s: %w", dir, err)
 	}
 	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("badgerstore: open %s: %w", dir, err)
+		return nil, badger.Options{}, fmt.Errorf("badgerstore: open %s: %w", dir, err)
 	}
 	cache := opt.CacheBytes
 	if cache <= 0 {
@@ -202,11 +237,11 @@ func openBadger(dir string, opt Options, logger *slog.Logger) (*badger.DB, error
 	bdb, err := badger.Open(bo)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
-			return nil, fmt.Errorf("badgerstore: open %s: %w", dir, store.ErrLocked)
+			return nil, badger.Options{}, fmt.Errorf("badgerstore: open %s: %w", dir, store.ErrLocked)
 		}
-		return nil, fmt.Errorf("badgerstore: open %s: %v", dir, err)
+		return nil, badger.Options{}, fmt.Errorf("badgerstore: open %s: %v", dir, err)
 	}
-	return bdb, nil
+	return bdb, bo, nil
 }
 
 // Close waits for running calls, stops the background goroutines and
@@ -223,6 +258,7 @@ func (db *DB) Close() error {
 	<-db.writerDone
 	close(db.stopGC)
 	<-db.gcDone
+	<-db.orphansDone
 	if err := db.bdb.Close(); err != nil {
 		return fmt.Errorf("badgerstore: close: %v", err)
 	}
@@ -267,6 +303,10 @@ func (db *DB) gcLoop(interval time.Duration) {
 // runGC rewrites value-log files that are at least half garbage, until none
 // is left or the store is closing.
 func (db *DB) runGC() {
+	if err := db.enter(context.Background()); err != nil {
+		return
+	}
+	defer db.leave()
 	start := time.Now()
 	for n := 0; n < 64; n++ {
 		select {
@@ -274,25 +314,24 @@ func (db *DB) runGC() {
 			return
 		default:
 		}
-		db.gcMu.Lock()
-		err := db.bdb.RunValueLogGC(0.5)
-		db.gcMu.Unlock()
+		err := db.gcOnce(0.5)
 		if err == nil {
 			continue
 		}
-		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) && !errors.Is(err, store.ErrClosed) {
 			db.log.Warn("badgerstore: value-log gc", "err", err, "duration", time.Since(start))
 		}
 		return
 	}
 }
 
-// triggerGC asks the GC goroutine to run soon, without waiting.
-func (db *DB) triggerGC() {
-	select {
-	case db.kickGC <- struct{}{}:
-	default:
-	}
+// gcOnce rewrites at most one value-log file with at least ratio
+// garbage, while no commit runs (gcMu): commits wait for one file at
+// most. The caller holds closeMu for reading.
+func (db *DB) gcOnce(ratio float64) error {
+	db.gcMu.Lock()
+	defer db.gcMu.Unlock()
+	return db.bdb.RunValueLogGC(ratio)
 }
 
 // commit commits txn while no value-log GC runs (gcMu).
@@ -303,6 +342,7 @@ func (db *DB) commit(txn *badger.Txn) error {
 }
 
 // badgerUpdate is badger's Update, committed while no value-log GC runs.
+// Everything written after Open uses it or commit.
 func (db *DB) badgerUpdate(fn func(txn *badger.Txn) error) error {
 	txn := db.bdb.NewTransaction(true)
 	defer txn.Discard()
@@ -310,6 +350,42 @@ func (db *DB) badgerUpdate(fn func(txn *badger.Txn) error) error {
 		return err
 	}
 	return db.commit(txn)
+}
+
+// orphanLoop works through the orphan lists (the pieces of destroyed
+// large blobs) when kicked, until the store closes.
+func (db *DB) orphanLoop() {
+	defer close(db.orphansDone)
+	for {
+		select {
+		case <-db.stopGC:
+			return
+		case <-db.kickOrphans:
+		}
+		if err := db.enter(context.Background()); err != nil {
+			continue // closing: stopGC is closed or about to be
+		}
+		if err := db.resumeOrphans(0); err != nil {
+			db.log.Warn("badgerstore: delete destroyed blobs' pieces; the next Open finishes", "err", err)
+		}
+		db.leave()
+	}
+}
+
+// orphaned asks the orphan loop to run soon, without waiting.
+func (db *DB) orphaned() {
+	select {
+	case db.kickOrphans <- struct{}{}:
+	default:
+	}
+}
+
+// triggerGC asks the GC goroutine to run soon, without waiting.
+func (db *DB) triggerGC() {
+	select {
+	case db.kickGC <- struct{}{}:
+	default:
+	}
 }
 
 // badgerLogger routes badger's log to slog at warning level and up.

@@ -70,6 +70,8 @@ func prepareDeliveries(ds []store.Delivery) ([]store.Delivery, error) {
 		if d.InternalDate.IsZero() {
 			d.InternalDate = now
 		}
+		ret := deliveryRetention(d.Retention, now)
+		d.Retention = &ret
 		in[i] = d
 	}
 	return in, nil
@@ -88,6 +90,10 @@ type deliveryAccount struct {
 func deliver(t *tx, ds []store.Delivery, defQuota int64) ([]store.Delivered, error) {
 	out := make([]store.Delivered, len(ds))
 	accts := make(map[string]*deliveryAccount)
+	gen, err := policyGen(t)
+	if err != nil {
+		return nil, err
+	}
 	for i, d := range ds {
 		a := accts[d.Account]
 		if a == nil {
@@ -153,6 +159,9 @@ func deliver(t *tx, ds []store.Delivery, defQuota int64) ([]store.Delivered, err
 		md := meta{Date: d.InternalDate, SealedSize: size, Blob: blobID, Flags: d.Flags}
 		uid := addMessage(m, &md)
 		if err := t.set(metaKey(a.id, m.ID, uid), md.encode()); err != nil {
+			return nil, err
+		}
+		if err := newRecord(t, a.id, md.Blob, m, uid, size, *d.Retention, gen); err != nil {
 			return nil, err
 		}
 		out[i] = store.Delivered{Account: d.Account, MailboxID: m.ID, Mailbox: m.Name, UIDValidity: m.UIDValidity, UID: uid}

@@ -26,7 +26,9 @@
 //	y <acct> <blob:8>        -> summary        sealed summary + sealed session key (opaque)
 //	g <acct> <mbox:8>        -> (empty)        purge marker: a deletion in progress
 //	                                           (mbox 0: the whole account)
-//	o <acct> <seq:8>         -> blob IDs       blobs of a large Expunge still to delete
+//	o <acct> <seq:8>         -> blob IDs       blobs still to delete: of a large Expunge
+//	                                           (older versions), or a destroyed large
+//	                                           blob's pieces (seq: the blob's ID)
 //	k <acct> <blob:8> <seq:4> -> piece         one piece (≤ 1 MiB) of a large blob
 //	p <acct> <blob:8>        -> size or empty  a staged blob not delivered yet
 //	F <acct> <id:8>          -> filter rule    owner, action, kind, value, note, created
@@ -46,6 +48,37 @@
 //	                                           details, prev hash, hash
 //	h                        -> audit head     seq, time and hash of the last record
 //	e <id:8>                 -> escrow key     created, retired, fingerprint, public key
+//	w <acct>                 -> address        the account's address (the sweeper's
+//	                                           index names accounts by ID)
+//	t <acct> <blob:8>        -> retention      where the message is (mailbox, UID or the
+//	                                           vault), size, arrival, classes, keep-until,
+//	                                           delete-after, rule, held/locked/pending,
+//	                                           policy generation, version
+//	x <due:8> <kind> <acct> <blob:8> -> ()     the sweeper's index: kind 'd' a live
+//	                                           message at its delete-after, 'k' a
+//	                                           vaulted one at its keep-until
+//	q <acct> <blob:8>        -> ()             records whose state is to be computed
+//	v <acct> <blob:8>        -> vault entry    a removed message kept for retention:
+//	                                           its meta, mailbox, UID, time, reason
+//	f <acct>                 -> former account the vault of a deleted account: address,
+//	                                           deletion time
+//	j <acct> <seq:8>         -> disposals      messages of a large Expunge still to be
+//	                                           vaulted or destroyed
+//	P <id>                   -> preset         imported retention preset (YAML source)
+//	A <scope> 0 <preset>     -> assignment     class, zone, fiscal year, who, why
+//	H <id:8>                 -> hold           matter, reason, scope, range, placed,
+//	                                           released
+//	E <scope> 0 <name>       -> event          when it happened, who recorded it
+//	z                        -> (scratch)      written and dropped by Purge
+//
+// A message's retention record is keyed by its blob ID, which stays the
+// same through moves and into the vault, so a move rewrites the record
+// (mailbox, UID, pending) but not the index; the index entry moves only
+// when the times that decide it change, or when the message enters or
+// leaves the vault. The rule that a protected message is vaulted, never
+// destroyed, is applied in the transaction that removes it (Expunge,
+// the chunks of DeleteMailbox's and DeleteAccount's purges): dispose
+// reads the record there.
 //
 // <acct> is an 8-byte account ID from the "account" counter, so a
 // re-created address never meets the rows of its deleted predecessor.
@@ -117,14 +150,16 @@
 // Locks and their order: closeMu (RWMutex) is held for reading by every
 // call for its duration and for writing by Close, which therefore waits for
 // running calls before stopping the writer and the GC goroutine and closing
-// badger. gcMu (RWMutex) is held for reading around every commit (DB.commit,
+// badger, and by Purge while it reopens badger. gcMu (RWMutex) comes
+// after closeMu: it is held for reading around every commit (DB.commit,
 // DB.badgerUpdate: use them, never txn.Commit or bdb.Update, for anything
-// written after Open) and for writing around each value-log GC run,
-// because badger v4.9's GC rewrite reads the memtable's version counter
-// without the lock commits hold when they write it (a data race the race
-// detector reports; TestGCWhileWriting). Commits therefore wait while one
-// value-log file is rewritten. The writer goroutine holds gcMu only
-// around its commits; nothing else is held with it.
+// written after Open) and for writing around each value-log GC run and
+// Purge's reopen, because badger v4.9's GC rewrite reads the memtable's
+// version counter without the lock commits hold when they write it (a
+// data race the race detector reports; TestGCWhileWriting). Commits
+// therefore wait while one value-log file is rewritten. The writer
+// goroutine holds gcMu only around its commits; nothing else is held
+// with it.
 //
 // Deletion: DeleteAccount crypto-shreds. Its first transaction, durable
 // before anything else happens, removes the unlock slots and the account
@@ -142,6 +177,17 @@
 // transaction destroys the keys: the leftovers are sealed mail and sealed
 // summaries nobody can open. Mailbox names, flags and sizes of a deleted
 // account may also linger in the clear until compaction.
+//
+// Purge (store.Purger) makes deletion real where the above leaves it to
+// chance: it reopens badger (flushing memtables and closing the value-log
+// file being written, so that GC may rewrite it), compacts level 0 with a
+// scratch DropPrefix, flattens the LSM tree and rewrites every value-log
+// file that holds any deleted value. Calls wait during the reopen and the
+// DropPrefix; value-log rewrites run in the writer goroutine, one file per
+// turn, because badger's GC reads memtable state that concurrent commits
+// write without a lock. The retention sweeper calls Purge after it
+// destroys anything. What Purge cannot reach: blocks the filesystem freed
+// when badger deleted a file (use an encrypted filesystem).
 //
 // Tuning for a small server: two 16 MiB memtables, 48 MiB of block and
 // index cache (Options.CacheBytes), value-log files just large enough

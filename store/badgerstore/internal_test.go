@@ -392,9 +392,18 @@ func TestLargeExpungePurgesBlobs(t *testing.T) {
 
 	// A crash after the first transaction: an orphan list and its blobs.
 	deliverT(t, db, "a@example.org", "", 3)
-	// Blob IDs: 1..n, n+1 numbered the orphan list, so UIDs n+1.. have n+2..
-	ids := binary.BigEndian.AppendUint64(nil, uint64(n+2))
-	ids = binary.BigEndian.AppendUint64(ids, uint64(n+3))
+	var ids []byte
+	for _, uid := range []uint32{n + 1, n + 2} {
+		var md meta
+		err := db.bdb.View(func(txn *badger.Txn) (err error) {
+			md, err = loadMeta(&tx{txn: txn}, acct, inbox, uid)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = binary.BigEndian.AppendUint64(ids, md.Blob)
+	}
 	err := db.bdb.Update(func(txn *badger.Txn) error {
 		if err := txn.Delete(metaKey(acct, inbox, uint32(n+1))); err != nil {
 			return err
@@ -412,7 +421,7 @@ func TestLargeExpungePurgesBlobs(t *testing.T) {
 	}
 	db = openDB(t, dir)
 	defer db.Close()
-	if c := count(); c[pMeta] != 1 || c[pBlob] != 1 || c[pOrphans] != 0 {
+	if c := count(); c[pMeta] != 1 || c[pBlob] != 1 || c[pOrphans] != 0 || c[pRetention] != 1 || c[pDisposal] != 0 {
 		t.Errorf("after reopen: %v", c)
 	}
 }

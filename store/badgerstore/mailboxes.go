@@ -146,6 +146,7 @@ func (db *DB) DeleteMailbox(ctx context.Context, address string, id uint64) erro
 	if err != nil {
 		return err
 	}
+	db.deletions.Add(1)
 	if err := db.purgeMailbox(acct, id); err != nil {
 		// The mailbox is gone; its rows are removed at the next Open.
 		db.log.Warn("badgerstore: purge deleted mailbox", "account", address, "mailbox", id, "err", err)
@@ -179,7 +180,7 @@ func (db *DB) unlinkMailbox(ctx context.Context, address string, id uint64) (acc
 		if err := t.del(mailboxKey(acct, m.ID)); err != nil {
 			return err
 		}
-		return t.set(purgeKey(acct, m.ID), nil)
+		return t.set(purgeKey(acct, m.ID), encodeMarker(m.Name))
 	})
 	return acct, err
 }

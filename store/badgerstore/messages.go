@@ -3,7 +3,6 @@ package badgerstore
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -243,95 +242,18 @@ func (db *DB) StoreFlags(ctx context.Context, address string, mailbox uint64, u 
 	return res, err
 }
 
-// inlineExpunge is the most messages Expunge deletes completely in its own
-// transaction (three deletions each). Above it, the transaction deletes
-// only the metas and records the blob IDs; the blobs and summaries go in
-// later transactions, as for a deleted mailbox.
+// inlineExpunge is the most messages Expunge vaults or destroys in its
+// own transaction (up to six writes each). Above it, the transaction
+// removes only the metas and writes disposal lists; later transactions
+// vault or destroy the messages, as for a deleted mailbox.
 const inlineExpunge = 2000
 
-// Expunge implements store.Store. It gives the mailbox a new
-// HIGHESTMODSEQ when it removes anything (RFC 7162 §3.2.10 needs expunges
-// to be visible as a change).
+// Expunge implements store.Store: ExpungeReport without the report.
+// It gives the mailbox a new HIGHESTMODSEQ when it removes anything (RFC
+// 7162 §3.2.10 needs expunges to be visible as a change).
 func (db *DB) Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, error) {
-	want := uniqueSorted(uids)
-	if err := db.enter(ctx); err != nil {
-		return nil, err
-	}
-	defer db.leave()
-	var (
-		removed []uint32
-		acct    uint64
-		orphans []byte // blob IDs left for purgeOrphans, 8 bytes each
-		seq     uint64
-	)
-	err := db.write(ctx, false, func(t *tx) error {
-		removed, orphans = nil, nil
-		var (
-			m   store.Mailbox
-			err error
-		)
-		acct, m, err = resolveID(t, address, mailbox)
-		if err != nil {
-			return err
-		}
-		u, err := loadUsage(t, acct)
-		if err != nil {
-			return err
-		}
-		deferred := len(want) > inlineExpunge
-		for _, uid := range want {
-			md, err := loadMeta(t, acct, m.ID, uid)
-			if errors.Is(err, errNoKey) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if err := t.del(metaKey(acct, m.ID, uid)); err != nil {
-				return err
-			}
-			if deferred || isStaged(md.Blob) {
-				// Pieces of a large blob are many keys: they go in
-				// later transactions (purgeOrphans), as for a large
-				// Expunge.
-				orphans = binary.BigEndian.AppendUint64(orphans, md.Blob)
-			} else {
-				if err := t.del(blobKey(pBlob, acct, md.Blob)); err != nil {
-					return err
-				}
-				if err := t.del(blobKey(pSummary, acct, md.Blob)); err != nil {
-					return err
-				}
-			}
-			removeMessage(&m, &md)
-			u.Used -= md.SealedSize
-			removed = append(removed, uid)
-		}
-		if len(removed) == 0 {
-			return nil
-		}
-		if len(orphans) > 0 {
-			u.LastBlob++ // a fresh number for the orphan list
-			seq = u.LastBlob
-			if err := t.set(orphansKey(acct, seq), orphans); err != nil {
-				return err
-			}
-		}
-		m.HighestModSeq++
-		if err := saveUsage(t, acct, &u); err != nil {
-			return err
-		}
-		return saveMailbox(t, acct, &m)
-	})
-	if err != nil {
-		return nil, err
-	}
-	if len(orphans) > 0 {
-		if err := db.purgeOrphans(acct, seq, orphans); err != nil {
-			db.log.Warn("badgerstore: purge expunged blobs", "account", address, "mailbox", mailbox, "err", err)
-		}
-	}
-	return removed, nil
+	removed, _, err := db.ExpungeReport(ctx, address, mailbox, uids)
+	return removed, err
 }
 
 // CopyMessages implements store.Store.
@@ -385,6 +307,7 @@ func (db *DB) copyMessages(ctx context.Context, address string, src, dst uint64,
 			if to.UIDNext == 1<<32-1 {
 				return fmt.Errorf("store: copy to mailbox #%d: UIDs exhausted", dst)
 			}
+			src := md.Blob
 			if move {
 				if err := t.del(metaKey(acct, from.ID, uid)); err != nil {
 					return err
@@ -398,6 +321,14 @@ func (db *DB) copyMessages(ctx context.Context, address string, src, dst uint64,
 			}
 			newUID := addMessage(to, &md)
 			if err := t.set(metaKey(acct, to.ID, newUID), md.encode()); err != nil {
+				return err
+			}
+			if move {
+				err = moveRecord(t, acct, md.Blob, to, newUID)
+			} else {
+				err = copyRecord(t, acct, src, md.Blob, to, newUID, md.SealedSize)
+			}
+			if err != nil {
 				return err
 			}
 			res.Pairs = append(res.Pairs, store.UIDPair{Src: uid, Dst: newUID})

@@ -38,6 +38,7 @@ func (db *DB) DeleteAccount(ctx context.Context, address string) (store.DeleteRe
 		db.log.Warn("badgerstore: purge deleted account", "account", address, "err", err)
 	}
 	store.ReportProgress(ctx, total, total)
+	db.deletions.Add(1)
 	db.triggerGC()
 	return rep, nil
 }
@@ -95,9 +96,13 @@ func (db *DB) shred(ctx context.Context, address string) (store.DeleteReport, ui
 const purgeProgressEvery = 5 * time.Second
 
 // purgeAccount removes every row of a deleted account, then its marker.
-// A purge of a large account takes a while: it logs its progress every
-// purgeProgressEvery, and once at the end, naming the account as who,
-// and tells report (may be nil) the rows removed so far.
+// Its messages are vaulted or destroyed first, each by its retention
+// record (dispose): if any is kept, the vault outlives the account under
+// a former-account record, and so do the retention records and sealed
+// blobs of the vaulted messages (their summaries go: nobody can open
+// them). A purge of a large account takes a while: it logs its progress
+// every purgeProgressEvery, and once at the end, naming the account as
+// who, and tells report (may be nil) the rows removed so far. The caller holds closeMu for reading (or Open runs it).
 func (db *DB) purgeAccount(acct uint64, who string, report func(rows int)) error {
 	start := time.Now()
 	last := start
@@ -112,14 +117,62 @@ func (db *DB) purgeAccount(acct uint64, who string, report func(rows int)) error
 			db.log.Info("badgerstore: purging deleted account", "account", who, "rows", rows, "duration", now.Sub(start))
 		}
 	}
-	for _, p := range []byte{pSlot, pMboxName, pMailbox, pSubscr, pMeta, pSummary, pBlob, pChunk, pPending, pOrphans, pUsage, pFilterRule, pFilterModel} {
+	if err := db.resumeDisposals(acct); err != nil {
+		return err
+	}
+	names, err := db.mailboxNames(acct)
+	if err != nil {
+		return err
+	}
+	if err := db.disposeMetas(acct, acctKey(pMeta, acct), names, "account deleted", progress); err != nil {
+		return err
+	}
+	// Destroyed large blobs left their pieces to orphan lists: finish
+	// them before the lists go.
+	if err := db.resumeOrphans(acct); err != nil {
+		return err
+	}
+	kept := false
+	var addr []byte
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		t := &tx{txn: txn}
+		if err := t.scan(acctKey(pVault, acct), nil, true, func(_, _ []byte) (bool, error) {
+			kept = true
+			return false, nil
+		}); err != nil {
+			return err
+		}
+		v, err := t.get(acctAddrKey(acct))
+		if err == nil {
+			addr = v
+		} else if !errors.Is(err, errNoKey) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return internal("purge scan", err)
+	}
+	if kept && addr != nil {
+		f := formerRec{Address: string(addr), Deleted: time.Now().UTC()}
+		if err := db.setKeys([][2][]byte{{formerKey(acct), f.encode()}}); err != nil {
+			return err
+		}
+	}
+	// What the vault keeps (sealed blobs and their pieces, retention
+	// records) stays with the former account; the rest goes.
+	prefixes := []byte{pSlot, pMboxName, pMailbox, pSubscr, pMeta, pSummary, pPending, pOrphans, pUsage, pFilterRule, pFilterModel, pAcctAddr}
+	if !kept {
+		prefixes = append(prefixes, pBlob, pChunk, pRetention, pRecompute, pVault)
+	}
+	for _, p := range prefixes {
 		if err := db.deleteAll(acctKey(p, acct), progress); err != nil {
 			return err
 		}
 	}
 	// Mailbox markers of this account, the account marker last.
 	var markers [][]byte
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err = db.bdb.View(func(txn *badger.Txn) error {
 		return (&tx{txn: txn}).scan(acctKey(pPurge, acct), nil, true, func(k, _ []byte) (bool, error) {
 			markers = append(markers, append([]byte(nil), k...))
 			return true, nil
@@ -133,49 +186,184 @@ func (db *DB) purgeAccount(acct uint64, who string, report func(rows int)) error
 			return err
 		}
 	}
-	db.log.Info("badgerstore: purged deleted account", "account", who, "rows", rows, "duration", time.Since(start))
+	db.log.Info("badgerstore: purged deleted account", "account", who, "rows", rows, "kept_in_vault", kept, "duration", time.Since(start))
 	return nil
 }
 
-// purgeMailbox removes the messages (metas, blobs, summaries) of a deleted
-// mailbox in chunks, then its marker.
-func (db *DB) purgeMailbox(acct, mbox uint64) error {
-	const chunk = 1000 // messages per transaction: 3 deletes each
-	prefix := msgPrefix(pMeta, acct, mbox)
+// mailboxNames returns the names of an account's mailboxes, those being
+// deleted included (their purge markers keep the name), by ID.
+func (db *DB) mailboxNames(acct uint64) (map[uint64]string, error) {
+	names := map[uint64]string{}
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		t := &tx{txn: txn}
+		if err := t.scan(acctKey(pPurge, acct), nil, false, func(k, v []byte) (bool, error) {
+			if mbox := binary.BigEndian.Uint64(k[9:17]); mbox != 0 {
+				names[mbox] = markerName(v)
+			}
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		return t.scan(acctKey(pMailbox, acct), nil, false, func(k, v []byte) (bool, error) {
+			id := binary.BigEndian.Uint64(k[len(k)-8:])
+			m, err := decodeMailbox(id, v)
+			if err != nil {
+				return false, corrupt("mailbox", err)
+			}
+			names[id] = m.Name
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, internal("purge scan", err)
+	}
+	return names, nil
+}
+
+// markerName returns the mailbox name a purge marker keeps ("" for
+// markers written before it kept one).
+func markerName(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	d := dec{b: v}
+	d.version(vPolicyRec)
+	n := d.str()
+	if d.finish() != nil {
+		return ""
+	}
+	return n
+}
+
+func encodeMarker(name string) []byte { return enc{vPolicyRec}.str(name) }
+
+// disposeMetas vaults or destroys every message whose meta is under
+// prefix (a mailbox's or a whole account's), in chunks, each in its own
+// transaction through the writer: a message under retention goes to the
+// vault with reason, the rest is destroyed. names gives the mailboxes'
+// names for the vault.
+func (db *DB) disposeMetas(acct uint64, prefix []byte, names map[uint64]string, reason string, progress func(int)) error {
+	const chunk = maxDisposalRow
 	for {
-		var (
-			keys    [][]byte
-			chunked []uint64
-		)
+		var keys [][]byte
 		err := db.bdb.View(func(txn *badger.Txn) error {
-			n := 0
-			return (&tx{txn: txn}).scan(prefix, nil, false, func(k, v []byte) (bool, error) {
-				md, err := decodeMeta(v, nil)
-				if err != nil {
-					return false, corrupt("message", err)
-				}
-				keys = append(keys, append([]byte(nil), k...),
-					blobKey(pBlob, acct, md.Blob), blobKey(pSummary, acct, md.Blob))
-				if isStaged(md.Blob) {
-					chunked = append(chunked, md.Blob)
-				}
-				n++
-				return n < chunk, nil
+			return (&tx{txn: txn}).scan(prefix, nil, true, func(k, _ []byte) (bool, error) {
+				keys = append(keys, append([]byte(nil), k...))
+				return len(keys) < chunk, nil
 			})
 		})
 		if err != nil {
-			return fmt.Errorf("badgerstore: purge scan: %w", err)
+			return internal("purge scan", err)
 		}
 		if len(keys) == 0 {
-			return db.deleteKeys([][]byte{purgeKey(acct, mbox)})
+			return nil
 		}
-		// Pieces first: once the meta is gone, nothing names them.
-		if err := db.deleteChunks(acct, chunked); err != nil {
+		err = db.write(context.Background(), false, func(t *tx) error {
+			now := time.Now()
+			for _, k := range keys {
+				v, err := t.get(k)
+				if errors.Is(err, errNoKey) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				md, err := decodeMeta(v, nil)
+				if err != nil {
+					return corrupt("message", err)
+				}
+				mbox := binary.BigEndian.Uint64(k[9:17])
+				if err := t.del(k); err != nil {
+					return err
+				}
+				if _, err := dispose(t, acct, disposal{Mbox: mbox, Name: names[mbox], UID: uidOf(k), Meta: md}, reason, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("badgerstore: purge: %w", err)
+		}
+		progress(len(keys))
+	}
+}
+
+// purgeMailbox vaults or destroys the messages of a deleted mailbox in
+// chunks, then removes its marker.
+func (db *DB) purgeMailbox(acct, mbox uint64) error {
+	var name string
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		v, err := (&tx{txn: txn}).get(purgeKey(acct, mbox))
+		if err == nil {
+			name = markerName(v)
+			return nil
+		}
+		if errors.Is(err, errNoKey) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return internal("purge scan", err)
+	}
+	names := map[uint64]string{mbox: name}
+	if err := db.disposeMetas(acct, msgPrefix(pMeta, acct, mbox), names, "mailbox deleted", func(int) {}); err != nil {
+		return err
+	}
+	if err := db.resumeOrphans(acct); err != nil {
+		return err
+	}
+	return db.deleteKeys([][]byte{purgeKey(acct, mbox)})
+}
+
+// resumeDisposals finishes the disposal lists of an account (or of every
+// account, acct 0) that a large Expunge left.
+func (db *DB) resumeDisposals(acct uint64) error {
+	prefix := []byte{pDisposal}
+	if acct != 0 {
+		prefix = acctKey(pDisposal, acct)
+	}
+	lists := map[uint64][]uint64{}
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		return (&tx{txn: txn}).scan(prefix, nil, true, func(k, _ []byte) (bool, error) {
+			if len(k) == 17 {
+				a := binary.BigEndian.Uint64(k[1:9])
+				lists[a] = append(lists[a], binary.BigEndian.Uint64(k[9:17]))
+			}
+			return true, nil
+		})
+	})
+	if err != nil {
+		return internal("resume disposals", err)
+	}
+	for a, seqs := range lists {
+		if _, err := db.processDisposals(a, seqs); err != nil {
 			return err
 		}
-		if err := db.deleteKeys(keys); err != nil {
-			return err
+	}
+	return nil
+}
+
+// setKeys sets key-value pairs in one durable transaction, outside the
+// writer (for rows no live operation reaches).
+func (db *DB) setKeys(kvs [][2][]byte) error {
+	for attempt := 0; ; attempt++ {
+		err := db.badgerUpdate(func(txn *badger.Txn) error {
+			for _, kv := range kvs {
+				if err := txn.Set(kv[0], kv[1]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries {
+			continue
 		}
+		if err != nil {
+			return internal("purge", err)
+		}
+		return nil
 	}
 }
 
@@ -183,22 +371,38 @@ func (db *DB) purgeMailbox(acct, mbox uint64) error {
 // blob IDs (8 bytes each) are recorded under orphansKey(acct, seq), then
 // the record.
 func (db *DB) purgeOrphans(acct, seq uint64, ids []byte) error {
-	const chunk = 2000 // blobs per transaction: two deletes each
+	const chunk = 1000 // blobs per transaction: up to five deletes each
 	for len(ids) >= 8 {
 		n := min(len(ids)/8, chunk)
-		keys := make([][]byte, 0, 2*n)
 		var chunked []uint64
-		for i := 0; i < n; i++ {
-			id := binary.BigEndian.Uint64(ids[8*i:])
-			keys = append(keys, blobKey(pBlob, acct, id), blobKey(pSummary, acct, id))
-			if isStaged(id) {
-				chunked = append(chunked, id)
+		err := db.write(context.Background(), false, func(t *tx) error {
+			chunked = nil
+			for i := 0; i < n; i++ {
+				id := binary.BigEndian.Uint64(ids[8*i:])
+				if rec, err := loadRetention(t, acct, id); err == nil {
+					if err := deleteRetention(t, acct, id, &rec); err != nil {
+						return err
+					}
+				} else if !errors.Is(err, errNoKey) {
+					return err
+				}
+				if err := t.del(blobKey(pBlob, acct, id)); err != nil {
+					return err
+				}
+				if err := t.del(blobKey(pSummary, acct, id)); err != nil {
+					return err
+				}
+				if isStaged(id) {
+					chunked = append(chunked, id)
+				}
 			}
+			return nil
+		})
+		if err == nil {
+			// The pieces last: the list still names them until it goes.
+			err = db.deleteChunks(acct, chunked)
 		}
-		if err := db.deleteChunks(acct, chunked); err != nil {
-			return err
-		}
-		if err := db.deleteKeys(keys); err != nil {
+		if err != nil {
 			return err
 		}
 		ids = ids[8*n:]
@@ -206,15 +410,21 @@ func (db *DB) purgeOrphans(acct, seq uint64, ids []byte) error {
 	return db.deleteKeys([][]byte{orphansKey(acct, seq)})
 }
 
-// resumePurges finishes deletions interrupted by a crash or a failed purge.
-func (db *DB) resumePurges() error {
+// resumeOrphans works through the orphan lists of an account (acct 0:
+// of every account): blobs, summaries and large blobs' pieces still to be
+// deleted. The caller holds closeMu for reading (or Open runs it).
+func (db *DB) resumeOrphans(acct uint64) error {
 	type orphans struct {
 		acct, seq uint64
 		ids       []byte
 	}
+	prefix := []byte{pOrphans}
+	if acct != 0 {
+		prefix = acctKey(pOrphans, acct)
+	}
 	var lists []orphans
 	err := db.bdb.View(func(txn *badger.Txn) error {
-		return (&tx{txn: txn}).scan([]byte{pOrphans}, nil, false, func(k, v []byte) (bool, error) {
+		return (&tx{txn: txn}).scan(prefix, nil, false, func(k, v []byte) (bool, error) {
 			if len(k) == 17 {
 				lists = append(lists, orphans{binary.BigEndian.Uint64(k[1:9]), binary.BigEndian.Uint64(k[9:17]), append([]byte(nil), v...)})
 			}
@@ -226,11 +436,26 @@ func (db *DB) resumePurges() error {
 	}
 	for _, o := range lists {
 		if err := db.purgeOrphans(o.acct, o.seq, o.ids); err != nil {
-			return fmt.Errorf("badgerstore: open: finish expunge: %w", err)
+			return err
 		}
 	}
+	return nil
+}
+
+// resumePurges finishes deletions interrupted by a crash or a failed purge.
+func (db *DB) resumePurges() error {
+	if err := db.resumeOrphans(0); err != nil {
+		return fmt.Errorf("badgerstore: open: finish expunge: %w", err)
+	}
+	if err := db.resumeDisposals(0); err != nil {
+		return fmt.Errorf("badgerstore: open: finish expunge: %w", err)
+	}
+	// Disposals may leave orphan lists (large blobs' pieces).
+	if err := db.resumeOrphans(0); err != nil {
+		return fmt.Errorf("badgerstore: open: finish expunge: %w", err)
+	}
 	var markers [][]byte
-	err = db.bdb.View(func(txn *badger.Txn) error {
+	err := db.bdb.View(func(txn *badger.Txn) error {
 		return (&tx{txn: txn}).scan([]byte{pPurge}, nil, true, func(k, _ []byte) (bool, error) {
 			markers = append(markers, append([]byte(nil), k...))
 			return true, nil
@@ -246,7 +471,7 @@ func (db *DB) resumePurges() error {
 		acct := binary.BigEndian.Uint64(k[1:9])
 		mbox := binary.BigEndian.Uint64(k[9:17])
 		if mbox == 0 {
-			err = db.purgeAccount(acct, fmt.Sprintf("deleted account #%d", acct), nil)
+			err = db.purgeAccount(acct, db.addressOf(acct), nil)
 		} else {
 			err = db.purgeMailbox(acct, mbox)
 		}
@@ -255,4 +480,19 @@ func (db *DB) resumePurges() error {
 		}
 	}
 	return nil
+}
+
+// addressOf names account acct for logs: its address, or its number.
+func (db *DB) addressOf(acct uint64) string {
+	var addr string
+	db.bdb.View(func(txn *badger.Txn) error {
+		if v, err := (&tx{txn: txn}).get(acctAddrKey(acct)); err == nil {
+			addr = string(v)
+		}
+		return nil
+	})
+	if addr == "" {
+		return fmt.Sprintf("deleted account #%d", acct)
+	}
+	return addr
 }

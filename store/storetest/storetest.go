@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	t.Run("StagedReopen", func(t *testing.T) { testStagedReopen(t, open) })
 	t.Run("QueueReopen", func(t *testing.T) { testQueueReopen(t, open) })
 	t.Run("AuditReopen", func(t *testing.T) { testAuditReopen(t, open) })
+	t.Run("Retention", func(t *testing.T) { testRetention(t, open) })
 }
 
 // fixture helpers
