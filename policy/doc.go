@@ -1,6 +1,22 @@
 // Package policy decides what sealmail accepts and how long it keeps it. It
 // works on metadata only and never needs a private key.
 //
+// # Retention
+//
+// Retention policy is data, not code. A Preset (a jurisdiction's rules,
+// shipped as YAML files embedded in the binary, or an officer's own,
+// parsed by ParsePreset with errors that name the line) gives, per
+// retention class, a minimum and a maximum period and when they start.
+// Assignments apply presets to the organisation, a domain, a user or a
+// mailbox; holds and events complete the picture. Policy is one
+// immutable view of all of it, and Policy.Decide the one function that
+// turns a message's metadata (Subject: account, mailbox, server arrival
+// time, class at delivery) into its retention (Decision): its class,
+// keep-until, delete-after, whether a hold covers it, and which rules
+// decided. Classify gives a message its class at delivery from
+// metadata. docs/retention.md is the officer's manual; Policy's comment
+// states the rules.
+//
 // Implementation notes:
 //   - Address parsing here is deliberately strict: anything that could be
 //     read as a route to another host (percent hack, source routes, bang
@@ -38,4 +54,12 @@
 //     scoring, never an SPF fail of our own domains nor the sender
 //     domain's DMARC p=reject. A check that could have refused but could
 //     not ask the DNS defers (Defer, CauseDNS) instead of accepting.
+//   - Decide is pure: the same Policy and Subject give the same Decision,
+//     so the store can hold decisions materialised (server/retention
+//     recomputes them when the policy changes) and the sweeper needs no
+//     policy at all. Times are computed in the zone of the preset (or the
+//     assignment) and returned in UTC; months and years keep the day of
+//     the month or take the month's last day (BGB §188(3)).
+//   - Nothing in a Decision is secret and nothing comes from a message's
+//     content; only class ids reach the store in the clear.
 package policy
