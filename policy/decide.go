@@ -163,6 +163,23 @@ func (p *Policy) MailboxClass(address string, mailbox uint64) string {
 	return p.boxClass[boxKey{address, mailbox}]
 }
 
+// HasMailboxScopes reports whether an assignment or an active hold names
+// one of address's mailboxes, so that deciding for its mail needs the
+// mailbox's ID.
+func (p *Policy) HasMailboxScopes(address string) bool {
+	for _, a := range p.assigns {
+		if a.scope.Kind == ScopeMailbox && a.scope.Address == address {
+			return true
+		}
+	}
+	for _, h := range p.holds {
+		if h.scope.Kind == ScopeMailbox && h.scope.Address == address {
+			return true
+		}
+	}
+	return false
+}
+
 // HoldsOn returns the active holds covering all or part of an account.
 func (p *Policy) HoldsOn(address string) []store.Hold {
 	var out []store.Hold

@@ -149,7 +149,7 @@ func TestImportRules(t *testing.T) {
 // classifier, is one: the MX scores with it and the access protocols
 // train it; server/smtp/inbound and server/imap reach it through
 // interfaces of their own, so only cmd/ imports it today.
-var sharedServices = []string{module + "/server/account", module + "/server/mailbox", module + "/server/filter", module + "/server/audit"}
+var sharedServices = []string{module + "/server/account", module + "/server/mailbox", module + "/server/filter", module + "/server/audit", module + "/server/retention"}
 
 // leafServices may import nothing of the project but these.
 var leafServices = map[string][]string{
@@ -157,12 +157,15 @@ var leafServices = map[string][]string{
 	module + "/server/filter":  {module + "/store", module + "/crypto", module + "/policy"},
 	// Everything the audit log records reaches it through its Event.
 	module + "/server/audit": {module + "/store", module + "/crypto"},
+	// The retention service decides on metadata only: no crypto.
+	module + "/server/retention": {module + "/store", module + "/policy"},
 }
 
 // TestServerImports: a server/ package imports no other server/ package
 // except the shared services, the account and filter services import
-// nothing of the project but store, crypto and policy, and the audit log
-// nothing but store and crypto.
+// nothing of the project but store, crypto and policy, the audit log
+// nothing but store and crypto, and the retention service nothing but
+// store and policy.
 func TestServerImports(t *testing.T) {
 	for _, p := range listPackages(t) {
 		if !under(module + "/server")(p.ImportPath) {
