@@ -86,6 +86,11 @@ type Options struct {
 	// tagged response and its duration, never an argument (see
 	// wire.Metrics). nil: nobody.
 	Metrics wire.Metrics
+	// OnExpunge is told of the messages this server's sessions removed
+	// (EXPUNGE, MOVE, RENAME of INBOX), after the store removed them, so
+	// that other protocols' sessions stop offering them; wire POP3's
+	// Server.Expunged. nil: no one is told.
+	OnExpunge func(account string, mailbox uint64, uids []uint32)
 }
 
 // SearchLimits bound the work of one SEARCH (issue 9 item 8). Each zero
@@ -134,6 +139,9 @@ type Server struct {
 	ctx          context.Context // cancelled by Shutdown
 	cancel       context.CancelFunc
 
+	// onExpunge is Options.OnExpunge: immutable; may be nil.
+	onExpunge func(account string, mailbox uint64, uids []uint32)
+
 	mu       sync.Mutex
 	sessions map[*session]struct{} // guarded by mu
 	closed   bool                  // guarded by mu
@@ -174,6 +182,7 @@ func New(opt Options) (*Server, error) {
 		maxDepth:     opt.MaxDepth,
 		search:       opt.Search.withDefaults(),
 		trainer:      opt.Trainer,
+		onExpunge:    opt.OnExpunge,
 		reg:          newRegistry(),
 		recent:       newRecentTracker(),
 		ctx:          ctx,

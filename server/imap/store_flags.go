@@ -200,6 +200,15 @@ func (s *session) expunge(ctx context.Context, a authState, sel *selected, uids 
 // returned for origin (whose client is told now, highest sequence number
 // first, so each stays valid as written).
 func (srv *Server) expunged(account string, mbox uint64, uids []uint32, origin *view) []expunge {
+	return srv.expungedBy(account, mbox, uids, origin, true)
+}
+
+// expungedBy is expunged; ours says the removal was this server's, which
+// Options.OnExpunge is then told of.
+func (srv *Server) expungedBy(account string, mbox uint64, uids []uint32, origin *view, ours bool) []expunge {
+	if ours && srv.onExpunge != nil && len(uids) > 0 {
+		srv.onExpunge(account, mbox, uids)
+	}
 	st := srv.reg.lookup(account, mbox)
 	if st == nil {
 		return nil

@@ -1,0 +1,26 @@
+package imap
+
+import "github.com/sealmail/sealmail/store"
+
+// Expunged tells the server that messages were removed from a mailbox by
+// another protocol of this process (a POP3 QUIT): the sessions that have
+// it selected are told EXPUNGE, as for another IMAP session's. It does
+// not wait for them. Wire it as POP3's change hook.
+func (s *Server) Expunged(account string, mailbox uint64, uids []uint32) {
+	s.expungedBy(account, mailbox, uids, nil, false)
+}
+
+// FlagsChanged tells the server that messages' flags were changed by
+// another protocol of this process (POP3 sets \Seen on what it
+// retrieved): the sessions that have the mailbox selected are told
+// FETCH FLAGS.
+func (s *Server) FlagsChanged(account string, mailbox uint64, changed []store.Message) {
+	st := s.reg.lookup(account, mailbox)
+	if st == nil {
+		return
+	}
+	defer s.reg.release(st)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.flagsLocked(changed, nil)
+}
