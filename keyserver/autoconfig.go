@@ -20,6 +20,7 @@ const wellKnownAutoconfig = "/.well-known/autoconfig/mail/config-v1.1.xml"
 //   - displayName, displayShortName: labels shown to the user.
 //   - incomingServer@type "imap", one per endpoint; the first is used and
 //     the rest are offered as alternatives. At least one is required.
+//     POP3 endpoints follow as incomingServer@type "pop3" alternatives.
 //   - outgoingServer@type "smtp": at least one is required, or Thunderbird
 //     rejects the whole file.
 //   - hostname: a host name; port: 1–65535.
@@ -84,7 +85,7 @@ func (c *config) autoconfigXML(domain string) ([]byte, error) {
 			Domain:           []string{domain},
 			DisplayName:      domain,
 			DisplayShortName: domain,
-			Incoming:         clientServers("imap", c.imap),
+			Incoming:         append(clientServers("imap", c.imap), clientServers("pop3", c.pop3)...),
 			Outgoing:         clientServers("smtp", c.submission),
 		},
 	}

@@ -65,8 +65,16 @@ func checkThunderbird(t *testing.T, body []byte) tbConfig {
 			t.Errorf("username %q", s.Username)
 		}
 	}
+	// IMAP first; POP3 only as alternatives after it.
+	kind := "imap"
 	for _, s := range c.Provider.Incoming {
-		check(s, "imap")
+		if s.Type == "pop3" {
+			kind = "pop3"
+		}
+		check(s, kind)
+	}
+	if c.Provider.Incoming[0].Type != "imap" {
+		t.Errorf("first incoming server is %q, want imap", c.Provider.Incoming[0].Type)
 	}
 	for _, s := range c.Provider.Outgoing {
 		check(s, "smtp")
@@ -91,8 +99,10 @@ func TestAutoconfig(t *testing.T) {
 		}
 		// The endpoints as configured, in order.
 		in, out := c.Provider.Incoming, c.Provider.Outgoing
-		if len(in) != 2 || in[0].Hostname != "mail.example.org" || in[0].Port != 993 || in[0].Socket != "SSL" ||
-			in[1].Port != 143 || in[1].Socket != "STARTTLS" {
+		if len(in) != 4 || in[0].Hostname != "mail.example.org" || in[0].Port != 993 || in[0].Socket != "SSL" ||
+			in[1].Port != 143 || in[1].Socket != "STARTTLS" ||
+			in[2].Type != "pop3" || in[2].Port != 995 || in[2].Socket != "SSL" ||
+			in[3].Type != "pop3" || in[3].Port != 110 || in[3].Socket != "STARTTLS" {
 			t.Errorf("incoming %+v", in)
 		}
 		if len(out) != 2 || out[0].Port != 465 || out[0].Socket != "SSL" || out[0].Hostname != "mail.example.org" ||

@@ -21,8 +21,9 @@ const dnsTTL = "3600"
 // 7489 §6.1); the openpgpkey. name, and autoconfig. and mta-sts. when
 // those are served, as CNAMEs to opt.Hostname; the _mta-sts (RFC 8461
 // §3.1) and _smtp._tls (RFC 8460 §3) TXT records; and RFC 6186/8314 SRV
-// records for the configured IMAP, submission and POP3 endpoints, with
-// "." targets (RFC 6186 §3.4: not offered) for POP3 when it is not.
+// records for the configured IMAP, submission and POP3 endpoints (POP3 at
+// a lower preference than IMAP), with "." targets (RFC 6186 §3.4: not
+// offered) for POP3 when it is not.
 // Names are absolute (trailing dot), ready to paste into a zone file.
 //
 // It refuses a domain that is not among opt.Domains (when any are given)
@@ -97,17 +98,19 @@ func DNSRecords(domain string, opt Options) (string, error) {
 		}
 		rec(name+d, "SRV", prio+" 1 "+strconv.Itoa(e.Port)+" "+e.Host+".")
 	}
+	// POP3 after IMAP: a client that can do both should take IMAP (RFC
+	// 6186 §3.4 compares priorities across the services).
+	for _, e := range cfg.pop3 {
+		name, prio := "_pop3s._tcp.", "20"
+		if e.TLS == StartTLS {
+			name, prio = "_pop3._tcp.", "30"
+		}
+		rec(name+d, "SRV", prio+" 1 "+strconv.Itoa(e.Port)+" "+e.Host+".")
+	}
 	for _, e := range cfg.submission {
 		name, prio := "_submissions._tcp.", "0"
 		if e.TLS == StartTLS {
 			name, prio = "_submission._tcp.", "10"
-		}
-		rec(name+d, "SRV", prio+" 1 "+strconv.Itoa(e.Port)+" "+e.Host+".")
-	}
-	for _, e := range cfg.pop3 {
-		name, prio := "_pop3s._tcp.", "0"
-		if e.TLS == StartTLS {
-			name, prio = "_pop3._tcp.", "10"
 		}
 		rec(name+d, "SRV", prio+" 1 "+strconv.Itoa(e.Port)+" "+e.Host+".")
 	}

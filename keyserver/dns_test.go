@@ -24,12 +24,12 @@ func TestDNSRecords(t *testing.T) {
 		{"_smtp._tls.example.org.", "3600", "IN", "TXT", `"v=TLSRPTv1;`, `rua=mailto:postmaster@example.org"`},
 		{"_imaps._tcp.example.org.", "3600", "IN", "SRV", "0", "1", "993", "mail.example.org."},
 		{"_imap._tcp.example.org.", "3600", "IN", "SRV", "10", "1", "143", "mail.example.org."},
+		{"_pop3s._tcp.example.org.", "3600", "IN", "SRV", "20", "1", "995", "mail.example.org."},
+		{"_pop3._tcp.example.org.", "3600", "IN", "SRV", "30", "1", "110", "mail.example.org."},
 		{"_submissions._tcp.example.org.", "3600", "IN", "SRV", "0", "1", "465", "mail.example.org."},
 		{"_submission._tcp.example.org.", "3600", "IN", "SRV", "10", "1", "587", "smtp.example.org."},
 		{"example.org.", "3600", "IN", "TXT", `"v=spf1`, "mx", `-all"`},
 		{"_dmarc.example.org.", "3600", "IN", "TXT", `"v=DMARC1;`, "p=reject;", `rua=mailto:postmaster@example.org"`},
-		{"_pop3._tcp.example.org.", "3600", "IN", "SRV", "0", "0", "0", "."},
-		{"_pop3s._tcp.example.org.", "3600", "IN", "SRV", "0", "0", "0", "."},
 	} {
 		found := false
 		for line := range strings.SplitSeq(got, "\n") {
@@ -149,7 +149,7 @@ func TestDNSRecordsZone(t *testing.T) {
 		"_imap._tcp.example.org. SRV":              "10 1 143 mail.example.org.",
 		"_submissions._tcp.example.org. SRV":       "0 1 465 mail.example.org.",
 		"_submission._tcp.example.org. SRV":        "10 1 587 smtp.example.org.",
-		"_pop3s._tcp.example.org. SRV":             "0 1 995 mail.example.org.",
+		"_pop3s._tcp.example.org. SRV":             "20 1 995 mail.example.org.",
 	} {
 		if !slices.Contains(got[key], want) {
 			t.Errorf("%s: got %q, want %q", key, got[key], want)

@@ -41,6 +41,7 @@ func testOptions(keys KeyLookup) Options {
 		Domains:    []string{"Example.org", "example.net."},
 		IMAP:       []Endpoint{{Port: 993, TLS: ImplicitTLS}, {Port: 143, TLS: StartTLS}},
 		Submission: []Endpoint{{Port: 465, TLS: ImplicitTLS}, {Host: "smtp.example.org", Port: 587, TLS: StartTLS}},
+		POP3:       []Endpoint{{Port: 995, TLS: ImplicitTLS}, {Port: 110, TLS: StartTLS}},
 		MTASTS:     &MTASTSPolicy{Mode: "enforce", MX: []string{"mail.example.org"}},
 	}
 }

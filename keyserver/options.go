@@ -105,9 +105,9 @@ type Options struct {
 	// without an outgoing server.
 	IMAP       []Endpoint
 	Submission []Endpoint
-	// POP3 are the POP3 endpoints DNSRecords publishes (RFC 6186 SRV);
-	// none publishes records saying POP3 is not offered. Autoconfig does
-	// not describe POP3.
+	// POP3 are POP3 endpoints autoconfig offers after the IMAP ones, as
+	// alternatives, and DNSRecords publishes with a lower preference
+	// than IMAP's (RFC 6186 §3.4). nil: none.
 	POP3 []Endpoint
 	// MTASTS, if non-nil, is served as mta-sts.txt; nil serves none.
 	MTASTS *MTASTSPolicy
