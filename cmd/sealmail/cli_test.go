@@ -90,6 +90,8 @@ func newTestEnv(t *testing.T) *testEnv {
 		"SEALMAIL_LISTEN_IMAP=127.0.0.1:0",
 		"SEALMAIL_LISTEN_IMAPS=127.0.0.1:0",
 		"SEALMAIL_LISTEN_HTTPS=127.0.0.1:0",
+		"SEALMAIL_LISTEN_POP3=127.0.0.1:0",
+		"SEALMAIL_LISTEN_POP3S=127.0.0.1:0",
 	)
 	return te
 }
@@ -182,7 +184,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-var listenLine = regexp.MustCompile(`^\s+(smtp|submission|submissions|imap|imaps|https|control|metrics)\s+(\S+) \(`)
+var listenLine = regexp.MustCompile(`^\s+(smtp|submission|submissions|imap|imaps|pop3|pop3s|https|control|metrics)\s+(\S+) \(`)
 
 // serve starts `sealmail serve` and waits until it prints where it listens.
 func (te *testEnv) serve() *server {

@@ -101,6 +101,8 @@ type ListenConfig struct {
 	Submissions string `yaml:"submissions" default:"127.0.0.1:1465"`
 	IMAP        string `yaml:"imap" default:"127.0.0.1:1143"`
 	IMAPS       string `yaml:"imaps" default:"127.0.0.1:1993"`
+	POP3        string `yaml:"pop3" default:"127.0.0.1:1110"`
+	POP3S       string `yaml:"pop3s" default:"127.0.0.1:1995"`
 	HTTPS       string `yaml:"https" default:"127.0.0.1:8443"`
 	// Metrics serves Prometheus metrics over plain HTTP (GET /metrics);
 	// "" (the default) serves none. Loopback only, unless
@@ -151,6 +153,10 @@ type LimitsConfig struct {
 	// Each of submission and submissions: people's mail clients.
 	SubmissionConnections      int `yaml:"submission_connections" default:"200"`
 	SubmissionConnectionsPerIP int `yaml:"submission_connections_per_ip" default:"20"`
+	// Each of POP3 and POP3S. A POP3 client holds one connection per
+	// account, briefly.
+	POP3Connections      int `yaml:"pop3_connections" default:"500"`
+	POP3ConnectionsPerIP int `yaml:"pop3_connections_per_ip" default:"20"`
 	// HTTPS serves a few small documents per client.
 	HTTPSConnections      int           `yaml:"https_connections" default:"200"`
 	HTTPSConnectionsPerIP int           `yaml:"https_connections_per_ip" default:"20"`
@@ -230,6 +236,7 @@ func (c *Config) Validate() error {
 		{"listen.submissions", c.Listen.Submissions}, {"listen.imap", c.Listen.IMAP},
 		{"listen.imaps", c.Listen.IMAPS}, {"listen.https", c.Listen.HTTPS},
 		{"listen.metrics", c.Listen.Metrics},
+		{"listen.pop3", c.Listen.POP3}, {"listen.pop3s", c.Listen.POP3S},
 	} {
 		if err := checkListen(l.addr); err != nil {
 			return fmt.Errorf("config: %s: %w", l.key, err)
@@ -308,6 +315,7 @@ func (l *LimitsConfig) validate() error {
 		{"limits.connections_per_ip", listener.LimiterOptions{Connections: l.Connections, PerClient: l.ConnectionsPerIP}},
 		{"limits.imap_connections_per_ip", listener.LimiterOptions{Connections: l.IMAPConnections, PerClient: l.IMAPConnectionsPerIP}},
 		{"limits.submission_connections_per_ip", listener.LimiterOptions{Connections: l.SubmissionConnections, PerClient: l.SubmissionConnectionsPerIP}},
+		{"limits.pop3_connections_per_ip", listener.LimiterOptions{Connections: l.POP3Connections, PerClient: l.POP3ConnectionsPerIP}},
 		{"limits.https_connections_per_ip", listener.LimiterOptions{Connections: l.HTTPSConnections, PerClient: l.HTTPSConnectionsPerIP}},
 	} {
 		if err := p.opt.Validate(); err != nil {

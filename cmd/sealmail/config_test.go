@@ -59,6 +59,8 @@ func TestConfigDefaults(t *testing.T) {
 		"listen.imap":          "127.0.0.1:1143",
 		"listen.imaps":         "127.0.0.1:1993",
 		"listen.https":         "127.0.0.1:8443",
+		"listen.pop3":          "127.0.0.1:1110",
+		"listen.pop3s":         "127.0.0.1:1995",
 		"limits.message_bytes": Size(50 << 20),
 		"limits.recipients":    100,
 		"command_timeout":      5 * time.Minute,
@@ -69,6 +71,7 @@ func TestConfigDefaults(t *testing.T) {
 		"listen.smtp": c.Listen.SMTP, "listen.submission": c.Listen.Submission, "listen.imap": c.Listen.IMAP,
 		"listen.submissions": c.Listen.Submissions, "outbound.lifetime": c.Outbound.Lifetime, "outbound.delay": c.Outbound.DelayWarning,
 		"listen.imaps": c.Listen.IMAPS, "listen.https": c.Listen.HTTPS,
+		"listen.pop3": c.Listen.POP3, "listen.pop3s": c.Listen.POP3S,
 		"limits.message_bytes": c.Limits.MessageBytes, "limits.recipients": c.Limits.Recipients,
 		"command_timeout": c.Limits.CommandTimeout, "key.type": c.Key.Type,
 	}

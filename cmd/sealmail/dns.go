@@ -11,22 +11,24 @@ import (
 	"github.com/sealmail/sealmail/keyserver"
 )
 
-// clientPorts are the IMAP and submission ports clients connect to; 0
-// where there is none.
+// clientPorts are the IMAP, POP3 and submission ports clients connect
+// to; 0 where there is none.
 type clientPorts struct {
 	imap, imaps, submission, submissions int
+	pop3, pop3s                          int
 }
 
 // configPorts are the ports of the listen addresses in c. An ephemeral
 // port (":0", for tests) is unknown until bound, so it counts as none.
 func configPorts(c *Config) clientPorts {
 	return clientPorts{imap: listenPort(c.Listen.IMAP), imaps: listenPort(c.Listen.IMAPS),
-		submission: listenPort(c.Listen.Submission), submissions: listenPort(c.Listen.Submissions)}
+		submission: listenPort(c.Listen.Submission), submissions: listenPort(c.Listen.Submissions),
+		pop3: listenPort(c.Listen.POP3), pop3s: listenPort(c.Listen.POP3S)}
 }
 
 // keyserverOptions builds the keyserver's options from the configuration.
 // keys may be nil (for `sealmail dns`, which needs no store). ports are
-// the IMAP and submission ports to advertise: serve passes those it
+// the IMAP, POP3 and submission ports to advertise: serve passes those it
 // bound, dns those configured. autoconfig.submission, if set, replaces
 // the submission listeners (a site whose clients send elsewhere).
 func keyserverOptions(c *Config, keys keyserver.KeyLookup, log *slog.Logger, ports clientPorts) keyserver.Options {
@@ -45,6 +47,12 @@ func keyserverOptions(c *Config, keys keyserver.KeyLookup, log *slog.Logger, por
 	}
 	if ports.imap != 0 {
 		opt.IMAP = append(opt.IMAP, keyserver.Endpoint{Port: ports.imap, TLS: keyserver.StartTLS})
+	}
+	if ports.pop3s != 0 {
+		opt.POP3 = append(opt.POP3, keyserver.Endpoint{Port: ports.pop3s, TLS: keyserver.ImplicitTLS})
+	}
+	if ports.pop3 != 0 {
+		opt.POP3 = append(opt.POP3, keyserver.Endpoint{Port: ports.pop3, TLS: keyserver.StartTLS})
 	}
 	if e, ok := submissionEndpoint(c); ok {
 		opt.Submission = []keyserver.Endpoint{e}

@@ -22,6 +22,8 @@ import (
 	imapserver "github.com/sealmail/sealmail/server/imap"
 	"github.com/sealmail/sealmail/server/imap/wire"
 	"github.com/sealmail/sealmail/server/listener"
+	"github.com/sealmail/sealmail/server/mailbox"
+	pop3server "github.com/sealmail/sealmail/server/pop3"
 	smtpserver "github.com/sealmail/sealmail/server/smtp"
 	"github.com/sealmail/sealmail/store"
 )
@@ -248,6 +250,7 @@ func listen(key, addr string) (net.Listener, error) {
 // listeners are the bound TCP listeners; nil where disabled.
 type listeners struct {
 	smtp, submission, submissions, imap, imaps, https, metrics net.Listener
+	pop3, pop3s                                                net.Listener
 }
 
 // bindListeners binds every configured listener, so a taken port fails
@@ -273,6 +276,8 @@ func bindListeners(c *Config) (_ listeners, err error) {
 		{"listen.imaps", c.Listen.IMAPS, &l.imaps},
 		{"listen.https", c.Listen.HTTPS, &l.https},
 		{"listen.metrics", c.Listen.Metrics, &l.metrics},
+		{"listen.pop3", c.Listen.POP3, &l.pop3},
+		{"listen.pop3s", c.Listen.POP3S, &l.pop3s},
 	} {
 		if b.addr == "" {
 			continue
@@ -288,7 +293,7 @@ func bindListeners(c *Config) (_ listeners, err error) {
 }
 
 func (l listeners) close() {
-	for _, ln := range []net.Listener{l.smtp, l.submission, l.submissions, l.imap, l.imaps, l.https, l.metrics} {
+	for _, ln := range []net.Listener{l.smtp, l.submission, l.submissions, l.imap, l.imaps, l.https, l.metrics, l.pop3, l.pop3s} {
 		if ln != nil {
 			ln.Close()
 		}
@@ -309,8 +314,8 @@ type servers struct {
 	queueLen func(ctx context.Context) (int, error)
 }
 
-// startServers builds SMTP (MX and submission), the outbound queue, IMAP
-// and HTTPS from the configuration, binds their listeners and guards them
+// startServers builds SMTP (MX and submission), the outbound queue, IMAP,
+// POP3 and HTTPS from the configuration, binds their listeners and guards them
 // (server/listener) with the limits of the configuration, fitted into
 // what fdLimit leaves. It returns them as services, not yet serving, and
 // gives the queue to queues (the control socket's). On error nothing
@@ -333,15 +338,27 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 	if m != nil {
 		imapMetrics = m.imap()
 	}
+	// IMAP and POP3 read sealed mail through one mailbox service, so
+	// that its bounds on decrypt workers and plaintext memory hold for
+	// both together, and each tells the other what its sessions removed.
+	mbx, err := mailbox.New(mailbox.Options{Store: st, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	var pop3Srv *pop3server.Server // set before any connection is served
 	imapSrv, err := imapserver.New(imapserver.Options{
 		Store:       st,
 		Accounts:    accounts,
+		Mailboxes:   mbx,
 		TLSConfig:   tlsConf.client,
 		Logger:      log,
 		AppendLimit: int64(c.Limits.MessageBytes),
 		Trainer:     trainer{inb.filter},
 		HideVersion: c.IMAP.HideVersion,
 		Metrics:     imapMetrics,
+		OnExpunge: func(account string, mailbox uint64, uids []uint32) {
+			pop3Srv.Expunged(account, mailbox, uids)
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -351,6 +368,18 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 	if m != nil {
 		smtpMetrics = m
 	}
+	pop3Srv, err = pop3server.New(pop3server.Options{
+		Store:     st,
+		Accounts:  accounts,
+		Mailboxes: mbx,
+		TLSConfig: tlsConf.client,
+		Changes:   imapSrv,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { pop3Srv.Shutdown(context.Background()) })
 	smtpSrv, err := smtpserver.New(smtpserver.Options{
 		Metrics:    smtpMetrics,
 		Hostname:   c.Hostname,
@@ -471,11 +500,25 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 		out.services = append(out.services, &service{name: "metrics", addr: ln.Addr(), mode: "HTTP " + metricsPath,
 			serve: func() error { return serveMetrics(hs, gl) }, shutdown: hs.Shutdown})
 	}
+	// One POP3 server serves both POP3 listeners; Shutdown stops both.
+	out.services = append(out.services, &service{name: "pop3-server", shutdown: pop3Srv.Shutdown})
+	if ln := lns.pop3; ln != nil {
+		gl := guard("pop3", ln, lim.pop3, nil, pop3Srv.Refuse)
+		out.services = append(out.services, &service{name: "pop3", addr: ln.Addr(), mode: "STLS",
+			serve: func() error { return pop3Srv.Serve(gl) }})
+	}
+	if ln := lns.pop3s; ln != nil {
+		gl := guard("pop3s", ln, lim.pop3s, tlsConf.client, nil)
+		out.services = append(out.services, &service{name: "pop3s", addr: ln.Addr(), mode: "TLS",
+			serve: func() error { return pop3Srv.Serve(gl) }})
+	}
 	if ln := lns.https; ln != nil {
-		// Autoconfig advertises the IMAP ports actually bound (the
-		// configured ones, or what the kernel chose for ":0").
+		// Autoconfig advertises the IMAP, POP3 and submission ports
+		// actually bound (the configured ones, or what the kernel chose
+		// for ":0").
 		ports := clientPorts{imap: boundPort(lns.imap), imaps: boundPort(lns.imaps),
-			submission: boundPort(lns.submission), submissions: boundPort(lns.submissions)}
+			submission: boundPort(lns.submission), submissions: boundPort(lns.submissions),
+			pop3: boundPort(lns.pop3), pop3s: boundPort(lns.pop3s)}
 		h, err := keyserver.New(keyserverOptions(c, st, log, ports))
 		if err != nil {
 			return nil, err
@@ -504,6 +547,7 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 // stops another from accepting (IMAP with STARTTLS included).
 type limiters struct {
 	smtp, submission, submissions, imap, imaps, https *listener.Limiter
+	pop3, pop3s                                       *listener.Limiter
 }
 
 // connectionLimiters makes the limiters from the configured caps, scaled
@@ -523,6 +567,8 @@ func connectionLimiters(c *Config, lns listeners, fdLimit uint64, log *slog.Logg
 		{"imap", lns.imap, l.IMAPConnections},
 		{"imaps", lns.imaps, l.IMAPConnections},
 		{"https", lns.https, l.HTTPSConnections},
+		{"pop3", lns.pop3, l.POP3Connections},
+		{"pop3s", lns.pop3s, l.POP3Connections},
 	}
 	want := make([]int, len(bound)) // 0 where not bound
 	for i, b := range bound {
@@ -556,6 +602,8 @@ func connectionLimiters(c *Config, lns listeners, fdLimit uint64, log *slog.Logg
 		imap:        mk(got[3], l.IMAPConnectionsPerIP),
 		imaps:       mk(got[4], l.IMAPConnectionsPerIP),
 		https:       mk(got[5], l.HTTPSConnectionsPerIP),
+		pop3:        mk(got[6], l.POP3ConnectionsPerIP),
+		pop3s:       mk(got[7], l.POP3ConnectionsPerIP),
 	}
 }
 
@@ -566,6 +614,7 @@ func warnInsecure(c *Config, log *slog.Logger) {
 		{"listen.smtp", c.Listen.SMTP}, {"listen.submission", c.Listen.Submission},
 		{"listen.submissions", c.Listen.Submissions}, {"listen.imap", c.Listen.IMAP},
 		{"listen.imaps", c.Listen.IMAPS}, {"listen.https", c.Listen.HTTPS},
+		{"listen.pop3", c.Listen.POP3}, {"listen.pop3s", c.Listen.POP3S},
 	} {
 		if l.addr == "" || isLoopback(l.addr) {
 			continue
@@ -573,8 +622,8 @@ func warnInsecure(c *Config, log *slog.Logger) {
 		if selfSigned {
 			log.Warn(fmt.Sprintf("%s %s: listener on a public address uses a self-signed certificate", l.key, l.addr))
 		}
-		if l.key == "listen.smtp" || l.key == "listen.imap" || l.key == "listen.submission" {
-			log.Warn(fmt.Sprintf("%s %s: listener on a public address starts in plaintext; clients must use STARTTLS (IMAP refuses login without it)", l.key, l.addr))
+		if l.key == "listen.smtp" || l.key == "listen.imap" || l.key == "listen.submission" || l.key == "listen.pop3" {
+			log.Warn(fmt.Sprintf("%s %s: listener on a public address starts in plaintext; clients must use STARTTLS (IMAP and POP3 refuse login without it)", l.key, l.addr))
 		}
 	}
 	if c.Listen.Metrics != "" && !isLoopback(c.Listen.Metrics) {
