@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -135,7 +136,7 @@ func TestServeListeners(t *testing.T) {
 		t.Fatalf("submissions EHLO: %v", err)
 	}
 	subs.Close()
-	for _, name := range []string{"submission", "submissions"} {
+	for _, name := range []string{"submission", "submissions", "pop3", "pop3s"} {
 		if !strings.Contains(s.stdout(), "  "+name) {
 			t.Errorf("the start-up banner does not name %s:\n%s", name, s.stdout())
 		}
@@ -147,13 +148,17 @@ func TestServeListeners(t *testing.T) {
 	// Fixed ports: dns names the IMAP and submission listeners and the
 	// autoconfig name; without submission listeners, no autoconfig.
 	te.setenv("SEALMAIL_LISTEN_IMAPS=127.0.0.1:993", "SEALMAIL_LISTEN_IMAP=127.0.0.1:143",
-		"SEALMAIL_LISTEN_SUBMISSION=127.0.0.1:587", "SEALMAIL_LISTEN_SUBMISSIONS=127.0.0.1:465")
+		"SEALMAIL_LISTEN_SUBMISSION=127.0.0.1:587", "SEALMAIL_LISTEN_SUBMISSIONS=127.0.0.1:465",
+		"SEALMAIL_LISTEN_POP3S=127.0.0.1:995")
 	r := te.ok("", "dns", "example.org")
 	for _, want := range []string{"MX", "openpgpkey.example.org.", "_imaps._tcp.example.org.", "autoconfig.example.org.",
 		"_submissions._tcp.example.org.", "0 1 465 localhost.", "_submission._tcp.example.org.", "10 1 587 localhost."} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("dns lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	if !regexp.MustCompile(`_pop3s\._tcp\.example\.org\.\s+3600\s+IN\s+SRV\s+20 1 995 localhost\.`).MatchString(r.stdout) {
+		t.Errorf("dns lacks the _pop3s._tcp record:\n%s", r.stdout)
 	}
 	te.setenv("SEALMAIL_LISTEN_SUBMISSION=", "SEALMAIL_LISTEN_SUBMISSIONS=")
 	r = te.ok("", "dns", "example.org")
