@@ -239,3 +239,110 @@ func TestPOP3Python(t *testing.T) {
 	say("RETR 1", "-ERR Message was removed by another session")
 	say("QUIT", "+OK")
 }
+
+// TestPOP3Fetchmail has fetchmail (Debian's package; .ci/run installs
+// it) collect the mail over POP3S, as fetchmail setups that pull mail
+// into other systems do: every message arrives as stored (fetchmail
+// hands its MDA LF line ends), and the messages are deleted from INBOX.
+func TestPOP3Fetchmail(t *testing.T) {
+	fm, err := exec.LookPath("fetchmail")
+	if err != nil {
+		t.Fatal("fetchmail is needed (README lists the test tools; .ci/run installs it)")
+	}
+	te := newTestEnv(t)
+	te.ok(alicePW+"\n", "user", "add", "alice@example.org", "--password-stdin")
+	s := te.serve()
+	conf := trustSelfSigned(t, te.dataDir)
+	msgs := append(slices.Clone(pop3TestMessages),
+		"From: Erin <erin@client.test>\r\nTo: alice@example.org\r\nSubject: third\r\n\r\n.\r\n..\r\n.x\r\n")
+	for _, m := range msgs {
+		if err := sendTo(s.addr("smtp"), []string{"alice@example.org"}, m); err != nil {
+			t.Fatalf("smtp: %v", err)
+		}
+	}
+	var seen imapSeen
+	ic, _ := imapBodies(t, s.addr("imaps"), conf, &seen)
+	all, err := ic.Fetch(imap.SeqSetNum(1, 2, 3), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+	if err != nil || len(all) != 3 {
+		t.Fatalf("IMAP fetch: %d messages, %v", len(all), err)
+	}
+	ic.Logout().Wait()
+
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(dir, "ca.pem")
+	pemBytes, err := os.ReadFile(filepath.Join(te.dataDir, "tls", selfSignedCert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mda := filepath.Join(dir, "mda.sh")
+	if err := os.WriteFile(mda, []byte("#!/bin/sh\nexec cat > \""+out+"/$(date +%s%N)-$$\"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(s.addr("pop3s"))
+	rc := filepath.Join(dir, "fetchmailrc")
+	if err := os.WriteFile(rc, []byte(fmt.Sprintf(`set no bouncemail
+set no syslog
+poll %s port %s protocol POP3 uidl timeout 30
+  user "alice@example.org" there with password "%s" is "%s" here
+  ssl sslcertck sslcertfile "%s" sslcommonname "localhost"
+  mda "%s"
+`, host, port, alicePW, currentUser(t), ca, mda)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func() (string, int) {
+		cmd := exec.Command(fm, "-f", rc, "--nodetach", "--invisible", "-v")
+		cmd.Env = append(os.Environ(), "HOME="+dir, "FETCHMAILHOME="+dir)
+		b, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("fetchmail: %v", err)
+		}
+		return string(b), code
+	}
+	log, code := run()
+	if code != 0 {
+		t.Fatalf("fetchmail exited %d:\n%s\n%s", code, log, s.logs())
+	}
+	files, err := os.ReadDir(out)
+	if err != nil || len(files) != 3 {
+		t.Fatalf("fetchmail delivered %d files (%v):\n%s", len(files), err, log)
+	}
+	var got []string
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(out, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(b))
+	}
+	for i, m := range all {
+		want := strings.ReplaceAll(string(m.BodySection[0].Bytes), "\r\n", "\n")
+		if !slices.Contains(got, want) {
+			t.Errorf("message %d not delivered as stored:\n%q\ngot:\n%q", i+1, want, got)
+		}
+	}
+	// fetchmail deleted what it collected; a second run finds nothing
+	// (exit 1: no mail).
+	if log, code := run(); code != 1 {
+		t.Errorf("second fetchmail run exited %d, want 1 (no mail):\n%s", code, log)
+	}
+}
+
+// currentUser is the local user name fetchmail delivers for.
+func currentUser(t *testing.T) string {
+	t.Helper()
+	b, err := exec.Command("id", "-un").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
