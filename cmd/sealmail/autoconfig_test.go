@@ -93,7 +93,7 @@ func portOf(t *testing.T, addr string) int {
 
 // TestServeAutoconfig runs the binary with autoconfig.submission set (both
 // TLS modes) and checks the served config-v1.1.xml: sealmail's IMAP
-// listeners at hostname on the ports actually bound, and the configured
+// listeners, then its POP3 ones, at hostname on the ports actually bound, and the configured
 // outgoing server. Without the key the file is 404 (TestServeListeners).
 func TestServeAutoconfig(t *testing.T) {
 	for _, tc := range []struct {
@@ -115,6 +115,7 @@ func TestServeAutoconfig(t *testing.T) {
 			s := te.serve()
 			client := &http.Client{Transport: &http.Transport{TLSClientConfig: trustSelfSigned(t, te.dataDir)}, Timeout: 30 * time.Second}
 			imaps, imap := portOf(t, s.addr("imaps")), portOf(t, s.addr("imap"))
+			pop3s, pop3 := portOf(t, s.addr("pop3s")), portOf(t, s.addr("pop3"))
 
 			for _, hp := range []struct{ host, path string }{
 				{"autoconfig.example.org", "/.well-known/autoconfig/mail/config-v1.1.xml"},
@@ -135,6 +136,8 @@ func TestServeAutoconfig(t *testing.T) {
 				wantIn := []acServer{
 					{"imap", "mail.example.org", imaps, "SSL", "password-cleartext", "%EMAILADDRESS%"},
 					{"imap", "mail.example.org", imap, "STARTTLS", "password-cleartext", "%EMAILADDRESS%"},
+					{"pop3", "mail.example.org", pop3s, "SSL", "password-cleartext", "%EMAILADDRESS%"},
+					{"pop3", "mail.example.org", pop3, "STARTTLS", "password-cleartext", "%EMAILADDRESS%"},
 				}
 				if len(doc.Provider.Incoming) != len(wantIn) {
 					t.Fatalf("incoming servers %+v, want %+v", doc.Provider.Incoming, wantIn)
