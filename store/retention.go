@@ -155,8 +155,15 @@ type DestroyOptions struct {
 	Due bool
 }
 
+// MessageRef names one message for retention: its owner and its ID.
+type MessageRef struct {
+	Owner Owner
+	ID    uint64
+}
+
 // Destroyed is one message DestroyMessages destroyed.
 type Destroyed struct {
+	Owner      Owner
 	ID         uint64
 	MailboxID  uint64 // 0 if it was in the vault
 	UID        uint32
@@ -290,12 +297,14 @@ type RetentionStore interface {
 	// time is at or before now, by due time, after the entry after (zero
 	// for the start).
 	DueMessages(ctx context.Context, now time.Time, after DueMessage, limit int) ([]DueMessage, error)
-	// DestroyMessages destroys messages of owner for good: blob, summary,
-	// metadata, vault entry, retention record. It skips (without error)
-	// every message that is protected at opt.Now, or not due when
-	// opt.Due, or gone, and returns what it destroyed. At most
-	// MaxDestroyBatch IDs per call.
-	DestroyMessages(ctx context.Context, owner Owner, ids []uint64, opt DestroyOptions) ([]Destroyed, error)
+	// DestroyMessages destroys messages for good, in one transaction:
+	// blob, summary, metadata, vault entry, retention record. It skips
+	// (without error) every message that is protected at opt.Now, pending,
+	// not due when opt.Due, or gone (an owner that is gone included), and
+	// returns what it destroyed, in the order asked. At most
+	// MaxDestroyBatch messages per call; they may belong to several
+	// owners (a sweep batch in due order mixes accounts).
+	DestroyMessages(ctx context.Context, refs []MessageRef, opt DestroyOptions) ([]Destroyed, error)
 	// ExpungeReport is Expunge that also says which of the removed UIDs
 	// went to the vault rather than being destroyed.
 	ExpungeReport(ctx context.Context, address string, mailbox uint64, uids []uint32) (removed, vaulted []uint32, err error)

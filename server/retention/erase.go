@@ -179,7 +179,11 @@ func (s *Service) eraseOwner(ctx context.Context, actor string, o store.Owner, r
 			if len(destroy) == 0 {
 				return nil
 			}
-			ds, err := s.st.DestroyMessages(ctx, o, destroy, store.DestroyOptions{Now: now})
+			refs := make([]store.MessageRef, len(destroy))
+			for i, id := range destroy {
+				refs[i] = store.MessageRef{Owner: o, ID: id}
+			}
+			ds, err := s.st.DestroyMessages(ctx, refs, store.DestroyOptions{Now: now})
 			if err != nil {
 				return err
 			}

@@ -58,7 +58,7 @@ func (s *Service) Sweep(ctx context.Context, actor string, opt SweepOptions) (Sw
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		due, err := s.st.DueMessages(ctx, now, after, batch)
+		due, err := s.st.DueMessages(ctx, now, after, store.MaxDestroyBatch)
 		if err != nil {
 			return rep, err
 		}
@@ -66,24 +66,22 @@ func (s *Service) Sweep(ctx context.Context, actor string, opt SweepOptions) (Sw
 			break
 		}
 		after = due[len(due)-1]
-		var order []store.Owner
-		byOwner := map[store.Owner][]uint64{}
-		for _, d := range due {
-			if _, ok := byOwner[d.Owner]; !ok {
-				order = append(order, d.Owner)
+		if opt.DryRun {
+			var order []store.Owner
+			byOwner := map[store.Owner][]uint64{}
+			for _, d := range due {
+				if _, ok := byOwner[d.Owner]; !ok {
+					order = append(order, d.Owner)
+				}
+				byOwner[d.Owner] = append(byOwner[d.Owner], d.ID)
 			}
-			byOwner[d.Owner] = append(byOwner[d.Owner], d.ID)
-		}
-		for _, o := range order {
-			if opt.DryRun {
+			for _, o := range order {
 				if err := s.wouldDestroy(ctx, o, byOwner[o], now, &im); err != nil {
 					return rep, err
 				}
-				continue
 			}
-			if err := s.destroyBatch(ctx, actor, o, byOwner[o], now, &im); err != nil {
-				return rep, err
-			}
+		} else if err := s.destroyBatch(ctx, actor, due, now, &im); err != nil {
+			return rep, err
 		}
 		if opt.Progress != nil {
 			opt.Progress(Progress{Phase: "sweeping", Done: im.Messages})
@@ -139,19 +137,30 @@ func (s *Service) wouldDestroy(ctx context.Context, o store.Owner, ids []uint64,
 	return nil
 }
 
-// destroyBatch destroys what is due of ids, tells the sessions, and
-// audits it.
-func (s *Service) destroyBatch(ctx context.Context, actor string, o store.Owner, ids []uint64, now time.Time, im *Impact) error {
+// destroyBatch destroys what is due of a batch of the index (one
+// transaction), tells the sessions, and audits it per account.
+func (s *Service) destroyBatch(ctx context.Context, actor string, due []store.DueMessage, now time.Time, im *Impact) error {
+	refs := make([]store.MessageRef, len(due))
+	for i, d := range due {
+		refs[i] = store.MessageRef{Owner: d.Owner, ID: d.ID}
+	}
 	s.mu.Lock()
-	ds, err := s.st.DestroyMessages(ctx, o, ids, store.DestroyOptions{Now: now, Due: true})
+	ds, err := s.st.DestroyMessages(ctx, refs, store.DestroyOptions{Now: now, Due: true})
 	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if len(ds) == 0 {
-		return nil
+	var order []store.Owner
+	byOwner := map[store.Owner][]store.Destroyed{}
+	for _, d := range ds {
+		if _, ok := byOwner[d.Owner]; !ok {
+			order = append(order, d.Owner)
+		}
+		byOwner[d.Owner] = append(byOwner[d.Owner], d)
 	}
-	s.destroyed(ctx, actor, "retention.destroy", o, ds, "past its time", im)
+	for _, o := range order {
+		s.destroyed(ctx, actor, "retention.destroy", o, byOwner[o], "past its time", im)
+	}
 	return nil
 }
 

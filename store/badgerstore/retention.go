@@ -552,100 +552,79 @@ func (db *DB) DueMessages(ctx context.Context, now time.Time, after store.DueMes
 
 // DestroyMessages implements store.RetentionStore. Live messages of an
 // account being purged after its deletion are left to the purge.
-func (db *DB) DestroyMessages(ctx context.Context, owner store.Owner, ids []uint64, opt store.DestroyOptions) ([]store.Destroyed, error) {
-	if len(ids) > store.MaxDestroyBatch {
-		return nil, fmt.Errorf("store: destroy %d messages: at most %d per call", len(ids), store.MaxDestroyBatch)
+func (db *DB) DestroyMessages(ctx context.Context, refs []store.MessageRef, opt store.DestroyOptions) ([]store.Destroyed, error) {
+	if len(refs) > store.MaxDestroyBatch {
+		return nil, fmt.Errorf("store: destroy %d messages: at most %d per call", len(refs), store.MaxDestroyBatch)
 	}
 	now := opt.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
+	type ownerState struct {
+		acct      uint64
+		live, ok  bool
+		u         usage
+		boxes     map[uint64]*store.Mailbox
+		vaultGone bool
+	}
 	var out []store.Destroyed
 	err := db.update(ctx, func(t *tx) error {
 		out = nil
-		acct, live, err := ownerAcct(t, owner)
-		if err != nil {
-			return err
-		}
-		var u usage
-		if live {
-			if u, err = loadUsage(t, acct); err != nil {
-				return err
+		owners := map[store.Owner]*ownerState{}
+		var order []*ownerState
+		for _, ref := range refs {
+			os := owners[ref.Owner]
+			if os == nil {
+				os = &ownerState{boxes: map[uint64]*store.Mailbox{}}
+				owners[ref.Owner] = os
+				acct, live, err := ownerAcct(t, ref.Owner)
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+					continue // gone: nothing of it to destroy
+				case err != nil:
+					return err
+				}
+				os.acct, os.live, os.ok = acct, live, true
+				if live {
+					if os.u, err = loadUsage(t, acct); err != nil {
+						return err
+					}
+				}
+				order = append(order, os)
 			}
-		}
-		boxes := map[uint64]*store.Mailbox{}
-		vaultGone := false
-		for _, id := range ids {
-			rec, err := loadRetention(t, acct, id)
-			if errors.Is(err, errNoKey) {
+			if !os.ok {
 				continue
 			}
+			d, err := destroyOne(t, os.acct, os.live, &os.u, os.boxes, ref.ID, now, opt.Due)
 			if err != nil {
 				return err
 			}
-			if rec.Ret.Pending || protected(&rec, now, true) {
+			if d == nil {
 				continue
 			}
-			d := store.Destroyed{ID: id, Class: rec.Ret.Class, Rule: rec.Ret.Rule, SealedSize: rec.Size}
-			if rec.Vaulted {
-				if err := t.del(vaultKey(acct, id)); err != nil {
+			d.Owner = ref.Owner
+			if d.MailboxID == 0 {
+				os.vaultGone = true
+			}
+			out = append(out, *d)
+		}
+		for _, os := range order {
+			for _, m := range os.boxes {
+				m.HighestModSeq++
+				if err := saveMailbox(t, os.acct, m); err != nil {
 					return err
 				}
-				vaultGone = true
-			} else {
-				if !live {
-					continue
-				}
-				if opt.Due && (rec.Ret.DeleteAfter.IsZero() || rec.Ret.DeleteAfter.After(now)) {
-					continue
-				}
-				m := boxes[rec.Mbox]
-				if m == nil {
-					mb, err := loadMailbox(t, acct, rec.Mbox)
-					if errors.Is(err, errNoKey) {
-						continue // the mailbox is being deleted: its purge decides
-					}
-					if err != nil {
-						return err
-					}
-					m = &mb
-					boxes[rec.Mbox] = m
-				}
-				md, err := loadMeta(t, acct, m.ID, rec.UID)
-				if errors.Is(err, errNoKey) || err == nil && md.Blob != id {
-					continue // being expunged: the expunge decides
-				}
-				if err != nil {
+			}
+			if os.live && len(os.boxes) > 0 {
+				if err := saveUsage(t, os.acct, &os.u); err != nil {
 					return err
 				}
-				if err := t.del(metaKey(acct, m.ID, rec.UID)); err != nil {
+			}
+			if !os.live && os.vaultGone {
+				if err := dropFormerIfEmpty(t, os.acct); err != nil {
 					return err
 				}
-				removeMessage(m, &md)
-				u.Used -= md.SealedSize
-				d.MailboxID, d.UID = m.ID, rec.UID
 			}
-			if err := deleteRetention(t, acct, id, &rec); err != nil {
-				return err
-			}
-			if err := destroyData(t, acct, id); err != nil {
-				return err
-			}
-			out = append(out, d)
-		}
-		for _, m := range boxes {
-			m.HighestModSeq++
-			if err := saveMailbox(t, acct, m); err != nil {
-				return err
-			}
-		}
-		if live && len(boxes) > 0 {
-			if err := saveUsage(t, acct, &u); err != nil {
-				return err
-			}
-		}
-		if !live && vaultGone {
-			return dropFormerIfEmpty(t, acct)
 		}
 		return nil
 	})
@@ -654,6 +633,67 @@ func (db *DB) DestroyMessages(ctx context.Context, owner store.Owner, ids []uint
 		db.orphaned()
 	}
 	return out, err
+}
+
+// destroyOne destroys message id of account acct if nothing protects it,
+// counting a live one out of its mailbox (boxes caches the mailboxes
+// touched) and u. It returns nil if it left the message alone.
+func destroyOne(t *tx, acct uint64, live bool, u *usage, boxes map[uint64]*store.Mailbox, id uint64, now time.Time, due bool) (*store.Destroyed, error) {
+	rec, err := loadRetention(t, acct, id)
+	if errors.Is(err, errNoKey) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rec.Ret.Pending || protected(&rec, now, true) {
+		return nil, nil
+	}
+	d := &store.Destroyed{ID: id, Class: rec.Ret.Class, Rule: rec.Ret.Rule, SealedSize: rec.Size}
+	if rec.Vaulted {
+		if err := t.del(vaultKey(acct, id)); err != nil {
+			return nil, err
+		}
+	} else {
+		if !live {
+			return nil, nil
+		}
+		if due && (rec.Ret.DeleteAfter.IsZero() || rec.Ret.DeleteAfter.After(now)) {
+			return nil, nil
+		}
+		m := boxes[rec.Mbox]
+		if m == nil {
+			mb, err := loadMailbox(t, acct, rec.Mbox)
+			if errors.Is(err, errNoKey) {
+				return nil, nil // the mailbox is being deleted: its purge decides
+			}
+			if err != nil {
+				return nil, err
+			}
+			m = &mb
+			boxes[rec.Mbox] = m
+		}
+		md, err := loadMeta(t, acct, m.ID, rec.UID)
+		if errors.Is(err, errNoKey) || err == nil && md.Blob != id {
+			return nil, nil // being expunged: the expunge decides
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := t.del(metaKey(acct, m.ID, rec.UID)); err != nil {
+			return nil, err
+		}
+		removeMessage(m, &md)
+		u.Used -= md.SealedSize
+		d.MailboxID, d.UID = m.ID, rec.UID
+	}
+	if err := deleteRetention(t, acct, id, &rec); err != nil {
+		return nil, err
+	}
+	if err := destroyData(t, acct, id); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 // dropFormerIfEmpty removes a deleted account's last rows once its vault

@@ -106,11 +106,11 @@ func TestPurgeLeavesNoBytes(t *testing.T) {
 	if err != nil || len(due0) != 4 {
 		t.Fatalf("DueMessages = %+v, %v", due0, err)
 	}
-	var ids []uint64
+	var refs []store.MessageRef
 	for _, x := range due0 {
-		ids = append(ids, x.ID)
+		refs = append(refs, store.MessageRef{Owner: x.Owner, ID: x.ID})
 	}
-	if ds, err := db.DestroyMessages(bg, store.Owner{Address: addr}, ids, store.DestroyOptions{Due: true}); err != nil || len(ds) != 4 {
+	if ds, err := db.DestroyMessages(bg, refs, store.DestroyOptions{Due: true}); err != nil || len(ds) != 4 {
 		t.Fatalf("DestroyMessages = %+v, %v", ds, err)
 	}
 	if _, err := db.Expunge(bg, addr, inbox, []uint32{d[2].UID}); err != nil {

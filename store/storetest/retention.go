@@ -340,7 +340,7 @@ func testRetentionDue(t *testing.T, s store.Store) {
 	}
 	// Destroy refuses what is protected, pending or not due, whatever the
 	// caller asks.
-	ds, err := s.DestroyMessages(ctxBg, store.Owner{Address: addr}, []uint64{id(due1), id(later), id(held), id(pend), id(due2), 424242},
+	ds, err := s.DestroyMessages(ctxBg, refs(store.Owner{Address: addr}, []uint64{id(due1), id(later), id(held), id(pend), id(due2), 424242}),
 		store.DestroyOptions{Now: now0, Due: true})
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +357,7 @@ func testRetentionDue(t *testing.T, s store.Store) {
 	wantErr(t, "Blob of a destroyed message", err, store.ErrNotFound)
 	// Without Due (an erasure) what is not protected goes: kept's
 	// keep-until has passed, later has no minimum.
-	ds, err = s.DestroyMessages(ctxBg, store.Owner{Address: addr}, []uint64{id(later), id(kept), id(held)}, store.DestroyOptions{Now: now0})
+	ds, err = s.DestroyMessages(ctxBg, refs(store.Owner{Address: addr}, []uint64{id(later), id(kept), id(held)}), store.DestroyOptions{Now: now0})
 	if err != nil || len(ds) != 2 {
 		t.Errorf("erasure DestroyMessages = %+v, %v", ds, err)
 	}
@@ -375,18 +375,45 @@ func testRetentionDue(t *testing.T, s store.Store) {
 	if err != nil || !containsID(got, vid) {
 		t.Fatalf("vaulted message not due after its keep-until: %+v, %v", got, err)
 	}
-	if ds, err := s.DestroyMessages(ctxBg, store.Owner{Address: addr}, []uint64{vid}, store.DestroyOptions{Now: now0, Due: true}); err != nil || len(ds) != 0 {
+	if ds, err := s.DestroyMessages(ctxBg, refs(store.Owner{Address: addr}, []uint64{vid}), store.DestroyOptions{Now: now0, Due: true}); err != nil || len(ds) != 0 {
 		t.Errorf("vaulted message destroyed before its keep-until: %+v, %v", ds, err)
 	}
-	if ds, err := s.DestroyMessages(ctxBg, store.Owner{Address: addr}, []uint64{vid}, store.DestroyOptions{Now: later2, Due: true}); err != nil || len(ds) != 1 || ds[0].MailboxID != 0 {
+	if ds, err := s.DestroyMessages(ctxBg, refs(store.Owner{Address: addr}, []uint64{vid}), store.DestroyOptions{Now: later2, Due: true}); err != nil || len(ds) != 1 || ds[0].MailboxID != 0 {
 		t.Errorf("vaulted DestroyMessages = %+v, %v", ds, err)
 	}
 	if v := vaultIDs(t, s, store.Owner{Address: addr}); len(v) != 0 {
 		t.Errorf("vault after destroy %+v", v)
 	}
-	if _, err := s.DestroyMessages(ctxBg, store.Owner{Address: addr}, make([]uint64, store.MaxDestroyBatch+1), store.DestroyOptions{}); err == nil {
+	if _, err := s.DestroyMessages(ctxBg, refs(store.Owner{Address: addr}, make([]uint64, store.MaxDestroyBatch+1)), store.DestroyOptions{}); err == nil {
 		t.Errorf("DestroyMessages above MaxDestroyBatch succeeded")
 	}
+	// One call, several owners (a batch in due order mixes accounts); an
+	// unknown owner is skipped.
+	const other = "b@example.org"
+	newAccount(t, s, other)
+	oInbox := idOf(t, s, other, store.Inbox)
+	ua := deliverRet(t, s, addr, 8, &store.Retention{Class: "spam", DeleteAfter: past, Gen: gen})
+	ub := deliverRet(t, s, other, 9, &store.Retention{Class: "spam", DeleteAfter: past, Gen: gen})
+	ida, idb := id(ua), retainedOne(t, s, other, oInbox, ub).ID
+	ds, err = s.DestroyMessages(ctxBg, []store.MessageRef{
+		{Owner: store.Owner{Address: other}, ID: idb},
+		{Owner: store.Owner{Address: "nobody@example.org"}, ID: 1},
+		{Owner: store.Owner{Address: addr}, ID: ida},
+	}, store.DestroyOptions{Due: true})
+	if err != nil || len(ds) != 2 || ds[0].Owner.Address != other || ds[0].UID != ub || ds[1].Owner.Address != addr || ds[1].UID != ua {
+		t.Errorf("DestroyMessages of two owners = %+v, %v", ds, err)
+	}
+	checkCounters(t, s, other, store.Inbox)
+	usedBytes(t, s, other)
+}
+
+// refs names ids of owner o.
+func refs(o store.Owner, ids []uint64) []store.MessageRef {
+	out := make([]store.MessageRef, len(ids))
+	for i, id := range ids {
+		out[i] = store.MessageRef{Owner: o, ID: id}
+	}
+	return out
 }
 
 func containsID(ds []store.DueMessage, id uint64) bool {
@@ -472,7 +499,7 @@ func testRetentionMoveCopy(t *testing.T, s store.Store) {
 		t.Errorf("moved record %+v (was %+v)", m, r)
 	}
 	// Pending after the move: not destroyed even though due.
-	if ds, err := s.DestroyMessages(ctxBg, store.Owner{Address: addr}, []uint64{m.ID}, store.DestroyOptions{Due: true}); err != nil || len(ds) != 0 {
+	if ds, err := s.DestroyMessages(ctxBg, refs(store.Owner{Address: addr}, []uint64{m.ID}), store.DestroyOptions{Due: true}); err != nil || len(ds) != 0 {
 		t.Errorf("pending moved message destroyed: %+v, %v", ds, err)
 	}
 	cres, err := s.CopyMessages(ctxBg, addr, archive, inbox, []uint32{m.UID})
@@ -559,7 +586,7 @@ func testRetentionDeleteAccount(t *testing.T, s store.Store) {
 	if err != nil || len(due) != 1 || due[0].Owner != former || !due[0].Vaulted {
 		t.Fatalf("DueMessages = %+v, %v", due, err)
 	}
-	if ds, err := s.DestroyMessages(ctxBg, former, []uint64{kid}, store.DestroyOptions{Now: after, Due: true}); err != nil || len(ds) != 1 {
+	if ds, err := s.DestroyMessages(ctxBg, refs(former, []uint64{kid}), store.DestroyOptions{Now: after, Due: true}); err != nil || len(ds) != 1 {
 		t.Fatalf("DestroyMessages(former) = %+v, %v", ds, err)
 	}
 	if fs, err := s.FormerAccounts(ctxBg); err != nil || len(fs) != 0 {
