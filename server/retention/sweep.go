@@ -137,18 +137,33 @@ func (s *Service) wouldDestroy(ctx context.Context, o store.Owner, ids []uint64,
 	return nil
 }
 
-// destroyBatch destroys what is due of a batch of the index (one
-// transaction), tells the sessions, and audits it per account.
+// destroyChunk is how many messages one destroying call handles. Small,
+// so that each shares a group commit with deliveries instead of keeping
+// them waiting.
+const destroyChunk = 200
+
+// destroyBatch destroys what is due of a batch of the index, in chunks,
+// tells the sessions, and audits it per account.
 func (s *Service) destroyBatch(ctx context.Context, actor string, due []store.DueMessage, now time.Time, im *Impact) error {
-	refs := make([]store.MessageRef, len(due))
-	for i, d := range due {
-		refs[i] = store.MessageRef{Owner: d.Owner, ID: d.ID}
-	}
-	s.mu.Lock()
-	ds, err := s.st.DestroyMessages(ctx, refs, store.DestroyOptions{Now: now, Due: true})
-	s.mu.Unlock()
-	if err != nil {
-		return err
+	var ds []store.Destroyed
+	for len(due) > 0 {
+		n := min(len(due), destroyChunk)
+		refs := make([]store.MessageRef, n)
+		for i, d := range due[:n] {
+			refs[i] = store.MessageRef{Owner: d.Owner, ID: d.ID}
+		}
+		due = due[n:]
+		start := time.Now()
+		s.mu.Lock()
+		got, err := s.st.DestroyMessages(ctx, refs, store.DestroyOptions{Now: now, Due: true})
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		ds = append(ds, got...)
+		if err := s.pace(ctx, time.Since(start)); err != nil {
+			return err
+		}
 	}
 	var order []store.Owner
 	byOwner := map[store.Owner][]store.Destroyed{}
@@ -243,4 +258,20 @@ func clipText(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + "..."
+}
+
+// pace waits SweepPause times work, leaving the store's writer to
+// deliveries meanwhile.
+func (s *Service) pace(ctx context.Context, work time.Duration) error {
+	if s.pause == 0 {
+		return nil
+	}
+	t := time.NewTimer(time.Duration(float64(work) * s.pause))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

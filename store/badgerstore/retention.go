@@ -567,8 +567,22 @@ func (db *DB) DestroyMessages(ctx context.Context, refs []store.MessageRef, opt 
 		boxes     map[uint64]*store.Mailbox
 		vaultGone bool
 	}
+	// Live accounts' messages are destroyed in a batchable operation: it
+	// shares the deliveries' group commit (and fsync), so a sweep does
+	// not keep them waiting. A former account's last vault entry needs
+	// a scan (dropFormerIfEmpty), which batch mode cannot do.
+	batch := true
+	for _, r := range refs {
+		if r.Owner.Former != 0 {
+			batch = false
+		}
+	}
+	if err := db.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer db.leave()
 	var out []store.Destroyed
-	err := db.update(ctx, func(t *tx) error {
+	err := db.write(ctx, batch, func(t *tx) error {
 		out = nil
 		owners := map[store.Owner]*ownerState{}
 		var order []*ownerState
