@@ -209,16 +209,24 @@ func errorf(err error, format string, args ...any) error {
 	return &Error{Msg: fmt.Sprintf(format, args...), Err: err}
 }
 
+// firstSweepAfter is when Run sweeps first: soon after a start, so that
+// a server restarted more often than its sweep interval still sweeps.
+const firstSweepAfter = 5 * time.Minute
+
 // Run computes pending states every SettleInterval (and soon after a
-// move), and sweeps every SweepInterval, until ctx ends.
+// move), and sweeps every SweepInterval (the first time after at most
+// firstSweepAfter), until ctx ends.
 func (s *Service) Run(ctx context.Context) {
 	settle := time.NewTicker(s.settleDur)
 	defer settle.Stop()
-	var sweep <-chan time.Time
+	var (
+		sweep <-chan time.Time
+		timer *time.Timer
+	)
 	if s.sweepEach > 0 {
-		t := time.NewTicker(s.sweepEach)
-		defer t.Stop()
-		sweep = t.C
+		timer = time.NewTimer(min(s.sweepEach, firstSweepAfter))
+		defer timer.Stop()
+		sweep = timer.C
 	}
 	for {
 		select {
@@ -230,6 +238,7 @@ func (s *Service) Run(ctx context.Context) {
 			if _, err := s.Sweep(ctx, ActorSweeper, SweepOptions{}); err != nil && ctx.Err() == nil {
 				s.log.Error("retention sweep", "err", err)
 			}
+			timer.Reset(s.sweepEach)
 			continue
 		}
 		if _, err := s.Settle(ctx); err != nil && ctx.Err() == nil {

@@ -412,3 +412,55 @@ func TestStaleStampIsPending(t *testing.T) {
 		t.Errorf("vault entry after settle %+v", v)
 	}
 }
+
+// TestRunSweepsAndSettles: Run computes what a move left pending and
+// sweeps on its interval.
+func TestRunSweepsAndSettles(t *testing.T) {
+	f := newFixture(t)
+	f.importPreset(t, zeroDay)
+	svc, err := New(bg, Options{Store: f.st, SweepInterval: 50 * time.Millisecond, SettleInterval: 20 * time.Millisecond, SweepPause: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan struct{})
+	go func() { defer close(done); svc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	inbox := f.mailbox(t, alice, store.Inbox)
+	archive := f.mailbox(t, alice, "Archive")
+	uids := f.deliver(t, alice, 0, "", 1)
+	res, err := svc.Store().MoveMessages(bg, alice, inbox.ID, archive.ID, uids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		rs, err := f.st.RetainedByUID(bg, alice, archive.ID, []uint32{res.Pairs[0].Dst})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) == 1 && !rs[0].Retention.Pending {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the moved message is still pending: %+v", rs)
+		}
+	}
+	if _, err := svc.Assign(bg, "cli:test", AssignRequest{Preset: "ZERO", Scope: "org"}, ChangeOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ms, err := f.st.Messages(bg, alice, archive.ID, store.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Run did not sweep: %d messages left", len(ms))
+		}
+	}
+	if svc.LastSweep() == nil {
+		t.Errorf("no LastSweep")
+	}
+}
