@@ -487,3 +487,12 @@ func onlyMailbox(ms []store.RetainedMessage, id uint64) []store.RetainedMessage 
 	}
 	return out
 }
+
+// Producible reports whether mail of class origin ("" for default)
+// arriving now for address, in mailbox (0 for INBOX), falls under a rule
+// marked producible: escrow, when enabled, also seals such mail to the
+// organisation's key. Metadata only; safe to call at every delivery.
+func (s *Service) Producible(address string, mailbox uint64, origin string) bool {
+	sub := policy.Subject{Address: address, MailboxID: mailbox, Arrival: s.now(), Origin: origin}
+	return s.Policy().Decide(sub).Producible
+}

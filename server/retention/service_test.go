@@ -464,3 +464,14 @@ func TestRunSweepsAndSettles(t *testing.T) {
 		t.Errorf("no LastSweep")
 	}
 }
+
+func TestProducible(t *testing.T) {
+	f := newFixture(t)
+	if f.svc.Producible(alice, 0, "") {
+		t.Errorf("producible without any policy")
+	}
+	f.assign(t, "US-SEC-17a-4", "user:"+alice, false)
+	if !f.svc.Producible(alice, 0, "") || f.svc.Producible("bob@example.org", 0, "") {
+		t.Errorf("producible under SEC 17a-4: alice %v, bob %v", f.svc.Producible(alice, 0, ""), f.svc.Producible("bob@example.org", 0, ""))
+	}
+}
