@@ -189,6 +189,7 @@ type Impact struct {
 	Messages int          `json:"messages"`
 	Bytes    int64        `json:"bytes"`
 	Lines    []ImpactLine `json:"by_account_and_class,omitempty"`
+	index    map[[2]string]int // Lines by account and class
 }
 
 // ImpactLine counts one account's messages of one class.
@@ -202,13 +203,16 @@ type ImpactLine struct {
 func (im *Impact) add(account, class string, size int64) {
 	im.Messages++
 	im.Bytes += size
-	for i := range im.Lines {
-		if im.Lines[i].Account == account && im.Lines[i].Class == class {
-			im.Lines[i].Messages++
-			im.Lines[i].Bytes += size
-			return
-		}
+	if im.index == nil {
+		im.index = map[[2]string]int{}
 	}
+	k := [2]string{account, class}
+	if i, ok := im.index[k]; ok {
+		im.Lines[i].Messages++
+		im.Lines[i].Bytes += size
+		return
+	}
+	im.index[k] = len(im.Lines)
 	im.Lines = append(im.Lines, ImpactLine{Account: account, Class: class, Messages: 1, Bytes: size})
 }
 

@@ -39,11 +39,17 @@ func (s *Service) LastSweep() *SweepReport { return s.lastSweep.Load() }
 
 // Sweep destroys every message whose time has come and that no hold
 // covers: a live message past its delete-after, a vaulted one past its
-// keep-until. It works through the store's index in batches; each batch
-// is one transaction, so deliveries interleave. Then it has the store
-// purge (store.Purger), so that what was destroyed is gone from its
-// files. Each batch of one account is audited with its counts per class
-// and the rules that decided.
+// keep-until. It works through the store's index in batches of up to
+// store.MaxDestroyBatch, destroyed in chunks that share the deliveries'
+// group commits, paced (Options.SweepPause). Then it has the store purge
+// (store.Purger), so that what was destroyed is gone from its files.
+//
+// Audit, bounded whatever the numbers: one "retention.destroy" event per
+// batch, written as soon as the batch is destroyed (counts per class,
+// the rules, the accounts), and at the end one "retention.sweep" event
+// per account with its totals and one for the whole sweep. A sweep that
+// stops half-way (a crash, Ctrl-C, shutdown) has its batches recorded;
+// the next one carries on.
 func (s *Service) Sweep(ctx context.Context, actor string, opt SweepOptions) (SweepReport, error) {
 	rep := SweepReport{Started: s.now().UTC(), DryRun: opt.DryRun}
 	settled, err := s.Settle(ctx)
@@ -53,14 +59,17 @@ func (s *Service) Sweep(ctx context.Context, actor string, opt SweepOptions) (Sw
 	}
 	now := s.now()
 	var im Impact
+	totals := newTally()
 	var after store.DueMessage
+	var runErr error
 	for {
-		if err := ctx.Err(); err != nil {
-			return rep, err
+		if runErr = ctx.Err(); runErr != nil {
+			break
 		}
 		due, err := s.st.DueMessages(ctx, now, after, store.MaxDestroyBatch)
 		if err != nil {
-			return rep, err
+			runErr = err
+			break
 		}
 		if len(due) == 0 {
 			break
@@ -80,14 +89,47 @@ func (s *Service) Sweep(ctx context.Context, actor string, opt SweepOptions) (Sw
 					return rep, err
 				}
 			}
-		} else if err := s.destroyBatch(ctx, actor, due, now, &im); err != nil {
-			return rep, err
+		} else {
+			ds, err := s.destroyBatch(ctx, due, now)
+			if len(ds) > 0 {
+				batch := newTally()
+				for _, d := range ds {
+					batch.add(d)
+					totals.add(d)
+					im.add(ownerName(d.Owner), classOrDefault(d.Class), d.SealedSize)
+				}
+				s.notifyDestroyed(ds)
+				// The store has destroyed them; an audit failure is logged
+				// (by audit) and does not undo or stop the sweep.
+				_ = s.audit(ctx, Event{Actor: actor, Action: "retention.destroy", Scope: "org", Reason: "past its time", Detail: batch.detail()})
+			}
+			if err != nil {
+				runErr = err
+				break
+			}
 		}
 		if opt.Progress != nil {
 			opt.Progress(Progress{Phase: "sweeping", Done: im.Messages})
 		}
 	}
 	rep.Messages, rep.Bytes, rep.Lines = im.Messages, im.Bytes, im.Lines
+	if !opt.DryRun {
+		actx := context.WithoutCancel(ctx) // what was destroyed is recorded even if the sweep was stopped
+		for _, o := range totals.order {
+			_ = s.audit(actx, Event{Actor: actor, Action: "retention.sweep", Scope: "user:" + o.Address, Reason: "past its time", Detail: totals.owners[o].detail()})
+		}
+		if totals.all.messages > 0 {
+			d := totals.all.detail()
+			d["accounts"] = strconv.Itoa(len(totals.order))
+			if runErr != nil {
+				d["stopped"] = "before the end: " + clipText(runErr.Error(), 200)
+			}
+			_ = s.audit(actx, Event{Actor: actor, Action: "retention.sweep", Scope: "org", Reason: "past its time", Detail: d})
+		}
+	}
+	if runErr != nil {
+		return rep, runErr
+	}
 	if !opt.DryRun && im.Messages > 0 {
 		if p, ok := s.st.(store.Purger); ok {
 			if opt.Progress != nil {
@@ -107,6 +149,74 @@ func (s *Service) Sweep(ctx context.Context, actor string, opt SweepOptions) (Sw
 		s.log.Info("retention sweep", "messages", rep.Messages, "bytes", rep.Bytes, "duration", rep.Duration)
 	}
 	return rep, nil
+}
+
+// counts sums destroyed messages for the audit log.
+type counts struct {
+	messages, fromVault int
+	bytes               int64
+	classes             map[string]int
+	rules               map[string]bool
+}
+
+func (c *counts) add(d store.Destroyed) {
+	c.messages++
+	c.bytes += d.SealedSize
+	if d.MailboxID == 0 {
+		c.fromVault++
+	}
+	if c.classes == nil {
+		c.classes, c.rules = map[string]int{}, map[string]bool{}
+	}
+	c.classes[classOrDefault(d.Class)]++
+	if d.Rule != "" && len(c.rules) < 32 {
+		c.rules[d.Rule] = true
+	}
+}
+
+func (c *counts) detail() map[string]string {
+	return map[string]string{
+		"messages": strconv.Itoa(c.messages), "bytes": strconv.FormatInt(c.bytes, 10),
+		"from_vault": strconv.Itoa(c.fromVault), "classes": countList(c.classes), "rules": clipText(joinKeys(c.rules, " | "), 1024),
+	}
+}
+
+// tally sums destroyed messages in all and per owner.
+type tally struct {
+	all    counts
+	owners map[store.Owner]*counts
+	order  []store.Owner
+}
+
+func newTally() *tally { return &tally{owners: map[store.Owner]*counts{}} }
+
+func (t *tally) add(d store.Destroyed) {
+	t.all.add(d)
+	c := t.owners[d.Owner]
+	if c == nil {
+		c = &counts{}
+		t.owners[d.Owner] = c
+		t.order = append(t.order, d.Owner)
+	}
+	c.add(d)
+}
+
+// detail is the batch's detail: its counts and the accounts, the first
+// maxListed of them with their counts.
+func (t *tally) detail() map[string]string {
+	const maxListed = 20
+	d := t.all.detail()
+	d["accounts"] = strconv.Itoa(len(t.order))
+	var parts []string
+	for i, o := range t.order {
+		if i == maxListed {
+			parts = append(parts, fmt.Sprintf("+%d more", len(t.order)-maxListed))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s:%d", ownerName(o), t.owners[o].messages))
+	}
+	d["account_list"] = strings.Join(parts, " ")
+	return d
 }
 
 // wouldDestroy counts what DestroyMessages would destroy of ids.
@@ -143,8 +253,8 @@ func (s *Service) wouldDestroy(ctx context.Context, o store.Owner, ids []uint64,
 const destroyChunk = 200
 
 // destroyBatch destroys what is due of a batch of the index, in chunks,
-// tells the sessions, and audits it per account.
-func (s *Service) destroyBatch(ctx context.Context, actor string, due []store.DueMessage, now time.Time, im *Impact) error {
+// and returns what it destroyed (also when it stops on an error).
+func (s *Service) destroyBatch(ctx context.Context, due []store.DueMessage, now time.Time) ([]store.Destroyed, error) {
 	var ds []store.Destroyed
 	for len(due) > 0 {
 		n := min(len(due), destroyChunk)
@@ -157,62 +267,59 @@ func (s *Service) destroyBatch(ctx context.Context, actor string, due []store.Du
 		s.mu.Lock()
 		got, err := s.st.DestroyMessages(ctx, refs, store.DestroyOptions{Now: now, Due: true})
 		s.mu.Unlock()
-		if err != nil {
-			return err
-		}
 		ds = append(ds, got...)
+		if err != nil {
+			return ds, err
+		}
 		if err := s.pace(ctx, time.Since(start)); err != nil {
-			return err
+			return ds, err
 		}
 	}
-	var order []store.Owner
-	byOwner := map[store.Owner][]store.Destroyed{}
-	for _, d := range ds {
-		if _, ok := byOwner[d.Owner]; !ok {
-			order = append(order, d.Owner)
-		}
-		byOwner[d.Owner] = append(byOwner[d.Owner], d)
-	}
-	for _, o := range order {
-		s.destroyed(ctx, actor, "retention.destroy", o, byOwner[o], "past its time", im)
-	}
-	return nil
+	return ds, nil
 }
 
-// destroyed notifies and audits destroyed messages of o.
-func (s *Service) destroyed(ctx context.Context, actor, action string, o store.Owner, ds []store.Destroyed, reason string, im *Impact) {
-	live := map[uint64][]uint32{}
-	classes := map[string]int{}
-	rules := map[string]bool{}
-	var bytes int64
-	vaulted := 0
+// notifyDestroyed tells the sessions (Options.OnDestroy) which live
+// messages went.
+func (s *Service) notifyDestroyed(ds []store.Destroyed) {
+	if s.onDestroy == nil {
+		return
+	}
+	type key struct {
+		account string
+		mailbox uint64
+	}
+	var order []key
+	live := map[key][]uint32{}
 	for _, d := range ds {
-		im.add(ownerName(o), d.Class, d.SealedSize)
-		bytes += d.SealedSize
-		classes[classOrDefault(d.Class)]++
-		if d.Rule != "" {
-			rules[d.Rule] = true
+		if d.MailboxID == 0 || d.Owner.Former != 0 {
+			continue
 		}
-		if d.MailboxID != 0 {
-			live[d.MailboxID] = append(live[d.MailboxID], d.UID)
-		} else {
-			vaulted++
+		k := key{d.Owner.Address, d.MailboxID}
+		if _, ok := live[k]; !ok {
+			order = append(order, k)
 		}
+		live[k] = append(live[k], d.UID)
 	}
-	if s.onDestroy != nil && o.Former == 0 {
-		for mbox, uids := range live {
-			s.onDestroy(o.Address, mbox, uids)
-		}
+	for _, k := range order {
+		s.onDestroy(k.account, k.mailbox, live[k])
 	}
-	detail := map[string]string{
-		"messages": strconv.Itoa(len(ds)), "bytes": strconv.FormatInt(bytes, 10),
-		"from_vault": strconv.Itoa(vaulted), "classes": countList(classes), "rules": clipText(joinKeys(rules, " | "), 1024),
+}
+
+// destroyed notifies and audits destroyed messages of one owner (an
+// erasure's batch).
+func (s *Service) destroyed(ctx context.Context, actor, action string, o store.Owner, ds []store.Destroyed, reason string, im *Impact) {
+	var c counts
+	for _, d := range ds {
+		im.add(ownerName(o), classOrDefault(d.Class), d.SealedSize)
+		c.add(d)
 	}
+	s.notifyDestroyed(ds)
+	detail := c.detail()
 	if o.Former != 0 {
 		detail["deleted_account"] = strconv.FormatUint(o.Former, 10)
 	}
 	// The store has destroyed them; an audit failure is logged by audit
-	// and does not undo or stop the sweep.
+	// and does not undo them.
 	_ = s.audit(ctx, Event{Actor: actor, Action: action, Scope: "user:" + o.Address, Reason: reason, Detail: detail})
 }
 
