@@ -186,9 +186,9 @@ func (s *Service) ResolveScope(ctx context.Context, text string) (policy.Scope, 
 // Impact is what a change would make the next sweep destroy that it
 // would not destroy now.
 type Impact struct {
-	Messages int          `json:"messages"`
-	Bytes    int64        `json:"bytes"`
-	Lines    []ImpactLine `json:"by_account_and_class,omitempty"`
+	Messages int               `json:"messages"`
+	Bytes    int64             `json:"bytes"`
+	Lines    []ImpactLine      `json:"by_account_and_class,omitempty"`
 	index    map[[2]string]int // Lines by account and class
 }
 
