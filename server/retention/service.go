@@ -67,17 +67,22 @@ type Options struct {
 	OnDestroy func(account string, mailbox uint64, uids []uint32)
 	// SweepPause paces the sweeper so that it does not crowd out
 	// deliveries, which share the store's one writer: after each chunk it
-	// destroys, it waits SweepPause times as long as the chunk took. 0
-	// sweeps flat out (the CLI on a stopped server); serve uses
-	// DefaultSweepPause.
+	// destroys while mail is being delivered (through Store), it waits
+	// SweepPause times as long as the chunk took; with no delivery since
+	// the last chunk it goes on at once. 0 sweeps flat out (the CLI on a
+	// stopped server); serve uses DefaultSweepPause.
 	SweepPause float64
 	// Now is the clock; nil means time.Now. Tests only.
 	Now func() time.Time
 }
 
 // DefaultSweepPause keeps a sweep to about a fifth of the store's writer
-// time: SMTP ingest during a sweep of a million messages stays within
-// 20% of its rate without one (BenchmarkSweepWhileIngesting).
+// time while mail arrives. Measured (BenchmarkSweepWhileIngesting, a
+// million due messages in 1,000 accounts, 2 cores): SMTP ingest of
+// sealed 10 KiB messages ran at 161/s during the sweep and 170/s without
+// it, side by side over eight alternating 20 s windows (-5%); the paced
+// sweep destroyed 413 messages/s, the same sweep on a stopped server
+// 2,491/s.
 const DefaultSweepPause = 4
 
 // Service applies retention policy to the store: it keeps the policy in
@@ -102,6 +107,11 @@ type Service struct {
 	mu sync.Mutex
 
 	kick chan struct{} // buffered 1: settle soon
+
+	// delivered counts Deliver calls through Store; the sweeper paces
+	// itself only while it moves.
+	delivered  atomic.Int64
+	pacedSince int64 // delivered at the last pace; used by the sweeping goroutine under mu
 
 	lastSweep atomic.Pointer[SweepReport]
 }

@@ -369,9 +369,17 @@ func clipText(s string, n int) string {
 }
 
 // pace waits SweepPause times work, leaving the store's writer to
-// deliveries meanwhile.
+// deliveries meanwhile, if any arrived since the last chunk.
 func (s *Service) pace(ctx context.Context, work time.Duration) error {
 	if s.pause == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	n := s.delivered.Load()
+	busy := n != s.pacedSince
+	s.pacedSince = n
+	s.mu.Unlock()
+	if !busy {
 		return nil
 	}
 	t := time.NewTimer(time.Duration(float64(work) * s.pause))

@@ -52,6 +52,7 @@ func (w *wrapped) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Del
 		}
 		out[i] = d
 	}
+	w.s.delivered.Add(1)
 	return w.Store.Deliver(ctx, out)
 }
 

@@ -403,10 +403,16 @@ func (db *DB) RetainedByUID(ctx context.Context, address string, mailbox uint64,
 	return out, err
 }
 
-// SetRetention implements store.RetentionStore.
+// SetRetention implements store.RetentionStore. It is a batchable write:
+// a walk over a million messages after a policy change shares the
+// deliveries' group commits instead of keeping them waiting.
 func (db *DB) SetRetention(ctx context.Context, owner store.Owner, us []store.RetentionUpdate) (int, error) {
+	if err := db.enter(ctx); err != nil {
+		return 0, err
+	}
+	defer db.leave()
 	n := 0
-	err := db.update(ctx, func(t *tx) error {
+	err := db.write(ctx, true, func(t *tx) error {
 		n = 0
 		acct, _, err := ownerAcct(t, owner)
 		if err != nil {
