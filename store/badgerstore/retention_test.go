@@ -222,3 +222,49 @@ func TestPurgeClosedStore(t *testing.T) {
 		t.Errorf("Purge after Close: %v", err)
 	}
 }
+
+// TestStagedRetention: a large (staged) blob under retention is vaulted
+// whole by Expunge, and its pieces go when the sweeper destroys it.
+func TestStagedRetention(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	const addr = "a@example.org"
+	mkAccount(t, db, addr, []byte("w"))
+	if err := db.PutAssignment(bg, store.Assignment{Preset: "P", Scope: "org"}); err != nil {
+		t.Fatal(err)
+	}
+	gen, _ := db.PolicyGen(bg)
+	big := randBytes(3*stageChunk + 7)
+	w, err := db.StageBlob(bg, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(big)
+	sb, err := w.Finish(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	soon := time.Now().Add(time.Second)
+	d, err := db.Deliver(bg, []store.Delivery{{Account: addr, Staged: &sb, Retention: &store.Retention{Class: "default", KeepUntil: soon, Gen: gen}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox := mboxID(t, db, addr, store.Inbox)
+	if _, v, err := db.ExpungeReport(bg, addr, inbox, []uint32{d[0].UID}); err != nil || len(v) != 1 {
+		t.Fatalf("ExpungeReport: vaulted %v, %v", v, err)
+	}
+	if n := countPrefix(t, db, pChunk); n != 4 {
+		t.Fatalf("vaulted staged blob: %d pieces", n)
+	}
+	vs, _ := db.Vault(bg, store.Owner{Address: addr})
+	after := soon.Add(time.Second)
+	ds, err := db.DestroyMessages(bg, []store.MessageRef{{Owner: store.Owner{Address: addr}, ID: vs[0].ID}}, store.DestroyOptions{Now: after, Due: true})
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("DestroyMessages = %+v, %v", ds, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); countPrefix(t, db, pChunk)+countPrefix(t, db, pOrphans) != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after destroying: %d pieces, %d orphan lists", countPrefix(t, db, pChunk), countPrefix(t, db, pOrphans))
+		}
+	}
+}
