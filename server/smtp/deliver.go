@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sealmail/sealmail/crypto"
+	"github.com/sealmail/sealmail/policy"
 	"github.com/sealmail/sealmail/server/smtp/inbound"
 	"github.com/sealmail/sealmail/store"
 )
@@ -72,9 +73,16 @@ func (s *Server) deliver(ctx context.Context, accounts []store.PublicAccount, pr
 	if err != nil {
 		return nil, err
 	}
-	// Each copy's class: the default until classification at delivery
-	// decides one.
-	escrow, err := s.escrowFor(ctx, accounts, boxes, nil)
+	// Each copy's retention class, decided here from metadata before
+	// sealing; escrow seals producible classes to the escrow keys too.
+	classes := retentionClasses(msg, len(accounts), cp)
+	names := make([]string, len(classes))
+	for i, c := range classes {
+		if c.Origin != policy.ClassDefault {
+			names[i] = c.Origin // "" is the default class to Escrow
+		}
+	}
+	escrow, err := s.escrowFor(ctx, accounts, boxes, names)
 	if err != nil {
 		return nil, err
 	}
@@ -83,11 +91,11 @@ func (s *Server) deliver(ctx context.Context, accounts []store.PublicAccount, pr
 	if msg.inMemory() && inline <= inlineMax && s.budget.tryTake(inline) {
 		defer s.budget.give(inline)
 		plain := msg.bytes()
-		return s.deliverInline(ctx, accounts, boxes, escrow, func(i int) io.Reader {
+		return s.deliverInline(ctx, accounts, boxes, escrow, classes, func(i int) io.Reader {
 			return cp.copyOf(i, io.MultiReader(bytes.NewReader(prefix), bytes.NewReader(plain)))
 		}, int(size), when, commit)
 	}
-	return s.deliverStaged(ctx, accounts, boxes, escrow, prefix, msg, cp, when, commit)
+	return s.deliverStaged(ctx, accounts, boxes, escrow, classes, prefix, msg, cp, when, commit)
 }
 
 // copyPlan is how each account's copy differs from the message as
@@ -98,6 +106,9 @@ func (s *Server) deliver(ctx context.Context, accounts []store.PublicAccount, pr
 type copyPlan struct {
 	plan  *inbound.Plan // nil: no inbound checks
 	rpLen int64         // length of the Return-Path line
+	// submission: the copies are of mail a user of this server sent
+	// (their retention class is never newsletter or spam).
+	submission bool
 }
 
 // extra bounds what a copy gains over the message.
@@ -200,8 +211,9 @@ func (s *spliceReader) Read(p []byte) (int, error) {
 }
 
 // deliverInline seals each account's copy once (to the account's key
-// and its escrow keys) into memory and commits the copies.
-func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, escrow [][]*crypto.PublicKey, copyOf func(i int) io.Reader, size int, when time.Time, commit commitFunc) ([]store.Delivered, error) {
+// and its escrow keys) into memory and commits the copies with their
+// retention classes.
+func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, escrow [][]*crypto.PublicKey, classes []*store.Retention, copyOf func(i int) io.Reader, size int, when time.Time, commit commitFunc) ([]store.Delivered, error) {
 	sealed := make([]*bytes.Buffer, len(accounts))
 	defer func() {
 		for _, b := range sealed {
@@ -228,6 +240,7 @@ func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccou
 			MailboxID:    boxes[i], // 0: the account's INBOX
 			InternalDate: when,
 			Blob:         sealed[i].Bytes(), // read in place until Deliver returns
+			Retention:    classes[i],
 		}
 	}
 	return commit(ctx, ds)
@@ -235,8 +248,8 @@ func (s *Server) deliverInline(ctx context.Context, accounts []store.PublicAccou
 
 // deliverStaged seals prefix and msg once per account (to the account's
 // key and its escrow keys) as a stream into a staged blob, then links all
-// of them in one commit.
-func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, escrow [][]*crypto.PublicKey, prefix []byte, msg *msgBuffer, cp copyPlan, when time.Time, commit commitFunc) ([]store.Delivered, error) {
+// of them, with their retention classes, in one commit.
+func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccount, boxes []uint64, escrow [][]*crypto.PublicKey, classes []*store.Retention, prefix []byte, msg *msgBuffer, cp copyPlan, when time.Time, commit commitFunc) ([]store.Delivered, error) {
 	writers := make([]store.BlobWriter, len(accounts))
 	staged := make([]store.StagedBlob, len(accounts))
 	defer func() {
@@ -276,7 +289,7 @@ func (s *Server) deliverStaged(ctx context.Context, accounts []store.PublicAccou
 	}
 	ds := make([]store.Delivery, len(accounts))
 	for i, a := range accounts {
-		ds[i] = store.Delivery{Account: a.Address, MailboxID: boxes[i], InternalDate: when, Staged: &staged[i]}
+		ds[i] = store.Delivery{Account: a.Address, MailboxID: boxes[i], InternalDate: when, Staged: &staged[i], Retention: classes[i]}
 	}
 	return commit(ctx, ds)
 }

@@ -249,7 +249,7 @@ func (c *conn) submit(msg *msgBuffer, sink *msgSink, start time.Time) *Reply {
 		var local bytes.Buffer
 		writeReturnPath(&local, tx.from)
 		local.Write(prefix.Bytes())
-		delivered, err = c.srv.deliver(ctx, tx.accounts, local.Bytes(), msg, start, copyPlan{}, commit)
+		delivered, err = c.srv.deliver(ctx, tx.accounts, local.Bytes(), msg, start, copyPlan{submission: true}, commit)
 	} else {
 		_, err = commit(ctx, nil)
 	}
