@@ -183,9 +183,8 @@
 // file being written, so that GC may rewrite it), compacts level 0 with a
 // scratch DropPrefix, flattens the LSM tree and rewrites every value-log
 // file that holds any deleted value. Calls wait during the reopen and the
-// DropPrefix; value-log rewrites run in the writer goroutine, one file per
-// turn, because badger's GC reads memtable state that concurrent commits
-// write without a lock. The retention sweeper calls Purge after it
+// DropPrefix, and commits while each value-log file is rewritten (gcMu).
+// The retention sweeper calls Purge after it
 // destroys anything. What Purge cannot reach: blocks the filesystem freed
 // when badger deleted a file (use an encrypted filesystem).
 //
