@@ -530,3 +530,64 @@ func TestSweepAuditBounded(t *testing.T) {
 		t.Errorf("sweep summary %+v", e)
 	}
 }
+
+func TestComplianceReport(t *testing.T) {
+	f := newFixture(t)
+	const bob = "bob@example.org"
+	f.assign(t, "DE-HGB-AO", "org", false)
+	// A house rule on alice that wants her mail gone after 30 days (it
+	// conflicts with the 6 years DE-HGB-AO keeps it) and newsletters at
+	// the next sweep.
+	f.importPreset(t, "id: SHORT\nname: short\nversion: 1\nnotice: Not legal advice.\nsources: [test]\nrules:\n"+
+		"  - {class: default, max: 30d}\n  - {class: newsletter, max: 0d}\n")
+	f.assign(t, "SHORT", "user:"+alice, true)
+	inbox := f.mailbox(t, alice, store.Inbox)
+	uids := f.deliver(t, alice, 0, "", 2)
+	f.deliver(t, alice, 0, policy.ClassNewsletter, 1)
+	f.deliver(t, bob, 0, "", 1)
+	if _, err := f.ws.Expunge(bg, alice, inbox.ID, uids[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.PlaceHold(bg, "cli:test", HoldRequest{Scope: "user:" + bob, Matter: "M-1", Reason: "audit"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var phases int
+	rep, err := f.svc.Report(bg, "cli:test", "", func(Progress) { phases++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Scope != "org" || len(rep.Assignments) != 2 || len(rep.Holds) != 1 || len(rep.Accounts) != 2 || phases != 2 {
+		t.Fatalf("report = %+v (progress %d)", rep, phases)
+	}
+	a := rep.Accounts[0]
+	if a.Account != alice || len(a.Classes) != 2 {
+		t.Fatalf("alice = %+v", a)
+	}
+	def, news := a.Classes[0], a.Classes[1]
+	if def.Class != policy.ClassDefault || def.Messages != 2 || def.Vaulted != 1 || def.UnderMinimum != 2 || def.Conflict != 2 ||
+		def.DueNow != 0 || def.NextDue.IsZero() || def.NoMaximum != 0 {
+		t.Errorf("alice default = %+v", def)
+	}
+	if news.Class != policy.ClassNewsletter || news.Messages != 1 || news.DueNow != 1 || news.DueBytes == 0 || news.UnderMinimum != 0 {
+		t.Errorf("alice newsletter = %+v", news)
+	}
+	b := rep.Accounts[1]
+	if b.Account != bob || b.Total.Messages != 1 || b.Total.Held != 1 || b.Total.NoMaximum != 1 || b.Total.DueNow != 0 {
+		t.Errorf("bob = %+v", b)
+	}
+	if rep.Total.Messages != 4 || rep.Total.DueNow != 1 || rep.Total.Held != 1 || rep.Total.Vaulted != 1 || !rep.Total.NextDue.Equal(def.NextDue) {
+		t.Errorf("total = %+v", rep.Total)
+	}
+	e, ok := f.rec.last("compliance.report")
+	if !ok || e.Scope != "org" || e.Detail["messages"] != "4" || e.Detail["due_now"] != "1" || e.Detail["conflict"] != "2" {
+		t.Errorf("compliance.report event %+v", e)
+	}
+	// A narrower scope: only what covers it.
+	rep, err = f.svc.Report(bg, "cli:test", "user:"+bob, nil)
+	if err != nil || len(rep.Accounts) != 1 || len(rep.Assignments) != 1 || rep.Assignments[0].Preset != "DE-HGB-AO" || len(rep.Holds) != 1 {
+		t.Errorf("report on bob = %+v, %v", rep, err)
+	}
+	if _, err := f.svc.Report(bg, "cli:test", "user:nobody@example.org", nil); err == nil {
+		t.Errorf("report on an unknown account succeeded")
+	}
+}
