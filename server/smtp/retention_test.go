@@ -54,19 +54,40 @@ func TestDeliveryClass(t *testing.T) {
 		"Subject: plain\r\n\r\nhello\r\n",
 		"Subject: news\r\nList-Unsubscribe: <mailto:unsub@lists.test>\r\n\r\nhello\r\n",
 		"Subject: bulk\r\nPrecedence: bulk\r\n\r\nhello\r\n",
+		"Subject: list\r\nList-Id: <board.example.org>\r\n\r\nhello\r\n",
 	} {
 		if err := sendGo(t, e.addr, "sender@remote.test", []string{alice}, msg); err != nil {
 			t.Fatal(err)
 		}
 	}
 	inbox := e.inboxID(alice)
-	rs, err := e.db.RetainedByUID(t.Context(), alice, inbox, []uint32{1, 2, 3})
-	if err != nil || len(rs) != 3 {
+	rs, err := e.db.RetainedByUID(t.Context(), alice, inbox, []uint32{1, 2, 3, 4})
+	if err != nil || len(rs) != 4 {
 		t.Fatalf("RetainedByUID = %+v, %v", rs, err)
 	}
-	for i, want := range []string{"default", "newsletter", "newsletter"} {
+	for i, want := range []string{"default", "newsletter", "newsletter", "newsletter"} {
 		if got := rs[i].Retention.Origin; got != want {
 			t.Errorf("message %d: class %q, want %q", i+1, got, want)
 		}
+	}
+}
+
+// TestSubmissionClass: mail a user of this server sends is never classed
+// as list mail, even with list headers (over MX such a message is
+// newsletter: TestDeliveryClass).
+func TestSubmissionClass(t *testing.T) {
+	se := newSubEnv(t, subSetup{})
+	const bob = "bob@example.org"
+	msg := "From: alice@example.org\r\nTo: bob@example.org\r\nSubject: minutes\r\nList-Id: <board.example.org>\r\nPrecedence: list\r\n\r\nhello\r\n"
+	c := se.login(t, "alice@example.org", testPassword)
+	if err := send(c, "alice@example.org", []string{bob}, msg); err != nil {
+		t.Fatalf("submission: %v", err)
+	}
+	rs, err := se.db.RetainedByUID(t.Context(), bob, se.inboxID(bob), []uint32{1})
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("RetainedByUID = %+v, %v", rs, err)
+	}
+	if got := rs[0].Retention.Origin; got != "default" {
+		t.Errorf("submitted copy: class %q, want default", got)
 	}
 }
