@@ -143,6 +143,11 @@ type Options struct {
 	OnLogin func(ctx context.Context, account string, keys *crypto.Keyring)
 	// Metrics hears logins and unlocks, for monitoring. nil: nobody.
 	Metrics Metrics
+	// Clock is the time the login throttle and the unlock cache go by.
+	// nil means time.Now. Tests stop it, so that a slow machine cannot
+	// spread a burst of attempts over time and earn it more admissions
+	// than the burst itself would get.
+	Clock func() time.Time
 }
 
 // Service is the one place that creates, unlocks, re-keys and destroys
@@ -203,6 +208,10 @@ func New(opt Options) (*Service, error) {
 	if unlocks <= 0 {
 		unlocks = runtime.GOMAXPROCS(0)
 	}
+	clock := opt.Clock
+	if clock == nil {
+		clock = time.Now
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
 		st:           opt.Store,
@@ -215,7 +224,7 @@ func New(opt Options) (*Service, error) {
 		auditor:      opt.Auditor,
 		onLogin:      opt.OnLogin,
 		metrics:      opt.Metrics,
-		throttle:     newThrottle(defaultLimits, time.Now),
+		throttle:     newThrottle(defaultLimits, clock),
 		gate:         newGate(unlocks, gateQueuePerUnlock*unlocks),
 		ctx:          ctx,
 		cancel:       cancel,
@@ -225,7 +234,7 @@ func New(opt Options) (*Service, error) {
 		s.metrics = noMetrics{}
 	}
 	if opt.UnlockCache > 0 {
-		s.cache = newUnlockCache(opt.UnlockCache, time.Now)
+		s.cache = newUnlockCache(opt.UnlockCache, clock)
 	}
 	return s, nil
 }
