@@ -35,9 +35,12 @@ func (e *testEnv) rawLogin(user, pw string) *rawConn {
 	return r
 }
 
+// line reads one line. Its deadline only ends a test that already
+// failed: on a loaded 2-core machine under -race, sealing a
+// multi-megabyte APPEND took longer than the 10 s it used to be.
 func (r *rawConn) line() string {
 	r.t.Helper()
-	r.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	r.conn.SetReadDeadline(time.Now().Add(time.Minute))
 	l, err := r.r.ReadString('\n')
 	if err != nil {
 		r.t.Fatalf("read: %v", err)
