@@ -117,7 +117,10 @@ var rules = []rule{
 	// The IMAP wire layer is protocol only: no store, no keys.
 	{"server/imap/wire imports no storage or keys", under(module + "/server/imap/wire"),
 		[]string{module + "/store", module + "/crypto", module + "/policy", module + "/server/account", "github.com/dgraph-io/badger"}},
-	{"server/listener imports no project package", under(module + "/server/listener"),
+	{"server/connset imports no project package", under(module + "/server/connset"),
+		[]string{module + "/store", module + "/crypto", module + "/policy", module + "/keyserver", module + "/server/smtp",
+			module + "/server/imap", module + "/server/pop3", module + "/server/account", module + "/server/mailbox", module + "/server/listener"}},
+	{"server/listener imports no project package but server/connset", under(module + "/server/listener"),
 		[]string{module + "/store", module + "/crypto", module + "/policy", module + "/keyserver",
 			module + "/server/smtp", module + "/server/imap", module + "/server/account", module + "/server/mailbox"}},
 }
@@ -149,7 +152,9 @@ func TestImportRules(t *testing.T) {
 // classifier, is one: the MX scores with it and the access protocols
 // train it; server/smtp/inbound and server/imap reach it through
 // interfaces of their own, so only cmd/ imports it today.
-var sharedServices = []string{module + "/server/account", module + "/server/mailbox", module + "/server/filter", module + "/server/audit", module + "/server/retention"}
+// server/connset, the connection bookkeeping every protocol server
+// shares, is a utility that knows nothing of the project.
+var sharedServices = []string{module + "/server/account", module + "/server/mailbox", module + "/server/filter", module + "/server/audit", module + "/server/retention", module + "/server/connset"}
 
 // leafServices may import nothing of the project but these.
 var leafServices = map[string][]string{

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/sealmail/sealmail/server/audit"
-	"github.com/sealmail/sealmail/server/listener"
+	"github.com/sealmail/sealmail/server/connset"
 	"github.com/sealmail/sealmail/server/smtp/trace"
 	"github.com/sealmail/sealmail/store"
 )
@@ -180,7 +180,7 @@ func newControlServer(ln *net.UnixListener, adm admin, svc *backend, log *slog.L
 // accept errors (out of descriptors) are retried with backoff, so admin
 // commands work again as soon as descriptors are free.
 func (s *controlServer) serve(ctx context.Context) {
-	var backoff listener.Backoff
+	var backoff connset.Backoff
 	for {
 		conn, err := s.ln.AcceptUnix()
 		if err != nil {

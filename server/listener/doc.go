@@ -2,7 +2,8 @@
 // any protocol sees a connection. cmd/sealmail wraps every listener it
 // binds with New and hands the servers (server/smtp, server/imap, the
 // keyserver's HTTPS server) the guarded listener; they do not import this
-// package.
+// package. It imports server/connset only, for the accept backoff that
+// every accept loop shares.
 //
 // A guarded listener:
 //
@@ -22,8 +23,8 @@
 //   - retries temporary accept errors (EMFILE, ENFILE, ECONNABORTED,
 //     ENOBUFS …) with a backoff from 5 ms to 1 s, as net/http does, instead
 //     of returning them: a server whose Serve loop stops on the first error
-//     keeps serving once descriptors are free again. Retry gives the same
-//     to accept loops of other kinds (the control socket).
+//     keeps serving once descriptors are free again (connset.Backoff, which
+//     the servers' own accept loops and the control socket use too).
 //
 // File descriptors. RaiseFileLimit lifts RLIMIT_NOFILE's soft limit to the
 // hard limit, and ConnectionBudget says how many descriptors the guarded
@@ -36,9 +37,9 @@
 // Deadlines: who owns them. The guard's idle deadline is a backstop for
 // the time between accept and the protocol's first read. Every protocol
 // then owns its read deadlines and must set one before each read that a
-// client could stall: go-smtp sets ReadTimeout per command, imapserver
-// 30 s before login and 35 min after, net/http ReadHeaderTimeout and
-// IdleTimeout. A protocol that reads without ever setting a deadline
+// client could stall: server/smtp, server/imap/wire and server/pop3 set
+// their read timeouts per command and state, net/http ReadHeaderTimeout
+// and IdleTimeout. A protocol that reads without ever setting a deadline
 // keeps the guard's and is cut off IdleTimeout after accept, busy or
 // not, so a new protocol layer must set its own (its pre-login timeout
 // included) before it reads.

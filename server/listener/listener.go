@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sealmail/sealmail/server/connset"
 )
 
 // Defaults for zero Options fields.
@@ -55,12 +57,12 @@ type Options struct {
 
 // Listener is a guarded net.Listener; see the package documentation.
 type Listener struct {
-	ln      net.Listener  // immutable
-	opt     Options       // immutable; defaults filled in
-	lim     *Limiter      // immutable
-	log     *slog.Logger  // immutable
-	retry   *Backoff      // used by Accept only
-	closed  chan struct{} // closed by Close
+	ln      net.Listener     // immutable
+	opt     Options          // immutable; defaults filled in
+	lim     *Limiter         // immutable
+	log     *slog.Logger     // immutable
+	retry   *connset.Backoff // used by Accept only
+	closed  chan struct{}    // closed by Close
 	closeMu sync.Once
 
 	refused   atomic.Int64 // refusals not yet logged
@@ -111,7 +113,7 @@ func New(ln net.Listener, opt Options) *Listener {
 		log:    log.With("proto", opt.Name),
 		closed: make(chan struct{}),
 	}
-	l.retry = &Backoff{Done: l.closed}
+	l.retry = &connset.Backoff{Done: l.closed}
 	return l
 }
 

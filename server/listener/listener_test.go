@@ -308,14 +308,6 @@ func TestAcceptRetries(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Accept still retrying after Close")
 	}
-	for _, err := range []error{net.ErrClosed, errors.New("something else"), nil} {
-		if Temporary(err) {
-			t.Errorf("Temporary(%v) = true", err)
-		}
-	}
-	if !Temporary(emfile) || !Temporary(os.NewSyscallError("accept", syscall.ENFILE)) {
-		t.Error("EMFILE/ENFILE not temporary")
-	}
 }
 
 func TestClientKey(t *testing.T) {

@@ -5,10 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/sealmail/sealmail/server/connset"
 	"io"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -94,12 +94,7 @@ type Server struct {
 	ctx      context.Context  // cancelled by Shutdown
 	cancel   context.CancelFunc
 	nextID   atomic.Uint64
-	wg       sync.WaitGroup // connections
-
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{} // guarded by mu
-	sessions  map[*session]struct{}     // guarded by mu
-	closed    bool                      // guarded by mu
+	sessions connset.Set[*session]
 }
 
 // New returns a Server. It does not listen; call Serve.
@@ -130,8 +125,6 @@ func New(opt Options) (*Server, error) {
 		st: opt.Store, accounts: opt.Accounts, mbx: mbx, tls: opt.TLSConfig,
 		changes: opt.Changes, log: log, lim: opt.Limits.withDefaults(),
 		ctx: ctx, cancel: cancel,
-		listeners: make(map[net.Listener]struct{}),
-		sessions:  make(map[*session]struct{}),
 	}, nil
 }
 
@@ -139,47 +132,16 @@ func New(opt Options) (*Server, error) {
 // implicit TLS (pop3s, RFC 8314); a plain one offers STLS if configured.
 // It returns nil after Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		ln.Close()
-		return nil
-	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
 	s.log.Info("listening", "addr", ln.Addr().String())
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-	}()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("pop3: accept: %w", err)
-		}
-		sess := s.newSession(nc)
-		if sess == nil {
-			nc.Close()
-			continue
-		}
-		go func() {
-			defer s.wg.Done()
-			sess.serve()
-		}()
+	if err := s.sessions.Serve(ln, s.log, s.start); err != nil {
+		return fmt.Errorf("pop3: accept: %w", err)
 	}
+	return nil
 }
 
-// newSession registers a session for nc; nil if the server is closing.
-func (s *Server) newSession(nc net.Conn) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
+// start serves nc in a goroutine of its own, unless the server is
+// closing.
+func (s *Server) start(nc net.Conn) {
 	id := s.nextID.Add(1)
 	_, isTLS := nc.(*tls.Conn)
 	sess := &session{
@@ -189,15 +151,11 @@ func (s *Server) newSession(nc net.Conn) *session {
 		tls:   isTLS,
 		start: time.Now(),
 	}
-	s.sessions[sess] = struct{}{}
-	s.wg.Add(1)
-	return sess
-}
-
-func (s *Server) removeSession(sess *session) {
-	s.mu.Lock()
-	delete(s.sessions, sess)
-	s.mu.Unlock()
+	if !s.sessions.Add(sess) {
+		nc.Close()
+		return
+	}
+	go sess.serve()
 }
 
 // Shutdown stops accepting, ends every session as soon as its command is
@@ -206,39 +164,11 @@ func (s *Server) removeSession(sess *session) {
 // and waits for the connections to end or ctx to expire, when it closes
 // them.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
 	s.cancel()
-	for ln := range s.listeners {
-		ln.Close()
+	if err := s.sessions.Shutdown(ctx, (*session).interrupt, (*session).closeConn); err != nil {
+		return fmt.Errorf("pop3: shutdown: %w", err)
 	}
-	live := make([]*session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		live = append(live, sess)
-	}
-	s.mu.Unlock()
-	for _, sess := range live {
-		sess.interrupt()
-	}
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		for _, sess := range live {
-			sess.closeConn()
-		}
-		<-done
-		return fmt.Errorf("pop3: shutdown: %w", ctx.Err())
-	}
+	return nil
 }
 
 // Refuse tells a client over a connection limit to come back later, as
@@ -262,15 +192,9 @@ func (s *Server) expunged(account string, mailbox uint64, uids []uint32, origin 
 	if len(uids) == 0 {
 		return
 	}
-	s.mu.Lock()
-	live := make([]*session, 0, 1)
-	for sess := range s.sessions {
+	s.sessions.Each(func(sess *session) {
 		if sess != origin {
-			live = append(live, sess)
+			sess.removed(account, mailbox, uids)
 		}
-	}
-	s.mu.Unlock()
-	for _, sess := range live {
-		sess.removed(account, mailbox, uids)
-	}
+	})
 }

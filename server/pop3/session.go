@@ -53,7 +53,7 @@ type session struct {
 
 // serve runs the session until QUIT, an error or Shutdown.
 func (s *session) serve() {
-	defer s.srv.removeSession(s)
+	defer s.srv.sessions.Remove(s)
 	defer s.close()
 	s.log.Debug("connected")
 	s.c.ok(greeting)

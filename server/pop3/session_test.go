@@ -224,16 +224,14 @@ func TestTamperedMessage(t *testing.T) {
 // sessionKeys returns the keyrings of the n logged-in sessions.
 func (e *testEnv) sessionKeys(n int) []keyState {
 	e.t.Helper()
-	e.srv.mu.Lock()
-	defer e.srv.mu.Unlock()
 	var out []keyState
-	for s := range e.srv.sessions {
+	e.srv.sessions.Each(func(s *session) {
 		s.mu.Lock()
 		if s.login != nil {
 			out = append(out, keyState{s.login})
 		}
 		s.mu.Unlock()
-	}
+	})
 	if len(out) != n {
 		e.t.Fatalf("%d sessions logged in, want %d", len(out), n)
 	}
@@ -276,8 +274,4 @@ func TestKeysWiped(t *testing.T) {
 	}
 }
 
-func (s *Server) sessionCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sessions)
-}
+func (s *Server) sessionCount() int { return s.sessions.Len() }

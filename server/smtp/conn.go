@@ -188,7 +188,7 @@ func (c *conn) endData() { c.inData = false }
 
 // serve runs the connection to its end.
 func (c *conn) serve() {
-	defer c.srv.release(c)
+	defer c.srv.conns.Remove(c)
 	defer c.finish()
 	c.log.Debug("connected", "tls", c.tls)
 	if c.shouldClose() {

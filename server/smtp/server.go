@@ -7,13 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sealmail/sealmail/server/connset"
 	"log/slog"
 	"net"
 	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/sealmail/sealmail/policy"
@@ -43,12 +43,7 @@ type Server struct {
 	sub       *SubmissionOptions                   // immutable; nil for the MX
 	queueSt   QueueStore                           // immutable; nil for the MX
 
-	mu       sync.Mutex
-	closing  bool               // guarded by mu
-	lns      []net.Listener     // guarded by mu
-	conns    map[*conn]struct{} // guarded by mu
-	connDone sync.WaitGroup     // one per conn goroutine
-	closed   chan struct{}      // closed by Shutdown
+	conns connset.Set[*conn]
 }
 
 // New validates opt and returns a server ready to Serve.
@@ -139,8 +134,6 @@ func New(opt Options) (*Server, error) {
 		rateGrace: dataRateGrace,
 		sub:       opt.Submission,
 		queueSt:   queueSt,
-		conns:     make(map[*conn]struct{}),
-		closed:    make(chan struct{}),
 	}
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	if h := opt.hooks; h != nil {
@@ -176,66 +169,21 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // Shutdown. ln is closed when Serve returns. Temporary accept errors (out
 // of descriptors) are retried with a growing pause, as net/http does.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		ln.Close()
-		return nil
+	if err := s.conns.Serve(ln, s.log, s.admit); err != nil {
+		return fmt.Errorf("smtp: serve: %w", err)
 	}
-	s.lns = append(s.lns, ln)
-	s.mu.Unlock()
-	defer ln.Close()
-	var pause time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			select {
-			case <-s.closed:
-				return nil
-			default:
-			}
-			if temporaryAcceptError(err) {
-				pause = min(max(2*pause, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "pause", pause, keyErr, err)
-				select {
-				case <-time.After(pause):
-				case <-s.closed:
-					return nil
-				}
-				continue
-			}
-			return fmt.Errorf("smtp: serve: %w", err)
-		}
-		pause = 0
-		s.admit(nc)
-	}
-}
-
-// temporaryAcceptError reports accept errors that pass: out of
-// descriptors or memory, a connection aborted before it was accepted.
-func temporaryAcceptError(err error) bool {
-	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.ECONNRESET} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
+	return nil
 }
 
 // admit starts a connection's goroutine, or closes the connection when
 // the server is shutting down. Connection caps are the listener's
 // (server/listener, with Refuse).
 func (s *Server) admit(nc net.Conn) {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	c := s.newConn(nc, clientKey(nc.RemoteAddr()))
+	if !s.conns.Add(c) {
 		nc.Close()
 		return
 	}
-	c := s.newConn(nc, clientKey(nc.RemoteAddr()))
-	s.conns[c] = struct{}{}
-	s.connDone.Add(1)
-	s.mu.Unlock()
 	go c.serve()
 }
 
@@ -246,20 +194,8 @@ func (s *Server) Refuse(c net.Conn) {
 	c.Write(appendReply(nil, &Reply{replyConnLimit.Code, replyConnLimit.Enhanced, s.opt.Hostname + " " + replyConnLimit.Text}))
 }
 
-// release forgets a finished connection.
-func (s *Server) release(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.connDone.Done()
-}
-
 // connCount returns the number of open connections.
-func (s *Server) connCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
+func (s *Server) connCount() int { return s.conns.Len() }
 
 // Shutdown stops accepting connections, closes idle ones at once (with
 // 421 4.3.2) and the others as soon as their transaction in flight has
@@ -267,43 +203,11 @@ func (s *Server) connCount() int {
 // whatever is left and returns ctx's error. Deliveries not yet announced
 // to OnDeliver are dropped.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	already := s.closing
-	s.closing = true
-	lns := s.lns
-	s.lns = nil
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	if !already {
-		close(s.closed)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	for _, c := range conns {
-		c.drain()
-	}
-	done := make(chan struct{})
-	go func() {
-		s.connDone.Wait()
-		close(done)
-	}()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		// Cut off whoever is left, and wait for their goroutines: they
-		// end as soon as their next read or write fails.
-		s.mu.Lock()
-		for c := range s.conns {
-			c.abort()
-		}
-		s.mu.Unlock()
-		<-done
-		err = fmt.Errorf("smtp: shutdown: %w", ctx.Err())
+	// Whoever is left when ctx ends is cut off; their goroutines end as
+	// soon as their next read or write fails.
+	err := s.conns.Shutdown(ctx, (*conn).drain, (*conn).abort)
+	if err != nil {
+		err = fmt.Errorf("smtp: shutdown: %w", err)
 	}
 	if s.notify != nil {
 		s.notify.stop()

@@ -33,25 +33,16 @@ func startShutdown(t *testing.T, e *testEnv) <-chan error {
 // allDraining reports whether the server is closing and every
 // connection it still holds knows it.
 func allDraining(s *Server) bool {
-	s.mu.Lock()
-	closing := s.closing
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	if !closing {
+	if !s.conns.Closing() {
 		return false
 	}
-	for _, c := range conns {
+	all := true
+	s.conns.Each(func(c *conn) {
 		c.mu.Lock()
-		d := c.draining
+		all = all && c.draining
 		c.mu.Unlock()
-		if !d {
-			return false
-		}
-	}
-	return true
+	})
+	return all
 }
 
 // expectClosed reads what is left on rc: at most a 421 (the server says

@@ -5,11 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/sealmail/sealmail/server/connset"
 	"log/slog"
 	"net"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -116,12 +115,7 @@ type Server struct {
 	cancel context.CancelFunc
 
 	nextID atomic.Uint64
-
-	mu        sync.Mutex
-	conns     map[*Conn]struct{}        // guarded by mu
-	listeners map[net.Listener]struct{} // guarded by mu
-	closed    bool                      // guarded by mu
-	wg        sync.WaitGroup            // counts live connections
+	conns  connset.Set[*Conn]
 }
 
 // New returns a Server. It fails on a missing NewSession or an unknown
@@ -147,14 +141,12 @@ func New(opt Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		opt:       opt,
-		lim:       opt.Limits.withDefaults(),
-		caps:      caps,
-		log:       log.With("proto", "imap"),
-		ctx:       ctx,
-		cancel:    cancel,
-		conns:     make(map[*Conn]struct{}),
-		listeners: make(map[net.Listener]struct{}),
+		opt:    opt,
+		lim:    opt.Limits.withDefaults(),
+		caps:   caps,
+		log:    log.With("proto", "imap"),
+		ctx:    ctx,
+		cancel: cancel,
 	}, nil
 }
 
@@ -162,54 +154,10 @@ func New(opt Options) (*Server, error) {
 // for implicit TLS (IMAPS). Temporary accept errors are retried with
 // backoff. It returns nil after Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		ln.Close()
-		return nil
+	if err := s.conns.Serve(ln, s.log, func(nc net.Conn) { go s.ServeConn(nc) }); err != nil {
+		return fmt.Errorf("imap wire: accept: %w", err)
 	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-	}()
-	var delay time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept", "err", err, "duration", delay)
-				select {
-				case <-time.After(delay):
-				case <-s.ctx.Done():
-					return nil
-				}
-				continue
-			}
-			return fmt.Errorf("imap wire: accept: %w", err)
-		}
-		delay = 0
-		go s.ServeConn(nc)
-	}
-}
-
-// isTemporary reports accept errors worth retrying (EMFILE, ECONNABORTED…).
-func isTemporary(err error) bool {
-	var t interface{ Temporary() bool }
-	return errors.As(err, &t) && t.Temporary()
-}
-
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
+	return nil
 }
 
 // ServeConn serves one connection until it ends; it closes nc. A
@@ -217,67 +165,22 @@ func (s *Server) isClosed() bool {
 // Limits.PreAuth.ReadTimeout).
 func (s *Server) ServeConn(nc net.Conn) {
 	c := newConn(s, nc)
-	if !s.add(c) {
+	if !s.conns.Add(c) {
 		nc.Close()
 		return
 	}
-	defer s.remove(c)
+	defer s.conns.Remove(c)
 	c.serve()
-}
-
-func (s *Server) add(c *Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	s.wg.Add(1)
-	return true
-}
-
-func (s *Server) remove(c *Conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.wg.Done()
 }
 
 // Shutdown stops the listeners, tells every connection "* BYE" as soon as
 // no command is running (cancelling the running ones' contexts) and waits
 // for them to end, or for ctx; then it closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	for ln := range s.listeners {
-		ln.Close()
-	}
-	conns := make([]*Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-
 	s.cancel()
-	for _, c := range conns {
-		c.interrupt()
+	err := s.conns.Shutdown(ctx, (*Conn).interrupt, func(c *Conn) { c.nc().Close() })
+	if err != nil {
+		return fmt.Errorf("imap wire: shutdown: %w", err)
 	}
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		for _, c := range conns {
-			c.nc().Close()
-		}
-		return fmt.Errorf("imap wire: shutdown: %w", ctx.Err())
-	}
+	return nil
 }
