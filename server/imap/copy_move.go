@@ -26,13 +26,38 @@ func (s *session) Copy(ctx context.Context, cmd *wire.Copy) (*imap.CopyData, err
 		return nil, nil
 	}
 	src := sel.st.key.id
-	res, err := s.srv.st.CopyMessages(ctx, a.account, src, dmb.ID, refUIDs(refs))
+	res, err := s.copyMessages(ctx, a, src, dmb.ID, refUIDs(refs))
 	if err != nil {
 		return nil, s.copyErr(ctx, a, sel, "copy", err, dmb)
 	}
 	s.added(ctx, a, src, dmb.ID, res.Pairs)
 	s.train(ctx, a, src, dmb, dstUIDs(res), false)
 	return copyData(res), nil
+}
+
+// copyMessages copies messages in as many store transactions as it takes
+// (inBatches). COPY is all or nothing (RFC 9051 §6.4.7): when a run
+// fails, the copies of the runs before it are expunged again, and the
+// destination is as before but for its UIDNEXT.
+func (s *session) copyMessages(ctx context.Context, a authState, src, dst uint64, uids []uint32) (store.CopyResult, error) {
+	var res store.CopyResult
+	err := inBatches(uids, func(run []uint32) error {
+		r, err := s.srv.st.CopyMessages(ctx, a.account, src, dst, run)
+		res.DstUIDValidity = r.DstUIDValidity
+		res.Pairs = append(res.Pairs, r.Pairs...)
+		return err
+	})
+	if err != nil && len(res.Pairs) > 0 {
+		copies := dstUIDs(res)
+		if uerr := inBatches(copies, func(run []uint32) error {
+			_, err := s.srv.st.Expunge(ctx, a.account, dst, run)
+			return err
+		}); uerr != nil {
+			a.log.Error("copy failed; its first copies could not be removed", "mailbox", dst, "err", uerr)
+		}
+		return store.CopyResult{}, err
+	}
+	return res, err
 }
 
 // added binds the summaries of copied messages to their copies, makes
@@ -46,15 +71,39 @@ func (s *session) added(ctx context.Context, a authState, src, dst uint64, pairs
 	s.srv.syncMailbox(ctx, a.account, dst)
 }
 
-// moveMessages moves messages between two mailboxes of the account and
-// binds their summaries to their new UIDs.
+// moveMessages moves messages between two mailboxes of the account, in
+// as many store transactions as it takes (inBatches), and binds their
+// summaries to their new UIDs. Into the source mailbox itself, each run
+// is copied, then its originals expunged, as Dovecot does. A move may
+// stop part way (RFC 6851 §3.3: each message is moved or unaffected):
+// what was moved before the failing run is returned with the error.
 func (s *session) moveMessages(ctx context.Context, a authState, src, dst uint64, uids []uint32) (store.CopyResult, error) {
-	res, err := s.srv.st.MoveMessages(ctx, a.account, src, dst, uids)
-	if err != nil {
-		return res, err
-	}
+	var res store.CopyResult
+	err := inBatches(uids, func(run []uint32) error {
+		var r store.CopyResult
+		var err error
+		if dst == src {
+			r, err = s.srv.st.CopyMessages(ctx, a.account, src, src, run)
+			if err == nil && len(r.Pairs) > 0 {
+				if _, err = s.srv.st.Expunge(ctx, a.account, src, movedSources(r)); err != nil {
+					// The copies stay: the originals are still there.
+					if _, uerr := s.srv.st.Expunge(ctx, a.account, src, dstUIDs(r)); uerr != nil {
+						a.log.Error("move failed; its copies could not be removed", "err", uerr)
+					}
+					return err
+				}
+			}
+		} else {
+			r, err = s.srv.st.MoveMessages(ctx, a.account, src, dst, run)
+		}
+		if err == nil {
+			res.DstUIDValidity = r.DstUIDValidity
+			res.Pairs = append(res.Pairs, r.Pairs...)
+		}
+		return err
+	})
 	s.added(ctx, a, src, dst, res.Pairs)
-	return res, nil
+	return res, err
 }
 
 // Move implements wire.Session (MOVE, UID MOVE; RFC 6851): COPYUID first,
@@ -78,21 +127,11 @@ func (s *session) Move(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Copy
 		return nil
 	}
 	src := sel.st.key.id
-	var res store.CopyResult
-	if dmb.ID == src {
-		res, err = s.srv.st.CopyMessages(ctx, a.account, src, src, refUIDs(refs))
-		if err == nil && len(res.Pairs) > 0 {
-			_, err = s.srv.st.Expunge(ctx, a.account, src, movedSources(res))
-		}
-		if err == nil {
-			s.added(ctx, a, src, src, res.Pairs)
-		}
-	} else {
-		res, err = s.moveMessages(ctx, a, src, dmb.ID, refUIDs(refs))
-	}
-	if err != nil {
+	res, err := s.moveMessages(ctx, a, src, dmb.ID, refUIDs(refs))
+	if err != nil && len(res.Pairs) == 0 {
 		return s.copyErr(ctx, a, sel, "move", err, dmb)
 	}
+	// Whatever moved is told, also when a later run failed.
 	if d := copyData(res); d != nil {
 		if err := w.CopyUID(d); err != nil {
 			return err
@@ -108,6 +147,9 @@ func (s *session) Move(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Copy
 		}
 	}
 	s.train(ctx, a, src, dmb, dstUIDs(res), true)
+	if err != nil {
+		return s.copyErr(ctx, a, sel, "move", err, dmb)
+	}
 	return nil
 }
 

@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
-
-	"github.com/sealmail/sealmail/store"
 )
 
 func TestCopyAndMove(t *testing.T) {
@@ -92,42 +90,5 @@ func TestCopyAndMove(t *testing.T) {
 				t.Errorf("%s %d: body differs", box, i+1)
 			}
 		}
-	}
-}
-
-// TestCopyTooLargeForOneTransaction: a COPY whose writes do not fit in one
-// store transaction is refused with NO [LIMIT] (not SERVERBUG) and changes
-// nothing; a smaller set goes through.
-func TestCopyTooLargeForOneTransaction(t *testing.T) {
-	env := newEnv(t)
-	env.addUser(alice, alicePW)
-	// COPY writes a meta and a blob per message; 15,000 of them are more
-	// than one badger transaction of this store holds (about 25,000
-	// entries). The blobs are never opened, so they need not be sealed.
-	const n = 15000
-	inbox := env.mailboxID(alice, "")
-	for i := 0; i < n; i += 1000 {
-		ds := make([]store.Delivery, 1000)
-		for j := range ds {
-			ds[j] = store.Delivery{Account: alice, MailboxID: inbox, Blob: []byte("opaque sealed bytes")}
-		}
-		if _, err := env.st.Deliver(t.Context(), ds); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := env.dial(alice, alicePW)
-	if sd, err := c.Select("INBOX", nil).Wait(); err != nil || sd.NumMessages != n {
-		t.Fatalf("SELECT: %+v, %v", sd, err)
-	}
-	_, err := c.Copy(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, "Archive").Wait()
-	if imapCode(err) != imap.ResponseCodeLimit {
-		t.Fatalf("COPY of %d messages: %v, want NO [LIMIT]", n, err)
-	}
-	st, err := c.Status("Archive", &imap.StatusOptions{NumMessages: true}).Wait()
-	if err != nil || *st.NumMessages != 0 {
-		t.Errorf("Archive after the refused COPY: %+v, %v", st, err)
-	}
-	if _, err := c.Copy(imap.UIDSetNum(1, 2, 3), "Archive").Wait(); err != nil {
-		t.Errorf("small COPY after the refused one: %v", err)
 	}
 }

@@ -106,6 +106,12 @@
 //     APPEND commands in progress (Options.MaxAppends). APPEND seals the
 //     message as its literal streams in; size and quota are refused
 //     before the client sends it.
+//   - COPY, MOVE and STORE of any number of messages: the store is asked
+//     in runs of at most 4,096 messages, halved while the store answers
+//     ErrTooLarge (batch.go). COPY stays all or nothing (a failed run
+//     expunges the earlier runs' copies); a MOVE that fails part way
+//     reports what moved and fails (RFC 6851 §3.3); a STORE that fails
+//     part way tells the flags that changed.
 //   - Errors reaching the client are *imap.Error values built in errors.go
 //     and next to the commands; causes go to the log with the fixed keys
 //     (proto, cid, remote, account, mailbox, uid, err, duration), never

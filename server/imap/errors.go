@@ -82,9 +82,9 @@ func protoErr(log *slog.Logger, op string, err error, attrs ...any) error {
 			Text: "Quota exceeded",
 		}
 	case errors.Is(err, store.ErrTooLarge):
-		// One command's changes do not fit in one store transaction (a
-		// COPY or STORE of tens of thousands of messages). Nothing
-		// changed; smaller sets work (RFC 9051 §7.1: LIMIT).
+		// One change does not fit in one store transaction even alone
+		// (COPY, MOVE and STORE go in runs, batch.go). Nothing changed
+		// (RFC 9051 §7.1: LIMIT).
 		return &imap.Error{
 			Type: imap.StatusResponseTypeNo,
 			Code: imap.ResponseCodeLimit,

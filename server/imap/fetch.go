@@ -267,8 +267,16 @@ func (s *session) setSeen(ctx context.Context, a authState, sel *selected, items
 	if len(uids) == 0 {
 		return nil
 	}
-	res, err := s.srv.st.StoreFlags(ctx, a.account, sel.st.key.id, store.FlagUpdate{UIDs: uids, Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
+	var res store.FlagResult
+	err := inBatches(uids, func(run []uint32) error {
+		r, err := s.srv.st.StoreFlags(ctx, a.account, sel.st.key.id, store.FlagUpdate{UIDs: run, Op: store.FlagsAdd, Flags: []string{store.FlagSeen}})
+		res.Changed = append(res.Changed, r.Changed...)
+		return err
+	})
 	if err != nil {
+		sel.st.mu.Lock()
+		sel.st.flagsLocked(res.Changed, sel.v)
+		sel.st.mu.Unlock()
 		return err
 	}
 	changed := make(map[uint32]store.Message, len(res.Changed))

@@ -259,10 +259,12 @@ func (s *session) renameInbox(ctx context.Context, a authState, inbox store.Mail
 		uids[i] = m.UID
 	}
 	res, err := s.moveMessages(ctx, a, inbox.ID, mb.ID, uids)
+	if len(res.Pairs) > 0 {
+		s.srv.expunged(a.account, inbox.ID, movedSources(res), nil)
+	}
 	if err != nil {
 		return protoErr(a.log, "rename", err, "mailbox", store.Inbox)
 	}
-	s.srv.expunged(a.account, inbox.ID, movedSources(res), nil)
 	return nil
 }
 

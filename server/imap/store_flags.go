@@ -56,15 +56,23 @@ func (s *session) Store(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Sto
 	if cmd.HasUnchangedSince {
 		u.UnchangedSince = max(cmd.UnchangedSince, 1) // 0 would mean "none"
 	}
-	res, err := s.srv.st.StoreFlags(ctx, a.account, mbox, u)
-	if err != nil {
-		return nil, s.selectedErr(ctx, a, sel, "store", err)
-	}
+	var res store.FlagResult
+	err = inBatches(uids, func(run []uint32) error {
+		u.UIDs = run
+		r, err := s.srv.st.StoreFlags(ctx, a.account, mbox, u)
+		res.Changed = append(res.Changed, r.Changed...)
+		res.Modified = append(res.Modified, r.Modified...)
+		return err
+	})
+	// What earlier runs changed is told even when a later one failed.
 	sel.st.mu.Lock()
 	sel.st.flagsLocked(res.Changed, sel.v)
 	sel.st.mu.Unlock()
 	for _, m := range res.Changed {
 		sel.markDirty(m.UID)
+	}
+	if err != nil {
+		return nil, s.selectedErr(ctx, a, sel, "store", err)
 	}
 	s.announceKeywords(sel, w)
 	var data *wire.StoreData
