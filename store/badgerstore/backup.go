@@ -21,17 +21,23 @@ import (
 
 var _ store.Backuper = (*DB)(nil)
 
-// The backup stream (version 1):
+// The backup stream (version 2):
 //
-//	"sealmail badgerstore backup 1\n"
-//	record*       uvarint(len(key)) key uvarint(len(value)) value; len(key) ≥ 1
+//	"sealmail badgerstore backup 2\n"
+//	record*       uvarint(len(key)) key uvarint(len(value)) value [file]; len(key) ≥ 1
 //	end           uvarint(0) uvarint(records) SHA-256 of every byte before the hash
 //
-// Records are the store's rows, latest version only, in key order. The
-// format is the store's own, not badger's backup format, so that it
-// carries no badger internals (versions, deletion markers) and a restore
-// writes only live rows.
-const backupMagic = "sealmail badgerstore backup 1\n"
+// Records are the store's rows, latest version only, in key order. A
+// blob file's record (K <acct> <blob>, whose value is the file's size)
+// is followed by the file's bytes, exactly that many. The format is the
+// store's own, not badger's backup format, so that it carries no badger
+// internals (versions, deletion markers) and a restore writes only live
+// rows. Restore reads version 1 too (no files: large blobs were rows
+// then, which Open moves to files).
+const backupMagic = "sealmail badgerstore backup 2\n"
+
+// backupMagicV1 starts the streams of older versions.
+const backupMagicV1 = "sealmail badgerstore backup 1\n"
 
 // maxBackupKey bounds a key in a backup stream; the store's longest key
 // is a prefix, two IDs and a mailbox name or address.
@@ -50,12 +56,17 @@ const backupBuffer = 256 << 10
 const backupProgressEvery = 1 << 20
 
 // Backup implements store.Backuper. It reads one badger snapshot (a
-// read-only transaction) key by key; writers go on meanwhile.
+// read-only transaction) key by key, and the blob files it names;
+// writers go on meanwhile. No blob file is unlinked while it runs
+// (blobsMu), and a linked file never changes, so the files agree with
+// the snapshot.
 func (db *DB) Backup(ctx context.Context, w io.Writer) (store.BackupInfo, error) {
 	if err := db.enter(ctx); err != nil {
 		return store.BackupInfo{}, err
 	}
 	defer db.leave()
+	db.blobsMu.RLock()
+	defer db.blobsMu.RUnlock()
 	var estimate int64
 	for _, n := range db.Sizes() {
 		estimate += n
@@ -80,11 +91,18 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (store.BackupInfo, error)
 			key := item.Key()
 			bw.Write(num[:binary.PutUvarint(num[:], uint64(len(key)))])
 			bw.Write(key)
+			var file []byte
 			err := item.Value(func(v []byte) error {
 				bw.Write(num[:binary.PutUvarint(num[:], uint64(len(v)))])
+				if key[0] == pBlobFile {
+					file = append(file, v...)
+				}
 				_, err := bw.Write(v)
 				return err
 			})
+			if err == nil && file != nil {
+				err = db.backupFile(bw, key, file)
+			}
 			if err != nil {
 				return err
 			}
@@ -115,6 +133,31 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (store.BackupInfo, error)
 	info.Bytes = cw.n
 	store.ReportProgress(ctx, info.Bytes, info.Bytes)
 	return info, nil
+}
+
+// backupFile writes the bytes of the blob file whose record is key,
+// value: exactly the size the record gives.
+func (db *DB) backupFile(w io.Writer, key, value []byte) error {
+	if len(key) != 17 {
+		return corrupt("blob file record", errCorrupt)
+	}
+	size, err := decodeU64(value)
+	if err != nil {
+		return corrupt("blob file record", err)
+	}
+	f, err := os.Open(db.blobPath(binary.BigEndian.Uint64(key[9:17])))
+	if err != nil {
+		return fileBlobError("blob file", err)
+	}
+	defer f.Close()
+	n, err := io.Copy(w, io.LimitReader(f, int64(size)))
+	if err != nil {
+		return err
+	}
+	if n != int64(size) {
+		return corrupt("blob file size", errCorrupt)
+	}
+	return nil
 }
 
 // countWriter counts what it writes.
@@ -178,9 +221,12 @@ func restore(ctx context.Context, dir string, r io.Reader, opt Options, logger *
 		return fmt.Errorf("%w: %s", store.ErrBadBackup, fmt.Sprintf(format, args...))
 	}
 	magic := make([]byte, len(backupMagic))
-	if _, err := io.ReadFull(hr, magic); err != nil || string(magic) != backupMagic {
+	if _, err := io.ReadFull(hr, magic); err != nil || (string(magic) != backupMagic && string(magic) != backupMagicV1) {
 		return info, bad("it does not start like a sealmail badgerstore backup")
 	}
+	withFiles := string(magic) == backupMagic
+	root := blobDir(dir)
+	dirs := map[string]bool{}
 	wb := bdb.NewWriteBatch()
 	defer wb.Cancel()
 	for {
@@ -213,6 +259,13 @@ func restore(ctx context.Context, dir string, r io.Reader, opt Options, logger *
 		if err := wb.Set(key, val.Bytes()); err != nil {
 			return info, fmt.Errorf("badgerstore: restore: %v", err)
 		}
+		if withFiles && key[0] == pBlobFile {
+			d, err := restoreFile(root, key, val.Bytes(), hr)
+			if err != nil {
+				return info, bad("record %d: %v", info.Records, err)
+			}
+			dirs[d] = true
+		}
 		info.Records++
 	}
 	n, err := binary.ReadUvarint(hr)
@@ -227,11 +280,47 @@ func restore(ctx context.Context, dir string, r io.Reader, opt Options, logger *
 	if _, err := br.ReadByte(); err != io.EOF {
 		return info, bad("data after the end")
 	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			return info, fmt.Errorf("badgerstore: restore: %v", err)
+		}
+	}
 	if err := wb.Flush(); err != nil {
 		return info, fmt.Errorf("badgerstore: restore: %v", err)
 	}
 	info.Bytes = cr.n
 	return info, nil
+}
+
+// restoreFile writes the blob file whose record is key, value from r
+// into the blob directory root, synced, and returns its directory.
+func restoreFile(root string, key, value []byte, r io.Reader) (string, error) {
+	if len(key) != 17 {
+		return "", errors.New("a blob file record of the wrong length")
+	}
+	size, err := decodeU64(value)
+	if err != nil || size == 0 || size > maxBackupValue {
+		return "", errors.New("a blob file record with a bad size")
+	}
+	id := binary.BigEndian.Uint64(key[9:17])
+	if !isStaged(id) {
+		return "", errors.New("a blob file record with a bad ID")
+	}
+	f, err := createBlobFile(root, id)
+	if err != nil {
+		return "", err
+	}
+	n, err := io.CopyN(f, r, int64(size))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || n != int64(size) {
+		return "", fmt.Errorf("blob file cut short (%v)", err)
+	}
+	return filepath.Dir(blobPath(root, id)), nil
 }
 
 // countReader counts what it reads.

@@ -61,6 +61,7 @@ type DB struct {
 	maxBatch     int
 	defaultQuota int64                    // immutable
 	staged       stagedIDs                // IDs of staged blobs
+	blobRoot     string                   // immutable: the blob files' directory (blobfiles.go)
 	onCommit     func(time.Duration, int) // immutable; may be nil
 
 	ops        chan *op      // to the writer goroutine
@@ -85,6 +86,11 @@ type DB struct {
 	// race the race detector reports), so the two must not overlap.
 	gcMu sync.RWMutex
 
+	// blobsMu is held for reading by each running Backup and for writing
+	// by processUnlinks, so that no blob file a backup's snapshot names
+	// is unlinked before the backup ends.
+	blobsMu sync.RWMutex
+
 	sizes sizeCache // Sizes' last walk of the directory
 
 	// deletions counts calls since the last Purge that deleted data, so
@@ -107,6 +113,7 @@ func Open(dir string, opt Options) (*DB, error) {
 	db := &DB{
 		bdb:          bdb,
 		bopt:         bo,
+		blobRoot:     blobDir(dir),
 		log:          logger,
 		maxBatch:     opt.MaxBatch,
 		defaultQuota: max(opt.DefaultQuota, 0),
@@ -155,6 +162,14 @@ func Open(dir string, opt Options) (*DB, error) {
 	if err := db.resumePurges(); err != nil {
 		stopWriter()
 		return nil, err
+	}
+	if err := db.migrateChunks(); err != nil {
+		stopWriter()
+		return nil, err
+	}
+	if err := db.processUnlinks(); err != nil {
+		stopWriter()
+		return nil, fmt.Errorf("badgerstore: open: remove blob files: %w", err)
 	}
 	interval := opt.GCInterval
 	if interval == 0 {
@@ -352,8 +367,8 @@ func (db *DB) badgerUpdate(fn func(txn *badger.Txn) error) error {
 	return db.commit(txn)
 }
 
-// orphanLoop works through the orphan lists (the pieces of destroyed
-// large blobs) when kicked, until the store closes.
+// orphanLoop works through the orphan lists and the blob files to unlink
+// (of destroyed large blobs) when kicked, until the store closes.
 func (db *DB) orphanLoop() {
 	defer close(db.orphansDone)
 	for {
@@ -366,7 +381,10 @@ func (db *DB) orphanLoop() {
 			continue // closing: stopGC is closed or about to be
 		}
 		if err := db.resumeOrphans(0); err != nil {
-			db.log.Warn("badgerstore: delete destroyed blobs' pieces; the next Open finishes", "err", err)
+			db.log.Warn("badgerstore: delete destroyed blobs; the next Open finishes", "err", err)
+		}
+		if err := db.processUnlinks(); err != nil {
+			db.log.Warn("badgerstore: remove destroyed blob files; the next Open finishes", "err", err)
 		}
 		db.leave()
 	}

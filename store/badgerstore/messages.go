@@ -73,13 +73,16 @@ func (db *DB) Messages(ctx context.Context, address string, mailbox uint64, opt 
 
 // Blob implements store.Store.
 func (db *DB) Blob(ctx context.Context, address string, mailbox uint64, uid uint32) ([]byte, error) {
-	var b []byte
+	var (
+		b  []byte
+		md meta
+	)
 	err := db.read(ctx, func(t *tx) error {
 		acct, m, err := resolveID(t, address, mailbox)
 		if err != nil {
 			return err
 		}
-		md, err := loadMeta(t, acct, m.ID, uid)
+		md, err = loadMeta(t, acct, m.ID, uid)
 		if errors.Is(err, errNoKey) {
 			return notFound(fmt.Sprintf("message %d in mailbox #%d", uid, mailbox))
 		}
@@ -87,8 +90,7 @@ func (db *DB) Blob(ctx context.Context, address string, mailbox uint64, uid uint
 			return err
 		}
 		if isStaged(md.Blob) {
-			b, err = readStaged(t, acct, md.Blob, md.SealedSize)
-			return err
+			return nil
 		}
 		b, err = t.get(blobKey(pBlob, acct, md.Blob))
 		if errors.Is(err, errNoKey) {
@@ -96,13 +98,18 @@ func (db *DB) Blob(ctx context.Context, address string, mailbox uint64, uid uint
 		}
 		return err
 	})
-	return b, err
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return db.readBlobFile(md.Blob, md.SealedSize)
+	}
+	return b, nil
 }
 
 // OpenBlob implements store.Store. A small blob is read whole (it is one
-// value); a large one piece by piece, each piece in its own read
-// transaction, so no read transaction stays open while the caller
-// reads.
+// value); a large one from its file, with read calls, after the read
+// transaction ended.
 func (db *DB) OpenBlob(ctx context.Context, address string, mailbox uint64, uid uint32) (io.ReadCloser, int64, error) {
 	var (
 		acct uint64
@@ -137,7 +144,11 @@ func (db *DB) OpenBlob(ctx context.Context, address string, mailbox uint64, uid 
 	if !isStaged(md.Blob) {
 		return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
 	}
-	return &chunkReader{db: db, acct: acct, id: md.Blob, size: md.SealedSize}, md.SealedSize, nil
+	r, err := db.openBlobFile(md.Blob, md.SealedSize)
+	if err != nil {
+		return nil, 0, err
+	}
+	return r, md.SealedSize, nil
 }
 
 // SetSummaries implements store.Store.
@@ -271,6 +282,14 @@ func (db *DB) MoveMessages(ctx context.Context, address string, src, dst uint64,
 func (db *DB) copyMessages(ctx context.Context, address string, src, dst uint64, uids []uint32, move bool) (store.CopyResult, error) {
 	want := uniqueSorted(uids)
 	var res store.CopyResult
+	var files *fileCopies
+	if !move {
+		var err error
+		if files, err = db.prepareCopies(ctx, address, src, want); err != nil {
+			return store.CopyResult{}, err
+		}
+		defer db.endCopies(files)
+	}
 	err := db.update(ctx, func(t *tx) error {
 		res = store.CopyResult{}
 		acct, sm, err := resolveID(t, address, src)
@@ -308,13 +327,16 @@ func (db *DB) copyMessages(ctx context.Context, address string, src, dst uint64,
 				return fmt.Errorf("store: copy to mailbox #%d: UIDs exhausted", dst)
 			}
 			src := md.Blob
+			if !move && isStaged(src) && files.of(src) == 0 {
+				continue // arrived after prepareCopies looked: not there then
+			}
 			if move {
 				if err := t.del(metaKey(acct, from.ID, uid)); err != nil {
 					return err
 				}
 				removeMessage(from, &md)
 			} else {
-				if err := db.copyBlob(t, acct, &u, &md); err != nil {
+				if err := copyBlob(t, acct, &u, &md, files); err != nil {
 					return err
 				}
 				added += md.SealedSize
@@ -361,63 +383,41 @@ func (db *DB) copyMessages(ctx context.Context, address string, src, dst uint64,
 }
 
 // copyBlob gives md a fresh blob ID holding a copy of its blob and summary,
-// and counts the bytes in u. A large blob is copied piece by piece into a
-// new large blob (the transaction holds the pieces until it commits).
-func (db *DB) copyBlob(t *tx, acct uint64, u *usage, md *meta) error {
+// and counts the bytes in u. A large blob's copy is the file that
+// prepareCopies linked for it.
+func copyBlob(t *tx, acct uint64, u *usage, md *meta, files *fileCopies) error {
+	var blob []byte
+	id := uint64(0)
 	if isStaged(md.Blob) {
-		return db.copyChunked(t, acct, u, md)
-	}
-	blob, err := t.get(blobKey(pBlob, acct, md.Blob))
-	if err != nil {
-		if errors.Is(err, errNoKey) {
-			err = corrupt("blob", errCorrupt)
+		id = files.of(md.Blob)
+		if err := linkCopy(t, acct, id, md.SealedSize); err != nil {
+			return err
 		}
-		return err
-	}
-	sum, err := t.get(blobKey(pSummary, acct, md.Blob))
-	if err != nil && !errors.Is(err, errNoKey) {
-		return err
-	}
-	u.LastBlob++
-	md.Blob = u.LastBlob
-	u.Used += md.SealedSize
-	if err := t.set(blobKey(pBlob, acct, md.Blob), blob); err != nil {
-		return err
-	}
-	if sum != nil {
-		return t.set(blobKey(pSummary, acct, md.Blob), bytes.Clone(sum))
-	}
-	return nil
-}
-
-// copyChunked copies a large blob and its summary to a new large blob ID.
-func (db *DB) copyChunked(t *tx, acct uint64, u *usage, md *meta) error {
-	id, err := db.nextStagedID()
-	if err != nil {
-		return err
-	}
-	var copied int64
-	for seq := uint32(0); copied < md.SealedSize; seq++ {
-		v, err := t.get(chunkKey(acct, md.Blob, seq))
+	} else {
+		var err error
+		blob, err = t.get(blobKey(pBlob, acct, md.Blob))
 		if err != nil {
 			if errors.Is(err, errNoKey) {
-				err = corrupt("blob piece", errCorrupt)
+				err = corrupt("blob", errCorrupt)
 			}
 			return err
 		}
-		if err := t.set(chunkKey(acct, id, seq), v); err != nil {
-			return err
-		}
-		copied += int64(len(v))
 	}
 	sum, err := t.get(blobKey(pSummary, acct, md.Blob))
 	if err != nil && !errors.Is(err, errNoKey) {
 		return err
+	}
+	if id == 0 {
+		u.LastBlob++
+		id = u.LastBlob
+		if err := t.set(blobKey(pBlob, acct, id), blob); err != nil {
+			return err
+		}
 	}
 	md.Blob = id
 	u.Used += md.SealedSize
 	if sum != nil {
-		return t.set(blobKey(pSummary, acct, id), sum)
+		return t.set(blobKey(pSummary, acct, md.Blob), sum)
 	}
 	return nil
 }

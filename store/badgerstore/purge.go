@@ -159,8 +159,23 @@ func (db *DB) purgeAccount(acct uint64, who string, report func(rows int)) error
 			return err
 		}
 	}
-	// What the vault keeps (sealed blobs and their pieces, retention
-	// records) stays with the former account; the rest goes.
+	// What the vault keeps (sealed blobs, their files and pieces,
+	// retention records) stays with the former account; the rest goes.
+	// Blob files go by unlink entries: staged blobs never linked (a
+	// writer was still at work), and, without a vault, any file record
+	// left.
+	release := []byte{pPending}
+	if !kept {
+		release = append(release, pBlobFile)
+	}
+	for _, p := range release {
+		n, err := db.releaseRows(acctKey(p, acct))
+		if err != nil {
+			return err
+		}
+		progress(n)
+	}
+	db.unlinkNow()
 	prefixes := []byte{pSlot, pMboxName, pMailbox, pSubscr, pMeta, pSummary, pPending, pOrphans, pUsage, pFilterRule, pFilterModel, pAcctAddr}
 	if !kept {
 		prefixes = append(prefixes, pBlob, pChunk, pRetention, pRecompute, pVault)
@@ -314,6 +329,7 @@ func (db *DB) purgeMailbox(acct, mbox uint64) error {
 	if err := db.resumeOrphans(acct); err != nil {
 		return err
 	}
+	db.unlinkNow()
 	return db.deleteKeys([][]byte{purgeKey(acct, mbox)})
 }
 
@@ -393,7 +409,12 @@ func (db *DB) purgeOrphans(acct, seq uint64, ids []byte) error {
 					return err
 				}
 				if isStaged(id) {
+					// An older version's list: the blob's pieces, or
+					// the file they were moved to.
 					chunked = append(chunked, id)
+					if err := destroyFile(t, acct, id); err != nil {
+						return err
+					}
 				}
 			}
 			return nil

@@ -15,8 +15,8 @@ import (
 // The outbound queue. An entry is Q <id> (its record) plus W <next> <id>
 // (the due index, empty); a body is B <body> (how many entries name it,
 // its size, whether it is staged) plus either C <body> (a small body,
-// inline) or the pieces of a staged blob of the pseudo-account queueAcct
-// (k 0 <body> <seq>, written by StageQueueBody like any staged blob and
+// inline) or the file of a staged blob of the pseudo-account queueAcct
+// (K 0 <body>, written by StageQueueBody like any staged blob and
 // linked here, so Open removes queue bodies never linked as it removes
 // any other). Every change runs in the writer as a batch operation (get,
 // set and delete only), so queue changes share group commits with
@@ -349,8 +349,8 @@ func putQueueEntry(t *tx, e *store.QueueEntry) error {
 }
 
 // releaseBody counts one entry fewer naming body and destroys the body
-// when none is left: its record, and its inline bytes or its pieces
-// (whose keys follow from its size, so no scan is needed).
+// when none is left: its record, and its inline bytes or its file (which
+// the orphan loop unlinks after the commit: queueFreed kicks it).
 func releaseBody(t *tx, body uint64) (bool, error) {
 	v, err := t.get(queueBodyKey(body))
 	if errors.Is(err, errNoKey) {
@@ -373,13 +373,7 @@ func releaseBody(t *tx, body uint64) (bool, error) {
 	if !rec.Staged {
 		return true, t.del(queueInlineKey(body))
 	}
-	pieces := (rec.Size + stageChunk - 1) / stageChunk
-	for seq := range pieces {
-		if err := t.del(chunkKey(queueAcct, body, uint32(seq))); err != nil {
-			return false, err
-		}
-	}
-	return true, nil
+	return true, destroyFile(t, queueAcct, body)
 }
 
 // queueFreedGCEvery bounds how often destroyed queue bodies kick the
@@ -390,6 +384,7 @@ const queueFreedGCEvery = time.Minute
 // value-log GC at most every queueFreedGCEvery, so their bytes leave the
 // value log (see doc.go: deleted is not gone until then).
 func (db *DB) queueFreed() {
+	db.orphaned()
 	now := time.Now().UnixNano()
 	last := db.lastQueueGC.Load()
 	if now-last < int64(queueFreedGCEvery) || !db.lastQueueGC.CompareAndSwap(last, now) {
@@ -516,5 +511,9 @@ func (db *DB) OpenQueueBody(ctx context.Context, id string) (io.ReadCloser, int6
 	if !rec.Staged {
 		return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
 	}
-	return &chunkReader{db: db, acct: queueAcct, id: body, size: rec.Size}, rec.Size, nil
+	r, err := db.openBlobFile(body, rec.Size)
+	if err != nil {
+		return nil, 0, err
+	}
+	return r, rec.Size, nil
 }

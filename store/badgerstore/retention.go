@@ -102,17 +102,16 @@ func newRecord(t *tx, acct, id uint64, m *store.Mailbox, uid uint32, size int64,
 }
 
 // destroyData deletes a message's sealed bytes and summary. Every path
-// that destroys a message ends here. A large (staged) blob's pieces are
-// many keys: they are left to an orphan list keyed by the blob's own ID
-// (staged IDs never meet the account's list numbers), which the orphan
-// loop works through after the transaction (kickOrphans), or Open after a
-// crash.
+// that destroys a message ends here. A large blob's file record goes,
+// and its file is queued for unlinking after the commit (blobfiles.go):
+// the caller kicks the orphan loop (db.orphaned), or Open does it after
+// a crash.
 func destroyData(t *tx, acct, blob uint64) error {
 	if err := t.del(blobKey(pSummary, acct, blob)); err != nil {
 		return err
 	}
 	if isStaged(blob) {
-		return t.set(orphansKey(acct, blob), binary.BigEndian.AppendUint64(nil, blob))
+		return destroyFile(t, acct, blob)
 	}
 	return t.del(blobKey(pBlob, acct, blob))
 }
@@ -300,10 +299,12 @@ func (db *DB) ExpungeReport(ctx context.Context, address string, mailbox uint64,
 		}
 	}
 	if len(removed) > 0 {
-		// Large blobs' pieces, before returning, as for small blobs.
+		// Large blobs' files, before returning, as for small blobs
+		// (unless a backup runs: then the orphan loop does it after).
 		if err := db.resumeOrphans(acct); err != nil {
-			db.log.Warn("badgerstore: delete expunged blobs' pieces; the next Open finishes", "account", address, "err", err)
+			db.log.Warn("badgerstore: delete expunged blobs; the next Open finishes", "account", address, "err", err)
 		}
+		db.unlinkNow()
 	}
 	return removed, uniqueSorted(vaulted), nil
 }

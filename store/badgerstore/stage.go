@@ -5,7 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -13,29 +14,38 @@ import (
 	"github.com/sealmail/sealmail/store"
 )
 
-// Large blobs. A blob written through StageBlob lives in pieces of at most
-// stageChunk bytes under chunkKey(acct, id, seq), seq 0, 1, …, and its ID
-// has stagedBit set, so it never meets an ID from the account's own blob
-// counter (which counts from 1 and stays far below 2^63). Until a Deliver
-// links it, a pending marker pendingKey(acct, id) exists: empty while the
-// writer runs, the blob's size once Finish has written the last piece.
-// Deliver checks and deletes the marker in the transaction that writes
-// the message's meta, so a blob is linked at most once and a linked blob
-// has no marker. Whatever has a marker when the store opens was never
-// linked (the process stopped first) and is removed by Open; a writer
-// that gives up removes its pieces itself (Discard).
+// Staged blobs. A blob written through StageBlob goes to its own file
+// (blobfiles.go); its ID has stagedBit set, so it never meets an ID from
+// the account's own blob counter (which counts from 1 and stays far below
+// 2^63). Until a Deliver links it, a pending marker pendingKey(acct, id)
+// exists: written durably before the file is created, empty while the
+// writer runs, the blob's size once Finish has synced the file and its
+// directory. Deliver checks and deletes the marker in the transaction
+// that writes the message's meta and the blob's file record, so a blob
+// is linked at most once and a linked blob has no marker. Whatever has a
+// marker when the store opens was never linked (the process stopped
+// first) and its file is removed by Open; a writer that gives up removes
+// its file itself (Discard).
 //
-// Pieces are written outside the writer goroutine, each in its own
-// durable transaction, like purges: no other operation reads or writes
-// those keys before Deliver, so nothing conflicts, except that each piece
-// transaction reads the account record. That read makes a piece commit
-// conflict with (and retry after) a concurrent DeleteAccount, so no piece
-// can land after the account's keys were shredded: the purge that follows
-// finds every piece.
+// The markers are written outside the writer goroutine, each in its own
+// durable transaction: no other operation reads or writes those keys
+// before Deliver, so nothing conflicts, except that each marker
+// transaction reads the account record. That read makes it conflict with
+// (and retry after) a concurrent DeleteAccount, so no marker can land
+// after the account's keys were shredded: the purge that follows finds
+// every marker and removes its file.
+//
+// Older versions kept large blobs in pieces of at most stageChunk bytes
+// under chunkKey(acct, id, seq); Open moves them to files
+// (migrateChunks).
 
-// stageChunk is the most bytes of a large blob in one key, and what a
-// BlobWriter holds in memory.
+// stageChunk is the most bytes of a large blob in one key, in the
+// pieces of older versions.
 const stageChunk = 1 << 20
+
+// stageBuffer is what a BlobWriter holds in memory before it writes to
+// its file.
+const stageBuffer = 256 << 10
 
 // stagedBit marks blob IDs of staged (chunked) blobs.
 const stagedBit = 1 << 63
@@ -153,9 +163,10 @@ type blobWriter struct {
 	acct    uint64 // immutable; queueAcct for a queue body
 	id      uint64 // immutable; stagedBit set
 
-	buf      []byte // the piece being filled; nil until the first Write
-	seq      uint32 // pieces written
-	size     int64  // bytes written, buffered included
+	buf      []byte   // what is not written to the file yet; nil until the first Write
+	f        *os.File // the blob's file; nil until the first flush and after Finish
+	marked   bool     // the pending marker is written
+	size     int64    // bytes written, buffered included
 	finished bool
 	err      error // sticky
 }
@@ -170,15 +181,15 @@ func (w *blobWriter) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		if w.buf == nil {
-			w.buf = make([]byte, 0, stageChunk)
+			w.buf = make([]byte, 0, stageBuffer)
 		}
-		k := min(len(p), stageChunk-len(w.buf))
+		k := min(len(p), stageBuffer-len(w.buf))
 		w.buf = append(w.buf, p[:k]...)
 		p = p[k:]
 		n += k
 		w.size += int64(k)
-		if len(w.buf) == stageChunk {
-			if err := w.flush(false); err != nil {
+		if len(w.buf) == stageBuffer {
+			if err := w.flush(); err != nil {
 				w.err = err
 				return n, err
 			}
@@ -187,43 +198,53 @@ func (w *blobWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// flush writes the buffered piece (and, if final, the marker with the
-// size) in one durable transaction that first checks the account still
-// exists under the same ID.
-func (w *blobWriter) flush(final bool) error {
+// flush writes the buffer to the blob's file, first writing the pending
+// marker and creating the file if this is the first flush.
+func (w *blobWriter) flush() error {
+	if w.f == nil {
+		if err := w.mark(nil); err != nil {
+			return err
+		}
+		w.marked = true
+		f, err := createBlobFile(w.db.blobRoot, w.id)
+		if err != nil {
+			return fmt.Errorf("badgerstore: staged blob: %v", err)
+		}
+		w.f = f
+	}
+	if len(w.buf) > 0 {
+		if _, err := w.f.Write(w.buf); err != nil {
+			return fmt.Errorf("badgerstore: staged blob: %v", err)
+		}
+	}
+	w.buf = w.buf[:0]
+	return nil
+}
+
+// mark writes the pending marker (value: nil while writing, the size
+// once finished) in one durable transaction that first checks the
+// account still exists under the same ID. A finished marker is written
+// only over the writer's own marker: if a purge of the account removed
+// it meanwhile, the blob is gone.
+func (w *blobWriter) mark(value []byte) error {
 	db := w.db
 	if err := db.enter(context.Background()); err != nil {
 		return err
 	}
 	defer db.leave()
-	piece := w.buf
-	err := db.updateDirect(func(txn *badger.Txn) error {
+	return db.updateDirect(func(txn *badger.Txn) error {
 		if err := w.checkAccount(txn); err != nil {
 			return err
 		}
-		if w.seq == 0 || final {
-			var marker []byte
-			if final {
-				marker = putU64(uint64(w.size))
-			}
-			if err := txn.Set(pendingKey(w.acct, w.id), marker); err != nil {
+		if value != nil {
+			if _, err := txn.Get(pendingKey(w.acct, w.id)); errors.Is(err, badger.ErrKeyNotFound) {
+				return notFound("staged blob")
+			} else if err != nil {
 				return err
 			}
 		}
-		if len(piece) > 0 {
-			return txn.Set(chunkKey(w.acct, w.id, w.seq), piece)
-		}
-		return nil
+		return txn.Set(pendingKey(w.acct, w.id), value)
 	})
-	if err != nil {
-		return err
-	}
-	if len(piece) > 0 {
-		w.seq++
-	}
-	// Committed values are in the value log now; the buffer is free.
-	w.buf = w.buf[:0]
-	return nil
 }
 
 // checkAccount makes txn read the account record and fails if the
@@ -255,6 +276,9 @@ func (w *blobWriter) checkAccount(txn *badger.Txn) error {
 	return nil
 }
 
+// Finish writes the rest, syncs the file and its directory, and then
+// writes the marker with the size: the blob is complete on disk before
+// any Deliver can link it.
 func (w *blobWriter) Finish(ctx context.Context) (store.StagedBlob, error) {
 	if w.err != nil {
 		return store.StagedBlob{}, w.err
@@ -268,19 +292,44 @@ func (w *blobWriter) Finish(ctx context.Context) (store.StagedBlob, error) {
 	if err := ctx.Err(); err != nil {
 		return store.StagedBlob{}, err
 	}
-	if err := w.flush(true); err != nil {
+	fail := func(err error) (store.StagedBlob, error) {
 		w.err = err
 		return store.StagedBlob{}, err
+	}
+	if err := w.flush(); err != nil {
+		return fail(err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fail(fmt.Errorf("badgerstore: staged blob: %v", err))
+	}
+	if err := w.f.Close(); err != nil {
+		w.f = nil
+		return fail(fmt.Errorf("badgerstore: staged blob: %v", err))
+	}
+	w.f = nil
+	if err := syncDir(filepath.Dir(w.db.blobPath(w.id))); err != nil {
+		return fail(fmt.Errorf("badgerstore: staged blob: %v", err))
+	}
+	if err := w.mark(putU64(uint64(w.size))); err != nil {
+		return fail(err)
 	}
 	w.finished = true
 	w.buf = nil
 	return store.StagedBlob{Account: w.address, Size: w.size, Ref: w.id}, nil
 }
 
+// Discard removes the blob unless a Deliver linked it. Before Finish
+// succeeded, nothing can have linked it: the writer removes its file and
+// then its marker (a crash in between leaves the marker, and Open the
+// rest). After Finish, dropStaged decides by the marker.
 func (w *blobWriter) Discard() error {
 	w.buf = nil
-	if w.err == nil {
+	if w.err == nil && !w.finished {
 		w.err = errors.New("store: staged blob: discarded")
+	}
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
 	}
 	db := w.db
 	if err := db.enter(context.Background()); err != nil {
@@ -290,13 +339,24 @@ func (w *blobWriter) Discard() error {
 		return err
 	}
 	defer db.leave()
-	return db.dropStaged(w.acct, w.id)
+	if w.finished {
+		return db.dropStaged(w.acct, w.id)
+	}
+	if !w.marked {
+		return nil
+	}
+	w.marked = false
+	if err := db.removeBlobFiles([]uint64{w.id}); err != nil {
+		return err
+	}
+	return db.deleteKeys([][]byte{pendingKey(w.acct, w.id)})
 }
 
-// dropStaged removes a staged blob that is not linked: its marker and
-// pieces. A linked blob (no marker) is left alone. The marker goes first,
-// in a transaction that reads it, so a concurrent Deliver either linked
-// the blob before (and it stays) or finds no marker (and fails).
+// dropStaged removes a finished staged blob that is not linked: its
+// marker and file. A linked blob (no marker) is left alone. The marker
+// goes first, in a transaction that reads it and queues the file for
+// unlinking, so a concurrent Deliver either linked the blob before (and
+// it stays) or finds no marker (and fails).
 func (db *DB) dropStaged(acct, id uint64) error {
 	linked := false
 	err := db.updateDirect(func(txn *badger.Txn) error {
@@ -309,18 +369,27 @@ func (db *DB) dropStaged(acct, id uint64) error {
 			return err
 		}
 		linked = false
-		return txn.Delete(pendingKey(acct, id))
+		if err := txn.Delete(pendingKey(acct, id)); err != nil {
+			return err
+		}
+		return txn.Set(unlinkKey(id), putU64(acct))
 	})
 	if err != nil || linked {
-		// No marker: linked, or never written (no piece was flushed), or
-		// dropped before. Pieces without a marker belong to a linked blob.
+		// No marker: linked, or dropped before.
 		return err
 	}
-	return db.deleteAll(chunkPrefix(acct, id), func(int) {})
+	// The file was never linked, so no backup's snapshot names it: it
+	// goes now, without waiting for the orphan loop.
+	if err := db.removeBlobFiles([]uint64{id}); err != nil {
+		return err
+	}
+	return db.deleteKeys([][]byte{unlinkKey(id)})
 }
 
 // dropAllStaged removes every staged blob that was never linked: Open
-// calls it, when no writer can be running.
+// calls it, when no writer can be running. The markers become unlink
+// entries (processUnlinks removes the files); pieces that older versions
+// wrote go at once.
 func (db *DB) dropAllStaged() error {
 	var keys [][]byte
 	err := db.bdb.View(func(txn *badger.Txn) error {
@@ -340,9 +409,9 @@ func (db *DB) dropAllStaged() error {
 		if err := db.deleteAll(chunkPrefix(acct, id), func(int) {}); err != nil {
 			return err
 		}
-		if err := db.deleteKeys([][]byte{k}); err != nil {
-			return err
-		}
+	}
+	if _, err := db.releaseRows([]byte{pPending}); err != nil {
+		return err
 	}
 	if len(keys) > 0 {
 		db.log.Info("badgerstore: removed staged blobs never delivered", "count", len(keys))
@@ -352,7 +421,7 @@ func (db *DB) dropAllStaged() error {
 
 // linkStaged is Deliver's part for a staged blob: it checks the marker
 // (the blob exists, belongs to acct, is finished and not linked yet),
-// deletes it and returns the blob's size.
+// replaces it with the blob's file record and returns the blob's size.
 func linkStaged(t *tx, acct uint64, sb *store.StagedBlob) (int64, error) {
 	if !isStaged(sb.Ref) {
 		return 0, notFound("staged blob")
@@ -374,76 +443,14 @@ func linkStaged(t *tx, acct uint64, sb *store.StagedBlob) (int64, error) {
 	if err := t.del(pendingKey(acct, sb.Ref)); err != nil {
 		return 0, err
 	}
+	if err := linkFile(t, acct, sb.Ref, int64(size)); err != nil {
+		return 0, err
+	}
 	return int64(size), nil
 }
 
-// readStaged returns the whole of a chunked blob (for Blob).
-func readStaged(t *tx, acct, id uint64, size int64) ([]byte, error) {
-	out := make([]byte, 0, size)
-	for seq := uint32(0); int64(len(out)) < size; seq++ {
-		v, err := t.get(chunkKey(acct, id, seq))
-		if errors.Is(err, errNoKey) {
-			return nil, corrupt("blob piece", errCorrupt)
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v...)
-	}
-	if int64(len(out)) != size {
-		return nil, corrupt("blob size", errCorrupt)
-	}
-	return out, nil
-}
-
-// chunkReader reads a chunked blob one piece at a time, each in its own
-// read transaction, so at most one piece is in memory.
-type chunkReader struct {
-	db        *DB
-	acct, id  uint64
-	size, off int64
-	seq       uint32
-	cur       []byte
-	closed    bool
-}
-
-func (r *chunkReader) Read(p []byte) (int, error) {
-	if r.closed {
-		return 0, errors.New("store: blob reader closed")
-	}
-	for len(r.cur) == 0 {
-		if r.off >= r.size {
-			return 0, io.EOF
-		}
-		err := r.db.read(context.Background(), func(t *tx) error {
-			v, err := t.get(chunkKey(r.acct, r.id, r.seq))
-			if errors.Is(err, errNoKey) {
-				return notFound("blob piece (message expunged?)")
-			}
-			r.cur = v
-			return err
-		})
-		if err != nil {
-			return 0, err
-		}
-		if len(r.cur) == 0 || r.off+int64(len(r.cur)) > r.size {
-			return 0, corrupt("blob piece", errCorrupt)
-		}
-		r.seq++
-	}
-	n := copy(p, r.cur)
-	r.cur = r.cur[n:]
-	r.off += int64(n)
-	return n, nil
-}
-
-func (r *chunkReader) Close() error {
-	r.closed = true
-	r.cur = nil
-	return nil
-}
-
-// deleteChunks deletes the pieces of chunked blobs (for purges).
+// deleteChunks deletes the pieces of large blobs that older versions
+// wrote (for orphan lists they left).
 func (db *DB) deleteChunks(acct uint64, ids []uint64) error {
 	for _, id := range ids {
 		if err := db.deleteAll(chunkPrefix(acct, id), func(int) {}); err != nil {

@@ -3,6 +3,9 @@ package badgerstore
 import (
 	"bytes"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -31,10 +34,33 @@ func countPrefix(t *testing.T, db *DB, p byte) int {
 	return n
 }
 
-// TestStagedPiecesRemoved: pieces of staged blobs never delivered are
+// blobFiles lists the blob files of the store in dir.
+func blobFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(blobDir(dir), func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			out = append(out, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestStagedFilesRemoved: a large blob is a file, mode 0600, and badger
+// holds none of its bytes; the files of staged blobs never delivered are
 // removed by Discard, by Open after a crash, and with their message or
-// account; a large blob is stored in pieces.
-func TestStagedPiecesRemoved(t *testing.T) {
+// account.
+func TestStagedFilesRemoved(t *testing.T) {
 	dir := t.TempDir()
 	db := openDB(t, dir)
 	mkAccount(t, db, "a@example.org", []byte("secret"))
@@ -45,14 +71,14 @@ func TestStagedPiecesRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Write(big)
-	if n := countPrefix(t, db, pChunk); n != 3 {
-		t.Fatalf("%d pieces written before Finish, want 3 full ones", n)
+	if n := len(blobFiles(t, dir)); n != 1 {
+		t.Fatalf("%d files while writing, want 1", n)
 	}
 	if err := w.Discard(); err != nil {
 		t.Fatal(err)
 	}
-	if n, m := countPrefix(t, db, pChunk), countPrefix(t, db, pPending); n != 0 || m != 0 {
-		t.Fatalf("after Discard: %d pieces, %d markers", n, m)
+	if n, m := len(blobFiles(t, dir)), countPrefix(t, db, pPending); n != 0 || m != 0 {
+		t.Fatalf("after Discard: %d files, %d markers", n, m)
 	}
 
 	// Left behind by a "crash": one finished, one half written.
@@ -78,8 +104,18 @@ func TestStagedPiecesRemoved(t *testing.T) {
 	}
 	db = openDB(t, dir)
 	defer db.Close()
-	if n, m := countPrefix(t, db, pChunk), countPrefix(t, db, pPending); n != 4 || m != 0 {
-		t.Fatalf("after reopen: %d pieces (want the delivered blob's 4), %d markers", n, m)
+	files := blobFiles(t, dir)
+	if len(files) != 1 || countPrefix(t, db, pPending) != 0 || countPrefix(t, db, pBlobFile) != 1 || countPrefix(t, db, pUnlink) != 0 {
+		t.Fatalf("after reopen: files %v (want the delivered blob's), %d markers", files, countPrefix(t, db, pPending))
+	}
+	if fi, err := os.Stat(files[0]); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != int64(len(big)) {
+		t.Fatalf("blob file: %v, %v", fi, err)
+	}
+	if got, err := os.ReadFile(files[0]); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("blob file content: %v", err)
+	}
+	if keys, found := rawKeys(t, db, acctIDOf(t, db, "a@example.org"), big[:4096]); found {
+		t.Fatalf("badger holds the large blob's bytes: %q", keys)
 	}
 	inbox := mboxID(t, db, "a@example.org", store.Inbox)
 	if b, err := db.Blob(bg, "a@example.org", inbox, 1); err != nil || !bytes.Equal(b, big) {
@@ -88,10 +124,10 @@ func TestStagedPiecesRemoved(t *testing.T) {
 	if _, err := db.Expunge(bg, "a@example.org", inbox, []uint32{1}); err != nil {
 		t.Fatal(err)
 	}
-	if n, o := countPrefix(t, db, pChunk), countPrefix(t, db, pOrphans); n != 0 || o != 0 {
-		t.Fatalf("after expunge: %d pieces, %d orphan lists", n, o)
+	if n, r := len(blobFiles(t, dir)), countPrefix(t, db, pBlobFile)+countPrefix(t, db, pUnlink); n != 0 || r != 0 {
+		t.Fatalf("after expunge: %d files, %d records", n, r)
 	}
-	// Deleting the account takes a writer's pieces with it.
+	// Deleting the account takes a writer's file with it.
 	w4, _ := db.StageBlob(bg, "a@example.org")
 	w4.Write(big)
 	if _, err := db.DeleteAccount(bg, "a@example.org"); err != nil {
@@ -102,8 +138,9 @@ func TestStagedPiecesRemoved(t *testing.T) {
 			t.Fatal("a writer finished after its account was deleted")
 		}
 	}
-	if n, m := countPrefix(t, db, pChunk), countPrefix(t, db, pPending); n != 0 || m != 0 {
-		t.Fatalf("after DeleteAccount: %d pieces, %d markers", n, m)
+	w4.Discard()
+	if n, m := len(blobFiles(t, dir)), countPrefix(t, db, pPending); n != 0 || m != 0 {
+		t.Fatalf("after DeleteAccount: %d files, %d markers", n, m)
 	}
 }
 

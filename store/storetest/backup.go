@@ -33,6 +33,7 @@ func RunBackup(t *testing.T, open func(t *testing.T, dir string) store.Store, re
 	t.Run("RoundTrip", func(t *testing.T) { testBackupRoundTrip(t, open, restore) })
 	t.Run("Damaged", func(t *testing.T) { testBackupDamaged(t, open, restore) })
 	t.Run("WhileDelivering", func(t *testing.T) { testBackupWhileDelivering(t, open, restore) })
+	t.Run("WhileExpunging", func(t *testing.T) { testBackupWhileExpunging(t, open, restore) })
 }
 
 // backupOf takes a backup of s.
@@ -118,6 +119,23 @@ func testBackupRoundTrip(t *testing.T, open func(t *testing.T, dir string) store
 	}
 	uids := deliverN(t, s, "a@example.org", "", 20, 3000, store.FlagSeen)
 	deliverN(t, s, "a@example.org", "Archive", 3, 2<<20) // large blobs
+	// Staged blobs (files in badgerstore), one copied, one expunged.
+	archive := idOf(t, s, "a@example.org", "Archive")
+	var staged []uint32
+	for i := range 3 {
+		sb := stage(t, s, "a@example.org", blob(40+i, bigSize+i), 1<<20)
+		got, err := s.Deliver(ctxBg, []store.Delivery{{Account: "a@example.org", MailboxID: archive, Staged: &sb}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		staged = append(staged, got[0].UID)
+	}
+	if _, err := s.CopyMessages(ctxBg, "a@example.org", archive, idOf(t, s, "a@example.org", "Sent"), staged[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Expunge(ctxBg, "a@example.org", archive, staged[2:]); err != nil {
+		t.Fatal(err)
+	}
 	deliverN(t, s, "b@example.org", "", 5, 100)
 	work, err := s.CreateMailbox(ctxBg, "a@example.org", store.MailboxSpec{Name: "Work", Subscribed: true})
 	if err != nil {
@@ -225,6 +243,72 @@ func testBackupRoundTrip(t *testing.T, open func(t *testing.T, dir string) store
 	if _, err := restore(ctxBg, dir, bytes.NewReader(data)); !errors.Is(err, store.ErrNotEmpty) {
 		t.Errorf("restore into a used directory: %v", err)
 	}
+}
+
+// testBackupWhileExpunging: a large message expunged while a backup
+// runs is in the backup whole, as the backup's snapshot saw it, and
+// gone from the store afterwards.
+func testBackupWhileExpunging(t *testing.T, open func(t *testing.T, dir string) store.Store, restore RestoreFunc) {
+	s := open(t, t.TempDir())
+	defer s.Close()
+	// An account created first, with a large message of its own, so that
+	// the backup is under way (writing) before it reaches the second
+	// account's message.
+	const first, addr = "w@example.org", "x@example.org"
+	newAccount(t, s, first)
+	newAccount(t, s, addr)
+	early := stage(t, s, first, blob(76, bigSize), 1<<20)
+	if _, err := s.Deliver(ctxBg, []store.Delivery{{Account: first, Staged: &early}}); err != nil {
+		t.Fatal(err)
+	}
+	big := blob(77, bigSize)
+	sb := stage(t, s, addr, big, 1<<20)
+	if _, err := s.Deliver(ctxBg, []store.Delivery{{Account: addr, Staged: &sb}}); err != nil {
+		t.Fatal(err)
+	}
+	inbox := idOf(t, s, addr, store.Inbox)
+	w := &gateWriter{started: make(chan struct{}), open: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.(store.Backuper).Backup(ctxBg, w)
+		done <- err
+	}()
+	<-w.started // the backup has its snapshot and is writing
+	if _, err := s.Expunge(ctxBg, addr, inbox, []uint32{1}); err != nil {
+		t.Fatal(err)
+	}
+	close(w.open)
+	if err := <-done; err != nil {
+		t.Fatalf("backup while expunging: %v", err)
+	}
+	if _, err := s.Blob(ctxBg, addr, inbox, 1); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("expunged message after the backup: %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "restored")
+	if _, err := restore(ctxBg, dir, bytes.NewReader(w.buf.Bytes())); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	r := open(t, dir)
+	defer r.Close()
+	if b := readBlob(t, r, addr, idOf(t, r, addr, store.Inbox), 1); !bytes.Equal(b, big) {
+		t.Fatalf("the restored large message differs: %d bytes", len(b))
+	}
+}
+
+// gateWriter blocks its first Write until open is closed, after closing
+// started.
+type gateWriter struct {
+	started, open chan struct{}
+	once          sync.Once
+	buf           bytes.Buffer
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	g.once.Do(func() {
+		close(g.started)
+		<-g.open
+	})
+	return g.buf.Write(p)
 }
 
 func testBackupDamaged(t *testing.T, open func(t *testing.T, dir string) store.Store, restore RestoreFunc) {
