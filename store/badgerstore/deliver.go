@@ -14,7 +14,8 @@ import (
 // the writer into one transaction (group commit); each call's deliveries
 // succeed or fail together. Inline blobs are handed to the transaction as
 // they are (no copy): badger reads them until the commit, which happens
-// before Deliver returns. Staged blobs are linked: their pending markers
+// before Deliver returns; those above fileThreshold are written to files
+// first, as if staged. Staged blobs are linked: their pending markers
 // go in the same transaction.
 func (db *DB) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Delivered, error) {
 	if len(ds) == 0 {
@@ -23,6 +24,25 @@ func (db *DB) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Deliver
 	in, err := prepareDeliveries(ds)
 	if err != nil {
 		return nil, err
+	}
+	// Large inline blobs become files first, as if staged.
+	for i := range in {
+		if len(in[i].Blob) <= fileThreshold {
+			continue
+		}
+		w, err := db.StageBlob(ctx, in[i].Account)
+		if err != nil {
+			return nil, fmt.Errorf("store: deliver: %w", err)
+		}
+		defer w.Discard() // after the commit, it does nothing
+		if _, err := w.Write(in[i].Blob); err != nil {
+			return nil, err
+		}
+		sb, err := w.Finish(ctx)
+		if err != nil {
+			return nil, err
+		}
+		in[i].Blob, in[i].Staged = nil, &sb
 	}
 	if err := db.enter(ctx); err != nil {
 		return nil, err
@@ -42,6 +62,13 @@ func (db *DB) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Deliver
 	}
 	return out, nil
 }
+
+// fileThreshold is the largest blob Deliver keeps in badger: a larger
+// one, even handed over in memory, is written to a file (blobfiles.go)
+// before the transaction, so that badger's value log, a shared memory
+// map, never holds a large message. IMAP's APPEND stages messages above
+// the same size.
+const fileThreshold = 1 << 20
 
 // prepareDeliveries checks deliveries and returns copies with canonical
 // flags and the internal date filled in (Deliver, UpdateQueue).

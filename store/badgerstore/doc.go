@@ -26,11 +26,16 @@
 //	y <acct> <blob:8>        -> summary        sealed summary + sealed session key (opaque)
 //	g <acct> <mbox:8>        -> (empty)        purge marker: a deletion in progress
 //	                                           (mbox 0: the whole account)
-//	o <acct> <seq:8>         -> blob IDs       blobs still to delete: of a large Expunge
-//	                                           (older versions), or a destroyed large
-//	                                           blob's pieces (seq: the blob's ID)
-//	k <acct> <blob:8> <seq:4> -> piece         one piece (≤ 1 MiB) of a large blob
-//	p <acct> <blob:8>        -> size or empty  a staged blob not delivered yet
+//	o <acct> <seq:8>         -> blob IDs       blobs still to delete, left by older
+//	                                           versions (a large Expunge, a destroyed
+//	                                           large blob's pieces)
+//	k <acct> <blob:8> <seq:4> -> piece         one piece of a large blob of an older
+//	                                           version; Open moves them to files
+//	p <acct> <blob:8>        -> size or empty  a staged blob not delivered yet (its
+//	                                           file may exist)
+//	K <acct> <blob:8>        -> size           a large blob's file: blobs/<shard>/<blob>
+//	U <blob:8>               -> acct           a blob file to unlink (its blob is
+//	                                           destroyed, or was never delivered)
 //	F <acct> <id:8>          -> filter rule    owner, action, kind, value, note, created
 //	                                           (acct 0: the organisation's)
 //	Y <acct>                 -> filter model   generation, opaque key, opaque data
@@ -41,7 +46,7 @@
 //	W <next:8> <id>          -> (empty)        the queue's due index
 //	B <body:8>               -> queue body     entries naming it, size, staged
 //	C <body:8>               -> sealed body    a small queue body; a large one is
-//	                                           staged under account ID 0 (k, p)
+//	                                           staged under account ID 0 (p, K)
 //	T <kind:1> <time:8> <seq:8> -> trace record ref, opaque data (trace.go)
 //	R <kind:1> <len:1> <ref> <time:8> <seq:8> -> (empty) trace index by ref
 //	l <seq:8>                -> audit record   time, actor, action, scope, reason,
@@ -95,28 +100,45 @@
 // above 1 KiB) go to the value log. Because the blob and summary are keyed
 // by blob ID, not by mailbox and UID, a flag change rewrites only the meta,
 // and a MOVE rewrites only metas. A COPY gets a new blob ID and a copy of
-// the bytes.
+// the bytes (for a large blob, a hard link to its file).
+//
+// Large blobs are files, outside badger, in the directory blobs: one
+// file per blob, blobs/<shard>/<blob ID as 16 hex digits>, the shard
+// being the ID's low byte as two hex digits, mode 0600. A file holds the
+// sealed bytes only, the same bytes a small blob's value holds in
+// badger.
 //
 // # Implementation notes
 //
-// Large blobs (stage.go): a blob written through StageBlob is stored in
-// pieces of at most 1 MiB under k keys, each piece in its own durable
-// transaction outside the writer, with a pending marker p from its first
-// piece on. Its blob ID has the top bit set and comes from the global
-// "staged" counter (reserved in blocks of 4096), so it never meets an ID
-// from the account's own counter. The Deliver that links it checks and
-// deletes the marker in the transaction that writes the meta, so a blob
-// is linked once at most and unlinked pieces are always marked: Discard
-// removes them, and Open removes whatever is still marked (a crash
-// between pieces, or between the last piece and the link). Each piece
-// transaction reads the account record, so it conflicts with, and
-// cannot land after, a DeleteAccount's shredding transaction. Expunge and
-// purges delete pieces in their own transactions (as for a large
-// Expunge); CopyMessages copies the pieces inside its transaction.
-// Reading: Blob returns a large blob whole; OpenBlob reads it one piece
-// per read transaction. Inline blobs given to Deliver are not copied:
-// badger reads them until the commit, before Deliver returns.
-//
+// Large blobs (stage.go, blobfiles.go): a blob written through
+// StageBlob (sealmail stages every message above 1 MiB) goes to its own
+// file with write calls, never through badger, whose value log is a
+// shared memory map: a large message in badger stays resident in the
+// process (as clean file pages, counted in its RSS) until the kernel
+// reclaims them. Its blob ID has the top bit set and comes from the
+// global "staged" counter (reserved in blocks of 4096), so it never
+// meets an ID from the account's own counter. A durable pending marker p
+// comes before the file; Finish syncs the file and its directory and
+// then writes the size into the marker. The Deliver that links it
+// replaces the marker with the file record K in the transaction that
+// writes the meta, so a blob is linked once at most and a file without
+// a K record always has a marker: Discard removes it, and Open removes
+// whatever is still marked (a crash while writing, or between Finish
+// and the link). The marker transactions read the account record, so
+// they conflict with, and cannot land after, a DeleteAccount's shredding
+// transaction. CopyMessages links each large blob's file under a new ID
+// (a hard link, marked until its transaction commits). The transaction
+// that destroys a large blob deletes its K record and writes an unlink
+// entry U; the orphan loop (and Expunge and the purges, before they
+// return) unlinks the files, syncs their directories and deletes the
+// entries, and Open finishes what a crash left: the store never walks
+// its blob directory. Reading: Blob reads a large blob's file whole;
+// OpenBlob returns a reader of the file, opened after the read
+// transaction ended. Inline blobs given to Deliver are not copied:
+// badger reads them until the commit, before Deliver returns. Open
+// moves the pieces (k) in which older versions kept large blobs into
+// files.
+
 // Quotas: an account's setting is a limit, store.QuotaNone or
 // store.QuotaDefault, which means Options.DefaultQuota, resolved when
 // the account is read and when Deliver and CopyMessages check it.
@@ -186,7 +208,8 @@
 // DropPrefix, and commits while each value-log file is rewritten (gcMu).
 // The retention sweeper calls Purge after it
 // destroys anything. What Purge cannot reach: blocks the filesystem freed
-// when badger deleted a file (use an encrypted filesystem).
+// when badger deleted a file, or when a destroyed large blob's file was
+// unlinked (use an encrypted filesystem).
 //
 // Tuning for a small server: two 16 MiB memtables, 48 MiB of block and
 // index cache (Options.CacheBytes), value-log files just large enough
@@ -203,7 +226,10 @@
 // Restore writes such a stream into an empty directory with a badger
 // write batch, checking lengths as it reads and the checksum at the end;
 // a failed restore empties the directory again. Counters are rows like
-// any other, so a restored store never hands out an ID again.
+// any other, so a restored store never hands out an ID again. Each blob
+// file's bytes follow its K record in the stream; while a backup runs,
+// no blob file is unlinked (blobsMu: the unlinks wait for its end), and
+// a linked file never changes, so the files agree with the snapshot.
 //
 // Locking the directory: badger holds an flock on the directory; a second
 // Open (in this or another process) fails with an error wrapping

@@ -3,6 +3,7 @@ package badgerstore
 import (
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -23,9 +24,9 @@ type sizeCache struct {
 	sizes map[string]int64 // guarded by mu
 }
 
-// Sizes implements store.SizeReporter: the disk space badger's files
+// Sizes implements store.SizeReporter: the disk space the store's files
 // take, by part: "lsm" (sorted tables, .sst), "vlog" (value log), "wal"
-// (memtable logs, .mem) and "other". It counts allocated blocks, not
+// (memtable logs, .mem), "blobs" (large blobs' files) and "other". It counts allocated blocks, not
 // apparent sizes: badger maps the value-log file it writes at twice its
 // configured size, and that file is sparse until written.
 func (db *DB) Sizes() map[string]int64 {
@@ -44,7 +45,8 @@ func (db *DB) Sizes() map[string]int64 {
 
 // dirSizes sums the allocated bytes of dir's files by part.
 func dirSizes(dir string) map[string]int64 {
-	sizes := map[string]int64{"lsm": 0, "vlog": 0, "wal": 0, "other": 0}
+	sizes := map[string]int64{"lsm": 0, "vlog": 0, "wal": 0, "blobs": 0, "other": 0}
+	blobs := blobDir(dir) + string(filepath.Separator)
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil // a file compaction removed meanwhile: skip it
@@ -57,12 +59,14 @@ func dirSizes(dir string) map[string]int64 {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 			n = min(n, st.Blocks*512)
 		}
-		switch filepath.Ext(path) {
-		case ".sst":
+		switch ext := filepath.Ext(path); {
+		case strings.HasPrefix(path, blobs):
+			sizes["blobs"] += n
+		case ext == ".sst":
 			sizes["lsm"] += n
-		case ".vlog":
+		case ext == ".vlog":
 			sizes["vlog"] += n
-		case ".mem":
+		case ext == ".mem":
 			sizes["wal"] += n
 		default:
 			sizes["other"] += n

@@ -40,6 +40,25 @@ func TestSizes(t *testing.T) {
 	if got := db.Sizes(); got["vlog"] < fresh["vlog"]+32*64<<10-4096 {
 		t.Errorf("after 2 MiB of mail: %v (fresh %v)", got, fresh)
 	}
+	// A large blob is a file: counted as "blobs", not in the value log.
+	w, err := db.StageBlob(ctx, "a@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(make([]byte, 4<<20))
+	sb, err := w.Finish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Deliver(ctx, []store.Delivery{{Account: "a@example.org", Staged: &sb}}); err != nil {
+		t.Fatal(err)
+	}
+	db.sizes.mu.Lock()
+	db.sizes.sizes = nil
+	db.sizes.mu.Unlock()
+	if got := db.Sizes(); got["blobs"] < 4<<20 || got["other"] > 1<<20 {
+		t.Errorf("after a 4 MiB blob: %v", got)
+	}
 }
 
 func TestValueLogFileSize(t *testing.T) {

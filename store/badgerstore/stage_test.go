@@ -2,8 +2,10 @@ package badgerstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -170,5 +172,228 @@ func TestDefaultQuota(t *testing.T) {
 		if over := errors.Is(err, store.ErrOverQuota); over != (want == 1000) {
 			t.Errorf("%s: 2000 bytes: %v", addr, err)
 		}
+	}
+}
+
+// stageDeliver stages b for addr and delivers it into mailbox mbox (0:
+// INBOX), returning its UID.
+func stageDeliver(t *testing.T, db *DB, addr string, mbox uint64, b []byte) uint32 {
+	t.Helper()
+	w, err := db.StageBlob(bg, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Discard()
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := w.Finish(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Deliver(bg, []store.Delivery{{Account: addr, MailboxID: mbox, Staged: &sb}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got[0].UID
+}
+
+// TestBlobFileCopyIsALink: a copy of a large message shares the file's
+// bytes (a hard link, not a second copy); the bytes stay until the last
+// message naming them is destroyed.
+func TestBlobFileCopyIsALink(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	defer db.Close()
+	const addr = "c@example.org"
+	mkAccount(t, db, addr, []byte("s"))
+	big := bytes.Repeat([]byte("large blob "), 300<<10)
+	inbox, archive := mboxID(t, db, addr, store.Inbox), mboxID(t, db, addr, "Archive")
+	uid := stageDeliver(t, db, addr, 0, big)
+	res, err := db.CopyMessages(bg, addr, inbox, archive, []uint32{uid})
+	if err != nil || len(res.Pairs) != 1 {
+		t.Fatalf("copy: %+v, %v", res, err)
+	}
+	files := blobFiles(t, dir)
+	if len(files) != 2 || countPrefix(t, db, pPending) != 0 || countPrefix(t, db, pBlobFile) != 2 {
+		t.Fatalf("after copy: files %v, %d markers", files, countPrefix(t, db, pPending))
+	}
+	a, err := os.Stat(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.Stat(files[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(a, b) {
+		t.Fatal("the copy's file is not a link to the original's")
+	}
+	if _, err := db.Expunge(bg, addr, inbox, []uint32{uid}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := db.Blob(bg, addr, archive, res.Pairs[0].Dst); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("copy after the original was expunged: %v", err)
+	}
+	if n := len(blobFiles(t, dir)); n != 1 {
+		t.Fatalf("%d files after expunging the original, want 1", n)
+	}
+	if _, err := db.Expunge(bg, addr, archive, []uint32{res.Pairs[0].Dst}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(blobFiles(t, dir)); n != 0 {
+		t.Fatalf("%d files after expunging both", n)
+	}
+	// A failed copy (over quota) leaves no file behind.
+	uid = stageDeliver(t, db, addr, 0, big)
+	if err := db.SetQuota(bg, addr, int64(len(big))+1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CopyMessages(bg, addr, inbox, archive, []uint32{uid}); !errors.Is(err, store.ErrOverQuota) {
+		t.Fatalf("copy over quota: %v", err)
+	}
+	if n, m := len(blobFiles(t, dir)), countPrefix(t, db, pPending); n != 1 || m != 0 {
+		t.Fatalf("after a failed copy: %d files, %d markers", n, m)
+	}
+}
+
+// TestBlobFileUnlinkAfterCrash: the transaction that destroys a large
+// blob leaves an unlink entry; while a backup runs the file stays, and
+// after it the file goes. A crash after that transaction but before the
+// unlink leaves the entry and the file, and the next Open removes the
+// file.
+func TestBlobFileUnlinkAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	const addr = "u@example.org"
+	mkAccount(t, db, addr, []byte("s"))
+	inbox := mboxID(t, db, addr, store.Inbox)
+	uid := stageDeliver(t, db, addr, 0, bytes.Repeat([]byte("x"), 2<<20))
+	db.blobsMu.RLock() // as a running backup does
+	if _, err := db.Expunge(bg, addr, inbox, []uint32{uid}); err != nil {
+		t.Fatal(err)
+	}
+	if n, u := len(blobFiles(t, dir)), countPrefix(t, db, pUnlink); n != 1 || u != 1 {
+		t.Fatalf("during a backup: %d files, %d unlink entries; want the file kept", n, u)
+	}
+	db.blobsMu.RUnlock()
+	if err := db.processUnlinks(); err != nil {
+		t.Fatal(err)
+	}
+	if n, u := len(blobFiles(t, dir)), countPrefix(t, db, pUnlink); n != 0 || u != 0 {
+		t.Fatalf("after the backup: %d files, %d unlink entries", n, u)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The state a crash leaves: an unlink entry whose file is still there.
+	const id = stagedBit | 12345
+	if _, err := shardDir(blobDir(dir), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blobPath(blobDir(dir), id), []byte("sealed"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bdb, err := openBadger(dir, Options{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Update(func(txn *badger.Txn) error { return txn.Set(unlinkKey(id), putU64(1)) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, dir)
+	defer db.Close()
+	if n, u := len(blobFiles(t, dir)), countPrefix(t, db, pUnlink); n != 0 || u != 0 {
+		t.Fatalf("after reopen: %d files, %d unlink entries", n, u)
+	}
+}
+
+// TestChunksMovedToFiles: a store written by an older version, with a
+// large blob in pieces, has it in a file after Open, byte for byte, and
+// no pieces.
+func TestChunksMovedToFiles(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	const addr = "m@example.org"
+	mkAccount(t, db, addr, []byte("s"))
+	big := bytes.Repeat([]byte("0123456789abcdef"), (2*stageChunk+777)/16)
+	uid := stageDeliver(t, db, addr, 0, big)
+	// Rewrite it as an older version stored it: pieces, no file record.
+	acct := acctIDOf(t, db, addr)
+	var id uint64
+	err := db.bdb.View(func(txn *badger.Txn) error {
+		return (&tx{txn: txn}).scan(acctKey(pBlobFile, acct), nil, true, func(k, _ []byte) (bool, error) {
+			id = binary.BigEndian.Uint64(k[9:17])
+			return false, nil
+		})
+	})
+	if err != nil || id == 0 {
+		t.Fatalf("file record: %v", err)
+	}
+	err = db.bdb.Update(func(txn *badger.Txn) error {
+		for seq := 0; seq*stageChunk < len(big); seq++ {
+			piece := big[seq*stageChunk : min(len(big), (seq+1)*stageChunk)]
+			if err := txn.Set(chunkKey(acct, id, uint32(seq)), piece); err != nil {
+				return err
+			}
+		}
+		return txn.Delete(blobFileKey(acct, id))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(db.blobPath(id)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, dir)
+	defer db.Close()
+	if n, k := countPrefix(t, db, pChunk), countPrefix(t, db, pBlobFile); n != 0 || k != 1 {
+		t.Fatalf("after Open: %d pieces, %d file records", n, k)
+	}
+	if got, err := db.Blob(bg, addr, mboxID(t, db, addr, store.Inbox), uid); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("moved blob: %d bytes, %v", len(got), err)
+	}
+}
+
+// TestLargeInlineBlobIsAFile: a blob above fileThreshold handed to
+// Deliver in memory is written to a file too, never into badger; a
+// Deliver that fails leaves no file.
+func TestLargeInlineBlobIsAFile(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	defer db.Close()
+	const addr = "i@example.org"
+	mkAccount(t, db, addr, []byte("s"))
+	big := bytes.Repeat([]byte("inline but large "), (fileThreshold+100)/17)
+	small := bytes.Repeat([]byte("small "), 1000)
+	got, err := db.Deliver(bg, []store.Delivery{{Account: addr, Blob: big}, {Account: addr, Blob: small}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, k := len(blobFiles(t, dir)), countPrefix(t, db, pBlobFile); n != 1 || k != 1 {
+		t.Fatalf("%d files, %d file records; want the large blob's", n, k)
+	}
+	if _, found := rawKeys(t, db, acctIDOf(t, db, addr), big[:64<<10]); found {
+		t.Fatal("badger holds the large blob's bytes")
+	}
+	inbox := mboxID(t, db, addr, store.Inbox)
+	for i, want := range [][]byte{big, small} {
+		if b, err := db.Blob(bg, addr, inbox, got[i].UID); err != nil || !bytes.Equal(b, want) {
+			t.Fatalf("blob %d: %d bytes, %v", i, len(b), err)
+		}
+	}
+	_, err = db.Deliver(bg, []store.Delivery{{Account: addr, Blob: big}, {Account: addr, MailboxID: 1 << 40, Blob: small}})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deliver to a missing mailbox: %v", err)
+	}
+	if n, m := len(blobFiles(t, dir)), countPrefix(t, db, pPending); n != 1 || m != 0 {
+		t.Fatalf("after a failed Deliver: %d files, %d markers", n, m)
 	}
 }
