@@ -34,9 +34,11 @@
 // (its peak is reset through /proc/PID/clear_refs first) and reports the
 // growth of VmRSS to its peak (VmHWM), split into anonymous memory (heap,
 // stacks: what the server holds) and file-backed pages (badger maps its
-// value log, so every byte written stays resident as clean page cache
-// until the kernel needs the memory), sampled every 20 ms, and what is
-// resident at the end, clean and dirty (smaps_rollup).
+// value log, so every byte written there stays resident as clean page
+// cache until the kernel needs the memory; messages above 1 MiB are
+// files the store writes and reads with system calls, which are not
+// mapped and so not counted), sampled every 20 ms, and what is resident
+// at the end, clean and dirty (smaps_rollup).
 //
 // send measures sending: it runs a sink (server/smtp/sink) on -sink,
 // logs in to the submission server at -addr on C connections (one after

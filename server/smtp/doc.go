@@ -116,7 +116,7 @@
 //     messages are sealed into memory (the budget pays for the copies)
 //     and handed to the store without a copy; large ones, or many copies,
 //     are sealed as streams from the buffer or spool into staged blobs
-//     (store.StageBlob), which the store writes in pieces. So memory per
+//     (store.StageBlob), which the store writes to files. So memory per
 //     message is bounded by a few MiB whatever its size and recipient
 //     count.
 //   - Sealing runs per recipient account, in parallel, outside any store

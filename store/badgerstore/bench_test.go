@@ -70,6 +70,42 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 }
 
+// BenchmarkDeliverLarge delivers one blob per Deliver call, kept in
+// badger (handed over in memory, up to fileThreshold) or in a file
+// (staged), to see where a file starts to pay: what fileThreshold is.
+func BenchmarkDeliverLarge(b *testing.B) {
+	ctx := context.Background()
+	for _, size := range []int{64 << 10, 256 << 10, 1 << 20} {
+		for _, how := range []string{"badger", "file"} {
+			b.Run(fmt.Sprintf("size=%dKiB/%s", size>>10, how), func(b *testing.B) {
+				db := benchDB(b)
+				body := make([]byte, size)
+				rand.Read(body)
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				for range b.N {
+					d := store.Delivery{Account: "bench@example.org", Blob: body}
+					if how == "file" {
+						w, err := db.StageBlob(ctx, d.Account)
+						if err != nil {
+							b.Fatal(err)
+						}
+						w.Write(body)
+						sb, err := w.Finish(ctx)
+						if err != nil {
+							b.Fatal(err)
+						}
+						d.Blob, d.Staged = nil, &sb
+					}
+					if _, err := db.Deliver(ctx, []store.Delivery{d}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
 // BenchmarkMessages lists a 10,000-message mailbox, as every IMAP SELECT
 // does.
 func BenchmarkMessages(b *testing.B) {

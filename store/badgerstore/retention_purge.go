@@ -130,6 +130,9 @@ const purgeDiscardRatio = 1e-9
 //  3. flattens the LSM tree into one level (writes continue);
 //  4. runs value-log GC until no file with deleted values is left.
 //
+// Before step 3 it unlinks the files of destroyed large blobs that are
+// still waiting (blobfiles.go), after the end of a running backup.
+//
 // Calls wait during steps 1 and 2 (usually well under a second). A Purge
 // with no deletion since the last one returns at once.
 func (db *DB) Purge(ctx context.Context) (store.PurgeReport, error) {
@@ -162,6 +165,11 @@ func (db *DB) Purge(ctx context.Context) (store.PurgeReport, error) {
 		return store.PurgeReport{}, err
 	}
 	defer db.leave()
+	// Destroyed large blobs' files, unless the orphan loop was first
+	// (after a running backup, if any).
+	if err := db.processUnlinks(); err != nil {
+		return store.PurgeReport{}, err
+	}
 	if err := db.bdb.Flatten(2); err != nil {
 		return store.PurgeReport{}, internal("purge: flatten", err)
 	}

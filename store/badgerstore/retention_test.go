@@ -224,9 +224,11 @@ func TestPurgeClosedStore(t *testing.T) {
 }
 
 // TestStagedRetention: a large (staged) blob under retention is vaulted
-// whole by Expunge, and its pieces go when the sweeper destroys it.
+// whole by Expunge (its file stays), and its file goes when the sweeper
+// destroys it.
 func TestStagedRetention(t *testing.T) {
-	db := openDB(t, t.TempDir())
+	dir := t.TempDir()
+	db := openDB(t, dir)
 	defer db.Close()
 	const addr = "a@example.org"
 	mkAccount(t, db, addr, []byte("w"))
@@ -253,8 +255,8 @@ func TestStagedRetention(t *testing.T) {
 	if _, v, err := db.ExpungeReport(bg, addr, inbox, []uint32{d[0].UID}); err != nil || len(v) != 1 {
 		t.Fatalf("ExpungeReport: vaulted %v, %v", v, err)
 	}
-	if n := countPrefix(t, db, pChunk); n != 4 {
-		t.Fatalf("vaulted staged blob: %d pieces", n)
+	if n, k := len(blobFiles(t, dir)), countPrefix(t, db, pBlobFile); n != 1 || k != 1 {
+		t.Fatalf("vaulted staged blob: %d files, %d file records", n, k)
 	}
 	vs, _ := db.Vault(bg, store.Owner{Address: addr})
 	after := soon.Add(time.Second)
@@ -262,9 +264,13 @@ func TestStagedRetention(t *testing.T) {
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("DestroyMessages = %+v, %v", ds, err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); countPrefix(t, db, pChunk)+countPrefix(t, db, pOrphans) != 0; time.Sleep(10 * time.Millisecond) {
+	if k := countPrefix(t, db, pBlobFile); k != 0 {
+		t.Fatalf("after destroying: %d file records", k)
+	}
+	// The orphan loop unlinks the file after the commit.
+	for deadline := time.Now().Add(10 * time.Second); len(blobFiles(t, dir))+countPrefix(t, db, pUnlink) != 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("after destroying: %d pieces, %d orphan lists", countPrefix(t, db, pChunk), countPrefix(t, db, pOrphans))
+			t.Fatalf("after destroying: %d files, %d unlink entries", len(blobFiles(t, dir)), countPrefix(t, db, pUnlink))
 		}
 	}
 }
