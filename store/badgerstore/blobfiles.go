@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 
 	"github.com/dgraph-io/badger/v4"
@@ -453,19 +452,19 @@ func (db *DB) prepareCopies(ctx context.Context, address string, src uint64, uid
 		if err != nil {
 			return err
 		}
-		return t.scan(msgPrefix(pMeta, acct, src), nil, false, func(k, v []byte) (bool, error) {
-			if _, ok := slices.BinarySearch(uids, uidOf(k)); !ok {
-				return true, nil
+		for _, uid := range uids {
+			md, err := loadMeta(t, acct, src, uid)
+			if errors.Is(err, errNoKey) {
+				continue
 			}
-			md, err := decodeMeta(v, nil)
 			if err != nil {
-				return false, corrupt("message", err)
+				return err
 			}
 			if isStaged(md.Blob) {
 				blobs = append(blobs, large{md.Blob, md.SealedSize})
 			}
-			return true, nil
-		})
+		}
+		return nil
 	})
 	if err != nil || len(blobs) == 0 {
 		return nil, err

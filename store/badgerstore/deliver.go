@@ -25,24 +25,10 @@ func (db *DB) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Deliver
 	if err != nil {
 		return nil, err
 	}
-	// Large inline blobs become files first, as if staged.
-	for i := range in {
-		if len(in[i].Blob) <= fileThreshold {
-			continue
-		}
-		w, err := db.StageBlob(ctx, in[i].Account)
-		if err != nil {
-			return nil, fmt.Errorf("store: deliver: %w", err)
-		}
-		defer w.Discard() // after the commit, it does nothing
-		if _, err := w.Write(in[i].Blob); err != nil {
-			return nil, err
-		}
-		sb, err := w.Finish(ctx)
-		if err != nil {
-			return nil, err
-		}
-		in[i].Blob, in[i].Staged = nil, &sb
+	discard, err := db.stageLarge(ctx, in)
+	defer discard()
+	if err != nil {
+		return nil, err
 	}
 	if err := db.enter(ctx); err != nil {
 		return nil, err
@@ -69,6 +55,38 @@ func (db *DB) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Deliver
 // map, never holds a large message. IMAP's APPEND stages messages above
 // the same size.
 const fileThreshold = 1 << 20
+
+// stageLarge writes the inline blobs of ds above fileThreshold to files,
+// as if staged, and makes their deliveries name them (Deliver,
+// UpdateQueue). The caller defers discard, which removes the files its
+// transaction did not link.
+func (db *DB) stageLarge(ctx context.Context, ds []store.Delivery) (discard func(), err error) {
+	var ws []store.BlobWriter
+	discard = func() {
+		for _, w := range ws {
+			w.Discard() // after the commit, it does nothing
+		}
+	}
+	for i := range ds {
+		if len(ds[i].Blob) <= fileThreshold {
+			continue
+		}
+		w, err := db.StageBlob(ctx, ds[i].Account)
+		if err != nil {
+			return discard, fmt.Errorf("store: deliver: %w", err)
+		}
+		ws = append(ws, w)
+		if _, err := w.Write(ds[i].Blob); err != nil {
+			return discard, err
+		}
+		sb, err := w.Finish(ctx)
+		if err != nil {
+			return discard, err
+		}
+		ds[i].Blob, ds[i].Staged = nil, &sb
+	}
+	return discard, nil
+}
 
 // prepareDeliveries checks deliveries and returns copies with canonical
 // flags and the internal date filled in (Deliver, UpdateQueue).

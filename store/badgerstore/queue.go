@@ -132,6 +132,11 @@ func (db *DB) UpdateQueue(ctx context.Context, c store.QueueChange) ([]store.Del
 	if err != nil {
 		return nil, err
 	}
+	discard, err := db.stageLarge(ctx, in)
+	defer discard()
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now().UTC()
 	for i := range c.Trace {
 		if c.Trace[i].Time.IsZero() {
