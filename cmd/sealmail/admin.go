@@ -60,6 +60,7 @@ type userInfo struct {
 	Fingerprint string     `json:"fingerprint"`
 	Slots       []slotInfo `json:"slots"`
 	PublishWKD  bool       `json:"publish_wkd"`
+	Autocrypt   bool       `json:"autocrypt"`
 	UsedBytes   int64      `json:"used_bytes"`
 	// QuotaBytes is the setting (0: limits.quota, -1: none); QuotaLimit
 	// the limit in force (0: none).
@@ -205,7 +206,7 @@ var _ admin = (*localAdmin)(nil)
 func userInfoOf(a account.Info) userInfo {
 	u := userInfo{
 		Address: a.Address, Created: a.Created, Fingerprint: a.Fingerprint,
-		PublishWKD: a.PublishWKD, UsedBytes: a.UsedBytes, QuotaBytes: a.QuotaBytes, QuotaLimit: a.QuotaLimit,
+		PublishWKD: a.PublishWKD, Autocrypt: a.Autocrypt, UsedBytes: a.UsedBytes, QuotaBytes: a.QuotaBytes, QuotaLimit: a.QuotaLimit,
 		Slots: slotInfosOf(a.Slots),
 	}
 	return u

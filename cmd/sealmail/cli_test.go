@@ -279,7 +279,7 @@ func TestCLIUsage(t *testing.T) {
 	te.fails(exitUsage, `unknown command "user frob"`, "", "user", "frob")
 	te.fails(exitUsage, "want exactly one ADDRESS", "", "user", "add")
 	te.fails(exitUsage, "flag provided but not defined", "", "user", "list", "--nope")
-	te.fails(exitUsage, "use --wkd=true|false or --quota SIZE", "", "user", "set", "a@example.org")
+	te.fails(exitUsage, "use --wkd=true|false, --quota SIZE or --autocrypt=true|false", "", "user", "set", "a@example.org")
 	te.fails(exitUsage, "--wkd: want true or false", "", "user", "set", "a@example.org", "--wkd=maybe")
 	te.fails(exitUsage, "pass --yes", "", "user", "delete", "a@example.org")
 	te.fails(exitUsage, "use --password-stdin", "", "user", "add", "a@example.org")

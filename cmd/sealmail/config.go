@@ -62,6 +62,7 @@ type Config struct {
 	// delivery trace. "": <data_dir>/server.key, made at first start.
 	ServerKeyFile string        `yaml:"server_key_file" default:""`
 	Metrics       MetricsConfig `yaml:"metrics"`
+	DKIM          DKIMConfig    `yaml:"dkim"`
 }
 
 // MetricsConfig configures the Prometheus endpoint on listen.metrics.
@@ -71,6 +72,19 @@ type MetricsConfig struct {
 	// how busy the server is and who may log in how often; they belong
 	// to the operator's network, behind a firewall.
 	AllowRemote bool `yaml:"allow_remote" default:"false"`
+}
+
+// DKIMConfig configures the DKIM keys (server/smtp/dkim).
+type DKIMConfig struct {
+	// KeyDir holds the private keys and selectors; "" means
+	// <data_dir>/dkim.
+	KeyDir string `yaml:"key_dir" default:""`
+	// RetireAfter is how long a replaced selector stays published: longer
+	// than mail waits in the outbound queue.
+	RetireAfter time.Duration `yaml:"retire_after" default:"336h" min:"24h"`
+	// PublishWait is how long a new selector must have been seen in DNS
+	// before it signs.
+	PublishWait time.Duration `yaml:"publish_wait" default:"1h" min:"0"`
 }
 
 // AuthConfig configures logins.
@@ -494,3 +508,11 @@ func (c *Config) storeDir() string   { return filepath.Join(c.DataDir, "store") 
 func (c *Config) tlsDir() string     { return filepath.Join(c.DataDir, "tls") }
 func (c *Config) acmeDir() string    { return filepath.Join(c.DataDir, "acme") }
 func (c *Config) socketPath() string { return filepath.Join(c.DataDir, "control.sock") }
+
+// dkimDir is dkim.key_dir, or <data_dir>/dkim.
+func (c *Config) dkimDir() string {
+	if c.DKIM.KeyDir != "" {
+		return c.DKIM.KeyDir
+	}
+	return filepath.Join(c.DataDir, "dkim")
+}

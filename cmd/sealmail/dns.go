@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/sealmail/sealmail/keyserver"
+	"github.com/sealmail/sealmail/policy"
 )
 
 // clientPorts are the IMAP, POP3 and submission ports clients connect
@@ -120,13 +122,20 @@ func runDNS(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	recs, err := keyserver.DNSRecords(args[0], keyserverOptions(c, nil, nil, configPorts(c)))
+	opt := keyserverOptions(c, nil, nil, configPorts(c))
+	keys, none, err := dkimDNSKeys(c)
 	if err != nil {
 		return err
 	}
-	_, err = io.WriteString(e.io.out, recs)
-	if err == nil && len(recs) > 0 && recs[len(recs)-1] != '\n' {
-		_, err = fmt.Fprintln(e.io.out)
+	opt.DKIM = keys
+	recs, err := keyserver.DNSRecords(args[0], opt)
+	if err != nil {
+		return err
 	}
+	if d, err := policy.NormalizeDomain(args[0]); err == nil && slices.Contains(none, d) {
+		recs += fmt.Sprintf("; %s has no DKIM key yet: sealmail serve makes one at start (or run sealmail %sdkim rotate %s); then run this again.\n",
+			d, e.flags.hint(), d)
+	}
+	_, err = io.WriteString(e.io.out, recs)
 	return err
 }

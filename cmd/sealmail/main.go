@@ -70,6 +70,8 @@ type cmdFlags struct {
 	passwordStdin bool
 	wkd           string
 	quota         string
+	autocrypt     string
+	force         bool
 	yes           bool
 	json          bool
 	// filter and trace commands
@@ -203,9 +205,10 @@ func init() {
 			flags: jsonFlag, run: runUserSlots},
 		&command{name: "user revoke", args: "ADDRESS SLOT-ID", summary: "destroy one unlock slot and end the sessions that used it",
 			run: runUserRevoke},
-		&command{name: "user set", args: "ADDRESS [--wkd=true|false] [--quota SIZE]", summary: "change account settings",
+		&command{name: "user set", args: "ADDRESS [--wkd=true|false] [--quota SIZE] [--autocrypt=true|false]", summary: "change account settings",
 			flags: func(fs *flag.FlagSet, f *cmdFlags) {
 				fs.StringVar(&f.wkd, "wkd", "", "publish the public key in the Web Key Directory (true|false)")
+				fs.StringVar(&f.autocrypt, "autocrypt", "", "add an Autocrypt header with the public key to outgoing mail (true|false)")
 				fs.StringVar(&f.quota, "quota", "", "quota in sealed bytes (`SIZE`: 500MiB, 2GiB, …; 0 or none for no limit; default for limits.quota)")
 			}, run: runUserSet},
 		&command{name: "key export", args: "ADDRESS", summary: "print the armored public key", run: runKeyExport},

@@ -129,6 +129,20 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 		return err
 	}
 	defer accounts.Close()
+	// DKIM keys for every domain that has none, before any mail can be
+	// sent; then new selectors are looked for in DNS in the background.
+	dkimCtx, dkimStop := context.WithCancel(context.Background())
+	_, dkimDone, err := startDKIM(dkimCtx, c, log)
+	if err != nil {
+		dkimStop()
+		ctlLn.Close()
+		os.Remove(c.socketPath())
+		return err
+	}
+	defer func() {
+		dkimStop()
+		<-dkimDone
+	}()
 	inb, err := newInboundParts(c, st, fs, log, true)
 	if err != nil {
 		ctlLn.Close()

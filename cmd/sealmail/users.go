@@ -334,8 +334,14 @@ func runUserSet(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if e.flags.wkd == "" && e.flags.quota == "" {
-		return usagef("nothing to set; use --wkd=true|false or --quota SIZE")
+	if e.flags.wkd == "" && e.flags.quota == "" && e.flags.autocrypt == "" {
+		return usagef("nothing to set; use --wkd=true|false, --quota SIZE or --autocrypt=true|false")
+	}
+	var autocrypt bool
+	if e.flags.autocrypt != "" {
+		if autocrypt, err = strconv.ParseBool(e.flags.autocrypt); err != nil {
+			return usagef("--autocrypt: want true or false, got %q", e.flags.autocrypt)
+		}
 	}
 	var publish bool
 	if e.flags.wkd != "" {
@@ -349,21 +355,33 @@ func runUserSet(ctx context.Context, e *env, args []string) error {
 			return usagef("--quota: %v", err)
 		}
 	}
-	return e.withAdmin(func(a admin, c *Config) error {
-		if e.flags.wkd != "" {
-			if err := a.SetWKD(ctx, addr, publish); err != nil {
-				return err
+	if e.flags.wkd != "" || e.flags.quota != "" {
+		err := e.withAdmin(func(a admin, c *Config) error {
+			if e.flags.wkd != "" {
+				if err := a.SetWKD(ctx, addr, publish); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.io.out, "%s: published in the Web Key Directory: %s\n", addr, yesNo(publish))
 			}
-			fmt.Fprintf(e.io.out, "%s: published in the Web Key Directory: %s\n", addr, yesNo(publish))
-		}
-		if e.flags.quota != "" {
-			if err := a.SetQuota(ctx, addr, quota); err != nil {
-				return err
+			if e.flags.quota != "" {
+				if err := a.SetQuota(ctx, addr, quota); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.io.out, "%s: quota: %s\n", addr, quotaText(quota, int64(c.Limits.Quota)))
 			}
-			fmt.Fprintf(e.io.out, "%s: quota: %s\n", addr, quotaText(quota, int64(c.Limits.Quota)))
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	if e.flags.autocrypt != "" {
+		if err := e.callOp(ctx, opSetAutocrypt, opCall{Address: addr, Args: autocryptArgs{On: autocrypt}}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.io.out, "%s: Autocrypt header on outgoing mail: %s\n", addr, yesNo(autocrypt))
+	}
+	return nil
 }
 
 // parseQuota reads --quota: a size as in the configuration ("1MiB",
