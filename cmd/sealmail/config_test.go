@@ -233,6 +233,8 @@ func TestConfigErrors(t *testing.T) {
 		{"delay past lifetime", "outbound:\n  lifetime: 1h\n  delay_warning: 2h\n", nil, "config: outbound.delay_warning: must be shorter"},
 		{"lifetime long", "outbound:\n  lifetime: 1000h\n", nil, "config: outbound.lifetime: at most"},
 		{"dns resolver", "dns:\n  resolver: 'not an address:x'\n", nil, "config: dns.resolver"},
+		{"dkim retires before the queue gives up", "dkim:\n  retire_after: 48h\n", nil, "config: dkim.retire_after: must be longer than outbound.lifetime"},
+		{"dkim retire_after short", "dkim:\n  retire_after: 1h\n", nil, "dkim.retire_after"},
 		{"submission per ip", "limits:\n  submission_connections: 5\n  submission_connections_per_ip: 6\n", nil, "config: limits.submission_connections_per_ip"},
 		{"bad duration", "limits:\n  command_timeout: 5\n", nil, "limits.command_timeout"},
 		{"bad duration env", "", map[string]string{"SEALMAIL_LIMITS_DATA_TIMEOUT": "ten minutes"}, "limits.data_timeout"},

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -16,7 +17,12 @@ import (
 
 	"github.com/sealmail/sealmail/keyserver"
 	"github.com/sealmail/sealmail/policy"
+	smtpserver "github.com/sealmail/sealmail/server/smtp"
+	"github.com/sealmail/sealmail/server/smtp/autocrypt"
 	"github.com/sealmail/sealmail/server/smtp/dkim"
+	"github.com/sealmail/sealmail/server/smtp/resolver"
+	"github.com/sealmail/sealmail/server/smtp/tlspolicy"
+	"github.com/sealmail/sealmail/store"
 )
 
 // `sealmail dkim list|rotate|activate` work on the key directory
@@ -363,4 +369,36 @@ func runDKIMActivate(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.io.out, "The keys it replaced stay published for %v.\n", c.DKIM.RetireAfter)
 	return nil
+}
+
+// sendTransforms are the steps every submitted message passes before it
+// is stored or queued: the Autocrypt header, then the DKIM signatures,
+// which cover it.
+func sendTransforms(st store.Store, keys *dkim.Keys, log *slog.Logger) ([]smtpserver.Transform, error) {
+	ac, err := autocrypt.New(autocrypt.Options{Accounts: st, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	signer, err := dkim.NewSigner(dkim.SignerOptions{Keys: keys, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return []smtpserver.Transform{ac, signer}, nil
+}
+
+// tlsPolicy is the outbound TLS policy (DANE, MTA-STS, REQUIRETLS), its
+// MTA-STS cache in <data_dir>/mta-sts.cache sealed under the server key.
+// It warns when DANE trusts a resolver on another host.
+func tlsPolicy(c *Config, res *resolver.Resolver, serverKey []byte, log *slog.Logger) (*tlspolicy.Policies, error) {
+	if c.DNS.DNSSEC && !isLoopback(res.Server()) {
+		log.Warn("dns.resolver " + res.Server() + " is not on this host: DANE trusts its DNSSEC validation over the network; " +
+			"run a validating resolver on 127.0.0.1, or set dns.dnssec: false")
+	}
+	return tlspolicy.New(tlspolicy.Options{
+		Resolver:  res,
+		NoDANE:    !c.DNS.DNSSEC,
+		CacheFile: filepath.Join(c.DataDir, "mta-sts.cache"),
+		CacheKey:  serverKey,
+		Logger:    log,
+	})
 }

@@ -1,15 +1,24 @@
 package main
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	msgauth "github.com/emersion/go-msgauth/dkim"
 	"github.com/miekg/dns"
 
 	"github.com/sealmail/sealmail/server/smtp/resolver/dnstest"
+	"github.com/sealmail/sealmail/server/smtp/sink"
 )
 
 // listDKIM returns `dkim list --json`.
@@ -192,4 +201,102 @@ func TestUserSetAutocrypt(t *testing.T) {
 	}
 	te.fails(exitUsage, "--autocrypt: want true or false", "", "user", "set", "alice@example.org", "--autocrypt=maybe")
 	te.fails(exitError, "no account", "", "user", "set", "bob@example.org", "--autocrypt=false")
+}
+
+// TestSendingSigned (issue 12, deliverability) runs the real binary:
+// mail alice submits reaches a remote sink with an RSA and an Ed25519
+// DKIM signature that go-msgauth verifies against the records `dkim list`
+// gives, and an Autocrypt header with her key; --autocrypt=false drops
+// the header; a rotation (rotate, activate) reaches the running server,
+// which signs the next message with the new keys.
+func TestSendingSigned(t *testing.T) {
+	sk := startSink(t, sink.Options{KeepData: true})
+	te := newTestEnv(t)
+	te.env = append(te.env, "SEALMAIL_OUTBOUND_TRANSPORTS=remote.test="+sk.Addr)
+	te.ok(alicePW+"\n", "user", "add", "alice@example.org", "--password-stdin")
+	s := te.serve()
+	var us []userInfo
+	if err := json.Unmarshal([]byte(te.ok("", "user", "list", "--json").stdout), &us); err != nil || len(us) != 1 {
+		t.Fatalf("user list: %v", err)
+	}
+	send := func(n int) sink.Message {
+		t.Helper()
+		msg := fmt.Sprintf("From: Alice <alice@example.org>\r\nTo: x@remote.test\r\nSubject: signed %d\r\n\r\nSigned mail.\r\n", n)
+		if err := submit(t, s, te.dataDir, "alice@example.org", alicePW, "alice@example.org", []string{"x@remote.test"}, msg); err != nil {
+			t.Fatalf("submit: %v\n%s", err, s.logs())
+		}
+		if got := sk.Wait(n, 3*time.Minute); got != n {
+			t.Fatalf("the sink got %d messages, want %d\n%s", got, n, s.logs())
+		}
+		return sk.Messages()[n-1]
+	}
+	// verify checks the message's signatures against the records of
+	// every selector, and returns the selectors that signed.
+	verify := func(m sink.Message) []string {
+		t.Helper()
+		txt := map[string]string{}
+		for _, sel := range listDKIM(t, te) {
+			txt[sel.DNSName] = sel.Record
+		}
+		vs, err := msgauth.VerifyWithOptions(bytes.NewReader(m.Data), &msgauth.VerifyOptions{
+			LookupTXT: func(name string) ([]string, error) { return []string{txt[name]}, nil },
+		})
+		if err != nil || len(vs) != 2 {
+			t.Fatalf("verify: %v, %d signatures\n%s", err, len(vs), m.Data)
+		}
+		for _, v := range vs {
+			if v.Err != nil || v.Domain != "example.org" {
+				t.Fatalf("signature of %s: %v", v.Domain, v.Err)
+			}
+		}
+		var sels []string
+		for _, line := range strings.Split(strings.ReplaceAll(string(m.Data), "\r\n ", " "), "\r\n") {
+			if _, rest, ok := strings.Cut(line, " s="); ok && strings.HasPrefix(line, "DKIM-Signature:") {
+				sel, _, _ := strings.Cut(rest, ";")
+				sels = append(sels, sel)
+			}
+		}
+		return sels
+	}
+	autocryptKey := func(m sink.Message) string {
+		hdr, _, _ := strings.Cut(strings.ReplaceAll(string(m.Data), "\r\n ", ""), "\r\n\r\n")
+		for _, line := range strings.Split(hdr, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "Autocrypt: addr=alice@example.org; keydata="); ok {
+				raw, err := base64.StdEncoding.DecodeString(v)
+				if err != nil {
+					t.Fatalf("keydata: %v", err)
+				}
+				e, err := openpgp.ReadEntity(packet.NewReader(bytes.NewReader(raw)))
+				if err != nil {
+					t.Fatalf("keydata: %v", err)
+				}
+				return fmt.Sprintf("%x", e.PrimaryKey.Fingerprint)
+			}
+		}
+		return ""
+	}
+
+	m1 := send(1)
+	first := verify(m1)
+	if fpr := autocryptKey(m1); fpr != us[0].Fingerprint {
+		t.Errorf("Autocrypt key %q, want alice's %s\n%s", fpr, us[0].Fingerprint, m1.Data)
+	}
+	te.ok("", "user", "set", "alice@example.org", "--autocrypt=false")
+	m2 := send(2)
+	verify(m2)
+	if fpr := autocryptKey(m2); fpr != "" {
+		t.Errorf("Autocrypt header after --autocrypt=false")
+	}
+	// Rotation while the server runs.
+	te.ok("", "dkim", "rotate", "example.org")
+	te.ok("", "dkim", "activate", "example.org", "--force")
+	third := verify(send(3))
+	if strings.Join(third, " ") == strings.Join(first, " ") {
+		t.Errorf("still signed with %v after the rotation", third)
+	}
+	for _, sel := range third {
+		if !strings.HasPrefix(sel, "rsa-") && !strings.HasPrefix(sel, "ed-") || slices.Contains(first, sel) {
+			t.Errorf("selector %s after rotation (before: %v)", sel, first)
+		}
+	}
 }

@@ -25,6 +25,9 @@ type DNSConfig struct {
 	// first nameserver of /etc/resolv.conf.
 	Resolver string        `yaml:"resolver" default:""`
 	Timeout  time.Duration `yaml:"timeout" default:"5s" min:"1ms"`
+	// DNSSEC trusts the resolver's DNSSEC validation (the AD bit) for
+	// DANE and for REQUIRETLS over DNSSEC-signed MX records.
+	DNSSEC bool `yaml:"dnssec" default:"true"`
 }
 
 // InboundConfig is the MX's inbound policy (server/smtp/inbound and

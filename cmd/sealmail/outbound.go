@@ -12,6 +12,7 @@ import (
 
 	"github.com/sealmail/sealmail/server/smtp/queue"
 	"github.com/sealmail/sealmail/server/smtp/resolver"
+	"github.com/sealmail/sealmail/server/smtp/tlspolicy"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -68,6 +69,9 @@ func (c *Config) validateOutbound() error {
 	o := &c.Outbound
 	if o.Lifetime > maxLifetime {
 		return fmt.Errorf("config: outbound.lifetime: at most %v", maxLifetime)
+	}
+	if c.DKIM.RetireAfter <= o.Lifetime {
+		return fmt.Errorf("config: dkim.retire_after: must be longer than outbound.lifetime (%v), so that queued mail signed before a rotation still verifies", o.Lifetime)
 	}
 	if o.DelayWarning >= o.Lifetime {
 		return errors.New("config: outbound.delay_warning: must be shorter than outbound.lifetime (0 turns it off)")
@@ -177,38 +181,45 @@ func queueOptions(c *Config, st store.Store, key []byte, res *resolver.Resolver,
 	return opt, nil
 }
 
-// startQueue builds the outbound queue over st and starts delivering.
-// It refuses to start when the queue holds mail the server key cannot
-// open (the key file was replaced), rather than fail every delivery.
-// onDeliver hears of the notices it delivers into local mailboxes. res
-// is the DNS client the inbound checks use, or nil to make one: the mail
-// paths share one client and its cache. escrow is the MX's escrow policy.
-func startQueue(c *Config, st store.Store, res *resolver.Resolver, escrow queue.Escrow, log *slog.Logger, onDeliver func([]store.Delivered)) (*queue.Queue, error) {
+// startQueue builds the outbound queue over st and starts delivering,
+// with the outbound TLS policy (tlsPolicy), which the caller closes
+// after the queue. It refuses to start when the queue holds mail the
+// server key cannot open (the key file was replaced), rather than fail
+// every delivery. onDeliver hears of the notices it delivers into local
+// mailboxes. res is the DNS client the inbound checks use, or nil to
+// make one: the mail paths share one client and its cache. escrow is
+// the MX's escrow policy.
+func startQueue(c *Config, st store.Store, res *resolver.Resolver, escrow queue.Escrow, log *slog.Logger, onDeliver func([]store.Delivered)) (*queue.Queue, *tlspolicy.Policies, error) {
 	key, err := loadServerKey(c)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer clear(key)
 	if res == nil {
 		if res, err = newResolver(c, log); err != nil {
-			return nil, fmt.Errorf("dns.resolver: %w", err)
+			return nil, nil, fmt.Errorf("dns.resolver: %w", err)
 		}
 	}
 	opt, err := queueOptions(c, st, key, res, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opt.OnDeliver = onDeliver
 	opt.Escrow = escrow // the notices it delivers locally, as the MX's mail
+	pol, err := tlsPolicy(c, res, key, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	opt.TLSPolicy = pol
 	q, err := queue.New(opt)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := q.CheckKey(context.Background()); err != nil {
-		return nil, fmt.Errorf("outbound queue: %w: the server key %s does not open the queued mail; restore the key it was sealed with", err, c.serverKeyPath())
+		return nil, nil, fmt.Errorf("outbound queue: %w: the server key %s does not open the queued mail; restore the key it was sealed with", err, c.serverKeyPath())
 	}
 	if err := q.Start(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return q, nil
+	return q, pol, nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/sealmail/sealmail/server/mailbox"
 	pop3server "github.com/sealmail/sealmail/server/pop3"
 	smtpserver "github.com/sealmail/sealmail/server/smtp"
+	"github.com/sealmail/sealmail/server/smtp/dkim"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -132,7 +133,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	// DKIM keys for every domain that has none, before any mail can be
 	// sent; then new selectors are looked for in DNS in the background.
 	dkimCtx, dkimStop := context.WithCancel(context.Background())
-	_, dkimDone, err := startDKIM(dkimCtx, c, log)
+	dkimKeys, dkimDone, err := startDKIM(dkimCtx, c, log)
 	if err != nil {
 		dkimStop()
 		ctlLn.Close()
@@ -167,7 +168,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	tlsConf, err := serverTLS(c, log)
 	if err == nil {
 		var srv *servers
-		srv, err = startServers(c, st, accounts, inb, escrowPolicy{keys: escrow}, tlsConf, log, fdLimit, &ctl.queue, m)
+		srv, err = startServers(c, st, accounts, inb, escrowPolicy{keys: escrow}, tlsConf, log, fdLimit, &ctl.queue, m, dkimKeys)
 		if err == nil {
 			services = append(services, srv.services...)
 			svcs.delivered = srv.delivered
@@ -334,7 +335,7 @@ type servers struct {
 // what fdLimit leaves. It returns them as services, not yet serving, and
 // gives the queue to queues (the control socket's). On error nothing
 // stays bound.
-func startServers(c *Config, st store.Store, accounts *account.Service, inb *inboundParts, escrow smtpserver.Escrow, tlsConf serverTLSConfigs, log *slog.Logger, fdLimit uint64, queues *queueHolder, m *metrics) (_ *servers, err error) {
+func startServers(c *Config, st store.Store, accounts *account.Service, inb *inboundParts, escrow smtpserver.Escrow, tlsConf serverTLSConfigs, log *slog.Logger, fdLimit uint64, queues *queueHolder, m *metrics, keys *dkim.Keys) (_ *servers, err error) {
 	lns, err := bindListeners(c)
 	if err != nil {
 		return nil, err
@@ -417,11 +418,15 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 
 	// The outbound queue runs whether or not clients can submit here: it
 	// delivers what is already queued.
-	q, err := startQueue(c, st, inb.res, escrow, log, imapSrv.Delivered)
+	q, pol, err := startQueue(c, st, inb.res, escrow, log, imapSrv.Delivered)
 	if err != nil {
 		return nil, err
 	}
-	cleanup = append(cleanup, func() { q.Shutdown(context.Background()) })
+	cleanup = append(cleanup, func() { q.Shutdown(context.Background()); pol.Close() })
+	transforms, err := sendTransforms(st, keys, log)
+	if err != nil {
+		return nil, err
+	}
 	queues.set(q)
 	var subSrv *smtpserver.Server
 	if lns.submission != nil || lns.submissions != nil {
@@ -441,6 +446,7 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 				Accounts:     accounts,
 				Queue:        q,
 				HideClientIP: c.Submission.HideClientIP,
+				Transforms:   transforms,
 			},
 		})
 		if err != nil {
@@ -481,7 +487,8 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 		if subSrv != nil {
 			err = subSrv.Shutdown(ctx)
 		}
-		return errors.Join(err, q.Shutdown(ctx))
+		err = errors.Join(err, q.Shutdown(ctx))
+		return errors.Join(err, pol.Close())
 	}})
 	if ln := lns.submission; ln != nil {
 		gl := guard("submission", ln, lim.submission, nil, subSrv.Refuse)
