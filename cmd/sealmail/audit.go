@@ -176,6 +176,9 @@ func accountEvent(e account.Event) audit.Event {
 	case account.OpWKDChanged:
 		ev.Action = "account.wkd"
 		ev.Detail["publish"] = strconv.FormatBool(e.Publish)
+	case account.OpAutocryptChanged:
+		ev.Action = "account.autocrypt"
+		ev.Detail["autocrypt"] = strconv.FormatBool(e.Publish)
 	case account.OpSecretExported:
 		ev.Action = "account.secret-key-export"
 	case account.OpQuotaChanged:

@@ -440,6 +440,7 @@ func TestAuditAdminActs(t *testing.T) {
 			}
 			te.ok(alicePW+"\n", "user", "add", "alice@example.org", "--password-stdin")
 			te.ok("", "user", "set", "alice@example.org", "--quota", "none")
+			te.ok("", "user", "set", "alice@example.org", "--autocrypt=false")
 			te.ok("", "filter", "deny", "add", "192.0.2.7", "--note", "abuse report 17")
 			te.ok("", "filter", "allow", "add", "partner.example", "--user", "alice@example.org")
 			te.fails(exitError, "already on the deny list", "", "filter", "deny", "add", "192.0.2.7/32")
@@ -453,6 +454,7 @@ func TestAuditAdminActs(t *testing.T) {
 			want := []struct{ action, scope, reason, detail string }{
 				{"account.create", "user:alice@example.org", "", ""},
 				{"account.quota", "user:alice@example.org", "", "quota=none"},
+				{"account.autocrypt", "user:alice@example.org", "", "autocrypt=false"},
 				{"filter.rule-add", "org", "abuse report 17", "id=1 list=deny kind=cidr value=192.0.2.7/32"},
 				{"filter.rule-add", "user:alice@example.org", "", "id=2 list=allow kind=domain value=partner.example"},
 				{"filter.rule-remove", "org", "abuse report 17", "id=1 list=deny value=192.0.2.7/32"},
