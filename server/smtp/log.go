@@ -24,6 +24,9 @@ const (
 	keyResult = "result" // reply code and enhanced code, e.g. "250 2.0.0"
 	keyDomain = "domain" // a recipient's or sender's domain (never the local part)
 	keyHelo   = "helo"
+	// keyRcptAccount is a local recipient's account in submission, where
+	// account (from AUTH, on every line of the connection) is the sender.
+	keyRcptAccount = "rcpt_account"
 )
 
 const (

@@ -58,7 +58,7 @@ func (c *conn) checkSender(from string) *Reply {
 	if from == "" || c.srv.rcpts.Owns(c.account, from) {
 		return nil
 	}
-	c.log.Info("MAIL refused: sender not owned", keyAccount, c.account, keyDomain, sanitize(domainOf(from)),
+	c.log.Info("MAIL refused: sender not owned", keyDomain, sanitize(domainOf(from)),
 		keyResult, replyNotYourSender.Status())
 	return replyNotYourSender
 }
@@ -96,7 +96,7 @@ func (c *conn) submissionRcpt(p path, ra rcptArgs, addr string) bool {
 		}
 		for _, a := range accounts {
 			if rep := quotaCheck(a, c.tx.sizeHint); rep != nil {
-				c.log.Info("RCPT refused: quota", keyAccount, a.Address, keyResult, rep.Status())
+				c.log.Info("RCPT refused: quota", keyRcptAccount, a.Address, keyResult, rep.Status())
 				c.reply(rep)
 				return true
 			}
@@ -151,7 +151,8 @@ func quoteLocal(local string) string {
 // entries in one transaction; 250 only after that.
 func (c *conn) submit(msg *msgBuffer, sink *msgSink, start time.Time) *Reply {
 	tx := c.tx
-	attrs := []any{keyID, tx.id, keyAccount, c.account, keySize, sink.size, keyRcpts, len(tx.rcpts)}
+	// c.log names the account since AUTH.
+	attrs := []any{keyID, tx.id, keySize, sink.size, keyRcpts, len(tx.rcpts)}
 	fail := func(rep *Reply, err error) *Reply {
 		level := c.log.Info
 		if !rep.Permanent() {
@@ -177,7 +178,7 @@ func (c *conn) submit(msg *msgBuffer, sink *msgSink, start time.Time) *Reply {
 	var headerFrom []string
 	for _, a := range append(h.from, h.sender...) {
 		if !c.srv.rcpts.Owns(c.account, a) {
-			c.log.Info("message refused: From: not owned", keyID, tx.id, keyAccount, c.account, keyDomain, sanitize(domainOf(a)))
+			c.log.Info("message refused: From: not owned", keyID, tx.id, keyDomain, sanitize(domainOf(a)))
 			return fail(replyNotYourFrom, errors.New("smtp: From: or Sender: not owned"))
 		}
 	}

@@ -197,6 +197,30 @@ func TestSubmissionDelivers(t *testing.T) {
 		t.Errorf("sink got %+v", m)
 	}
 	waitQueueEmpty(t, se.db)
+	accountLogged(t, se.logs.String(), "alice@example.org", "message submitted")
+}
+
+// accountLogged checks that each record of the messages given exists
+// and names the account once, as the authenticated one: the
+// connection's logger has carried it since AUTH, so a record that adds
+// it again prints account= twice.
+func accountLogged(t *testing.T, logs, account string, msgs ...string) {
+	t.Helper()
+	for _, msg := range msgs {
+		found := false
+		for _, line := range strings.Split(logs, "\n") {
+			if !strings.Contains(line, ` msg="`+msg+`"`) {
+				continue
+			}
+			found = true
+			if n := strings.Count(line, " account="); n != 1 || !strings.Contains(line, " account="+account+" ") && !strings.HasSuffix(line, " account="+account) {
+				t.Errorf("%d account= in %s", n, line)
+			}
+		}
+		if !found {
+			t.Errorf("no %q record in the log:\n%s", msg, logs)
+		}
+	}
 }
 
 func headerValue(msg, name string) string {
@@ -358,6 +382,8 @@ func TestSubmissionSpoofedSender(t *testing.T) {
 	refused(send(c, "alice@example.org", []string{"x@remote.test"},
 		"From: alice@example.org\r\nFrom: alice@example.org\r\n\r\nx\r\n"), "550 5.6.0")
 	se.expectEmpty()
+	accountLogged(t, se.logs.String(), "alice@example.org",
+		"MAIL refused: sender not owned", "message refused: From: not owned", "message not submitted")
 	if n, _ := se.db.QueueLen(context.Background()); n != 0 {
 		t.Fatalf("%d entries queued", n)
 	}
