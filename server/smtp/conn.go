@@ -213,6 +213,12 @@ func (c *conn) serve() {
 			c.readFailed(err)
 			return
 		}
+		if c.login != nil && c.login.Context().Err() != nil {
+			// The login ended (its secret revoked, the account deleted):
+			// nothing more is served, not even a command that arrived
+			// before the watcher (auth.go) cut the connection.
+			return
+		}
 		cmd, rep := parseCommand(line)
 		if rep != nil {
 			c.reply(rep)
