@@ -62,7 +62,12 @@ type Message struct {
 	TLS        bool   // it came over TLS
 	Auth       string // the user it authenticated as
 	Remote     string // the client's address
-	Time       time.Time
+	// Began is when the sink took its MAIL command: before the client
+	// could have read the 354 that lets it send the data, so while the
+	// client was alive. Time is when its data ended, which for a client
+	// killed after sending the data can be later than its death.
+	Began time.Time
+	Time  time.Time
 }
 
 // Reply returns an error the sink sends as the reply code, enhanced
@@ -216,7 +221,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 	}
 	_, tlsOn := ss.conn.TLSConnectionState()
-	m := &Message{From: from, TLS: tlsOn, Auth: ss.auth, Remote: ss.conn.Conn().RemoteAddr().String()}
+	m := &Message{From: from, TLS: tlsOn, Auth: ss.auth, Remote: ss.conn.Conn().RemoteAddr().String(), Began: time.Now()}
 	if opts != nil {
 		m.Ret, m.EnvID, m.UTF8, m.RequireTLS = string(opts.Return), opts.EnvelopeID, opts.UTF8, opts.RequireTLS
 	}
