@@ -101,6 +101,10 @@ func TestDKIMCommands(t *testing.T) {
 	if !strings.HasPrefix(zone["_dmarc.example.org."], "v=DMARC1;") || zone["example.org."] != "v=spf1 mx -all" {
 		t.Errorf("no DMARC or SPF record: %v", zone)
 	}
+	// TLS-RPT (RFC 8460 §3), where receivers report failed TLS to us.
+	if got := zone["_smtp._tls.example.org."]; got != "v=TLSRPTv1; rua=mailto:postmaster@example.org" {
+		t.Errorf("TLS-RPT record %q", got)
+	}
 
 	// Rotation, with a DNS server the CLI asks.
 	ns := dnstest.Start(t)

@@ -274,3 +274,53 @@ func TestSendingBinary(t *testing.T) {
 		t.Fatalf("server.key: %v %v", fi, err)
 	}
 }
+
+// TestSendingExpiry runs the real binary: a remote recipient that only
+// ever answers 4xx (through outbound.transports) is retried until
+// outbound.lifetime runs out, the last attempt at its end; then the
+// message bounces into the sender's INBOX, readable over IMAP, with the
+// remote's last reply, and leaves the queue.
+func TestSendingExpiry(t *testing.T) {
+	sk := startSink(t, sink.Options{Rcpt: func(to string) error {
+		return sink.Reply(452, "4.2.2", "mailbox full")
+	}})
+	te := newTestEnv(t)
+	te.env = append(te.env, "SEALMAIL_OUTBOUND_TRANSPORTS=remote.test="+sk.Addr,
+		"SEALMAIL_OUTBOUND_LIFETIME=4s", "SEALMAIL_OUTBOUND_DELAY_WARNING=0")
+	te.ok(alicePW+"\n", "user", "add", "alice@example.org", "--password-stdin")
+	s := te.serve()
+	msg := "From: Alice <alice@example.org>\r\nTo: full@remote.test\r\nSubject: never arrives\r\n\r\nStuck in the queue.\r\n"
+	if err := submit(t, s, te.dataDir, "alice@example.org", alicePW, "alice@example.org", []string{"full@remote.test"}, msg); err != nil {
+		t.Fatalf("submit: %v\n%s", err, s.logs())
+	}
+	var bounce string
+	waitUntil(t, "the expiry bounce in alice's INBOX", func() bool {
+		in := inboxOverIMAP(t, s, te.dataDir, "alice@example.org")
+		if len(in) > 0 {
+			bounce = in[0]
+		}
+		return len(in) > 0
+	})
+	for _, want := range []string{"multipart/report", "Action: failed", "Status: 5.4.7", "delivery time expired",
+		"452 4.2.2 mailbox full", "Subject: never arrives"} {
+		if !strings.Contains(bounce, want) {
+			t.Errorf("the bounce lacks %q:\n%s", want, bounce)
+		}
+	}
+	if in := inboxOverIMAP(t, s, te.dataDir, "alice@example.org"); len(in) != 1 {
+		t.Errorf("alice has %d messages, want the bounce alone (no delay warning)", len(in))
+	}
+	if n := sk.Connections(); n < 2 {
+		t.Errorf("%d delivery attempt(s), want the first and one at the end of the lifetime", n)
+	}
+	if sk.Count() != 0 {
+		t.Error("the sink took the message")
+	}
+	waitUntil(t, "an empty queue", func() bool {
+		return strings.Contains(te.ok("", "queue", "list").stdout, "the outbound queue is empty")
+	})
+	r := te.ok("", "trace", "search", "--direction", "outbound", "--to", "full@remote.test")
+	if !strings.Contains(r.stdout, "expired") {
+		t.Errorf("the trace does not say the message expired:\n%s", r.stdout)
+	}
+}
