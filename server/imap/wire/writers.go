@@ -179,6 +179,15 @@ func (w *UpdateWriter) Status(d *StatusData, items StatusItems) error {
 	return w.Err()
 }
 
+// NotificationOverflow writes "* OK [NOTIFICATIONOVERFLOW]": the Session
+// dropped notifications and has cleared NOTIFY (RFC 5465 §5.8).
+func (w *UpdateWriter) NotificationOverflow() error {
+	w.begin()
+	e := w.enc()
+	e.raw("* OK [NOTIFICATIONOVERFLOW] Too many notifications; NOTIFY is off\r\n")
+	return e.err
+}
+
 // List writes "* LIST …" (NOTIFY's MailboxName and SubscriptionChange).
 func (w *UpdateWriter) List(d *ListData) error {
 	w.begin()
