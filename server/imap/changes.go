@@ -15,6 +15,7 @@ func (s *Server) Expunged(account string, mailbox uint64, uids []uint32) {
 // retrieved): the sessions that have the mailbox selected are told
 // FETCH FLAGS.
 func (s *Server) FlagsChanged(account string, mailbox uint64, changed []store.Message) {
+	s.flagsPublished(account, mailbox, changed)
 	st := s.reg.lookup(account, mailbox)
 	if st == nil {
 		return
@@ -23,4 +24,11 @@ func (s *Server) FlagsChanged(account string, mailbox uint64, changed []store.Me
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.flagsLocked(changed, nil)
+}
+
+// flagsPublished puts a flag change on NOTIFY's change feed.
+func (s *Server) flagsPublished(account string, mailbox uint64, changed []store.Message) {
+	if len(changed) > 0 {
+		s.events.publish(change{kind: changeFlags, account: account, mailbox: mailbox})
+	}
 }

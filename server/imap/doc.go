@@ -33,7 +33,7 @@
 // compress.go (COMPRESS=DEFLATE, which the wire layer runs by itself),
 // within.go (WITHIN: OLDER and YOUNGER on the internal date), quota.go
 // (QUOTA, QUOTA=RES-STORAGE: the account's store quota as one root "",
-// SETQUOTA refused).
+// SETQUOTA refused), notify.go (NOTIFY, RFC 5465).
 //
 // Implementation notes:
 //
@@ -77,6 +77,30 @@
 //     announced (a store that commits UIDs out of order; badger never
 //     does) cannot be announced without breaking sequence numbers; the
 //     views see it at their next SELECT.
+//   - NOTIFY (notify.go, notify_hub.go). The selected mailbox is told
+//     through its view, as above: while no command runs (wire.PollNotify)
+//     Poll tells what the SELECTED group asks for, and holds EXPUNGE back
+//     for SELECTED-DELAYED; without such a group the selected mailbox
+//     waits for a command, as without NOTIFY. MessageNew's fetch
+//     attributes are a UID FETCH of the new messages. Every other
+//     mailbox is told through the registry's change feed (notifyHub):
+//     every mutation this process makes (IMAP commands, SMTP deliveries
+//     through Server.Delivered, POP3 through Expunged and FlagsChanged)
+//     publishes a change — kind, account, mailbox ID, and the name where
+//     the name is the news — to the sessions of that account with NOTIFY
+//     set. A change carries no content and no sequence numbers, so a
+//     store's own change feed (a SQL backend's LISTEN/NOTIFY rows of
+//     account, mailbox ID and kind) can drive the same hub for changes
+//     made by other processes. A session's queue coalesces message
+//     changes per mailbox (one STATUS, read from the store when written,
+//     with MESSAGES, UIDNEXT, UNSEEN and HIGHESTMODSEQ as the events
+//     ask) and keeps name changes in order (one LIST each: OLDNAME after
+//     RENAME, \NonExistent after DELETE, \Subscribed as it is). The
+//     queue is bounded (about 1,000 mailboxes, 256 names); past that the
+//     client gets [NOTIFICATIONOVERFLOW] and NOTIFY is off (RFC 5465
+//     §5.8). Filters match names when the notification is written, so
+//     a mailbox named before it exists is covered once it is created.
+//     INBOXES is INBOX and the \Junk mailbox (where SMTP delivers).
 //   - \Recent (RFC 3501 §2.3.2, for IMAP4rev1 clients) is kept in process
 //     (recentTracker): new mail is recent in the first read-write session
 //     that selects the mailbox or is told of it; EXAMINE shows it without

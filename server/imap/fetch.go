@@ -277,6 +277,7 @@ func (s *session) setSeen(ctx context.Context, a authState, sel *selected, items
 		sel.st.mu.Lock()
 		sel.st.flagsLocked(res.Changed, sel.v)
 		sel.st.mu.Unlock()
+		s.srv.flagsPublished(a.account, sel.st.key.id, res.Changed)
 		return err
 	}
 	changed := make(map[uint32]store.Message, len(res.Changed))
@@ -293,6 +294,7 @@ func (s *session) setSeen(ctx context.Context, a authState, sel *selected, items
 	sel.st.mu.Lock()
 	sel.st.flagsLocked(res.Changed, sel.v)
 	sel.st.mu.Unlock()
+	s.srv.flagsPublished(a.account, sel.st.key.id, res.Changed)
 	return nil
 }
 

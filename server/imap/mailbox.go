@@ -123,15 +123,19 @@ func (s *session) Create(ctx context.Context, cmd *wire.Create) (*wire.CreateDat
 		return nil, err
 	}
 	for _, p := range parents(name) {
-		_, err := s.srv.st.CreateMailbox(ctx, a.account, store.MailboxSpec{Name: p})
+		pm, err := s.srv.st.CreateMailbox(ctx, a.account, store.MailboxSpec{Name: p})
 		if err != nil && !errors.Is(err, store.ErrExists) {
 			return nil, protoErr(a.log, "create", err, "mailbox", p)
+		}
+		if err == nil {
+			s.srv.events.publish(change{kind: changeCreate, account: a.account, mailbox: pm.ID, name: p})
 		}
 	}
 	mb, err := s.srv.st.CreateMailbox(ctx, a.account, spec)
 	if err != nil {
 		return nil, protoErr(a.log, "create", err, "mailbox", name)
 	}
+	s.srv.events.publish(change{kind: changeCreate, account: a.account, mailbox: mb.ID, name: name})
 	return &wire.CreateData{MailboxID: mailboxID(mb)}, nil
 }
 
@@ -168,6 +172,7 @@ func (s *session) Delete(ctx context.Context, mailbox string) error {
 	}
 	s.srv.reg.deleted(a.account, mb.ID)
 	s.srv.recent.forget(stateKey{a.account, mb.ID})
+	s.srv.events.publish(change{kind: changeDelete, account: a.account, mailbox: mb.ID, name: name})
 	return nil
 }
 
@@ -203,9 +208,12 @@ func (s *session) Rename(ctx context.Context, cmd *wire.Rename) error {
 		return err
 	}
 	for _, p := range parents(newName) {
-		_, err := s.srv.st.CreateMailbox(ctx, a.account, store.MailboxSpec{Name: p})
+		pm, err := s.srv.st.CreateMailbox(ctx, a.account, store.MailboxSpec{Name: p})
 		if err != nil && !errors.Is(err, store.ErrExists) {
 			return protoErr(a.log, "rename", err, "mailbox", p)
+		}
+		if err == nil {
+			s.srv.events.publish(change{kind: changeCreate, account: a.account, mailbox: pm.ID, name: p})
 		}
 	}
 	if oldName == store.Inbox {
@@ -215,6 +223,7 @@ func (s *session) Rename(ctx context.Context, cmd *wire.Rename) error {
 		return protoErr(a.log, "rename", err, "mailbox", oldName)
 	}
 	s.srv.reg.renamed(a.account, oldName, newName)
+	s.publishRenamed(ctx, a, old.ID, oldName, newName)
 	return nil
 }
 
@@ -247,6 +256,7 @@ func (s *session) renameInbox(ctx context.Context, a authState, inbox store.Mail
 	if err != nil {
 		return protoErr(a.log, "rename", err, "mailbox", newName)
 	}
+	s.srv.events.publish(change{kind: changeCreate, account: a.account, mailbox: mb.ID, name: newName})
 	msgs, err := s.srv.st.Messages(ctx, a.account, inbox.ID, store.ListOptions{})
 	if err != nil {
 		return protoErr(a.log, "rename", err, "mailbox", store.Inbox)
@@ -286,8 +296,15 @@ func (s *session) Subscribe(ctx context.Context, mailbox string, on bool) error 
 			return protoErr(a.log, "subscribe", err, "mailbox", name)
 		}
 	}
-	err = s.srv.st.SetSubscribed(ctx, a.account, name, on)
-	return protoErr(a.log, "subscribe", err, "mailbox", name)
+	if err := s.srv.st.SetSubscribed(ctx, a.account, name, on); err != nil {
+		return protoErr(a.log, "subscribe", err, "mailbox", name)
+	}
+	kind := changeSubscribe
+	if !on {
+		kind = changeUnsubscribe
+	}
+	s.srv.events.publish(change{kind: kind, account: a.account, name: name})
+	return nil
 }
 
 // Status implements wire.Session.

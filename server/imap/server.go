@@ -134,6 +134,7 @@ type Server struct {
 	reg          *registry        // immutable
 	recent       *recentTracker   // immutable
 	notify       *notifier        // immutable
+	events       *notifyHub       // immutable: NOTIFY's change feed
 	trainer      Trainer          // immutable; may be nil
 	appends      appendGate
 	ctx          context.Context // cancelled by Shutdown
@@ -185,6 +186,7 @@ func New(opt Options) (*Server, error) {
 		onExpunge:    opt.OnExpunge,
 		reg:          newRegistry(),
 		recent:       newRecentTracker(),
+		events:       newNotifyHub(),
 		ctx:          ctx,
 		cancel:       cancel,
 		sessions:     make(map[*session]struct{}),
@@ -205,7 +207,7 @@ func New(opt Options) (*Server, error) {
 	ws, err := wire.New(wire.Options{
 		NewSession: s.newSession,
 		TLSConfig:  opt.TLSConfig,
-		Caps:       slices.Concat([]imap.Cap{imap.CapCreateSpecialUse, imap.CapMultiAppend, imap.CapPreview}, sortCaps, contextCaps, catenateCaps, condstoreCaps, compressCaps, withinCaps, quotaCaps),
+		Caps:       slices.Concat([]imap.Cap{imap.CapCreateSpecialUse, imap.CapMultiAppend, imap.CapPreview}, sortCaps, contextCaps, catenateCaps, condstoreCaps, compressCaps, withinCaps, quotaCaps, notifyCaps),
 		Limits:     lim,
 		ServerID:   serverID(opt.HideVersion, buildVersion()),
 		Logger:     log,
@@ -276,6 +278,7 @@ func (s *Server) Delivered(ds []store.Delivered) {
 // syncMailbox announces new messages of one mailbox to the sessions that
 // have it selected, now (after this process's own APPEND, COPY, MOVE).
 func (s *Server) syncMailbox(ctx context.Context, account string, id uint64) {
+	s.events.publish(change{kind: changeNew, account: account, mailbox: id})
 	st := s.reg.lookup(account, id)
 	if st == nil {
 		return

@@ -37,6 +37,10 @@ type session struct {
 	reader    *mailbox.Reader  // guarded by mu; nil before login
 	sel       *selected        // guarded by mu
 	closed    bool             // guarded by mu
+
+	// notify is NOTIFY's settings (notify.go); nil when none. Used on
+	// the session's goroutine only.
+	notify *notifyState
 }
 
 // selected is the session's selected mailbox.
@@ -145,6 +149,7 @@ func (s *session) Updates() <-chan struct{} { return s.updates }
 
 // Close implements wire.Session: it ends the session and wipes keys.
 func (s *session) Close() error {
+	s.clearNotify()
 	s.unselect()
 	s.wipeKeys()
 	s.mu.Lock()
@@ -174,6 +179,7 @@ func (s *session) wipeKeys() {
 
 // Unauthenticate implements wire.Session (RFC 8437).
 func (s *session) Unauthenticate(ctx context.Context) error {
+	s.clearNotify()
 	s.unselect()
 	s.wipeKeys()
 	s.mu.Lock()
@@ -213,16 +219,26 @@ func (s *session) Poll(ctx context.Context, w *wire.UpdateWriter, at wire.PollPo
 	sel, log := s.sel, s.alog
 	s.mu.Unlock()
 	if sel == nil {
-		return nil
+		return s.pollNotify(ctx, w)
 	}
 	if sel.st.isGone() {
 		return s.mailboxGone(log.With("mailbox", sel.st.currentName()))
 	}
-	p := s.plan(sel, at != wire.PollNoExpunge)
+	allow := s.allowAt(at)
+	if allow == (pollAllow{}) {
+		return s.pollNotify(ctx, w) // the selected mailbox waits for a command
+	}
+	p := s.plan(sel, allow)
 	if err := sel.contextsExpunged(w, p.expunges); err != nil {
 		return err
 	}
 	if err := p.write(w, s.conn.Enabled(imap.CapCondStore), !s.conn.Enabled(imap.CapIMAP4rev2)); err != nil {
+		return err
+	}
+	if err := s.notifyFetch(ctx, w, p.added); err != nil {
+		return err
+	}
+	if err := s.pollNotify(ctx, w); err != nil {
 		return err
 	}
 	if len(sel.contexts) == 0 {
@@ -261,14 +277,15 @@ type flagFetch struct {
 	recent   bool
 }
 
-// plan applies the view's pending changes and returns what to tell.
-func (s *session) plan(sel *selected, allowExpunge bool) *pollPlan {
+// plan applies the view's pending changes that allow lets it tell and
+// returns what to tell.
+func (s *session) plan(sel *selected, allow pollAllow) *pollPlan {
 	v := sel.v
 	st := v.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	p := &pollPlan{readOnly: v.readOnly}
-	if allowExpunge && len(v.expunged) > 0 {
+	if allow.expunge && len(v.expunged) > 0 {
 		// Highest sequence number first: each stays valid as written.
 		for i := len(v.uids) - 1; i >= 0; i-- {
 			u := v.uids[i]
@@ -281,7 +298,7 @@ func (s *session) plan(sel *selected, allowExpunge bool) *pollPlan {
 		}
 		clear(v.expunged)
 	}
-	if len(v.added) > 0 {
+	if allow.news && len(v.added) > 0 {
 		added := v.added
 		v.added = nil
 		recent := s.srv.recent.claim(st.key, added, added[len(added)-1]+1, !v.readOnly)
@@ -295,7 +312,7 @@ func (s *session) plan(sel *selected, allowExpunge bool) *pollPlan {
 		p.told = true
 	}
 	p.flags = v.newKeywordsLocked()
-	if len(v.flags) > 0 {
+	if allow.flags && len(v.flags) > 0 {
 		for u, f := range v.flags {
 			seq := v.seqLocked(u)
 			if seq == 0 {

@@ -68,6 +68,7 @@ func (s *session) Store(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Sto
 	sel.st.mu.Lock()
 	sel.st.flagsLocked(res.Changed, sel.v)
 	sel.st.mu.Unlock()
+	s.srv.flagsPublished(a.account, mbox, res.Changed)
 	for _, m := range res.Changed {
 		sel.markDirty(m.UID)
 	}
@@ -214,6 +215,9 @@ func (srv *Server) expunged(account string, mbox uint64, uids []uint32, origin *
 // expungedBy is expunged; ours says the removal was this server's, which
 // Options.OnExpunge is then told of.
 func (srv *Server) expungedBy(account string, mbox uint64, uids []uint32, origin *view, ours bool) []expunge {
+	if len(uids) > 0 {
+		srv.events.publish(change{kind: changeExpunge, account: account, mailbox: mbox})
+	}
 	if ours && srv.onExpunge != nil && len(uids) > 0 {
 		srv.onExpunge(account, mbox, uids)
 	}
