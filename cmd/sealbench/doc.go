@@ -2,7 +2,7 @@
 // any SMTP server, checks over IMAP that what was accepted arrived, times
 // the IMAP reading path, and can run sealmail's own servers for all that.
 //
-//	sealbench serve  -data DIR [-smtp ADDR] [-imap ADDR] [-users N | -user ADDR,...] [-pass-file F] [-fast-kdf] [-unlock-cache D] [-message-bytes B] [-cpuprofile F]
+//	sealbench serve  -data DIR [-smtp ADDR] [-imap ADDR] [-imaps ADDR] [-users N | -user ADDR,...] [-pass-file F] [-fast-kdf] [-unlock-cache D] [-message-bytes B] [-cpuprofile F]
 //	sealbench ingest -addr HOST:PORT -to ADDR,... [-n N] [-c C] [-size S] [-ids FILE] [-word W [-word-every K]] [-starttls [-insecure]] [-pid PID]
 //	sealbench verify -imap HOST:PORT -user U -pass-file F -ids FILE [-tls|-starttls] [-insecure]
 //	sealbench imap   -imap HOST:PORT -user U -pass-file F [-tls|-starttls] [-insecure] [-word W] [-sessions K [-pid PID [-settle D]]]
@@ -18,11 +18,12 @@
 // runs sealmail's SMTP server (server/smtp) and IMAP server
 // (server/imap) in one process, wired as sealmail serve wires them, with
 // STARTTLS on both from a throw-away self-signed certificate (clients need
-// -insecure). Logins go through the account service with its unlock cache
+// -insecure), and with -imaps an IMAP listener with implicit TLS on the
+// same certificate (imaptest speaks no STARTTLS). Logins go through the account service with its unlock cache
 // (-unlock-cache, 15 minutes like auth.unlock_cache; 0 makes every LOGIN
 // run argon2id). Its SMTP connection limits are raised to -max-conns (4096),
 // because the load tool connects from one address. It prints its pid and
-// both addresses, and runs until SIGINT or SIGTERM.
+// its addresses, and runs until SIGINT or SIGTERM.
 //
 // ingest sends N messages of exactly S bytes over C persistent connections,
 // each with a unique Message-ID, records the Message-ID of every message

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -29,14 +30,17 @@ import (
 
 // serveConfig is what one serve run starts.
 type serveConfig struct {
-	data     string   // data directory; the store is in <data>/store
-	smtpAddr string   // SMTP listen address
-	imapAddr string   // IMAP listen address
-	hostname string   // greeting and certificate name
-	accounts []string // canonical addresses to create (if missing)
-	passFile string   // password of every account
-	kdf      crypto.KDFParams
-	maxConns int // SMTP connections in total and per address
+	data     string // data directory; the store is in <data>/store
+	smtpAddr string // SMTP listen address
+	imapAddr string // IMAP listen address
+	// imapsAddr is an implicit-TLS IMAP listen address (imaptest speaks
+	// no STARTTLS); "" means none.
+	imapsAddr string
+	hostname  string   // greeting and certificate name
+	accounts  []string // canonical addresses to create (if missing)
+	passFile  string   // password of every account
+	kdf       crypto.KDFParams
+	maxConns  int // SMTP connections in total and per address
 	// unlockCache is the account service's unlock cache idle time; 0
 	// disables it.
 	unlockCache time.Duration
@@ -56,6 +60,7 @@ const (
 // benchServers are the running servers of one serve run.
 type benchServers struct {
 	smtpAddr, imapAddr net.Addr
+	imapsAddr          net.Addr // nil without -imaps
 	accounts           []string
 	passFile           string
 
@@ -77,6 +82,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.data, "data", "", "data `directory` (required; created if missing)")
 	fs.StringVar(&cfg.smtpAddr, "smtp", "127.0.0.1:2525", "SMTP listen `address`")
 	fs.StringVar(&cfg.imapAddr, "imap", "127.0.0.1:1143", "IMAP listen `address`")
+	fs.StringVar(&cfg.imapsAddr, "imaps", "", "IMAP listen `address` with implicit TLS (for imaptest); empty: none")
 	fs.StringVar(&cfg.hostname, "hostname", "localhost", "server host name")
 	fs.StringVar(&domain, "domain", defaultBenchDomain, "mail domain of the -users accounts")
 	fs.IntVar(&users, "users", 1, "create `N` accounts bench1@<domain> … benchN@<domain>")
@@ -135,6 +141,9 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "sealbench serve: pid %d, data %s\n", os.Getpid(), cfg.data)
 	fmt.Fprintf(stdout, "smtp %s (STARTTLS)\nimap %s (STARTTLS, self-signed: clients need -insecure)\n", srv.smtpAddr, srv.imapAddr)
+	if srv.imapsAddr != nil {
+		fmt.Fprintf(stdout, "imaps %s (implicit TLS, self-signed)\n", srv.imapsAddr)
+	}
 	fmt.Fprintf(stdout, "accounts: %s (password in %s)\n", strings.Join(srv.accounts, ","), srv.passFile)
 	fmt.Fprintln(stdout, "ready; stop with Ctrl-C or SIGTERM")
 
@@ -205,7 +214,7 @@ func startServe(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *benc
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	s := &benchServers{st: st, accounts: cfg.accounts, passFile: cfg.passFile, errc: make(chan error, 2)}
+	s := &benchServers{st: st, accounts: cfg.accounts, passFile: cfg.passFile, errc: make(chan error, 3)}
 	var lns []net.Listener
 	defer func() {
 		if err != nil {
@@ -271,11 +280,25 @@ func startServe(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *benc
 		Logger:  log,
 	})
 	s.smtpAddr, s.imapAddr = lns[0].Addr(), lns[1].Addr()
-	for _, run := range []struct {
+	runs := []struct {
 		name  string
 		serve func(net.Listener) error
 		ln    net.Listener
-	}{{"smtp", s.smtp.Serve, lns[0]}, {"imap", s.imap.Serve, lns[1]}} {
+	}{{"smtp", s.smtp.Serve, lns[0]}, {"imap", s.imap.Serve, lns[1]}}
+	if cfg.imapsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.imapsAddr)
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+		s.imapsAddr = ln.Addr()
+		runs = append(runs, struct {
+			name  string
+			serve func(net.Listener) error
+			ln    net.Listener
+		}{"imaps", s.imap.Serve, tls.NewListener(ln, tlsConf)})
+	}
+	for _, run := range runs {
 		s.wg.Go(func() {
 			if err := run.serve(run.ln); err != nil {
 				s.errc <- fmt.Errorf("%s on %s: %w", run.name, run.ln.Addr(), err)
