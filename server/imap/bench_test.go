@@ -537,18 +537,29 @@ func BenchmarkLogin(b *testing.B) {
 }
 
 // BenchmarkIdleSessionMemory measures the server's memory per logged-in
-// session idling (IDLE) on a selected INBOX. The 1,000 clients run in a
-// child process (this test binary, see TestMain) so their memory is not
-// counted; the figure is the growth of the server's heap and stacks.
+// session with a selected INBOX: idling in IDLE ("idle"), and waiting
+// between commands with NOTIFY set for the selected mailbox and every
+// other one ("notify", whose sessions are also subscribed to the change
+// feed). The 1,000 clients run in a child process (this test binary, see
+// TestMain) so their memory is not counted; the figure is the growth of
+// the server's heap and stacks (bytes/session), and of its resident
+// memory (rss-bytes/session: what the Go runtime holds from the system,
+// which includes heap it has not returned yet).
 func BenchmarkIdleSessionMemory(b *testing.B) {
+	for _, mode := range []string{"idle", "notify"} {
+		b.Run(mode, func(b *testing.B) { benchIdleSessionMemory(b, mode) })
+	}
+}
+
+func benchIdleSessionMemory(b *testing.B, mode string) {
 	f := getBenchFixture(b)
 	cert, _ := testCert(nil)
-	var perSession float64
+	var perSession, rssPerSession float64
 	for i := 0; i < b.N; i++ {
-		before := memInUse()
+		before, rssBefore := memInUse(), vmRSS(b)
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), benchClientsEnv+"="+strings.Join([]string{
-			f.addr, benchIdleUser, benchIdlePW, strconv.Itoa(benchSessions), hex.EncodeToString(cert.Certificate[0]),
+			f.addr, benchIdleUser, benchIdlePW, strconv.Itoa(benchSessions), hex.EncodeToString(cert.Certificate[0]), mode,
 		}, "\n"))
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
@@ -571,8 +582,9 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 		if n := f.srv.sessionCount(); n < benchSessions {
 			b.Fatalf("%d sessions open", n)
 		}
-		after := memInUse()
+		after, rssAfter := memInUse(), vmRSS(b)
 		perSession = float64(after-before) / benchSessions
+		rssPerSession = float64(rssAfter-rssBefore) / benchSessions
 		stdin.Close()
 		if err := cmd.Wait(); err != nil {
 			b.Fatalf("client process: %v", err)
@@ -583,6 +595,27 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 		}
 	}
 	b.ReportMetric(perSession, "bytes/session")
+	b.ReportMetric(rssPerSession, "rss-bytes/session")
+}
+
+// vmRSS is the process's resident memory (VmRSS), after the collections
+// of memInUse.
+func vmRSS(b *testing.B) int64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Fatalf("VmRSS: %v", err)
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				b.Fatalf("VmRSS %q: %v", v, err)
+			}
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmRSS in /proc/self/status")
+	return 0
 }
 
 // cpuMeter adds up the process's CPU time (user and system, server and
@@ -623,11 +656,12 @@ func memInUse() int64 {
 }
 
 // runBenchClients is the child process of BenchmarkIdleSessionMemory: it
-// opens the sessions, logs in, selects INBOX, enters IDLE, prints "ready"
-// and holds them until stdin is closed.
+// opens the sessions, logs in, selects INBOX, enters IDLE (mode "idle")
+// or sets NOTIFY ("notify"), prints "ready" and holds them until stdin is
+// closed.
 func runBenchClients(spec string) error {
 	f := strings.Split(spec, "\n")
-	if len(f) != 5 {
+	if len(f) != 6 {
 		return fmt.Errorf("bad %s", benchClientsEnv)
 	}
 	addr, user, pw := f[0], f[1], f[2]
@@ -652,6 +686,10 @@ func runBenchClients(spec string) error {
 			c.Close()
 		}
 	}()
+	wait := struct{ send, want string }{"c IDLE\r\n", "+"}
+	if f[5] == "notify" {
+		wait.send, wait.want = "c NOTIFY SET STATUS (SELECTED (MessageNew MessageExpunge FlagChange)) (PERSONAL (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange))\r\n", "c OK"
+	}
 	for i := range n {
 		c, err := tls.Dial("tcp", addr, cfg)
 		if err != nil {
@@ -665,7 +703,7 @@ func runBenchClients(spec string) error {
 		for _, step := range []struct{ send, want string }{
 			{fmt.Sprintf("a LOGIN %q %q\r\n", user, pw), "a OK"},
 			{"b SELECT INBOX\r\n", "b OK"},
-			{"c IDLE\r\n", "+"},
+			wait,
 		} {
 			if _, err := io.WriteString(c, step.send); err != nil {
 				return err
