@@ -105,7 +105,7 @@ func (s *session) Append(ctx context.Context, cmd *wire.Append) (wire.Appender, 
 	if err != nil {
 		return nil, protoErr(a.log, "append", err)
 	}
-	pk, err := parsePublicKey(acct.PublicKey)
+	pk, err := s.publicKey(acct.PublicKey)
 	if err != nil {
 		return nil, protoErr(a.log, "append", err)
 	}

@@ -41,6 +41,9 @@ type session struct {
 	// notify is NOTIFY's settings (notify.go); nil when none. Used on
 	// the session's goroutine only.
 	notify *notifyState
+	// pubKey is the public key APPEND last sealed to (keys.go); nil
+	// before the first APPEND. Used on the session's goroutine only.
+	pubKey *cachedKey
 }
 
 // selected is the session's selected mailbox.
