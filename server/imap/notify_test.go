@@ -409,3 +409,24 @@ func TestNotifyRefused(t *testing.T) {
 	env.deliver(alice, "", testMessage("still", "on"))
 	p.wait(`^\* STATUS "INBOX" \(MESSAGES 1 `)
 }
+
+// TestNotifyDuringIdle: NOTIFY's STATUS and LIST responses come during
+// IDLE as well.
+func TestNotifyDuringIdle(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	p := env.pyNotify(t, alice, alicePW)
+	p.run("SELECT INBOX", "OK")
+	p.run("NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxName))", "OK")
+	p.send("I1 IDLE\r\n")
+	p.wait(`^\+`)
+	env.deliver(alice, "Archive", testMessage("archived", "x"))
+	p.wait(`^\* STATUS "Archive" \(MESSAGES 1 UIDNEXT 2 `)
+	b := env.dial(alice, alicePW)
+	if err := b.Create("Fresh", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	p.wait(`^\* LIST \(.*\) "/" "Fresh"$`)
+	p.send("DONE\r\n")
+	p.wait(`^I1 OK`)
+}
