@@ -130,14 +130,15 @@ func adminErr(err error) error {
 
 // newAccounts builds the account service from the configuration;
 // onLogin (may be nil) sees each login's keyring (server/filter); every
-// change it makes is recorded in auditLog (nil: none).
-func newAccounts(st account.Store, c *Config, log *slog.Logger, onLogin func(context.Context, string, *crypto.Keyring), auditLog *audit.Service) (*account.Service, error) {
-	return newAccountsWith(st, c, log, onLogin, auditLog, nil)
+// change it makes is recorded in auditLog (nil: none), and guard (the
+// retention service: legal holds; may be nil) may refuse a deletion.
+func newAccounts(st account.Store, c *Config, log *slog.Logger, onLogin func(context.Context, string, *crypto.Keyring), auditLog *audit.Service, guard account.DeleteGuard) (*account.Service, error) {
+	return newAccountsWith(st, c, log, onLogin, auditLog, guard, nil)
 }
 
 // newAccountsWith is newAccounts telling m (may be nil) of logins and
 // unlocks.
-func newAccountsWith(st account.Store, c *Config, log *slog.Logger, onLogin func(context.Context, string, *crypto.Keyring), auditLog *audit.Service, m account.Metrics) (*account.Service, error) {
+func newAccountsWith(st account.Store, c *Config, log *slog.Logger, onLogin func(context.Context, string, *crypto.Keyring), auditLog *audit.Service, guard account.DeleteGuard, m account.Metrics) (*account.Service, error) {
 	kt, _ := parseKeyType(c.Key.Type) // validated by Config.Validate
 	// nil: no audit log
 	var auditor account.Auditor
@@ -154,6 +155,7 @@ func newAccountsWith(st account.Store, c *Config, log *slog.Logger, onLogin func
 		UnlockCache: c.Auth.UnlockCache,
 		OnLogin:     onLogin,
 		Metrics:     m,
+		DeleteGuard: guard,
 	})
 }
 

@@ -56,7 +56,7 @@ func buildAndRun(m *testing.M) int {
 
 // testEnv is a private data directory and environment for CLI runs.
 type testEnv struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string // working directory (no sealmail.yaml unless a test writes one)
 	dataDir string
 	env     []string
@@ -64,7 +64,7 @@ type testEnv struct {
 
 // newTestEnv makes a data directory in a short temporary path (Unix socket
 // paths are limited to 108 bytes) and cheap KDF settings.
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "sm")
 	if err != nil {
@@ -259,7 +259,7 @@ func (s *server) addr(name string) string {
 }
 
 // stop sends sig and waits for the process to exit.
-func (s *server) stop(t *testing.T, sig syscall.Signal) error {
+func (s *server) stop(t testing.TB, sig syscall.Signal) error {
 	t.Helper()
 	if err := s.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)

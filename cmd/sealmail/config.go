@@ -57,12 +57,21 @@ type Config struct {
 	Inbound    InboundConfig       `yaml:"inbound"`
 	Submission SubmissionConfig    `yaml:"submission"`
 	Outbound   OutboundConfig      `yaml:"outbound"`
+	Retention  RetentionConfig     `yaml:"retention"`
 	// ServerKeyFile holds the server key (serverkey.go), under which the
 	// server seals what it must read itself: the outbound queue and the
 	// delivery trace. "": <data_dir>/server.key, made at first start.
 	ServerKeyFile string        `yaml:"server_key_file" default:""`
 	Metrics       MetricsConfig `yaml:"metrics"`
 	DKIM          DKIMConfig    `yaml:"dkim"`
+}
+
+// RetentionConfig configures the retention sweeper (server/retention).
+type RetentionConfig struct {
+	// SweepInterval is how often `serve` destroys mail past its time
+	// and purges the store; 0 turns the periodic sweep off (`sealmail
+	// retention sweep` still works).
+	SweepInterval time.Duration `yaml:"sweep_interval" default:"24h" min:"0"`
 }
 
 // MetricsConfig configures the Prometheus endpoint on listen.metrics.

@@ -203,6 +203,9 @@ func FuzzControlRequest(f *testing.F) {
 	f.Add([]byte(`{"op":"user.set-quota","address":"a@example.org","quota":-1}`))
 	f.Add([]byte(`{"op":"audit.head"}`))
 	f.Add([]byte(`{"op":"audit.records","from":3,"since":"2026-12-01T10:00:00Z"}`))
+	f.Add([]byte(`{"op":"retention.sweep","args":{"dry_run":true}}`))
+	f.Add([]byte(`{"op":"policy.assign","args":{"preset":"DE-HGB-AO","scope":"org","force":true}}`))
+	f.Add([]byte(`{"op":"hold.release","args":{"id":"x"}}`))
 	f.Add([]byte(`{"op":123}`))
 	f.Add([]byte(`[`))
 	f.Fuzz(func(t *testing.T, req []byte) {

@@ -1,7 +1,9 @@
 // Command sealmail is the one sealmail binary: the mail server (`sealmail
 // serve`) and its administration (`sealmail user …`, `sealmail key …`,
 // `sealmail status`, `sealmail filter …`, `sealmail trace search`,
-// `sealmail dns`, `sealmail config show`, …). It is the only package that
+// `sealmail dns`, `sealmail config show`, retention: `sealmail policy …`,
+// `hold …`, `vault …`, `retention …`, `compliance erase|report`, …). It
+// is the only package that
 // reads configuration files, flags and the environment; it builds plain
 // Options structs for server/smtp, server/imap, keyserver and the store.
 //
@@ -105,6 +107,20 @@
 //     localAdmin without one) audits the start and streams the sealed
 //     messages of the scope that are sealed to that key, in pieces, and
 //     the CLI audits what it wrote. Refused attempts are audited too.
+//   - Retention (`policy`, `hold`, `vault`, `retention`, `compliance`;
+//     retention.go, retention_ops.go): registered operations (ops.go)
+//     with one argument type, retArgs, run on the backend's
+//     retention.Service: the server's through the control socket (long
+//     ones bounded by silence, with progress lines), or one the CLI builds
+//     over the store. A policy change refused for what it would destroy
+//     answers with that impact. `serve` builds the service first: every protocol and the
+//     account service use its store (deliveries are stamped with their
+//     retention), its MayDelete is the account service's DeleteGuard, and
+//     it sweeps every retention.sweep_interval until shutdown, before the
+//     store closes. Its acts go to the audit log (retentionAuditor), as
+//     done by the OS user who ran the command (audit.ActorFrom; never
+//     what a request claims), the sweeper's as "sweeper"; its Producible
+//     decides which classes escrow seals to the organisation key.
 //   - kdf.time/kdf.memory_kib lower the argon2id cost of new slots. They
 //     exist for end-to-end tests and log a warning when below the
 //     default; zero means crypto.DefaultKDF(), whose values `config show`

@@ -132,7 +132,7 @@ func opImportBatch(ctx context.Context, b *backend, req *opRequest) (any, error)
 	if len(ds) == 0 {
 		return res, nil
 	}
-	delivered, err := b.st.Deliver(ctx, ds)
+	delivered, err := b.mailStore().Deliver(ctx, ds)
 	switch {
 	case errors.Is(err, store.ErrOverQuota):
 		return nil, adminErrorf(err, "%s is over its quota; nothing of this batch was imported", addr)

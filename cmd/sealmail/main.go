@@ -87,6 +87,7 @@ type cmdFlags struct {
 	// import and export
 	mailbox string
 	restart bool
+	ret     retFlags // retention commands (retention.go)
 }
 
 // hint renders the global flags given, for a command line printed as

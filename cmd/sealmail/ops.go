@@ -12,6 +12,7 @@ import (
 
 	"github.com/sealmail/sealmail/server/account"
 	"github.com/sealmail/sealmail/server/audit"
+	"github.com/sealmail/sealmail/server/retention"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -51,7 +52,11 @@ type backend struct {
 	st       store.Store      // immutable
 	accounts *account.Service // immutable
 	audit    *audit.Service   // immutable; nil in some tests
-	log      *slog.Logger     // immutable
+	// ret is the retention service (retention_ops.go); nil in some
+	// tests. Its Store is st with retention applied: what delivers mail
+	// (import) goes through it, so that the mail is stamped.
+	ret *retention.Service // immutable
+	log *slog.Logger       // immutable
 	// delivered tells the running protocols of messages committed
 	// outside them (import), so that IMAP IDLE sessions see them. nil
 	// without a server.
@@ -59,6 +64,15 @@ type backend struct {
 	// status is the running server's state for `sealmail status`; nil
 	// without a server.
 	status *serverStatus
+}
+
+// mailStore is the store that mail is delivered through: with retention
+// applied when there is a retention service.
+func (b *backend) mailStore() store.Store {
+	if b.ret != nil {
+		return b.ret.Store()
+	}
+	return b.st
 }
 
 // controlOp is one registered operation.
@@ -294,12 +308,19 @@ func (e *env) openBackend() (*backend, func() error, error) {
 		st.Close()
 		return nil, nil, err
 	}
-	svc, err := newAccounts(st, c, log, nil, aud)
+	// Accounts go through the retention service's store (an account's
+	// deletion records account-closed) and its hold check.
+	ret, err := newRetention(e.ctx, st, c, log, aud, false, nil)
 	if err != nil {
 		st.Close()
 		return nil, nil, err
 	}
-	s := &backend{cfg: c, st: st, accounts: svc, audit: aud, log: log}
+	svc, err := newAccounts(ret.Store(), c, log, nil, aud, retentionGuard(ret))
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	s := &backend{cfg: c, st: st, accounts: svc, audit: aud, ret: ret, log: log}
 	return s, func() error {
 		svc.Close()
 		return st.Close()

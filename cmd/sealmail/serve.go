@@ -110,6 +110,21 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	}
 	logAuditHead(e.ctx, auditLog, log, "at start")
 	defer logAuditHead(context.Background(), auditLog, log, "at stop")
+	// The retention service: every protocol and the account service use
+	// its store, which stamps deliveries with their retention; it sweeps
+	// on its interval until shutdown, which it finishes before the store
+	// closes. Its acts go to the audit log.
+	ret, err := newRetention(ctx, st, c, log, auditLog, true, nil)
+	if err != nil {
+		ctlLn.Close()
+		os.Remove(c.socketPath())
+		return err
+	}
+	retCtx, retCancel := context.WithCancel(context.Background())
+	retDone := make(chan struct{})
+	go func() { defer close(retDone); ret.Run(retCtx) }()
+	defer func() { retCancel(); <-retDone }()
+	rst := ret.Store()
 	// The spam classifier learns each account's filter key at its login
 	// (server/filter), so the account service reports logins to it.
 	fs, err := newFilter(c, st, log)
@@ -123,7 +138,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 			log.Warn("spam filter: cannot open the account's filter key", "account", account, "err", err)
 		}
 	}
-	accounts, err := newAccountsWith(st, c, log, onLogin, auditLog, am)
+	accounts, err := newAccountsWith(rst, c, log, onLogin, auditLog, retentionGuard(ret), am)
 	if err != nil {
 		ctlLn.Close()
 		os.Remove(c.socketPath())
@@ -154,7 +169,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	// The escrow key in use: delivery seals producible mail to it as
 	// well; escrow init through the control socket replaces it.
 	escrow := &escrowKeys{st: st}
-	svcs := &backend{cfg: c, st: st, accounts: accounts, audit: auditLog, log: log}
+	svcs := &backend{cfg: c, st: st, accounts: accounts, audit: auditLog, ret: ret, log: log}
 	ctl := newControlServer(ctlLn, &localAdmin{svc: accounts, st: st, inb: inb, audit: auditLog, escrow: escrow}, svcs, log)
 	ctl.queue.audit = auditLog
 	ctlCtx, ctlCancel := context.WithCancel(context.Background())
@@ -168,12 +183,18 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	tlsConf, err := serverTLS(c, log)
 	if err == nil {
 		var srv *servers
-		srv, err = startServers(c, st, accounts, inb, escrowPolicy{keys: escrow}, tlsConf, log, fdLimit, &ctl.queue, m, dkimKeys)
+		srv, err = startServers(c, rst, accounts, inb, escrowPolicy{keys: escrow, policy: ret}, tlsConf, log, fdLimit, &ctl.queue, m, dkimKeys)
 		if err == nil {
 			services = append(services, srv.services...)
 			svcs.delivered = srv.delivered
 			svcs.status = newServerStatus(services, srv, tlsConf.cert)
 			svcs.status.setQueue(srv.queueLen)
+			svcs.status.setLastSweep(func() time.Time {
+				if r := ret.LastSweep(); r != nil {
+					return r.Started.Add(r.Duration)
+				}
+				return time.Time{}
+			})
 			if m != nil {
 				m.setSources(&metricSources{guards: srv.guards, st: st, accounts: accounts})
 			}
