@@ -316,6 +316,11 @@ type RetentionStore interface {
 	SetVaultReason(ctx context.Context, owner Owner, ids []uint64, reason string) error
 	// Vault lists owner's vault, by ID.
 	Vault(ctx context.Context, owner Owner) ([]VaultEntry, error)
+	// VaultBlob returns the sealed message of owner's vault entry id
+	// (the account's own key, or an escrow key, opens it: escrow export
+	// produces vaulted mail, also a deleted account's). ErrNotFound if
+	// there is no such entry.
+	VaultBlob(ctx context.Context, owner Owner, id uint64) ([]byte, error)
 	// RestoreFromVault moves a live account's vault entry back into the
 	// mailbox with ID mailbox (0: INBOX) under a new UID, and returns
 	// where it landed. ErrNotFound if there is no such entry.

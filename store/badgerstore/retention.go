@@ -875,6 +875,46 @@ func (db *DB) Vault(ctx context.Context, owner store.Owner) ([]store.VaultEntry,
 	return out, err
 }
 
+// VaultBlob implements store.RetentionStore. A large blob is read from
+// its file after the read transaction ended, as Blob does.
+func (db *DB) VaultBlob(ctx context.Context, owner store.Owner, id uint64) ([]byte, error) {
+	var (
+		b  []byte
+		vr vaultRec
+	)
+	err := db.read(ctx, func(t *tx) error {
+		acct, _, err := ownerAcct(t, owner)
+		if err != nil {
+			return err
+		}
+		v, err := t.get(vaultKey(acct, id))
+		if errors.Is(err, errNoKey) {
+			return notFound(fmt.Sprintf("vault entry %d", id))
+		}
+		if err != nil {
+			return err
+		}
+		if vr, err = decodeVault(v); err != nil {
+			return corrupt("vault entry", err)
+		}
+		if isStaged(vr.Meta.Blob) {
+			return nil
+		}
+		b, err = t.get(blobKey(pBlob, acct, vr.Meta.Blob))
+		if errors.Is(err, errNoKey) {
+			return corrupt(fmt.Sprintf("blob of vault entry %d", id), errCorrupt)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return db.readBlobFile(vr.Meta.Blob, vr.Meta.SealedSize)
+	}
+	return b, nil
+}
+
 // RestoreFromVault implements store.RetentionStore. The restored message
 // counts against the quota again, but an officer's restore is not
 // refused for it.

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		{"Audit", testAudit},
 		{"AuditConcurrent", testAuditConcurrent},
 		{"EscrowKeys", testEscrowKeys},
+		{"VaultBlob", testVaultBlob},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
