@@ -103,6 +103,11 @@ type escrowItem struct {
 	UID          uint32    `json:"uid"`
 	InternalDate time.Time `json:"internal_date"`
 	Size         int64     `json:"sealed_size"`
+	// Vault is the retention vault entry's ID for a message the user
+	// removed while retention kept it (Mailbox and UID say where it was);
+	// 0 for a message in a mailbox. Former: the account was deleted.
+	Vault  uint64 `json:"vault,omitempty"`
+	Former bool   `json:"former,omitempty"`
 }
 
 // escrowSent is what the server sent of an export.
@@ -696,9 +701,26 @@ func (a *localAdmin) EscrowExport(ctx context.Context, scopeText, fingerprint st
 		Detail: map[string]string{"outcome": "started", "fingerprint": fingerprint}}); err != nil {
 		return sent, err
 	}
-	boxes, err := a.escrowMailboxes(ctx, scope)
+	// What the scope holds: the live mailboxes of its accounts, then the
+	// retention vaults, a deleted account's included (the mail escrow is
+	// for: kept after its reader has gone).
+	boxes, vaults, err := a.escrowScopeParts(ctx, scope)
 	if err != nil {
 		return sent, err
+	}
+	emit := func(it escrowItem, blob []byte) error {
+		ok, err := pub.SealedTo(bytes.NewReader(blob))
+		if err != nil || !ok {
+			sent.Skipped++
+			return nil
+		}
+		it.Size = int64(len(blob))
+		if err := fn(it, blob); err != nil {
+			return err
+		}
+		sent.Messages++
+		sent.Bytes += int64(len(blob))
+		return nil
 	}
 	for _, b := range boxes {
 		msgs, err := a.st.Messages(ctx, b.account, b.mb.ID, store.ListOptions{})
@@ -716,18 +738,36 @@ func (a *localAdmin) EscrowExport(ctx context.Context, scopeText, fingerprint st
 			if err != nil {
 				return sent, err
 			}
-			ok, err := pub.SealedTo(bytes.NewReader(blob))
-			if err != nil || !ok {
-				sent.Skipped++
-				continue
-			}
-			it := escrowItem{Account: b.account, Mailbox: b.mb.Name, MailboxID: b.mb.ID, UID: m.UID,
-				InternalDate: m.InternalDate, Size: int64(len(blob))}
-			if err := fn(it, blob); err != nil {
+			it := escrowItem{Account: b.account, Mailbox: b.mb.Name, MailboxID: b.mb.ID, UID: m.UID, InternalDate: m.InternalDate}
+			if err := emit(it, blob); err != nil {
 				return sent, err
 			}
-			sent.Messages++
-			sent.Bytes += int64(len(blob))
+		}
+	}
+	for _, o := range vaults {
+		entries, err := a.st.Vault(ctx, o)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // its last entry destroyed meanwhile
+		}
+		if err != nil {
+			return sent, err
+		}
+		for _, v := range entries {
+			if scope.kind == "mailbox" && v.Mailbox != scope.mailbox {
+				continue
+			}
+			blob, err := a.st.VaultBlob(ctx, o, v.ID)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // restored or destroyed meanwhile
+			}
+			if err != nil {
+				return sent, err
+			}
+			it := escrowItem{Account: o.Address, Mailbox: v.Mailbox, MailboxID: v.MailboxID, UID: v.UID,
+				InternalDate: v.InternalDate, Vault: v.ID, Former: o.Former != 0}
+			if err := emit(it, blob); err != nil {
+				return sent, err
+			}
 		}
 	}
 	return sent, nil
@@ -738,37 +778,64 @@ type escrowBox struct {
 	mb      store.Mailbox
 }
 
-// escrowMailboxes lists the mailboxes of scope, by account and name.
-func (a *localAdmin) escrowMailboxes(ctx context.Context, scope escrowScope) ([]escrowBox, error) {
+// escrowScopeParts lists what scope covers: the live mailboxes, by
+// account and name, and the vaults (live accounts' and deleted ones').
+// A user or mailbox scope naming neither a live account nor a deleted
+// one's vault is an error.
+func (a *localAdmin) escrowScopeParts(ctx context.Context, scope escrowScope) ([]escrowBox, []store.Owner, error) {
+	inScope := func(addr string) bool {
+		switch scope.kind {
+		case "user", "mailbox":
+			return addr == scope.address
+		case "domain":
+			_, d, err := policy.SplitAddress(addr)
+			return err == nil && d == scope.domain
+		}
+		return true
+	}
 	var accounts []string
 	switch scope.kind {
 	case "user", "mailbox":
-		accounts = []string{scope.address}
+		if _, err := a.st.PublicAccount(ctx, scope.address); err == nil {
+			accounts = []string{scope.address}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, nil, err
+		}
 	default:
 		all, err := a.st.PublicAccounts(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, acct := range all {
-			if scope.kind == "domain" {
-				if _, d, err := policy.SplitAddress(acct.Address); err != nil || d != scope.domain {
-					continue
-				}
+			if inScope(acct.Address) {
+				accounts = append(accounts, acct.Address)
 			}
-			accounts = append(accounts, acct.Address)
 		}
+	}
+	var vaults []store.Owner
+	for _, acct := range accounts {
+		vaults = append(vaults, store.Owner{Address: acct})
+	}
+	formers, err := a.st.FormerAccounts(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, f := range formers {
+		if inScope(f.Address) {
+			vaults = append(vaults, f.Owner)
+		}
+	}
+	if (scope.kind == "user" || scope.kind == "mailbox") && len(vaults) == 0 {
+		return nil, nil, adminErrorf(store.ErrNotFound, "no account %s, and no retained mail of a deleted one", scope.address)
 	}
 	var out []escrowBox
 	for _, acct := range accounts {
 		boxes, err := a.st.Mailboxes(ctx, acct)
 		if errors.Is(err, store.ErrNotFound) {
-			if scope.kind == "org" || scope.kind == "domain" {
-				continue // deleted meanwhile
-			}
-			return nil, adminErrorf(err, "no account %s", acct)
+			continue // deleted meanwhile; its vault is listed
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, mb := range boxes {
 			if scope.kind == "mailbox" && mb.Name != scope.mailbox {
@@ -776,9 +843,6 @@ func (a *localAdmin) escrowMailboxes(ctx context.Context, scope escrowScope) ([]
 			}
 			out = append(out, escrowBox{account: acct, mb: mb})
 		}
-		if scope.kind == "mailbox" && len(out) == 0 {
-			return nil, adminErrorf(store.ErrNotFound, "%s has no mailbox %q", acct, scope.mailbox)
-		}
 	}
-	return out, nil
+	return out, vaults, nil
 }
