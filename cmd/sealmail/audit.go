@@ -411,7 +411,9 @@ func runAuditVerify(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if out.Broken == nil && !f.fileOnly {
-		err := e.withAudit(func(a auditAdmin) error { return verifyStore(ctx, a, anchors, &out) })
+		p := e.progress("verify", unitItems)
+		err := e.withAudit(func(a auditAdmin) error { return verifyStore(ctx, a, anchors, &out, p) })
+		p.Done()
 		if err != nil {
 			return err
 		}
@@ -492,8 +494,9 @@ func verifyFile(e *env, name string, anchors []audit.Anchor, out *verifyOutcome)
 	return fileAnchors, nil
 }
 
-// verifyStore checks the store's log through a.
-func verifyStore(ctx context.Context, a auditAdmin, anchors []audit.Anchor, out *verifyOutcome) error {
+// verifyStore checks the store's log through a, showing how far it got
+// on progress.
+func verifyStore(ctx context.Context, a auditAdmin, anchors []audit.Anchor, out *verifyOutcome, p *progress) error {
 	hj, err := a.AuditHead(ctx)
 	if err != nil {
 		return err
@@ -503,6 +506,7 @@ func verifyStore(ctx context.Context, a auditAdmin, anchors []audit.Anchor, out 
 		return err
 	}
 	var readErr error
+	n := 0
 	rep, err := audit.Verify(head, func(fn func(store.AuditRecord) error) error {
 		return a.AuditRecords(ctx, 1, time.Time{}, func(j audit.JSONRecord) error {
 			r, err := audit.FromJSON(j)
@@ -510,6 +514,8 @@ func verifyStore(ctx context.Context, a auditAdmin, anchors []audit.Anchor, out 
 				readErr = fmt.Errorf("record %d: %w", j.Seq, err)
 				return readErr
 			}
+			n++
+			p.Set(int64(n), int64(head.Seq))
 			return fn(r)
 		})
 	}, anchors...)

@@ -428,8 +428,11 @@ func runEscrowExport(ctx context.Context, e *env, args []string) error {
 	mb := newMboxWriter(io.MultiWriter(w, h))
 	var done escrowDone
 	var failures []string
+	p := e.progress("export", unitMessages)
+	defer p.Done()
 	return e.withEscrow(func(a escrowAdmin, _ *Config) error {
 		sent, err := a.EscrowExport(ctx, scope.String(), ek.Fingerprint(), func(it escrowItem, sealed []byte) error {
+			defer func() { p.Set(int64(done.Written+done.Failed), 0) }()
 			r, err := ek.Open(bytes.NewReader(sealed))
 			var plain []byte
 			if err == nil {
@@ -447,6 +450,7 @@ func runEscrowExport(ctx context.Context, e *env, args []string) error {
 			done.Written++
 			return nil
 		})
+		p.Done() // before the report, which may go to standard error
 		if err != nil {
 			return err
 		}

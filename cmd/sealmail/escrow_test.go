@@ -500,9 +500,16 @@ func TestEscrowEndToEnd(t *testing.T) {
 		t.Helper()
 		out := filepath.Join(te.dir, name)
 		var done escrowDone
-		r := te.ok(escrowPW+"\n", "escrow", "export", "--key", key, "--out", out, "--password-stdin", "--json", scope)
+		// Standard error on a terminal: the export draws its progress.
+		r := te.runOnTerminal(escrowPW+"\n", "escrow", "export", "--key", key, "--out", out, "--password-stdin", "--json", scope)
+		if r.code != 0 {
+			t.Fatalf("export %s: exit %d\nstdout: %s\nterminal: %s", scope, r.code, r.stdout, r.stderr)
+		}
 		if err := json.Unmarshal([]byte(r.stdout), &done); err != nil {
 			t.Fatalf("export %s: %q: %v", scope, r.stdout, err)
+		}
+		if !strings.Contains(r.stderr, "\rexport   1 message") {
+			t.Errorf("no progress on standard error: %q", r.stderr)
 		}
 		checkMbox(t, out, read)
 		return done
@@ -544,5 +551,7 @@ func TestEscrowEndToEnd(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("audit log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	te.ok("", "audit", "verify")
+	if r := te.runOnTerminal("", "audit", "verify"); r.code != 0 || !strings.Contains(r.stderr, "\rverify   [") || !strings.Contains(r.stderr, "100%") {
+		t.Errorf("no progress on standard error: %q", r.stderr)
+	}
 }
