@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -199,6 +200,34 @@ func formatBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// sweepLogInterval is how often the served sweeper logs its progress.
+const sweepLogInterval = 30 * time.Second
+
+// logProgress returns a store.Progress that logs how far a job the
+// server runs on its own (a retention sweep) has come: its first report,
+// then at most once per interval; there is no terminal to draw on. The
+// job's own last line says what it did.
+func logProgress(log *slog.Logger, job, unit string, every time.Duration) store.Progress {
+	var (
+		mu   sync.Mutex
+		last time.Time
+	)
+	return func(done, total int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		now := time.Now()
+		if !last.IsZero() && now.Sub(last) < every {
+			return
+		}
+		last = now
+		attrs := []any{"job", job, unit, done}
+		if total > 0 {
+			attrs = append(attrs, "total", total)
+		}
+		log.Info("progress", attrs...)
+	}
 }
 
 // countingWriter counts what goes through it into a progress.

@@ -110,7 +110,8 @@ func init() {
 			return c.svc.Restore(ctx, c.actor, c.args.Address, c.args.ID, c.args.Mailbox)
 		}},
 		{opRetentionSweep, true, func(ctx context.Context, c retCall) (any, error) {
-			return c.svc.Sweep(ctx, c.actor, retention.SweepOptions{DryRun: c.args.DryRun, Progress: c.progress})
+			// The sweep reports its progress through ctx itself.
+			return c.svc.Sweep(ctx, c.actor, retention.SweepOptions{DryRun: c.args.DryRun})
 		}},
 		{opRetentionEvent, true, func(ctx context.Context, c retCall) (any, error) {
 			a := c.args

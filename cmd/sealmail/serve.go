@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sealmail/sealmail/crypto"
@@ -113,14 +114,23 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	// The retention service: every protocol and the account service use
 	// its store, which stamps deliveries with their retention; it sweeps
 	// on its interval until shutdown, which it finishes before the store
-	// closes. Its acts go to the audit log.
-	ret, err := newRetention(ctx, st, c, log, auditLog, true, nil)
+	// closes. Its acts go to the audit log. What it destroys of a
+	// mailbox (a sweep, an erasure) reaches the IMAP and POP3 sessions
+	// that have it open, once the protocols exist.
+	var expunged atomic.Pointer[func(account string, mailbox uint64, uids []uint32)]
+	ret, err := newRetention(ctx, st, c, log, auditLog, true, func(account string, mailbox uint64, uids []uint32) {
+		if f := expunged.Load(); f != nil {
+			(*f)(account, mailbox, uids)
+		}
+	})
 	if err != nil {
 		ctlLn.Close()
 		os.Remove(c.socketPath())
 		return err
 	}
-	retCtx, retCancel := context.WithCancel(context.Background())
+	// A long sweep logs how far it has come.
+	retCtx, retCancel := context.WithCancel(store.WithProgress(context.Background(),
+		logProgress(log, "retention sweep", "messages", sweepLogInterval)))
 	retDone := make(chan struct{})
 	go func() { defer close(retDone); ret.Run(retCtx) }()
 	defer func() { retCancel(); <-retDone }()
@@ -187,13 +197,16 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 		if err == nil {
 			services = append(services, srv.services...)
 			svcs.delivered = srv.delivered
+			expunged.Store(&srv.expunged)
 			svcs.status = newServerStatus(services, srv, tlsConf.cert)
 			svcs.status.setQueue(srv.queueLen)
-			svcs.status.setLastSweep(func() time.Time {
-				if r := ret.LastSweep(); r != nil {
-					return r.Started.Add(r.Duration)
+			svcs.status.setLastSweep(func() *sweepStatus {
+				r := ret.LastSweep()
+				if r == nil {
+					return nil
 				}
-				return time.Time{}
+				return &sweepStatus{Started: r.Started, Finished: r.Started.Add(r.Duration), DurationMS: r.Duration.Milliseconds(),
+					Destroyed: r.Messages, FromVault: r.FromVault, Bytes: r.Bytes}
 			})
 			if m != nil {
 				m.setSources(&metricSources{guards: srv.guards, st: st, accounts: accounts})
@@ -342,6 +355,9 @@ type servers struct {
 	services []*service
 	// delivered tells IMAP of messages committed outside SMTP.
 	delivered func([]store.Delivered)
+	// expunged tells IMAP and POP3 of messages removed outside them
+	// (the retention sweeper, an erasure).
+	expunged func(account string, mailbox uint64, uids []uint32)
 	// guards are the guarded listeners by service name.
 	guards map[string]*listener.Listener
 	// limiters are the connection limiters by service name.
@@ -477,7 +493,11 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 	}
 
 	lim := connectionLimiters(c, lns, fdLimit, log)
-	out := &servers{delivered: imapSrv.Delivered, queueLen: q.Len, guards: map[string]*listener.Listener{}, limiters: map[string]*listener.Limiter{}}
+	expunged := func(account string, mailbox uint64, uids []uint32) {
+		imapSrv.Expunged(account, mailbox, uids)
+		pop3Srv.Expunged(account, mailbox, uids)
+	}
+	out := &servers{delivered: imapSrv.Delivered, expunged: expunged, queueLen: q.Len, guards: map[string]*listener.Listener{}, limiters: map[string]*listener.Limiter{}}
 	guard := func(name string, ln net.Listener, l *listener.Limiter, tlsConf *tls.Config, refuse func(net.Conn)) net.Listener {
 		gl := listener.New(ln, listener.Options{
 			Name:             name,

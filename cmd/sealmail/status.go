@@ -43,10 +43,10 @@ type serverStatus struct {
 	// message for one destination domain). nil: there is no outbound
 	// queue. serve sets it once the queue runs (setQueue).
 	queueLength func(ctx context.Context) (int, error) // guarded by mu
-	// lastSweep returns when the retention sweeper last finished (zero:
-	// not yet). nil: there is no sweeper. The sweeper sets it
+	// lastSweep returns the retention sweeper's last sweep (nil: none
+	// yet). nil: there is no sweeper. The sweeper sets it
 	// (setLastSweep).
-	lastSweep func() time.Time // guarded by mu
+	lastSweep func() *sweepStatus // guarded by mu
 }
 
 // setQueue wires the outbound queue's length into the status.
@@ -57,7 +57,7 @@ func (s *serverStatus) setQueue(f func(ctx context.Context) (int, error)) {
 }
 
 // setLastSweep wires the retention sweeper's last run into the status.
-func (s *serverStatus) setLastSweep(f func() time.Time) {
+func (s *serverStatus) setLastSweep(f func() *sweepStatus) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastSweep = f
@@ -87,9 +87,21 @@ type statusReport struct {
 	// message for one destination domain); null: no queue.
 	QueueLength *int     `json:"queue_length"`
 	Certificate certInfo `json:"certificate"`
-	// LastSweep is when the retention sweeper last finished; null: no
-	// sweeper or no sweep yet.
-	LastSweep *time.Time `json:"last_sweep"`
+	// LastSweep is the retention sweeper's last sweep (not a dry run);
+	// null: no sweeper or no sweep yet.
+	LastSweep *sweepStatus `json:"last_sweep"`
+}
+
+// sweepStatus is a retention sweep in the status.
+type sweepStatus struct {
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished"`
+	DurationMS int64     `json:"duration_ms"`
+	// Destroyed counts the messages destroyed, FromVault those of them
+	// that were in the retention vault, Bytes their sealed size.
+	Destroyed int   `json:"destroyed"`
+	FromVault int   `json:"from_vault"`
+	Bytes     int64 `json:"bytes"`
 }
 
 // storageStatus is what the store takes.
@@ -138,9 +150,7 @@ func (s *serverStatus) report(ctx context.Context, svc *backend) (statusReport, 
 		r.QueueLength = &n
 	}
 	if sweep != nil {
-		if t := sweep(); !t.IsZero() {
-			r.LastSweep = &t
-		}
+		r.LastSweep = sweep()
 	}
 	return r, nil
 }
@@ -224,10 +234,13 @@ func writeStatus(w io.Writer, r statusReport, now time.Time) error {
 		}
 		fmt.Fprintf(tw, "\tSHA-256 %s\n", ci.Fingerprint)
 	}
-	if r.LastSweep == nil {
+	if s := r.LastSweep; s == nil {
 		fmt.Fprintf(tw, "last sweep\tnone\n")
 	} else {
-		fmt.Fprintf(tw, "last sweep\t%s\n", r.LastSweep.UTC().Format(time.DateTime))
+		fmt.Fprintf(tw, "last sweep\t%s (%s ago), destroyed %d %s (%s sealed; %d from the vault) in %s\n",
+			s.Finished.UTC().Format(time.DateTime), now.Sub(s.Finished).Round(time.Second), s.Destroyed,
+			plural(s.Destroyed, "message", "messages"), formatBytes(s.Bytes), s.FromVault,
+			(time.Duration(s.DurationMS) * time.Millisecond).String())
 	}
 	return tw.Flush()
 }

@@ -254,9 +254,16 @@ func TestZeroDaySweepAndHolds(t *testing.T) {
 	if _, err := f.svc.ReleaseHold(bg, "cli:test", h.Hold.ID, "again", nil); err == nil {
 		t.Errorf("released twice")
 	}
-	rep, err = f.svc.Sweep(bg, ActorSweeper, SweepOptions{})
-	if err != nil || rep.Messages != 3 {
+	// Progress reaches the store.Progress of the context too (the
+	// control socket's, the served sweeper's log).
+	var progress []int64
+	pctx := store.WithProgress(bg, func(done, total int64) { progress = append(progress, done) })
+	rep, err = f.svc.Sweep(pctx, ActorSweeper, SweepOptions{})
+	if err != nil || rep.Messages != 3 || rep.FromVault != 0 {
 		t.Fatalf("sweep after release = %+v, %v", rep, err)
+	}
+	if len(progress) == 0 || progress[len(progress)-1] != 3 {
+		t.Errorf("progress reported %v", progress)
 	}
 	if got := f.gone.uids[inbox.ID]; len(got) != 3 || got[0] != uids[0] {
 		t.Errorf("OnDestroy told %v", got)

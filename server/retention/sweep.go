@@ -24,10 +24,13 @@ type SweepReport struct {
 	Duration time.Duration `json:"duration_ns"`
 	DryRun   bool          `json:"dry_run"`
 	// Settled counts pending states computed before the sweep.
-	Settled  int          `json:"settled"`
-	Messages int          `json:"messages"`
-	Bytes    int64        `json:"bytes"`
-	Lines    []ImpactLine `json:"by_account_and_class,omitempty"`
+	Settled  int   `json:"settled"`
+	Messages int   `json:"messages"`
+	Bytes    int64 `json:"bytes"`
+	// FromVault counts the destroyed messages that were in the
+	// retention vault (the others were in mailboxes).
+	FromVault int          `json:"from_vault"`
+	Lines     []ImpactLine `json:"by_account_and_class,omitempty"`
 	// Purge is what making the destruction real took (nil if nothing
 	// was destroyed or the store needs none).
 	Purge *store.PurgeReport `json:"purge,omitempty"`
@@ -94,6 +97,9 @@ func (s *Service) Sweep(ctx context.Context, actor string, opt SweepOptions) (Sw
 			if len(ds) > 0 {
 				batch := newTally()
 				for _, d := range ds {
+					if d.MailboxID == 0 {
+						rep.FromVault++
+					}
 					batch.add(d)
 					totals.add(d)
 					im.add(ownerName(d.Owner), classOrDefault(d.Class), d.SealedSize)
@@ -108,9 +114,7 @@ func (s *Service) Sweep(ctx context.Context, actor string, opt SweepOptions) (Sw
 				break
 			}
 		}
-		if opt.Progress != nil {
-			opt.Progress(Progress{Phase: "sweeping", Done: im.Messages})
-		}
+		s.sweepProgress(ctx, opt, Progress{Phase: "sweeping", Done: im.Messages})
 	}
 	rep.Messages, rep.Bytes, rep.Lines = im.Messages, im.Bytes, im.Lines
 	if !opt.DryRun {
@@ -132,9 +136,7 @@ func (s *Service) Sweep(ctx context.Context, actor string, opt SweepOptions) (Sw
 	}
 	if !opt.DryRun && im.Messages > 0 {
 		if p, ok := s.st.(store.Purger); ok {
-			if opt.Progress != nil {
-				opt.Progress(Progress{Phase: "purging", Done: im.Messages})
-			}
+			s.sweepProgress(ctx, opt, Progress{Phase: "purging", Done: im.Messages})
 			pr, err := p.Purge(ctx)
 			if err != nil {
 				return rep, fmt.Errorf("retention: purge after the sweep: %w", err)
@@ -146,9 +148,19 @@ func (s *Service) Sweep(ctx context.Context, actor string, opt SweepOptions) (Sw
 	if !opt.DryRun {
 		r := rep
 		s.lastSweep.Store(&r)
-		s.log.Info("retention sweep", "messages", rep.Messages, "bytes", rep.Bytes, "duration", rep.Duration)
+		s.log.Info("retention sweep", "messages", rep.Messages, "from_vault", rep.FromVault, "bytes", rep.Bytes, "duration", rep.Duration)
 	}
 	return rep, nil
+}
+
+// sweepProgress reports how far a sweep has come: to opt.Progress, and to
+// the store.Progress ctx carries (store.ReportProgress: messages
+// destroyed, or found due in a dry run; the total is not known ahead).
+func (s *Service) sweepProgress(ctx context.Context, opt SweepOptions, p Progress) {
+	if opt.Progress != nil {
+		opt.Progress(p)
+	}
+	store.ReportProgress(ctx, int64(p.Done), 0)
 }
 
 // counts sums destroyed messages for the audit log.
