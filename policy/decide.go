@@ -478,3 +478,28 @@ func (p *Policy) Assignments() []store.Assignment {
 	}
 	return out
 }
+
+// ShortestMax returns the fewest whole days the policy keeps a message of
+// address (of any account if address is "") before the sweeper may
+// destroy it: the shortest maximum among the rules of the presets
+// assigned to a scope that covers all or part of the account, counted
+// from the start that ends it soonest. It is a lower bound (a minimum, a
+// hold or a later start keeps mail longer), which is what RFC 2449's
+// EXPIRE announces. ok is false when no such rule has a maximum: the
+// server never destroys that mail on its own.
+func (p *Policy) ShortestMax(address string) (days int, ok bool) {
+	for _, a := range p.assigns {
+		if address != "" && !a.scope.CoversAccount(address) {
+			continue
+		}
+		for _, r := range a.preset.Rules {
+			if !r.HasMax {
+				continue
+			}
+			if d := r.Max.fewestDays(); !ok || d < days {
+				days, ok = d, true
+			}
+		}
+	}
+	return days, ok
+}

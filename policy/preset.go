@@ -131,6 +131,33 @@ func addMonths(t time.Time, n int) time.Time {
 	return first.AddDate(0, 0, min(d, last)-1)
 }
 
+// fewestDays returns the fewest whole days p lasts from any start: it is
+// tried from the first and last day of every month of a leap and a common
+// year, as exceeds does.
+func (p Period) fewestDays() int {
+	switch p.Unit {
+	case 'd':
+		return p.N
+	case 'w':
+		return 7 * p.N
+	}
+	fewest := -1
+	for _, y := range []int{2023, 2024} {
+		for m := time.January; m <= time.December; m++ {
+			for _, first := range []bool{true, false} {
+				t := time.Date(y, m, 1, 12, 0, 0, 0, time.UTC)
+				if !first {
+					t = t.AddDate(0, 1, -1)
+				}
+				if d := int(p.AddTo(t).Sub(t) / (24 * time.Hour)); fewest < 0 || d < fewest {
+					fewest = d
+				}
+			}
+		}
+	}
+	return max(fewest, 0)
+}
+
 // exceeds reports whether p can end later than q from the same start: it
 // is tried from the first and last day of every month of a leap and a
 // common year.

@@ -472,3 +472,35 @@ func FuzzParsePreset(f *testing.F) {
 		}
 	})
 }
+
+// TestShortestMax: the fewest days the policy keeps an account's mail
+// before a sweep may destroy it, over the rules assigned to scopes that
+// cover the account; months count from their shortest start.
+func TestShortestMax(t *testing.T) {
+	keep := parseT(t, "id: KEEP\nname: keep\nversion: 1\nnotice: Not legal advice.\nsources: [house rules]\n"+
+		"rules:\n  - {class: default, min: 30d, max: 90d}\n  - {class: newsletter, max: 1m}\n")
+	forever := parseT(t, "id: FOREVER\nname: forever\nversion: 1\nnotice: Not legal advice.\nsources: [house rules]\n"+
+		"rules:\n  - {class: default, min: 1y}\n")
+	as := []store.Assignment{
+		{Preset: "KEEP", Scope: "domain:example.org"},
+		{Preset: "FOREVER", Scope: "user:bob@example.net"},
+	}
+	p := policyWith(t, []*Preset{keep, forever}, as, nil, nil)
+	for _, c := range []struct {
+		address string
+		days    int
+		ok      bool
+	}{
+		{alice, 28, true},               // one month from the start of February 2023
+		{"bob@example.net", 0, false},   // a minimum only: never deleted on its own
+		{"carol@example.com", 0, false}, // nothing assigned
+		{"", 28, true},                  // any account
+	} {
+		if days, ok := p.ShortestMax(c.address); days != c.days || ok != c.ok {
+			t.Errorf("ShortestMax(%q) = %d, %v; want %d, %v", c.address, days, ok, c.days, c.ok)
+		}
+	}
+	if days, ok := policyWith(t, nil, nil, nil, nil).ShortestMax(""); ok {
+		t.Errorf("no assignments: %d days", days)
+	}
+}
