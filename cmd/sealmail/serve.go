@@ -193,7 +193,7 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	tlsConf, err := serverTLS(c, log)
 	if err == nil {
 		var srv *servers
-		srv, err = startServers(c, rst, accounts, inb, escrowPolicy{keys: escrow, policy: ret}, tlsConf, log, fdLimit, &ctl.queue, m, dkimKeys)
+		srv, err = startServers(c, rst, accounts, inb, escrowPolicy{keys: escrow, policy: ret}, ret, tlsConf, log, fdLimit, &ctl.queue, m, dkimKeys)
 		if err == nil {
 			services = append(services, srv.services...)
 			svcs.delivered = srv.delivered
@@ -372,7 +372,7 @@ type servers struct {
 // what fdLimit leaves. It returns them as services, not yet serving, and
 // gives the queue to queues (the control socket's). On error nothing
 // stays bound.
-func startServers(c *Config, st store.Store, accounts *account.Service, inb *inboundParts, escrow smtpserver.Escrow, tlsConf serverTLSConfigs, log *slog.Logger, fdLimit uint64, queues *queueHolder, m *metrics, keys *dkim.Keys) (_ *servers, err error) {
+func startServers(c *Config, st store.Store, accounts *account.Service, inb *inboundParts, escrow smtpserver.Escrow, expiry pop3server.Expiry, tlsConf serverTLSConfigs, log *slog.Logger, fdLimit uint64, queues *queueHolder, m *metrics, keys *dkim.Keys) (_ *servers, err error) {
 	lns, err := bindListeners(c)
 	if err != nil {
 		return nil, err
@@ -426,6 +426,7 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 		Mailboxes: mbx,
 		TLSConfig: tlsConf.client,
 		Changes:   imapSrv,
+		Expiry:    expiry,
 		Logger:    log,
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sealmail/sealmail/server/account"
@@ -15,13 +16,38 @@ import (
 // bound too).
 const maxCredentialBytes = 1024
 
+// expire is the EXPIRE capability (RFC 2449 §6.7): the minimum number of
+// days the server keeps a message (Options.Expiry), or NEVER if it never
+// deletes mail on its own. Before login it is the fewest days of any
+// account, with USER: the account's own follows its login. The sweeper
+// deletes by retention policy, for every protocol alike, so a POP3
+// client that leaves mail on the server learns that it may go.
+func (s *session) expire() string {
+	if s.srv.expiry == nil {
+		return "EXPIRE NEVER"
+	}
+	account := ""
+	if s.drop != nil {
+		s.mu.Lock()
+		account = s.account
+		s.mu.Unlock()
+	}
+	days, ok := s.srv.expiry.ExpireDays(account)
+	switch {
+	case !ok:
+		return "EXPIRE NEVER"
+	case account == "":
+		return fmt.Sprintf("EXPIRE %d USER", days)
+	}
+	return fmt.Sprintf("EXPIRE %d", days)
+}
+
 // capa implements CAPA (RFC 2449 §5), in both states. USER and SASL are
 // offered only where a login may happen: on TLS, before login. STLS only
 // on a plaintext connection with TLS configured. LOGIN-DELAY is not
 // offered: the account service throttles failed attempts, it imposes no
-// delay between successful logins. EXPIRE NEVER: the POP3 server never
-// deletes mail on its own (retention policies are the operator's, and
-// keep or destroy mail alike for every protocol).
+// delay between successful logins. EXPIRE says how long the server keeps
+// mail before its retention sweeper may destroy it (expire).
 func (s *session) capa(cmd *command) *Error {
 	if len(cmd.args) != 0 {
 		return errSyntax
@@ -32,7 +58,7 @@ func (s *session) capa(cmd *command) *Error {
 	s.c.line("RESP-CODES")
 	s.c.line("AUTH-RESP-CODE")
 	s.c.line("PIPELINING")
-	s.c.line("EXPIRE NEVER")
+	s.c.line(s.expire())
 	if s.drop == nil {
 		if s.tls {
 			s.c.line("USER")

@@ -54,6 +54,15 @@ type Changes interface {
 	FlagsChanged(account string, mailbox uint64, changed []store.Message)
 }
 
+// Expiry is the server's retention, for the EXPIRE capability (RFC 2449
+// §6.7). server/retention's Service implements it.
+type Expiry interface {
+	// ExpireDays returns the fewest days the server keeps a message of
+	// account (of any account if account is "") before it may delete it
+	// on its own; ok false: it never does.
+	ExpireDays(account string) (days int, ok bool)
+}
+
 // Options configures a Server. Store and Accounts are required; every
 // other zero value is safe and documented.
 type Options struct {
@@ -75,6 +84,10 @@ type Options struct {
 	// tells no one (other protocols' sessions see them at their next
 	// listing).
 	Changes Changes
+	// Expiry says how long the server keeps mail before it may delete
+	// it on its own (a retention sweeper), for CAPA's EXPIRE. nil means
+	// it never does: EXPIRE NEVER.
+	Expiry Expiry
 	// Logger receives operational logs. nil discards them.
 	Logger *slog.Logger
 	// Limits bound every connection; the zero value means the defaults.
@@ -89,6 +102,7 @@ type Server struct {
 	mbx      *mailbox.Service // immutable
 	tls      *tls.Config      // immutable; may be nil
 	changes  Changes          // immutable; may be nil
+	expiry   Expiry           // immutable; may be nil
 	log      *slog.Logger     // immutable
 	lim      Limits           // immutable
 	ctx      context.Context  // cancelled by Shutdown
@@ -123,7 +137,7 @@ func New(opt Options) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		st: opt.Store, accounts: opt.Accounts, mbx: mbx, tls: opt.TLSConfig,
-		changes: opt.Changes, log: log, lim: opt.Limits.withDefaults(),
+		changes: opt.Changes, expiry: opt.Expiry, log: log, lim: opt.Limits.withDefaults(),
 		ctx: ctx, cancel: cancel,
 	}, nil
 }

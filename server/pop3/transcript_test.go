@@ -355,3 +355,50 @@ func TestTimeouts(t *testing.T) {
 	c.expect("-ERR Autologout; idle for too long")
 	c.expectEOF()
 }
+
+// fixedExpiry keeps mail of the accounts it names for their days, and
+// any other's for ever.
+type fixedExpiry map[string]int
+
+func (f fixedExpiry) ExpireDays(account string) (int, bool) {
+	if account == "" {
+		least, ok := 0, false
+		for _, d := range f {
+			if !ok || d < least {
+				least, ok = d, true
+			}
+		}
+		return least, ok
+	}
+	d, ok := f[account]
+	return d, ok
+}
+
+// TestCapaExpire: EXPIRE says what the retention policy lets the server
+// delete (RFC 2449 §6.7): before login the fewest days of any account
+// with USER, after it the account's own, NEVER where nothing expires.
+func TestCapaExpire(t *testing.T) {
+	const other = "other@example.org"
+	e := newEnv(t, Options{Expiry: fixedExpiry{user: 90, "x@example.org": 30}})
+	e.addUser(user, pw)
+	e.addUser(other, pw)
+	capa := func(c *client) string {
+		c.send("CAPA")
+		c.expect("+OK Capability list follows")
+		return c.multi()
+	}
+	for _, c := range []struct{ user, after string }{{user, "EXPIRE 90\r\n"}, {other, "EXPIRE NEVER\r\n"}} {
+		conn := e.dialTLS()
+		conn.expect("+OK POP3 server ready")
+		if got := capa(conn); !strings.Contains(got, "\r\nEXPIRE 30 USER\r\n") || strings.Contains(got, "NEVER") {
+			t.Errorf("CAPA before login:\n%s", got)
+		}
+		conn.send("AUTH PLAIN " + plainResp("", c.user, pw))
+		conn.expect("+OK 0 messages (0 octets)")
+		if got := capa(conn); !strings.Contains(got, "\r\n"+c.after) || strings.Count(got, "EXPIRE") != 1 {
+			t.Errorf("CAPA after %s's login:\n%s", c.user, got)
+		}
+		conn.send("QUIT")
+		conn.expect("+OK Bye (0 messages deleted)")
+	}
+}

@@ -506,3 +506,11 @@ func (s *Service) Producible(address string, mailbox uint64, origin string) bool
 	sub := policy.Subject{Address: address, MailboxID: mailbox, Arrival: s.now(), Origin: origin}
 	return s.Policy().Decide(sub).Producible
 }
+
+// ExpireDays returns the fewest days the policy in force keeps mail of
+// account (of any account if account is "") before a sweep may destroy
+// it, ok false if it never does (policy.Policy.ShortestMax). POP3's
+// EXPIRE capability announces it.
+func (s *Service) ExpireDays(account string) (days int, ok bool) {
+	return s.Policy().ShortestMax(account)
+}
