@@ -423,6 +423,8 @@ type Store interface {
 	AuditLog
 	// RetentionStore is retention: policy data, states, the vault (retention.go).
 	RetentionStore
+	// Tombstones remembers removals, for QRESYNC (tombstones.go).
+	Tombstones
 
 	// Close flushes and closes the store.
 	Close() error

@@ -93,6 +93,10 @@ type DB struct {
 
 	sizes sizeCache // Sizes' last walk of the directory
 
+	// tombSince: mailboxes with a higher ID have kept tombstones since
+	// they were created (tombstones.go). Set by Open.
+	tombSince uint64
+
 	// deletions counts calls since the last Purge that deleted data, so
 	// that a Purge with nothing to do returns at once.
 	deletions atomic.Int64
@@ -131,6 +135,10 @@ func Open(dir string, opt Options) (*DB, error) {
 		db.maxBatch = 128
 	}
 	if err := db.initMailboxIDs(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	if err := db.initTombstones(); err != nil {
 		bdb.Close()
 		return nil, err
 	}

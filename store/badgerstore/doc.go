@@ -12,7 +12,7 @@
 //
 //	c <name>                 -> uint64         global counters: "account", "mailbox",
 //	                                           "uidvalidity", "filterrule", "queue",
-//	                                           "trace", "escrow"
+//	                                           "trace", "escrow", "tombstones"
 //	a <address>              -> account        version, ID (8 bytes), created, fingerprint,
 //	                                           public key, WKD, quota, last slot ID,
 //	                                           wrapped key (last: public lookups skip it)
@@ -75,6 +75,8 @@
 //	                                           released
 //	E <scope> 0 <name>       -> event          when it happened, who recorded it
 //	z                        -> (scratch)      written and dropped by Purge
+//	V <acct> <mbox:8> <modseq:8> <uid:4> -> () a removal's tombstone (tombstones.go)
+//	X <acct> <mbox:8>        -> tombstones     the mailbox's tombstone floor and count
 //
 // A message's retention record is keyed by its blob ID, which stays the
 // same through moves and into the vault, so a move rewrites the record

@@ -364,6 +364,14 @@ func (db *DB) copyMessages(ctx context.Context, address string, src, dst uint64,
 		}
 		if move {
 			from.HighestModSeq++
+			// Into the same mailbox too: the old UIDs are gone.
+			src := make([]uint32, len(res.Pairs))
+			for i, p := range res.Pairs {
+				src[i] = p.Src
+			}
+			if err := db.addTombstones(t, acct, from, src); err != nil {
+				return err
+			}
 		}
 		if err := saveUsage(t, acct, &u); err != nil {
 			return err

@@ -176,7 +176,7 @@ func (db *DB) purgeAccount(acct uint64, who string, report func(rows int)) error
 		progress(n)
 	}
 	db.unlinkNow()
-	prefixes := []byte{pSlot, pMboxName, pMailbox, pSubscr, pMeta, pSummary, pPending, pOrphans, pUsage, pFilterRule, pFilterModel, pAcctAddr}
+	prefixes := []byte{pSlot, pMboxName, pMailbox, pSubscr, pMeta, pSummary, pPending, pOrphans, pUsage, pFilterRule, pFilterModel, pAcctAddr, pTomb, pTombState}
 	if !kept {
 		prefixes = append(prefixes, pBlob, pChunk, pRetention, pRecompute, pVault)
 	}
@@ -330,6 +330,9 @@ func (db *DB) purgeMailbox(acct, mbox uint64) error {
 		return err
 	}
 	db.unlinkNow()
+	if err := db.dropTombstones(acct, mbox); err != nil {
+		return err
+	}
 	return db.deleteKeys([][]byte{purgeKey(acct, mbox)})
 }
 

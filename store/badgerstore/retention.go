@@ -279,6 +279,9 @@ func (db *DB) ExpungeReport(ctx context.Context, address string, mailbox uint64,
 			}
 		}
 		m.HighestModSeq++
+		if err := db.addTombstones(t, acct, &m, removed); err != nil {
+			return err
+		}
 		if err := saveUsage(t, acct, &u); err != nil {
 			return err
 		}
@@ -572,6 +575,7 @@ func (db *DB) DestroyMessages(ctx context.Context, refs []store.MessageRef, opt 
 		live, ok  bool
 		u         usage
 		boxes     map[uint64]*store.Mailbox
+		gone      map[uint64][]uint32 // UIDs removed per mailbox
 		vaultGone bool
 	}
 	// Live accounts' messages are destroyed in a batchable operation: it
@@ -596,7 +600,7 @@ func (db *DB) DestroyMessages(ctx context.Context, refs []store.MessageRef, opt 
 		for _, ref := range refs {
 			os := owners[ref.Owner]
 			if os == nil {
-				os = &ownerState{boxes: map[uint64]*store.Mailbox{}}
+				os = &ownerState{boxes: map[uint64]*store.Mailbox{}, gone: map[uint64][]uint32{}}
 				owners[ref.Owner] = os
 				acct, live, err := ownerAcct(t, ref.Owner)
 				switch {
@@ -626,12 +630,17 @@ func (db *DB) DestroyMessages(ctx context.Context, refs []store.MessageRef, opt 
 			d.Owner = ref.Owner
 			if d.MailboxID == 0 {
 				os.vaultGone = true
+			} else {
+				os.gone[d.MailboxID] = append(os.gone[d.MailboxID], d.UID)
 			}
 			out = append(out, *d)
 		}
 		for _, os := range order {
 			for _, m := range os.boxes {
 				m.HighestModSeq++
+				if err := db.addTombstones(t, os.acct, m, os.gone[m.ID]); err != nil {
+					return err
+				}
 				if err := saveMailbox(t, os.acct, m); err != nil {
 					return err
 				}
@@ -800,6 +809,9 @@ func (db *DB) VaultMessages(ctx context.Context, address string, mailbox uint64,
 			return nil
 		}
 		m.HighestModSeq++
+		if err := db.addTombstones(t, acct, &m, moved); err != nil {
+			return err
+		}
 		if err := saveUsage(t, acct, &u); err != nil {
 			return err
 		}

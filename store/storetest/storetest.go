@@ -72,6 +72,8 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		{"AuditConcurrent", testAuditConcurrent},
 		{"EscrowKeys", testEscrowKeys},
 		{"VaultBlob", testVaultBlob},
+		{"Tombstones", testTombstones},
+		{"TombstonesBounded", testTombstonesBounded},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,6 +87,7 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	t.Run("QueueReopen", func(t *testing.T) { testQueueReopen(t, open) })
 	t.Run("AuditReopen", func(t *testing.T) { testAuditReopen(t, open) })
 	t.Run("Retention", func(t *testing.T) { testRetention(t, open) })
+	t.Run("TombstonesReopen", func(t *testing.T) { testTombstonesReopen(t, open) })
 }
 
 // fixture helpers
