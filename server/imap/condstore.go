@@ -14,7 +14,7 @@ import (
 // MODSEQ, unilateral FETCH with MODSEQ once enabled), honours STORE
 // UNCHANGEDSINCE (MODIFIED) and the MODSEQ search key. This file has the
 // rest: FETCH CHANGEDSINCE's filter and the MODSEQ of a SEARCH or SORT
-// result. QRESYNC is not offered yet.
+// result. QRESYNC is qresync.go's.
 
 // condstoreCaps are the capabilities of this file.
 var condstoreCaps = []imap.Cap{imap.CapCondStore}

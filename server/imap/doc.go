@@ -30,7 +30,9 @@
 // CONTEXT=SORT: results kept current, CANCELUPDATE), catenate.go
 // (CATENATE's URL parts), condstore.go (CONDSTORE: CHANGEDSINCE, the
 // MODSEQ of search results, HIGHESTMODSEQ for an enabling command),
-// compress.go (COMPRESS=DEFLATE, which the wire layer runs by itself),
+// qresync.go (QRESYNC: VANISHED (EARLIER) from the store's tombstones,
+// SELECT's resynchronisation, UID FETCH … VANISHED), compress.go
+// (COMPRESS=DEFLATE, which the wire layer runs by itself),
 // within.go (WITHIN: OLDER and YOUNGER on the internal date), quota.go
 // (QUOTA, QUOTA=RES-STORAGE: the account's store quota as one root "",
 // SETQUOTA refused), notify.go (NOTIFY, RFC 5465).

@@ -82,6 +82,12 @@ func (s *session) Fetch(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Fet
 	if err != nil {
 		return err
 	}
+	if cmd.Vanished {
+		// Before any FETCH response (RFC 7162 §3.2.6).
+		if err := s.fetchVanished(ctx, a, sel, w, cmd); err != nil {
+			return err
+		}
+	}
 	refs := sel.resolve(cmd.Set)
 	if len(refs) == 0 {
 		return nil
@@ -324,7 +330,7 @@ func (s *session) writeFetch(ctx context.Context, w *wire.UpdateWriter, it *fetc
 
 	fr := w.Fetch(it.ref.seq)
 	defer fr.Close()
-	if o.UID {
+	if o.UID || s.conn.Enabled(imap.CapQResync) { // RFC 7162 §3.2.4
 		fr.UID(imap.UID(it.ref.uid))
 	}
 	if o.Flags || it.flagsUp {

@@ -34,6 +34,8 @@ type Store interface {
 	Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, error)
 	CopyMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (store.CopyResult, error)
 	MoveMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (store.CopyResult, error)
+	// Vanished answers QRESYNC (qresync.go).
+	Vanished(ctx context.Context, address string, mailbox uint64, since uint64) (store.VanishedSince, error)
 }
 
 var _ Store = store.Store(nil)

@@ -109,7 +109,7 @@ func (s *session) Store(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Sto
 			continue
 		}
 		fr := w.Fetch(r.seq)
-		if cmd.UID {
+		if cmd.UID || s.conn.Enabled(imap.CapQResync) { // RFC 7162 §3.2.4
 			fr.UID(imap.UID(r.uid))
 		}
 		fr.Flags(fetchFlags(msgs[j].Flags, recent[r.uid] && rev1))

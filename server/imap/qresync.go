@@ -1,0 +1,247 @@
+package imap
+
+import (
+	"context"
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/sealmail/sealmail/server/imap/wire"
+	"github.com/sealmail/sealmail/store"
+)
+
+// QRESYNC (RFC 7162 §3.2). The wire layer parses SELECT's QRESYNC
+// parameter and FETCH's VANISHED modifier, turns EXPUNGE into VANISHED
+// once the client enabled QRESYNC (also for the expunges of other
+// sessions that Poll announces), writes [CLOSED] on a re-SELECT, and
+// CLOSE writes no expunge responses. This file answers what was removed
+// and changed since a mod-sequence: removals from the store's tombstones
+// (store.Tombstones, read from the given mod-sequence on, never the
+// whole mailbox), changes from the messages' MODSEQ.
+//
+// Below the store's tombstone floor the removals are no longer all
+// known: the answer then names every UID the client may know (its
+// known-uids, or 1 up to the last UID) that is not in the mailbox, which
+// RFC 7162 §3.2.10 allows (the client ignores UIDs it never had). The
+// sequence match data of SELECT narrows that set (§3.2.5.2).
+//
+// UIDs still in the session's view are never reported vanished here,
+// even if the store removed them since SELECT listed the mailbox: the
+// client learns of those from Poll, in order, so that sequence numbers
+// stay right.
+
+// qresyncCaps are the capabilities of this file.
+var qresyncCaps = []imap.Cap{imap.CapQResync}
+
+// Compile-time check: QRESYNC is advertised.
+var _ wire.SessionQResync = (*session)(nil)
+
+// Resync implements wire.SessionQResync: after SELECT or EXAMINE with
+// (QRESYNC (uidvalidity modseq [known-uids [seq-match]])), it writes
+// VANISHED (EARLIER) and then the FETCH (UID FLAGS MODSEQ) of every
+// message changed since modseq (RFC 7162 §3.2.5). A UIDVALIDITY that
+// differs from the mailbox's makes it a plain SELECT.
+func (s *session) Resync(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Select) error {
+	q := cmd.QResync
+	a, sel, err := s.selectedState()
+	if err != nil {
+		return err
+	}
+	mb, err := s.srv.st.MailboxByID(ctx, a.account, sel.st.key.id)
+	if err != nil {
+		return s.selectedErr(ctx, a, sel, "select", err)
+	}
+	if q.UIDValidity != mb.UIDValidity || q.ModSeq >= mb.HighestModSeq {
+		return nil
+	}
+	sel.modseqTold = true // SELECT said HIGHESTMODSEQ
+	known := q.KnownUIDs
+	if known == nil {
+		known = imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
+	}
+	gone, err := s.vanishedSince(ctx, a, sel, q.ModSeq, known, func(limit uint32) uint32 {
+		return seqMatchLimitLocked(sel, q.SeqMatchSeqs, q.SeqMatchUIDs, limit)
+	})
+	if err != nil {
+		return s.selectedErr(ctx, a, sel, "select", err)
+	}
+	if err := w.Vanished(gone, true); err != nil {
+		return err
+	}
+	return s.writeChanged(ctx, a, sel, w, q.ModSeq)
+}
+
+// vanishedSince returns the UIDs of set (which may hold "*") that left
+// the mailbox with a mod-sequence above since, less those still in the
+// session's view. Below the store's tombstone floor it is every UID of
+// set up to the last UID the session knows that is not in the view, above
+// what floorFrom allows to skip (nil: nothing), which is called with the
+// mailbox state's lock held.
+func (s *session) vanishedSince(ctx context.Context, a authState, sel *selected, since uint64, set imap.UIDSet, floorFrom func(limit uint32) uint32) (imap.UIDSet, error) {
+	v, err := s.srv.st.Vanished(ctx, a.account, sel.st.key.id, since)
+	if err != nil {
+		return nil, err
+	}
+	sel.st.mu.Lock()
+	defer sel.st.mu.Unlock()
+	uids := sel.v.uids
+	var out imap.UIDSet
+	if v.Complete {
+		for _, u := range v.UIDs {
+			if set.Contains(imap.UID(u)) {
+				if _, in := slices.BinarySearch(uids, u); !in {
+					out.AddNum(imap.UID(u))
+				}
+			}
+		}
+		return out, nil
+	}
+	// Below the floor: every UID of set that is not in the view, up to
+	// the last UID the client can know.
+	last := max(sel.uidNext, lastUID(uids)+1) - 1
+	for _, n := range sel.v.added {
+		last = max(last, n)
+	}
+	from := uint32(1)
+	if floorFrom != nil {
+		from = floorFrom(last) + 1
+	}
+	for _, r := range set {
+		lo, hi := uint32(r.Start), uint32(r.Stop)
+		staticRange(&lo, &hi, last)
+		lo, hi = max(lo, from), min(hi, last)
+		if lo > hi {
+			continue
+		}
+		addAbsent(&out, uids, lo, hi)
+	}
+	return out, nil
+}
+
+// lastUID is the last of ascending uids, or 0.
+func lastUID(uids []uint32) uint32 {
+	if len(uids) == 0 {
+		return 0
+	}
+	return uids[len(uids)-1]
+}
+
+// addAbsent adds to out the UIDs from lo to hi that are not in uids
+// (ascending), as ranges: the cost is the messages in between, not the
+// UIDs.
+func addAbsent(out *imap.UIDSet, uids []uint32, lo, hi uint32) {
+	i, _ := slices.BinarySearch(uids, lo)
+	next := lo
+	for ; i < len(uids) && uids[i] <= hi; i++ {
+		if uids[i] > next {
+			out.AddRange(imap.UID(next), imap.UID(uids[i]-1))
+		}
+		next = uids[i] + 1
+	}
+	if next <= hi && next != 0 {
+		out.AddRange(imap.UID(next), imap.UID(hi))
+	}
+}
+
+// seqMatchLimit reads SELECT's sequence match data (RFC 7162 §3.2.5.2):
+// pairs of a message number and the UID the client has for it. The
+// client's view agrees with the session's up to the highest UID of the
+// pairs, taken in ascending order, that all agree; nothing at or below
+// it can be missing from the client's side, so the answer starts above
+// it. It returns that UID, or 0. The caller holds sel.st.mu.
+func seqMatchLimitLocked(sel *selected, seqs imap.SeqSet, uids imap.UIDSet, limit uint32) uint32 {
+	if len(seqs) == 0 || len(uids) == 0 {
+		return 0
+	}
+	ss, okS := seqs.Nums()
+	us, okU := uids.Nums()
+	if !okS || !okU || len(ss) != len(us) {
+		return 0 // "*" or a mismatch: no help
+	}
+	view := sel.v.uids
+	var agreed uint32
+	for i := range ss {
+		seq, uid := ss[i], uint32(us[i])
+		// The client's message seq had UID uid: it agrees if the
+		// session's view has uid at the same place.
+		if seq == 0 || int(seq) > len(view) || view[seq-1] != uid || uid > limit {
+			break
+		}
+		agreed = uid
+	}
+	return agreed
+}
+
+// writeChanged writes FETCH (UID FLAGS MODSEQ) for the messages of the
+// view changed since modseq, in sequence order.
+func (s *session) writeChanged(ctx context.Context, a authState, sel *selected, w *wire.UpdateWriter, since uint64) error {
+	msgs, err := s.srv.st.Messages(ctx, a.account, sel.st.key.id, store.ListOptions{})
+	if err != nil {
+		return s.selectedErr(ctx, a, sel, "select", err)
+	}
+	rev1 := !s.conn.Enabled(imap.CapIMAP4rev2)
+	type change struct {
+		seq, uid uint32
+		flags    []string
+		modseq   uint64
+		recent   bool
+	}
+	var out []change
+	sel.st.mu.Lock()
+	j := 0
+	for i, u := range sel.v.uids {
+		for j < len(msgs) && msgs[j].UID < u {
+			j++
+		}
+		if j == len(msgs) {
+			break
+		}
+		m := &msgs[j]
+		if m.UID != u || m.ModSeq <= since {
+			continue
+		}
+		sel.st.noteKeywordsLocked(m.Flags)
+		sel.v.supersedeLocked(u, m.ModSeq)
+		_, rec := sel.v.recent[u]
+		out = append(out, change{seq: uint32(i + 1), uid: u, flags: m.Flags, modseq: m.ModSeq, recent: rec})
+	}
+	sel.st.mu.Unlock()
+	s.announceKeywords(sel, w)
+	for _, c := range out {
+		fr := w.Fetch(c.seq)
+		fr.UID(imap.UID(c.uid))
+		fr.Flags(fetchFlags(c.flags, c.recent && rev1))
+		fr.ModSeq(c.modseq)
+		if err := fr.Close(); err != nil {
+			return err
+		}
+	}
+	return w.Err()
+}
+
+// fetchVanished writes the VANISHED (EARLIER) of UID FETCH … (CHANGEDSINCE
+// n VANISHED) (RFC 7162 §3.2.6): the UIDs of the command's set removed
+// since n, before any FETCH response.
+func (s *session) fetchVanished(ctx context.Context, a authState, sel *selected, w *wire.UpdateWriter, cmd *wire.Fetch) error {
+	set, ok := cmd.Set.(imap.UIDSet)
+	if !ok || imap.IsSearchRes(cmd.Set) {
+		if !imap.IsSearchRes(cmd.Set) {
+			return nil
+		}
+		set = searchResSet(sel)
+	}
+	gone, err := s.vanishedSince(ctx, a, sel, cmd.ChangedSince, set, nil)
+	if err != nil {
+		return s.selectedErr(ctx, a, sel, "fetch", err)
+	}
+	return w.Vanished(gone, true)
+}
+
+// searchResSet is "$" as a UID set.
+func searchResSet(sel *selected) imap.UIDSet {
+	var set imap.UIDSet
+	for _, u := range sel.searchRes {
+		set.AddNum(imap.UID(u))
+	}
+	return set
+}
