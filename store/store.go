@@ -197,8 +197,16 @@ type Message struct {
 	Flags        []string // sorted; system flags in canonical case (`\Seen`)
 	ModSeq       uint64
 	SealedSize   int64
-	Summary      []byte // opaque, sealed under the account's index key
-	SessionKey   []byte // opaque, sealed under the account's index key
+	// SaveDate is when the message was saved into this mailbox (RFC
+	// 8514): delivered, appended, copied or moved here, by the server's
+	// clock. Zero for messages stored before the store kept it.
+	SaveDate time.Time
+	// EmailID identifies the message's content for OBJECTID's EMAILID
+	// (RFC 8474): assigned at delivery, unique in the account, and kept
+	// by every copy and move, so all copies of one message share it.
+	EmailID    uint64
+	Summary    []byte // opaque, sealed under the account's index key
+	SessionKey []byte // opaque, sealed under the account's index key
 }
 
 // Delivery is one sealed copy of a message for one mailbox.

@@ -308,12 +308,22 @@ func decodeMailbox(id uint64, b []byte) (mailboxRec, error) {
 
 // meta is a message's metadata without its blob or summary: what every
 // SELECT lists, so it is kept small and cheap to decode.
+//
+// After the flags come the optional fields, absent from records written
+// before they existed: the save date and the email ID (both or neither).
 type meta struct {
 	Date       time.Time
 	ModSeq     uint64
 	SealedSize int64
 	Blob       uint64   // key of the blob and summary, unique in the account
 	Flags      []string // canonical
+	// Saved is when the message was saved into its mailbox (delivery,
+	// APPEND, copy, move); zero in records written before it was kept.
+	Saved time.Time
+	// Email is store.Message.EmailID: the blob ID of the first save,
+	// carried by copies and moves; 0 in records written before it was
+	// kept (then the blob ID is, see emailID).
+	Email uint64
 }
 
 func (m *meta) encode() []byte {
@@ -322,7 +332,18 @@ func (m *meta) encode() []byte {
 	for _, f := range m.Flags {
 		e = e.str(f)
 	}
+	if !m.Saved.IsZero() || m.Email != 0 {
+		e = e.time(m.Saved).uvarint(m.Email)
+	}
 	return e
+}
+
+// emailID is the message's store.Message.EmailID.
+func (m *meta) emailID() uint64 {
+	if m.Email != 0 {
+		return m.Email
+	}
+	return m.Blob
 }
 
 // decodeMeta decodes a meta. intern, if non-nil, shares flag strings
@@ -348,6 +369,10 @@ func decodeMeta(b []byte, intern map[string]string) (meta, error) {
 		for i := range m.Flags {
 			m.Flags[i] = d.strIntern(intern)
 		}
+	}
+	if len(d.b) > 0 {
+		m.Saved = d.time()
+		m.Email = d.uvarint()
 	}
 	return m, d.finish()
 }

@@ -135,6 +135,7 @@ type deliveryAccount struct {
 func deliver(t *tx, ds []store.Delivery, defQuota int64) ([]store.Delivered, error) {
 	out := make([]store.Delivered, len(ds))
 	accts := make(map[string]*deliveryAccount)
+	saved := time.Now().UTC() // the save date (SAVEDATE)
 	gen, err := policyGen(t)
 	if err != nil {
 		return nil, err
@@ -201,7 +202,7 @@ func deliver(t *tx, ds []store.Delivery, defQuota int64) ([]store.Delivered, err
 		}
 		a.usage.Used += size
 		a.added += size
-		md := meta{Date: d.InternalDate, SealedSize: size, Blob: blobID, Flags: d.Flags}
+		md := meta{Date: d.InternalDate, SealedSize: size, Blob: blobID, Flags: d.Flags, Saved: saved, Email: blobID}
 		uid := addMessage(m, &md)
 		if err := t.set(metaKey(a.id, m.ID, uid), md.encode()); err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/sealmail/sealmail/store"
 )
@@ -47,6 +48,7 @@ func (db *DB) Messages(ctx context.Context, address string, mailbox uint64, opt 
 			}
 			out = append(out, store.Message{
 				UID: uid, InternalDate: md.Date, Flags: md.Flags, ModSeq: md.ModSeq, SealedSize: md.SealedSize,
+				SaveDate: md.Saved, EmailID: md.emailID(),
 			})
 			blobs = append(blobs, md.Blob)
 			return true, nil
@@ -243,6 +245,7 @@ func (db *DB) StoreFlags(ctx context.Context, address string, mailbox uint64, u 
 			}
 			res.Changed = append(res.Changed, store.Message{
 				UID: uid, InternalDate: md.Date, Flags: slices.Clone(flags), ModSeq: md.ModSeq, SealedSize: md.SealedSize,
+				SaveDate: md.Saved, EmailID: md.emailID(),
 			})
 		}
 		if len(res.Changed) == 0 {
@@ -315,6 +318,7 @@ func (db *DB) copyMessages(ctx context.Context, address string, src, dst uint64,
 			return err
 		}
 		var added int64
+		saved := time.Now().UTC() // the copies' save date (SAVEDATE)
 		for _, uid := range want {
 			md, err := loadMeta(t, acct, from.ID, uid)
 			if errors.Is(err, errNoKey) {
@@ -330,6 +334,8 @@ func (db *DB) copyMessages(ctx context.Context, address string, src, dst uint64,
 			if !move && isStaged(src) && files.of(src) == 0 {
 				continue // arrived after prepareCopies looked: not there then
 			}
+			md.Email = md.emailID() // the copy keeps the original's
+			md.Saved = saved
 			if move {
 				if err := t.del(metaKey(acct, from.ID, uid)); err != nil {
 					return err

@@ -975,6 +975,8 @@ func (db *DB) RestoreFromVault(ctx context.Context, address string, id, mailbox 
 			return err
 		}
 		md := v.Meta
+		md.Email = md.emailID()
+		md.Saved = time.Now().UTC() // saved into this mailbox now (SAVEDATE)
 		uid := addMessage(&m, &md)
 		if err := t.set(metaKey(acct, m.ID, uid), md.encode()); err != nil {
 			return err

@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		{"VaultBlob", testVaultBlob},
 		{"Tombstones", testTombstones},
 		{"TombstonesBounded", testTombstonesBounded},
+		{"SaveDateEmailID", testSaveDateEmailID},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
