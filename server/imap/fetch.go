@@ -354,6 +354,7 @@ func (s *session) writeFetch(ctx context.Context, w *wire.UpdateWriter, it *fetc
 	if o.ModSeq || (condstore && it.flagsUp) {
 		fr.ModSeq(it.msg.ModSeq)
 	}
+	writeObjectItems(fr, o, it.msg)
 	if o.Preview || o.PreviewLazy {
 		fr.Preview(it.sum.Preview, true)
 	}

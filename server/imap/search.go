@@ -323,6 +323,9 @@ func (m *searchMsg) match(k *wire.SearchKey) bool {
 	case wire.SearchModSeq:
 		return it.msg.ModSeq >= k.Num
 	}
+	if match, ok := matchObjectKey(it.msg, k); ok {
+		return match
+	}
 	sum := it.sum
 	if sum == nil {
 		return false // unreadable: matches no content key

@@ -207,7 +207,7 @@ func New(opt Options) (*Server, error) {
 	ws, err := wire.New(wire.Options{
 		NewSession: s.newSession,
 		TLSConfig:  opt.TLSConfig,
-		Caps:       slices.Concat([]imap.Cap{imap.CapCreateSpecialUse, imap.CapMultiAppend, imap.CapPreview}, sortCaps, contextCaps, catenateCaps, condstoreCaps, qresyncCaps, compressCaps, withinCaps, quotaCaps, notifyCaps),
+		Caps:       slices.Concat([]imap.Cap{imap.CapCreateSpecialUse, imap.CapMultiAppend, imap.CapPreview}, sortCaps, contextCaps, catenateCaps, condstoreCaps, qresyncCaps, objectIDCaps, compressCaps, withinCaps, quotaCaps, notifyCaps),
 		Limits:     lim,
 		ServerID:   serverID(opt.HideVersion, buildVersion()),
 		Logger:     log,

@@ -1,0 +1,133 @@
+package imap
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+var (
+	emailIDRe  = regexp.MustCompile(`EMAILID \((E\d+)\)`)
+	saveDateRe = regexp.MustCompile(`SAVEDATE "([^"]+)"`)
+)
+
+// TestObjectIDSaveDate: OBJECTID (RFC 8474) and SAVEDATE (RFC 8514) with
+// go-imap's client making the messages (APPEND with an old date, COPY,
+// MOVE) and Python's imaplib reading them: EMAILID is shared by a message
+// and its copies and by nothing else, THREADID is NIL, SEARCH EMAILID
+// finds the copies, MAILBOXID is the same in SELECT and STATUS, SAVEDATE
+// is the time of the save (not the APPEND date), and SAVEDBEFORE,
+// SAVEDON, SAVEDSINCE and SAVEDATESUPPORTED compare it.
+func TestObjectIDSaveDate(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	env.deliver(alice, "", testMessage("delivered", "x"))
+	c := env.dial(alice, alicePW)
+	for _, cp := range []imap.Cap{imap.CapObjectID, imap.CapSaveDate} {
+		if !c.Caps().Has(cp) {
+			t.Fatalf("%s not advertised: %v", cp, c.Caps())
+		}
+	}
+	old := time.Date(2020, 1, 2, 10, 0, 0, 0, time.UTC)
+	msg := testMessage("appended", "y")
+	ap := c.Append("INBOX", int64(len(msg)), &imap.AppendOptions{Time: old})
+	ap.Write(msg)
+	ap.Close()
+	if _, err := ap.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Copy(imap.SeqSetNum(1, 2), "Archive").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Move(imap.SeqSetNum(2), "Trash").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Logout()
+
+	today := time.Now().UTC()
+	day := func(d time.Time) string { return d.Format("2-Jan-2006") }
+	res := env.runImaplib(alice, alicePW,
+		pycmd("SELECT", "INBOX"), // 0
+		pycmd("FETCH", "1:*", "(EMAILID THREADID SAVEDATE INTERNALDATE)"), // 1
+		pycmd("STATUS", "INBOX", "(MAILBOXID MESSAGES)"),                  // 2
+		pycmd("SELECT", "Archive"),                                        // 3
+		pycmd("FETCH", "1:*", "(EMAILID SAVEDATE INTERNALDATE)"),          // 4
+		pycmd("SELECT", "Trash"),                                          // 5
+		pycmd("FETCH", "1:*", "(EMAILID SAVEDATE)"),                       // 6
+		pycmd("SELECT", "Archive"),                                        // 7
+		pycmd("SEARCH", "SAVEDBEFORE", day(old.AddDate(1, 0, 0))),         // 8: nothing
+		pycmd("SEARCH", "BEFORE", day(old.AddDate(1, 0, 0))),              // 9: the appended one
+		pycmd("SEARCH", "SAVEDON", day(today)),                            // 10: all
+		pycmd("SEARCH", "SAVEDSINCE", day(today.AddDate(0, 0, 1))),        // 11: nothing
+		pycmd("SEARCH", "SAVEDATESUPPORTED"),                              // 12: all
+		pycmd("SEARCH", "THREADID", "T1"),                                 // 13: nothing
+	)
+	for i, r := range res {
+		if r.Status != "OK" {
+			t.Fatalf("command %d: %s %s", i, r.Status, r.Text)
+		}
+	}
+	ids := func(r pyResult) []string {
+		var out []string
+		for _, f := range r.all("FETCH") {
+			if m := emailIDRe.FindStringSubmatch(f); m != nil {
+				out = append(out, m[1])
+			}
+		}
+		return out
+	}
+	in, archive, trash := ids(res[1]), ids(res[4]), ids(res[6])
+	if len(in) != 1 || len(archive) != 2 || len(trash) != 1 {
+		t.Fatalf("EMAILIDs: INBOX %v, Archive %v, Trash %v", in, archive, trash)
+	}
+	if in[0] != archive[0] || trash[0] != archive[1] || in[0] == trash[0] {
+		t.Errorf("EMAILIDs: INBOX %v, Archive (copies of 1 and 2) %v, Trash (2 moved) %v", in, archive, trash)
+	}
+	if f := res[1].all("FETCH"); len(f) != 1 || !strings.Contains(f[0], "THREADID NIL") {
+		t.Errorf("FETCH THREADID = %q, want NIL", f)
+	}
+	// MAILBOXID: SELECT's and STATUS's agree.
+	mbid := res[0].first("MAILBOXID")
+	if mbid == "" || !strings.Contains(res[2].first("STATUS"), "MAILBOXID "+mbid) {
+		t.Errorf("SELECT MAILBOXID %q, STATUS %q", mbid, res[2].first("STATUS"))
+	}
+	if res[3].first("MAILBOXID") == mbid {
+		t.Errorf("Archive has INBOX's MAILBOXID %q", mbid)
+	}
+	// SAVEDATE is today, also for the message appended with a 2020 date.
+	for _, r := range []pyResult{res[1], res[4], res[6]} {
+		for _, f := range r.all("FETCH") {
+			m := saveDateRe.FindStringSubmatch(f)
+			if m == nil {
+				t.Errorf("FETCH without SAVEDATE: %q", f)
+				continue
+			}
+			d, err := time.Parse("02-Jan-2006 15:04:05 -0700", m[1])
+			if err != nil || d.Before(today.Add(-time.Minute)) || d.After(today.Add(time.Minute)) {
+				t.Errorf("SAVEDATE %q (%v), want now", m[1], err)
+			}
+		}
+	}
+	if f := res[4].all("FETCH"); len(f) != 2 || !strings.Contains(f[1], `INTERNALDATE "02-Jan-2020`) {
+		t.Errorf("the copy of the appended message: %q", f)
+	}
+	for i, want := range map[int]string{8: "", 9: "2", 10: "1 2", 11: "", 12: "1 2", 13: ""} {
+		if got := strings.TrimSpace(res[i].first("SEARCH")); got != want {
+			t.Errorf("command %d: SEARCH %q, want %q", i, got, want)
+		}
+	}
+
+	// SEARCH EMAILID finds every copy, in each mailbox.
+	r := env.rawLogin(alice, alicePW)
+	r.ok("SELECT Archive")
+	mustContain(t, "SEARCH EMAILID", r.ok("SEARCH EMAILID "+trash[0]), "* SEARCH 2\r\n")
+	mustContain(t, "SEARCH EMAILID unknown", r.ok("SEARCH EMAILID E999999"), "* SEARCH\r\n")
+	mustContain(t, "SEARCH OR EMAILID", r.ok(fmt.Sprintf("SEARCH OR EMAILID %s EMAILID %s", in[0], trash[0])), "* SEARCH 1 2\r\n")
+}
