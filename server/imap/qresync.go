@@ -51,6 +51,8 @@ func (s *session) Resync(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Se
 	if err != nil {
 		return s.selectedErr(ctx, a, sel, "select", err)
 	}
+	listed := sel.listed
+	sel.listed = nil
 	if q.UIDValidity != mb.UIDValidity || q.ModSeq >= mb.HighestModSeq {
 		return nil
 	}
@@ -68,7 +70,7 @@ func (s *session) Resync(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Se
 	if err := w.Vanished(gone, true); err != nil {
 		return err
 	}
-	return s.writeChanged(ctx, a, sel, w, q.ModSeq)
+	return s.writeChanged(ctx, a, sel, w, q.ModSeq, listed)
 }
 
 // vanishedSince returns the UIDs of set (which may hold "*") that left
@@ -173,11 +175,14 @@ func seqMatchLimitLocked(sel *selected, seqs imap.SeqSet, uids imap.UIDSet, limi
 }
 
 // writeChanged writes FETCH (UID FLAGS MODSEQ) for the messages of the
-// view changed since modseq, in sequence order.
-func (s *session) writeChanged(ctx context.Context, a authState, sel *selected, w *wire.UpdateWriter, since uint64) error {
-	msgs, err := s.srv.st.Messages(ctx, a.account, sel.st.key.id, store.ListOptions{})
-	if err != nil {
-		return s.selectedErr(ctx, a, sel, "select", err)
+// view changed since modseq, in sequence order, from msgs (SELECT's
+// listing, from which the view was made) or, if nil, a new listing.
+func (s *session) writeChanged(ctx context.Context, a authState, sel *selected, w *wire.UpdateWriter, since uint64, msgs []store.Message) error {
+	if msgs == nil {
+		var err error
+		if msgs, err = s.srv.st.Messages(ctx, a.account, sel.st.key.id, store.ListOptions{}); err != nil {
+			return s.selectedErr(ctx, a, sel, "select", err)
+		}
 	}
 	rev1 := !s.conn.Enabled(imap.CapIMAP4rev2)
 	type change struct {

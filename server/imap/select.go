@@ -93,6 +93,9 @@ func (s *session) Select(ctx context.Context, cmd *wire.Select) (*wire.SelectDat
 	slices.Sort(keywords)
 
 	sel := &selected{st: st, v: v, readOnly: readOnly, uidNext: uidNext}
+	if cmd.QResync != nil {
+		sel.listed = msgs // the view's own listing, for Resync
+	}
 	s.mu.Lock()
 	s.sel = sel
 	s.mu.Unlock()

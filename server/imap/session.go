@@ -61,6 +61,9 @@ type selected struct {
 	// modseqTold: HIGHESTMODSEQ was sent for a CONDSTORE enabling
 	// command (condstore.go); session goroutine only.
 	modseqTold bool
+	// listed is SELECT's listing, kept for the Resync of a SELECT with
+	// QRESYNC (qresync.go), which takes it; session goroutine only.
+	listed []store.Message
 }
 
 // authState is what a command of the authenticated state needs.
