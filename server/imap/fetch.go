@@ -49,7 +49,7 @@ type fetchItem struct {
 
 // needsSummary reports whether items need the messages' summaries.
 func needsSummary(it *wire.FetchItems) bool {
-	return it.Envelope || it.Body || it.BodyStructure || it.RFC822Size || it.Preview || it.PreviewLazy ||
+	return it.Envelope || it.Body || it.BodyStructure || it.RFC822Size || it.Preview || it.PreviewLazy || it.ThreadID ||
 		len(it.Sections) > 0 || len(it.BinarySize) > 0
 }
 
@@ -354,7 +354,7 @@ func (s *session) writeFetch(ctx context.Context, w *wire.UpdateWriter, it *fetc
 	if o.ModSeq || (condstore && it.flagsUp) {
 		fr.ModSeq(it.msg.ModSeq)
 	}
-	writeObjectItems(fr, o, it.msg)
+	writeObjectItems(fr, o, it)
 	if o.Preview || o.PreviewLazy {
 		fr.Preview(it.sum.Preview, true)
 	}

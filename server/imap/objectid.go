@@ -1,13 +1,17 @@
 package imap
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/sealmail/sealmail/server/imap/sortthread"
 	"github.com/sealmail/sealmail/server/imap/wire"
+	"github.com/sealmail/sealmail/server/mailbox"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -19,10 +23,14 @@ import (
 //   - EMAILID is "E" and the store's email ID (store.Message.EmailID):
 //     assigned at delivery or APPEND and carried by COPY and MOVE, so
 //     every copy of a message shares it and no other message has it.
-//   - THREADID is NIL (RFC 8474 §5.2 allows it): a thread identity would
-//     need the References of every message, which only the sealed
-//     summaries hold, to be read for every FETCH of it; SEARCH THREADID
-//     matches nothing.
+//   - THREADID names the thread's first message: "T" and 16 hex digits
+//     of the SHA-256 of the first message ID of References (else of
+//     In-Reply-To, else the message's own Message-ID), read from the
+//     sealed summary, so FETCH THREADID and SEARCH THREADID open the
+//     summaries as ENVELOPE does. Replies that keep the thread's first
+//     ID in References (RFC 5322 §3.6.4 asks them to) share it with the
+//     message they answer; a message with none of the three is NIL. It is
+//     computed in the session, never stored.
 //   - SAVEDATE is when the message was saved into the mailbox (delivery,
 //     APPEND, COPY, MOVE) by the server's clock. Messages stored before
 //     the store kept it show their internal date, which for delivered
@@ -48,6 +56,24 @@ func parseEmailID(s string) (uint64, bool) {
 	return id, err == nil
 }
 
+// threadID is a message's THREADID, "" for NIL.
+func threadID(sum *mailbox.Summary) string {
+	if sum == nil || sum.Envelope == nil {
+		return ""
+	}
+	root := ""
+	if refs := sortthread.ThreadRefs(headerField(sum.Header, "References"), sum.Envelope.InReplyTo); len(refs) > 0 {
+		root = refs[0]
+	} else {
+		root = sortthread.FirstMessageID(sum.Envelope.MessageID)
+	}
+	if root == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte(root))
+	return "T" + hex.EncodeToString(h[:8])
+}
+
 // saveDate is a message's SAVEDATE.
 func saveDate(m *store.Message) time.Time {
 	if m.SaveDate.IsZero() {
@@ -57,8 +83,9 @@ func saveDate(m *store.Message) time.Time {
 }
 
 // matchObjectKey evaluates the search keys of this file; ok is false for
-// any other key.
-func matchObjectKey(m *store.Message, k *wire.SearchKey) (match, ok bool) {
+// any other key. THREADID needs the summary (needsSummaryKey).
+func matchObjectKey(it *fetchItem, k *wire.SearchKey) (match, ok bool) {
+	m := it.msg
 	switch k.Op {
 	case wire.SearchSavedBefore:
 		return dateOf(saveDate(m)).Before(k.Date), true
@@ -72,13 +99,16 @@ func matchObjectKey(m *store.Message, k *wire.SearchKey) (match, ok bool) {
 		id, valid := parseEmailID(k.Value)
 		return valid && id == m.EmailID, true
 	case wire.SearchThreadID:
-		return false, true // THREADID is NIL for every message
+		id := threadID(it.sum)
+		return id != "" && id == k.Value, true
 	}
 	return false, false
 }
 
 // writeObjectItems writes the FETCH items of this file that o asks for.
-func writeObjectItems(fr *wire.FetchResponse, o *wire.FetchItems, m *store.Message) {
+// THREADID needs the summary (needsSummary).
+func writeObjectItems(fr *wire.FetchResponse, o *wire.FetchItems, it *fetchItem) {
+	m := it.msg
 	if o.SaveDate {
 		fr.SaveDate(saveDate(m))
 	}
@@ -86,6 +116,6 @@ func writeObjectItems(fr *wire.FetchResponse, o *wire.FetchItems, m *store.Messa
 		fr.EmailID(emailID(m))
 	}
 	if o.ThreadID {
-		fr.ThreadID("")
+		fr.ThreadID(threadID(it.sum))
 	}
 }

@@ -13,12 +13,13 @@ import (
 var (
 	emailIDRe  = regexp.MustCompile(`EMAILID \((E\d+)\)`)
 	saveDateRe = regexp.MustCompile(`SAVEDATE "([^"]+)"`)
+	threadIDRe = regexp.MustCompile(`THREADID (\(T[0-9a-f]{16}\)|NIL)`)
 )
 
 // TestObjectIDSaveDate: OBJECTID (RFC 8474) and SAVEDATE (RFC 8514) with
 // go-imap's client making the messages (APPEND with an old date, COPY,
 // MOVE) and Python's imaplib reading them: EMAILID is shared by a message
-// and its copies and by nothing else, THREADID is NIL, SEARCH EMAILID
+// and its copies and by nothing else, SEARCH EMAILID
 // finds the copies, MAILBOXID is the same in SELECT and STATUS, SAVEDATE
 // is the time of the save (not the APPEND date), and SAVEDBEFORE,
 // SAVEDON, SAVEDSINCE and SAVEDATESUPPORTED compare it.
@@ -90,8 +91,8 @@ func TestObjectIDSaveDate(t *testing.T) {
 	if in[0] != archive[0] || trash[0] != archive[1] || in[0] == trash[0] {
 		t.Errorf("EMAILIDs: INBOX %v, Archive (copies of 1 and 2) %v, Trash (2 moved) %v", in, archive, trash)
 	}
-	if f := res[1].all("FETCH"); len(f) != 1 || !strings.Contains(f[0], "THREADID NIL") {
-		t.Errorf("FETCH THREADID = %q, want NIL", f)
+	if f := res[1].all("FETCH"); len(f) != 1 || !threadIDRe.MatchString(f[0]) {
+		t.Errorf("FETCH THREADID = %q, want one", f)
 	}
 	// MAILBOXID: SELECT's and STATUS's agree.
 	mbid := res[0].first("MAILBOXID")
@@ -130,4 +131,46 @@ func TestObjectIDSaveDate(t *testing.T) {
 	mustContain(t, "SEARCH EMAILID", r.ok("SEARCH EMAILID "+trash[0]), "* SEARCH 2\r\n")
 	mustContain(t, "SEARCH EMAILID unknown", r.ok("SEARCH EMAILID E999999"), "* SEARCH\r\n")
 	mustContain(t, "SEARCH OR EMAILID", r.ok(fmt.Sprintf("SEARCH OR EMAILID %s EMAILID %s", in[0], trash[0])), "* SEARCH 1 2\r\n")
+}
+
+// TestThreadID: THREADID is shared by a message and its replies, whether
+// they name it in References or only in In-Reply-To, differs for another
+// thread, is NIL without any message ID, and SEARCH THREADID finds the
+// thread.
+func TestThreadID(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	hdr := "From: a@example.org\r\nSubject: s\r\n"
+	for _, h := range []string{
+		hdr + "Message-ID: <root@example.org>\r\n",                                                  // 1
+		hdr + "Message-ID: <r1@example.org>\r\nReferences: <root@example.org>\r\n",                  // 2
+		hdr + "Message-ID: <r2@example.org>\r\nIn-Reply-To: <root@example.org>\r\n",                 // 3
+		hdr + "Message-ID: <r3@example.org>\r\nReferences: <root@example.org> <r1@example.org>\r\n", // 4
+		hdr + "Message-ID: <other@example.org>\r\n",                                                 // 5
+		hdr, // 6: no ID at all
+	} {
+		env.deliver(alice, "", []byte(h+"\r\nbody\r\n"))
+	}
+	r := env.rawLogin(alice, alicePW)
+	r.ok("SELECT INBOX")
+	out := r.ok("FETCH 1:* (THREADID)")
+	ids := map[int]string{}
+	for _, l := range untaggedLines(out, "FETCH") {
+		var n int
+		var id string
+		if _, err := fmt.Sscanf(l, "* %d FETCH (THREADID %s", &n, &id); err == nil {
+			ids[n] = strings.Trim(id, "()")
+		}
+	}
+	if len(ids) != 6 {
+		t.Fatalf("FETCH THREADID:\n%s", out)
+	}
+	if ids[1] == "NIL" || ids[2] != ids[1] || ids[3] != ids[1] || ids[4] != ids[1] {
+		t.Errorf("one thread got THREADIDs %v", ids)
+	}
+	if ids[5] == ids[1] || ids[5] == "NIL" || ids[6] != "NIL" {
+		t.Errorf("THREADIDs %v: want 5 its own, 6 NIL", ids)
+	}
+	mustContain(t, "SEARCH THREADID", r.ok("SEARCH THREADID "+ids[1]), "* SEARCH 1 2 3 4\r\n")
+	mustContain(t, "UID SEARCH THREADID", r.ok("UID SEARCH THREADID "+ids[5]), "* SEARCH 5\r\n")
 }

@@ -230,7 +230,7 @@ func needsSummaryKey(k *wire.SearchKey) bool {
 	switch k.Op {
 	case wire.SearchBcc, wire.SearchCc, wire.SearchFrom, wire.SearchTo, wire.SearchSubject,
 		wire.SearchBody, wire.SearchText, wire.SearchHeader, wire.SearchLarger, wire.SearchSmaller,
-		wire.SearchSentBefore, wire.SearchSentOn, wire.SearchSentSince:
+		wire.SearchSentBefore, wire.SearchSentOn, wire.SearchSentSince, wire.SearchThreadID:
 		return true
 	}
 	for i := range k.Keys {
@@ -323,7 +323,7 @@ func (m *searchMsg) match(k *wire.SearchKey) bool {
 	case wire.SearchModSeq:
 		return it.msg.ModSeq >= k.Num
 	}
-	if match, ok := matchObjectKey(it.msg, k); ok {
+	if match, ok := matchObjectKey(it, k); ok {
 		return match
 	}
 	sum := it.sum
