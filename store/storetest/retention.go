@@ -340,6 +340,7 @@ func testRetentionDue(t *testing.T, s store.Store) {
 	}
 	// Destroy refuses what is protected, pending or not due, whatever the
 	// caller asks.
+	ms0 := mailbox(t, s, addr, store.Inbox).HighestModSeq
 	ds, err := s.DestroyMessages(ctxBg, refs(store.Owner{Address: addr}, []uint64{id(due1), id(later), id(held), id(pend), id(due2), 424242}),
 		store.DestroyOptions{Now: now0, Due: true})
 	if err != nil {
@@ -353,6 +354,8 @@ func testRetentionDue(t *testing.T, s store.Store) {
 	}
 	checkCounters(t, s, addr, store.Inbox)
 	usedBytes(t, s, addr)
+	// The destroyed messages left tombstones (QRESYNC).
+	wantVanished(t, "destroyed", vanished(t, s, addr, inbox, ms0), due1, due2)
 	_, err = s.Blob(ctxBg, addr, inbox, due1)
 	wantErr(t, "Blob of a destroyed message", err, store.ErrNotFound)
 	// Without Due (an erasure) what is not protected goes: kept's
