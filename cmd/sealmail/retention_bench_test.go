@@ -149,7 +149,9 @@ func BenchmarkSweepWhileIngesting(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
 		te := newTestEnv(b)
-		te.env = append(te.env, "SEALMAIL_DOMAINS=example.org sweep.test")
+		// The MX's per-client rate limit would refuse the ingest.
+		te.env = append(te.env, "SEALMAIL_DOMAINS=example.org sweep.test",
+			"SEALMAIL_LIMITS_RATE_MESSAGES=100000000", "SEALMAIL_LIMITS_RATE_BYTES=1000GiB")
 		te.ok(alicePW+"\n", "user", "add", "bench@example.org", "--password-stdin")
 		zero := filepath.Join(te.dir, "zero.yaml")
 		os.WriteFile(zero, []byte(zeroDayPreset), 0o600)
