@@ -49,7 +49,10 @@ func (a *anchorList) Set(v string) error {
 	return nil
 }
 
-func init() { commands = append(commands, auditCommands()...) }
+func init() {
+	registerGroup("audit", "the audit log: verify its hash chain, export it, print its head")
+	register(auditCommands()...)
+}
 
 func auditCommands() []*command {
 	return []*command{

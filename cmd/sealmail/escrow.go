@@ -33,7 +33,10 @@ type escrowFlags struct {
 	replace bool
 }
 
-func init() { commands = append(commands, escrowCommands()...) }
+func init() {
+	registerGroup("escrow", "the organisation's escrow key: make it, list it, export retained mail with it")
+	register(escrowCommands()...)
+}
 
 func escrowCommands() []*command {
 	return []*command{
