@@ -142,10 +142,19 @@ func (c *Conn) watchDisconnect(cancel context.CancelFunc) (stop func()) {
 		stopped = true
 		wasRunning := running
 		mu.Unlock()
-		if wasRunning {
-			// Wake the watcher's read; bufio and TLS keep what they read.
+		if !wasRunning {
+			return
+		}
+		// Wake the watcher's read; bufio and TLS keep what they read. The
+		// read may set its own deadline after this one (it computed it
+		// before): set the past one again until the watcher is done.
+		for {
 			c.nc().SetReadDeadline(time.Unix(1, 0))
-			<-done
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
 		}
 	}
 }
