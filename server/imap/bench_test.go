@@ -370,32 +370,7 @@ func BenchmarkSelect(b *testing.B) {
 // message is opened with the private key once and its summary stored. Each
 // iteration gets a fresh copy of the mailbox (untimed).
 func BenchmarkFetchEnvelopeCold(b *testing.B) {
-	f := getBenchFixture(b)
-	c := f.login(b, benchUser, benchPW)
-	defer c.Close()
-	ctx := context.Background()
-	var cpu cpuMeter
-	defer cpu.Report(b)
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		name := fmt.Sprintf("Cold%d-%d", time.Now().UnixNano(), i)
-		if err := f.freshCopy(ctx, name); err != nil {
-			b.Fatal(err)
-		}
-		selectBench(b, c, name)
-		b.StartTimer()
-		cpu.Start()
-		fetchEnvelopes(b, c)
-		cpu.Stop()
-		b.StopTimer()
-		if err := c.Unselect().Wait(); err != nil {
-			b.Fatal(err)
-		}
-		if err := c.Delete(name).Wait(); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-	}
+	coldRuns(b, func(b *testing.B, c *imapclient.Client) { fetchEnvelopes(b, c) })
 }
 
 // freshCopy delivers INBOX's sealed blobs again into a new mailbox, as SMTP

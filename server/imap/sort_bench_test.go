@@ -52,7 +52,7 @@ func coldRuns(b *testing.B, cmd func(*testing.B, *imapclient.Client)) {
 	defer cpu.Report(b)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		name := fmt.Sprintf("SortCold%d-%d", time.Now().UnixNano(), i)
+		name := fmt.Sprintf("Cold%d-%d", time.Now().UnixNano(), i)
 		if err := f.freshCopy(ctx, name); err != nil {
 			b.Fatal(err)
 		}
