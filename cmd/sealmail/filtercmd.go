@@ -28,6 +28,7 @@ import (
 
 func init() {
 	registerGroup("filter", "the inbound filter: allow and deny lists, spam training")
+	registerGroup("trace", "the delivery trace: every SMTP step of every message, inbound and outbound")
 	for _, action := range []string{"allow", "deny"} {
 		register(
 			&command{name: "filter " + action + " add", args: "VALUE [--user ADDRESS] [--note TEXT] [--json]",
