@@ -79,7 +79,20 @@
 // unlocks take, which a Go heap keeps, is not counted as per-session),
 // each reading -settle (10 s) after the logins, for the server's garbage
 // collector to return freed memory. The figure is noisy below some hundred
-// sessions.
+// sessions. -session-mode says what each idle session does after LOGIN:
+// login (nothing), select (SELECT INBOX, then waits between commands),
+// idle (SELECT INBOX, then IDLE) or notify (SELECT INBOX, then NOTIFY SET
+// for the selected mailbox and every other one). -hold keeps them open
+// a while longer after the measurement, saying so on stderr; serve
+// -heapprofile FILE meanwhile answers SIGUSR1 with the server's goroutine
+// count, heap and stack memory and a heap profile. Issue 11's idle
+// memory, on a fresh server process (repeat with select and notify):
+//
+//	sealbench serve -data /tmp/sbi -imaps 127.0.0.1:1993 -fast-kdf -heapprofile /tmp/sbi.pprof & SERVER=$!
+//	sealbench imap -imap 127.0.0.1:1993 -tls -insecure -user bench1@sealbench.test \
+//	    -pass-file /tmp/sbi/sealbench-password -sessions 500 -session-mode idle -pid $SERVER -hold 5s &
+//	sleep 30; kill -USR1 $SERVER    # while the sessions are held
+//	go tool pprof -sample_index inuse_space -top /tmp/sbi.pprof
 //
 // # Reproducing the measurements
 //

@@ -24,9 +24,12 @@ type imapBenchConfig struct {
 	mailbox  string
 	word     string        // "": no SEARCH TEXT
 	sessions int           // idle sessions to open; 0: none
+	mode     string        // what each idle session does: sessionModes
 	par      int           // logins in parallel while opening sessions
 	pid      int           // server process for VmRSS; 0: not measured
 	settle   time.Duration // wait before each VmRSS reading
+	hold     time.Duration // keep the idle sessions open after measuring
+	holdLog  io.Writer     // told when the hold starts
 }
 
 // imapBenchResult is what one imap run measured.
@@ -50,18 +53,25 @@ func imapBenchMain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.SetOutput(stderr)
 	var cfg imapBenchConfig
 	cfg.login.register(fs)
+	cfg.holdLog = stderr
 	fs.StringVar(&cfg.mailbox, "mailbox", "INBOX", "mailbox to measure")
 	fs.StringVar(&cfg.word, "word", "", "run UID SEARCH TEXT for this `word` (as given to ingest -word)")
 	fs.IntVar(&cfg.sessions, "sessions", 0, "then open `K` idle logged-in sessions")
+	fs.StringVar(&cfg.mode, "session-mode", modeLogin, "what each idle session does after LOGIN: "+
+		"login (nothing), select (SELECT INBOX), idle (SELECT INBOX, IDLE) or notify (SELECT INBOX, NOTIFY SET)")
 	fs.IntVar(&cfg.par, "session-par", 4, "logins in parallel while opening -sessions, and warm-up sessions opened before measuring")
 	fs.IntVar(&cfg.pid, "pid", 0, "server process `id`: report its resident memory growth per idle session")
+	fs.DurationVar(&cfg.hold, "hold", 0, "with -sessions: keep the idle sessions open this long after measuring (saying so on stderr), for a look at the server")
 	fs.DurationVar(&cfg.settle, "settle", 10*time.Second, "with -pid: wait this long before each memory reading, for the server's garbage collector to return freed memory")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	err := cfg.login.check()
-	if err == nil && (cfg.sessions < 0 || cfg.par <= 0 || cfg.pid < 0 || cfg.settle < 0) {
-		err = errors.New("-sessions, -pid and -settle must not be negative, -session-par must be positive")
+	if err == nil && (cfg.sessions < 0 || cfg.par <= 0 || cfg.pid < 0 || cfg.settle < 0 || cfg.hold < 0) {
+		err = errors.New("-sessions, -pid, -settle and -hold must not be negative, -session-par must be positive")
+	}
+	if err == nil && !slices.Contains(sessionModes, cfg.mode) {
+		err = fmt.Errorf("-session-mode %q: want one of %s", cfg.mode, strings.Join(sessionModes, ", "))
 	}
 	if err == nil && cfg.pid > 0 && cfg.sessions == 0 {
 		err = errors.New("-pid needs -sessions")
@@ -181,16 +191,16 @@ func timeFetch(c *imapclient.Client, set imap.UIDSet, opts *imap.FetchOptions) (
 // password unlocks need (argon2id's buffers, which a Go server's heap
 // keeps), so that the growth after it is what idle sessions hold.
 func idleSessions(ctx context.Context, cfg imapBenchConfig, res *imapBenchResult) error {
-	warm := make([]*imapclient.Client, cfg.par)
-	measured := make([]*imapclient.Client, cfg.sessions)
+	warm := make([]*idleConn, cfg.par)
+	measured := make([]*idleConn, cfg.sessions)
 	defer func() {
 		var wg sync.WaitGroup
-		for _, c := range slices.Concat(warm, measured) {
+		for i, c := range slices.Concat(warm, measured) {
 			if c != nil {
-				wg.Go(func() {
-					c.Logout().Wait()
-					c.Close()
-				})
+				if i%cfg.par == 0 {
+					wg.Wait() // at most cfg.par at a time
+				}
+				wg.Go(func() { c.close(cfg.mode) })
 			}
 		}
 		wg.Wait()
@@ -215,6 +225,16 @@ func idleSessions(ctx context.Context, cfg imapBenchConfig, res *imapBenchResult
 			return err
 		}
 	}
+	if cfg.hold > 0 {
+		fmt.Fprintf(cfg.holdLog, "sealbench imap: holding %d idle sessions for %s\n", len(warm)+len(measured), cfg.hold)
+		t := time.NewTimer(cfg.hold)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("interrupted: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
 	return nil
 }
 
@@ -233,7 +253,7 @@ func settledRSS(ctx context.Context, cfg imapBenchConfig) (int64, error) {
 // openSessions fills clients with logged-in sessions, cfg.par at a time.
 // On error the sessions already open stay in clients for the caller to
 // close.
-func openSessions(ctx context.Context, cfg imapBenchConfig, clients []*imapclient.Client) error {
+func openSessions(ctx context.Context, cfg imapBenchConfig, clients []*idleConn) error {
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -251,7 +271,7 @@ func openSessions(ctx context.Context, cfg imapBenchConfig, clients []*imapclien
 				if done {
 					return
 				}
-				c, err := cfg.login.login()
+				c, err := cfg.login.openIdle(cfg.mode)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("idle session: %w", err)
@@ -315,7 +335,7 @@ func reportIMAP(w io.Writer, cfg imapBenchConfig, res imapBenchResult) {
 		fmt.Fprintf(w, "search:                 %s (%d hits, UID SEARCH TEXT %s)\n", fmtDur(res.search), res.searchHits, cfg.word)
 	}
 	if res.sessions > 0 {
-		fmt.Fprintf(w, "idle sessions:          %d logged in in %s (after %d warm-up sessions)\n", res.sessions, fmtDur(res.sessionsTime), cfg.par)
+		fmt.Fprintf(w, "idle sessions:          %d logged in in %s (after %d warm-up sessions), mode %s\n", res.sessions, fmtDur(res.sessionsTime), cfg.par, cfg.mode)
 	}
 	if res.rssAfter > 0 {
 		growth := res.rssAfter - res.rssBefore

@@ -130,14 +130,23 @@ func TestIngestIMAPVerify(t *testing.T) {
 
 	// imap first, so that its first envelope fetch is the first one.
 	code, out, errOut = sealbench(t, "imap", "-imap", srv.imap, "-starttls", "-insecure", "-user", testUser,
-		"-pass-file", srv.passFile, "-word", "zebrafish", "-sessions", "5", "-pid", fmt.Sprint(os.Getpid()), "-settle", "0s")
+		"-pass-file", srv.passFile, "-word", "zebrafish", "-sessions", "5", "-session-mode", "idle", "-pid", fmt.Sprint(os.Getpid()), "-settle", "0s")
 	if code != 0 {
 		t.Fatalf("imap exit %d\n%s%s", code, out, errOut)
 	}
 	mustContain(t, "imap", out, "40 messages\n", "connect: ", "LOGIN: ", "SELECT: ",
 		"envelopes, first fetch: ", "(40 messages, UID FETCH", "envelopes, second: ",
 		"bodies: ", "MB/s", "search: ", "(4 hits, UID SEARCH TEXT zebrafish)",
-		"idle sessions:          5 logged in", "(after 4 warm-up sessions)", "server memory: ", "KiB per idle session")
+		"idle sessions:          5 logged in", "(after 4 warm-up sessions), mode idle", "server memory: ", "KiB per idle session")
+	for _, mode := range []string{"login", "select", "notify"} {
+		code, out, errOut = sealbench(t, "imap", "-imap", srv.imap, "-starttls", "-insecure", "-user", testUser,
+			"-pass-file", srv.passFile, "-sessions", "2", "-session-par", "1", "-session-mode", mode, "-hold", "1ms")
+		if code != 0 {
+			t.Fatalf("imap -session-mode %s: exit %d\n%s%s", mode, code, out, errOut)
+		}
+		mustContain(t, "imap -session-mode "+mode, out, "idle sessions:          2 logged in", "mode "+mode)
+		mustContain(t, "imap -session-mode "+mode+" stderr", errOut, "holding 3 idle sessions for 1ms")
+	}
 
 	code, out, errOut = sealbench(t, "verify", "-imap", srv.imap, "-starttls", "-insecure", "-user", testUser,
 		"-pass-file", srv.passFile, "-ids", ids)
