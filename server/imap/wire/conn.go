@@ -55,7 +55,7 @@ type Conn struct {
 	uw            UpdateWriter
 	sess          Session
 	updates       <-chan struct{}
-	caps          imap.CapSet // advertised once authenticated
+	caps          imap.CapSet // advertised once authenticated; shared, read-only
 	notifyActive  bool
 	loginDeadline time.Time
 	// cmdCtx is the context of the running command: cancelled when the
@@ -440,20 +440,20 @@ func (c *Conn) writeGreeting() {
 }
 
 // computeCaps returns what is advertised once authenticated: the base
-// set, APPENDLIMIT and Options.Caps that this Session implements.
+// set, APPENDLIMIT and Options.Caps that this Session implements. The set
+// is shared, read-only, by every connection whose Session implements the
+// same of them (Server.capSets), so an idle connection does not keep a
+// map of its own.
 func (c *Conn) computeCaps() imap.CapSet {
-	set := imap.CapSet{}
-	for _, cp := range baseCaps {
-		set[cp] = struct{}{}
-	}
-	for _, cp := range c.srv.caps {
+	var have uint64 // bit i: c.srv.caps[i] is advertised
+	for i, cp := range c.srv.caps {
 		if need := optionalCaps[cp]; need != nil && !need(c.sess) {
 			c.log.Error("capability not advertised: the session does not implement it", "capability", string(cp))
 			continue
 		}
-		set[cp] = struct{}{}
+		have |= 1 << i
 	}
-	return set
+	return c.srv.capSet(have)
 }
 
 // canAuth reports whether passwords may be sent now.

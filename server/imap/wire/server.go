@@ -8,6 +8,7 @@ import (
 	"github.com/sealmail/sealmail/server/connset"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
@@ -109,13 +110,41 @@ var baseCaps = []imap.Cap{
 type Server struct {
 	opt    Options         // immutable
 	lim    Limits          // immutable; with defaults
-	caps   []imap.Cap      // immutable; Options.Caps, validated
+	caps   []imap.Cap      // immutable; Options.Caps, validated: fewer than 64 (capSet's bits), as optionalCaps
 	log    *slog.Logger    // immutable
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
 
 	nextID atomic.Uint64
 	conns  connset.Set[*Conn]
+
+	capMu   sync.Mutex
+	capSets map[uint64]imap.CapSet // guarded by capMu; see capSet
+}
+
+// capSet returns the shared, read-only set of what is advertised once
+// authenticated with the Options.Caps whose bits are set in have (bit i:
+// caps[i]).
+func (s *Server) capSet(have uint64) imap.CapSet {
+	s.capMu.Lock()
+	defer s.capMu.Unlock()
+	if set, ok := s.capSets[have]; ok {
+		return set
+	}
+	set := imap.CapSet{}
+	for _, cp := range baseCaps {
+		set[cp] = struct{}{}
+	}
+	for i, cp := range s.caps {
+		if have&(1<<i) != 0 {
+			set[cp] = struct{}{}
+		}
+	}
+	if s.capSets == nil {
+		s.capSets = map[uint64]imap.CapSet{}
+	}
+	s.capSets[have] = set
+	return set
 }
 
 // New returns a Server. It fails on a missing NewSession or an unknown
