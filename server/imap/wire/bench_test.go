@@ -49,8 +49,7 @@ func BenchmarkParse(b *testing.B) {
 // envelope and flags, as a mail client's header sync asks for.
 func BenchmarkWriteFetch(b *testing.B) {
 	c := testConn(new(bytes.Buffer))
-	c.bw = bufio.NewWriter(io.Discard)
-	c.enc.w = c.bw
+	c.enc.w = bufio.NewWriter(io.Discard)
 	env := &Envelope{Date: "Tue, 3 Nov 2026 10:00:00 +0000", Subject: "Quarterly report: figures attached",
 		From:      []Address{{Name: "Alice Example", Mailbox: "alice", Host: "example.org"}},
 		To:        []Address{{Name: "Bob", Mailbox: "bob", Host: "example.org"}, {Mailbox: "carol", Host: "example.org"}},

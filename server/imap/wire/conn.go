@@ -18,8 +18,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 )
 
-// Buffer sizes: small, since an idle session keeps both. Bodies stream
-// through the writer without being held.
+// Buffer sizes. The write buffer is held only while a response is
+// written (encoder), the read buffer only while a command is read
+// (waitInput); bodies stream through them without being held.
 const (
 	readBufSize  = 4 << 10
 	writeBufSize = 8 << 10
@@ -48,7 +49,6 @@ type Conn struct {
 	// Used by the connection's goroutine only (and by the one reader
 	// goroutine of IDLE or NOTIFY while that goroutine waits for it).
 	br            *bufio.Reader
-	bw            *bufio.Writer
 	deflate       *flate.Writer // nil unless COMPRESS
 	enc           encoder
 	r             reader
@@ -90,8 +90,8 @@ func newConn(s *Server, nc net.Conn) *Conn {
 		enabled: imap.CapSet{},
 	}
 	c.br = bufio.NewReaderSize(netReader{c}, readBufSize)
-	c.bw = bufio.NewWriterSize(netWriter{c}, writeBufSize)
-	c.enc.w = c.bw
+	c.enc.dst = netWriter{c}
+	c.enc.bufs = &s.writeBufs
 	c.r.br = c.br
 	c.r.cont = c.continueLiteral
 	c.uw.c = c
@@ -297,11 +297,7 @@ func (c *Conn) interrupt() {
 
 // flush sends what is buffered (through the compressor, if any).
 func (c *Conn) flush() error {
-	if c.enc.err != nil {
-		return c.enc.err
-	}
-	if err := c.bw.Flush(); err != nil {
-		c.enc.err = err
+	if err := c.enc.flush(); err != nil {
 		return err
 	}
 	if c.deflate != nil {
@@ -597,7 +593,7 @@ func (c *Conn) startTLS() error {
 	c.netConn = tc
 	c.mu.Unlock()
 	c.br.Reset(netReader{c})
-	c.bw.Reset(netWriter{c})
+	c.enc.setDst(netWriter{c})
 	return nil
 }
 
@@ -614,7 +610,7 @@ func (c *Conn) startCompress() error {
 		return err
 	}
 	c.br.Reset(fr)
-	c.bw.Reset(fw)
+	c.enc.setDst(fw)
 	c.deflate = fw
 	c.mu.Lock()
 	c.compress = true

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -12,21 +13,67 @@ import (
 
 // encoder writes response syntax (RFC 9051 §9) to the client. Errors are
 // sticky: after the first, every write is a no-op and err reports it.
+//
+// Its buffer is held only while something is written: the first write
+// takes one from bufs, and release gives it back once all is flushed, so
+// that an idle connection holds none.
 type encoder struct {
-	w    *bufio.Writer
+	w    *bufio.Writer // nil while no response is written
+	dst  io.Writer     // where w writes: the connection or its compressor
+	bufs *sync.Pool    // of *bufio.Writer; nil: w is made once and kept
 	err  error
 	utf8 bool // quoted strings may carry UTF-8 (IMAP4rev2 or UTF8=ACCEPT)
 }
 
+// buf returns the write buffer, taking one if none is held.
+func (e *encoder) buf() *bufio.Writer {
+	if e.w == nil {
+		if e.bufs != nil {
+			e.w = e.bufs.Get().(*bufio.Writer)
+			e.w.Reset(e.dst)
+		} else {
+			e.w = bufio.NewWriterSize(e.dst, writeBufSize)
+		}
+	}
+	return e.w
+}
+
+// setDst makes the buffer write to dst from now on (TLS, COMPRESS).
+func (e *encoder) setDst(dst io.Writer) {
+	e.dst = dst
+	if e.w != nil {
+		e.w.Reset(dst)
+	}
+}
+
+// flush writes out what is buffered and gives the buffer back.
+func (e *encoder) flush() error {
+	if e.err != nil {
+		return e.err
+	}
+	if e.w == nil {
+		return nil
+	}
+	if e.err = e.w.Flush(); e.err != nil {
+		return e.err
+	}
+	if e.bufs != nil {
+		e.w.Reset(nil)
+		e.bufs.Put(e.w)
+		e.w = nil
+	}
+	return nil
+}
+
 func (e *encoder) raw(s string) {
 	if e.err == nil {
-		_, e.err = e.w.WriteString(s)
+		_, e.err = e.buf().WriteString(s)
 	}
 }
 
 func (e *encoder) byte(b byte) {
 	if e.err == nil {
-		e.err = e.w.WriteByte(b)
+		e.err = e.buf().WriteByte(b)
 	}
 }
 
@@ -230,7 +277,7 @@ func (e *encoder) copyLiteral(r io.Reader, n int64) error {
 	if e.err != nil {
 		return e.err
 	}
-	m, err := io.CopyN(e.w, r, n)
+	m, err := io.CopyN(e.buf(), r, n)
 	if err != nil && m < n {
 		// The literal cannot be completed: the response is broken.
 		e.err = errShortBody

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -118,6 +119,10 @@ type Server struct {
 	nextID atomic.Uint64
 	conns  connset.Set[*Conn]
 
+	// writeBufs are the connections' write buffers, held only while a
+	// response is written.
+	writeBufs sync.Pool
+
 	capMu   sync.Mutex
 	capSets map[uint64]imap.CapSet // guarded by capMu; see capSet
 }
@@ -170,12 +175,13 @@ func New(opt Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		opt:    opt,
-		lim:    opt.Limits.withDefaults(),
-		caps:   caps,
-		log:    log.With("proto", "imap"),
-		ctx:    ctx,
-		cancel: cancel,
+		writeBufs: sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }},
+		opt:       opt,
+		lim:       opt.Limits.withDefaults(),
+		caps:      caps,
+		log:       log.With("proto", "imap"),
+		ctx:       ctx,
+		cancel:    cancel,
 	}, nil
 }
 

@@ -15,8 +15,7 @@ import (
 func testConn(buf *bytes.Buffer, enabled ...imap.Cap) *Conn {
 	lim := Limits{}.withDefaults()
 	c := &Conn{lim: &lim, enabled: imap.CapSet{}, caps: imap.CapSet{}}
-	c.bw = bufio.NewWriter(buf)
-	c.enc.w = c.bw
+	c.enc.w = bufio.NewWriter(buf)
 	c.uw.c = c
 	c.enable(enabled...)
 	return c
@@ -24,7 +23,7 @@ func testConn(buf *bytes.Buffer, enabled ...imap.Cap) *Conn {
 
 func flushed(t *testing.T, c *Conn, buf *bytes.Buffer) string {
 	t.Helper()
-	if err := c.bw.Flush(); err != nil {
+	if err := c.enc.w.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	s := buf.String()
