@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -15,7 +16,10 @@ import (
 )
 
 // Compile-time check: a session is what the wire layer drives.
-var _ wire.Session = (*session)(nil)
+var (
+	_ wire.Session      = (*session)(nil)
+	_ wire.SessionWaker = (*session)(nil)
+)
 
 // session is one IMAP connection. The wire layer calls its methods one at
 // a time from the connection's goroutine; the account service (when it
@@ -27,6 +31,9 @@ type session struct {
 	conn    *wire.Conn    // immutable
 	log     *slog.Logger  // immutable: base logger (proto, cid, remote)
 	updates chan struct{} // immutable; cap 1: something for Poll
+	// onUpdates is the connection's wake-up (wire.SessionWaker), called
+	// with every signal of updates; nil until set.
+	onUpdates atomic.Pointer[func()]
 
 	mu        sync.Mutex
 	account   string           // guarded by mu; "" before login
@@ -142,13 +149,20 @@ func (s *session) selectedErr(ctx context.Context, a authState, sel *selected, o
 	return protoErr(a.log, op, err, attrs...)
 }
 
-// wake signals Updates (non-blocking: one pending signal is enough).
+// wake signals Updates (non-blocking: one pending signal is enough) and
+// wakes the connection if it waits for its client in IDLE or with NOTIFY.
 func (s *session) wake() {
 	select {
 	case s.updates <- struct{}{}:
 	default:
 	}
+	if f := s.onUpdates.Load(); f != nil {
+		(*f)()
+	}
 }
+
+// OnUpdates implements wire.SessionWaker.
+func (s *session) OnUpdates(f func()) { s.onUpdates.Store(&f) }
 
 // Updates implements wire.Session.
 func (s *session) Updates() <-chan struct{} { return s.updates }

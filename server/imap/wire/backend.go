@@ -113,6 +113,16 @@ type Session interface {
 	Poll(ctx context.Context, w *UpdateWriter, at PollPoint) error
 }
 
+// SessionWaker is an optional interface of Session. OnUpdates is called
+// once, after Updates, with a function that the Session then calls
+// wherever it signals Updates, from any goroutine (it is quick and never
+// blocks). The connection then waits for its client and for updates, in
+// IDLE and with NOTIFY, on its one goroutine; for a Session without it, a
+// second goroutine forwards Updates while it waits.
+type SessionWaker interface {
+	OnUpdates(f func())
+}
+
 // PollPoint says when Poll runs, and so whether EXPUNGE may be sent.
 type PollPoint int
 

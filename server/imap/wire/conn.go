@@ -46,9 +46,8 @@ type Conn struct {
 	compress  bool                 // guarded by mu: COMPRESS=DEFLATE is active
 	sessionUp bool                 // guarded by mu: sess was created
 
-	// Used by the connection's goroutine only (and by the one reader
-	// goroutine of IDLE or NOTIFY while that goroutine waits for it).
-	br            *bufio.Reader
+	// Used by the connection's goroutine only (and by the disconnect
+	// watcher while that goroutine waits for it).
 	deflate       *flate.Writer // nil unless COMPRESS
 	enc           encoder
 	r             reader
@@ -68,6 +67,23 @@ type Conn struct {
 	closing   atomic.Bool  // Shutdown: interrupt reads
 	ending    atomic.Bool  // Disconnect: interrupt reads
 	bye       *byeError    // guarded by mu; Disconnect's BYE
+
+	// The wait for the client's next bytes (readFirst). It holds no read
+	// buffer, and wake interrupts it when it is wakeable. Every read sets
+	// its deadline under waitMu, and everything that interrupts reads
+	// (wake, Disconnect, Shutdown) sets the past one under it, so no
+	// interruption is lost. Lock order: waitMu, then mu.
+	waitMu  sync.Mutex
+	waiting bool // guarded by waitMu: a wakeable wait is in progress
+	woken   bool // guarded by waitMu: wake was called during it
+	// first is the byte that ended a wait without a read buffer, until
+	// the buffer takes it (nfirst 1). Connection's goroutine only.
+	first  [1]byte
+	nfirst int
+	// updated: the forwarder of a Session without SessionWaker saw
+	// Updates signal.
+	updated atomic.Bool
+	waker   bool // the Session implements SessionWaker
 }
 
 func newConn(s *Server, nc net.Conn) *Conn {
@@ -89,10 +105,8 @@ func newConn(s *Server, nc net.Conn) *Conn {
 		state:   stateNotAuth,
 		enabled: imap.CapSet{},
 	}
-	c.br = bufio.NewReaderSize(netReader{c}, readBufSize)
 	c.enc.dst = netWriter{c}
 	c.enc.bufs = &s.writeBufs
-	c.r.br = c.br
 	c.r.cont = c.continueLiteral
 	c.uw.c = c
 	c.loginDeadline = time.Now().Add(c.lim.LoginTimeout)
@@ -122,7 +136,7 @@ func (c *Conn) watchDisconnect(cancel context.CancelFunc) (stop func()) {
 		running = true
 		mu.Unlock()
 		defer close(done)
-		_, err := c.br.Peek(1)
+		_, err := c.r.br.Peek(1)
 		mu.Lock()
 		gone := err != nil && !stopped
 		mu.Unlock()
@@ -230,8 +244,16 @@ func (c *Conn) stateLimits(s connState) *StateLimits {
 type netReader struct{ c *Conn }
 
 func (r netReader) Read(p []byte) (int, error) {
-	nc := r.c.nc()
-	nc.SetReadDeadline(r.c.readDeadline())
+	c := r.c
+	if c.nfirst > 0 && len(p) > 0 {
+		p[0] = c.first[0]
+		c.nfirst = 0
+		return 1, nil
+	}
+	nc := c.nc()
+	c.waitMu.Lock()
+	nc.SetReadDeadline(c.readDeadlineLocked())
+	c.waitMu.Unlock()
 	return nc.Read(p)
 }
 
@@ -244,10 +266,11 @@ func (w netWriter) Write(p []byte) (int, error) {
 	return nc.Write(p)
 }
 
-// readDeadline is now + the phase's timeout, capped by its hard deadline;
-// in the past once the server shuts down.
-func (c *Conn) readDeadline() time.Time {
-	if c.closing.Load() || c.ending.Load() {
+// readDeadlineLocked is now + the phase's timeout, capped by its hard
+// deadline; in the past once the server shuts down, the session is ended,
+// or a wakeable wait is woken. The caller holds waitMu.
+func (c *Conn) readDeadlineLocked() time.Time {
+	if c.closing.Load() || c.ending.Load() || c.woken {
 		return time.Unix(1, 0)
 	}
 	d := time.Now().Add(time.Duration(c.rdTimeout.Load()))
@@ -279,7 +302,27 @@ func (c *Conn) Disconnect(code imap.ResponseCode, text string) {
 	c.mu.Unlock()
 	c.ending.Store(true)
 	c.end()
+	c.interruptReads()
+}
+
+// interruptReads makes the read in progress, if any, fail now; the
+// reads after it see closing, ending or woken and fail too.
+func (c *Conn) interruptReads() {
+	c.waitMu.Lock()
 	c.nc().SetReadDeadline(time.Unix(1, 0))
+	c.waitMu.Unlock()
+}
+
+// wake interrupts a wakeable wait for the client (readFirst): the
+// Session has updates, or IDLE's keepalive is due. Safe for concurrent
+// use; it does nothing while no such wait is in progress.
+func (c *Conn) wake() {
+	c.waitMu.Lock()
+	defer c.waitMu.Unlock()
+	if c.waiting && !c.woken {
+		c.woken = true
+		c.nc().SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
 // pendingBye returns Disconnect's BYE, or nil.
@@ -292,7 +335,7 @@ func (c *Conn) pendingBye() *byeError {
 // interrupt makes blocked and future reads fail at once (Shutdown).
 func (c *Conn) interrupt() {
 	c.closing.Store(true)
-	c.nc().SetReadDeadline(time.Unix(1, 0))
+	c.interruptReads()
 }
 
 // flush sends what is buffered (through the compressor, if any).
@@ -337,6 +380,10 @@ func (c *Conn) serve() {
 	c.sessionUp = true
 	c.mu.Unlock()
 	c.updates = sess.Updates()
+	if w, ok := sess.(SessionWaker); ok && c.updates != nil {
+		c.waker = true
+		w.OnUpdates(c.wake)
+	}
 	c.caps = c.computeCaps()
 	c.writeGreeting()
 	if err := c.flush(); err != nil {
@@ -522,24 +569,152 @@ func (c *Conn) next() error {
 // active it meanwhile writes the Session's updates as they come.
 func (c *Conn) waitCommand() error {
 	if !c.notifyActive || c.updates == nil {
-		_, err := c.br.Peek(1)
+		return c.readFirst(false)
+	}
+	return c.waitUpdating(PollNotify, 0)
+}
+
+// errWoken ends a wakeable wait that wake interrupted, or that found
+// updates pending.
+var errWoken = errors.New("imap wire: wait woken")
+
+// readFirst blocks until the client sends something and the read buffer
+// holds it. While nothing has arrived it holds no read buffer (one is
+// taken from the Server's pool when the first byte is in), except under
+// COMPRESS, whose decompressor reads ahead into it. If wakeable, it ends
+// with errWoken when the Session has updates, at once or when wake is
+// called.
+func (c *Conn) readFirst(wakeable bool) error {
+	if c.r.br != nil && c.r.br.Buffered() > 0 {
+		return nil
+	}
+	c.waitMu.Lock()
+	c.waiting, c.woken = wakeable, false
+	c.waitMu.Unlock()
+	var err error
+	if wakeable && c.updatesPending() {
+		// Signalled before the wait began: wake did nothing then.
+		err = errWoken
+	} else {
+		err = c.readFirstByte()
+	}
+	c.waitMu.Lock()
+	woken := c.woken
+	c.waiting, c.woken = false, false
+	c.waitMu.Unlock()
+	var ne net.Error
+	if woken && errors.As(err, &ne) && ne.Timeout() && !c.closing.Load() && !c.ending.Load() {
+		return errWoken
+	}
+	return err
+}
+
+// updatesPending reports whether Updates signalled (taking the signal).
+func (c *Conn) updatesPending() bool {
+	select {
+	case <-c.updates:
+		c.updated.Store(false)
+		return true
+	default:
+		return c.updated.Swap(false)
+	}
+}
+
+func (c *Conn) readFirstByte() error {
+	if c.deflate != nil {
+		c.takeReadBuf()
+		_, err := c.r.br.Peek(1)
 		return err
 	}
-	ch := make(chan error, 1)
-	go func() {
-		_, err := c.br.Peek(1)
-		ch <- err
-	}()
+	c.releaseReadBuf()
+	if c.r.br != nil {
+		// Bytes left over: the buffer could not be given back.
+		_, err := c.r.br.Peek(1)
+		return err
+	}
+	var n int
+	var err error
+	for n == 0 && err == nil {
+		n, err = netReader{c}.Read(c.first[:])
+	}
+	if n == 0 {
+		return err
+	}
+	c.nfirst = 1
+	c.takeReadBuf()
+	_, err = c.r.br.Peek(1) // takes first, without reading the network
+	return err
+}
+
+// takeReadBuf gives the reader a buffer from the Server's pool if it has
+// none.
+func (c *Conn) takeReadBuf() {
+	if c.r.br == nil {
+		br := c.srv.readBufs.Get().(*bufio.Reader)
+		br.Reset(netReader{c})
+		c.r.br = br
+	}
+}
+
+// releaseReadBuf gives the read buffer back to the pool if it holds
+// nothing and reads from the connection itself.
+func (c *Conn) releaseReadBuf() {
+	if c.r.br != nil && c.r.br.Buffered() == 0 && c.deflate == nil {
+		c.r.br.Reset(nil)
+		c.srv.readBufs.Put(c.r.br)
+		c.r.br = nil
+	}
+}
+
+// waitUpdating waits for the client's next bytes on this goroutine,
+// meanwhile writing the Session's updates (Poll at at) as they are
+// signalled and "* OK Still here" every keepalive (0: never). A Session
+// with SessionWaker wakes the wait itself; for one without, a goroutine
+// forwards Updates while it lasts.
+func (c *Conn) waitUpdating(at PollPoint, keepalive time.Duration) error {
+	if !c.waker && c.updates != nil {
+		quit, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-quit:
+					return
+				case <-c.updates:
+					c.updated.Store(true)
+					c.wake()
+				}
+			}
+		}()
+		defer func() {
+			close(quit)
+			<-done
+		}()
+	}
+	var next time.Time
+	var t *time.Timer
+	if keepalive > 0 {
+		next = time.Now().Add(keepalive)
+		t = time.AfterFunc(keepalive, c.wake)
+		defer t.Stop()
+	}
 	for {
-		select {
-		case err := <-ch:
+		err := c.readFirst(true)
+		if !errors.Is(err, errWoken) {
 			return err
-		case <-c.updates:
-			if err := c.poll(PollNotify); err != nil {
-				c.nc().Close()
-				<-ch
+		}
+		// Woken for updates or the keepalive: Poll is cheap when
+		// nothing is pending.
+		if err := c.poll(at); err != nil {
+			return err
+		}
+		if keepalive > 0 && !time.Now().Before(next) {
+			c.enc.raw("* OK Still here\r\n")
+			if err := c.flush(); err != nil {
 				return err
 			}
+			next = time.Now().Add(keepalive)
+			t.Reset(keepalive)
 		}
 	}
 }
@@ -582,7 +757,7 @@ func (c *Conn) pollFailed(err error) error {
 func (c *Conn) startTLS() error {
 	// Anything the client sent after STARTTLS was sent in the clear and
 	// must not be taken as coming over TLS (command injection).
-	if n := c.br.Buffered(); n > 0 {
+	if n := c.r.br.Buffered(); n > 0 {
 		c.log.Warn("discarding plaintext sent after STARTTLS", "bytes", n)
 	}
 	tc := tls.Server(c.raw, c.srv.opt.TLSConfig)
@@ -592,7 +767,7 @@ func (c *Conn) startTLS() error {
 	c.mu.Lock()
 	c.netConn = tc
 	c.mu.Unlock()
-	c.br.Reset(netReader{c})
+	c.r.br.Reset(netReader{c})
 	c.enc.setDst(netWriter{c})
 	return nil
 }
@@ -601,15 +776,15 @@ func (c *Conn) startTLS() error {
 // OK has been sent. Bytes the client already sent after COMPRESS are
 // compressed data and go to the decompressor.
 func (c *Conn) startCompress() error {
-	n := c.br.Buffered()
-	pending, _ := c.br.Peek(n)
+	n := c.r.br.Buffered()
+	pending, _ := c.r.br.Peek(n)
 	pending = bytes.Clone(pending)
 	fr := flate.NewReader(io.MultiReader(bytes.NewReader(pending), netReader{c}))
 	fw, err := flate.NewWriter(netWriter{c}, flate.BestSpeed)
 	if err != nil {
 		return err
 	}
-	c.br.Reset(fr)
+	c.r.br.Reset(fr)
 	c.enc.setDst(fw)
 	c.deflate = fw
 	c.mu.Lock()

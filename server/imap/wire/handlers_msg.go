@@ -88,45 +88,21 @@ func (c *Conn) cmdIdle(cmd *Command, _ *parser) (result, error) {
 	if err := c.poll(PollIdle); err != nil {
 		return result{}, err
 	}
-	c.setReadPhase(idleTimeout, time.Time{})
-	done := make(chan error, 1)
-	var line []byte
-	go func() {
-		var err error
-		line, err = c.r.readLine()
-		done <- err
-	}()
-	var tick <-chan time.Time
-	if c.lim.IdleKeepalive > 0 {
-		t := time.NewTicker(c.lim.IdleKeepalive)
-		defer t.Stop()
-		tick = t.C
+	// IDLE ends after idleTimeout, however many updates and keepalives
+	// were written meanwhile.
+	c.setReadPhase(idleTimeout, time.Now().Add(idleTimeout))
+	if err := c.waitUpdating(PollIdle, c.lim.IdleKeepalive); err != nil {
+		return result{}, asConnError(err)
 	}
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				return result{}, asConnError(err)
-			}
-			if !bytes.EqualFold(line, []byte("DONE")) {
-				return result{}, bad("Expected DONE")
-			}
-			return ok("IDLE terminated"), nil
-		case <-c.updates:
-			if err := c.poll(PollIdle); err != nil {
-				c.nc().Close()
-				<-done
-				return result{}, err
-			}
-		case <-tick:
-			c.enc.raw("* OK Still here\r\n")
-			if err := c.flush(); err != nil {
-				c.nc().Close()
-				<-done
-				return result{}, err
-			}
-		}
+	c.setReadPhase(c.stateLimits(c.getState()).ReadTimeout, time.Time{})
+	line, err := c.r.readLine()
+	if err != nil {
+		return result{}, asConnError(err)
 	}
+	if !bytes.EqualFold(line, []byte("DONE")) {
+		return result{}, bad("Expected DONE")
+	}
+	return ok("IDLE terminated"), nil
 }
 
 func (c *Conn) cmdExpunge(cmd *Command, _ *parser) (result, error) {

@@ -27,6 +27,9 @@ type memBackend struct {
 	nextUV    uint32                 // guarded by mu
 	sessions  map[*memSession]bool   // guarded by mu
 
+	// waker makes the sessions SessionWakers.
+	waker bool
+
 	// Observations for tests.
 	appendReads   []int // sizes of the Read calls the last appender made
 	appendStarted int   // Appender created
@@ -98,6 +101,9 @@ func (b *memBackend) signal() {
 		case s.updates <- struct{}{}:
 		default:
 		}
+		if s.onUpdates != nil {
+			s.onUpdates()
+		}
 	}
 }
 
@@ -105,7 +111,11 @@ func (b *memBackend) newSession(c *Conn) (Session, error) {
 	s := &memSession{b: b, c: c, updates: make(chan struct{}, 1)}
 	b.mu.Lock()
 	b.sessions[s] = true
+	waker := b.waker
 	b.mu.Unlock()
+	if waker {
+		return wakingSession{s}, nil
+	}
 	return s, nil
 }
 
@@ -117,8 +127,10 @@ type memSession struct {
 	ro      bool
 	known   []uint32 // the client's view: UIDs by sequence number
 	updates chan struct{}
-	saved   []uint32
-	notify  bool
+	// onUpdates is the SessionWaker's function; guarded by b.mu.
+	onUpdates func()
+	saved     []uint32
+	notify    bool
 }
 
 var _ Session = (*memSession)(nil)
@@ -866,6 +878,15 @@ func (s *memSession) Notify(ctx context.Context, w *UpdateWriter, cmd *Notify) e
 func (s *memSession) CancelUpdate(ctx context.Context, tags []string) error { return nil }
 
 func (s *memSession) Updates() <-chan struct{} { return s.updates }
+
+// wakingSession is a memSession that is a SessionWaker.
+type wakingSession struct{ *memSession }
+
+func (s wakingSession) OnUpdates(f func()) {
+	s.b.mu.Lock()
+	s.onUpdates = f
+	s.b.mu.Unlock()
+}
 
 func (s *memSession) Poll(ctx context.Context, w *UpdateWriter, at PollPoint) error {
 	s.b.mu.Lock()

@@ -122,6 +122,9 @@ type Server struct {
 	// writeBufs are the connections' write buffers, held only while a
 	// response is written.
 	writeBufs sync.Pool
+	// readBufs are the connections' read buffers, held only while a
+	// command is read.
+	readBufs sync.Pool
 
 	capMu   sync.Mutex
 	capSets map[uint64]imap.CapSet // guarded by capMu; see capSet
@@ -176,6 +179,7 @@ func New(opt Options) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		writeBufs: sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }},
+		readBufs:  sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufSize) }},
 		opt:       opt,
 		lim:       opt.Limits.withDefaults(),
 		caps:      caps,

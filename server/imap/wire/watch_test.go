@@ -46,6 +46,7 @@ func TestWatchDisconnectStopRace(t *testing.T) {
 	defer client.Close()
 	lc := &lateDeadlineConn{Conn: server, reading: make(chan struct{}), woken: make(chan struct{})}
 	c := newConn(srv, lc)
+	c.takeReadBuf()                        // as while a command runs
 	c.setReadPhase(time.Hour, time.Time{}) // a command phase's read timeout
 	stop := c.watchDisconnect(func() {})
 	select {
