@@ -25,11 +25,17 @@ func (db *DB) read(ctx context.Context, fn func(t *tx) error) error {
 
 // update runs apply alone in the writer (its own durable transaction).
 func (db *DB) update(ctx context.Context, apply func(t *tx) error) error {
+	return db.updateBatch(ctx, false, apply)
+}
+
+// updateBatch runs apply in the writer; with batch, in a transaction it
+// may share with other batchable operations (group commit, writer.go).
+func (db *DB) updateBatch(ctx context.Context, batch bool, apply func(t *tx) error) error {
 	if err := db.enter(ctx); err != nil {
 		return err
 	}
 	defer db.leave()
-	return db.write(ctx, false, apply)
+	return db.write(ctx, batch, apply)
 }
 
 func corrupt(what string, err error) error {

@@ -159,7 +159,7 @@ func (db *DB) SetSummaries(ctx context.Context, address string, mailbox uint64, 
 	for i, u := range us {
 		recs[i] = encodeSummary(u.Summary, u.SessionKey) // copies
 	}
-	return db.update(ctx, func(t *tx) error {
+	return db.updateBatch(ctx, true, func(t *tx) error {
 		acct, m, err := resolveID(t, address, mailbox)
 		if err != nil {
 			return err
@@ -203,7 +203,7 @@ func (db *DB) StoreFlags(ctx context.Context, address string, mailbox uint64, u 
 	}
 	uids := uniqueSorted(u.UIDs)
 	var res store.FlagResult
-	err := db.update(ctx, func(t *tx) error {
+	err := db.updateBatch(ctx, true, func(t *tx) error {
 		res = store.FlagResult{}
 		acct, m, err := resolveID(t, address, mailbox)
 		if err != nil {
@@ -293,7 +293,7 @@ func (db *DB) copyMessages(ctx context.Context, address string, src, dst uint64,
 		}
 		defer db.endCopies(files)
 	}
-	err := db.update(ctx, func(t *tx) error {
+	err := db.updateBatch(ctx, true, func(t *tx) error {
 		res = store.CopyResult{}
 		acct, sm, err := resolveID(t, address, src)
 		if err != nil {

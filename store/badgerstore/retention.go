@@ -216,7 +216,9 @@ func (db *DB) ExpungeReport(ctx context.Context, address string, mailbox uint64,
 		seqs             []uint64
 	)
 	now := time.Now()
-	err := db.write(ctx, false, func(t *tx) error {
+	// The one-transaction form shares the group commit; a large one
+	// (deferred disposals) runs alone.
+	err := db.write(ctx, len(want) <= inlineExpunge, func(t *tx) error {
 		removed, vaulted, seqs = nil, nil, nil
 		var (
 			m   store.Mailbox
@@ -578,22 +580,15 @@ func (db *DB) DestroyMessages(ctx context.Context, refs []store.MessageRef, opt 
 		gone      map[uint64][]uint32 // UIDs removed per mailbox
 		vaultGone bool
 	}
-	// Live accounts' messages are destroyed in a batchable operation: it
-	// shares the deliveries' group commit (and fsync), so a sweep does
-	// not keep them waiting. A former account's last vault entry needs
-	// a scan (dropFormerIfEmpty), which batch mode cannot do.
-	batch := true
-	for _, r := range refs {
-		if r.Owner.Former != 0 {
-			batch = false
-		}
-	}
+	// A batchable operation: it shares the group commit (and fsync) of
+	// deliveries and sessions' writes, so a sweep does not keep them
+	// waiting.
 	if err := db.enter(ctx); err != nil {
 		return nil, err
 	}
 	defer db.leave()
 	var out []store.Destroyed
-	err := db.write(ctx, batch, func(t *tx) error {
+	err := db.write(ctx, true, func(t *tx) error {
 		out = nil
 		owners := map[store.Owner]*ownerState{}
 		var order []*ownerState

@@ -21,7 +21,7 @@ func (db *DB) SetSubscribed(ctx context.Context, address, name string, subscribe
 	if err := store.CheckMailboxName(name); err != nil {
 		return err
 	}
-	return db.update(ctx, func(t *tx) error {
+	return db.updateBatch(ctx, true, func(t *tx) error {
 		acct, err := accountID(t, address)
 		if err != nil {
 			return err

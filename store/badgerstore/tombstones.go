@@ -156,7 +156,7 @@ func pruneTombstones(t *tx, acct, mbox uint64, s *tombState) error {
 		seq   uint64   // its mod-sequence
 	)
 	kept := s.Count
-	err := scanOlder(t, tombPrefix(acct, mbox), func(k []byte) (bool, error) {
+	err := t.scan(tombPrefix(acct, mbox), nil, true, func(k, _ []byte) (bool, error) {
 		if ms := tombModSeq(k); ms != seq && len(group) > 0 {
 			if kept-uint64(len(group)) < store.TombstoneWindow {
 				return false, nil
@@ -179,33 +179,6 @@ func pruneTombstones(t *tx, acct, mbox uint64, s *tombState) error {
 		}
 	}
 	s.Count -= uint64(len(drop))
-	return nil
-}
-
-// scanOlder calls fn for each key with prefix in key order, until it
-// returns false or an error. In batch mode (DestroyMessages shares the
-// deliveries' group commit) it reads the transaction under the
-// operation's overlay, so it misses what this operation wrote: for
-// pruning, which only drops older removals, that does not matter.
-func scanOlder(t *tx, prefix []byte, fn func(key []byte) (bool, error)) error {
-	if t.ov == nil {
-		return t.scan(prefix, nil, true, func(k, _ []byte) (bool, error) { return fn(k) })
-	}
-	o := badger.DefaultIteratorOptions
-	o.Prefix = prefix
-	o.PrefetchValues = false
-	it := t.txn.NewIterator(o)
-	defer it.Close()
-	for it.Rewind(); it.ValidForPrefix(prefix); it.Next() {
-		k := it.Item().Key()
-		if e, ok := t.ov[string(k)]; ok && e.del {
-			continue
-		}
-		more, err := fn(k)
-		if err != nil || !more {
-			return err
-		}
-	}
 	return nil
 }
 

@@ -3,6 +3,8 @@ package badgerstore
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -20,8 +22,9 @@ var errNoKey = errors.New("badgerstore: no such key")
 //
 // In batch mode (ov non-nil) writes go to an overlay that the writer merges
 // into the transaction only if the operation succeeds, so one failing
-// Deliver does not disturb the others sharing its transaction. Batch-mode
-// operations use get/set/del only, never scan.
+// operation does not disturb the others sharing its transaction. Reads
+// (get, has, scan) see the overlay first, then the transaction's pending
+// writes (the earlier operations of the batch), then committed state.
 type tx struct {
 	txn *badger.Txn
 	ov  map[string]ovEntry // may be nil
@@ -123,31 +126,67 @@ func (t *tx) flush() error {
 // scan calls fn for each key with prefix, from start (a full key, or nil
 // for the beginning of prefix), in key order, until fn returns false or an
 // error. key and val are valid only during the call. With keysOnly, val is
-// nil and values are not read.
+// nil and values are not read. It sees the transaction's pending writes
+// (badger's iterators include them) and, in batch mode, the operation's
+// own overlay on top of them.
 func (t *tx) scan(prefix, start []byte, keysOnly bool, fn func(key, val []byte) (bool, error)) error {
-	if t.ov != nil {
-		return errors.New("badgerstore: scan in batch mode")
+	if start == nil {
+		start = prefix
 	}
+	// The overlay's keys in range, sorted, merged into the iteration
+	// below: an overlay entry hides the transaction's entry for its key.
+	var pend []string
+	for k := range t.ov {
+		if strings.HasPrefix(k, string(prefix)) && k >= string(start) {
+			pend = append(pend, k)
+		}
+	}
+	slices.Sort(pend)
 	o := badger.DefaultIteratorOptions
 	o.Prefix = prefix
 	o.PrefetchValues = false // scanned values are small and live in the LSM tree
 	o.PrefetchSize = 64
 	it := t.txn.NewIterator(o)
 	defer it.Close()
-	if start == nil {
-		start = prefix
-	}
-	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
+	for it.Seek(start); ; it.Next() {
+		var key []byte
+		if it.ValidForPrefix(prefix) {
+			key = it.Item().Key()
+		}
+		hidden := false
+		for len(pend) > 0 && (key == nil || pend[0] <= string(key)) {
+			k := pend[0]
+			pend = pend[1:]
+			hidden = hidden || (key != nil && k == string(key))
+			e := t.ov[k]
+			if e.del {
+				continue
+			}
+			var val []byte
+			if !keysOnly {
+				val = e.val
+			}
+			more, err := fn([]byte(k), val)
+			if err != nil || !more {
+				return err
+			}
+		}
+		if key == nil {
+			return nil
+		}
+		if hidden {
+			continue
+		}
 		item := it.Item()
 		var (
 			more bool
 			err  error
 		)
 		if keysOnly {
-			more, err = fn(item.Key(), nil)
+			more, err = fn(key, nil)
 		} else {
 			verr := item.Value(func(v []byte) error {
-				more, err = fn(item.Key(), v)
+				more, err = fn(key, v)
 				return nil
 			})
 			if verr != nil {
@@ -158,5 +197,4 @@ func (t *tx) scan(prefix, start []byte, keysOnly bool, fn func(key, val []byte) 
 			return err
 		}
 	}
-	return nil
 }

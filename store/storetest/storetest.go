@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		{"LargeMailbox", testLargeMailbox},
 		{"ConcurrentDeliver", testConcurrentDeliver},
 		{"ConcurrentMixed", testConcurrentMixed},
+		{"ConcurrentOneMailbox", testConcurrentOneMailbox},
 		{"SliceCopies", testSliceCopies},
 		{"CancelledContext", testCancelledContext},
 		{"Staged", testStaged},
