@@ -218,3 +218,86 @@ func BenchmarkAccountLookup(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkStoreFlags toggles \Seen on one message per call, conc
+// callers at once, each in its own mailbox of one account (as IMAP
+// sessions do), with every write alone in its own transaction ("alone",
+// as before group commit covered sessions' writes) and batched. It
+// reports calls per second and fsyncs (commits) per call.
+func BenchmarkStoreFlags(b *testing.B) {
+	ctx := context.Background()
+	for _, conc := range []int{1, 10, 32} {
+		for _, mode := range []string{"alone", "batched"} {
+			b.Run(fmt.Sprintf("conc=%d/%s", conc, mode), func(b *testing.B) {
+				var commits atomic.Int64
+				db, err := Open(b.TempDir(), Options{GCInterval: -1, OnCommit: func(time.Duration, int) { commits.Add(1) }})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { db.Close() })
+				db.solo = mode == "alone"
+				const addr = "bench@example.org"
+				err = db.CreateAccount(ctx, store.Account{
+					Address: addr, PublicKey: []byte("k"),
+					Slots: []store.Slot{{Kind: store.SlotPassword, Data: []byte("s")}},
+				}, store.DefaultMailboxes)
+				if err != nil {
+					b.Fatal(err)
+				}
+				boxes := make([]uint64, conc)
+				for i := range boxes {
+					m, err := db.CreateMailbox(ctx, addr, store.MailboxSpec{Name: fmt.Sprintf("box%d", i)})
+					if err != nil {
+						b.Fatal(err)
+					}
+					boxes[i] = m.ID
+					ds := make([]store.Delivery, 20)
+					for j := range ds {
+						ds[j] = store.Delivery{Account: addr, MailboxID: m.ID, Blob: make([]byte, 2000)}
+					}
+					if _, err := db.Deliver(ctx, ds); err != nil {
+						b.Fatal(err)
+					}
+				}
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				errs := make(chan error, conc)
+				commits.Store(0)
+				b.ResetTimer()
+				start := time.Now()
+				for w := range conc {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for {
+							i := next.Add(1)
+							if i > int64(b.N) {
+								return
+							}
+							op := store.FlagsAdd
+							if i%2 == 0 {
+								op = store.FlagsRemove
+							}
+							_, err := db.StoreFlags(ctx, addr, boxes[w], store.FlagUpdate{
+								UIDs: []uint32{uint32(1 + i%20)}, Op: op, Flags: []string{store.FlagSeen},
+							})
+							if err != nil {
+								errs <- err
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				elapsed := time.Since(start)
+				b.StopTimer()
+				close(errs)
+				for err := range errs {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
+				b.ReportMetric(float64(commits.Load())/float64(b.N), "fsyncs/call")
+			})
+		}
+	}
+}

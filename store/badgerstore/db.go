@@ -59,6 +59,7 @@ type DB struct {
 	bopt         badger.Options // immutable: what bdb was opened with
 	log          *slog.Logger
 	maxBatch     int
+	solo         bool                     // tests: every write alone, as before group commit for sessions' writes
 	defaultQuota int64                    // immutable
 	staged       stagedIDs                // IDs of staged blobs
 	blobRoot     string                   // immutable: the blob files' directory (blobfiles.go)

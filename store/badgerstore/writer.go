@@ -50,7 +50,7 @@ func (db *DB) write(ctx context.Context, batch bool, apply func(t *tx) error) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op{batch: batch, apply: apply, done: make(chan error, 1)}
+	o := &op{batch: batch && !db.solo, apply: apply, done: make(chan error, 1)}
 	select {
 	case db.ops <- o:
 	case <-ctx.Done():
