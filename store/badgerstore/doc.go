@@ -146,21 +146,44 @@
 // the account is read and when Deliver and CopyMessages check it.
 //
 // Writes: one writer goroutine performs every write (writer.go). Callers
-// hand it an operation and wait. Consecutive Deliver calls are applied to
-// one transaction and committed together, one fsync for the lot (group
-// commit); each call's writes go to an overlay first and join the
+// hand it an operation and wait. The writes of mail traffic and of
+// sessions are batchable: Deliver, StoreFlags, Expunge (up to
+// inlineExpunge messages), CopyMessages, MoveMessages, SetSummaries,
+// SetSubscribed, DestroyMessages, SetRetention, UpdateQueue, AddTraces.
+// Consecutive batchable calls, whatever is queued when the writer gets to
+// them (up to Options.MaxBatch), are applied one after the other to one
+// transaction and committed together, one fsync for the lot (group
+// commit). Each call's writes go to an overlay first and join the
 // transaction only if the whole call succeeded, so a failing call (unknown
-// recipient, quota) stores nothing and does not disturb the others. Every
-// other write runs alone in its own transaction. With a single writer,
-// transactions never conflict, UID allocation is a read-modify-write of the
-// mailbox record with no race, and the per-mailbox and per-account
-// counters are exact. Reads use their own read-only transactions and see
-// committed state only.
+// recipient, quota, a mailbox just deleted) stores nothing and does not
+// disturb the others. A call reads through its overlay, then the
+// transaction's pending writes (the earlier calls of the batch; badger's
+// Get and iterators include them, and scan merges the overlay in), then
+// committed state, so it sees exactly what it would have seen running
+// alone after them: two calls on one mailbox in one batch allocate UIDs,
+// raise HIGHESTMODSEQ and count messages as if they had run in turn. A
+// call may be applied more than once (the batch conflicted with a
+// background purge, or it did not fit and the calls before it are redone
+// in a smaller transaction), so it sets its results, never appends to
+// them; a call that alone does not fit fails with store.ErrTooLarge. The
+// other writes (accounts, mailboxes, policy, the large Expunge and the
+// deletions' chunks) run alone in their own transaction. With a single
+// writer, transactions never conflict with each other, UID allocation is
+// a read-modify-write of the mailbox record with no race, and the
+// per-mailbox and per-account counters are exact. Reads use their own
+// read-only transactions and see committed state only.
 //
 // Durability: SyncWrites is always on; a call returns nil only after its
-// transaction is fsync'd. If a call's context ends while its operation is
-// still queued, the operation is withdrawn and nothing is stored; once the
-// writer has taken it, the call waits for the outcome.
+// transaction is fsync'd, batched or not. Group commit is what makes that
+// cheap for many sessions: each waits for one shared fsync instead of its
+// own in turn. Turning SyncWrites off and calling DB.Sync later would not
+// do: badger v4.9's Sync syncs the value log and only the active
+// memtable's log, so a commit whose memtable was rotated out before the
+// Sync (ensureRoomForWrite) is on disk only when that memtable is flushed,
+// and a power failure in between loses an acknowledged write. If a call's
+// context ends while its operation is still queued, the operation is
+// withdrawn and nothing is stored; once the writer has taken it, the call
+// waits for the outcome.
 //
 // Size limits: a transaction holds at most about 25,000 entries (15% of a
 // 16 MiB memtable). A Deliver call needs two per message, CopyMessages up

@@ -11,7 +11,8 @@ import (
 
 // Every write goes through one writer goroutine (group commit). It takes
 // operations off db.ops in arrival order; consecutive batchable operations
-// (Deliver) share one transaction and so one fsync, and every other write
+// (deliveries and the writes IMAP and POP3 sessions make: see doc.go,
+// Writes) share one transaction and so one fsync, and every other write
 // runs alone in its own transaction. Writers therefore never conflict with
 // each other, UIDs are allocated without races, and the per-mailbox and
 // per-account counters need no locks. Readers use their own read-only
