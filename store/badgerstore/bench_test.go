@@ -301,3 +301,33 @@ func BenchmarkStoreFlags(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMessagesRange lists one message, by UID range, of a
+// 10,000-message mailbox, as a FETCH of one message does.
+func BenchmarkMessagesRange(b *testing.B) {
+	db := benchDB(b)
+	ctx := context.Background()
+	const n = 10000
+	ds := make([]store.Delivery, 500)
+	for i := range ds {
+		ds[i] = store.Delivery{Account: "bench@example.org", Flags: []string{`\Seen`}, Blob: make([]byte, 200)}
+	}
+	for i := 0; i < n; i += len(ds) {
+		if _, err := db.Deliver(ctx, ds); err != nil {
+			b.Fatal(err)
+		}
+	}
+	inbox, err := db.Mailbox(ctx, "bench@example.org", store.Inbox)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		uid := uint32(1 + i%n)
+		ms, err := db.Messages(ctx, "bench@example.org", inbox.ID, store.ListOptions{FromUID: uid, ToUID: uid, WithSummary: true})
+		if err != nil || len(ms) != 1 {
+			b.Fatalf("listed %d, %v", len(ms), err)
+		}
+	}
+}

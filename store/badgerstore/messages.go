@@ -23,21 +23,30 @@ func (db *DB) Messages(ctx context.Context, address string, mailbox uint64, opt 
 		if opt.ToUID != 0 && opt.FromUID > opt.ToUID {
 			return nil
 		}
-		out = make([]store.Message, 0, min(m.Messages, 1<<16))
+		// Room for the mailbox, or for the range if that is smaller:
+		// a FETCH of one message must not allocate for the whole mailbox.
+		n := min(m.Messages, 1<<16)
+		if opt.ToUID != 0 {
+			n = min(n, opt.ToUID-max(opt.FromUID, 1)+1)
+		}
+		if opt.FromUID > 0 {
+			n = min(n, m.UIDNext-min(opt.FromUID, m.UIDNext))
+		}
+		out = make([]store.Message, 0, n)
 		blobs := make([]uint64, 0, cap(out))
 		prefix := msgPrefix(pMeta, acct, m.ID)
 		var start []byte
 		if opt.FromUID > 0 {
 			start = metaKey(acct, m.ID, opt.FromUID)
 		}
-		n := 0
+		seen := 0
 		intern := make(map[string]string)
 		err = t.scan(prefix, start, false, func(k, v []byte) (bool, error) {
 			uid := uidOf(k)
 			if opt.ToUID != 0 && uid > opt.ToUID {
 				return false, nil
 			}
-			if n++; n%1024 == 0 {
+			if seen++; seen%1024 == 0 {
 				if err := ctx.Err(); err != nil {
 					return false, err
 				}
