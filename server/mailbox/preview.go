@@ -1,9 +1,11 @@
 package mailbox
 
 import (
+	"bytes"
 	"io"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
 
@@ -35,7 +37,7 @@ func Preview(plain []byte, bs *structure.BodyStructure) string {
 		return ""
 	}
 	end := min(part.End, part.BodyStart+previewRead*4)
-	r, ok := newDecoder(part.Encoding, strings.NewReader(string(plain[part.BodyStart:end])))
+	r, ok := newDecoder(part.Encoding, bytes.NewReader(plain[part.BodyStart:end]))
 	if !ok {
 		return ""
 	}
@@ -46,12 +48,37 @@ func Preview(plain []byte, bs *structure.BodyStructure) string {
 		}
 		r = cr
 	}
-	b, _ := io.ReadAll(io.LimitReader(r, previewRead))
-	text := strings.ToValidUTF8(string(b), "\uFFFD")
+	r = io.LimitReader(r, previewRead)
 	if part.Subtype == "html" {
-		text = stripHTML(text)
+		b, _ := io.ReadAll(r)
+		return collapse(stripHTML(strings.ToValidUTF8(string(b), "\uFFFD")), PreviewChars)
 	}
-	return collapse(text, PreviewChars)
+	return previewPlain(r)
+}
+
+// previewFirstRead is how much text previewPlain decodes at first: a
+// preview of ordinary text is complete well within it.
+const previewFirstRead = 1 << 10
+
+// previewPlain returns the preview of plain text read from r, decoding
+// only as much as the preview needs (building a summary must not decode
+// and copy previewRead bytes for 200 characters). The result is what
+// collapse gives for all of r: a prefix is read, doubling, until its
+// preview is complete before the prefix's last few bytes, where a cut
+// UTF-8 sequence would read differently.
+func previewPlain(r io.Reader) string {
+	var b []byte
+	for step := previewFirstRead; ; step *= 2 {
+		n0 := len(b)
+		b = append(b, make([]byte, step)...)
+		n, err := io.ReadFull(r, b[n0:])
+		b = b[:n0+n]
+		text := strings.ToValidUTF8(string(b), "\uFFFD")
+		out, stop := collapseAt(text, PreviewChars)
+		if err != nil || (stop >= 0 && stop < len(text)-2*utf8.UTFMax) {
+			return out
+		}
+	}
 }
 
 func isUTF8(cs string) bool {
@@ -141,20 +168,28 @@ var entities = map[string]string{"amp": "&", "lt": "<", "gt": ">", "quot": `"`, 
 // collapse replaces runs of white space and control characters by one
 // space, trims, and cuts to n characters.
 func collapse(s string, n int) string {
+	out, _ := collapseAt(s, n)
+	return out
+}
+
+// collapseAt is collapse, and the offset in s of the first rune it did
+// not need to look at: -1 if it read all of s (more of s could change
+// the result).
+func collapseAt(s string, n int) (string, int) {
 	var sb strings.Builder
 	space := false
 	count := 0
-	for _, r := range s {
+	for i, r := range s {
 		if unicode.IsSpace(r) || unicode.IsControl(r) {
 			space = sb.Len() > 0
 			continue
 		}
 		if count == n {
-			break
+			return sb.String(), i
 		}
 		if space {
 			if count+1 == n {
-				break
+				return sb.String(), i
 			}
 			sb.WriteByte(' ')
 			count++
@@ -163,5 +198,5 @@ func collapse(s string, n int) string {
 		sb.WriteRune(r)
 		count++
 	}
-	return sb.String()
+	return sb.String(), -1
 }
