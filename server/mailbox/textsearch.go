@@ -353,15 +353,51 @@ func (m *matcher) Write(p []byte) (int, error) {
 	if m.left == 0 {
 		return len(p), errAllFound
 	}
-	var tail []byte // what the next write's window starts with
 	if m.ascii {
-		m.buf = m.fold(append(m.buf[:0], m.carry...), p)
-		tail = m.buf
+		m.writeASCII(p)
 	} else {
-		m.raw = append(append(m.raw[:0], m.carry...), p...)
-		m.buf = m.fold(m.buf[:0], m.raw)
-		tail = m.raw
+		m.writeFolded(p)
 	}
+	if m.left == 0 {
+		return len(p), errAllFound
+	}
+	return len(p), nil
+}
+
+// writeASCII looks for ASCII patterns in p without copying or folding
+// it: a match across the previous write's end is looked for in the
+// carried tail and the start of p, the others in p itself.
+func (m *matcher) writeASCII(p []byte) {
+	edge := p[:min(len(p), m.keep)]
+	if len(m.carry) > 0 {
+		m.buf = append(append(m.buf[:0], m.carry...), edge...)
+		m.look(m.buf)
+	}
+	m.look(p)
+	if len(p) >= m.keep {
+		m.carry = append(m.carry[:0], p[len(p)-m.keep:]...)
+		return
+	}
+	m.carry = append(m.carry, p...)
+	m.carry = append(m.carry[:0], m.carry[len(m.carry)-min(len(m.carry), m.keep):]...)
+}
+
+// look marks the ASCII patterns found in b.
+func (m *matcher) look(b []byte) {
+	for i, pat := range m.pats {
+		if !m.found[i] && containsFoldASCII(b, pat) {
+			m.found[i] = true
+			m.left--
+		}
+	}
+}
+
+// writeFolded folds the carried tail and p rune by rune and looks for
+// the patterns in that (patterns that are not ASCII).
+func (m *matcher) writeFolded(p []byte) {
+	m.raw = append(append(m.raw[:0], m.carry...), p...)
+	m.buf = m.fold(m.buf[:0], m.raw)
+	tail := m.raw
 	for i, pat := range m.pats {
 		if !m.found[i] && bytes.Contains(m.buf, pat) {
 			m.found[i] = true
@@ -369,15 +405,66 @@ func (m *matcher) Write(p []byte) (int, error) {
 		}
 	}
 	k := min(m.keep, len(tail))
-	if !m.ascii {
-		// Do not cut a UTF-8 sequence in two.
-		for k < len(tail) && k > 0 && !utf8.RuneStart(tail[len(tail)-k]) {
-			k++
-		}
+	// Do not cut a UTF-8 sequence in two.
+	for k < len(tail) && k > 0 && !utf8.RuneStart(tail[len(tail)-k]) {
+		k++
 	}
 	m.carry = append(m.carry[:0], tail[len(tail)-k:]...)
-	if m.left == 0 {
-		return len(p), errAllFound
+}
+
+// containsFoldASCII reports whether s contains pat (ASCII, lower case),
+// ASCII letters of s compared without case. Candidates are found with
+// bytes.IndexByte on both cases of pat's first byte, each case's next
+// position kept until passed, so the scan stays linear.
+func containsFoldASCII(s, pat []byte) bool {
+	if len(pat) == 0 {
+		return true
 	}
-	return len(p), nil
+	last := len(s) - len(pat) + 1 // candidates start before last
+	if last <= 0 {
+		return false
+	}
+	c0, c1 := pat[0], pat[0]
+	if 'a' <= c0 && c0 <= 'z' {
+		c1 = c0 - ('a' - 'A')
+	}
+	next := func(c byte, at int) int {
+		if i := bytes.IndexByte(s[at:last], c); i >= 0 {
+			return at + i
+		}
+		return -1
+	}
+	lo, up := next(c0, 0), -1
+	if c1 != c0 {
+		up = next(c1, 0)
+	}
+	for lo >= 0 || up >= 0 {
+		i := lo
+		if i < 0 || (up >= 0 && up < i) {
+			i = up
+		}
+		if equalFoldASCII(s[i+1:i+len(pat)], pat[1:]) {
+			return true
+		}
+		if i == lo {
+			lo = next(c0, i+1)
+		} else {
+			up = next(c1, i+1)
+		}
+	}
+	return false
+}
+
+// equalFoldASCII reports whether a equals lower (ASCII, lower case) with
+// a's ASCII letters folded.
+func equalFoldASCII(a, lower []byte) bool {
+	for k, c := range a {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[k] {
+			return false
+		}
+	}
+	return true
 }

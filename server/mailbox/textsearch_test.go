@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -131,4 +132,48 @@ func FuzzScan(f *testing.F) {
 			t.Fatalf("found = %v", found)
 		}
 	})
+}
+
+// TestMatcherASCIIAcrossWrites compares the ASCII matcher, fed in
+// random pieces, with a plain search of the whole text folded: matches
+// across write edges, in upper and mixed case, next to bytes that fold
+// only outside ASCII, and patterns longer than a write.
+func TestMatcherASCIIAcrossWrites(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	alphabet := []byte("abcQUOkkaBerRY \r\n\xc3\xa9\xff-K")
+	pats := []string{"quokkaberry", "k", "ab", "q", "berry b", "-k"}
+	for range 2000 {
+		text := make([]byte, r.IntN(300))
+		for i := range text {
+			text[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		if r.IntN(3) == 0 {
+			at := r.IntN(len(text) + 1)
+			text = append(text[:at:at], append([]byte("QuOkKaBeRrY"), text[at:]...)...)
+		}
+		m := newMatcher(pats)
+		for rest := text; len(rest) > 0; {
+			n := min(len(rest), 1+r.IntN(12))
+			m.Write(rest[:n])
+			rest = rest[n:]
+		}
+		folded := string(asciiLower(bytes.Clone(text)))
+		for i, p := range pats {
+			if want := strings.Contains(folded, p); m.found[i] != want {
+				t.Fatalf("text %q: pattern %q found %v, want %v", text, p, m.found[i], want)
+			}
+		}
+	}
+}
+
+func BenchmarkScanASCII(b *testing.B) {
+	msg := scanCorpus[3]
+	sc := NewScanner([]string{"quokkaberry"})
+	sm := BuildSummary(msg)
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if _, err := sc.scan(context.Background(), bytes.NewReader(msg), sm); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
