@@ -12,27 +12,14 @@ import (
 // CONDSTORE (RFC 7162 §3.1). The store keeps a mod-sequence per message
 // and mailbox; the session shows them (SELECT's HIGHESTMODSEQ, FETCH
 // MODSEQ, unilateral FETCH with MODSEQ once enabled), honours STORE
-// UNCHANGEDSINCE (MODIFIED) and the MODSEQ search key. This file has the
-// rest: FETCH CHANGEDSINCE's filter and the MODSEQ of a SEARCH or SORT
-// result. QRESYNC is qresync.go's.
+// UNCHANGEDSINCE (MODIFIED) and the MODSEQ search key. FETCH
+// CHANGEDSINCE's filter (RFC 7162 §3.1.4.1) is applied as FETCH lists
+// the messages (fetch.go's loadChunk), before any summary is opened.
+// This file has the rest: the MODSEQ of a SEARCH or SORT result.
+// QRESYNC is qresync.go's.
 
 // condstoreCaps are the capabilities of this file.
 var condstoreCaps = []imap.Cap{imap.CapCondStore}
-
-// changedSince keeps the items whose mod-sequence is above since (FETCH
-// CHANGEDSINCE, RFC 7162 §3.1.4.1); since 0 keeps all.
-func changedSince(items []fetchItem, since uint64) []fetchItem {
-	if since == 0 {
-		return items
-	}
-	kept := items[:0]
-	for _, it := range items {
-		if it.msg.ModSeq > since {
-			kept = append(kept, it)
-		}
-	}
-	return kept
-}
 
 // keyUsesModSeq reports whether a search program has a MODSEQ key.
 func keyUsesModSeq(k *wire.SearchKey) bool {

@@ -72,11 +72,56 @@ func toSection(s *wire.BodySection) *mailbox.Section {
 	}
 }
 
+// Chunks of a FETCH (fetchChunks): the first is small so that the
+// client has responses to read at once; later ones double up to
+// fetchChunkMax. Each is loaded (listed, summaries opened or built) while
+// the one before it is written.
+const (
+	fetchChunkFirst = 64
+	fetchChunkMax   = 1024
+)
+
+// fetchChunks splits refs (ascending) into runs to list from the store
+// at a time: first refs, then twice as many each time up to most. A run
+// also ends where the UIDs it spans would be mostly ones not asked for,
+// so that a FETCH of a few messages lists those, not the mailbox between
+// them.
+func fetchChunks(refs []msgRef, first, most int) [][]msgRef {
+	var out [][]msgRef
+	n := first
+	for len(refs) > 0 {
+		k := 1
+		for k < len(refs) && k < n && denseRun(refs[0].uid, refs[k].uid, k+1) {
+			k++
+		}
+		out = append(out, refs[:k:k])
+		refs = refs[k:]
+		n = min(2*n, most)
+	}
+	return out
+}
+
+// denseRun reports whether listing UIDs lo to hi for count messages
+// lists at most about twice as many as asked for.
+func denseRun(lo, hi uint32, count int) bool {
+	return uint64(hi-lo)+1 <= 2*uint64(count)+32
+}
+
+// fetchBatch is one chunk of a FETCH, loaded.
+type fetchBatch struct {
+	items   []fetchItem
+	missing bool // some of the chunk's messages were expunged meanwhile
+	err     error
+}
+
 // Fetch implements wire.Session. Each message's response is written
 // whole or not at all: its body, if asked for, is decrypted and verified
 // before any item of it is written, so a message that fails its
 // integrity check is left out (and the command answered NO [CORRUPTION])
-// instead of being cut short.
+// instead of being cut short. The messages are loaded in chunks
+// (fetchChunks), the next while one is written, so the first responses
+// go out at once and a large FETCH holds one chunk's summaries, not the
+// mailbox's.
 func (s *session) Fetch(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Fetch) error {
 	a, sel, err := s.selectedState()
 	if err != nil {
@@ -93,30 +138,95 @@ func (s *session) Fetch(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Fet
 		return nil
 	}
 	o := &cmd.Items
-	items, missing, err := s.loadItems(ctx, a, sel, refs, needsSummary(o))
-	if err != nil {
-		return s.selectedErr(ctx, a, sel, "fetch", err)
-	}
-	items = changedSince(items, cmd.ChangedSince)
 	if o.ModSeq || cmd.ChangedSince != 0 {
 		s.announceModSeq(ctx, a, sel, w)
 	}
-	if o.SetsSeen() && !sel.readOnly {
-		if err := s.setSeen(ctx, a, sel, items); err != nil {
-			return s.selectedErr(ctx, a, sel, "fetch", err)
+
+	lctx, cancel := context.WithCancel(ctx)
+	batches := make(chan fetchBatch, 1)
+	go s.loadBatches(lctx, a, sel, fetchChunks(refs, fetchChunkFirst, fetchChunkMax), needsSummary(o), cmd.ChangedSince, batches)
+	defer func() {
+		cancel()
+		for range batches { // the loader has stopped once it closes them
 		}
-	}
-	s.announceKeywords(sel, w)
-	if o.Flags || o.ModSeq || o.SetsSeen() {
-		sel.st.mu.Lock()
-		for i := range items {
-			if o.Flags || items[i].flagsUp {
-				sel.v.supersedeLocked(items[i].ref.uid, items[i].msg.ModSeq)
+	}()
+
+	condstore := s.conn.Enabled(imap.CapCondStore)
+	rev1 := !s.conn.Enabled(imap.CapIMAP4rev2)
+	missing, corrupt := false, false
+	for b := range batches {
+		if b.err != nil {
+			return s.selectedErr(ctx, a, sel, "fetch", b.err)
+		}
+		missing = missing || b.missing
+		items := b.items
+		if len(items) == 0 {
+			continue
+		}
+		if o.SetsSeen() && !sel.readOnly {
+			if err := s.setSeen(ctx, a, sel, items); err != nil {
+				return s.selectedErr(ctx, a, sel, "fetch", err)
 			}
 		}
-		sel.st.mu.Unlock()
+		s.announceKeywords(sel, w)
+		if o.Flags || o.ModSeq || o.SetsSeen() {
+			sel.st.mu.Lock()
+			for i := range items {
+				if o.Flags || items[i].flagsUp {
+					sel.v.supersedeLocked(items[i].ref.uid, items[i].msg.ModSeq)
+				}
+			}
+			sel.st.mu.Unlock()
+		}
+		st, err := s.writeItems(ctx, a, sel, w, items, o, fetchEnv{condstore: condstore, rev1: rev1})
+		missing = missing || st.missing
+		corrupt = corrupt || st.corrupt
+		if err != nil {
+			return err
+		}
 	}
+	switch {
+	case corrupt:
+		return errCorrupt
+	case missing:
+		return errExpungeIssued
+	}
+	return nil
+}
 
+// loadBatches loads chunks in order into out, and closes it when done,
+// after an error, or when ctx ends.
+func (s *session) loadBatches(ctx context.Context, a authState, sel *selected, chunks [][]msgRef, needSum bool, since uint64, out chan<- fetchBatch) {
+	defer close(out)
+	for _, c := range chunks {
+		items, missing, err := s.loadChunk(ctx, a, sel, c, needSum, since)
+		select {
+		case out <- fetchBatch{items: items, missing: missing, err: err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// fetchEnv is what a FETCH's responses depend on besides its items.
+type fetchEnv struct {
+	condstore bool // CONDSTORE is enabled
+	rev1      bool // the client speaks IMAP4rev1 (\Recent)
+}
+
+// fetchState is what writing a chunk found.
+type fetchState struct {
+	missing bool // a message was expunged meanwhile
+	corrupt bool // a message failed its integrity check
+}
+
+// writeItems writes the responses of one chunk of a FETCH, decrypting
+// bodies ahead when the items need them.
+func (s *session) writeItems(ctx context.Context, a authState, sel *selected, w *wire.UpdateWriter, items []fetchItem, o *wire.FetchItems, ff fetchEnv) (fetchState, error) {
+	var st fetchState
 	var pf *mailbox.Prefetcher
 	body := needsBody(o)
 	if body && len(items) > 1 {
@@ -130,16 +240,15 @@ func (s *session) Fetch(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Fet
 		pf = a.rd.Prefetch(ctx, sel.st.key.id, pre)
 		defer pf.Stop()
 	}
-	condstore := s.conn.Enabled(imap.CapCondStore)
-	rev1 := !s.conn.Enabled(imap.CapIMAP4rev2)
-	corrupt := false
+	needSum := needsSummary(o)
 	for i := range items {
 		it := &items[i]
-		if needsSummary(o) && it.sum == nil {
-			corrupt = true // cannot be opened; logged by Summaries
+		if needSum && it.sum == nil {
+			st.corrupt = true // cannot be opened; logged by Summaries
 			continue
 		}
 		var b, own *mailbox.Body
+		var err error
 		if body {
 			if pf != nil {
 				b, err = pf.Get(i)
@@ -150,14 +259,14 @@ func (s *session) Fetch(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Fet
 			}
 			switch {
 			case errors.Is(err, store.ErrNotFound):
-				missing = true
+				st.missing = true
 				err = nil
 			case errors.Is(err, mailbox.ErrIntegrity):
-				corrupt = true
+				st.corrupt = true
 				err = nil
 			}
 			if err != nil {
-				return s.selectedErr(ctx, a, sel, "fetch", err, "uid", it.ref.uid)
+				return st, s.selectedErr(ctx, a, sel, "fetch", err, "uid", it.ref.uid)
 			}
 			if b == nil {
 				if pf != nil {
@@ -166,7 +275,7 @@ func (s *session) Fetch(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Fet
 				continue
 			}
 		}
-		err = s.writeFetch(ctx, w, it, o, b, condstore, rev1)
+		err = s.writeFetch(ctx, w, it, o, b, ff.condstore, ff.rev1)
 		if own != nil {
 			own.Close()
 		}
@@ -178,26 +287,38 @@ func (s *session) Fetch(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Fet
 		}
 		if err != nil {
 			if errors.Is(err, mailbox.ErrUnknownEncoding) {
-				return errUnknownCTE
+				return st, errUnknownCTE
 			}
 			if werr := w.Err(); werr != nil {
-				return werr // the connection is broken: nothing more to say
+				return st, werr // the connection is broken: nothing more to say
 			}
-			return protoErr(a.log, "fetch", err, "uid", it.ref.uid)
+			return st, protoErr(a.log, "fetch", err, "uid", it.ref.uid)
 		}
 	}
-	switch {
-	case corrupt:
-		return errCorrupt
-	case missing:
-		return errExpungeIssued
-	}
-	return nil
+	return st, nil
 }
 
-// loadItems lists the metadata (and summaries if needSum) of refs.
-// Messages expunged meanwhile are left out; missing reports any.
+// loadItems lists the metadata (and summaries if needSum) of refs, in
+// chunks (fetchChunks). Messages expunged meanwhile are left out;
+// missing reports any.
 func (s *session) loadItems(ctx context.Context, a authState, sel *selected, refs []msgRef, needSum bool) ([]fetchItem, bool, error) {
+	items := make([]fetchItem, 0, len(refs))
+	missing := false
+	for _, c := range fetchChunks(refs, fetchChunkMax, fetchChunkMax) {
+		got, miss, err := s.loadChunk(ctx, a, sel, c, needSum, 0)
+		if err != nil {
+			return nil, false, err
+		}
+		items = append(items, got...)
+		missing = missing || miss
+	}
+	return items, missing, nil
+}
+
+// loadChunk lists the metadata of refs, keeps those changed after
+// modseq since (all if 0), and opens their summaries if needSum.
+// Messages expunged meanwhile are left out; missing reports any.
+func (s *session) loadChunk(ctx context.Context, a authState, sel *selected, refs []msgRef, needSum bool, since uint64) ([]fetchItem, bool, error) {
 	mbox := sel.st.key.id
 	msgs, err := s.srv.st.Messages(ctx, a.account, mbox, store.ListOptions{
 		FromUID: refs[0].uid, ToUID: refs[len(refs)-1].uid, WithSummary: needSum,
@@ -208,25 +329,28 @@ func (s *session) loadItems(ctx context.Context, a authState, sel *selected, ref
 	// Both are in ascending UID order: merge.
 	items := make([]fetchItem, 0, len(refs))
 	picked := make([]store.Message, 0, len(refs))
-	j := 0
+	j, found := 0, 0
+	sel.st.mu.Lock()
 	for _, r := range refs {
 		for j < len(msgs) && msgs[j].UID < r.uid {
 			j++
 		}
 		if j < len(msgs) && msgs[j].UID == r.uid {
-			items = append(items, fetchItem{ref: r})
-			picked = append(picked, msgs[j])
+			found++
+			sel.st.noteKeywordsLocked(msgs[j].Flags)
+			if msgs[j].ModSeq > since {
+				items = append(items, fetchItem{ref: r})
+				picked = append(picked, msgs[j])
+			}
 		}
 	}
-	missing := len(items) < len(refs)
-	sel.st.mu.Lock()
+	missing := found < len(refs)
 	for i := range items {
 		items[i].msg = &picked[i]
 		_, items[i].recent = sel.v.recent[items[i].ref.uid]
-		sel.st.noteKeywordsLocked(picked[i].Flags)
 	}
 	sel.st.mu.Unlock()
-	if needSum {
+	if needSum && len(picked) > 0 {
 		sums, errs, err := a.rd.Summaries(ctx, mbox, picked)
 		if err != nil {
 			return nil, false, err
