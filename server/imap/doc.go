@@ -121,7 +121,12 @@
 //     binary parts re-encoded as base64, as Dovecot does, so BODY never
 //     carries NUL and BINARY gives the original bytes; in anything else
 //     (a larger binary APPEND) BODY shows NUL as 0x80 (a literal must not
-//     carry NUL; the size stays).
+//     carry NUL; the size stays). FETCH loads its set in chunks (64
+//     messages, doubling to 1,024, cut where a UID range would list mostly
+//     messages not asked for) on a goroutine of its own, the next chunk
+//     while the session writes one; the command waits for that goroutine
+//     before it returns, so nothing reads with the session's keys after
+//     the command has ended.
 //   - SEARCH is bounded before any work (Options.Search: string keys per
 //     command, strings × plaintext bytes to scan) and by a deadline, and
 //     its context ends when the client goes away. It works from the sealed
