@@ -79,6 +79,10 @@ func toSection(s *wire.BodySection) *mailbox.Section {
 const (
 	fetchChunkFirst = 64
 	fetchChunkMax   = 1024
+	// fetchChunkMeta is the chunk of a FETCH that needs no summaries
+	// (FLAGS, UID, MODSEQ…): listing metadata is cheap, a chunk costs a
+	// store call and a hand-over.
+	fetchChunkMeta = 16 << 10
 )
 
 // fetchChunks splits refs (ascending) into runs to list from the store
@@ -142,9 +146,13 @@ func (s *session) Fetch(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Fet
 		s.announceModSeq(ctx, a, sel, w)
 	}
 
+	first, most := fetchChunkFirst, fetchChunkMax
+	if !needsSummary(o) {
+		first, most = fetchChunkMeta, fetchChunkMeta
+	}
 	lctx, cancel := context.WithCancel(ctx)
 	batches := make(chan fetchBatch, 1)
-	go s.loadBatches(lctx, a, sel, fetchChunks(refs, fetchChunkFirst, fetchChunkMax), needsSummary(o), cmd.ChangedSince, batches)
+	go s.loadBatches(lctx, a, sel, fetchChunks(refs, first, most), needsSummary(o), cmd.ChangedSince, batches)
 	defer func() {
 		cancel()
 		for range batches { // the loader has stopped once it closes them

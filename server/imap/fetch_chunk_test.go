@@ -143,7 +143,7 @@ func TestFetchAcrossChunks(t *testing.T) {
 	if _, err := e.st.StoreFlags(ctx, user, mbox, store.FlagUpdate{UIDs: []uint32{10, 290}, Op: store.FlagsAdd, Flags: []string{store.FlagFlagged}}); err != nil {
 		t.Fatal(err)
 	}
-	out = r.ok(fmt.Sprintf("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)", highest))
+	out = r.ok(fmt.Sprintf("UID FETCH 1:* (FLAGS ENVELOPE) (CHANGEDSINCE %d)", highest))
 	if seqs, _, _ = fetches(out); fmt.Sprint(seqs) != "[10 290]" {
 		t.Fatalf("CHANGEDSINCE answered %v, want [10 290]:\n%s", seqs, out)
 	}
