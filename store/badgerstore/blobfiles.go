@@ -286,9 +286,8 @@ func (db *DB) removeBlobFiles(ids []uint64) error {
 	return nil
 }
 
-// releaseRows turns every row under prefix (pending markers or file
-// records of one account, or of all with a one-byte prefix) into an
-// unlink entry, in durable transactions outside the writer. It is used
+// releaseRows turns every row under prefix (all pending markers, or an
+// account's file records) into an unlink entry, in durable transactions outside the writer. It is used
 // for rows no live operation reaches (Open, an account's purge); the
 // caller then runs or kicks processUnlinks. It returns how many rows it
 // released.
@@ -497,6 +496,7 @@ func (db *DB) prepareCopies(ctx context.Context, address string, src uint64, uid
 	if err != nil {
 		return nil, err
 	}
+	db.hook("copy marked")
 	dirs := map[string]bool{}
 	for from, id := range c.ids {
 		dir, err := shardDir(db.blobRoot, id)

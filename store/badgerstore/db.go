@@ -65,6 +65,13 @@ type DB struct {
 	blobRoot     string                   // immutable: the blob files' directory (blobfiles.go)
 	onCommit     func(time.Duration, int) // immutable; may be nil
 
+	// stageHook, if not nil, is called where a crash opens a window that
+	// tests must reach (stage.go, blobfiles.go): "marked", a blob
+	// writer's pending marker is durable and its file not created yet;
+	// "copy marked", prepareCopies' markers are durable and its links
+	// not made yet. Tests set it before the store is used; nil otherwise.
+	stageHook func(point string)
+
 	ops        chan *op      // to the writer goroutine
 	writerDone chan struct{} // closed when the writer has exited
 	stopWriter chan struct{}

@@ -128,7 +128,9 @@
 // whatever is still marked (a crash while writing, or between Finish
 // and the link). The marker transactions read the account record, so
 // they conflict with, and cannot land after, a DeleteAccount's shredding
-// transaction. CopyMessages links each large blob's file under a new ID
+// transaction; the purge that follows leaves the markers to the writers
+// still at work (their files may come after it) and to Open.
+// CopyMessages links each large blob's file under a new ID
 // (a hard link, marked until its transaction commits). The transaction
 // that destroys a large blob deletes its K record and writes an unlink
 // entry U; the orphan loop (and Expunge and the purges, before they

@@ -161,22 +161,21 @@ func (db *DB) purgeAccount(acct uint64, who string, report func(rows int)) error
 	}
 	// What the vault keeps (sealed blobs, their files and pieces,
 	// retention records) stays with the former account; the rest goes.
-	// Blob files go by unlink entries: staged blobs never linked (a
-	// writer was still at work), and, without a vault, any file record
-	// left.
-	release := []byte{pPending}
+	// Blob files go by unlink entries: without a vault, any file record
+	// left. Pending markers stay: each belongs to a blob writer or a copy
+	// still at work, which may create its file after this purge, and
+	// which removes the file and then the marker when its Finish or its
+	// transaction fails for want of the account; after a crash, Open
+	// does (stage.go).
 	if !kept {
-		release = append(release, pBlobFile)
-	}
-	for _, p := range release {
-		n, err := db.releaseRows(acctKey(p, acct))
+		n, err := db.releaseRows(acctKey(pBlobFile, acct))
 		if err != nil {
 			return err
 		}
 		progress(n)
 	}
 	db.unlinkNow()
-	prefixes := []byte{pSlot, pMboxName, pMailbox, pSubscr, pMeta, pSummary, pPending, pOrphans, pUsage, pFilterRule, pFilterModel, pAcctAddr, pTomb, pTombState}
+	prefixes := []byte{pSlot, pMboxName, pMailbox, pSubscr, pMeta, pSummary, pOrphans, pUsage, pFilterRule, pFilterModel, pAcctAddr, pTomb, pTombState}
 	if !kept {
 		prefixes = append(prefixes, pBlob, pChunk, pRetention, pRecompute, pVault)
 	}

@@ -32,8 +32,17 @@ import (
 // before Deliver, so nothing conflicts, except that each marker
 // transaction reads the account record. That read makes it conflict with
 // (and retry after) a concurrent DeleteAccount, so no marker can land
-// after the account's keys were shredded: the purge that follows finds
-// every marker and removes its file.
+// after the account's keys were shredded.
+//
+// A marker is removed only by its holder (Deliver linking it, Discard,
+// the end of a copy) or by Open, never by the purge of a deleted
+// account: a writer whose marker is durable may create its file after
+// the purge has run, and only the marker names that file. Had the purge
+// removed the marker, a crash before the writer's Discard would leave a
+// file nothing names, never removed. So the purge leaves the markers;
+// the holder's next marker transaction, or its Deliver, fails for want
+// of the account, and its Discard removes the file and then the marker.
+// Until then the file is sealed mail whose key is shredded.
 //
 // Older versions kept large blobs in pieces of at most stageChunk bytes
 // under chunkKey(acct, id, seq); Open moves them to files
@@ -68,6 +77,13 @@ func chunkKey(acct, id uint64, seq uint32) []byte {
 
 func pendingKey(acct, id uint64) []byte {
 	return binary.BigEndian.AppendUint64(acctKey(pPending, acct), id)
+}
+
+// hook calls the test hook at point, if one is set (DB.stageHook).
+func (db *DB) hook(point string) {
+	if db.stageHook != nil {
+		db.stageHook(point)
+	}
 }
 
 // isStaged reports whether a blob ID names a chunked blob.
@@ -206,6 +222,7 @@ func (w *blobWriter) flush() error {
 			return err
 		}
 		w.marked = true
+		w.db.hook("marked")
 		f, err := createBlobFile(w.db.blobRoot, w.id)
 		if err != nil {
 			return fmt.Errorf("badgerstore: staged blob: %v", err)

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -395,5 +398,116 @@ func TestLargeInlineBlobIsAFile(t *testing.T) {
 	}
 	if n, m := len(blobFiles(t, dir)), countPrefix(t, db, pPending); n != 1 || m != 0 {
 		t.Fatalf("after a failed Deliver: %d files, %d markers", n, m)
+	}
+}
+
+// TestDeleteAccountWhileStaging: a blob writer whose pending marker is
+// durable, but whose file is not created yet, when its account is
+// deleted; and a copy of a message the vault keeps, stopped at the same
+// point. Whenever the process stops after that, the next Open removes
+// every blob file that no file record names; without a crash, the
+// writer's Discard and the copy's end remove them.
+func TestDeleteAccountWhileStaging(t *testing.T) {
+	const addr = "a@example.org"
+	big := randBytes(2*stageBuffer + 5) // the first flush comes within Write
+	// deleteAt makes the store delete addr when it reaches point.
+	deleteAt := func(db *DB, point string) {
+		var once sync.Once
+		db.stageHook = func(p string) {
+			if p != point {
+				return
+			}
+			once.Do(func() {
+				if _, err := db.DeleteAccount(bg, addr); err != nil {
+					t.Errorf("DeleteAccount: %v", err)
+				}
+			})
+		}
+	}
+	for _, crash := range []bool{true, false} {
+		t.Run(fmt.Sprintf("writer/crash=%v", crash), func(t *testing.T) {
+			dir := t.TempDir()
+			db := openDB(t, dir)
+			defer func() { db.Close() }()
+			mkAccount(t, db, addr, []byte("s"))
+			acct := acctIDOf(t, db, addr)
+			deleteAt(db, "marked")
+			w, err := db.StageBlob(bg, addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(big); err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			if n := len(blobFiles(t, dir)); n != 1 {
+				t.Fatalf("setup: %d blob files, want the writer's", n)
+			}
+			if crash {
+				// The process stops: the writer reaches neither Finish
+				// nor Discard.
+				if err := db.Close(); err != nil {
+					t.Fatal(err)
+				}
+				db = openDB(t, dir)
+			} else {
+				if _, err := w.Finish(bg); !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("Finish after the account was deleted: %v, want ErrNotFound", err)
+				}
+				if err := w.Discard(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := len(blobFiles(t, dir)); n != 0 {
+				t.Fatalf("%d blob files left, want 0: a file no record names is never removed", n)
+			}
+			if keys, _ := rawKeys(t, db, acct, nil); len(keys) != 0 || countPrefix(t, db, pUnlink) != 0 {
+				t.Fatalf("rows left of the deleted account: %q, %d unlink entries", keys, countPrefix(t, db, pUnlink))
+			}
+		})
+		t.Run(fmt.Sprintf("copy/crash=%v", crash), func(t *testing.T) {
+			dir := t.TempDir()
+			db := openDB(t, dir)
+			defer func() { db.Close() }()
+			mkAccount(t, db, addr, []byte("s"))
+			if err := db.PutAssignment(bg, store.Assignment{Preset: "P", Scope: "org"}); err != nil {
+				t.Fatal(err)
+			}
+			gen, _ := db.PolicyGen(bg)
+			w, err := db.StageBlob(bg, addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(big)
+			sb, err := w.Finish(bg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keep := &store.Retention{Class: "default", KeepUntil: time.Now().Add(time.Hour), Gen: gen}
+			d, err := db.Deliver(bg, []store.Delivery{{Account: addr, Staged: &sb, Retention: keep}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			inbox := mboxID(t, db, addr, store.Inbox)
+			deleteAt(db, "copy marked")
+			c, err := db.prepareCopies(bg, addr, inbox, []uint32{d[0].UID})
+			if err != nil || c == nil {
+				t.Fatalf("prepareCopies: %v, %v", c, err)
+			}
+			if n := len(blobFiles(t, dir)); n != 2 {
+				t.Fatalf("setup: %d blob files, want the vaulted one and the copy's", n)
+			}
+			if crash {
+				// The process stops before the copy's transaction.
+				if err := db.Close(); err != nil {
+					t.Fatal(err)
+				}
+				db = openDB(t, dir)
+			} else {
+				db.endCopies(c)
+			}
+			if n, k, p := len(blobFiles(t, dir)), countPrefix(t, db, pBlobFile), countPrefix(t, db, pPending); n != 1 || k != 1 || p != 0 {
+				t.Fatalf("%d blob files, %d file records, %d markers; want the vaulted message's file and record only", n, k, p)
+			}
+		})
 	}
 }
