@@ -76,10 +76,7 @@ func (db *DB) stageLarge(ctx context.Context, ds []store.Delivery) (discard func
 			return discard, fmt.Errorf("store: deliver: %w", err)
 		}
 		ws = append(ws, w)
-		if _, err := w.Write(ds[i].Blob); err != nil {
-			return discard, err
-		}
-		sb, err := w.Finish(ctx)
+		sb, err := w.(*blobWriter).writeAll(ctx, ds[i].Blob)
 		if err != nil {
 			return discard, err
 		}

@@ -240,9 +240,9 @@ func (w *blobWriter) flush() error {
 
 // mark writes the pending marker (value: nil while writing, the size
 // once finished) in one durable transaction that first checks the
-// account still exists under the same ID. A finished marker is written
-// only over the writer's own marker: if a purge of the account removed
-// it meanwhile, the blob is gone.
+// account still exists under the same ID. A second marker is written
+// only over the writer's own first one: if it is gone meanwhile, so is
+// the blob.
 func (w *blobWriter) mark(value []byte) error {
 	db := w.db
 	if err := db.enter(context.Background()); err != nil {
@@ -253,7 +253,7 @@ func (w *blobWriter) mark(value []byte) error {
 		if err := w.checkAccount(txn); err != nil {
 			return err
 		}
-		if value != nil {
+		if w.marked {
 			if _, err := txn.Get(pendingKey(w.acct, w.id)); errors.Is(err, badger.ErrKeyNotFound) {
 				return notFound("staged blob")
 			} else if err != nil {
@@ -316,22 +316,69 @@ func (w *blobWriter) Finish(ctx context.Context) (store.StagedBlob, error) {
 	if err := w.flush(); err != nil {
 		return fail(err)
 	}
-	if err := w.f.Sync(); err != nil {
-		return fail(fmt.Errorf("badgerstore: staged blob: %v", err))
-	}
-	if err := w.f.Close(); err != nil {
-		w.f = nil
-		return fail(fmt.Errorf("badgerstore: staged blob: %v", err))
-	}
-	w.f = nil
-	if err := syncDir(filepath.Dir(w.db.blobPath(w.id))); err != nil {
-		return fail(fmt.Errorf("badgerstore: staged blob: %v", err))
+	if err := w.syncFile(); err != nil {
+		return fail(err)
 	}
 	if err := w.mark(putU64(uint64(w.size))); err != nil {
 		return fail(err)
 	}
 	w.finished = true
 	w.buf = nil
+	return store.StagedBlob{Account: w.address, Size: w.size, Ref: w.id}, nil
+}
+
+// syncFile syncs and closes the blob's file and syncs its directory.
+func (w *blobWriter) syncFile() error {
+	err := w.f.Sync()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	w.f = nil
+	if err == nil {
+		err = syncDir(filepath.Dir(w.db.blobPath(w.id)))
+	}
+	if err != nil {
+		return fmt.Errorf("badgerstore: staged blob: %v", err)
+	}
+	return nil
+}
+
+// writeAll is Write and Finish for a blob that is whole in memory (a
+// large blob handed to Deliver), with one marker transaction instead of
+// two: the marker holds the size from the start, before the file is
+// written. That claims a complete file too early, which is safe only
+// because nobody but the caller knows the blob's ID and the caller links
+// it only after writeAll returned; a crash before that leaves the marker,
+// and Open removes the file. w must be fresh from StageBlob.
+func (w *blobWriter) writeAll(ctx context.Context, b []byte) (store.StagedBlob, error) {
+	fail := func(err error) (store.StagedBlob, error) {
+		w.err = err
+		return store.StagedBlob{}, err
+	}
+	if len(b) == 0 {
+		return fail(fmt.Errorf("store: staged blob for %q: empty", w.address))
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if err := w.mark(putU64(uint64(len(b)))); err != nil {
+		return fail(err)
+	}
+	w.marked = true
+	w.db.hook("marked")
+	f, err := createBlobFile(w.db.blobRoot, w.id)
+	if err != nil {
+		return fail(fmt.Errorf("badgerstore: staged blob: %v", err))
+	}
+	w.f = f
+	if _, err := f.Write(b); err != nil {
+		return fail(fmt.Errorf("badgerstore: staged blob: %v", err))
+	}
+	if err := w.syncFile(); err != nil {
+		return fail(err)
+	}
+	w.size = int64(len(b))
+	w.finished = true
 	return store.StagedBlob{Account: w.address, Size: w.size, Ref: w.id}, nil
 }
 

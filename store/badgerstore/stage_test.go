@@ -464,6 +464,41 @@ func TestDeleteAccountWhileStaging(t *testing.T) {
 				t.Fatalf("rows left of the deleted account: %q, %d unlink entries", keys, countPrefix(t, db, pUnlink))
 			}
 		})
+		t.Run(fmt.Sprintf("memory/crash=%v", crash), func(t *testing.T) {
+			// Deliver's own file for a large blob handed over in memory.
+			dir := t.TempDir()
+			db := openDB(t, dir)
+			defer func() { db.Close() }()
+			mkAccount(t, db, addr, []byte("s"))
+			acct := acctIDOf(t, db, addr)
+			deleteAt(db, "marked")
+			large := randBytes(fileThreshold + 1)
+			if crash {
+				w, err := db.StageBlob(bg, addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := w.(*blobWriter).writeAll(bg, large); err != nil {
+					t.Fatalf("writeAll: %v", err)
+				}
+				if n := len(blobFiles(t, dir)); n != 1 {
+					t.Fatalf("setup: %d blob files, want Deliver's", n)
+				}
+				// The process stops before Deliver's transaction.
+				if err := db.Close(); err != nil {
+					t.Fatal(err)
+				}
+				db = openDB(t, dir)
+			} else if _, err := db.Deliver(bg, []store.Delivery{{Account: addr, Blob: large}}); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("Deliver to the account deleted meanwhile: %v, want ErrNotFound", err)
+			}
+			if n := len(blobFiles(t, dir)); n != 0 {
+				t.Fatalf("%d blob files left, want 0", n)
+			}
+			if keys, _ := rawKeys(t, db, acct, nil); len(keys) != 0 || countPrefix(t, db, pUnlink) != 0 {
+				t.Fatalf("rows left of the deleted account: %q, %d unlink entries", keys, countPrefix(t, db, pUnlink))
+			}
+		})
 		t.Run(fmt.Sprintf("copy/crash=%v", crash), func(t *testing.T) {
 			dir := t.TempDir()
 			db := openDB(t, dir)
