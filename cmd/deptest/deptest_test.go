@@ -123,6 +123,15 @@ var rules = []rule{
 	{"server/listener imports no project package but server/connset", under(module + "/server/listener"),
 		[]string{module + "/store", module + "/crypto", module + "/policy", module + "/keyserver",
 			module + "/server/smtp", module + "/server/imap", module + "/server/account", module + "/server/mailbox"}},
+	// The server packages' shared test scaffolding: tests only, and so
+	// light that any server package's own tests may import it.
+	{"only tests import server/internal/testutil", not(under(module + "/server/internal/testutil")),
+		[]string{module + "/server/internal/testutil"}},
+	{"server/internal/testutil imports crypto and store only", under(module + "/server/internal/testutil"),
+		[]string{module + "/policy", module + "/keyserver", module + "/server/account", module + "/server/mailbox",
+			module + "/server/smtp", module + "/server/imap", module + "/server/pop3", module + "/server/connset",
+			module + "/server/listener", module + "/server/filter", module + "/server/audit", module + "/server/retention",
+			"github.com/dgraph-io/badger"}},
 }
 
 func both(f, g func(string) bool) func(string) bool {
