@@ -14,7 +14,6 @@ package imap
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -22,8 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -39,6 +36,7 @@ import (
 
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/server/internal/testutil"
 	"github.com/sealmail/sealmail/store"
 	"github.com/sealmail/sealmail/store/badgerstore"
 )
@@ -68,7 +66,7 @@ type benchFixture struct {
 	clientTLS  *tls.Config
 	plainBytes int64 // total plaintext size of INBOX
 	hits       int   // messages of INBOX containing benchWord
-	serveDone  chan struct{}
+	serveDone  <-chan struct{}
 }
 
 var (
@@ -149,55 +147,16 @@ func buildBenchFixture() (f *benchFixture, err error) {
 	if err != nil {
 		return nil, err
 	}
-	acct, err := st.Account(ctx, benchUser)
-	if err != nil {
-		return nil, err
-	}
-	pk, err := crypto.ParsePublicKey(acct.PublicKey)
+	pk, err := testutil.PublicKey(ctx, st, benchUser)
 	if err != nil {
 		return nil, err
 	}
 	f = &benchFixture{dir: dir, st: st, acc: acc}
 
 	// Seal on every core; deliver in batches (one fsync each).
-	type sealed struct {
-		i    int
-		blob []byte
-	}
-	jobs := make(chan int)
-	out := make(chan sealed, 64)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var sealErr error
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				blob, err := sealTo(pk, benchMessage(i))
-				if err != nil {
-					mu.Lock()
-					sealErr = err
-					mu.Unlock()
-				}
-				out <- sealed{i, blob}
-			}
-		}()
-	}
-	go func() {
-		for i := range benchMessages {
-			jobs <- i
-		}
-		close(jobs)
-		wg.Wait()
-		close(out)
-	}()
-	blobs := make([][]byte, benchMessages)
-	for s := range out {
-		blobs[s.i] = s.blob
-	}
-	if sealErr != nil {
-		return nil, sealErr
+	blobs, err := testutil.SealAll(pk, benchMessages, benchMessage)
+	if err != nil {
+		return nil, err
 	}
 	for i := range benchMessages {
 		msg := benchMessage(i)
@@ -218,12 +177,12 @@ func buildBenchFixture() (f *benchFixture, err error) {
 		}
 	}
 	// A few messages for the idle sessions' INBOX.
-	ipk, err := idlePublicKey(ctx, st)
+	ipk, err := testutil.PublicKey(ctx, st, benchIdleUser)
 	if err != nil {
 		return nil, err
 	}
 	for i := range 3 {
-		blob, err := sealTo(ipk, benchMessage(i))
+		blob, err := testutil.Seal(ipk, benchMessage(i))
 		if err != nil {
 			return nil, err
 		}
@@ -232,82 +191,21 @@ func buildBenchFixture() (f *benchFixture, err error) {
 		}
 	}
 
-	cert, pool := testCert(nil)
 	srv, err := New(Options{Store: st, Accounts: acc, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
 	f.srv = srv
-	f.addr = ln.Addr().String()
-	f.clientTLS = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
-	f.serveDone = make(chan struct{})
-	go func() {
-		defer close(f.serveDone)
-		srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}}))
-	}()
+	f.addr, f.clientTLS, f.serveDone, err = testutil.ServeTLS(srv.Serve)
+	if err != nil {
+		return nil, err
+	}
 	return f, nil
-}
-
-func idlePublicKey(ctx context.Context, st store.Store) (*crypto.PublicKey, error) {
-	acct, err := st.Account(ctx, benchIdleUser)
-	if err != nil {
-		return nil, err
-	}
-	return crypto.ParsePublicKey(acct.PublicKey)
-}
-
-func sealTo(pk *crypto.PublicKey, msg []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	w, err := pk.Seal(&buf)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Write(msg); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // benchMessage returns message i: about benchMsgSize bytes of text/plain,
 // deterministic, with benchWord in every 100th message.
-func benchMessage(i int) []byte {
-	r := rand.New(rand.NewPCG(uint64(i), 42))
-	var sb strings.Builder
-	sb.Grow(benchMsgSize + 512)
-	fmt.Fprintf(&sb, "From: Sender %d <sender%d@example.net>\r\n", i%97, i%97)
-	fmt.Fprintf(&sb, "To: Bench User <%s>\r\n", benchUser)
-	fmt.Fprintf(&sb, "Subject: Benchmark message number %d\r\n", i)
-	fmt.Fprintf(&sb, "Date: %s\r\n", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Minute).Format(time.RFC1123Z))
-	fmt.Fprintf(&sb, "Message-ID: <bench-%d@example.net>\r\n", i)
-	sb.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
-	line := 0
-	for sb.Len() < benchMsgSize {
-		n := 3 + r.IntN(6)
-		w := make([]byte, n)
-		for k := range w {
-			w[k] = byte('a' + r.IntN(26))
-		}
-		sb.Write(w)
-		if line += n + 1; line > 70 {
-			sb.WriteString("\r\n")
-			line = 0
-		} else {
-			sb.WriteByte(' ')
-		}
-		if i%100 == 0 && sb.Len() > benchMsgSize/2 && !strings.Contains(sb.String(), benchWord) {
-			sb.WriteString(benchWord + " ")
-		}
-	}
-	sb.WriteString("\r\n")
-	return []byte(sb.String())
-}
+func benchMessage(i int) []byte { return testutil.BenchMessage(i, benchUser, benchMsgSize, benchWord) }
 
 // benchLogin connects and logs in.
 func (f *benchFixture) login(b *testing.B, user, pw string) *imapclient.Client {

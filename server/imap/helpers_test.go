@@ -1,18 +1,11 @@
 package imap
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"sync"
@@ -23,6 +16,7 @@ import (
 
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/server/internal/testutil"
 	"github.com/sealmail/sealmail/store"
 	"github.com/sealmail/sealmail/store/badgerstore"
 )
@@ -38,61 +32,13 @@ type testEnv struct {
 	tlsAddr  string // implicit TLS listener
 	clientTL *tls.Config
 	closed   bool
-	logs     *syncBuffer
+	logs     *testutil.LogBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var (
-	certOnce sync.Once
-	certPair tls.Certificate
-	certPool *x509.CertPool
-)
-
-func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
-	certOnce.Do(func() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(1),
-			Subject:      pkix.Name{CommonName: "sealmail test"},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(24 * time.Hour),
-			IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-			DNSNames:     []string{"localhost"},
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			panic(err)
-		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			panic(err)
-		}
-		certPair = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}
-		certPool = x509.NewCertPool()
-		certPool.AddCert(cert)
-	})
-	return certPair, certPool
+// testCert returns the servers' certificate, for 127.0.0.1 and
+// localhost, and a pool trusting it.
+func testCert(testing.TB) (tls.Certificate, *x509.CertPool) {
+	return testutil.Cert("127.0.0.1", "localhost")
 }
 
 type envOptions struct {
@@ -105,8 +51,8 @@ type envOptions struct {
 func newEnv(t testing.TB, eo ...envOptions) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &testutil.LogBuffer{}
+	logger := logs.Logger()
 	st, err := badgerstore.Open(dir, badgerstore.Options{Logger: logger})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
@@ -205,26 +151,11 @@ func (e *testEnv) addUser(addr, password string) {
 // seal seals msg to the account's public key, as SMTP does.
 func (e *testEnv) seal(addr string, msg []byte) []byte {
 	e.t.Helper()
-	acct, err := e.st.Account(context.Background(), addr)
+	b, err := testutil.SealFor(context.Background(), e.st, addr, msg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	pk, err := crypto.ParsePublicKey(acct.PublicKey)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	w, err := pk.Seal(&buf)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := w.Write(msg); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		e.t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 // mailboxID returns the ID of the mailbox now called name ("" is INBOX).

@@ -7,6 +7,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/sealmail/sealmail/server/internal/testutil"
 )
 
 // staleOps are the commands a session may send with a selected mailbox.
@@ -64,7 +66,7 @@ func TestSelectedMailboxDeletedAndRecreated(t *testing.T) {
 			}
 			env.deliver(alice, "Foo", testMessage("old", "old body"))
 
-			trace := &syncBuffer{}
+			trace := &testutil.LogBuffer{}
 			a := env.dial(alice, alicePW, &imapclient.Options{DebugWriter: trace})
 			sd, err := a.Select("Foo", nil).Wait()
 			if err != nil || sd.NumMessages != 1 {
@@ -120,7 +122,7 @@ func TestIdleSelectedMailboxDeleted(t *testing.T) {
 	if err := b.Create("Foo", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	trace := &syncBuffer{}
+	trace := &testutil.LogBuffer{}
 	a := env.dial(alice, alicePW, &imapclient.Options{DebugWriter: trace})
 	if _, err := a.Select("Foo", nil).Wait(); err != nil {
 		t.Fatal(err)
@@ -214,7 +216,7 @@ func TestSelectedMailboxDeletedOutsideRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.deliver(alice, "Foo", testMessage("old", "old body"))
-	trace := &syncBuffer{}
+	trace := &testutil.LogBuffer{}
 	a := env.dial(alice, alicePW, &imapclient.Options{DebugWriter: trace})
 	if _, err := a.Select("Foo", nil).Wait(); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package imap
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -15,12 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-
-	"github.com/sealmail/sealmail/server/smtp"
 )
 
 // pyNotify is one session of Python's imaplib (testdata/imaplib_notify.py)
@@ -130,32 +126,6 @@ func anyMatch(lines []string, re string) bool {
 		}
 	}
 	return false
-}
-
-// startSMTP runs the real SMTP server wired as in cmd/sealmail
-// (OnDeliver = Server.Delivered) and returns its address.
-func startSMTP(t *testing.T, env *testEnv) string {
-	t.Helper()
-	ss, err := smtp.New(smtp.Options{
-		Hostname:  "mx.example.org",
-		Domains:   []string{"example.org"},
-		Store:     env.st,
-		OnDeliver: env.srv.Delivered,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ss.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ss.Shutdown(ctx)
-	})
-	return ln.Addr().String()
 }
 
 func notifyAppend(t *testing.T, c *imapclient.Client, mailbox, subject string) {

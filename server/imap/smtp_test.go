@@ -18,25 +18,7 @@ import (
 func TestSMTPToIdle(t *testing.T) {
 	env := newEnv(t)
 	env.addUser(alice, alicePW)
-	ss, err := smtp.New(smtp.Options{
-		Hostname:  "mx.example.org",
-		Domains:   []string{"example.org"},
-		Store:     env.st,
-		OnDeliver: env.srv.Delivered,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ss.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		ss.Shutdown(ctx)
-	})
+	addr := startSMTP(t, env)
 
 	rec := newRecorder()
 	c := env.dial(alice, alicePW, rec.options())
@@ -49,7 +31,7 @@ func TestSMTPToIdle(t *testing.T) {
 	}
 	msg := testMessage("via smtp", "Sent through the MX.")
 	start := time.Now()
-	if err := netsmtp.SendMail(ln.Addr().String(), nil, "sender@example.net", []string{alice}, msg); err != nil {
+	if err := netsmtp.SendMail(addr, nil, "sender@example.net", []string{alice}, msg); err != nil {
 		t.Fatalf("SMTP: %v", err)
 	}
 	rec.waitFor(t, "EXISTS 1 during IDLE", func() bool { return len(rec.exists) > 0 && rec.exists[len(rec.exists)-1] == 1 })
@@ -71,4 +53,30 @@ func TestSMTPToIdle(t *testing.T) {
 	if m.Envelope.Subject != "via smtp" {
 		t.Errorf("subject = %q", m.Envelope.Subject)
 	}
+}
+
+// startSMTP runs the real SMTP server wired as in cmd/sealmail
+// (OnDeliver = Server.Delivered) and returns its address.
+func startSMTP(t *testing.T, env *testEnv) string {
+	t.Helper()
+	ss, err := smtp.New(smtp.Options{
+		Hostname:  "mx.example.org",
+		Domains:   []string{"example.org"},
+		Store:     env.st,
+		OnDeliver: env.srv.Delivered,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ss.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ss.Shutdown(ctx)
+	})
+	return ln.Addr().String()
 }

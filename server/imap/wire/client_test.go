@@ -1,15 +1,8 @@
 package wire
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -17,36 +10,15 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-)
 
-var (
-	certOnce sync.Once
-	certPair tls.Certificate
+	"github.com/sealmail/sealmail/server/internal/testutil"
 )
 
 // testTLS returns a server config with a self-signed certificate for
 // 127.0.0.1.
-func testTLS(t testing.TB) *tls.Config {
-	certOnce.Do(func() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(1),
-			Subject:      pkix.Name{CommonName: "wire test"},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(24 * time.Hour),
-			IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			panic(err)
-		}
-		certPair = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	})
-	return &tls.Config{Certificates: []tls.Certificate{certPair}}
+func testTLS(testing.TB) *tls.Config {
+	cert, _ := testutil.Cert("127.0.0.1")
+	return &tls.Config{Certificates: []tls.Certificate{cert}}
 }
 
 // TestGoIMAPClient drives the dispatcher with go-imap v2's client over
