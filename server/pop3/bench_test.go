@@ -13,16 +13,13 @@ package pop3
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +29,7 @@ import (
 
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/server/internal/testutil"
 	"github.com/sealmail/sealmail/store"
 	"github.com/sealmail/sealmail/store/badgerstore"
 )
@@ -51,7 +49,7 @@ type benchFixture struct {
 	addr       string // implicit TLS
 	clientTLS  *tls.Config
 	plainBytes int64
-	serveDone  chan struct{}
+	serveDone  <-chan struct{}
 }
 
 var (
@@ -115,52 +113,16 @@ func buildBenchFixture() (f *benchFixture, err error) {
 		acc.Close()
 		return nil, err
 	}
-	acct, err := st.Account(ctx, benchUser)
-	if err != nil {
-		acc.Close()
-		return nil, err
-	}
-	pk, err := crypto.ParsePublicKey(acct.PublicKey)
+	pk, err := testutil.PublicKey(ctx, st, benchUser)
 	if err != nil {
 		acc.Close()
 		return nil, err
 	}
 	f = &benchFixture{dir: dir, st: st, acc: acc}
-	blobs := make([][]byte, benchMessages)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var sealErr error
-	next := make(chan int)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				var buf bytes.Buffer
-				w, err := pk.Seal(&buf)
-				if err == nil {
-					_, err = w.Write(benchMessage(i))
-				}
-				if err == nil {
-					err = w.Close()
-				}
-				if err != nil {
-					mu.Lock()
-					sealErr = err
-					mu.Unlock()
-				}
-				blobs[i] = buf.Bytes()
-			}
-		}()
-	}
-	for i := range benchMessages {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if sealErr != nil {
+	blobs, err := testutil.SealAll(pk, benchMessages, benchMessage)
+	if err != nil {
 		acc.Close()
-		return nil, sealErr
+		return nil, err
 	}
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := 0; i < benchMessages; i += 100 {
@@ -174,58 +136,23 @@ func buildBenchFixture() (f *benchFixture, err error) {
 			return nil, err
 		}
 	}
-	cert, pool := testCert()
 	srv, err := New(Options{Store: st, Accounts: acc, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		acc.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	f.srv = srv
+	f.addr, f.clientTLS, f.serveDone, err = testutil.ServeTLS(srv.Serve)
 	if err != nil {
 		acc.Close()
 		return nil, err
 	}
-	f.srv = srv
-	f.addr = ln.Addr().String()
-	f.clientTLS = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
-	f.serveDone = make(chan struct{})
-	go func() {
-		defer close(f.serveDone)
-		srv.Serve(tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}}))
-	}()
 	return f, nil
 }
 
 // benchMessage is message i: about benchMsgSize bytes of text/plain,
 // deterministic (the shape of server/imap's benchmark messages).
-func benchMessage(i int) []byte {
-	r := rand.New(rand.NewPCG(uint64(i), 42))
-	var sb strings.Builder
-	sb.Grow(benchMsgSize + 512)
-	fmt.Fprintf(&sb, "From: Sender %d <sender%d@example.net>\r\n", i%97, i%97)
-	fmt.Fprintf(&sb, "To: Bench User <%s>\r\n", benchUser)
-	fmt.Fprintf(&sb, "Subject: Benchmark message number %d\r\n", i)
-	fmt.Fprintf(&sb, "Date: %s\r\n", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i)*time.Minute).Format(time.RFC1123Z))
-	fmt.Fprintf(&sb, "Message-ID: <bench-%d@example.net>\r\n", i)
-	sb.WriteString("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
-	line := 0
-	for sb.Len() < benchMsgSize {
-		n := 3 + r.IntN(6)
-		w := make([]byte, n)
-		for k := range w {
-			w[k] = byte('a' + r.IntN(26))
-		}
-		sb.Write(w)
-		if line += n + 1; line > 70 {
-			sb.WriteString("\r\n")
-			line = 0
-		} else {
-			sb.WriteByte(' ')
-		}
-	}
-	sb.WriteString("\r\n")
-	return []byte(sb.String())
-}
+func benchMessage(i int) []byte { return testutil.BenchMessage(i, benchUser, benchMsgSize, "") }
 
 // benchConn is a logged-in POP3 client.
 type benchConn struct {

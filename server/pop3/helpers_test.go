@@ -2,17 +2,9 @@ package pop3
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"log/slog"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -21,6 +13,7 @@ import (
 
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/server/internal/testutil"
 	"github.com/sealmail/sealmail/store"
 	"github.com/sealmail/sealmail/store/badgerstore"
 )
@@ -36,24 +29,7 @@ type testEnv struct {
 	tlsAddr  string // implicit TLS
 	clientTL *tls.Config
 	changes  *recordChanges
-	logs     *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs     *testutil.LogBuffer
 }
 
 // recordChanges is a Changes that remembers what it was told.
@@ -77,51 +53,14 @@ func (r *recordChanges) FlagsChanged(account string, mailbox uint64, changed []s
 	r.mu.Unlock()
 }
 
-var (
-	certOnce sync.Once
-	certPair tls.Certificate
-	certPool *x509.CertPool
-)
-
-func testCert() (tls.Certificate, *x509.CertPool) {
-	certOnce.Do(func() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			panic(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(1),
-			Subject:      pkix.Name{CommonName: "sealmail test"},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(24 * time.Hour),
-			IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-			DNSNames:     []string{"localhost"},
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		if err != nil {
-			panic(err)
-		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			panic(err)
-		}
-		certPair = tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}
-		certPool = x509.NewCertPool()
-		certPool.AddCert(cert)
-	})
-	return certPair, certPool
-}
-
 // newEnv starts a server; opt's Store, Accounts, TLSConfig, Logger and
 // Changes are filled in. wrap, if given, makes the server's store from
 // the badger one.
 func newEnv(t testing.TB, opt Options, wrap ...func(*badgerstore.DB) Store) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &testutil.LogBuffer{}
+	logger := logs.Logger()
 	st, err := badgerstore.Open(dir, badgerstore.Options{Logger: logger})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
@@ -133,7 +72,7 @@ func newEnv(t testing.TB, opt Options, wrap ...func(*badgerstore.DB) Store) *tes
 	if err != nil {
 		t.Fatalf("account.New: %v", err)
 	}
-	cert, pool := testCert()
+	cert, pool := testutil.Cert("127.0.0.1", "localhost")
 	rc := &recordChanges{}
 	opt.Store = st
 	if len(wrap) > 0 {
@@ -198,26 +137,11 @@ func (e *testEnv) addUser(addr, password string) {
 // seal seals msg to the account's public key, as SMTP does.
 func (e *testEnv) seal(addr string, msg []byte) []byte {
 	e.t.Helper()
-	acct, err := e.st.Account(context.Background(), addr)
+	b, err := testutil.SealFor(context.Background(), e.st, addr, msg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	pk, err := crypto.ParsePublicKey(acct.PublicKey)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	w, err := pk.Seal(&buf)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := w.Write(msg); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		e.t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 // deliver stores a sealed copy of msg in INBOX as SMTP would.
