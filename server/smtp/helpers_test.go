@@ -4,16 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"slices"
 	"strings"
@@ -24,6 +18,7 @@ import (
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/policy"
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/server/internal/testutil"
 	"github.com/sealmail/sealmail/store"
 	"github.com/sealmail/sealmail/store/badgerstore"
 )
@@ -37,7 +32,7 @@ type testEnv struct {
 	addr  string
 	db    *badgerstore.DB
 	dir   string
-	logs  *syncBuffer
+	logs  *testutil.LogBuffer
 	mu    sync.Mutex
 	notes [][]store.Delivered // guarded by mu; what OnDeliver saw
 	done  chan error          // Serve's result
@@ -45,24 +40,6 @@ type testEnv struct {
 	// beforeClose run after the server's shutdown, before the store
 	// closes (a queue, an account service).
 	beforeClose []func()
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // testAccounts are created in every env.
@@ -123,7 +100,7 @@ func startEnv(t *testing.T, storeOpt badgerstore.Options, edit func(*Options), w
 	for _, a := range testAccounts {
 		createAccount(t, db, a)
 	}
-	e := &testEnv{t: t, db: db, dir: dir, logs: &syncBuffer{}, done: make(chan error, 1)}
+	e := &testEnv{t: t, db: db, dir: dir, logs: &testutil.LogBuffer{}, done: make(chan error, 1)}
 	opt := Options{
 		Hostname: "mx.example.org",
 		Domains:  []string{"example.org", "other.test"},
@@ -377,34 +354,11 @@ func (rc *rawConn) begin(rcpts ...string) {
 	}
 }
 
-// testTLSConfig returns a server config with a fresh self-signed
-// certificate for mx.example.org and a client config trusting it.
-func testTLSConfig(t testing.TB) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "mx.example.org"},
-		DNSNames:     []string{"mx.example.org"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+// testTLSConfig returns a server config with a self-signed certificate
+// for mx.example.org and a client config trusting it.
+func testTLSConfig(testing.TB) (server, client *tls.Config) {
+	cert, pool := testutil.Cert("mx.example.org")
+	server = &tls.Config{Certificates: []tls.Certificate{cert}}
 	client = &tls.Config{RootCAs: pool, ServerName: "mx.example.org"}
 	return server, client
 }

@@ -3,16 +3,11 @@ package queue
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -21,6 +16,7 @@ import (
 
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/server/internal/testutil"
 	"github.com/sealmail/sealmail/server/smtp/resolver"
 	"github.com/sealmail/sealmail/server/smtp/resolver/dnstest"
 	"github.com/sealmail/sealmail/server/smtp/sink"
@@ -31,24 +27,6 @@ import (
 
 const testPassword = "correct horse battery staple"
 
-// clock is a test clock: it moves only when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // env is a queue over badger in a temp dir, with a local account
 // (alice@example.org), a test DNS server and a test clock.
 type env struct {
@@ -56,27 +34,10 @@ type env struct {
 	q     *Queue
 	db    *badgerstore.DB
 	dns   *dnstest.Server
-	clock *clock
+	clock *testutil.Clock
 	accts *account.Service
-	logs  *syncBuffer
+	logs  *testutil.LogBuffer
 	opt   Options
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var testKey = bytes.Repeat([]byte{7}, KeySize)
@@ -94,7 +55,7 @@ func newEnvIn(t testing.TB, dir string, edit func(*Options), start bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, db: db, clock: &clock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
+	e := &env{t: t, db: db, clock: testutil.NewClock(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)), logs: &testutil.LogBuffer{}}
 	e.dns = dnstest.Start(t)
 	res, err := resolver.New(resolver.Options{Server: e.dns.Addr, CacheEntries: -1, Timeout: 2 * time.Second})
 	if err != nil {
@@ -155,7 +116,7 @@ func (e *env) close() {
 
 // advance moves the clock and lets the scheduler look.
 func (e *env) advance(d time.Duration) {
-	e.clock.advance(d)
+	e.clock.Advance(d)
 	e.q.poke()
 }
 
@@ -323,33 +284,10 @@ func (e *env) inbox(addr string) []string {
 	return out
 }
 
-// testCert makes a self-signed certificate for names, and a pool that
-// trusts it.
-func testCert(t testing.TB, names ...string) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA:         true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+// testCert makes a new self-signed certificate for names and 127.0.0.1,
+// and a pool that trusts it.
+func testCert(_ testing.TB, names ...string) (tls.Certificate, *x509.CertPool) {
+	return testutil.NewCert(append(names, "127.0.0.1")...)
 }
 
 func contains(s string, subs ...string) error {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/server/internal/testutil"
 	"github.com/sealmail/sealmail/server/smtp/queue"
 	smtpsink "github.com/sealmail/sealmail/server/smtp/sink"
 	"github.com/sealmail/sealmail/server/smtp/trace"
@@ -27,7 +28,7 @@ type engine struct {
 	q     *queue.Queue
 	db    *badgerstore.DB
 	accts *account.Service
-	logs  *syncBuffer
+	logs  *testutil.LogBuffer
 }
 
 // alicePassword is alice@example.org's password in the engine's store.
@@ -48,7 +49,7 @@ func startEngine(t *testing.T, e *env, p *Policies, sinkAddr string) *engine {
 	}
 	_, port, _ := net.SplitHostPort(sinkAddr)
 	n, _ := strconv.Atoi(port)
-	logs := &syncBuffer{b: &bytes.Buffer{}}
+	logs := &testutil.LogBuffer{}
 	q, err := queue.New(queue.Options{
 		Store: db, Key: bytes.Repeat([]byte{9}, queue.KeySize), Hostname: "mail.example.org",
 		Domains: []string{"example.org"}, Resolver: e.res, TLSPolicy: p, MXPort: n,
@@ -67,7 +68,7 @@ func startEngine(t *testing.T, e *env, p *Policies, sinkAddr string) *engine {
 		accts.Close()
 		db.Close()
 		if t.Failed() {
-			t.Logf("queue log:\n%s", logs.b.String())
+			t.Logf("queue log:\n%s", logs.String())
 		}
 	})
 	return &engine{t: t, q: q, db: db, accts: accts, logs: logs}

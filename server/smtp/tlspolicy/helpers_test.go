@@ -2,7 +2,6 @@ package tlspolicy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/sealmail/sealmail/server/internal/testutil"
 	"github.com/sealmail/sealmail/server/smtp/queue"
 	"github.com/sealmail/sealmail/server/smtp/resolver"
 	"github.com/sealmail/sealmail/server/smtp/resolver/dnstest"
@@ -356,17 +356,16 @@ func (c *smtpConn) ehlo() (map[string]bool, error) {
 // env is a test world: DNS for example.test (MX mx.example.test at
 // 127.0.0.1, the policy host), a CA, and Policies using them.
 type env struct {
-	dns *dnstest.Server
-	res *resolver.Resolver
-	ca  *testCA
-	log *bytes.Buffer
-	now time.Time
-	mu  sync.Mutex // guards now
+	dns   *dnstest.Server
+	res   *resolver.Resolver
+	ca    *testCA
+	log   *testutil.LogBuffer
+	clock *testutil.Clock
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{ca: newCA(t, "Test CA"), log: &bytes.Buffer{}, now: time.Now()}
+	e := &env{ca: newCA(t, "Test CA"), log: &testutil.LogBuffer{}, clock: testutil.NewClock(time.Now())}
 	e.dns = dnstest.Start(t,
 		"example.test. 300 IN MX 10 mx.example.test.",
 		"mx.example.test. 300 IN A 127.0.0.1",
@@ -380,30 +379,6 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) clock() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.now
-}
-
-func (e *env) advance(d time.Duration) {
-	e.mu.Lock()
-	e.now = e.now.Add(d)
-	e.mu.Unlock()
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
 func (e *env) logged() string {
 	return e.log.String()
 }
@@ -415,8 +390,8 @@ func (e *env) policies(t *testing.T, policyPort int, noDANE bool) *Policies {
 		RootCAs:    e.ca.pool,
 		PolicyPort: policyPort,
 		NoDANE:     noDANE,
-		Logger:     slog.New(slog.NewTextHandler(&syncBuffer{b: e.log}, nil)),
-		Now:        e.clock,
+		Logger:     slog.New(slog.NewTextHandler(e.log, nil)),
+		Now:        e.clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -203,7 +203,7 @@ func TestMTASTSFetchRules(t *testing.T) {
 	// A policy host whose certificate the roots do not trust.
 	ps.setPolicy(enforcePolicy)
 	other := newCA(t, "Other CA")
-	p, err := New(Options{Resolver: e.res, RootCAs: other.pool, PolicyPort: ps.port(), Now: e.clock})
+	p, err := New(Options{Resolver: e.res, RootCAs: other.pool, PolicyPort: ps.port(), Now: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,13 +239,13 @@ func TestMTASTSFetchRules(t *testing.T) {
 	// A new policy (testing) under a new id, after the retry delay.
 	ps.setPolicy(strings.Replace(enforcePolicy, "enforce", "testing", 1))
 	e.publishPolicy(t, "3")
-	e.advance(failedFetchTTL + time.Second)
+	e.clock.Advance(failedFetchTTL + time.Second)
 	if o := deliver(t, p, mxQuery(), plain); o.req.Policy != PolicyMTASTSTesting || o.err != nil {
 		t.Errorf("new policy not fetched: %+v", o)
 	}
 	// max_age (one day) ends it when the record is gone.
 	e.dns.Replace("_mta-sts.example.test", 16)
-	e.advance(25 * time.Hour)
+	e.clock.Advance(25 * time.Hour)
 	if o := deliver(t, p, mxQuery(), plain); o.req.Policy != queue.PolicySTARTTLS {
 		t.Errorf("expired policy still in force: %+v", o)
 	}
@@ -289,8 +289,8 @@ func TestPolicyCacheFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "mta-sts.cache")
 	open := func(key []byte) *Policies {
 		t.Helper()
-		p, err := New(Options{Resolver: e.res, RootCAs: e.ca.pool, PolicyPort: ps.port(), Now: e.clock,
-			CacheFile: file, CacheKey: key, Logger: slog.New(slog.NewTextHandler(&syncBuffer{b: e.log}, nil))})
+		p, err := New(Options{Resolver: e.res, RootCAs: e.ca.pool, PolicyPort: ps.port(), Now: e.clock.Now,
+			CacheFile: file, CacheKey: key, Logger: slog.New(slog.NewTextHandler(e.log, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -319,7 +319,7 @@ func TestPolicyCacheFile(t *testing.T) {
 	e.dns.Replace("_mta-sts.example.test", 16)
 	ps.setHandler(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "gone", 503) })
 	fetches := ps.count()
-	e.advance(time.Hour)
+	e.clock.Advance(time.Hour)
 	if o := deliver(t, open(key), mxQuery(), plain); !o.req.Required || o.req.Policy != queue.PolicyMTASTS || plain.messages() != 0 {
 		t.Fatalf("after a restart under attack: %+v", o)
 	}
@@ -336,7 +336,7 @@ func TestPolicyCacheFile(t *testing.T) {
 		t.Errorf("no warning about the unreadable cache:\n%s", e.logged())
 	}
 	// After max_age (one day) the saved policy is not loaded.
-	e.advance(24 * time.Hour)
+	e.clock.Advance(24 * time.Hour)
 	if o := deliver(t, open(key), mxQuery(), plain); o.req.Required {
 		t.Fatalf("an expired saved policy was used: %+v", o)
 	}
