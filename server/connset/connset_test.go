@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sealmail/sealmail/server/internal/testutil"
 )
 
 // echoConn is a test connection: it echoes until interrupted (then says
@@ -142,39 +144,19 @@ func TestShutdownKills(t *testing.T) {
 	}
 }
 
-// flakyListener fails Accept with errs, one per call, then accepts from
-// the real listener.
-type flakyListener struct {
-	net.Listener
-	mu   sync.Mutex
-	errs []error
-}
-
-func (f *flakyListener) Accept() (net.Conn, error) {
-	f.mu.Lock()
-	if len(f.errs) > 0 {
-		err := f.errs[0]
-		f.errs = f.errs[1:]
-		f.mu.Unlock()
-		return nil, err
-	}
-	f.mu.Unlock()
-	return f.Listener.Accept()
-}
-
 // TestServeRetries: temporary accept errors are retried, others end
 // Serve with the error.
 func TestServeRetries(t *testing.T) {
 	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
 	var s server
-	fl := &flakyListener{Listener: listen(t), errs: []error{emfile, syscall.ECONNABORTED, emfile}}
+	fl := testutil.NewFlakyListener(listen(t), emfile, syscall.ECONNABORTED, emfile)
 	go s.set.Serve(fl, slog.New(slog.DiscardHandler), func(nc net.Conn) { s.start(nc, false) })
 	dialEcho(t, fl.Addr().String())
 	s.set.Shutdown(context.Background(), (*echoConn).interrupt, (*echoConn).kill)
 
 	var s2 server
 	bad := errors.New("something else")
-	fl = &flakyListener{Listener: listen(t), errs: []error{bad}}
+	fl = testutil.NewFlakyListener(listen(t), bad)
 	if err := s2.set.Serve(fl, slog.New(slog.DiscardHandler), nil); !errors.Is(err, bad) {
 		t.Errorf("Serve after a permanent error: %v", err)
 	}

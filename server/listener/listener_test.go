@@ -2,14 +2,9 @@ package listener
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"strings"
@@ -17,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sealmail/sealmail/server/internal/testutil"
 )
 
 // serve accepts on l until it is closed and hands each connection to h.
@@ -137,32 +134,12 @@ func TestSharedLimiter(t *testing.T) {
 	}
 }
 
-// selfSigned returns a server certificate for "localhost" and a pool
-// trusting it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
 // TestHandshakeTimeout: on an implicit-TLS listener a client that never
 // starts the handshake is closed after HandshakeTimeout, even though the
 // protocol (like imapserver writing its greeting) waits on the connection
 // without a read deadline; a real client gets a *tls.Conn that works.
 func TestHandshakeTimeout(t *testing.T) {
-	cert, pool := selfSigned(t)
+	cert, pool := testutil.Cert("localhost")
 	lim := NewLimiter(LimiterOptions{})
 	l := New(tcpListen(t), Options{
 		Limiter:          lim,
@@ -253,32 +230,12 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
-// flakyListener fails Accept with errs, one per call, then accepts from
-// the real listener.
-type flakyListener struct {
-	net.Listener
-	mu   sync.Mutex
-	errs []error
-}
-
-func (f *flakyListener) Accept() (net.Conn, error) {
-	f.mu.Lock()
-	if len(f.errs) > 0 {
-		err := f.errs[0]
-		f.errs = f.errs[1:]
-		f.mu.Unlock()
-		return nil, err
-	}
-	f.mu.Unlock()
-	return f.Listener.Accept()
-}
-
 // TestAcceptRetries: temporary errors (out of descriptors, a connection
 // reset before accept) are retried, not returned; a closed listener ends
 // Accept at once, also in the middle of a backoff wait.
 func TestAcceptRetries(t *testing.T) {
 	emfile := &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
-	fl := &flakyListener{Listener: tcpListen(t), errs: []error{emfile, emfile, syscall.ECONNABORTED, emfile}}
+	fl := testutil.NewFlakyListener(tcpListen(t), emfile, emfile, syscall.ECONNABORTED, emfile)
 	l := New(fl, Options{})
 	go func() {
 		c, err := net.Dial("tcp", l.Addr().String())
@@ -293,9 +250,7 @@ func TestAcceptRetries(t *testing.T) {
 	}
 	c.Close()
 
-	fl.mu.Lock()
-	fl.errs = []error{emfile, emfile, emfile, emfile, emfile, emfile, emfile, emfile, emfile, emfile}
-	fl.mu.Unlock()
+	fl.Fail(emfile, emfile, emfile, emfile, emfile, emfile, emfile, emfile, emfile, emfile)
 	done := make(chan error, 1)
 	go func() { _, err := l.Accept(); done <- err }()
 	time.Sleep(100 * time.Millisecond)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sealmail/sealmail/crypto"
+	"github.com/sealmail/sealmail/server/internal/testutil"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -101,16 +102,11 @@ func keys(t *testing.T) (*crypto.Keyring, *crypto.PublicKey) {
 
 func seal(t *testing.T, pk *crypto.PublicKey, msg []byte) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w, err := pk.Seal(&buf)
+	b, err := testutil.Seal(pk, msg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(msg)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 func newReader(t *testing.T, st *memStore, opt Options) *Reader {
