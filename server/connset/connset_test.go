@@ -173,3 +173,15 @@ func TestTemporary(t *testing.T) {
 		t.Error("EMFILE/ENFILE not temporary")
 	}
 }
+
+func TestOrDefault(t *testing.T) {
+	if got := OrDefault(0, 7); got != 7 {
+		t.Errorf("OrDefault(0, 7) = %d", got)
+	}
+	if got := OrDefault(-1, int64(7)); got != 7 {
+		t.Errorf("OrDefault(-1, 7) = %d", got)
+	}
+	if got := OrDefault(3*time.Second, time.Minute); got != 3*time.Second {
+		t.Errorf("OrDefault(3s, 1m) = %v", got)
+	}
+}

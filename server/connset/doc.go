@@ -17,6 +17,9 @@
 // again. server/listener's guard and the control socket use the same
 // Backoff and Temporary.
 //
+// Limits. OrDefault is the rule of every server's Limits: a zero (or
+// negative) field means its default.
+//
 // Implementation notes: Set.mu is never held while calling interrupt,
 // kill or the start function; a connection added after Shutdown began is
 // refused (Add returns false), so Shutdown's snapshot is complete.

@@ -1,6 +1,10 @@
 package pop3
 
-import "time"
+import (
+	"time"
+
+	"github.com/sealmail/sealmail/server/connset"
+)
 
 // Limits bound what a connection may make the server read, hold and wait
 // for. The zero value is safe: every zero field takes its default.
@@ -54,34 +58,17 @@ const (
 	DefaultMaxMessages     = 100_000
 )
 
+// withDefaults returns l with every zero (or negative) field set to its
+// default.
 func (l Limits) withDefaults() Limits {
-	if l.LineBytes <= 0 {
-		l.LineBytes = DefaultLineBytes
-	}
-	l.LineBytes = max(l.LineBytes, 256) // RFC 2449 §4: 255 octets at least
-	if l.DiscardBytes <= 0 {
-		l.DiscardBytes = DefaultDiscardBytes
-	}
-	if l.LoginTimeout <= 0 {
-		l.LoginTimeout = DefaultLoginTimeout
-	}
-	if l.PreAuthIdle <= 0 {
-		l.PreAuthIdle = DefaultPreAuthIdle
-	}
-	if l.IdleTimeout <= 0 {
-		l.IdleTimeout = DefaultIdleTimeout
-	}
-	if l.WriteTimeout <= 0 {
-		l.WriteTimeout = DefaultWriteTimeout
-	}
-	if l.PreAuthCommands <= 0 {
-		l.PreAuthCommands = DefaultPreAuthCommands
-	}
-	if l.BadCommands <= 0 {
-		l.BadCommands = DefaultBadCommands
-	}
-	if l.MaxMessages <= 0 {
-		l.MaxMessages = DefaultMaxMessages
-	}
+	l.LineBytes = max(connset.OrDefault(l.LineBytes, DefaultLineBytes), 256) // RFC 2449 §4: 255 octets at least
+	l.DiscardBytes = connset.OrDefault(l.DiscardBytes, DefaultDiscardBytes)
+	l.LoginTimeout = connset.OrDefault(l.LoginTimeout, DefaultLoginTimeout)
+	l.PreAuthIdle = connset.OrDefault(l.PreAuthIdle, DefaultPreAuthIdle)
+	l.IdleTimeout = connset.OrDefault(l.IdleTimeout, DefaultIdleTimeout)
+	l.WriteTimeout = connset.OrDefault(l.WriteTimeout, DefaultWriteTimeout)
+	l.PreAuthCommands = connset.OrDefault(l.PreAuthCommands, DefaultPreAuthCommands)
+	l.BadCommands = connset.OrDefault(l.BadCommands, DefaultBadCommands)
+	l.MaxMessages = connset.OrDefault(l.MaxMessages, DefaultMaxMessages)
 	return l
 }

@@ -1,6 +1,11 @@
 package wire
 
-import "time"
+import (
+	"cmp"
+	"time"
+
+	"github.com/sealmail/sealmail/server/connset"
+)
 
 // StateLimits bound what one command may make the server read, buffer and
 // wait for in one connection state. Every field's zero value means the
@@ -113,23 +118,15 @@ const (
 	idleTimeout = 35 * time.Minute
 )
 
-// withDefaults returns l with every zero field set.
+// withDefaults returns l with every zero field set. A negative
+// IdleKeepalive stays (no keepalive); other negative fields take their
+// defaults.
 func (l Limits) withDefaults() Limits {
-	if l.AppendLimit <= 0 {
-		l.AppendLimit = DefaultAppendLimit
-	}
-	if l.AppendMessages <= 0 {
-		l.AppendMessages = DefaultAppendMessages
-	}
-	if l.LoginTimeout <= 0 {
-		l.LoginTimeout = DefaultLoginTimeout
-	}
-	if l.WriteTimeout <= 0 {
-		l.WriteTimeout = DefaultWriteTimeout
-	}
-	if l.IdleKeepalive == 0 {
-		l.IdleKeepalive = DefaultIdleKeepalive
-	}
+	l.AppendLimit = connset.OrDefault(l.AppendLimit, DefaultAppendLimit)
+	l.AppendMessages = connset.OrDefault(l.AppendMessages, DefaultAppendMessages)
+	l.LoginTimeout = connset.OrDefault(l.LoginTimeout, DefaultLoginTimeout)
+	l.WriteTimeout = connset.OrDefault(l.WriteTimeout, DefaultWriteTimeout)
+	l.IdleKeepalive = cmp.Or(l.IdleKeepalive, DefaultIdleKeepalive)
 	auth := DefaultAuthLimits
 	auth.DiscardBytes = l.AppendLimit
 	l.PreAuth = l.PreAuth.withDefaults(DefaultPreAuthLimits)
@@ -137,30 +134,16 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// withDefaults returns s with every zero field set from d. A negative
+// CommandTimeout stays (no bound); other negative fields take d's.
 func (s StateLimits) withDefaults(d StateLimits) StateLimits {
-	if s.LineBytes <= 0 {
-		s.LineBytes = d.LineBytes
-	}
-	if s.CommandBytes <= 0 {
-		s.CommandBytes = d.CommandBytes
-	}
-	if s.Depth <= 0 {
-		s.Depth = d.Depth
-	}
-	if s.Args <= 0 {
-		s.Args = d.Args
-	}
-	if s.DiscardBytes <= 0 {
-		s.DiscardBytes = d.DiscardBytes
-	}
-	if s.IdleTimeout <= 0 {
-		s.IdleTimeout = d.IdleTimeout
-	}
-	if s.ReadTimeout <= 0 {
-		s.ReadTimeout = d.ReadTimeout
-	}
-	if s.CommandTimeout == 0 {
-		s.CommandTimeout = d.CommandTimeout
-	}
+	s.LineBytes = connset.OrDefault(s.LineBytes, d.LineBytes)
+	s.CommandBytes = connset.OrDefault(s.CommandBytes, d.CommandBytes)
+	s.Depth = connset.OrDefault(s.Depth, d.Depth)
+	s.Args = connset.OrDefault(s.Args, d.Args)
+	s.DiscardBytes = connset.OrDefault(s.DiscardBytes, d.DiscardBytes)
+	s.IdleTimeout = connset.OrDefault(s.IdleTimeout, d.IdleTimeout)
+	s.ReadTimeout = connset.OrDefault(s.ReadTimeout, d.ReadTimeout)
+	s.CommandTimeout = cmp.Or(s.CommandTimeout, d.CommandTimeout)
 	return s
 }
