@@ -403,146 +403,142 @@ func TestLargeInlineBlobIsAFile(t *testing.T) {
 
 // TestDeleteAccountWhileStaging: a blob writer whose pending marker is
 // durable, but whose file is not created yet, when its account is
-// deleted; and a copy of a message the vault keeps, stopped at the same
-// point. Whenever the process stops after that, the next Open removes
-// every blob file that no file record names; without a crash, the
-// writer's Discard and the copy's end remove them.
+// deleted; Deliver's own file for a large blob handed over in memory,
+// and a copy of a message the vault keeps, stopped at the same point.
+// Whenever the process stops after that, the next Open removes every
+// blob file that no file record names; without a crash, the writer's
+// Discard, Deliver and the copy's end remove them.
 func TestDeleteAccountWhileStaging(t *testing.T) {
 	const addr = "a@example.org"
-	big := randBytes(2*stageBuffer + 5) // the first flush comes within Write
-	// deleteAt makes the store delete addr when it reaches point.
-	deleteAt := func(db *DB, point string) {
+	// world is one case's store in dir, with addr, which the store
+	// deletes when it reaches point (DB.stageHook).
+	type world struct {
+		dir  string
+		db   *DB
+		acct uint64
+	}
+	newWorld := func(t *testing.T, point string) *world {
+		w := &world{dir: t.TempDir()}
+		w.db = openDB(t, w.dir)
+		t.Cleanup(func() { w.db.Close() })
+		mkAccount(t, w.db, addr, []byte("s"))
+		w.acct = acctIDOf(t, w.db, addr)
 		var once sync.Once
-		db.stageHook = func(p string) {
+		w.db.stageHook = func(p string) {
 			if p != point {
 				return
 			}
 			once.Do(func() {
-				if _, err := db.DeleteAccount(bg, addr); err != nil {
+				if _, err := w.db.DeleteAccount(bg, addr); err != nil {
 					t.Errorf("DeleteAccount: %v", err)
 				}
 			})
 		}
+		return w
 	}
-	for _, crash := range []bool{true, false} {
-		t.Run(fmt.Sprintf("writer/crash=%v", crash), func(t *testing.T) {
-			dir := t.TempDir()
-			db := openDB(t, dir)
-			defer func() { db.Close() }()
-			mkAccount(t, db, addr, []byte("s"))
-			acct := acctIDOf(t, db, addr)
-			deleteAt(db, "marked")
-			w, err := db.StageBlob(bg, addr)
+	// crash stops the process: whatever was at work reaches no further
+	// step, and the store opens again.
+	crash := func(t *testing.T, w *world) {
+		if err := w.db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		w.db = openDB(t, w.dir)
+	}
+	// check wants files blob files and file records left, and no marker
+	// or unlink entry.
+	check := func(t *testing.T, w *world, files int) {
+		t.Helper()
+		n, k, p, u := len(blobFiles(t, w.dir)), countPrefix(t, w.db, pBlobFile), countPrefix(t, w.db, pPending), countPrefix(t, w.db, pUnlink)
+		if n != files || k != files || p != 0 || u != 0 {
+			t.Fatalf("%d blob files, %d file records, %d markers, %d unlink entries; want %d, %d, 0, 0 (a file no record names is never removed)",
+				n, k, p, u, files, files)
+		}
+	}
+	big := randBytes(2*stageBuffer + 5) // the first flush comes within Write
+	for _, crashed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("writer/crash=%v", crashed), func(t *testing.T) {
+			w := newWorld(t, "marked")
+			bw, err := w.db.StageBlob(bg, addr)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := w.Write(big); err != nil {
+			if _, err := bw.Write(big); err != nil {
 				t.Fatalf("Write: %v", err)
 			}
-			if n := len(blobFiles(t, dir)); n != 1 {
+			if n := len(blobFiles(t, w.dir)); n != 1 {
 				t.Fatalf("setup: %d blob files, want the writer's", n)
 			}
-			if crash {
-				// The process stops: the writer reaches neither Finish
-				// nor Discard.
-				if err := db.Close(); err != nil {
-					t.Fatal(err)
-				}
-				db = openDB(t, dir)
+			if crashed {
+				crash(t, w) // before Finish and Discard
 			} else {
-				if _, err := w.Finish(bg); !errors.Is(err, store.ErrNotFound) {
+				if _, err := bw.Finish(bg); !errors.Is(err, store.ErrNotFound) {
 					t.Fatalf("Finish after the account was deleted: %v, want ErrNotFound", err)
 				}
-				if err := w.Discard(); err != nil {
+				if err := bw.Discard(); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if n := len(blobFiles(t, dir)); n != 0 {
-				t.Fatalf("%d blob files left, want 0: a file no record names is never removed", n)
-			}
-			if keys, _ := rawKeys(t, db, acct, nil); len(keys) != 0 || countPrefix(t, db, pUnlink) != 0 {
-				t.Fatalf("rows left of the deleted account: %q, %d unlink entries", keys, countPrefix(t, db, pUnlink))
+			check(t, w, 0)
+			if keys, _ := rawKeys(t, w.db, w.acct, nil); len(keys) != 0 {
+				t.Fatalf("rows left of the deleted account: %q", keys)
 			}
 		})
-		t.Run(fmt.Sprintf("memory/crash=%v", crash), func(t *testing.T) {
-			// Deliver's own file for a large blob handed over in memory.
-			dir := t.TempDir()
-			db := openDB(t, dir)
-			defer func() { db.Close() }()
-			mkAccount(t, db, addr, []byte("s"))
-			acct := acctIDOf(t, db, addr)
-			deleteAt(db, "marked")
+		t.Run(fmt.Sprintf("memory/crash=%v", crashed), func(t *testing.T) {
+			w := newWorld(t, "marked")
 			large := randBytes(fileThreshold + 1)
-			if crash {
-				w, err := db.StageBlob(bg, addr)
+			if crashed {
+				bw, err := w.db.StageBlob(bg, addr)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := w.(*blobWriter).writeAll(bg, large); err != nil {
+				if _, err := bw.(*blobWriter).writeAll(bg, large); err != nil {
 					t.Fatalf("writeAll: %v", err)
 				}
-				if n := len(blobFiles(t, dir)); n != 1 {
+				if n := len(blobFiles(t, w.dir)); n != 1 {
 					t.Fatalf("setup: %d blob files, want Deliver's", n)
 				}
-				// The process stops before Deliver's transaction.
-				if err := db.Close(); err != nil {
-					t.Fatal(err)
-				}
-				db = openDB(t, dir)
-			} else if _, err := db.Deliver(bg, []store.Delivery{{Account: addr, Blob: large}}); !errors.Is(err, store.ErrNotFound) {
+				crash(t, w) // before Deliver's transaction
+			} else if _, err := w.db.Deliver(bg, []store.Delivery{{Account: addr, Blob: large}}); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("Deliver to the account deleted meanwhile: %v, want ErrNotFound", err)
 			}
-			if n := len(blobFiles(t, dir)); n != 0 {
-				t.Fatalf("%d blob files left, want 0", n)
-			}
-			if keys, _ := rawKeys(t, db, acct, nil); len(keys) != 0 || countPrefix(t, db, pUnlink) != 0 {
-				t.Fatalf("rows left of the deleted account: %q, %d unlink entries", keys, countPrefix(t, db, pUnlink))
+			check(t, w, 0)
+			if keys, _ := rawKeys(t, w.db, w.acct, nil); len(keys) != 0 {
+				t.Fatalf("rows left of the deleted account: %q", keys)
 			}
 		})
-		t.Run(fmt.Sprintf("copy/crash=%v", crash), func(t *testing.T) {
-			dir := t.TempDir()
-			db := openDB(t, dir)
-			defer func() { db.Close() }()
-			mkAccount(t, db, addr, []byte("s"))
-			if err := db.PutAssignment(bg, store.Assignment{Preset: "P", Scope: "org"}); err != nil {
+		t.Run(fmt.Sprintf("copy/crash=%v", crashed), func(t *testing.T) {
+			w := newWorld(t, "copy marked")
+			if err := w.db.PutAssignment(bg, store.Assignment{Preset: "P", Scope: "org"}); err != nil {
 				t.Fatal(err)
 			}
-			gen, _ := db.PolicyGen(bg)
-			w, err := db.StageBlob(bg, addr)
+			gen, _ := w.db.PolicyGen(bg)
+			bw, err := w.db.StageBlob(bg, addr)
 			if err != nil {
 				t.Fatal(err)
 			}
-			w.Write(big)
-			sb, err := w.Finish(bg)
+			bw.Write(big)
+			sb, err := bw.Finish(bg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			keep := &store.Retention{Class: "default", KeepUntil: time.Now().Add(time.Hour), Gen: gen}
-			d, err := db.Deliver(bg, []store.Delivery{{Account: addr, Staged: &sb, Retention: keep}})
+			d, err := w.db.Deliver(bg, []store.Delivery{{Account: addr, Staged: &sb, Retention: keep}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			inbox := mboxID(t, db, addr, store.Inbox)
-			deleteAt(db, "copy marked")
-			c, err := db.prepareCopies(bg, addr, inbox, []uint32{d[0].UID})
+			c, err := w.db.prepareCopies(bg, addr, mboxID(t, w.db, addr, store.Inbox), []uint32{d[0].UID})
 			if err != nil || c == nil {
 				t.Fatalf("prepareCopies: %v, %v", c, err)
 			}
-			if n := len(blobFiles(t, dir)); n != 2 {
+			if n := len(blobFiles(t, w.dir)); n != 2 {
 				t.Fatalf("setup: %d blob files, want the vaulted one and the copy's", n)
 			}
-			if crash {
-				// The process stops before the copy's transaction.
-				if err := db.Close(); err != nil {
-					t.Fatal(err)
-				}
-				db = openDB(t, dir)
+			if crashed {
+				crash(t, w) // before the copy's transaction
 			} else {
-				db.endCopies(c)
+				w.db.endCopies(c)
 			}
-			if n, k, p := len(blobFiles(t, dir)), countPrefix(t, db, pBlobFile), countPrefix(t, db, pPending); n != 1 || k != 1 || p != 0 {
-				t.Fatalf("%d blob files, %d file records, %d markers; want the vaulted message's file and record only", n, k, p)
-			}
+			check(t, w, 1) // the vaulted message's
 		})
 	}
 }
