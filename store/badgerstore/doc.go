@@ -121,7 +121,10 @@
 // global "staged" counter (reserved in blocks of 4096), so it never
 // meets an ID from the account's own counter. A durable pending marker p
 // comes before the file; Finish syncs the file and its directory and
-// then writes the size into the marker. The Deliver that links it
+// then writes the size into the marker (a large blob handed to Deliver
+// in memory gets its marker with the size at once, one transaction
+// fewer: only Deliver knows its ID, and it links the blob after the
+// sync). The Deliver that links it
 // replaces the marker with the file record K in the transaction that
 // writes the meta, so a blob is linked once at most and a file without
 // a K record always has a marker: Discard removes it, and Open removes
