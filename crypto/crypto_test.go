@@ -6,12 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/ecdh"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/ProtonMail/go-crypto/openpgp/x25519"
 )
 
 // keyTypes is every key type NewAccount makes; suites run over all of them.
@@ -600,8 +603,27 @@ func TestWipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	master, indexKey := kr.master, kr.indexKey
+	var secrets [][]byte // the decryption keys' secret bytes
+	for _, d := range kr.decrypters {
+		switch priv := d.PrivateKey.(type) {
+		case *ecdh.PrivateKey:
+			secrets = append(secrets, priv.D)
+		case *x25519.PrivateKey:
+			secrets = append(secrets, priv.Secret)
+		default:
+			t.Fatalf("decryption key %T", priv)
+		}
+	}
+	if len(secrets) == 0 {
+		t.Fatal("no decryption key")
+	}
 	kr.Wipe()
 	kr.Wipe() // idempotent
+	for _, sec := range secrets {
+		if !bytes.Equal(sec, make([]byte, len(sec))) {
+			t.Fatal("Wipe left the decryption key's secret in place")
+		}
+	}
 	if got, err := io.ReadAll(plain); err != nil || string(got) != "hello" {
 		t.Fatalf("stream opened before Wipe: %q, %v", got, err)
 	}
@@ -623,6 +645,55 @@ func TestWipe(t *testing.T) {
 	if kr.Fingerprint() != a.sec.Fingerprint {
 		t.Errorf("Fingerprint after Wipe = %q", kr.Fingerprint())
 	}
+}
+
+// TestKeyringKeepsDecryptionKeysOnly: an unlocked keyring (one per
+// logged-in session) keeps only the secret keys that open mail, not the
+// whole parsed key (issue 11: memory per idle session), and still opens
+// mail, exports the whole key and checks the public key.
+func TestKeyringKeepsDecryptionKeysOnly(t *testing.T) {
+	for _, kt := range []KeyType{KeyEd25519, KeyV6Ed25519} {
+		a := testAccount(t, kt)
+		const n = 200
+		before := heapAlloc()
+		rings := make([]*Keyring, n)
+		for i := range rings {
+			var err error
+			if rings[i], err = newKeyring(a.kr.master, a.sec.WrappedKey); err != nil {
+				t.Fatal(err)
+			}
+		}
+		per := (heapAlloc() - before) / n
+		t.Logf("%s: %d bytes per keyring", kt, per)
+		if per > 3<<10 {
+			t.Errorf("%s: %d bytes per unlocked keyring, want under 3 KiB", kt, per)
+		}
+		kr := rings[0]
+		plain, _, err := kr.Open(bytes.NewReader(seal(t, a.pub, []byte("still opens"))))
+		if err != nil {
+			t.Fatalf("%s: Open: %v", kt, err)
+		}
+		if got, err := io.ReadAll(plain); err != nil || string(got) != "still opens" {
+			t.Fatalf("%s: opened %q, %v", kt, got, err)
+		}
+		if err := kr.CheckPublicKey(a.sec.PublicKey); err != nil {
+			t.Fatalf("%s: CheckPublicKey: %v", kt, err)
+		}
+		if _, err := kr.ExportSecretKey([]byte("export")); err != nil {
+			t.Fatalf("%s: ExportSecretKey: %v", kt, err)
+		}
+		for _, kr := range rings {
+			kr.Wipe()
+		}
+	}
+}
+
+// heapAlloc is the heap in use after a collection.
+func heapAlloc() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }
 
 func TestKeyringConcurrentUse(t *testing.T) {

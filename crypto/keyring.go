@@ -23,15 +23,22 @@ import (
 // but never hands out the master secret M, the private key or the index
 // key. It is safe for concurrent use. After Wipe every method that can
 // fail returns ErrWiped.
+//
+// Of the unwrapped private key it keeps only the encryption-capable
+// secret keys, which Open needs: every logged-in IMAP session holds a
+// Keyring, and the rest of the parsed key (primary key, user IDs,
+// self-signatures) was some 5 KB of each. What needs the whole key
+// (ExportSecretKey) unwraps it again from M and the wrapped key, which
+// costs no KDF run.
 type Keyring struct {
 	fingerprint string // immutable; public
 	v6          bool   // immutable; the key is an RFC 9580 v6 key
+	wrapped     []byte // immutable; the private key wrapped under M (ciphertext)
 
 	mu         sync.RWMutex
 	master     []byte               // guarded by mu; M, nil once wiped
 	indexKey   []byte               // guarded by mu; K_idx = HKDF(M, infoIndexKey)
-	entity     *openpgp.Entity      // guarded by mu; unencrypted secret key
-	decrypters []*packet.PrivateKey // guarded by mu; the encryption-capable secret keys of entity
+	decrypters []*packet.PrivateKey // guarded by mu; the encryption-capable secret keys, nil once wiped
 }
 
 // newKeyring unwraps the private key with M and derives K_idx. It copies
@@ -49,17 +56,29 @@ func newKeyring(master, wrappedKey []byte) (*Keyring, error) {
 	k := &Keyring{
 		fingerprint: hex.EncodeToString(e.PrimaryKey.Fingerprint),
 		v6:          e.PrimaryKey.Version == 6,
+		wrapped:     bytes.Clone(wrappedKey),
 		master:      bytes.Clone(master),
 		indexKey:    idx,
-		entity:      e,
 	}
+	keep := map[*packet.PrivateKey]bool{}
 	for _, sk := range e.Subkeys {
 		if sk.PrivateKey != nil && !sk.PrivateKey.Encrypted && sk.PrivateKey.PubKeyAlgo.CanEncrypt() {
 			k.decrypters = append(k.decrypters, sk.PrivateKey)
+			keep[sk.PrivateKey] = true
 		}
 	}
 	if e.PrivateKey.PubKeyAlgo.CanEncrypt() {
 		k.decrypters = append(k.decrypters, e.PrivateKey)
+		keep[e.PrivateKey] = true
+	}
+	// The secret keys not kept are wiped; the rest of e is dropped.
+	if !keep[e.PrivateKey] {
+		wipePrivateKey(e.PrivateKey)
+	}
+	for _, sk := range e.Subkeys {
+		if !keep[sk.PrivateKey] {
+			wipePrivateKey(sk.PrivateKey)
+		}
 	}
 	if len(k.decrypters) == 0 {
 		k.Wipe()
@@ -87,7 +106,7 @@ func (k *Keyring) CheckPublicKey(pub []byte) error {
 	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	if k.entity == nil {
+	if k.decrypters == nil {
 		return ErrWiped
 	}
 	for _, d := range k.decrypters {
@@ -168,26 +187,18 @@ func (k *Keyring) ExportSecretKey(password []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// cloneEntity returns an independent copy of the secret key, by
-// serializing and parsing it; the caller wipes it.
+// cloneEntity returns the whole secret key, unwrapped again from M; the
+// caller wipes it.
 func (k *Keyring) cloneEntity() (*openpgp.Entity, error) {
-	var buf bytes.Buffer
 	k.mu.RLock()
-	if k.entity == nil {
+	if k.master == nil {
 		k.mu.RUnlock()
 		return nil, ErrWiped
 	}
-	err := k.entity.SerializePrivateWithoutSigning(&buf, nil)
+	m := bytes.Clone(k.master)
 	k.mu.RUnlock()
-	defer zero(buf.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("crypto: serialize private key: %w", err)
-	}
-	e, err := openpgp.ReadEntity(packet.NewReader(bytes.NewReader(buf.Bytes())))
-	if err != nil {
-		return nil, fmt.Errorf("crypto: reparse private key: %w", err)
-	}
-	return e, nil
+	defer zero(m)
+	return unwrapEntity(m, k.wrapped)
 }
 
 // Wipe zeroes M, K_idx and the private key material the keyring holds and
@@ -200,10 +211,10 @@ func (k *Keyring) Wipe() {
 	defer k.mu.Unlock()
 	zero(k.master)
 	zero(k.indexKey)
-	if k.entity != nil {
-		wipeEntity(k.entity)
+	for _, d := range k.decrypters {
+		wipePrivateKey(d)
 	}
-	k.master, k.indexKey, k.entity, k.decrypters = nil, nil, nil, nil
+	k.master, k.indexKey, k.decrypters = nil, nil, nil
 }
 
 // wipeEntity zeroes the secret key material of e's primary key and

@@ -149,7 +149,7 @@ func readKeyPackets(pr *packet.Reader) ([]*packet.EncryptedKey, packet.Encrypted
 func (k *Keyring) decryptSessionKey(eks []*packet.EncryptedKey) (packet.CipherFunction, []byte, error) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	if k.entity == nil {
+	if k.decrypters == nil {
 		return 0, nil, ErrWiped
 	}
 	return decryptSessionKey(k.decrypters, k.fingerprint, eks)
