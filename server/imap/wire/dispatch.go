@@ -24,17 +24,41 @@ func okCode(code, text string) result {
 }
 
 // readAndRun reads one command (its tag and name, then, if the state
-// allows it, its arguments) and runs it.
+// allows it, its arguments) and runs it. Both happen off the connection's
+// goroutine (offStack), except IDLE's run, whose wait for the client is
+// then the connection's one goroutine.
 func (c *Conn) readAndRun(st connState) error {
+	var idle *Command
+	var idleParser *parser
+	err := offStack(func() error {
+		cmd, p, err := c.readOne(st)
+		if err != nil || cmd == nil {
+			return err
+		}
+		if cmd.Name == "IDLE" {
+			idle, idleParser = cmd, p
+			return nil
+		}
+		return c.run(cmd, p)
+	})
+	if err != nil || idle == nil {
+		return err
+	}
+	return c.run(idle, idleParser)
+}
+
+// readOne reads one command. It returns a nil Command when there was none
+// to run: an empty line, or a command refused (and answered) already.
+func (c *Conn) readOne(st connState) (*Command, *parser, error) {
 	r := &c.r
 	// An empty line is not a command; clients send them after literals.
 	if b, _ := r.peek(); b == '\n' {
 		_, err := r.br.Discard(1)
-		return err
+		return nil, nil, err
 	} else if b == '\r' {
 		if two := r.peek2(); len(two) == 2 && two[1] == '\n' {
 			_, err := r.br.Discard(2)
-			return err
+			return nil, nil, err
 		}
 	}
 	p := &parser{reader: r, caps: c.caps, utf8: c.enc.utf8, qresync: c.Enabled(imap.CapQResync)}
@@ -44,9 +68,9 @@ func (c *Conn) readAndRun(st connState) error {
 		if cmd != nil {
 			tag = cmd.Tag
 		}
-		return c.refuse(tag, err)
+		return nil, nil, c.refuse(tag, err)
 	}
-	return c.run(cmd, p)
+	return cmd, p, nil
 }
 
 // readCommand reads a command's tag and name and, if the state st allows

@@ -66,7 +66,15 @@
 //     set under Conn.waitMu, under which every read sets its own, so that
 //     no wake-up is lost); IDLE's keepalive wakes it from a timer. For a
 //     Session without SessionWaker a second goroutine forwards Updates
-//     while the wait lasts. While LOGIN, SEARCH, SORT, THREAD or FETCH
+//     while the wait lasts. The work between waits — the TLS handshake,
+//     reading and running a command, Poll and the writes made while
+//     waiting — runs on a goroutine of its own that the connection's
+//     goroutine starts and waits for (offStack), so that the stack it
+//     grows (8 KiB and more for LOGIN's unlock or SELECT) goes when it
+//     ends; IDLE alone runs on the connection's goroutine, whose wait it
+//     is. An idle session then holds one goroutine with a 4 KiB stack
+//     (TestIdleSessionStack); it costs a goroutine start per command.
+//     While LOGIN, SEARCH, SORT, THREAD or FETCH
 //     has run for 20 ms, a goroutine waits on the connection and cancels
 //     the command's context if the client hangs up; it is woken (read
 //     deadline in the past) and waited for before the next command is
@@ -83,7 +91,7 @@
 //     own state (cipher state and the buffers crypto/tls keeps from the
 //     handshake, which it offers no way to release): with 500 idle TLS
 //     sessions in a fresh process (sealbench imap -session-mode), about
-//     17 KB of heap and 9 KB of stack each. COMPRESS adds a DEFLATE
+//     12 KB of heap and 4 KB of stack each. COMPRESS adds a DEFLATE
 //     compressor and decompressor (a few hundred KiB), and keeps its read
 //     buffer, which the decompressor reads ahead into.
 //   - Unilateral responses. The Session decides what to tell (it owns

@@ -81,8 +81,7 @@ func (c *Conn) cmdAppend(cmd *Command, p *parser) (res result, err error) {
 // cmdIdle runs IDLE (RFC 2177): updates are written as the Session
 // signals them, with a keepalive, until DONE.
 func (c *Conn) cmdIdle(cmd *Command, _ *parser) (result, error) {
-	c.enc.raw("+ idling\r\n")
-	if err := c.flush(); err != nil {
+	if err := c.writeOffStack("+ idling\r\n"); err != nil {
 		return result{}, err
 	}
 	if err := c.poll(PollIdle); err != nil {
