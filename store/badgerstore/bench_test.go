@@ -305,31 +305,52 @@ func BenchmarkStoreFlags(b *testing.B) {
 }
 
 // BenchmarkMessagesRange lists one message, by UID range, of a
-// 10,000-message mailbox, as a FETCH of one message does.
+// 10,000-message mailbox, as a FETCH of one message does: fresh, and
+// busy (after 10,000 flag changes among its first 100 messages, whose
+// older versions badger keeps until compaction).
 func BenchmarkMessagesRange(b *testing.B) {
-	db := benchDB(b)
-	ctx := context.Background()
-	const n = 10000
-	ds := make([]store.Delivery, 500)
-	for i := range ds {
-		ds[i] = store.Delivery{Account: "bench@example.org", Flags: []string{`\Seen`}, Blob: make([]byte, 200)}
-	}
-	for i := 0; i < n; i += len(ds) {
-		if _, err := db.Deliver(ctx, ds); err != nil {
-			b.Fatal(err)
-		}
-	}
-	inbox, err := db.Mailbox(ctx, "bench@example.org", store.Inbox)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		uid := uint32(1 + i%n)
-		ms, err := db.Messages(ctx, "bench@example.org", inbox.ID, store.ListOptions{FromUID: uid, ToUID: uid, WithSummary: true})
-		if err != nil || len(ms) != 1 {
-			b.Fatalf("listed %d, %v", len(ms), err)
-		}
+	for _, busy := range []bool{false, true} {
+		b.Run(fmt.Sprintf("busy=%v", busy), func(b *testing.B) {
+			db := benchDB(b)
+			ctx := context.Background()
+			const n = 10000
+			ds := make([]store.Delivery, 500)
+			for i := range ds {
+				ds[i] = store.Delivery{Account: "bench@example.org", Flags: []string{`\Seen`}, Blob: make([]byte, 200)}
+			}
+			for i := 0; i < n; i += len(ds) {
+				if _, err := db.Deliver(ctx, ds); err != nil {
+					b.Fatal(err)
+				}
+			}
+			inbox, err := db.Mailbox(ctx, "bench@example.org", store.Inbox)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range n {
+				if !busy {
+					break
+				}
+				op := store.FlagsAdd
+				if i%2 == 1 {
+					op = store.FlagsRemove
+				}
+				_, err := db.StoreFlags(ctx, "bench@example.org", inbox.ID, store.FlagUpdate{
+					UIDs: []uint32{uint32(1 + (i/2)%100)}, Op: op, Flags: []string{store.FlagFlagged},
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				uid := uint32(1 + i%100)
+				ms, err := db.Messages(ctx, "bench@example.org", inbox.ID, store.ListOptions{FromUID: uid, ToUID: uid, WithSummary: true})
+				if err != nil || len(ms) != 1 {
+					b.Fatalf("listed %d, %v", len(ms), err)
+				}
+			}
+		})
 	}
 }

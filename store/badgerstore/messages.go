@@ -12,6 +12,10 @@ import (
 	"github.com/sealmail/sealmail/store"
 )
 
+// pointRange is the widest UID range Messages reads by looking up each
+// UID rather than with an iterator.
+const pointRange = 16
+
 // Messages implements store.Store.
 func (db *DB) Messages(ctx context.Context, address string, mailbox uint64, opt store.ListOptions) ([]store.Message, error) {
 	var out []store.Message
@@ -41,27 +45,52 @@ func (db *DB) Messages(ctx context.Context, address string, mailbox uint64, opt 
 		}
 		seen := 0
 		intern := make(map[string]string)
-		err = t.scan(prefix, start, false, func(k, v []byte) (bool, error) {
-			uid := uidOf(k)
-			if opt.ToUID != 0 && uid > opt.ToUID {
-				return false, nil
-			}
-			if seen++; seen%1024 == 0 {
-				if err := ctx.Err(); err != nil {
-					return false, err
-				}
-			}
+		add := func(uid uint32, v []byte) error {
 			md, err := decodeMeta(v, intern)
 			if err != nil {
-				return false, corrupt(fmt.Sprintf("message %d", uid), err)
+				return corrupt(fmt.Sprintf("message %d", uid), err)
 			}
 			out = append(out, store.Message{
 				UID: uid, InternalDate: md.Date, Flags: md.Flags, ModSeq: md.ModSeq, SealedSize: md.SealedSize,
 				SaveDate: md.Saved, EmailID: md.emailID(),
 			})
 			blobs = append(blobs, md.Blob)
-			return true, nil
-		})
+			return nil
+		}
+		if opt.ToUID != 0 && opt.ToUID-max(opt.FromUID, 1) < pointRange {
+			// A few UIDs: look each up. An iterator would step over
+			// every older version of every meta in the range that
+			// badger still keeps (each flag change writes one), which
+			// in a busy mailbox costs far more than a few lookups.
+			for uid := max(opt.FromUID, 1); ; uid++ {
+				v, err := t.get(metaKey(acct, m.ID, uid))
+				switch {
+				case err == nil:
+					err = add(uid, v)
+				case errors.Is(err, errNoKey):
+					err = nil
+				}
+				if err != nil {
+					return err
+				}
+				if uid == opt.ToUID {
+					break
+				}
+			}
+		} else {
+			err = t.scan(prefix, start, false, func(k, v []byte) (bool, error) {
+				uid := uidOf(k)
+				if opt.ToUID != 0 && uid > opt.ToUID {
+					return false, nil
+				}
+				if seen++; seen%1024 == 0 {
+					if err := ctx.Err(); err != nil {
+						return false, err
+					}
+				}
+				return true, add(uid, v)
+			})
+		}
 		if err != nil || !opt.WithSummary {
 			return err
 		}

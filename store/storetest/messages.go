@@ -123,6 +123,8 @@ func testListRange(t *testing.T, s store.Store) {
 		{7, 3, nil},
 		{0, 2, []uint32{1, 2}},
 		{9, 1 << 31, []uint32{9, 10}},
+		{1<<32 - 3, 1<<32 - 1, nil},
+		{8, 12, []uint32{8, 9, 10}},
 	} {
 		got := uidsOf(messages(t, s, addr, store.Inbox, store.ListOptions{FromUID: c.from, ToUID: c.to}))
 		if !equalUIDs(got, c.want) {
