@@ -7,7 +7,7 @@ import "github.com/sealmail/sealmail/store"
 // it selected are told EXPUNGE, as for another IMAP session's. It does
 // not wait for them. Wire it as POP3's change hook.
 func (s *Server) Expunged(account string, mailbox uint64, uids []uint32) {
-	s.expungedBy(account, mailbox, uids, nil, false)
+	s.expungedBy(account, mailbox, uids, nil, false, 0)
 }
 
 // FlagsChanged tells the server that messages' flags were changed by

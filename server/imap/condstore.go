@@ -72,7 +72,70 @@ func (s *session) announceModSeq(ctx context.Context, a authState, sel *selected
 	if err != nil {
 		return // the command itself will meet the failure
 	}
-	if mb.HighestModSeq > 0 {
-		w.HighestModSeq(mb.HighestModSeq)
+	n := mb.HighestModSeq
+	if floor, held := sel.heldFloor(); held {
+		n = min(n, max(floor, 1))
 	}
+	if n > 0 {
+		w.HighestModSeq(n)
+		sel.told(n)
+	}
+}
+
+// Removals held back and mod-sequences (RFC 7162 §3.2, and erratum 1810
+// of RFC 5162, whose text it took over). While a removal by another
+// session is held back (no EXPUNGE or VANISHED during FETCH, STORE and
+// SEARCH by number, nor for NOTIFY's SELECTED-DELAYED), the client may
+// still be sent FETCH MODSEQ values above the removal's mod-sequence. A
+// client that took the highest of them as its HIGHESTMODSEQ and lost the
+// connection before the EXPUNGE came would resynchronise from past the
+// removal and never learn of it. So, as Dovecot does, a Poll that leaves
+// removals held back after the client was told a higher mod-sequence
+// ends with "* OK [HIGHESTMODSEQ floor]", floor being below every held
+// removal (view.heldFloor: the HIGHESTMODSEQ read before the removal by
+// the session that made it, else SELECT's); the client takes the last
+// HIGHESTMODSEQ response code it saw over the MODSEQs of the FETCH
+// responses before it. The enabling command's own HIGHESTMODSEQ
+// (announceModSeq) says no more than floor either.
+
+// told records that the client was sent mod-sequence n (a FETCH MODSEQ,
+// a SEARCH result's MODSEQ, a HIGHESTMODSEQ).
+func (sel *selected) told(n uint64) {
+	sel.toldModSeq = max(sel.toldModSeq, n)
+}
+
+// heldFloor returns the floor of the removals the view holds back, if
+// it holds any.
+func (sel *selected) heldFloor() (uint64, bool) {
+	sel.st.mu.Lock()
+	defer sel.st.mu.Unlock()
+	return sel.v.heldFloor, len(sel.v.expunged) > 0
+}
+
+// guardModSeq writes "* OK [HIGHESTMODSEQ floor]" if the view holds
+// removals back and the client was told a mod-sequence above their
+// floor since it was last corrected (see above).
+func guardModSeq(w *wire.UpdateWriter, sel *selected) error {
+	floor, held := sel.heldFloor()
+	if !held {
+		return nil
+	}
+	floor = max(floor, 1) // a removal's mod-sequence is 2 at least
+	if sel.toldModSeq <= floor {
+		return nil
+	}
+	sel.toldModSeq = floor
+	return w.HighestModSeq(floor)
+}
+
+// modSeqBefore reads the selected mailbox's HIGHESTMODSEQ before this
+// session removes messages from it: the floor of the removal for the
+// other sessions that hold it back. 0 (not known) if the read fails; the
+// removal itself will meet the failure.
+func (s *session) modSeqBefore(ctx context.Context, a authState, sel *selected) uint64 {
+	mb, err := s.srv.st.MailboxByID(ctx, a.account, sel.st.key.id)
+	if err != nil {
+		return 0
+	}
+	return mb.HighestModSeq
 }

@@ -127,6 +127,7 @@ func (s *session) Move(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Copy
 		return nil
 	}
 	src := sel.st.key.id
+	before := s.modSeqBefore(ctx, a, sel)
 	res, err := s.moveMessages(ctx, a, src, dmb.ID, refUIDs(refs))
 	if err != nil && len(res.Pairs) == 0 {
 		return s.copyErr(ctx, a, sel, "move", err, dmb)
@@ -137,7 +138,7 @@ func (s *session) Move(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Copy
 			return err
 		}
 	}
-	gone := s.srv.expunged(a.account, src, movedSources(res), sel.v)
+	gone := s.srv.expunged(a.account, src, movedSources(res), sel.v, before)
 	if err := sel.contextsExpunged(w, gone); err != nil {
 		return err
 	}

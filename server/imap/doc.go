@@ -67,7 +67,10 @@
 //     and wakes them (Updates); Poll writes it when the protocol allows
 //     (no EXPUNGE after FETCH, STORE or SEARCH by sequence number, RFC
 //     9051 §7.5.1), announcing a new keyword with FLAGS before any FETCH
-//     uses it. What Poll writes is computed under the state's lock and
+//     uses it; while an expunge is held back, a client told a higher
+//     MODSEQ meanwhile gets a HIGHESTMODSEQ below the expunge's, so it
+//     cannot resynchronise past it (RFC 7162 §3.2, condstore.go). What
+//     Poll writes is computed under the state's lock and
 //     written after it is released, so a slow client holds no other
 //     session up.
 //   - Every mutation this process makes reaches the views: our own

@@ -283,6 +283,9 @@ func (s *session) writeItems(ctx context.Context, a authState, sel *selected, w 
 				continue
 			}
 		}
+		if o.ModSeq || (ff.condstore && it.flagsUp) {
+			sel.told(it.msg.ModSeq)
+		}
 		err = s.writeFetch(ctx, w, it, o, b, ff.condstore, ff.rev1)
 		if own != nil {
 			own.Close()

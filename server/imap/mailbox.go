@@ -270,7 +270,7 @@ func (s *session) renameInbox(ctx context.Context, a authState, inbox store.Mail
 	}
 	res, err := s.moveMessages(ctx, a, inbox.ID, mb.ID, uids)
 	if len(res.Pairs) > 0 {
-		s.srv.expunged(a.account, inbox.ID, movedSources(res), nil)
+		s.srv.expunged(a.account, inbox.ID, movedSources(res), nil, 0)
 	}
 	if err != nil {
 		return protoErr(a.log, "rename", err, "mailbox", store.Inbox)

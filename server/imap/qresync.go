@@ -217,6 +217,7 @@ func (s *session) writeChanged(ctx context.Context, a authState, sel *selected, 
 		fr.UID(imap.UID(c.uid))
 		fr.Flags(fetchFlags(c.flags, c.recent && rev1))
 		fr.ModSeq(c.modseq)
+		sel.told(c.modseq)
 		if err := fr.Close(); err != nil {
 			return err
 		}

@@ -2,8 +2,15 @@ package imap
 
 import (
 	"context"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -277,5 +284,75 @@ func TestQResyncBelowFloor(t *testing.T) {
 	out = c.ok(fmt.Sprintf("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)", ms0))
 	if van := untaggedLines(out, "VANISHED"); len(van) != 1 || van[0] != want {
 		t.Errorf("UID FETCH below the floor: VANISHED %q, want %q", van, want)
+	}
+}
+
+// TestQResyncHeldExpunge: while another session's removal is held back
+// from a QRESYNC client (after FETCH and STORE by sequence number), the
+// MODSEQs it is told of do not carry it past the removal (RFC 7162 §3.2,
+// erratum 1810 of RFC 5162): the command ends with a HIGHESTMODSEQ below
+// the removal's, so a client that loses the connection before hearing of
+// the removal and resynchronises from where it was left (Python's
+// imaplib, testdata/imaplib_held_expunge.py) gets it in VANISHED
+// (EARLIER).
+func TestQResyncHeldExpunge(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	for i := 1; i <= 5; i++ {
+		env.deliver(alice, "", testMessage(fmt.Sprintf("m%d", i), "x"))
+	}
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3 is required for this test: %v", err)
+	}
+	cert, _ := testCert(t)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(env.tlsAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, py, "testdata/imaplib_held_expunge.py", host, port, ca, alice, alicePW).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("imaplib: %v\n%s\n%s", err, out, stderr)
+	}
+	var rounds map[string]struct {
+		Status   string   `json:"status"`
+		Lines    []string `json:"lines"`
+		Selected uint64   `json:"selected"`
+		Left     uint64   `json:"left"`
+		Told     bool     `json:"told"`
+		Resync   string   `json:"resync"`
+		Vanished string   `json:"vanished"`
+	}
+	if err := json.Unmarshal(out, &rounds); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	for name, gone := range map[string]string{"fetch": "1", "store": "3"} {
+		r, ok := rounds[name]
+		if !ok {
+			t.Fatalf("round %s missing: %s", name, out)
+		}
+		lines := strings.Join(r.Lines, "")
+		if r.Status != "OK" || r.Resync != "OK" {
+			t.Fatalf("%s: command %s, resync %s\n%s", name, r.Status, r.Resync, lines)
+		}
+		if r.Told {
+			t.Fatalf("%s: the removal was not held back\n%s", name, lines)
+		}
+		// The scenario: A was sent a MODSEQ above the removal's.
+		if !regexp.MustCompile(`FETCH .*MODSEQ \(\d+\)`).MatchString(lines) {
+			t.Fatalf("%s: no FETCH MODSEQ\n%s", name, lines)
+		}
+		van := strings.TrimPrefix(strings.TrimSpace(r.Vanished), "* VANISHED (EARLIER) ")
+		if !slices.Contains(strings.Split(van, ","), gone) {
+			t.Errorf("%s: left at MODSEQ %d (SELECT said %d); resync VANISHED %q, want UID %s in it\n%s",
+				name, r.Left, r.Selected, r.Vanished, gone, lines)
+		}
 	}
 }

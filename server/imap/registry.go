@@ -71,6 +71,15 @@ type view struct {
 	flags    map[uint32]flagUpdate // flag changes not announced yet
 	recent   map[uint32]struct{}   // \Recent in this session (RFC 3501 §2.3.2)
 	keywords map[string]struct{}   // keywords announced in FLAGS
+
+	// selModSeq is the HIGHESTMODSEQ SELECT told, read before its
+	// listing: every removal the view is told of later has a higher
+	// mod-sequence. heldFloor, while expunged is not empty, is a
+	// mod-sequence below every removal in it: what the client may hold
+	// as its HIGHESTMODSEQ until it is told of them (RFC 7162 §3.2,
+	// condstore.go's guardModSeq).
+	selModSeq uint64
+	heldFloor uint64
 }
 
 type flagUpdate struct {
@@ -228,7 +237,7 @@ func (s *mailboxState) reconcileLocked(msgs []store.Message) {
 			gone = append(gone, u)
 		}
 	}
-	s.expungeLocked(gone, nil)
+	s.expungeLocked(gone, nil, 0)
 	var last uint32
 	if n := len(s.uids); n > 0 {
 		last = s.uids[n-1]
@@ -316,8 +325,11 @@ func (s *mailboxState) noteKeywordsLocked(flags []string) {
 }
 
 // expungeLocked removes uids from the server view and queues EXPUNGE for
-// every view but origin (which tells its client itself).
-func (s *mailboxState) expungeLocked(uids []uint32, origin *view) {
+// every view but origin (which tells its client itself). before is the
+// mailbox's HIGHESTMODSEQ read before the removal was made, or 0 if not
+// known (a removal by another process or protocol): it bounds what the
+// views' clients may be told until they hear of the removal.
+func (s *mailboxState) expungeLocked(uids []uint32, origin *view, before uint64) {
 	if len(uids) == 0 {
 		return
 	}
@@ -339,10 +351,7 @@ func (s *mailboxState) expungeLocked(uids []uint32, origin *view) {
 				continue
 			}
 			if _, ok := slices.BinarySearch(v.uids, u); ok {
-				if v.expunged == nil {
-					v.expunged = map[uint32]struct{}{}
-				}
-				v.expunged[u] = struct{}{}
+				v.holdLocked(u, before)
 				woke = true
 			}
 		}
@@ -350,6 +359,25 @@ func (s *mailboxState) expungeLocked(uids []uint32, origin *view) {
 			v.wake()
 		}
 	}
+}
+
+// holdLocked queues the removal of uid, made after the mailbox's
+// HIGHESTMODSEQ was before (0: not known, the view's SELECT value is
+// used), and lowers the floor of the held removals accordingly.
+func (v *view) holdLocked(uid uint32, before uint64) {
+	floor := v.selModSeq
+	if before > 0 {
+		floor = max(floor, before)
+	}
+	if len(v.expunged) == 0 {
+		v.heldFloor = floor
+	} else {
+		v.heldFloor = min(v.heldFloor, floor)
+	}
+	if v.expunged == nil {
+		v.expunged = map[uint32]struct{}{}
+	}
+	v.expunged[uid] = struct{}{}
 }
 
 // flagsLocked queues the new flags of changed messages for every view

@@ -56,6 +56,7 @@ func (s *session) Search(ctx context.Context, cmd *wire.Search) (*wire.SearchDat
 	}
 	if keyUsesModSeq(&cmd.Key) {
 		d.ModSeq = resultModSeq(&cmd.Return, msgs)
+		sel.told(d.ModSeq)
 	}
 	if cmd.Return.Save {
 		sel.searchRes = uids

@@ -69,6 +69,7 @@ func (s *session) Select(ctx context.Context, cmd *wire.Select) (*wire.SelectDat
 	}
 	readOnly := cmd.ReadOnly
 	v := st.openLocked(msgs, readOnly, s.wake)
+	v.selModSeq = mb.HighestModSeq
 	var firstUnseen uint32
 	for i, m := range msgs {
 		if !store.HasFlag(m.Flags, store.FlagSeen) {

@@ -68,6 +68,10 @@ type selected struct {
 	// modseqTold: HIGHESTMODSEQ was sent for a CONDSTORE enabling
 	// command (condstore.go); session goroutine only.
 	modseqTold bool
+	// toldModSeq is the highest mod-sequence the client may hold as its
+	// HIGHESTMODSEQ since the last correction (condstore.go,
+	// guardModSeq); session goroutine only.
+	toldModSeq uint64
 	// listed is SELECT's listing, kept for the Resync of a SELECT with
 	// QRESYNC (qresync.go), which takes it; session goroutine only.
 	listed []store.Message
@@ -252,7 +256,10 @@ func (s *session) Poll(ctx context.Context, w *wire.UpdateWriter, at wire.PollPo
 	if err := sel.contextsExpunged(w, p.expunges); err != nil {
 		return err
 	}
-	if err := p.write(w, s.conn.Enabled(imap.CapCondStore), !s.conn.Enabled(imap.CapIMAP4rev2)); err != nil {
+	if err := p.write(w, sel, s.conn.Enabled(imap.CapCondStore), !s.conn.Enabled(imap.CapIMAP4rev2)); err != nil {
+		return err
+	}
+	if err := guardModSeq(w, sel); err != nil {
 		return err
 	}
 	if err := s.notifyFetch(ctx, w, p.added); err != nil {
@@ -317,6 +324,7 @@ func (s *session) plan(sel *selected, allow pollAllow) *pollPlan {
 			}
 		}
 		clear(v.expunged)
+		v.heldFloor = 0
 	}
 	if allow.news && len(v.added) > 0 {
 		added := v.added
@@ -356,7 +364,7 @@ func sortFetches(f []flagFetch) {
 }
 
 // write writes the plan.
-func (p *pollPlan) write(w *wire.UpdateWriter, condstore, rev1 bool) error {
+func (p *pollPlan) write(w *wire.UpdateWriter, sel *selected, condstore, rev1 bool) error {
 	for _, e := range p.expunges {
 		if err := w.Expunge(e.seq, imap.UID(e.uid)); err != nil {
 			return err
@@ -379,6 +387,7 @@ func (p *pollPlan) write(w *wire.UpdateWriter, condstore, rev1 bool) error {
 		fr.Flags(fetchFlags(f.flags, f.recent && rev1))
 		if condstore && f.modseq > 0 {
 			fr.ModSeq(f.modseq)
+			sel.told(f.modseq)
 		}
 		fr.Close()
 	}

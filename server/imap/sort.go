@@ -84,6 +84,7 @@ func (s *session) Sort(ctx context.Context, cmd *wire.Sort) (*wire.SearchData, e
 	d := &wire.SearchData{Nums: sortthread.Sort(msgs, crit)}
 	if keyUsesModSeq(&cmd.Key) {
 		d.ModSeq = resultModSeq(&cmd.Return, sortedMessages(items, hits, cmd.UID, d.Nums))
+		sel.told(d.ModSeq)
 	}
 	return d, nil
 }

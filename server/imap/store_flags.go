@@ -115,6 +115,7 @@ func (s *session) Store(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Sto
 		fr.Flags(fetchFlags(msgs[j].Flags, recent[r.uid] && rev1))
 		if condstore {
 			fr.ModSeq(msgs[j].ModSeq)
+			sel.told(msgs[j].ModSeq)
 		}
 		if err := fr.Close(); err != nil {
 			return nil, err
@@ -197,24 +198,26 @@ func (s *session) expunge(ctx context.Context, a authState, sel *selected, uids 
 	if len(del) == 0 {
 		return nil, nil
 	}
+	before := s.modSeqBefore(ctx, a, sel)
 	removed, err := s.srv.st.Expunge(ctx, a.account, mbox, del)
 	if err != nil {
 		return nil, s.selectedErr(ctx, a, sel, "expunge", err)
 	}
-	return s.srv.expunged(a.account, mbox, removed, sel.v), nil
+	return s.srv.expunged(a.account, mbox, removed, sel.v, before), nil
 }
 
 // expunged removes uids from the views of a mailbox after this process
 // removed them from the store: queued for every view but origin, and
 // returned for origin (whose client is told now, highest sequence number
-// first, so each stays valid as written).
-func (srv *Server) expunged(account string, mbox uint64, uids []uint32, origin *view) []expunge {
-	return srv.expungedBy(account, mbox, uids, origin, true)
+// first, so each stays valid as written). before is the mailbox's
+// HIGHESTMODSEQ read before the removal, or 0 (see expungeLocked).
+func (srv *Server) expunged(account string, mbox uint64, uids []uint32, origin *view, before uint64) []expunge {
+	return srv.expungedBy(account, mbox, uids, origin, true, before)
 }
 
 // expungedBy is expunged; ours says the removal was this server's, which
 // Options.OnExpunge is then told of.
-func (srv *Server) expungedBy(account string, mbox uint64, uids []uint32, origin *view, ours bool) []expunge {
+func (srv *Server) expungedBy(account string, mbox uint64, uids []uint32, origin *view, ours bool, before uint64) []expunge {
 	if len(uids) > 0 {
 		srv.events.publish(change{kind: changeExpunge, account: account, mailbox: mbox})
 	}
@@ -228,7 +231,7 @@ func (srv *Server) expungedBy(account string, mbox uint64, uids []uint32, origin
 	defer srv.reg.release(st)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.expungeLocked(uids, origin)
+	st.expungeLocked(uids, origin, before)
 	if origin == nil {
 		return nil
 	}
