@@ -92,8 +92,9 @@ func (c *unlockCache) expire() {
 // still among slots. secretFor gives the form of the secret an entry of a
 // kind was made from (nil: skip). Every fresh entry is tried, hit or not,
 // so the work does not depend on which one matches. Entries that turn out
-// stale are dropped.
-func (c *unlockCache) lookup(acct store.Account, secretFor func(store.SlotKind) []byte) (*crypto.Keyring, store.Slot, bool) {
+// stale are dropped. tried reports whether secret was tried against any
+// entry (a miss then tells the caller something about the secret).
+func (c *unlockCache) lookup(acct store.Account, secretFor func(store.SlotKind) []byte) (keys *crypto.Keyring, slot store.Slot, ok, tried bool) {
 	c.mu.Lock()
 	now := c.now()
 	var candidates []*cacheEntry
@@ -106,7 +107,6 @@ func (c *unlockCache) lookup(acct store.Account, secretFor func(store.SlotKind) 
 
 	var (
 		hit   *crypto.Keyring
-		slot  store.Slot
 		used  *cacheEntry
 		stale []*cacheEntry
 	)
@@ -119,6 +119,7 @@ func (c *unlockCache) lookup(acct store.Account, secretFor func(store.SlotKind) 
 			}
 			continue
 		}
+		tried = true
 		kr, err := e.secret.Unlock(secret, acct.WrappedKey)
 		switch {
 		case err == nil && hit == nil:
@@ -130,7 +131,7 @@ func (c *unlockCache) lookup(acct store.Account, secretFor func(store.SlotKind) 
 		}
 	}
 	if used == nil && len(stale) == 0 {
-		return nil, store.Slot{}, false
+		return nil, store.Slot{}, false, tried
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -149,7 +150,7 @@ func (c *unlockCache) lookup(acct store.Account, secretFor func(store.SlotKind) 
 		}
 	}
 	c.set(acct.Address, es)
-	return hit, slot, hit != nil
+	return hit, slot, hit != nil, tried
 }
 
 // add caches keys under secret for account's slot, replacing an entry for

@@ -60,13 +60,20 @@
 //
 // # Throttle
 //
-// Every login attempt is counted when it starts, per client address (IPv4
-// address, IPv6 /64) and per account, and refunded if it succeeds, so
-// parallel guesses cost what sequential ones do and a success on one
-// account never clears failures against another. An address and an
-// account each have few attempts in flight (admitted until answered,
-// failure delay included) and a short queue; beyond it attempts are
-// refused before any work (ErrThrottled). Attempts that did not succeed
+// Every login attempt is counted when it starts to run (it has its place
+// among the few attempts in flight of its client address, IPv4 address
+// or IPv6 /64, and of its account), per address and per account, and
+// refunded if it succeeds, so parallel guesses cost what sequential ones
+// do and a success on one account never clears failures against another.
+// Attempts waiting for a place are not counted yet, and attempts refused,
+// or ended before any secret was tried (the client left, the unlock queue
+// shed them), are not counted at all: a busy address of correct logins
+// (a NAT after a restart, when nothing is cached and no pair is known)
+// is admitted as fast as the unlocks run instead of earning gaps from
+// its own queue. An address and an account each have few attempts in
+// flight (admitted until answered, failure delay included) and a short
+// queue; beyond it attempts are refused before any work (ErrThrottled).
+// Attempts that did not succeed
 // earn gaps that double up to a bound: refused beyond a wait per address,
 // never refused per account, so guessing from many addresses slows down
 // without locking the owner out. A known pair (an address the account

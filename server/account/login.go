@@ -78,7 +78,13 @@ func (s *Service) loginRequest(ctx context.Context, req LoginRequest) (*Session,
 	}
 	start := time.Now()
 	sess, err := s.login(ctx, account, req.Secret, tk)
-	tk.done(err == nil)
+	if err != nil && !tk.checked {
+		// Shed by the unlock queue, or the client left, before any
+		// secret was tried: nothing was learnt, nothing is counted.
+		tk.end(unchecked)
+	} else {
+		tk.done(err == nil)
+	}
 	if err == nil {
 		log.Info("login", "account", account, "duration", time.Since(start))
 		if s.onLogin != nil {
@@ -128,7 +134,7 @@ func (s *Service) stopped(err error) error {
 // wrong credentials).
 func (s *Service) login(ctx context.Context, account string, secret []byte, tk *ticket) (*Session, error) {
 	if account == "" {
-		if err := s.burn(ctx, secret, burnFor(secret, forLogin), tk.trusted, tk.score); err != nil {
+		if err := s.burn(ctx, secret, burnFor(secret, forLogin), tk); err != nil {
 			return nil, err
 		}
 		return nil, crypto.ErrBadPassword
@@ -140,7 +146,7 @@ func (s *Service) login(ctx context.Context, account string, secret []byte, tk *
 	defer done()
 	acct, err := s.st.Account(ctx, account)
 	if err != nil {
-		if berr := s.burn(ctx, secret, burnFor(secret, forLogin), tk.trusted, tk.score); berr != nil {
+		if berr := s.burn(ctx, secret, burnFor(secret, forLogin), tk); berr != nil {
 			return nil, berr
 		}
 		if errors.Is(err, store.ErrNotFound) {
@@ -153,7 +159,9 @@ func (s *Service) login(ctx context.Context, account string, secret []byte, tk *
 	forms := secretForms(secret, code, isCode, forLogin)
 
 	if s.cache != nil {
-		if kr, slot, ok := s.cache.lookup(acct, forms); ok {
+		kr, slot, ok, tried := s.cache.lookup(acct, forms)
+		tk.checked = tk.checked || tried
+		if ok {
 			if err := checkPublicKey(kr, acct); err != nil {
 				return nil, err
 			}
@@ -161,7 +169,7 @@ func (s *Service) login(ctx context.Context, account string, secret []byte, tk *
 			return s.register(account, gen, slot, kr, nil)
 		}
 	}
-	kr, slot, err := s.unlockSlots(ctx, acct, tries, burns, tk.trusted, tk.score)
+	kr, slot, err := s.unlockSlots(ctx, acct, tries, burns, tk)
 	if err != nil {
 		return nil, err
 	}

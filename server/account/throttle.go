@@ -197,10 +197,18 @@ func (l *lanes) abandon(k string, ch chan struct{}) bool {
 	return false
 }
 
-// throttle decides whether and when a login attempt may start. Attempts
-// are counted when they start and refunded when they succeed, so parallel
-// guesses count as much as sequential ones, and a success on one account
-// refunds only its own attempt, never failures against others.
+// throttle decides whether and when a login attempt may start. An
+// attempt is counted when it starts to run (it has its places in the
+// address's and account's lanes) and refunded when it succeeds, or when
+// it ends without having checked a secret (its client left while it
+// waited, the unlock queue shed it). Parallel guesses therefore count as
+// much as sequential ones: at most ipInFlight of an address run at once,
+// each counted before it runs. Attempts waiting for a place are not
+// counted, so a busy address of correct logins (many clients behind one
+// NAT, all reconnecting after a restart) earns no gaps from its own
+// queue; what it gets refused (a full lane) never counts either. A
+// success on one account refunds only its own attempt, never failures
+// against others.
 type throttle struct {
 	lim limits           // immutable
 	now func() time.Time // immutable
@@ -235,18 +243,38 @@ type ticket struct {
 	account string
 	trusted bool    // a known pair
 	score   float64 // the address's score at admission, for the unlock queue
+	counted bool    // counted against the address and account (not trusted)
 	held    []heldLane
+	// checked: a secret was tested (a cache entry tried, or a place in
+	// the unlock gate taken). Set by the login on its goroutine.
+	checked bool
 }
+
+// outcome is how an admitted attempt ended.
+type outcome int
+
+const (
+	// failed: a secret was checked and did not open the account (or the
+	// attempt ended for another reason after a check).
+	failed outcome = iota
+	// succeeded: the account is unlocked.
+	succeeded
+	// unchecked: the attempt ended before any secret was checked (its
+	// client left, the unlock queue shed it): it is not counted.
+	unchecked
+)
 
 type heldLane struct {
 	l *lanes
 	k string
 }
 
-// admit counts the attempt and waits for its turn: the gaps its address
-// and account have earned, then a place in their lanes. It returns
-// ErrThrottled without waiting when the address or account already has
-// too many attempts queued, or the address would wait too long.
+// admit waits for the attempt's turn and counts it: first a place in its
+// lanes (the address's and the account's, or the known pair's), then the
+// gaps its address and account have earned. It returns ErrThrottled
+// without waiting when the address or account already has too many
+// attempts queued, or the address would wait too long; a refused
+// attempt is not counted.
 func (t *throttle) admit(ctx context.Context, ip, account string) (*ticket, error) {
 	t.mu.Lock()
 	now := t.now()
@@ -256,7 +284,6 @@ func (t *throttle) admit(ctx context.Context, ip, account string) (*ticket, erro
 	if p := t.pairs[pk]; p != nil && now.Sub(p.lastSuccess) < t.lim.trustedFor && p.failures < t.lim.pairMaxFailures {
 		tk.trusted = true
 	}
-	var wait time.Duration
 	var order []heldLane
 	if tk.trusted {
 		if t.pairL.full(pk) {
@@ -265,30 +292,10 @@ func (t *throttle) admit(ctx context.Context, ip, account string) (*ticket, erro
 		}
 		order = []heldLane{{&t.pairL, pk}}
 	} else {
-		if t.ipL.full(ip) || t.acctL.full(account) {
+		if t.ipL.full(ip) || t.acctL.full(account) || t.ipTooLongLocked(ip, now) {
 			t.mu.Unlock()
 			return nil, ErrThrottled
 		}
-		ipS := t.scoreLocked(t.byIP, ip)
-		if n := ipS.decayed(now, t.lim.halfLife) - t.lim.ipFree; n >= 0 {
-			gap := expWait(t.lim.ipBaseGap, n+1, t.lim.ipMaxGap)
-			if ipS.next.Sub(now) > t.lim.ipMaxWait {
-				t.mu.Unlock()
-				return nil, ErrThrottled
-			}
-			wait = ipS.reserve(now, gap).Sub(now)
-		}
-		acctS := t.scoreLocked(t.byAcct, account)
-		if n := acctS.decayed(now, t.lim.halfLife) - t.lim.acctFree; n >= 0 {
-			gap := expWait(t.lim.acctBaseGap, n+1, t.lim.acctMaxGap)
-			if acctS.next.Sub(now) > t.lim.acctMaxWait {
-				acctS.next = now.Add(t.lim.acctMaxWait)
-			}
-			wait = max(wait, acctS.reserve(now, gap).Sub(now))
-		}
-		tk.score = ipS.decayed(now, t.lim.halfLife)
-		ipS.add(now, 1, t.lim.halfLife)
-		acctS.add(now, 1, t.lim.halfLife)
 		order = []heldLane{{&t.ipL, ip}, {&t.acctL, account}}
 	}
 	// Take places now, in order, so the queue bounds hold from the start.
@@ -299,10 +306,6 @@ func (t *throttle) admit(ctx context.Context, ip, account string) (*ticket, erro
 	}
 	t.mu.Unlock()
 
-	if err := sleepCtx(ctx, wait); err != nil {
-		t.abandon(tk, waits)
-		return nil, err
-	}
 	for i, ch := range waits {
 		if ch == nil {
 			continue
@@ -315,10 +318,62 @@ func (t *throttle) admit(ctx context.Context, ip, account string) (*ticket, erro
 			return nil, ctx.Err()
 		}
 	}
+	if tk.trusted {
+		return tk, nil
+	}
+	wait, err := t.count(tk)
+	if err != nil {
+		tk.end(unchecked)
+		return nil, err
+	}
+	if err := sleepCtx(ctx, wait); err != nil {
+		tk.end(unchecked)
+		return nil, err
+	}
 	return tk, nil
 }
 
-// abandon gives back the places of an attempt that stopped waiting.
+// ipTooLongLocked reports whether an attempt from ip would wait longer
+// than ipMaxWait for the gaps the address has earned.
+func (t *throttle) ipTooLongLocked(ip string, now time.Time) bool {
+	s := t.byIP[ip]
+	return s != nil && s.decayed(now, t.lim.halfLife) >= t.lim.ipFree && s.next.Sub(now) > t.lim.ipMaxWait
+}
+
+// count counts an attempt that has its places (so the attempts of its
+// address and account running now are counted already) and books its
+// start after the gaps they have earned: it returns how long to wait,
+// or ErrThrottled if the address would wait too long.
+func (t *throttle) count(tk *ticket) (time.Duration, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	if t.ipTooLongLocked(tk.ip, now) {
+		return 0, ErrThrottled
+	}
+	var wait time.Duration
+	ipS := t.scoreLocked(t.byIP, tk.ip)
+	if n := ipS.decayed(now, t.lim.halfLife) - t.lim.ipFree; n >= 0 {
+		gap := expWait(t.lim.ipBaseGap, n+1, t.lim.ipMaxGap)
+		wait = ipS.reserve(now, gap).Sub(now)
+	}
+	acctS := t.scoreLocked(t.byAcct, tk.account)
+	if n := acctS.decayed(now, t.lim.halfLife) - t.lim.acctFree; n >= 0 {
+		gap := expWait(t.lim.acctBaseGap, n+1, t.lim.acctMaxGap)
+		if acctS.next.Sub(now) > t.lim.acctMaxWait {
+			acctS.next = now.Add(t.lim.acctMaxWait)
+		}
+		wait = max(wait, acctS.reserve(now, gap).Sub(now))
+	}
+	tk.score = ipS.decayed(now, t.lim.halfLife)
+	ipS.add(now, 1, t.lim.halfLife)
+	acctS.add(now, 1, t.lim.halfLife)
+	tk.counted = true
+	return wait, nil
+}
+
+// abandon gives back the places of an attempt that stopped waiting for
+// them.
 func (t *throttle) abandon(tk *ticket, waits []chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -331,10 +386,22 @@ func (t *throttle) abandon(tk *ticket, waits []chan struct{}) {
 	tk.held = nil
 }
 
-// done ends an admitted attempt: it frees its places and, on success,
-// refunds its count and trusts the pair; on failure it counts against the
-// pair's trust.
+// done ends an admitted attempt that checked a secret: it frees its
+// places and, on success, refunds its count and trusts the pair; on
+// failure it counts against the pair's trust.
 func (tk *ticket) done(success bool) {
+	if success {
+		tk.end(succeeded)
+	} else {
+		tk.end(failed)
+	}
+}
+
+// end ends an admitted attempt: it frees its places; on success it
+// refunds its count and trusts the pair; an attempt that checked no
+// secret is refunded and leaves the pair as it was; a failure counts
+// against the pair's trust.
+func (tk *ticket) end(o outcome) {
 	t := tk.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -343,21 +410,23 @@ func (tk *ticket) done(success bool) {
 	}
 	tk.held = nil
 	now := t.now()
-	pk := pairKey(tk.ip, tk.account)
-	if success {
-		if !tk.trusted {
-			if s := t.byIP[tk.ip]; s != nil {
-				s.add(now, -1, t.lim.halfLife)
-			}
-			if s := t.byAcct[tk.account]; s != nil {
-				s.add(now, -1, t.lim.halfLife)
-			}
+	if o != failed && tk.counted {
+		if s := t.byIP[tk.ip]; s != nil {
+			s.add(now, -1, t.lim.halfLife)
 		}
-		t.pairs[pk] = &pairState{lastSuccess: now}
-		return
+		if s := t.byAcct[tk.account]; s != nil {
+			s.add(now, -1, t.lim.halfLife)
+		}
 	}
-	if p := t.pairs[pk]; p != nil {
-		p.failures++
+	tk.counted = false
+	pk := pairKey(tk.ip, tk.account)
+	switch o {
+	case succeeded:
+		t.pairs[pk] = &pairState{lastSuccess: now}
+	case failed:
+		if p := t.pairs[pk]; p != nil {
+			p.failures++
+		}
 	}
 }
 

@@ -121,15 +121,16 @@ func burnFor(secret []byte, p purpose) int {
 }
 
 // unlockSlots runs the planned attempts and burns under one place in the
-// gate. It returns the keyring and the slot that opened, or an error
-// wrapping crypto.ErrBadPassword.
-func (s *Service) unlockSlots(ctx context.Context, acct store.Account, tries []attempt, burns int, trusted bool, score float64) (*crypto.Keyring, store.Slot, error) {
+// gate, that of login attempt tk (nil: a change by the operator, which
+// goes first). It returns the keyring and the slot that opened, or an
+// error wrapping crypto.ErrBadPassword.
+func (s *Service) unlockSlots(ctx context.Context, acct store.Account, tries []attempt, burns int, tk *ticket) (*crypto.Keyring, store.Slot, error) {
 	if len(tries) > maxLoginDerivations {
 		// More password slots than the service ever leaves: try the
 		// newest first and no more than the failure delay covers.
 		tries = tries[len(tries)-maxLoginDerivations:]
 	}
-	if err := s.gate.acquire(ctx, trusted, score); err != nil {
+	if err := s.acquireGate(ctx, tk); err != nil {
 		return nil, store.Slot{}, err
 	}
 	defer s.gate.release()
@@ -151,9 +152,23 @@ func (s *Service) unlockSlots(ctx context.Context, acct store.Account, tries []a
 	return nil, store.Slot{}, crypto.ErrBadPassword
 }
 
-// burn spends the time of n failed derivations under a place in the gate.
-func (s *Service) burn(ctx context.Context, secret []byte, n int, trusted bool, score float64) error {
-	if err := s.gate.acquire(ctx, trusted, score); err != nil {
+// acquireGate takes a place in the gate for login attempt tk (nil: an
+// operator's change) and marks the attempt as checking a secret.
+func (s *Service) acquireGate(ctx context.Context, tk *ticket) error {
+	if tk == nil {
+		return s.gate.acquire(ctx, true, 0)
+	}
+	if err := s.gate.acquire(ctx, tk.trusted, tk.score); err != nil {
+		return err
+	}
+	tk.checked = true
+	return nil
+}
+
+// burn spends the time of n failed derivations under a place in the
+// gate, that of login attempt tk.
+func (s *Service) burn(ctx context.Context, secret []byte, n int, tk *ticket) error {
+	if err := s.acquireGate(ctx, tk); err != nil {
 		return err
 	}
 	defer s.gate.release()
@@ -170,7 +185,7 @@ func (s *Service) burn(ctx context.Context, secret []byte, n int, trusted bool, 
 func (s *Service) unlockManage(ctx context.Context, acct store.Account, secret []byte) (*crypto.Keyring, store.Slot, error) {
 	tries, burns, code, _ := plan(acct, secret, forManage)
 	defer code.Wipe()
-	kr, slot, err := s.unlockSlots(ctx, acct, tries, burns, true, 0)
+	kr, slot, err := s.unlockSlots(ctx, acct, tries, burns, nil)
 	if errors.Is(err, crypto.ErrBadPassword) {
 		return nil, store.Slot{}, &Error{Kind: ErrBadCredentials,
 			Msg: fmt.Sprintf("wrong password or recovery code for %s (%s)", acct.Address, noResetHint)}

@@ -3,6 +3,7 @@ package imap
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"sort"
 	"strings"
@@ -453,5 +454,145 @@ func BenchmarkLoginFlood(b *testing.B) {
 				acc.Close()
 			}
 		})
+	}
+}
+
+// TestLoginColdStartBusyAddress: right after a start (an empty throttle
+// and unlock cache), more clients than the server runs argon2id at once
+// log in with correct passwords from one address, each retrying with a
+// short backoff when it is refused with [UNAVAILABLE]: every one of them
+// gets in, because only the attempts that run count against the address
+// (not those waiting for a place, nor those refused), and correct ones
+// are refunded. A flood of wrong passwords from that address afterwards
+// is held as before: few guesses reach an unlock, however often they
+// are retried. The throttle's clock stands still (as in TestLoginFlood),
+// so no earned gap passes by itself: what gets in is the throttle's
+// decision, not the machine's speed.
+func TestLoginColdStartBusyAddress(t *testing.T) {
+	stopped := time.Now()
+	env := newEnv(t, envOptions{acc: account.Options{
+		MaxUnlocks:   2,
+		FailureDelay: 50 * time.Millisecond,
+		Clock:        func() time.Time { return stopped },
+	}})
+	const n = 24 // clients, each with its own account, from 127.0.0.1
+	users := make([]string, n)
+	for i := range users {
+		users[i] = fmt.Sprintf("user%d@example.org", i)
+		env.addUser(users[i], alicePW)
+	}
+	const victim = "victim@example.org"
+	env.addUser(victim, alicePW)
+
+	// login tries user's LOGIN from 127.0.0.1 up to tries times, on a new
+	// connection each time, waiting backoff after an [UNAVAILABLE]. It
+	// returns the last answer's code ("" for success) and the refusals.
+	login := func(user, pw string, tries int, backoff time.Duration) (imap.ResponseCode, int, error) {
+		refused := 0
+		for range tries {
+			c, err := env.dialFrom("127.0.0.1")
+			if err != nil {
+				return "", refused, err
+			}
+			err = c.Login(user, pw).Wait()
+			code := imapCode(err)
+			if err == nil {
+				c.Logout().Wait()
+			}
+			c.Close()
+			switch {
+			case err == nil:
+				return "", refused, nil
+			case code == imap.ResponseCodeUnavailable:
+				refused++
+				time.Sleep(backoff)
+			default:
+				return code, refused, nil
+			}
+		}
+		return imap.ResponseCodeUnavailable, refused, nil
+	}
+
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		in, refs int
+		failures []string
+	)
+	for _, u := range users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, refused, err := login(u, alicePW, 100, 20*time.Millisecond)
+			mu.Lock()
+			defer mu.Unlock()
+			refs += refused
+			switch {
+			case err != nil:
+				failures = append(failures, fmt.Sprintf("%s: %v", u, err))
+			case code != "":
+				failures = append(failures, fmt.Sprintf("%s: %s after %d refusals", u, code, refused))
+			default:
+				in++
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d correct logins from one address: %d in, %d refusals on the way", n, in, refs)
+	if in != n {
+		t.Fatalf("%d of %d correct logins got in: %q", in, n, failures)
+	}
+
+	// The same address now guesses victim's password: 60 clients, each
+	// retrying a refusal three times and giving up on an answer after
+	// 2 s (the throttle then stops waiting for it: it checked nothing).
+	const guesses = 60
+	var answered, refusedG, other int
+	for range guesses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var code imap.ResponseCode
+			for range 4 {
+				c, err := env.dialFrom("127.0.0.1")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				done := make(chan error, 1)
+				go func() { done <- c.Login(victim, "a wrong guess").Wait() }()
+				select {
+				case err = <-done:
+					code = imapCode(err)
+				case <-time.After(2 * time.Second):
+					code = "gave up"
+				}
+				c.Close()
+				if code != imap.ResponseCodeUnavailable {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			switch code {
+			case imap.ResponseCodeAuthenticationFailed:
+				answered++
+			case imap.ResponseCodeUnavailable, "gave up":
+				refusedG++
+			default:
+				other++
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d wrong guesses from the same address, each retried: %d reached an unlock, %d refused or held", guesses, answered, refusedG)
+	if other != 0 {
+		t.Errorf("%d guesses got another answer", other)
+	}
+	// As TestLoginFlood: an address and an account have few attempts in
+	// flight and queued, and earn growing gaps; retries change nothing.
+	if answered > 12 {
+		t.Errorf("%d of %d retried guesses from one address reached an unlock", answered, guesses)
 	}
 }
