@@ -71,9 +71,9 @@
 // (a NAT after a restart, when nothing is cached and no pair is known)
 // is admitted as fast as the unlocks run instead of earning gaps from
 // its own queue. An address and an account each have few attempts in
-// flight (admitted until answered, failure delay included) and a short
-// queue; beyond it attempts are refused before any work (ErrThrottled).
-// Attempts that did not succeed
+// flight (an address's until answered, failure delay included; an
+// account's until checked) and a short queue; beyond it attempts are
+// refused before any work (ErrThrottled). Attempts that did not succeed
 // earn gaps that double up to a bound: refused beyond a wait per address,
 // never refused per account, so guessing from many addresses slows down
 // without locking the owner out. A known pair (an address the account

@@ -78,12 +78,18 @@ func (s *Service) loginRequest(ctx context.Context, req LoginRequest) (*Session,
 	}
 	start := time.Now()
 	sess, err := s.login(ctx, account, req.Secret, tk)
-	if err != nil && !tk.checked {
+	switch {
+	case err == nil:
+		tk.done(true)
+	case !tk.checked:
 		// Shed by the unlock queue, or the client left, before any
 		// secret was tried: nothing was learnt, nothing is counted.
 		tk.end(unchecked)
-	} else {
-		tk.done(err == nil)
+	default:
+		// In flight for its address until answered (failure delay
+		// included).
+		tk.fail()
+		defer tk.release()
 	}
 	if err == nil {
 		log.Info("login", "account", account, "duration", time.Since(start))

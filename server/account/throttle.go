@@ -29,9 +29,10 @@ type limits struct {
 	acctBaseGap, acctMaxGap time.Duration
 	acctMaxWait             time.Duration
 
-	// In flight (admitted, not yet answered, including the failure
-	// delay): at most ipInFlight attempts per address and acctInFlight per
-	// account run at once; ipQueue and acctQueue more wait for a place;
+	// In flight (admitted and not yet answered, failure delay included,
+	// for an address or a known pair; admitted and not yet checked for an
+	// account): at most ipInFlight attempts per address and acctInFlight
+	// per account run at once; ipQueue and acctQueue more wait for a place;
 	// anything beyond is refused at once, before any work.
 	ipInFlight, ipQueue     int
 	acctInFlight, acctQueue int
@@ -405,10 +406,50 @@ func (tk *ticket) end(o outcome) {
 	t := tk.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	tk.releaseLocked(nil)
+	tk.settleLocked(o)
+}
+
+// fail settles a failed attempt and frees its place in the account's
+// lane, but keeps its place among its address's (or known pair's)
+// attempts in flight until release: until it is answered, failure delay
+// included, so that an address's guesses in flight are bounded whatever
+// the delay. The account's place is not held through the delay: guesses
+// from many addresses must not keep the owner's new devices out longer
+// than their checks take.
+func (tk *ticket) fail() {
+	t := tk.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tk.releaseLocked(&t.acctL)
+	tk.settleLocked(failed)
+}
+
+// release frees the places fail kept.
+func (tk *ticket) release() {
+	t := tk.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tk.releaseLocked(nil)
+}
+
+// releaseLocked frees the attempt's places in lanes l (nil: all).
+func (tk *ticket) releaseLocked(l *lanes) {
+	var kept []heldLane
 	for i := len(tk.held) - 1; i >= 0; i-- {
-		tk.held[i].l.release(tk.held[i].k)
+		h := tk.held[i]
+		if l != nil && h.l != l {
+			kept = append([]heldLane{h}, kept...)
+			continue
+		}
+		h.l.release(h.k)
 	}
-	tk.held = nil
+	tk.held = kept
+}
+
+// settleLocked does the accounting of an ended attempt (see end).
+func (tk *ticket) settleLocked(o outcome) {
+	t := tk.t
 	now := t.now()
 	if o != failed && tk.counted {
 		if s := t.byIP[tk.ip]; s != nil {
