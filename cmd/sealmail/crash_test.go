@@ -112,15 +112,7 @@ func TestCrashSafety(t *testing.T) {
 			}
 		}()
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for acks.Load() < killAfter && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := s.stop(t, syscall.SIGKILL); err == nil {
-		t.Fatal("serve survived SIGKILL?")
-	}
-	close(killed)
-	wg.Wait()
+	killAfterAcks(t, s, &acks, killAfter, killed, &wg)
 	if len(accepted) < killAfter {
 		t.Fatalf("only %d messages accepted before the deadline:\n%s", len(accepted), s.logs())
 	}
@@ -219,4 +211,19 @@ func messageID(msg string) string {
 		return ""
 	}
 	return rest[:j]
+}
+
+// killAfterAcks waits until acks reaches n (for at most two minutes),
+// SIGKILLs s, closes killed to tell the workers and waits for them.
+func killAfterAcks(t *testing.T, s *server, acks *atomic.Int32, n int32, killed chan struct{}, wg *sync.WaitGroup) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for acks.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := s.stop(t, syscall.SIGKILL); err == nil {
+		t.Fatal("serve survived SIGKILL?")
+	}
+	close(killed)
+	wg.Wait()
 }

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -141,15 +140,7 @@ func TestIMAPCrashSafety(t *testing.T) {
 			}
 		}()
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for acks.Load() < killAfter && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := s.stop(t, syscall.SIGKILL); err == nil {
-		t.Fatal("serve survived SIGKILL?")
-	}
-	close(killed)
-	wg.Wait()
+	killAfterAcks(t, s, &acks, killAfter, killed, &wg)
 	if acks.Load() < killAfter {
 		t.Fatalf("only %d changes acknowledged before the deadline:\n%s", acks.Load(), s.logs())
 	}
