@@ -14,15 +14,22 @@ import (
 	"github.com/sealmail/sealmail/store"
 )
 
-func benchDB(b *testing.B) *DB {
+// benchAddr is the account benchDB creates.
+const benchAddr = "bench@example.org"
+
+// benchDB opens a store in a temporary directory with opts (garbage
+// collection always off, so it cannot run during a measurement) and
+// creates benchAddr with the default mailboxes.
+func benchDB(b *testing.B, opts Options) *DB {
 	b.Helper()
-	db, err := Open(b.TempDir(), Options{GCInterval: -1})
+	opts.GCInterval = -1
+	db, err := Open(b.TempDir(), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
 	err = db.CreateAccount(context.Background(), store.Account{
-		Address: "bench@example.org", PublicKey: []byte("k"),
+		Address: benchAddr, PublicKey: []byte("k"),
 		Slots: []store.Slot{{Kind: store.SlotPassword, Data: []byte("s")}},
 	}, store.DefaultMailboxes)
 	if err != nil {
@@ -31,41 +38,53 @@ func benchDB(b *testing.B) *DB {
 	return db
 }
 
+// runCallers resets the timer and makes b.N calls of call from conc
+// goroutines; call gets its goroutine's number w and the call's number i
+// (1 to b.N). It stops the timer, fails b on the first error and returns
+// calls per second.
+func runCallers(b *testing.B, conc int, call func(w int, i int64) error) (perSecond float64) {
+	b.Helper()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, conc)
+	b.ResetTimer()
+	start := time.Now()
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				if err := call(w, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	return float64(b.N) / elapsed.Seconds()
+}
+
 // BenchmarkDeliver delivers 10 KiB sealed blobs, one per Deliver call, to
 // one INBOX from conc concurrent callers, with SyncWrites on.
 func BenchmarkDeliver(b *testing.B) {
 	for _, conc := range []int{1, 32} {
 		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
-			db := benchDB(b)
+			db := benchDB(b, Options{})
 			body := make([]byte, 10<<10)
 			rand.Read(body)
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			errs := make(chan error, conc)
 			b.SetBytes(int64(len(body)))
-			b.ResetTimer()
-			start := time.Now()
-			for range conc {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for next.Add(1) <= int64(b.N) {
-						_, err := db.Deliver(context.Background(), []store.Delivery{{Account: "bench@example.org", Blob: body}})
-						if err != nil {
-							errs <- err
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			close(errs)
-			for err := range errs {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
+			rate := runCallers(b, conc, func(int, int64) error {
+				_, err := db.Deliver(context.Background(), []store.Delivery{{Account: benchAddr, Blob: body}})
+				return err
+			})
+			b.ReportMetric(rate, "deliveries/s")
 		})
 	}
 }
@@ -80,13 +99,13 @@ func BenchmarkDeliverLarge(b *testing.B) {
 	for _, size := range []int{64 << 10, 256 << 10, 1 << 20, 2 << 20} {
 		for _, how := range []string{"memory", "staged"} {
 			b.Run(fmt.Sprintf("size=%dKiB/%s", size>>10, how), func(b *testing.B) {
-				db := benchDB(b)
+				db := benchDB(b, Options{})
 				body := make([]byte, size)
 				rand.Read(body)
 				b.SetBytes(int64(size))
 				b.ResetTimer()
 				for range b.N {
-					d := store.Delivery{Account: "bench@example.org", Blob: body}
+					d := store.Delivery{Account: benchAddr, Blob: body}
 					if how == "staged" {
 						w, err := db.StageBlob(ctx, d.Account)
 						if err != nil {
@@ -108,28 +127,37 @@ func BenchmarkDeliverLarge(b *testing.B) {
 	}
 }
 
-// BenchmarkMessages lists a 10,000-message mailbox, as every IMAP SELECT
-// does.
-func BenchmarkMessages(b *testing.B) {
-	db := benchDB(b)
+// fillInbox delivers n messages of size bytes with flags to benchAddr's
+// INBOX, 500 to a Deliver call, and returns the INBOX's ID.
+func fillInbox(b *testing.B, db *DB, n, size int, flags ...string) (inbox uint64) {
+	b.Helper()
 	ctx := context.Background()
-	const n = 10000
 	ds := make([]store.Delivery, 500)
 	for i := range ds {
-		ds[i] = store.Delivery{Account: "bench@example.org", Flags: []string{`\Seen`, "$Label1"}, Blob: make([]byte, 2000)}
+		ds[i] = store.Delivery{Account: benchAddr, Flags: flags, Blob: make([]byte, size)}
 	}
 	for i := 0; i < n; i += len(ds) {
 		if _, err := db.Deliver(ctx, ds); err != nil {
 			b.Fatal(err)
 		}
 	}
-	inbox, err := db.Mailbox(ctx, "bench@example.org", store.Inbox)
+	m, err := db.Mailbox(ctx, benchAddr, store.Inbox)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return m.ID
+}
+
+// BenchmarkMessages lists a 10,000-message mailbox, as every IMAP SELECT
+// does.
+func BenchmarkMessages(b *testing.B) {
+	db := benchDB(b, Options{})
+	ctx := context.Background()
+	const n = 10000
+	inbox := fillInbox(b, db, n, 2000, `\Seen`, "$Label1")
 	b.ResetTimer()
 	for range b.N {
-		ms, err := db.Messages(ctx, "bench@example.org", inbox.ID, store.ListOptions{})
+		ms, err := db.Messages(ctx, benchAddr, inbox, store.ListOptions{})
 		if err != nil || len(ms) != n {
 			b.Fatalf("listed %d, %v", len(ms), err)
 		}
@@ -153,7 +181,7 @@ func BenchmarkAccountLookup(b *testing.B) {
 		return p
 	}
 	err = db.CreateAccount(ctx, store.Account{
-		Address: "bench@example.org", KeyFingerprint: fmt.Sprintf("%x", rnd(20)),
+		Address: benchAddr, KeyFingerprint: fmt.Sprintf("%x", rnd(20)),
 		PublicKey: rnd(600), WrappedKey: rnd(400), PublishWKD: true, QuotaBytes: 1 << 30,
 		Slots: []store.Slot{
 			{Kind: store.SlotPassword, Label: "password", Data: rnd(120)},
@@ -207,14 +235,14 @@ func BenchmarkAccountLookup(b *testing.B) {
 	})
 	b.Run("Account", func(b *testing.B) {
 		for range b.N {
-			if _, err := db.Account(ctx, "bench@example.org"); err != nil {
+			if _, err := db.Account(ctx, benchAddr); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("PublicAccount", func(b *testing.B) {
 		for range b.N {
-			if _, err := db.PublicAccount(ctx, "bench@example.org"); err != nil {
+			if _, err := db.PublicAccount(ctx, benchAddr); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -232,72 +260,35 @@ func BenchmarkStoreFlags(b *testing.B) {
 		for _, mode := range []string{"alone", "batched"} {
 			b.Run(fmt.Sprintf("conc=%d/%s", conc, mode), func(b *testing.B) {
 				var commits atomic.Int64
-				db, err := Open(b.TempDir(), Options{GCInterval: -1, OnCommit: func(time.Duration, int) { commits.Add(1) }})
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(func() { db.Close() })
+				db := benchDB(b, Options{OnCommit: func(time.Duration, int) { commits.Add(1) }})
 				db.solo = mode == "alone"
-				const addr = "bench@example.org"
-				err = db.CreateAccount(ctx, store.Account{
-					Address: addr, PublicKey: []byte("k"),
-					Slots: []store.Slot{{Kind: store.SlotPassword, Data: []byte("s")}},
-				}, store.DefaultMailboxes)
-				if err != nil {
-					b.Fatal(err)
-				}
 				boxes := make([]uint64, conc)
 				for i := range boxes {
-					m, err := db.CreateMailbox(ctx, addr, store.MailboxSpec{Name: fmt.Sprintf("box%d", i)})
+					m, err := db.CreateMailbox(ctx, benchAddr, store.MailboxSpec{Name: fmt.Sprintf("box%d", i)})
 					if err != nil {
 						b.Fatal(err)
 					}
 					boxes[i] = m.ID
 					ds := make([]store.Delivery, 20)
 					for j := range ds {
-						ds[j] = store.Delivery{Account: addr, MailboxID: m.ID, Blob: make([]byte, 2000)}
+						ds[j] = store.Delivery{Account: benchAddr, MailboxID: m.ID, Blob: make([]byte, 2000)}
 					}
 					if _, err := db.Deliver(ctx, ds); err != nil {
 						b.Fatal(err)
 					}
 				}
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				errs := make(chan error, conc)
 				commits.Store(0)
-				b.ResetTimer()
-				start := time.Now()
-				for w := range conc {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for {
-							i := next.Add(1)
-							if i > int64(b.N) {
-								return
-							}
-							op := store.FlagsAdd
-							if i%2 == 0 {
-								op = store.FlagsRemove
-							}
-							_, err := db.StoreFlags(ctx, addr, boxes[w], store.FlagUpdate{
-								UIDs: []uint32{uint32(1 + i%20)}, Op: op, Flags: []string{store.FlagSeen},
-							})
-							if err != nil {
-								errs <- err
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				elapsed := time.Since(start)
-				b.StopTimer()
-				close(errs)
-				for err := range errs {
-					b.Fatal(err)
-				}
-				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
+				rate := runCallers(b, conc, func(w int, i int64) error {
+					op := store.FlagsAdd
+					if i%2 == 0 {
+						op = store.FlagsRemove
+					}
+					_, err := db.StoreFlags(ctx, benchAddr, boxes[w], store.FlagUpdate{
+						UIDs: []uint32{uint32(1 + i%20)}, Op: op, Flags: []string{store.FlagSeen},
+					})
+					return err
+				})
+				b.ReportMetric(rate, "calls/s")
 				b.ReportMetric(float64(commits.Load())/float64(b.N), "fsyncs/call")
 			})
 		}
@@ -311,22 +302,10 @@ func BenchmarkStoreFlags(b *testing.B) {
 func BenchmarkMessagesRange(b *testing.B) {
 	for _, busy := range []bool{false, true} {
 		b.Run(fmt.Sprintf("busy=%v", busy), func(b *testing.B) {
-			db := benchDB(b)
+			db := benchDB(b, Options{})
 			ctx := context.Background()
 			const n = 10000
-			ds := make([]store.Delivery, 500)
-			for i := range ds {
-				ds[i] = store.Delivery{Account: "bench@example.org", Flags: []string{`\Seen`}, Blob: make([]byte, 200)}
-			}
-			for i := 0; i < n; i += len(ds) {
-				if _, err := db.Deliver(ctx, ds); err != nil {
-					b.Fatal(err)
-				}
-			}
-			inbox, err := db.Mailbox(ctx, "bench@example.org", store.Inbox)
-			if err != nil {
-				b.Fatal(err)
-			}
+			inbox := fillInbox(b, db, n, 200, `\Seen`)
 			for i := range n {
 				if !busy {
 					break
@@ -335,7 +314,7 @@ func BenchmarkMessagesRange(b *testing.B) {
 				if i%2 == 1 {
 					op = store.FlagsRemove
 				}
-				_, err := db.StoreFlags(ctx, "bench@example.org", inbox.ID, store.FlagUpdate{
+				_, err := db.StoreFlags(ctx, benchAddr, inbox, store.FlagUpdate{
 					UIDs: []uint32{uint32(1 + (i/2)%100)}, Op: op, Flags: []string{store.FlagFlagged},
 				})
 				if err != nil {
@@ -346,7 +325,7 @@ func BenchmarkMessagesRange(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				uid := uint32(1 + i%100)
-				ms, err := db.Messages(ctx, "bench@example.org", inbox.ID, store.ListOptions{FromUID: uid, ToUID: uid, WithSummary: true})
+				ms, err := db.Messages(ctx, benchAddr, inbox, store.ListOptions{FromUID: uid, ToUID: uid, WithSummary: true})
 				if err != nil || len(ms) != 1 {
 					b.Fatalf("listed %d, %v", len(ms), err)
 				}

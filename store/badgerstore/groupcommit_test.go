@@ -62,17 +62,7 @@ func TestSessionWritesShareCommit(t *testing.T) {
 	base := before.HighestModSeq
 
 	// Hold the writer so that everything below queues up behind it.
-	release := make(chan struct{})
-	started := make(chan struct{})
-	blocked := make(chan error, 1)
-	go func() {
-		blocked <- db.update(bg, func(*tx) error {
-			close(started)
-			<-release
-			return nil
-		})
-	}()
-	<-started
+	release := holdWriter(t, db)
 	mu.Lock()
 	commits = nil
 	mu.Unlock()
@@ -103,10 +93,7 @@ func TestSessionWritesShareCommit(t *testing.T) {
 		},
 		func() { errs[6] = db.SetSubscribed(bg, addr, subscribeName, true) },
 	)
-	close(release)
-	if err := <-blocked; err != nil {
-		t.Fatal(err)
-	}
+	release()
 	wait()
 
 	for i, err := range errs {

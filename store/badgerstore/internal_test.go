@@ -39,6 +39,32 @@ func mkAccount(t *testing.T, db *DB, addr string, secret []byte) {
 	}
 }
 
+// holdWriter keeps the writer busy with a transaction of its own until
+// release is called, so that calls made meanwhile queue up behind it.
+// release waits for the held transaction's commit and fails t if it
+// failed.
+func holdWriter(t *testing.T, db *DB) (release func()) {
+	t.Helper()
+	started := make(chan struct{})
+	unblock := make(chan struct{})
+	blocked := make(chan error, 1)
+	go func() {
+		blocked <- db.update(bg, func(*tx) error {
+			close(started)
+			<-unblock
+			return nil
+		})
+	}()
+	<-started
+	return func() {
+		t.Helper()
+		close(unblock)
+		if err := <-blocked; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // deliverT delivers n messages to addr's mailbox called name ("": INBOX).
 func deliverT(t *testing.T, db *DB, addr, name string, n int) {
 	t.Helper()
@@ -270,26 +296,13 @@ func TestCancelWhileQueued(t *testing.T) {
 	db := openDB(t, t.TempDir())
 	defer db.Close()
 	mkAccount(t, db, "a@example.org", []byte("s"))
-	release := make(chan struct{})
-	started := make(chan struct{})
-	blocked := make(chan error, 1)
-	go func() {
-		blocked <- db.update(bg, func(*tx) error {
-			close(started)
-			<-release
-			return nil
-		})
-	}()
-	<-started
+	release := holdWriter(t, db)
 	ctx, cancel := context.WithTimeout(bg, 50*time.Millisecond)
 	defer cancel()
 	_, err := db.Deliver(ctx, []store.Delivery{{Account: "a@example.org", Blob: []byte("x")}})
-	close(release)
+	release()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Deliver: %v, want deadline exceeded", err)
-	}
-	if err := <-blocked; err != nil {
-		t.Fatal(err)
 	}
 	// A write after it proves the writer has moved past the cancelled op.
 	deliverT(t, db, "a@example.org", "", 1)
