@@ -191,23 +191,36 @@ func checkResync(b *testing.B, hits []string) {
 	}
 }
 
+// measure runs op b.N times, timed and with the process's CPU time per
+// operation reported (see cpuMeter).
+func measure(b *testing.B, op func()) {
+	b.Helper()
+	var cpu cpuMeter
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu.Start()
+	for range b.N {
+		op()
+	}
+	cpu.Stop()
+	cpu.Report(b)
+}
+
+// resync measures cmd, a command of c's whose answer checkResync checks.
+func (c *benchConn) resync(cmd string) {
+	measure(c.b, func() {
+		_, hits := c.run(cmd, "VANISHED", "FETCH")
+		checkResync(c.b, hits)
+	})
+}
+
 // BenchmarkResyncSelect: SELECT INBOX (QRESYNC (uidvalidity modseq)) of
 // a client that missed 100 changes; the mailbox is re-selected each time.
 func BenchmarkResyncSelect(b *testing.B) {
 	f := newResyncFixture(b)
 	c := f.dial(b)
 	c.run("ENABLE QRESYNC")
-	cmd := fmt.Sprintf("SELECT INBOX (QRESYNC (%d %d))", f.uidValidity, f.modSeq)
-	var cpu cpuMeter
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu.Start()
-	for range b.N {
-		_, hits := c.run(cmd, "VANISHED", "FETCH")
-		checkResync(b, hits)
-	}
-	cpu.Stop()
-	cpu.Report(b)
+	c.resync(fmt.Sprintf("SELECT INBOX (QRESYNC (%d %d))", f.uidValidity, f.modSeq))
 }
 
 // BenchmarkResyncFetch: UID FETCH 1:* (FLAGS) (CHANGEDSINCE modseq
@@ -217,17 +230,7 @@ func BenchmarkResyncFetch(b *testing.B) {
 	c := f.dial(b)
 	c.run("ENABLE QRESYNC")
 	c.run("SELECT INBOX")
-	cmd := fmt.Sprintf("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)", f.modSeq)
-	var cpu cpuMeter
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu.Start()
-	for range b.N {
-		_, hits := c.run(cmd, "VANISHED", "FETCH")
-		checkResync(b, hits)
-	}
-	cpu.Stop()
-	cpu.Report(b)
+	c.resync(fmt.Sprintf("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)", f.modSeq))
 }
 
 // BenchmarkFullFlags: FETCH 1:* (FLAGS), what a client without QRESYNC
@@ -236,17 +239,11 @@ func BenchmarkFullFlags(b *testing.B) {
 	f := newResyncFixture(b)
 	c := f.dial(b)
 	c.run("SELECT INBOX")
-	var cpu cpuMeter
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu.Start()
-	for range b.N {
+	measure(b, func() {
 		if n, _ := c.run("FETCH 1:* (FLAGS)"); n != resyncMessages-resyncExpunges {
 			b.Fatalf("FETCH 1:* (FLAGS): %d responses", n)
 		}
-	}
-	cpu.Stop()
-	cpu.Report(b)
+	})
 }
 
 // BenchmarkSelectPlain: SELECT INBOX alone, the part of
@@ -254,13 +251,5 @@ func BenchmarkFullFlags(b *testing.B) {
 func BenchmarkSelectPlain(b *testing.B) {
 	f := newResyncFixture(b)
 	c := f.dial(b)
-	var cpu cpuMeter
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu.Start()
-	for range b.N {
-		c.run("SELECT INBOX")
-	}
-	cpu.Stop()
-	cpu.Report(b)
+	measure(b, func() { c.run("SELECT INBOX") })
 }
