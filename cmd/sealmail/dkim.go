@@ -168,6 +168,25 @@ func dkimDomain(c *Config, args []string) (string, error) {
 	return d, nil
 }
 
+// openDKIMDomain reads the configuration, the one domain args names, and
+// the DKIM keys, and lists that domain's selectors: what rotate and
+// activate start from.
+func openDKIMDomain(e *env, args []string) (c *Config, domain string, keys *dkim.Keys, sels []dkim.Selector, err error) {
+	if c, err = e.config(); err != nil {
+		return nil, "", nil, nil, err
+	}
+	if domain, err = dkimDomain(c, args); err != nil {
+		return nil, "", nil, nil, err
+	}
+	if keys, err = openDKIM(c, nil); err != nil {
+		return nil, "", nil, nil, err
+	}
+	if sels, err = keys.List(domain); err != nil {
+		return nil, "", nil, nil, err
+	}
+	return c, domain, keys, sels, nil
+}
+
 // dkimSelectorJSON is one selector in `dkim list --json`.
 type dkimSelectorJSON struct {
 	Domain    string     `json:"domain"`
@@ -259,19 +278,7 @@ func runDKIMList(_ context.Context, e *env, args []string) error {
 }
 
 func runDKIMRotate(_ context.Context, e *env, args []string) error {
-	c, err := e.config()
-	if err != nil {
-		return err
-	}
-	d, err := dkimDomain(c, args)
-	if err != nil {
-		return err
-	}
-	keys, err := openDKIM(c, nil)
-	if err != nil {
-		return err
-	}
-	all, err := keys.List(d)
+	c, d, keys, all, err := openDKIMDomain(e, args)
 	if err != nil {
 		return err
 	}
@@ -315,19 +322,7 @@ func zoneTXT(text string) string {
 }
 
 func runDKIMActivate(ctx context.Context, e *env, args []string) error {
-	c, err := e.config()
-	if err != nil {
-		return err
-	}
-	d, err := dkimDomain(c, args)
-	if err != nil {
-		return err
-	}
-	keys, err := openDKIM(c, nil)
-	if err != nil {
-		return err
-	}
-	all, err := keys.List(d)
+	c, d, keys, all, err := openDKIMDomain(e, args)
 	if err != nil {
 		return err
 	}
