@@ -39,18 +39,11 @@ func testEscrow(t testing.TB) (*EscrowKeyPair, *PublicKey) {
 
 func sealAlso(t testing.TB, pub *PublicKey, msg []byte, also ...*PublicKey) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w, err := pub.SealWith(&buf, also...)
+	sealed, err := pub.SealBytes(msg, also...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.Write(msg); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return sealed
 }
 
 func readAll(t *testing.T, r io.Reader, err error) []byte {

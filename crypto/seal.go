@@ -139,6 +139,24 @@ func (p *PublicKey) SealWith(w io.Writer, also ...*PublicKey) (io.WriteCloser, e
 	return &sealWriter{lit: lit}, nil
 }
 
+// SealBytes seals msg, held whole in memory, to p and the keys of also
+// (as SealWith does) and returns the sealed message.
+func (p *PublicKey) SealBytes(msg []byte, also ...*PublicKey) ([]byte, error) {
+	var b bytes.Buffer
+	b.Grow(len(msg) + 1024) // the key packets and framing
+	w, err := p.SealWith(&b, also...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
 // sealWriter writes the literal packet. Closing it closes, in go-crypto,
 // the literal packet, then the encrypted packet (writing the MDC or the
 // final AEAD tag), but not the caller's writer. A second Close is a no-op.

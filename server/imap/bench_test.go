@@ -182,7 +182,7 @@ func buildBenchFixture() (f *benchFixture, err error) {
 		return nil, err
 	}
 	for i := range 3 {
-		blob, err := testutil.Seal(ipk, benchMessage(i))
+		blob, err := ipk.SealBytes(benchMessage(i))
 		if err != nil {
 			return nil, err
 		}

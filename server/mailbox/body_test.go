@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/sealmail/sealmail/crypto"
-	"github.com/sealmail/sealmail/server/internal/testutil"
 	"github.com/sealmail/sealmail/store"
 )
 
@@ -102,7 +101,7 @@ func keys(t *testing.T) (*crypto.Keyring, *crypto.PublicKey) {
 
 func seal(t *testing.T, pk *crypto.PublicKey, msg []byte) []byte {
 	t.Helper()
-	b, err := testutil.Seal(pk, msg)
+	b, err := pk.SealBytes(msg)
 	if err != nil {
 		t.Fatal(err)
 	}

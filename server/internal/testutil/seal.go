@@ -1,7 +1,6 @@
 package testutil
 
 import (
-	"bytes"
 	"context"
 	"runtime"
 	"sync"
@@ -9,22 +8,6 @@ import (
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/store"
 )
-
-// Seal seals msg to pk, as SMTP does before it stores a message.
-func Seal(pk *crypto.PublicKey, msg []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	w, err := pk.Seal(&buf)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Write(msg); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
 
 // Accounts is what SealFor needs of a store.
 type Accounts interface {
@@ -37,7 +20,7 @@ func SealFor(ctx context.Context, st Accounts, address string, msg []byte) ([]by
 	if err != nil {
 		return nil, err
 	}
-	return Seal(pk, msg)
+	return pk.SealBytes(msg)
 }
 
 // PublicKey returns the public key of the account address in st.
@@ -64,7 +47,7 @@ func SealAll(pk *crypto.PublicKey, n int, msg func(i int) []byte) ([][]byte, err
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				b, err := Seal(pk, msg(i))
+				b, err := pk.SealBytes(msg(i))
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {

@@ -116,19 +116,7 @@ func (q *Queue) sealNotice(ctx context.Context, a store.PublicAccount, msg []byt
 			return nil, fmt.Errorf("escrow: %w", err)
 		}
 	}
-	var b bytes.Buffer
-	b.Grow(len(msg) + 1024)
-	w, err := pub.SealWith(&b, also...)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Write(msg); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
+	return pub.SealBytes(msg, also...)
 }
 
 // queueNotice adds the notice msg, for the remote sender of env, to c as
