@@ -70,6 +70,13 @@
 //     EncryptedDataPacket.Decrypt), always with an explicit *packet.Config,
 //     so the choice of cipher and SEIPD version is ours and not the result
 //     of preference negotiation, and so the session key is in our hands.
+//     One exception: the contents of a SEIPDv1 packet with an AES cipher
+//     (all mail sealed to v4 keys) are decrypted here, with the standard
+//     library's AES and SHA-1 (seipd1.go): go-crypto's OpenPGP CFB runs a
+//     byte at a time and was the largest cost of reading mail. Packet
+//     framing, the packets inside and every other cipher and format stay
+//     go-crypto's. TestSEIPD1 checks it against go-crypto's encrypter,
+//     TestGnuPGInterop against GnuPG's.
 //   - Integrity. Opening streams: bytes before the end are unauthenticated,
 //     and the final Read returns an error wrapping ErrIntegrity instead of
 //     io.EOF if the MDC or the final AEAD tag does not verify or the input

@@ -117,8 +117,10 @@ func TestGnuPGInterop(t *testing.T) {
 			}
 
 			// Encrypted by gpg (compressed, as gpg does by default, and
-			// not), opened by us.
-			for _, extra := range [][]string{nil, {"--compress-algo", "none"}} {
+			// not; AES-128 and CAST5, which users may force, opened by
+			// seipd1Reader and by go-crypto), opened by us.
+			for _, extra := range [][]string{nil, {"--compress-algo", "none"},
+				{"--cipher-algo", "AES128", "--compress-algo", "none"}, {"--cipher-algo", "CAST5"}} {
 				args := append([]string{"--trust-model", "always", "--recipient", "alice@example.org", "--encrypt"}, extra...)
 				enc := g.run(msg, args...)
 				plain, sk, err := a.kr.Open(bytes.NewReader(enc))

@@ -198,7 +198,7 @@ func addressedTo(ek *packet.EncryptedKey, priv *packet.PrivateKey) bool {
 // openData decrypts edp and returns a reader of its literal data. It does
 // not keep key.
 func openData(edp packet.EncryptedDataPacket, cipher packet.CipherFunction, key []byte) (io.Reader, error) {
-	dec, err := edp.Decrypt(cipher, key)
+	dec, err := decryptData(edp, cipher, key)
 	if err != nil {
 		return nil, integrityError("decrypt", err)
 	}
@@ -227,6 +227,18 @@ func openData(edp packet.EncryptedDataPacket, cipher packet.CipherFunction, key 
 		}
 	}
 	return nil, fmt.Errorf("crypto: %w: too many packets before the literal data", ErrIntegrity)
+}
+
+// decryptData starts decrypting edp: SEIPDv1 with AES by seipd1Reader,
+// everything else by go-crypto.
+func decryptData(edp packet.EncryptedDataPacket, cipher packet.CipherFunction, key []byte) (io.ReadCloser, error) {
+	if se, ok := edp.(*packet.SymmetricallyEncrypted); ok && se.Version == 1 {
+		r, ok, err := newSEIPD1Reader(se, cipher, key)
+		if ok {
+			return r, err
+		}
+	}
+	return edp.Decrypt(cipher, key)
 }
 
 // plainReader streams the literal data and turns the end of it into the
