@@ -108,19 +108,6 @@ func TestLogBuffer(t *testing.T) {
 	}
 }
 
-func TestBenchMessage(t *testing.T) {
-	a, b := BenchMessage(100, "u@example.org", 10<<10, "quokka"), BenchMessage(100, "u@example.org", 10<<10, "quokka")
-	if !bytes.Equal(a, b) {
-		t.Error("not deterministic")
-	}
-	if len(a) < 10<<10 || len(a) > 11<<10 {
-		t.Errorf("size %d", len(a))
-	}
-	if !bytes.Contains(a, []byte("quokka")) || bytes.Contains(BenchMessage(101, "u@example.org", 10<<10, "quokka"), []byte("quokka")) {
-		t.Error("the word is not in message 100 alone")
-	}
-}
-
 func TestSealAll(t *testing.T) {
 	const pw = "pw"
 	sec, err := crypto.NewAccount("u@example.org", []byte(pw), crypto.AccountOptions{KDF: crypto.TestKDF()})
