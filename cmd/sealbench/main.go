@@ -23,6 +23,7 @@ commands:
   ingest   send messages over SMTP and report throughput and latency
   verify   check over IMAP that every accepted message arrived
   imap     time LOGIN, SELECT, FETCH, SEARCH and idle sessions over IMAP
+  mailbox  measure issue 11's mailbox targets against fresh server processes
   serve    run sealmail's SMTP and IMAP servers for benchmarking
   probe    probe for recipient addresses as a harvester would, and count
   filter   measure the spam filter's precision and recall on a corpus
@@ -45,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = verifyMain(ctx, args[1:], stdout, stderr)
 	case "imap":
 		err = imapBenchMain(ctx, args[1:], stdout, stderr)
+	case "mailbox":
+		err = mailBenchMain(ctx, args[1:], stdout, stderr)
 	case "serve":
 		err = serveMain(ctx, args[1:], stdout, stderr)
 	case "probe":
