@@ -120,6 +120,12 @@ var rules = []rule{
 	{"server/connset imports no project package", under(module + "/server/connset"),
 		[]string{module + "/store", module + "/crypto", module + "/policy", module + "/keyserver", module + "/server/smtp",
 			module + "/server/imap", module + "/server/pop3", module + "/server/account", module + "/server/mailbox", module + "/server/listener"}},
+	// The benchmarks' message generator, shared by server tests and
+	// cmd/sealbench so that both measure one data set.
+	{"server/benchmsg imports no project package", under(module + "/server/benchmsg"),
+		[]string{module + "/store", module + "/crypto", module + "/policy", module + "/keyserver", module + "/server/smtp",
+			module + "/server/imap", module + "/server/pop3", module + "/server/account", module + "/server/mailbox",
+			module + "/server/listener", module + "/server/connset", module + "/server/internal"}},
 	{"server/listener imports no project package but server/connset", under(module + "/server/listener"),
 		[]string{module + "/store", module + "/crypto", module + "/policy", module + "/keyserver",
 			module + "/server/smtp", module + "/server/imap", module + "/server/account", module + "/server/mailbox"}},
@@ -162,8 +168,9 @@ func TestImportRules(t *testing.T) {
 // train it; server/smtp/inbound and server/imap reach it through
 // interfaces of their own, so only cmd/ imports it today.
 // server/connset, the connection bookkeeping every protocol server
-// shares, is a utility that knows nothing of the project.
-var sharedServices = []string{module + "/server/account", module + "/server/mailbox", module + "/server/filter", module + "/server/audit", module + "/server/retention", module + "/server/connset"}
+// shares, is a utility that knows nothing of the project; so is
+// server/benchmsg, the benchmarks' message generator.
+var sharedServices = []string{module + "/server/account", module + "/server/mailbox", module + "/server/filter", module + "/server/audit", module + "/server/retention", module + "/server/connset", module + "/server/benchmsg"}
 
 // leafServices may import nothing of the project but these.
 var leafServices = map[string][]string{

@@ -99,7 +99,7 @@
 // against sealmail's IMAP server in a process of its own (this binary's
 // serve, or -server-bin's). On first use it fills DIR/pristine with the
 // data set of server/imap's in-process benchmarks, message for message
-// (internal/benchmsg; -messages 10,000 of -size ~10 KB sealed to
+// (server/benchmsg; -messages 10,000 of -size ~10 KB sealed to
 // bench@example.org, "quokkaberry" in every 100th, delivered straight
 // into the store; and resync@example.org's INBOX of -resync-messages
 // opaque messages, 50 flagged and 50 expunged after a recorded

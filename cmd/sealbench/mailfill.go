@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/sealmail/sealmail/crypto"
-	"github.com/sealmail/sealmail/internal/benchmsg"
+	"github.com/sealmail/sealmail/server/benchmsg"
 	"github.com/sealmail/sealmail/server/account"
 	"github.com/sealmail/sealmail/store"
 	"github.com/sealmail/sealmail/store/badgerstore"

@@ -1,6 +1,6 @@
 package testutil
 
-import "github.com/sealmail/sealmail/internal/benchmsg"
+import "github.com/sealmail/sealmail/server/benchmsg"
 
 // BenchMessage returns message i of a benchmark's mailbox: a text/plain
 // message to the address to, of about size bytes of random words,

@@ -4,7 +4,7 @@
 // and the deterministic messages the IMAP and POP3 benchmarks store.
 //
 // Only tests import it (cmd/deptest checks), and it imports nothing of
-// the project but crypto, store and internal/benchmsg (the benchmark
+// the project but crypto, store and server/benchmsg (the benchmark
 // messages, shared with cmd/sealbench; it imports nothing of the
 // project), so that any server package's own tests may use it without an
 // import cycle.
