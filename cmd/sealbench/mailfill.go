@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/sealmail/sealmail/crypto"
-	"github.com/sealmail/sealmail/server/benchmsg"
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/server/benchmsg"
 	"github.com/sealmail/sealmail/store"
 	"github.com/sealmail/sealmail/store/badgerstore"
 )
