@@ -51,7 +51,10 @@
 //     memory budget bounds verified plaintext held in memory; prefetching
 //     only takes what is free (tryAcquire) and never waits, so a slow
 //     client cannot starve others; building a summary waits for room
-//     (it needs the whole message).
+//     (it needs the whole message). Rebuilt summaries are stored in
+//     batches by a goroutine of their own (a bounded queue of batches),
+//     so the workers go on opening messages while a batch is committed;
+//     Summaries returns once they are all stored.
 //   - Plaintext buffers are wiped when released; what crosses the API
 //     (Summary, Body) belongs to the caller until Close.
 //   - Logs use the fixed keys (account, mailbox, uid, err) and never

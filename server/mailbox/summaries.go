@@ -15,6 +15,9 @@ import (
 // summaryBatch is how many summaries go into one store.SetSummaries call.
 const summaryBatch = 256
 
+// summaryWriteQueue is how many full batches may wait for the store.
+const summaryWriteQueue = 2
+
 // Summaries returns the summary of each message of msgs (listed with
 // WithSummary), nil where a message cannot be opened; errs[i] says why
 // (store.ErrNotFound: expunged meanwhile; anything else is logged). Stored summaries are opened with the index key; messages
@@ -26,22 +29,25 @@ const summaryBatch = 256
 func (r *Reader) Summaries(ctx context.Context, mailbox uint64, msgs []store.Message) (sums []*Summary, errs []error, err error) {
 	out := make([]*Summary, len(msgs))
 	errs = make([]error, len(msgs))
+	// Rebuilt summaries are stored in batches by one goroutine of their
+	// own, so that the workers go on opening messages while a batch is
+	// committed (a durable write); a bounded queue holds them back if
+	// the store falls behind.
+	writes := make(chan []store.SummaryUpdate, summaryWriteQueue)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for batch := range writes {
+			if err := r.svc.st.SetSummaries(ctx, r.account, mailbox, batch); err != nil {
+				r.log.Warn("storing summaries", "mailbox", mailbox, "err", err)
+			}
+		}
+	}()
 	var (
 		mu      sync.Mutex
-		updates []store.SummaryUpdate
+		updates []store.SummaryUpdate // guarded by mu
 		wg      sync.WaitGroup
 	)
-	flush := func(force bool) {
-		// called with mu held
-		if len(updates) == 0 || (!force && len(updates) < summaryBatch) {
-			return
-		}
-		batch := updates
-		updates = nil
-		if err := r.svc.st.SetSummaries(ctx, r.account, mailbox, batch); err != nil {
-			r.log.Warn("storing summaries", "mailbox", mailbox, "err", err)
-		}
-	}
 	// Chunks of messages go to the server's workers: opening a stored
 	// summary is a few microseconds, building one a private-key
 	// operation and a parse.
@@ -52,17 +58,23 @@ func (r *Reader) Summaries(ctx context.Context, mailbox uint64, msgs []store.Mes
 		go func() {
 			defer wg.Done()
 			for lo := range next {
+				var full []store.SummaryUpdate
 				r.svc.work(ctx, func() {
 					for i := lo; i < min(lo+chunk, len(msgs)) && ctx.Err() == nil; i++ {
 						u, ok := r.summary(ctx, mailbox, &msgs[i], out, errs, i)
 						if ok {
 							mu.Lock()
 							updates = append(updates, u)
-							flush(false)
+							if len(updates) >= summaryBatch {
+								full, updates = updates, nil
+							}
 							mu.Unlock()
 						}
 					}
 				})
+				if full != nil {
+					writes <- full // outside the worker slot
+				}
 			}
 		}()
 	}
@@ -74,9 +86,11 @@ func (r *Reader) Summaries(ctx context.Context, mailbox uint64, msgs []store.Mes
 	}
 	close(next)
 	wg.Wait()
-	mu.Lock()
-	flush(true)
-	mu.Unlock()
+	if len(updates) > 0 {
+		writes <- updates
+	}
+	close(writes)
+	<-written
 	return out, errs, ctx.Err()
 }
 
