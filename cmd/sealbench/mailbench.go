@@ -277,8 +277,9 @@ func mailRound(ctx context.Context, cfg mailBenchConfig, round int, res *mailBen
 		if serr := srv.stop(); err == nil && serr != nil {
 			err = serr
 		}
-		if err == nil {
-			err = ctx.Err()
+		if ctx.Err() != nil {
+			// The commands' errors are those of the stopped server.
+			err = fmt.Errorf("interrupted: %w", ctx.Err())
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", ph.name, err)
@@ -569,7 +570,7 @@ func reportMailBench(w io.Writer, cfg mailBenchConfig, res *mailBenchResult) {
 	fmt.Fprintf(w, "server %s (a fresh process per phase, implicit TLS on loopback), client %s, %d round(s), GOMAXPROCS %d, load %s at start, %s at end\n",
 		cfg.serverBin, cfg.client, cfg.rounds, runtime.GOMAXPROCS(0), res.loadStart, res.loadEnd)
 	fmt.Fprintf(w, "wall: median (min-max) from command sent to tagged OK; CPU: medians of the client (this process) and the server process\n")
-	fmt.Fprintf(w, "%-34s %-12s %-28s %-10s %-10s %-5s %s\n", "target", "issue 11", "wall", "client CPU", "server CPU", "met", "responses (checked)")
+	fmt.Fprintf(w, "%-34s %-12s %-34s %-10s %-10s %-5s %s\n", "target", "issue 11", "wall", "client CPU", "server CPU", "met", "responses (checked)")
 	for row, t := range mailTargets {
 		ss := res.rows[row]
 		if len(ss) == 0 {
@@ -592,7 +593,7 @@ func reportMailBench(w io.Writer, cfg mailBenchConfig, res *mailBenchResult) {
 			}
 			met = fmt.Sprintf("%d/%d", n, len(ss))
 		}
-		fmt.Fprintf(w, "%-34s %-12s %-28s %-10s %-10s %-5s %s\n", t.name, t.limit, wall,
+		fmt.Fprintf(w, "%-34s %-12s %-34s %-10s %-10s %-5s %s\n", t.name, t.limit, wall,
 			fmtDur(median(sampleDurations(ss, func(s mailSample) time.Duration { return s.clientCPU }))),
 			fmtDur(median(sampleDurations(ss, func(s mailSample) time.Duration { return s.serverCPU }))), met,
 			countsSummary(ss[0].counts))
