@@ -333,3 +333,84 @@ func BenchmarkMessagesRange(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkListing lists a whole mailbox, as SELECT and every poll for
+// changes do, after churn flag changes (whose older versions badger keeps
+// until compaction, and its iterators step over), with the listing cache
+// and without. With change, each listing follows a flag change of its
+// own (imaptest's mix), so the writer must keep the cache up to date.
+// Run with a fixed -benchtime (e.g. 2000x): the churn is set up again
+// for every round of b.N.
+func BenchmarkListing(b *testing.B) {
+	for _, size := range []int{30, 1000} {
+		for _, churn := range []int{0, 10000} {
+			for _, change := range []bool{false, true} {
+				for _, cache := range []bool{false, true} {
+					name := fmt.Sprintf("size=%d/churn=%d/change=%v/cache=%v", size, churn, change, cache)
+					b.Run(name, func(b *testing.B) { benchListing(b, size, churn, change, cache) })
+				}
+			}
+		}
+	}
+}
+
+func benchListing(b *testing.B, size, churn int, change, cache bool) {
+	opt := Options{GCInterval: -1}
+	if !cache {
+		opt.ListCache = -1
+	}
+	db, err := Open(b.TempDir(), opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	const addr = "bench@example.org"
+	err = db.CreateAccount(ctx, store.Account{
+		Address: addr, PublicKey: []byte("k"), Slots: []store.Slot{{Kind: store.SlotPassword, Data: []byte("s")}},
+	}, store.DefaultMailboxes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ds := make([]store.Delivery, size)
+	for i := range ds {
+		ds[i] = store.Delivery{Account: addr, Flags: []string{`\Seen`}, Blob: make([]byte, 200)}
+	}
+	if _, err := db.Deliver(ctx, ds); err != nil {
+		b.Fatal(err)
+	}
+	inbox, err := db.Mailbox(ctx, addr, store.Inbox)
+	if err != nil {
+		b.Fatal(err)
+	}
+	flip := func(i int) {
+		op := store.FlagsAdd
+		if i%2 == 1 {
+			op = store.FlagsRemove
+		}
+		_, err := db.StoreFlags(ctx, addr, inbox.ID, store.FlagUpdate{
+			UIDs: []uint32{uint32(1 + (i/2)%size)}, Op: op, Flags: []string{store.FlagFlagged},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range churn {
+		flip(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var listing time.Duration
+	for i := range b.N {
+		if change {
+			flip(churn + i)
+		}
+		start := time.Now()
+		ms, err := db.Messages(ctx, addr, inbox.ID, store.ListOptions{})
+		listing += time.Since(start)
+		if err != nil || len(ms) != size {
+			b.Fatalf("listed %d, %v", len(ms), err)
+		}
+	}
+	b.ReportMetric(float64(listing.Microseconds())/float64(b.N), "µs/listing")
+}

@@ -48,6 +48,25 @@ type Options struct {
 	// the writer goroutine, so it must be cheap and must not block. nil:
 	// nobody.
 	OnCommit func(d time.Duration, calls int)
+	// ListCache bounds the listing cache (doc.go, Listing cache) in
+	// messages: the metas of recently listed mailboxes kept in memory,
+	// about 150 bytes each. Zero means DefaultListCache; negative
+	// disables the cache.
+	ListCache int
+}
+
+// DefaultListCache is Options.ListCache's default: 100,000 messages,
+// about 15 MiB; one mailbox of up to 25,000 messages is cached.
+const DefaultListCache = 100_000
+
+func listCacheSize(n int) int {
+	switch {
+	case n == 0:
+		return DefaultListCache
+	case n < 0:
+		return 0
+	}
+	return n
 }
 
 // DB is the badger implementation of store.Store. Create it with Open.
@@ -64,6 +83,7 @@ type DB struct {
 	staged       stagedIDs                // IDs of staged blobs
 	blobRoot     string                   // immutable: the blob files' directory (blobfiles.go)
 	onCommit     func(time.Duration, int) // immutable; may be nil
+	lists        *listCache               // the listing cache (listcache.go)
 
 	// stageHook, if not nil, is called where a crash opens a window that
 	// tests must reach (stage.go, blobfiles.go): "marked", a blob
@@ -71,6 +91,12 @@ type DB struct {
 	// "copy marked", prepareCopies' markers are durable and its links
 	// not made yet. Tests set it before the store is used; nil otherwise.
 	stageHook func(point string)
+
+	// checkLists, if not nil, has the writer compare every listing-cache
+	// entry that names its mailbox's current state with the metas on
+	// disk after each commit, and report a difference to it (tests: a
+	// write path the cache misses; verifyLists). Set before use.
+	checkLists func(error)
 
 	ops        chan *op      // to the writer goroutine
 	writerDone chan struct{} // closed when the writer has exited
@@ -130,6 +156,7 @@ func Open(dir string, opt Options) (*DB, error) {
 		maxBatch:     opt.MaxBatch,
 		defaultQuota: max(opt.DefaultQuota, 0),
 		onCommit:     opt.OnCommit,
+		lists:        newListCache(listCacheSize(opt.ListCache)),
 		ops:          make(chan *op, 256),
 		writerDone:   make(chan struct{}),
 		stopWriter:   make(chan struct{}),

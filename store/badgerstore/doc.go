@@ -190,6 +190,29 @@
 // withdrawn and nothing is stored; once the writer has taken it, the call
 // waits for the outcome.
 //
+// Listing cache (listcache.go): Messages keeps the metas of the
+// mailboxes it listed whole in memory, bounded by Options.ListCache
+// messages (least recently used out first; a mailbox above a quarter of
+// the bound is not kept), and serves any later listing of such a mailbox
+// from there. An entry is tagged with its mailbox record's HIGHESTMODSEQ,
+// UIDNEXT and message count, read in the same transaction as the metas;
+// every write to a meta changes that tag, so a reader serves an entry
+// only when its tag is the record's in the reader's own snapshot, and
+// whatever snapshot a reader listed from, it never serves another
+// state's metas. The writer logs the meta and mailbox-record writes that
+// join each transaction (tx.log) and, after the commit and before it
+// answers the calls, applies them to the entries that held the state
+// before it (a flag change rewrites one meta in place, a delivery
+// appends), and drops entries it cannot bring forward, those of deleted
+// mailboxes and accounts, and those of a failed commit. So the cache
+// stays warm through a session's flag changes and deliveries, and a
+// listing no longer steps over the older versions of metas that badger
+// keeps until compaction (a 30-message mailbox after 10,000 flag
+// changes: 0.7 ms uncached, 15 µs from the cache). It holds what the
+// metas hold on disk in the clear (SECURITY.md), never a summary or
+// a blob. Tests set DB.checkLists to compare every entry with the disk
+// after each commit.
+//
 // Size limits: a transaction holds at most about 25,000 entries (15% of a
 // 16 MiB memtable). A Deliver call needs two per message, CopyMessages up
 // to three, MoveMessages two, StoreFlags one, Expunge three up to 2,000

@@ -46,18 +46,18 @@ func notFound(what string) error { return fmt.Errorf("store: %s: %w", what, stor
 
 // accountID returns the ID of the account at address.
 func accountID(t *tx, address string) (uint64, error) {
-	v, err := t.get(accountKey(address))
+	var id uint64
+	err := t.view(accountKey(address), func(v []byte) error {
+		var err error
+		if id, err = decodeAccountID(v); err != nil {
+			return corrupt("account "+address, err)
+		}
+		return nil
+	})
 	if errors.Is(err, errNoKey) {
 		return 0, notFound("account " + address)
 	}
-	if err != nil {
-		return 0, err
-	}
-	id, err := decodeAccountID(v)
-	if err != nil {
-		return 0, corrupt("account "+address, err)
-	}
-	return id, nil
+	return id, err
 }
 
 // loadAccount returns the account record at address, with its wrapped key
@@ -126,19 +126,34 @@ func mailboxByID(t *tx, acct, id uint64) (store.Mailbox, error) {
 
 // loadMailbox returns the mailbox with ID id in account acct, or errNoKey.
 func loadMailbox(t *tx, acct, id uint64) (store.Mailbox, error) {
-	v, err := t.get(mailboxKey(acct, id))
+	m, err := loadMailboxRec(t, acct, id)
 	if err != nil {
 		return store.Mailbox{}, err
-	}
-	m, err := decodeMailbox(id, v)
-	if err != nil {
-		return store.Mailbox{}, corrupt("mailbox", err)
 	}
 	// Subscriptions are kept by name, apart from the record.
 	if m.Subscribed, err = t.has(subscriptionKey(acct, m.Name)); err != nil {
 		return store.Mailbox{}, err
 	}
 	return m.Mailbox, nil
+}
+
+// loadMailboxRec returns the record of the mailbox with ID id in account
+// acct, or errNoKey. Its Subscribed is not set (loadMailbox sets it).
+func loadMailboxRec(t *tx, acct, id uint64) (mailboxRec, error) {
+	key := mailboxKey(acct, id)
+	v, err := t.get(key)
+	if err != nil {
+		return mailboxRec{}, err
+	}
+	m, err := decodeMailbox(id, v)
+	if err != nil {
+		return mailboxRec{}, corrupt("mailbox", err)
+	}
+	if t.log != nil && !t.fromOverlay(key) {
+		t.log.sawMailbox(mboxRef{acct, id}, &m.Mailbox)
+	}
+	m.Subscribed = false
+	return m, nil
 }
 
 // saveMailbox writes a mailbox record. Its subscribed flag is not kept

@@ -16,97 +16,126 @@ import (
 // UID rather than with an iterator.
 const pointRange = 16
 
-// Messages implements store.Store.
+// Messages implements store.Store. A listing of the whole mailbox puts
+// its metas in the listing cache (listcache.go); any listing of a mailbox
+// the cache holds at the state the read transaction sees comes from it.
 func (db *DB) Messages(ctx context.Context, address string, mailbox uint64, opt store.ListOptions) ([]store.Message, error) {
 	var out []store.Message
 	err := db.read(ctx, func(t *tx) error {
-		acct, m, err := resolveID(t, address, mailbox)
+		var err error
+		out, err = db.messagesIn(ctx, t, address, mailbox, opt)
+		return err
+	})
+	return out, err
+}
+
+// messagesIn is Messages in the read transaction t.
+func (db *DB) messagesIn(ctx context.Context, t *tx, address string, mailbox uint64, opt store.ListOptions) ([]store.Message, error) {
+	acct, err := accountID(t, address)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := loadMailboxRec(t, acct, mailbox)
+	if errors.Is(err, errNoKey) {
+		return nil, notFound(fmt.Sprintf("mailbox #%d of %s", mailbox, address))
+	}
+	if err != nil {
+		return nil, err
+	}
+	m := &rec.Mailbox
+	if opt.ToUID != 0 && opt.FromUID > opt.ToUID {
+		return nil, nil
+	}
+	ref, tag := mboxRef{acct, m.ID}, tagOf(m)
+	out, blobs, ok := db.lists.get(ref, tag, opt.FromUID, opt.ToUID, opt.WithSummary)
+	if !ok {
+		ls, err := listMetas(ctx, t, acct, m, opt)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if opt.ToUID != 0 && opt.FromUID > opt.ToUID {
-			return nil
+		out, blobs = toMessages(ls, opt.WithSummary)
+		if opt.FromUID <= 1 && (opt.ToUID == 0 || opt.ToUID >= m.UIDNext-1) {
+			db.lists.put(ref, tag, ls) // the whole mailbox
 		}
-		// Room for the mailbox, or for the range if that is smaller:
-		// a FETCH of one message must not allocate for the whole mailbox.
-		n := min(m.Messages, 1<<16)
-		if opt.ToUID != 0 {
-			n = min(n, opt.ToUID-max(opt.FromUID, 1)+1)
+	}
+	if !opt.WithSummary {
+		return out, nil
+	}
+	for i := range out {
+		v, err := t.get(blobKey(pSummary, acct, blobs[i]))
+		if errors.Is(err, errNoKey) {
+			continue
 		}
-		if opt.FromUID > 0 {
-			n = min(n, m.UIDNext-min(opt.FromUID, m.UIDNext))
+		if err != nil {
+			return nil, err
 		}
-		out = make([]store.Message, 0, n)
-		blobs := make([]uint64, 0, cap(out))
-		prefix := msgPrefix(pMeta, acct, m.ID)
-		var start []byte
-		if opt.FromUID > 0 {
-			start = metaKey(acct, m.ID, opt.FromUID)
+		if out[i].Summary, out[i].SessionKey, err = decodeSummary(v); err != nil {
+			return nil, corrupt("summary", err)
 		}
-		seen := 0
-		intern := make(map[string]string)
-		add := func(uid uint32, v []byte) error {
-			md, err := decodeMeta(v, intern)
-			if err != nil {
-				return corrupt(fmt.Sprintf("message %d", uid), err)
-			}
-			out = append(out, store.Message{
-				UID: uid, InternalDate: md.Date, Flags: md.Flags, ModSeq: md.ModSeq, SealedSize: md.SealedSize,
-				SaveDate: md.Saved, EmailID: md.emailID(),
-			})
-			blobs = append(blobs, md.Blob)
-			return nil
+	}
+	return out, nil
+}
+
+// listMetas reads the metas of m's messages in opt's range from badger,
+// in UID order.
+func listMetas(ctx context.Context, t *tx, acct uint64, m *store.Mailbox, opt store.ListOptions) ([]listed, error) {
+	// Room for the mailbox, or for the range if that is smaller: a
+	// FETCH of one message must not allocate for the whole mailbox.
+	n := min(m.Messages, 1<<16)
+	if opt.ToUID != 0 {
+		n = min(n, opt.ToUID-max(opt.FromUID, 1)+1)
+	}
+	if opt.FromUID > 0 {
+		n = min(n, m.UIDNext-min(opt.FromUID, m.UIDNext))
+	}
+	out := make([]listed, 0, n)
+	intern := make(map[string]string)
+	add := func(uid uint32, v []byte) error {
+		md, err := decodeMeta(v, intern)
+		if err != nil {
+			return corrupt(fmt.Sprintf("message %d", uid), err)
 		}
-		if opt.ToUID != 0 && opt.ToUID-max(opt.FromUID, 1) < pointRange {
-			// A few UIDs: look each up. An iterator would step over
-			// every older version of every meta in the range that
-			// badger still keeps (each flag change writes one), which
-			// in a busy mailbox costs far more than a few lookups.
-			for uid := max(opt.FromUID, 1); ; uid++ {
-				v, err := t.get(metaKey(acct, m.ID, uid))
-				switch {
-				case err == nil:
-					err = add(uid, v)
-				case errors.Is(err, errNoKey):
-					err = nil
-				}
-				if err != nil {
-					return err
-				}
-				if uid == opt.ToUID {
-					break
-				}
-			}
-		} else {
-			err = t.scan(prefix, start, false, func(k, v []byte) (bool, error) {
-				uid := uidOf(k)
-				if opt.ToUID != 0 && uid > opt.ToUID {
-					return false, nil
-				}
-				if seen++; seen%1024 == 0 {
-					if err := ctx.Err(); err != nil {
-						return false, err
-					}
-				}
-				return true, add(uid, v)
-			})
-		}
-		if err != nil || !opt.WithSummary {
-			return err
-		}
-		for i := range out {
-			v, err := t.get(blobKey(pSummary, acct, blobs[i]))
-			if errors.Is(err, errNoKey) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if out[i].Summary, out[i].SessionKey, err = decodeSummary(v); err != nil {
-				return corrupt("summary", err)
-			}
-		}
+		out = append(out, listed{uid: uid, md: md})
 		return nil
+	}
+	if opt.ToUID != 0 && opt.ToUID-max(opt.FromUID, 1) < pointRange {
+		// A few UIDs: look each up. An iterator would step over every
+		// older version of every meta in the range that badger still
+		// keeps (each flag change writes one), which in a busy mailbox
+		// costs far more than a few lookups.
+		for uid := max(opt.FromUID, 1); ; uid++ {
+			v, err := t.get(metaKey(acct, m.ID, uid))
+			switch {
+			case err == nil:
+				err = add(uid, v)
+			case errors.Is(err, errNoKey):
+				err = nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			if uid == opt.ToUID {
+				break
+			}
+		}
+		return out, nil
+	}
+	var start []byte
+	if opt.FromUID > 0 {
+		start = metaKey(acct, m.ID, opt.FromUID)
+	}
+	seen := 0
+	err := t.scan(msgPrefix(pMeta, acct, m.ID), start, false, func(k, v []byte) (bool, error) {
+		uid := uidOf(k)
+		if opt.ToUID != 0 && uid > opt.ToUID {
+			return false, nil
+		}
+		if seen++; seen%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return false, err
+			}
+		}
+		return true, add(uid, v)
 	})
 	return out, err
 }

@@ -25,9 +25,13 @@ var errNoKey = errors.New("badgerstore: no such key")
 // operation does not disturb the others sharing its transaction. Reads
 // (get, has, scan) see the overlay first, then the transaction's pending
 // writes (the earlier operations of the batch), then committed state.
+//
+// In the writer, log (non-nil) records the writes that join the
+// transaction, for the listing cache (listcache.go).
 type tx struct {
 	txn *badger.Txn
 	ov  map[string]ovEntry // may be nil
+	log *commitLog         // may be nil
 }
 
 type ovEntry struct {
@@ -66,6 +70,41 @@ func (t *tx) get(key []byte) ([]byte, error) {
 	return v, nil
 }
 
+// fromOverlay reports whether the overlay holds key.
+func (t *tx) fromOverlay(key []byte) bool {
+	_, ok := t.ov[string(key)]
+	return ok
+}
+
+// view calls fn with key's value, valid only during the call, or returns
+// errNoKey: get without the copy, for a large value of which little is
+// read.
+func (t *tx) view(key []byte, fn func(v []byte) error) error {
+	if t.ov != nil {
+		if e, ok := t.ov[string(key)]; ok {
+			if e.del {
+				return errNoKey
+			}
+			return fn(e.val)
+		}
+	}
+	item, err := t.txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return errNoKey
+	}
+	if err != nil {
+		return internal("get", err)
+	}
+	var ferr error
+	if err := item.Value(func(v []byte) error {
+		ferr = fn(v)
+		return nil
+	}); err != nil {
+		return internal("read value", err)
+	}
+	return ferr
+}
+
 // has reports whether key exists.
 func (t *tx) has(key []byte) (bool, error) {
 	if t.ov != nil {
@@ -93,6 +132,9 @@ func (t *tx) set(key, val []byte) error {
 	if err := t.txn.Set(key, val); err != nil {
 		return internal("set", err)
 	}
+	if t.log != nil {
+		t.log.note(key, val, false)
+	}
 	return nil
 }
 
@@ -103,6 +145,9 @@ func (t *tx) del(key []byte) error {
 	}
 	if err := t.txn.Delete(key); err != nil {
 		return internal("delete", err)
+	}
+	if t.log != nil {
+		t.log.note(key, nil, true)
 	}
 	return nil
 }
@@ -118,6 +163,9 @@ func (t *tx) flush() error {
 		}
 		if err != nil {
 			return internal("merge", err)
+		}
+		if t.log != nil {
+			t.log.note([]byte(k), e.val, e.del)
 		}
 	}
 	return nil

@@ -121,9 +121,11 @@ func (db *DB) runAlone(o *op) {
 	var err error
 	for attempt := 0; ; attempt++ {
 		txn := db.bdb.NewTransaction(true)
-		err = o.apply(&tx{txn: txn})
+		log := newCommitLog()
+		err = o.apply(&tx{txn: txn, log: log})
 		if err == nil {
 			err = db.commitCalls(txn, 1)
+			db.logged(log, err)
 			if errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries {
 				continue // Commit discarded txn
 			}
@@ -165,8 +167,9 @@ func (db *DB) runBatch(ops []*op) int {
 func (db *DB) tryBatch(ops []*op) (int, error) {
 	txn := db.bdb.NewTransaction(true)
 	defer txn.Discard()
+	log := newCommitLog()
 	for i, o := range ops {
-		t := &tx{txn: txn, ov: make(map[string]ovEntry)}
+		t := &tx{txn: txn, ov: make(map[string]ovEntry), log: log}
 		o.err = o.apply(t)
 		if o.err != nil {
 			continue
@@ -184,7 +187,23 @@ func (db *DB) tryBatch(ops []*op) (int, error) {
 			return db.tryBatch(ops[:i])
 		}
 	}
-	return len(ops), db.commitCalls(txn, len(ops))
+	err := db.commitCalls(txn, len(ops))
+	db.logged(log, err)
+	return len(ops), err
+}
+
+// logged tells the listing cache how the transaction that log describes
+// ended (err: its commit's error), before its callers are answered, so
+// that a caller's next listing finds the cache up to date.
+func (db *DB) logged(log *commitLog, err error) {
+	if err != nil {
+		db.lists.failed(log)
+		return
+	}
+	db.lists.committed(log)
+	if db.checkLists != nil {
+		db.verifyLists()
+	}
 }
 
 // commitCalls commits txn (db.commit), which carries calls calls, and
