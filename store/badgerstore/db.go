@@ -84,6 +84,7 @@ type DB struct {
 	blobRoot     string                   // immutable: the blob files' directory (blobfiles.go)
 	onCommit     func(time.Duration, int) // immutable; may be nil
 	lists        *listCache               // the listing cache (listcache.go)
+	ids          *idCache                 // account IDs for reads (idcache.go)
 
 	// stageHook, if not nil, is called where a crash opens a window that
 	// tests must reach (stage.go, blobfiles.go): "marked", a blob
@@ -157,6 +158,7 @@ func Open(dir string, opt Options) (*DB, error) {
 		defaultQuota: max(opt.DefaultQuota, 0),
 		onCommit:     opt.OnCommit,
 		lists:        newListCache(listCacheSize(opt.ListCache)),
+		ids:          newIDCache(),
 		ops:          make(chan *op, 256),
 		writerDone:   make(chan struct{}),
 		stopWriter:   make(chan struct{}),

@@ -213,6 +213,12 @@
 // a blob. Tests set DB.checkLists to compare every entry with the disk
 // after each commit.
 //
+// Account IDs (idcache.go): reads look an address's account ID up in
+// memory before the account record, which is written once and so sits
+// deep in the LSM tree. Only a deletion makes a mapping stale; the
+// writer drops it after the deleting commit, and a reader whose
+// transaction began before a drop cannot put the old ID back.
+//
 // Size limits: a transaction holds at most about 25,000 entries (15% of a
 // 16 MiB memtable). A Deliver call needs two per message, CopyMessages up
 // to three, MoveMessages two, StoreFlags one, Expunge three up to 2,000

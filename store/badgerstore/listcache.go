@@ -192,7 +192,9 @@ type commitLog struct {
 	post   map[mboxRef]*listTag
 	metas  map[mboxRef]map[uint32][]byte // nil value: deleted
 	purged []mboxRef                     // mbox 0: the whole account
-	broken bool                          // a record it could not read: drop all it touched
+	// accounts are the addresses whose account records were deleted
+	// (idCache).
+	accounts []string
 }
 
 func newCommitLog() *commitLog {
@@ -221,6 +223,10 @@ func (l *commitLog) note(key, val []byte, del bool) {
 		return
 	}
 	switch key[0] {
+	case pAccount:
+		if del {
+			l.accounts = append(l.accounts, string(key[1:]))
+		}
 	case pMeta:
 		if len(key) != 21 {
 			return

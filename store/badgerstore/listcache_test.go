@@ -409,3 +409,38 @@ func TestListCacheOldSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// TestIDCacheDeletedAccount has a reader whose snapshot predates an
+// account's deletion read the account's ID after the deletion: it must
+// not put the old ID back in the cache, where the re-created account's
+// reads would find it.
+func TestIDCacheDeletedAccount(t *testing.T) {
+	db := openChecked(t, t.TempDir())
+	defer db.Close()
+	const addr = "again@example.org"
+	mkAccount(t, db, addr, []byte("secret"))
+	inbox := mboxID(t, db, addr, store.Inbox)
+	if _, err := db.Messages(bg, addr, inbox, store.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	gen := db.ids.generation()
+	old := db.bdb.NewTransaction(false)
+	defer old.Discard()
+	if _, err := db.DeleteAccount(bg, addr); err != nil {
+		t.Fatal(err)
+	}
+	oldID, err := accountID(&tx{txn: old, ids: db.ids, idGen: gen}, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mkAccount(t, db, addr, []byte("secret"))
+	deliverT(t, db, addr, "", 1)
+	newInbox := mboxID(t, db, addr, store.Inbox)
+	ms, err := db.Messages(bg, addr, newInbox, store.ListOptions{})
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("the re-created account's INBOX: %v, %v (its old account ID %d)", ms, err, oldID)
+	}
+	if _, err := db.Messages(bg, addr, inbox, store.ListOptions{}); err == nil {
+		t.Error("the deleted account's INBOX is still listed")
+	}
+}

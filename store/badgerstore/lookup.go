@@ -18,9 +18,10 @@ func (db *DB) read(ctx context.Context, fn func(t *tx) error) error {
 		return err
 	}
 	defer db.leave()
+	gen := db.ids.generation() // before the snapshot: see idCache
 	txn := db.bdb.NewTransaction(false)
 	defer txn.Discard()
-	return fn(&tx{txn: txn})
+	return fn(&tx{txn: txn, ids: db.ids, idGen: gen})
 }
 
 // update runs apply alone in the writer (its own durable transaction).
@@ -46,6 +47,11 @@ func notFound(what string) error { return fmt.Errorf("store: %s: %w", what, stor
 
 // accountID returns the ID of the account at address.
 func accountID(t *tx, address string) (uint64, error) {
+	if t.ids != nil {
+		if id, ok := t.ids.get(address); ok {
+			return id, nil
+		}
+	}
 	var id uint64
 	err := t.view(accountKey(address), func(v []byte) error {
 		var err error
@@ -56,6 +62,9 @@ func accountID(t *tx, address string) (uint64, error) {
 	})
 	if errors.Is(err, errNoKey) {
 		return 0, notFound("account " + address)
+	}
+	if err == nil && t.ids != nil {
+		t.ids.put(address, id, t.idGen)
 	}
 	return id, err
 }

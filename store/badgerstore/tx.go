@@ -32,6 +32,10 @@ type tx struct {
 	txn *badger.Txn
 	ov  map[string]ovEntry // may be nil
 	log *commitLog         // may be nil
+	// In a read transaction (db.read), ids is the account-ID cache and
+	// idGen its generation before the transaction began (idcache.go).
+	ids   *idCache
+	idGen uint64
 }
 
 type ovEntry struct {

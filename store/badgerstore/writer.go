@@ -196,6 +196,9 @@ func (db *DB) tryBatch(ops []*op) (int, error) {
 // ended (err: its commit's error), before its callers are answered, so
 // that a caller's next listing finds the cache up to date.
 func (db *DB) logged(log *commitLog, err error) {
+	// Dropped even if the commit failed: what reached the disk is not
+	// known.
+	db.ids.drop(log.accounts)
 	if err != nil {
 		db.lists.failed(log)
 		return
