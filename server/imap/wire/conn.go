@@ -329,6 +329,9 @@ func (c *Conn) Disconnect(code imap.ResponseCode, text string) {
 // interruptReads makes the read in progress, if any, fail now; the
 // reads after it see closing, ending or woken and fail too.
 func (c *Conn) interruptReads() {
+	if h := c.srv.interruptHook; h != nil {
+		h()
+	}
 	c.waitMu.Lock()
 	c.nc().SetReadDeadline(time.Unix(1, 0))
 	c.waitMu.Unlock()

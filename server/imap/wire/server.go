@@ -128,6 +128,12 @@ type Server struct {
 
 	capMu   sync.Mutex
 	capSets map[uint64]imap.CapSet // guarded by capMu; see capSet
+
+	// interruptHook, if not nil, is called by a connection's
+	// interruptReads (Disconnect, Shutdown) just before it waits for
+	// Conn.waitMu: tests force the interleaving with a read that has
+	// computed its deadline and not yet set it.
+	interruptHook func()
 }
 
 // capSet returns the shared, read-only set of what is advertised once
