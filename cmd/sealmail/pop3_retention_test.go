@@ -3,9 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -59,14 +57,7 @@ func TestPOP3DeleteUnderRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	pemBytes, err := os.ReadFile(filepath.Join(te.dataDir, "tls", selfSignedCert))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca := caFile(t, te.dataDir, t.TempDir())
 	script := writeFile(t, te.dir, "dele.py", pop3DeleScript)
 	host, port, _ := net.SplitHostPort(s.addr("pop3s"))
 	out, err := exec.Command(py, script, host, port, ca, alice, alicePW).CombinedOutput()

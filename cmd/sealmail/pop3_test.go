@@ -109,14 +109,7 @@ func TestPOP3Python(t *testing.T) {
 		}
 	}
 
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	pemBytes, err := os.ReadFile(filepath.Join(te.dataDir, "tls", selfSignedCert))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca := caFile(t, te.dataDir, t.TempDir())
 	host, port, _ := net.SplitHostPort(s.addr("pop3"))
 	_, tlsPort, _ := net.SplitHostPort(s.addr("pop3s"))
 	cmd := exec.Command(py, "testdata/poplib_client.py", host, port, tlsPort, ca, "alice@example.org", alicePW)
@@ -275,14 +268,7 @@ func TestPOP3Fetchmail(t *testing.T) {
 	if err := os.Mkdir(out, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	ca := filepath.Join(dir, "ca.pem")
-	pemBytes, err := os.ReadFile(filepath.Join(te.dataDir, "tls", selfSignedCert))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca := caFile(t, te.dataDir, dir)
 	mda := filepath.Join(dir, "mda.sh")
 	if err := os.WriteFile(mda, []byte("#!/bin/sh\nexec cat > \""+out+"/$(date +%s%N)-$$\"\n"), 0o700); err != nil {
 		t.Fatal(err)

@@ -39,6 +39,22 @@ func trustSelfSigned(t *testing.T, dataDir string) *tls.Config {
 	return &tls.Config{RootCAs: pool, ServerName: "localhost"}
 }
 
+// caFile writes the server's generated certificate to dir/ca.pem, for
+// clients (Python's ssl, fetchmail) that take a CA file, and returns its
+// path.
+func caFile(t *testing.T, dataDir, dir string) string {
+	t.Helper()
+	pemBytes, err := os.ReadFile(filepath.Join(dataDir, "tls", selfSignedCert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
 // TestServeListeners checks that every configured listener answers over
 // TLS with the generated certificate, and that `dns` prints records.
 func TestServeListeners(t *testing.T) {
