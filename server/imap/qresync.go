@@ -73,6 +73,17 @@ func (s *session) Resync(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Se
 	return s.writeChanged(ctx, a, sel, w, q.ModSeq, listed)
 }
 
+// ExpungedAbove is Expunged for a removal whose every message got a
+// mod-sequence above modseq, the mailbox's HIGHESTMODSEQ read before it
+// (0: not known): a session that holds the removal back (RFC 7162 §3.2,
+// condstore.go's guardModSeq) then lets its client keep a mod-sequence
+// up to modseq, not only up to its SELECT's, so that the client's next
+// QRESYNC asks for no more than it missed. POP3's QUIT reads it before
+// its Expunge; wire it as POP3's change hook.
+func (s *Server) ExpungedAbove(account string, mailbox uint64, uids []uint32, modseq uint64) {
+	s.expungedBy(account, mailbox, uids, nil, false, modseq)
+}
+
 // vanishedSince returns the UIDs of set (which may hold "*") that left
 // the mailbox with a mod-sequence above since, less those still in the
 // session's view. Below the store's tombstone floor it is every UID of

@@ -26,7 +26,10 @@
 // At QUIT (the UPDATE state) retrieved messages get \Seen and deleted
 // ones are removed with the store's Expunge, the deletion decision IMAP's
 // EXPUNGE takes (so mail under retention goes to the vault). IMAP
-// sessions hear of both through Options.Changes; POP3 sessions hear of
+// sessions hear of both through Options.Changes, the removal with the
+// maildrop's HIGHESTMODSEQ read just before it (so that an IMAP session
+// that must hold the removal back need not send its QRESYNC client back
+// further than that, RFC 7162 §3.2); POP3 sessions hear of
 // what IMAP or another POP3 session removed through Server.Expunged and
 // stop offering those messages (their numbers stay; RETR answers -ERR).
 // A connection that ends without QUIT removes nothing. There is no

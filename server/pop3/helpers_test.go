@@ -36,12 +36,14 @@ type testEnv struct {
 type recordChanges struct {
 	mu       sync.Mutex
 	expunged []uint32
+	above    []uint64 // each ExpungedAbove's modseq
 	flagged  []uint32
 }
 
-func (r *recordChanges) Expunged(account string, mailbox uint64, uids []uint32) {
+func (r *recordChanges) ExpungedAbove(account string, mailbox uint64, uids []uint32, modseq uint64) {
 	r.mu.Lock()
 	r.expunged = append(r.expunged, uids...)
+	r.above = append(r.above, modseq)
 	r.mu.Unlock()
 }
 
