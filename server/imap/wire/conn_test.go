@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"io"
 	"net"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -239,79 +237,4 @@ func TestCancelOnDisconnect(t *testing.T) {
 		t.Fatalf("cancelled by a pipelined command: %v", err)
 	case <-time.After(300 * time.Millisecond):
 	}
-}
-
-// TestIdleSessionMemory measures what an idle logged-in session costs
-// the server (issue 11's target: under 64 KiB): heap and stacks grown by
-// 200 sessions that logged in, selected INBOX and wait, over plain TCP
-// and over TLS. The clients are raw connections reading into one shared
-// buffer, so their side is small; what is left of it counts against the
-// server.
-func TestIdleSessionMemory(t *testing.T) {
-	const n = 200
-	for _, useTLS := range []bool{false, true} {
-		b := newMemBackend()
-		var addr string
-		var cfg *tls.Config
-		if useTLS {
-			srv, err := New(Options{NewSession: b.newSession})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go srv.Serve(tls.NewListener(ln, testTLS(t)))
-			defer srv.Shutdown(context.Background())
-			addr, cfg = ln.Addr().String(), &tls.Config{InsecureSkipVerify: true}
-		} else {
-			addr, _ = startServer(t, b, func(o *Options) { o.Logger = nil })
-		}
-		buf := make([]byte, 64<<10)
-		readUntil := func(nc net.Conn, tag string) {
-			var got []byte
-			for !strings.Contains(string(got), tag) {
-				nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-				m, err := nc.Read(buf)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got = append(got[max(0, len(got)-64):], buf[:m]...)
-			}
-		}
-		before := heapAndStacks()
-		conns := make([]net.Conn, 0, n)
-		for range n {
-			var nc net.Conn
-			var err error
-			if cfg != nil {
-				nc, err = tls.Dial("tcp", addr, cfg)
-			} else {
-				nc, err = net.Dial("tcp", addr)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.WriteString(nc, "a LOGIN user pass\r\nb SELECT INBOX\r\n")
-			readUntil(nc, "b OK")
-			conns = append(conns, nc)
-		}
-		time.Sleep(100 * time.Millisecond)
-		per := (int64(heapAndStacks()) - int64(before)) / n
-		t.Logf("TLS=%v: %d bytes per idle session (server and client side)", useTLS, per)
-		if per > 64<<10 {
-			t.Errorf("TLS=%v: %d KiB per idle session, want under 64 KiB", useTLS, per>>10)
-		}
-		for _, nc := range conns {
-			nc.Close()
-		}
-	}
-}
-
-func heapAndStacks() uint64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapInuse + m.StackInuse
 }
