@@ -52,15 +52,22 @@ func docScript(t *testing.T) string {
 	return path
 }
 
-// python runs the doc's verifier on file and returns its exit code and
-// output. Python 3 is a test requirement (README).
-func python(t *testing.T, script, file string) (int, string) {
+// python3 is the path of the python3 the tests run their clients with; a
+// test requirement (README), so its absence fails the test.
+func python3(t *testing.T) string {
 	t.Helper()
 	py, err := exec.LookPath("python3")
 	if err != nil {
-		t.Fatalf("python3 is needed to test the documented verifier: %v", err)
+		t.Fatalf("python3 is needed (README lists the test tools): %v", err)
 	}
-	out, err := exec.Command(py, script, file).CombinedOutput()
+	return py
+}
+
+// python runs the doc's verifier on file and returns its exit code and
+// output.
+func python(t *testing.T, script, file string) (int, string) {
+	t.Helper()
+	out, err := exec.Command(python3(t), script, file).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {
 		return ee.ExitCode(), string(out)
 	}

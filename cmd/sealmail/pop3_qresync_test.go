@@ -99,10 +99,7 @@ print(json.dumps({"dele": dele, "quit": quit, "kept": kept, "told": told, "resyn
 // UID 1.
 func TestQResyncAfterPOP3Delete(t *testing.T) {
 	const alice = "alice@example.org"
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatal("python3 is needed (README lists the test tools)")
-	}
+	py := python3(t)
 	te := newTestEnv(t)
 	te.ok(alicePW+"\n", "user", "add", alice, "--password-stdin")
 	s := te.serve()

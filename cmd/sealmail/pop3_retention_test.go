@@ -43,10 +43,7 @@ print(json.dumps(out))
 // NEVER, since the sweeper deletes mail past its maximum.
 func TestPOP3DeleteUnderRetention(t *testing.T) {
 	const alice = "alice@example.org"
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatal("python3 is needed (README lists the test tools)")
-	}
+	py := python3(t)
 	te := newTestEnv(t)
 	te.ok(alicePW+"\n", "user", "add", alice, "--password-stdin")
 	te.ok("", "policy", "import", writeFile(t, te.dir, "keep.yaml", keepPreset))

@@ -85,10 +85,7 @@ func (s *syncBuf) Write(p []byte) (int, error) {
 // and of \Seen at once; a message IMAP expunges disappears from a live
 // POP3 session.
 func TestPOP3Python(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatal("python3 is needed (README lists the test tools)")
-	}
+	py := python3(t)
 	te := newTestEnv(t)
 	te.ok(alicePW+"\n", "user", "add", "alice@example.org", "--password-stdin")
 	s := te.serve()
