@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/sealmail/sealmail/server/imap/wire/wiretest"
+	"github.com/sealmail/sealmail/store"
 )
 
 // Regression tests of issue 9 against the real server: the attack steps
@@ -229,5 +231,45 @@ func TestSearchStopsWhenClientLeaves(t *testing.T) {
 	}
 	if !strings.Contains(env.logs.String(), "client went away") {
 		t.Errorf("the disconnect was not noticed")
+	}
+}
+
+// sneakyStore adds the keyword $Sneaky to the messages of a StoreFlags
+// call right after it, as another session or process could between
+// STORE's change and its listing of the new flags.
+type sneakyStore struct {
+	Store
+	once sync.Once
+}
+
+func (s *sneakyStore) StoreFlags(ctx context.Context, address string, mailbox uint64, u store.FlagUpdate) (store.FlagResult, error) {
+	res, err := s.Store.StoreFlags(ctx, address, mailbox, u)
+	if err == nil {
+		s.once.Do(func() {
+			_, err = s.Store.StoreFlags(ctx, address, mailbox, store.FlagUpdate{UIDs: u.UIDs, Op: store.FlagsAdd, Flags: []string{"$Sneaky"}})
+		})
+	}
+	return res, err
+}
+
+// TestStoreAnnouncesRacingKeyword: a keyword another writer adds between
+// STORE's change and its listing of the new flags is announced with FLAGS
+// before STORE's FETCH responses use it (imaptest's state checker:
+// "Keyword used without being in FLAGS").
+func TestStoreAnnouncesRacingKeyword(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	env.deliver(alice, "", testMessage("one", "body\r\n"))
+	env.srv.st = &sneakyStore{Store: env.srv.st}
+	r := env.rawLogin(alice, alicePW)
+	r.ok("SELECT INBOX")
+	out := r.ok("STORE 1 +FLAGS (\\Flagged)")
+	flags := strings.Index(out, "* FLAGS (")
+	fetch := strings.Index(out, " FETCH (")
+	if fetch < 0 || !strings.Contains(out[fetch:], "$Sneaky") {
+		t.Fatalf("STORE's FETCH lacks the racing keyword:\n%s", out)
+	}
+	if flags < 0 || flags > fetch || !strings.Contains(out[flags:fetch], "$Sneaky") {
+		t.Fatalf("$Sneaky used before FLAGS announced it:\n%s", out)
 	}
 }

@@ -98,8 +98,12 @@ func (s *session) Store(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Sto
 	}
 	for _, m := range msgs {
 		sel.v.supersedeLocked(m.UID, m.ModSeq)
+		// Another writer may have added a keyword since the
+		// announcement above.
+		sel.st.noteKeywordsLocked(m.Flags)
 	}
 	sel.st.mu.Unlock()
+	s.announceKeywords(sel, w)
 	j := 0
 	for _, r := range refs {
 		for j < len(msgs) && msgs[j].UID < r.uid {
