@@ -1,12 +1,8 @@
 package imap
 
 import (
+	"context"
 	"encoding/json"
-	"encoding/pem"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -16,29 +12,12 @@ import (
 // COMPRESS, selects, fetches a message whole, is refused a second
 // COMPRESS (COMPRESSIONACTIVE) and logs out cleanly.
 func TestCompressDeflate(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatalf("python3 is required for this test: %v", err)
-	}
 	env := newEnv(t)
 	env.addUser(alice, alicePW)
 	msg := testMessage("deflate", strings.Repeat("A compressible line of text.\r\n", 200))
 	env.deliver(alice, "", msg)
 
-	cert, _ := testCert(t)
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := net.SplitHostPort(env.tlsAddr)
-	out, err := exec.Command(py, "testdata/imaplib_compress.py", host, port, ca, alice, alicePW).Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("imaplib: %v\n%s\n%s", err, out, stderr)
-	}
+	out := pyOutput(t, env.python(context.Background(), env.tlsAddr, "imaplib_compress.py", alice, alicePW))
 	var got struct {
 		Caps     string   `json:"caps"`
 		Compress string   `json:"compress"`

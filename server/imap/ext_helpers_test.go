@@ -1,12 +1,8 @@
 package imap
 
 import (
+	"context"
 	"encoding/json"
-	"encoding/pem"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 )
 
@@ -57,30 +53,13 @@ func pyText(v any) string {
 // is required: a test that needs a real second client does not skip.
 func (e *testEnv) runImaplib(user, password string, cmds ...[]string) []pyResult {
 	e.t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		e.t.Fatalf("python3 is required for this test: %v", err)
-	}
-	cert, _ := testCert(e.t)
-	ca := filepath.Join(e.t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
 	in, err := json.Marshal(cmds)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	host, port, _ := net.SplitHostPort(e.tlsAddr)
-	cmd := exec.Command(py, "testdata/imaplib_ext.py", host, port, ca, user, password)
+	cmd := e.python(context.Background(), e.tlsAddr, "imaplib_ext.py", user, password)
 	cmd.Stdin = strings.NewReader(string(in))
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		e.t.Fatalf("imaplib: %v\n%s\n%s", err, out, stderr)
-	}
+	out := pyOutput(e.t, cmd)
 	var res []pyResult
 	if err := json.Unmarshal(out, &res); err != nil {
 		e.t.Fatalf("imaplib output %q: %v", out, err)

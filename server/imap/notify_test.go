@@ -2,14 +2,12 @@ package imap
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
-	"encoding/pem"
 	"io"
-	"net"
 	netsmtp "net/smtp"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -42,17 +40,8 @@ const notifyWait = "20"
 
 func (e *testEnv) pyNotify(t *testing.T, user, password string) *pyNotify {
 	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatalf("python3 is required for this test: %v", err)
-	}
-	cert, _ := testCert(t)
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := net.SplitHostPort(e.tlsAddr)
-	p := &pyNotify{t: t, cmd: exec.Command(py, "testdata/imaplib_notify.py", host, port, ca, user, password)}
+	p := &pyNotify{t: t, cmd: e.python(context.Background(), e.tlsAddr, "imaplib_notify.py", user, password)}
+	var err error
 	p.cmd.Stderr = os.Stderr
 	if p.in, err = p.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/pem"
 	"net"
@@ -13,30 +14,12 @@ import (
 
 // TestPythonImaplib runs a second, independent client against the server.
 func TestPythonImaplib(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatal("python3 is needed (README lists the test prerequisites; .ci/run installs them)")
-	}
 	env := newEnv(t)
 	env.addUser(alice, alicePW)
 	msg := testMessage("py", "Text with the python canary inside.")
 	env.deliver(alice, "", msg)
 
-	cert, _ := testCert(t)
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := net.SplitHostPort(env.addr)
-	cmd := exec.Command(py, "testdata/imaplib_client.py", host, port, ca, alice, alicePW)
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("imaplib client: %v\n%s\n%s", err, out, stderr)
-	}
+	out := pyOutput(t, env.python(context.Background(), env.addr, "imaplib_client.py", alice, alicePW))
 	var got struct {
 		LoginDisabled   bool     `json:"logindisabled_before_tls"`
 		List            []string `json:"list"`
@@ -87,4 +70,38 @@ func TestPythonImaplib(t *testing.T) {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// python returns a command running a Python script of testdata against
+// the listener at addr: python3 script host port ca-file args..., the CA
+// file trusting the server's certificate. python3 is required: a test
+// that needs a real second client does not skip.
+func (e *testEnv) python(ctx context.Context, addr, script string, args ...string) *exec.Cmd {
+	e.t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		e.t.Fatalf("python3 is required for this test (.ci/run installs it): %v", err)
+	}
+	cert, _ := testCert(e.t)
+	ca := filepath.Join(e.t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	return exec.CommandContext(ctx, py, append([]string{"testdata/" + script, host, port, ca}, args...)...)
+}
+
+// pyOutput runs cmd and returns its standard output; if it fails, the
+// test fails with its output and standard error.
+func pyOutput(t testing.TB, cmd *exec.Cmd) []byte {
+	t.Helper()
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("%s: %v\n%s\n%s", cmd.Args[1], err, out, stderr)
+	}
+	return out
 }

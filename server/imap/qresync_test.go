@@ -3,12 +3,7 @@ package imap
 import (
 	"context"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -301,26 +296,9 @@ func TestQResyncHeldExpunge(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		env.deliver(alice, "", testMessage(fmt.Sprintf("m%d", i), "x"))
 	}
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatalf("python3 is required for this test: %v", err)
-	}
-	cert, _ := testCert(t)
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := net.SplitHostPort(env.tlsAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, py, "testdata/imaplib_held_expunge.py", host, port, ca, alice, alicePW).Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("imaplib: %v\n%s\n%s", err, out, stderr)
-	}
+	out := pyOutput(t, env.python(ctx, env.tlsAddr, "imaplib_held_expunge.py", alice, alicePW))
 	var rounds map[string]struct {
 		Status   string   `json:"status"`
 		Lines    []string `json:"lines"`
