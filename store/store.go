@@ -398,6 +398,13 @@ type Store interface {
 	// Blob returns a message's sealed bytes. ErrNotFound if the mailbox or
 	// the message does not exist.
 	Blob(ctx context.Context, address string, mailbox uint64, uid uint32) ([]byte, error)
+	// Blobs returns the sealed bytes of several messages of one mailbox,
+	// read together (one snapshot): out[i] is what Blob returns for
+	// uids[i], or nil if the mailbox has no message uids[i] (any more).
+	// ErrNotFound if the account or the mailbox does not exist. Every
+	// blob is returned whole: the caller bounds the batch (reading many
+	// small messages costs less this way than one Blob call each).
+	Blobs(ctx context.Context, address string, mailbox uint64, uids []uint32) ([][]byte, error)
 	// OpenBlob returns a reader of a message's sealed bytes and their
 	// size. A large blob is read piece by piece, so memory stays bounded
 	// whatever its size. The reader must be closed. If the message is

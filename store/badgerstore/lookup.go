@@ -194,6 +194,24 @@ func resolveID(t *tx, address string, id uint64) (uint64, store.Mailbox, error) 
 	return acct, m, err
 }
 
+// resolveRead returns the account ID for a read of mailbox id, or an
+// error wrapping store.ErrNotFound if the account or the mailbox does not
+// exist (any more). It reads the mailbox record only, not the
+// subscription that resolveID looks up too.
+func resolveRead(t *tx, address string, id uint64) (uint64, error) {
+	acct, err := accountID(t, address)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := loadMailboxRec(t, acct, id); err != nil {
+		if errors.Is(err, errNoKey) {
+			return 0, notFound(fmt.Sprintf("mailbox #%d of %s", id, address))
+		}
+		return 0, err
+	}
+	return acct, nil
+}
+
 // mailboxOf returns the mailbox with ID id of account acct (whose address
 // is address, for errors), or an error wrapping store.ErrNotFound.
 func mailboxOf(t *tx, acct uint64, address string, id uint64) (store.Mailbox, error) {

@@ -147,11 +147,11 @@ func (db *DB) Blob(ctx context.Context, address string, mailbox uint64, uid uint
 		md meta
 	)
 	err := db.read(ctx, func(t *tx) error {
-		acct, m, err := resolveID(t, address, mailbox)
+		acct, err := resolveRead(t, address, mailbox)
 		if err != nil {
 			return err
 		}
-		md, err = loadMeta(t, acct, m.ID, uid)
+		md, err = loadMeta(t, acct, mailbox, uid)
 		if errors.Is(err, errNoKey) {
 			return notFound(fmt.Sprintf("message %d in mailbox #%d", uid, mailbox))
 		}
@@ -176,6 +176,77 @@ func (db *DB) Blob(ctx context.Context, address string, mailbox uint64, uid uint
 	return b, nil
 }
 
+// Blobs implements store.Store: one read transaction resolves the mailbox
+// once and looks up each message's meta and blob; large blobs' files are
+// read after it ended, as Blob reads them.
+func (db *DB) Blobs(ctx context.Context, address string, mailbox uint64, uids []uint32) ([][]byte, error) {
+	out := make([][]byte, len(uids))
+	var files []int // indexes of large blobs, read after the transaction
+	ids := make([]uint64, len(uids))
+	sizes := make([]int64, len(uids))
+	intern := make(map[string]string)
+	err := db.read(ctx, func(t *tx) error {
+		acct, err := resolveRead(t, address, mailbox)
+		if err != nil {
+			return err
+		}
+		for i, uid := range uids {
+			if i%64 == 63 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			var blob uint64
+			err := t.view(metaKey(acct, mailbox, uid), func(v []byte) error {
+				md, err := decodeMeta(v, intern)
+				if err != nil {
+					return corrupt(fmt.Sprintf("message %d", uid), err)
+				}
+				blob, sizes[i] = md.Blob, md.SealedSize
+				return nil
+			})
+			if errors.Is(err, errNoKey) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if isStaged(blob) {
+				ids[i] = blob
+				files = append(files, i)
+				continue
+			}
+			b, err := t.get(blobKey(pBlob, acct, blob))
+			if errors.Is(err, errNoKey) {
+				return corrupt(fmt.Sprintf("blob of message %d", uid), errCorrupt)
+			}
+			if err != nil {
+				return err
+			}
+			if b == nil {
+				b = []byte{} // present, if empty
+			}
+			out[i] = b
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range files {
+		b, err := db.readBlobFile(ids[i], sizes[i])
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			// Expunged since the transaction: as if it had been before.
+		case err != nil:
+			return nil, err
+		default:
+			out[i] = b
+		}
+	}
+	return out, nil
+}
+
 // OpenBlob implements store.Store. A small blob is read whole (it is one
 // value); a large one from its file, with read calls, after the read
 // transaction ended.
@@ -186,15 +257,12 @@ func (db *DB) OpenBlob(ctx context.Context, address string, mailbox uint64, uid 
 		b    []byte
 	)
 	err := db.read(ctx, func(t *tx) error {
-		var (
-			m   store.Mailbox
-			err error
-		)
-		acct, m, err = resolveID(t, address, mailbox)
+		var err error
+		acct, err = resolveRead(t, address, mailbox)
 		if err != nil {
 			return err
 		}
-		md, err = loadMeta(t, acct, m.ID, uid)
+		md, err = loadMeta(t, acct, mailbox, uid)
 		if errors.Is(err, errNoKey) {
 			return notFound(fmt.Sprintf("message %d in mailbox #%d", uid, mailbox))
 		}

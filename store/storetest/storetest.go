@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		{"Copy", testCopy},
 		{"Move", testMove},
 		{"Summaries", testSummaries},
+		{"Blobs", testBlobs},
 		{"LargeMailbox", testLargeMailbox},
 		{"ConcurrentDeliver", testConcurrentDeliver},
 		{"ConcurrentMixed", testConcurrentMixed},
