@@ -118,9 +118,12 @@ func (s *session) matchItems(ctx context.Context, a authState, sel *selected, ke
 
 	hits := make([]bool, len(items))
 	var wg sync.WaitGroup
+	// Runs of messages go to the workers, so that the sealed bytes of a
+	// run's messages are read from the store together (scanRun) when
+	// the first of them is scanned.
 	next := make(chan int)
 	pats := append(slices.Clip(textPats), bodyPats...)
-	for range min(s.srv.mbx.Workers(), max(len(items), 1)) {
+	for range min(s.srv.mbx.Workers(), max((len(items)+scanRunLen-1)/scanRunLen, 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -129,21 +132,28 @@ func (s *session) matchItems(ctx context.Context, a authState, sel *selected, ke
 				sc = mailbox.NewScanner(pats)
 			}
 			now := time.Now()
-			for i := range next {
-				m := &searchMsg{ctx: ctx, rd: a.rd, mailbox: sel.st.key.id, it: &items[i],
-					textPats: textPats, bodyPats: bodyPats, sc: sc, now: now}
-				a.rd.Run(ctx, func() { hits[i] = m.match(key) })
-				if m.err != nil && !errors.Is(m.err, mailbox.ErrIntegrity) && ctx.Err() == nil {
-					a.log.Warn("search: message unreadable", "uid", items[i].ref.uid, "err", m.err)
+			for lo := range next {
+				run := &scanRun{ctx: ctx, rd: a.rd, mailbox: sel.st.key.id, items: items[lo:min(lo+scanRunLen, len(items))]}
+				for k := range run.items {
+					if ctx.Err() != nil {
+						break
+					}
+					i := lo + k
+					m := &searchMsg{ctx: ctx, rd: a.rd, mailbox: sel.st.key.id, it: &items[i],
+						textPats: textPats, bodyPats: bodyPats, sc: sc, now: now, run: run, inRun: k}
+					a.rd.Run(ctx, func() { hits[i] = m.match(key) })
+					if m.err != nil && !errors.Is(m.err, mailbox.ErrIntegrity) && ctx.Err() == nil {
+						a.log.Warn("search: message unreadable", "uid", items[i].ref.uid, "err", m.err)
+					}
 				}
 			}
 		}()
 	}
-	for i := range items {
+	for lo := 0; lo < len(items); lo += scanRunLen {
 		if ctx.Err() != nil {
 			break
 		}
-		next <- i
+		next <- lo
 	}
 	close(next)
 	wg.Wait()
@@ -269,6 +279,8 @@ type searchMsg struct {
 	bodyPats []string
 	sc       *mailbox.Scanner // scans for textPats then bodyPats
 	now      time.Time
+	run      *scanRun // the run of messages it.msg belongs to
+	inRun    int      // its index in run.items
 
 	scanned bool
 	textHit []bool
@@ -410,11 +422,50 @@ func (m *searchMsg) scan() {
 		return
 	}
 	m.scanned = true
-	found, err := m.rd.Scan(m.ctx, m.mailbox, m.it.msg, m.it.sum, m.sc)
+	var pre []byte
+	if m.run != nil {
+		pre = m.run.sealed(m.inRun)
+	}
+	found, err := m.rd.Scan(m.ctx, m.mailbox, m.it.msg, pre, m.it.sum, m.sc)
 	if err != nil {
 		m.err = err
 		return
 	}
 	m.textHit = found[:len(m.textPats)]
 	m.bodyHit = found[len(m.textPats):]
+}
+
+// scanRunLen is how many messages a search worker takes at once; their
+// sealed bytes are read together (at most about 1 MiB for 10 KB mail).
+const scanRunLen = 16
+
+// scanRun is a run of a search's messages, one worker's: the sealed
+// bytes of those that have a summary are read from the store in one
+// read (mailbox.Reader.ReadSealed) when the first of them is scanned.
+// A program that scans no body reads nothing.
+type scanRun struct {
+	ctx     context.Context
+	rd      *mailbox.Reader
+	mailbox uint64
+	items   []fetchItem
+	read    bool
+	pre     [][]byte
+}
+
+// sealed returns the sealed bytes of the run's message k, read ahead,
+// once (nil: Scan reads them itself).
+func (r *scanRun) sealed(k int) []byte {
+	if !r.read {
+		r.read = true
+		msgs := make([]*store.Message, len(r.items))
+		for j := k; j < len(r.items); j++ {
+			if r.items[j].sum != nil {
+				msgs[j] = r.items[j].msg
+			}
+		}
+		r.pre = r.rd.ReadSealed(r.ctx, r.mailbox, msgs)
+	}
+	b := r.pre[k]
+	r.pre[k] = nil
+	return b
 }

@@ -85,15 +85,17 @@ func (b *Body) Close() {
 // message was changed at rest. The caller holds a worker slot if it
 // wants the work bounded (Prefetch and Scan do).
 func (r *Reader) Open(ctx context.Context, mailbox uint64, m *store.Message, size int64) (*Body, error) {
-	return r.open(ctx, mailbox, m, size, false)
+	return r.open(ctx, mailbox, m, size, false, nil)
 }
 
-func (r *Reader) open(ctx context.Context, mailbox uint64, m *store.Message, size int64, memOnly bool) (*Body, error) {
+// open is Open; with memOnly it fails with errNoRoom rather than stream,
+// and pre, if not nil, is the sealed message read ahead (ReadSealed).
+func (r *Reader) open(ctx context.Context, mailbox uint64, m *store.Message, size int64, memOnly bool, pre []byte) (*Body, error) {
 	inMemory := size <= r.svc.inMemoryMax && r.svc.budget.tryAcquire(size)
 	if !inMemory && memOnly {
 		return nil, errNoRoom
 	}
-	src, err := r.sealed(ctx, mailbox, m)
+	src, err := r.sealed(ctx, mailbox, m, pre)
 	if err != nil {
 		if inMemory {
 			r.svc.budget.release(size)

@@ -16,11 +16,13 @@ import (
 // memStore is a Store of sealed blobs in memory. change, if set, gives
 // the bytes OpenBlob returns the nth time (from 1) a UID is opened.
 type memStore struct {
-	mu     sync.Mutex
-	blobs  map[uint32][]byte
-	sums   map[uint32]store.SummaryUpdate
-	opens  map[uint32]int
-	change func(uid uint32, n int, b []byte) []byte
+	mu    sync.Mutex
+	blobs map[uint32][]byte
+	sums  map[uint32]store.SummaryUpdate
+	opens map[uint32]int
+	// batches counts Blobs calls, singles Blob calls.
+	batches, singles int
+	change           func(uid uint32, n int, b []byte) []byte
 }
 
 func newMemStore() *memStore {
@@ -44,11 +46,25 @@ func (s *memStore) Messages(ctx context.Context, address string, mailbox uint64,
 func (s *memStore) Blob(ctx context.Context, address string, mailbox uint64, uid uint32) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.singles++
 	b, ok := s.blobs[uid]
 	if !ok {
 		return nil, store.ErrNotFound
 	}
 	return bytes.Clone(b), nil
+}
+
+func (s *memStore) Blobs(ctx context.Context, address string, mailbox uint64, uids []uint32) ([][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([][]byte, len(uids))
+	for i, uid := range uids {
+		if b, ok := s.blobs[uid]; ok {
+			out[i] = bytes.Clone(b)
+		}
+	}
+	s.batches++
+	return out, nil
 }
 
 func (s *memStore) OpenBlob(ctx context.Context, address string, mailbox uint64, uid uint32) (io.ReadCloser, int64, error) {

@@ -41,6 +41,10 @@ type prefetchResult struct {
 }
 
 // Prefetch starts decrypting items of mailbox. The caller must Stop it.
+// The sealed bytes of small messages are read from the store in runs
+// (ReadSealed, one store read per run), one run ahead of the messages
+// handed to the workers, so that reading overlaps decryption: at most
+// two runs (about 2 MiB sealed) are held besides the window.
 func (r *Reader) Prefetch(ctx context.Context, mailbox uint64, items []PrefetchItem) *Prefetcher {
 	workers := r.svc.Workers()
 	ctx, cancel := context.WithCancel(ctx)
@@ -53,29 +57,56 @@ func (r *Reader) Prefetch(ctx context.Context, mailbox uint64, items []PrefetchI
 	for i := range p.results {
 		p.results[i].done = make(chan struct{})
 	}
-	jobs := make(chan int)
+	// The messages to prefetch; nil for those the writer opens itself.
+	msgs := make([]*store.Message, len(items))
+	for i, it := range items {
+		if it.Size >= 0 && it.Size <= r.svc.inMemoryMax {
+			msgs[i] = it.Msg
+		}
+	}
+	runs := make(chan sealedRun, 1)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer close(runs)
+		for lo := 0; lo < len(msgs); {
+			hi := readAheadEnd(msgs, lo)
+			run := sealedRun{lo: lo, sealed: r.ReadSealed(ctx, mailbox, msgs[lo:hi])}
+			select {
+			case runs <- run:
+			case <-ctx.Done():
+				return
+			}
+			lo = hi
+		}
+	}()
+	jobs := make(chan prefetchJob)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		defer close(jobs)
-		for i, it := range items {
-			res := &p.results[i]
-			if it.Size < 0 || it.Size > r.svc.inMemoryMax {
-				close(res.done) // opened by the writer
-				continue
-			}
-			select {
-			case p.slots <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			res.slot = true
-			select {
-			case jobs <- i:
-			case <-ctx.Done():
-				<-p.slots
-				res.slot = false
-				return
+		for run := range runs {
+			for k, pre := range run.sealed {
+				i := run.lo + k
+				res := &p.results[i]
+				if msgs[i] == nil {
+					close(res.done) // opened by the writer
+					continue
+				}
+				select {
+				case p.slots <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				res.slot = true
+				select {
+				case jobs <- prefetchJob{i: i, pre: pre}:
+				case <-ctx.Done():
+					<-p.slots
+					res.slot = false
+					return
+				}
+				run.sealed[k] = nil
 			}
 		}
 	}()
@@ -83,10 +114,11 @@ func (r *Reader) Prefetch(ctx context.Context, mailbox uint64, items []PrefetchI
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			for i := range jobs {
+			for job := range jobs {
+				i := job.i
 				res := &p.results[i]
 				err := r.svc.work(ctx, func() {
-					res.body, res.err = r.open(ctx, mailbox, items[i].Msg, items[i].Size, true)
+					res.body, res.err = r.open(ctx, mailbox, items[i].Msg, items[i].Size, true, job.pre)
 				})
 				if err != nil {
 					res.err = err
@@ -96,6 +128,20 @@ func (r *Reader) Prefetch(ctx context.Context, mailbox uint64, items []PrefetchI
 		}()
 	}
 	return p
+}
+
+// sealedRun is the sealed bytes of the messages from index lo on, read
+// ahead together (nil where not read).
+type sealedRun struct {
+	lo     int
+	sealed [][]byte
+}
+
+// prefetchJob is a message for a worker to open: its index and its
+// sealed bytes if they were read ahead.
+type prefetchJob struct {
+	i   int
+	pre []byte
 }
 
 // Get returns the verified body of item i; nil and no error if it was

@@ -35,9 +35,15 @@ type sealedSource struct {
 	reads   int
 }
 
-func (r *Reader) sealed(ctx context.Context, mailbox uint64, m *store.Message) (*sealedSource, error) {
+// sealed returns the source of message m's sealed bytes: pre if the
+// caller read them ahead (ReadSealed), else read from the store now.
+func (r *Reader) sealed(ctx context.Context, mailbox uint64, m *store.Message, pre []byte) (*sealedSource, error) {
 	src := &sealedSource{r: r, mailbox: mailbox, uid: m.UID}
 	if m.SealedSize > streamAbove {
+		return src, nil
+	}
+	if pre != nil {
+		src.small = pre
 		return src, nil
 	}
 	blob, err := r.svc.st.Blob(ctx, r.account, mailbox, m.UID)
@@ -46,6 +52,63 @@ func (r *Reader) sealed(ctx context.Context, mailbox uint64, m *store.Message) (
 	}
 	src.small = blob
 	return src, nil
+}
+
+// Read-ahead bounds: the most messages, and sealed bytes, that one
+// store.Blobs call reads for ReadSealed's callers.
+const (
+	readAheadMessages = 32
+	readAheadBytes    = 1 << 20
+)
+
+// ReadSealed reads the sealed bytes of the small messages among msgs
+// (of mailbox) with one store read, for Open and Scan to use instead of
+// reading each message alone (one read transaction per message, the
+// mailbox resolved each time): out[i] is msgs[i]'s, or nil where a
+// message is too large to be read whole, is gone, or the read failed;
+// Open and Scan then read it themselves and report what they find. The
+// bytes are sealed: nothing readable is held. Every blob is held whole
+// until the caller drops it, so the caller bounds msgs (a few dozen
+// small messages).
+func (r *Reader) ReadSealed(ctx context.Context, mailbox uint64, msgs []*store.Message) [][]byte {
+	out := make([][]byte, len(msgs))
+	uids := make([]uint32, 0, len(msgs))
+	idx := make([]int, 0, len(msgs))
+	for i, m := range msgs {
+		if m != nil && m.SealedSize <= streamAbove {
+			uids = append(uids, m.UID)
+			idx = append(idx, i)
+		}
+	}
+	if len(uids) == 0 {
+		return out
+	}
+	bs, err := r.svc.st.Blobs(ctx, r.account, mailbox, uids)
+	if err != nil {
+		return out
+	}
+	for k, i := range idx {
+		out[i] = bs[k]
+	}
+	return out
+}
+
+// readAheadEnd returns the end of the run of msgs starting at lo that one
+// ReadSealed should read: at most readAheadMessages messages and about
+// readAheadBytes sealed bytes (at least one message).
+func readAheadEnd(msgs []*store.Message, lo int) int {
+	var bytes int64
+	hi := lo
+	for hi < len(msgs) && hi-lo < readAheadMessages {
+		if m := msgs[hi]; m != nil && m.SealedSize <= streamAbove {
+			if hi > lo && bytes+m.SealedSize > readAheadBytes {
+				break
+			}
+			bytes += m.SealedSize
+		}
+		hi++
+	}
+	return hi
 }
 
 // open returns a reader of the sealed bytes; it must be closed.

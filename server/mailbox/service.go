@@ -18,6 +18,7 @@ import (
 type Store interface {
 	Messages(ctx context.Context, address string, mailbox uint64, opt store.ListOptions) ([]store.Message, error)
 	Blob(ctx context.Context, address string, mailbox uint64, uid uint32) ([]byte, error)
+	Blobs(ctx context.Context, address string, mailbox uint64, uids []uint32) ([][]byte, error)
 	OpenBlob(ctx context.Context, address string, mailbox uint64, uid uint32) (io.ReadCloser, int64, error)
 	SetSummaries(ctx context.Context, address string, mailbox uint64, us []store.SummaryUpdate) error
 }

@@ -60,16 +60,32 @@ func (r *Reader) Summaries(ctx context.Context, mailbox uint64, msgs []store.Mes
 			for lo := range next {
 				var full []store.SummaryUpdate
 				r.svc.work(ctx, func() {
+					// Stored summaries first; the messages left to
+					// build are read from the store together.
+					var build []*store.Message
+					var at []int
 					for i := lo; i < min(lo+chunk, len(msgs)) && ctx.Err() == nil; i++ {
-						u, ok := r.summary(ctx, mailbox, &msgs[i], out, errs, i)
-						if ok {
-							mu.Lock()
-							updates = append(updates, u)
-							if len(updates) >= summaryBatch {
-								full, updates = updates, nil
-							}
-							mu.Unlock()
+						if !r.stored(mailbox, &msgs[i], out, i) {
+							build = append(build, &msgs[i])
+							at = append(at, i)
 						}
+					}
+					for blo := 0; blo < len(build) && ctx.Err() == nil; {
+						bhi := readAheadEnd(build, blo)
+						pre := r.ReadSealed(ctx, mailbox, build[blo:bhi])
+						for k := blo; k < bhi && ctx.Err() == nil; k++ {
+							u, ok := r.rebuild(ctx, mailbox, build[k], pre[k-blo], out, errs, at[k])
+							pre[k-blo] = nil
+							if ok {
+								mu.Lock()
+								updates = append(updates, u)
+								if len(updates) >= summaryBatch {
+									full, updates = updates, nil
+								}
+								mu.Unlock()
+							}
+						}
+						blo = bhi
 					}
 				})
 				if full != nil {
@@ -94,26 +110,33 @@ func (r *Reader) Summaries(ctx context.Context, mailbox uint64, msgs []store.Mes
 	return out, errs, ctx.Err()
 }
 
-// summary opens message m's stored summary into out[i], or builds it:
-// then it returns the update to store.
-func (r *Reader) summary(ctx context.Context, mailbox uint64, m *store.Message, out []*Summary, errs []error, i int) (store.SummaryUpdate, bool) {
-	if m.Summary != nil && m.SessionKey != nil {
-		sm, err := r.openSummary(mailbox, m)
-		if err == nil {
-			out[i] = sm
-			return store.SummaryUpdate{}, false
-		}
-		if r.legacySummary(m) {
-			// Written by a version that bound summaries to the account
-			// only: authentic, but not known to be this message's. The
-			// migration is this rebuild.
-			r.log.Debug("rebuilding a summary of the older format", "mailbox", mailbox, "uid", m.UID)
-		} else {
-			r.log.Warn("stored summary does not open; rebuilding it from the message (an interrupted copy, or data changed outside sealmail)",
-				"mailbox", mailbox, "uid", m.UID, "err", err)
-		}
+// stored opens message m's stored summary into out[i] and reports
+// whether it did; if not, the summary is to be built (rebuild).
+func (r *Reader) stored(mailbox uint64, m *store.Message, out []*Summary, i int) bool {
+	if m.Summary == nil || m.SessionKey == nil {
+		return false
 	}
-	sm, sealed, sk, err := r.build(ctx, mailbox, m)
+	sm, err := r.openSummary(mailbox, m)
+	if err == nil {
+		out[i] = sm
+		return true
+	}
+	if r.legacySummary(m) {
+		// Written by a version that bound summaries to the account
+		// only: authentic, but not known to be this message's. The
+		// migration is this rebuild.
+		r.log.Debug("rebuilding a summary of the older format", "mailbox", mailbox, "uid", m.UID)
+	} else {
+		r.log.Warn("stored summary does not open; rebuilding it from the message (an interrupted copy, or data changed outside sealmail)",
+			"mailbox", mailbox, "uid", m.UID, "err", err)
+	}
+	return false
+}
+
+// rebuild builds message m's summary into out[i] (pre: its sealed bytes
+// read ahead, or nil) and returns the update to store.
+func (r *Reader) rebuild(ctx context.Context, mailbox uint64, m *store.Message, pre []byte, out []*Summary, errs []error, i int) (store.SummaryUpdate, bool) {
+	sm, sealed, sk, err := r.build(ctx, mailbox, m, pre)
 	if err != nil {
 		errs[i] = r.integrity(mailbox, m.UID, err)
 		r.logUnreadable(mailbox, m.UID, err)
@@ -157,10 +180,11 @@ func (r *Reader) legacySummary(m *store.Message) bool {
 }
 
 // build opens one message with the private key, builds its summary and
-// seals it, with the session key, for this message.
-func (r *Reader) build(ctx context.Context, mailbox uint64, m *store.Message) (*Summary, []byte, []byte, error) {
+// seals it, with the session key, for this message. pre, if not nil, is
+// its sealed bytes read ahead.
+func (r *Reader) build(ctx context.Context, mailbox uint64, m *store.Message, pre []byte) (*Summary, []byte, []byte, error) {
 	uid := m.UID
-	src, err := r.sealed(ctx, mailbox, m)
+	src, err := r.sealed(ctx, mailbox, m, pre)
 	if err != nil {
 		return nil, nil, nil, err
 	}

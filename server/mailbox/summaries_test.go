@@ -27,6 +27,13 @@ func (s *slowStore) Blob(ctx context.Context, address string, mailbox uint64, ui
 	return s.memStore.Blob(ctx, address, mailbox, uid)
 }
 
+func (s *slowStore) Blobs(ctx context.Context, address string, mailbox uint64, uids []uint32) ([][]byte, error) {
+	s.mu.Lock()
+	s.reads += len(uids)
+	s.mu.Unlock()
+	return s.memStore.Blobs(ctx, address, mailbox, uids)
+}
+
 func (s *slowStore) SetSummaries(ctx context.Context, address string, mailbox uint64, us []store.SummaryUpdate) error {
 	s.mu.Lock()
 	first := !s.waited

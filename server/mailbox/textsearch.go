@@ -46,10 +46,11 @@ func NewScanner(pats []string) *Scanner {
 // a pattern-sized overlap. The message is read to its end even when
 // every pattern was found, and a message that fails its integrity check
 // matches nothing (ErrIntegrity): a result is never based on unverified
-// bytes. The caller holds a worker slot. The result is valid until the
-// next call.
-func (r *Reader) Scan(ctx context.Context, mailbox uint64, m *store.Message, sm *Summary, sc *Scanner) ([]bool, error) {
-	src, err := r.sealed(ctx, mailbox, m)
+// bytes. pre, if not nil, is the message's sealed bytes read ahead
+// (ReadSealed); else Scan reads them. The caller holds a worker slot.
+// The result is valid until the next call.
+func (r *Reader) Scan(ctx context.Context, mailbox uint64, m *store.Message, pre []byte, sm *Summary, sc *Scanner) ([]bool, error) {
+	src, err := r.sealed(ctx, mailbox, m, pre)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sealmail/sealmail/crypto"
 	"github.com/sealmail/sealmail/server/account"
+	"github.com/sealmail/sealmail/store"
 	"github.com/sealmail/sealmail/store/badgerstore"
 )
 
@@ -179,6 +180,18 @@ func (s *tamperStore) Blob(ctx context.Context, address string, mailbox uint64, 
 		b[len(b)-40] ^= 1
 	}
 	return b, err
+}
+
+func (s *tamperStore) Blobs(ctx context.Context, address string, mailbox uint64, uids []uint32) ([][]byte, error) {
+	out := make([][]byte, len(uids))
+	for i, uid := range uids {
+		b, err := s.Blob(ctx, address, mailbox, uid)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
 }
 
 func (s *tamperStore) OpenBlob(ctx context.Context, address string, mailbox uint64, uid uint32) (io.ReadCloser, int64, error) {
