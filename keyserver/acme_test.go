@@ -3,9 +3,12 @@ package keyserver
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,11 +17,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"golang.org/x/crypto/acme"
 )
 
@@ -153,55 +158,129 @@ func freeUDPPort(t *testing.T) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-// startProcess runs a helper binary until the test ends and returns its
-// collected output.
-func startProcess(t *testing.T, env []string, bin string, args ...string) *lockedBuffer {
+// child is a helper binary the test runs.
+type child struct {
+	name string
+	out  *lockedBuffer
+	done chan struct{} // closed when it has exited
+	stop func()        // kills it and waits; idempotent
+}
+
+// startProcess runs a helper binary until stop or the end of the test.
+func startProcess(t *testing.T, env []string, bin string, args ...string) *child {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
+	c := &child{name: filepath.Base(bin), out: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = c.out, c.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+	go func() {
 		_ = cmd.Wait()
+		close(c.done)
+	}()
+	var once sync.Once
+	c.stop = func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			<-c.done
+		})
+	}
+	t.Cleanup(func() {
+		c.stop()
 		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(bin), out.String())
+			t.Logf("%s output:\n%s", c.name, c.out.String())
 		}
 	})
-	return out
+	return c
 }
 
-// waitDNS waits until a DNS server answers on addr (UDP), so that pebble
-// never meets a resolver that is not up yet.
-func waitDNS(t *testing.T, addr string) {
-	t.Helper()
-	// A query for A example.test (RFC 1035 §4.1): ID 0x5ea1, RD, one question.
-	query := []byte{0x5e, 0xa1, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
-		7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1}
+// lostPort reports whether the child said that one of its ports was
+// taken: the ports are picked free but released before the child binds
+// them, so another process on the machine may take one in between.
+func (c *child) lostPort() bool {
+	return strings.Contains(c.out.String(), "address already in use")
+}
+
+// ready waits until check succeeds, the child exits or says it lost a
+// port, or 30 seconds pass.
+func (c *child) ready(check func() error) error {
 	deadline := time.Now().Add(30 * time.Second)
-	buf := make([]byte, 512)
 	for {
-		c, err := net.Dial("udp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetDeadline(time.Now().Add(200 * time.Millisecond))
-		_, err = c.Write(query)
+		err := check()
 		if err == nil {
-			var n int
-			n, err = c.Read(buf)
-			if err == nil && n >= 12 && buf[0] == 0x5e && buf[1] == 0xa1 {
-				c.Close()
-				return
+			return nil
+		}
+		select {
+		case <-c.done:
+			return fmt.Errorf("%s exited: %v", c.name, err)
+		default:
+		}
+		if c.lostPort() {
+			return fmt.Errorf("%s lost a port: %v", c.name, err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready: %v", c.name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startRetrying starts a child with fresh ports until it is ready.
+// Only a lost port is tried again, with new ports, a few times; any
+// other failure fails the test.
+func startRetrying(t *testing.T, start func() (*child, func() error)) {
+	t.Helper()
+	const attempts = 5
+	for i := 1; ; i++ {
+		c, check := start()
+		err := c.ready(check)
+		if err == nil {
+			return
+		}
+		c.stop()
+		if !c.lostPort() || i == attempts {
+			t.Fatalf("%v\n%s", err, c.out.String())
+		}
+		t.Logf("attempt %d: %v; again with new ports", i, err)
+	}
+}
+
+// challReady checks that the pebble-challtestsrv started with management
+// address mgmt is the DNS server on dnsAddr: it adds an A record for a
+// name of its own through the management interface and asks dnsAddr for
+// it, so that no other process that took either port passes.
+func challReady(mgmt, dnsAddr string) func() error {
+	var token [8]byte
+	_, _ = rand.Read(token[:])
+	name := "ready-" + hex.EncodeToString(token[:]) + ".example.test."
+	const marker = "127.0.0.9" // the challenge server's default answer is 127.0.0.1
+	added := false
+	return func() error {
+		if !added {
+			body, _ := json.Marshal(map[string]any{"host": name, "addresses": []string{marker}})
+			resp, err := http.Post("http://"+mgmt+"/add-a", "application/json", bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("add-a: status %d", resp.StatusCode)
+			}
+			added = true
+		}
+		q := new(dns.Msg).SetQuestion(name, dns.TypeA)
+		in, _, err := (&dns.Client{Timeout: 200 * time.Millisecond}).Exchange(q, dnsAddr)
+		if err != nil {
+			return err
+		}
+		for _, rr := range in.Answer {
+			if a, ok := rr.(*dns.A); ok && a.A.String() == marker {
+				return nil
 			}
 		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatalf("no DNS answer from pebble-challtestsrv on %s: %v", addr, err)
-		}
+		return fmt.Errorf("DNS answer on %s without our record: %v", dnsAddr, in.Answer)
 	}
 }
 
@@ -216,11 +295,14 @@ func startPebble(t *testing.T, ca *TestCA, tlsPort int) (dirURL, mgmtURL string)
 	t.Helper()
 	pebble := pebbleTool(t, "pebble")
 	challsrv := pebbleTool(t, "pebble-challtestsrv")
-	dnsAddr := "127.0.0.1:" + strconv.Itoa(freeUDPPort(t))
-	startProcess(t, nil, challsrv, "-dnsserver", dnsAddr, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
-		"-management", "127.0.0.1:"+strconv.Itoa(freePort(t)),
-		"-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
-	waitDNS(t, dnsAddr)
+	var dnsAddr string
+	startRetrying(t, func() (*child, func() error) {
+		dnsAddr = "127.0.0.1:" + strconv.Itoa(freeUDPPort(t))
+		mgmt := "127.0.0.1:" + strconv.Itoa(freePort(t))
+		c := startProcess(t, nil, challsrv, "-dnsserver", dnsAddr, "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "",
+			"-management", mgmt, "-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "")
+		return c, challReady(mgmt, dnsAddr)
+	})
 
 	dir := t.TempDir()
 	_, certPEM, keyPEM := ca.Issue(t, "localhost", "127.0.0.1")
@@ -231,42 +313,49 @@ func startPebble(t *testing.T, ca *TestCA, tlsPort int) (dirURL, mgmtURL string)
 	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port, mport := freePort(t), freePort(t)
-	cfg := map[string]any{"pebble": map[string]any{
-		"listenAddress":                  "127.0.0.1:" + strconv.Itoa(port),
-		"managementListenAddress":        "127.0.0.1:" + strconv.Itoa(mport),
-		"certificate":                    certFile,
-		"privateKey":                     keyFile,
-		"httpPort":                       freePort(t), // nothing listens: http-01 cannot succeed
-		"tlsPort":                        tlsPort,
-		"ocspResponderURL":               "",
-		"externalAccountBindingRequired": false,
-	}}
-	b, _ := json.Marshal(cfg)
-	cfgFile := filepath.Join(dir, "pebble.json")
-	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
-		t.Fatal(err)
+	// Both of pebble's listeners present ca's certificate, so a process
+	// that took one of their ports fails the checks.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}, Timeout: 5 * time.Second}
+	get := func(url string) error {
+		resp, err := client.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: status %d", url, resp.StatusCode)
+		}
+		return nil
 	}
-	out := startProcess(t, []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"},
-		pebble, "-config", cfgFile, "-dnsserver", dnsAddr)
-
-	dirURL = "https://127.0.0.1:" + strconv.Itoa(port) + "/dir"
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool}}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := client.Get(dirURL)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
+	startRetrying(t, func() (*child, func() error) {
+		port, mport := freePort(t), freePort(t)
+		cfg := map[string]any{"pebble": map[string]any{
+			"listenAddress":                  "127.0.0.1:" + strconv.Itoa(port),
+			"managementListenAddress":        "127.0.0.1:" + strconv.Itoa(mport),
+			"certificate":                    certFile,
+			"privateKey":                     keyFile,
+			"httpPort":                       freePort(t), // nothing listens: http-01 cannot succeed
+			"tlsPort":                        tlsPort,
+			"ocspResponderURL":               "",
+			"externalAccountBindingRequired": false,
+		}}
+		b, _ := json.Marshal(cfg)
+		cfgFile := filepath.Join(dir, "pebble.json")
+		if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := startProcess(t, []string{"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0"},
+			pebble, "-config", cfgFile, "-dnsserver", dnsAddr)
+		dirURL = "https://127.0.0.1:" + strconv.Itoa(port) + "/dir"
+		mgmtURL = "https://127.0.0.1:" + strconv.Itoa(mport)
+		return c, func() error {
+			if err := get(dirURL); err != nil {
+				return err
 			}
+			return get(mgmtURL + "/roots/0")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pebble did not come up: %v\n%s", err, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return dirURL, "https://127.0.0.1:" + strconv.Itoa(mport)
+	})
+	return dirURL, mgmtURL
 }
 
 // TestAutocertPebble runs the ACME flow against a local pebble that
