@@ -170,6 +170,11 @@ type Destroyed struct {
 	Class      string
 	Rule       string
 	SealedSize int64
+	// ModSeq, for a message destroyed from a mailbox (MailboxID not 0),
+	// is the mod-sequence of its removal: the mailbox's HighestModSeq
+	// after the call, which every message the call destroyed from that
+	// mailbox shares (see Tombstones). 0 for a vaulted message.
+	ModSeq uint64
 }
 
 // Preset is an imported retention preset: its YAML source, kept as the

@@ -194,7 +194,7 @@ func retErr(err error) error {
 // keep their rate; the CLI's on a stopped server run flat out. onDestroy
 // (may be nil) hears of live messages the sweeper or an erasure
 // destroyed.
-func newRetention(ctx context.Context, st store.Store, c *Config, log *slog.Logger, auditLog *audit.Service, serving bool, onDestroy func(string, uint64, []uint32)) (*retention.Service, error) {
+func newRetention(ctx context.Context, st store.Store, c *Config, log *slog.Logger, auditLog *audit.Service, serving bool, onDestroy func(string, uint64, []uint32, uint64)) (*retention.Service, error) {
 	opt := retention.Options{
 		Store:         st,
 		Logger:        log,

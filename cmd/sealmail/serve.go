@@ -117,10 +117,10 @@ func runServe(ctx context.Context, e *env, args []string) (err error) {
 	// closes. Its acts go to the audit log. What it destroys of a
 	// mailbox (a sweep, an erasure) reaches the IMAP and POP3 sessions
 	// that have it open, once the protocols exist.
-	var expunged atomic.Pointer[func(account string, mailbox uint64, uids []uint32)]
-	ret, err := newRetention(ctx, st, c, log, auditLog, true, func(account string, mailbox uint64, uids []uint32) {
+	var expunged atomic.Pointer[func(account string, mailbox uint64, uids []uint32, modseq uint64)]
+	ret, err := newRetention(ctx, st, c, log, auditLog, true, func(account string, mailbox uint64, uids []uint32, modseq uint64) {
 		if f := expunged.Load(); f != nil {
-			(*f)(account, mailbox, uids)
+			(*f)(account, mailbox, uids, modseq)
 		}
 	})
 	if err != nil {
@@ -356,8 +356,9 @@ type servers struct {
 	// delivered tells IMAP of messages committed outside SMTP.
 	delivered func([]store.Delivered)
 	// expunged tells IMAP and POP3 of messages removed outside them
-	// (the retention sweeper, an erasure).
-	expunged func(account string, mailbox uint64, uids []uint32)
+	// (the retention sweeper, an erasure), with the mailbox's
+	// HIGHESTMODSEQ before the removal (0: not known).
+	expunged func(account string, mailbox uint64, uids []uint32, modseq uint64)
 	// guards are the guarded listeners by service name.
 	guards map[string]*listener.Listener
 	// limiters are the connection limiters by service name.
@@ -494,8 +495,8 @@ func startServers(c *Config, st store.Store, accounts *account.Service, inb *inb
 	}
 
 	lim := connectionLimiters(c, lns, fdLimit, log)
-	expunged := func(account string, mailbox uint64, uids []uint32) {
-		imapSrv.Expunged(account, mailbox, uids)
+	expunged := func(account string, mailbox uint64, uids []uint32, modseq uint64) {
+		imapSrv.ExpungedAbove(account, mailbox, uids, modseq)
 		pop3Srv.Expunged(account, mailbox, uids)
 	}
 	out := &servers{delivered: imapSrv.Delivered, expunged: expunged, queueLen: q.Len, guards: map[string]*listener.Listener{}, limiters: map[string]*listener.Limiter{}}

@@ -3,10 +3,10 @@ package imap
 import "github.com/sealmail/sealmail/store"
 
 // Expunged tells the server that messages were removed from a mailbox by
-// another part of this process (a retention sweep, an administrator's
-// erase): the sessions that have it selected are told EXPUNGE, as for
-// another IMAP session's. It does not wait for them. A removal whose
-// HIGHESTMODSEQ before it is known (a POP3 QUIT) takes ExpungedAbove.
+// another part of this process: the sessions that have it selected are
+// told EXPUNGE, as for another IMAP session's. It does not wait for
+// them. A removal whose HIGHESTMODSEQ before it is known (a POP3 QUIT, a
+// retention sweep, an administrator's erase) takes ExpungedAbove.
 func (s *Server) Expunged(account string, mailbox uint64, uids []uint32) {
 	s.expungedBy(account, mailbox, uids, nil, false, 0)
 }

@@ -79,7 +79,8 @@ func (s *session) Resync(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Se
 // condstore.go's guardModSeq) then lets its client keep a mod-sequence
 // up to modseq, not only up to its SELECT's, so that the client's next
 // QRESYNC asks for no more than it missed. POP3's QUIT reads it before
-// its Expunge; wire it as POP3's change hook.
+// its Expunge (wire it as POP3's change hook); retention's sweeps and
+// erasures have it from the store (store.Destroyed.ModSeq, less one).
 func (s *Server) ExpungedAbove(account string, mailbox uint64, uids []uint32, modseq uint64) {
 	s.expungedBy(account, mailbox, uids, nil, false, modseq)
 }

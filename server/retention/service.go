@@ -63,8 +63,12 @@ type Options struct {
 	SettleInterval time.Duration
 	// OnDestroy, if not nil, is told of live messages the sweeper or an
 	// erasure destroyed, so that sessions with the mailbox open learn
-	// of it. It must not block.
-	OnDestroy func(account string, mailbox uint64, uids []uint32)
+	// of it, and of the mailbox's HIGHESTMODSEQ before their removal
+	// (every one of uids left with a higher mod-sequence; 0: not known),
+	// which lets a QRESYNC session that holds the removal back keep a
+	// mod-sequence up to it (imap.Server.ExpungedAbove). It must not
+	// block.
+	OnDestroy func(account string, mailbox uint64, uids []uint32, modseq uint64)
 	// SweepPause paces the sweeper so that it does not crowd out
 	// deliveries, which share the store's one writer: after each chunk it
 	// destroys while mail is being delivered (through Store), it waits
@@ -96,7 +100,7 @@ type Service struct {
 	now       func() time.Time
 	sweepEach time.Duration // immutable
 	settleDur time.Duration // immutable
-	onDestroy func(string, uint64, []uint32)
+	onDestroy func(string, uint64, []uint32, uint64)
 	pause     float64 // immutable
 
 	pol atomic.Pointer[policy.Policy]

@@ -64,14 +64,16 @@ func (r *recorder) last(action string) (Event, bool) {
 }
 
 type destroyedUIDs struct {
-	mu   sync.Mutex
-	uids map[uint64][]uint32
+	mu     sync.Mutex
+	uids   map[uint64][]uint32
+	before map[uint64]uint64 // the last mod-sequence told per mailbox
 }
 
-func (d *destroyedUIDs) note(_ string, mbox uint64, uids []uint32) {
+func (d *destroyedUIDs) note(_ string, mbox uint64, uids []uint32, before uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.uids[mbox] = append(d.uids[mbox], uids...)
+	d.before[mbox] = before
 }
 
 type fixture struct {
@@ -89,7 +91,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &fixture{st: st, rec: &recorder{}, gone: &destroyedUIDs{uids: map[uint64][]uint32{}}}
+	f := &fixture{st: st, rec: &recorder{}, gone: &destroyedUIDs{uids: map[uint64][]uint32{}, before: map[uint64]uint64{}}}
 	f.svc, err = New(bg, Options{Store: st, Auditor: f.rec, OnDestroy: f.gone.note})
 	if err != nil {
 		t.Fatal(err)
@@ -267,6 +269,11 @@ func TestZeroDaySweepAndHolds(t *testing.T) {
 	}
 	if got := f.gone.uids[inbox.ID]; len(got) != 3 || got[0] != uids[0] {
 		t.Errorf("OnDestroy told %v", got)
+	}
+	// The sweep's one destroying commit was the inbox's last change: the
+	// mod-sequence told is the inbox's HIGHESTMODSEQ just before it.
+	if got, now := f.gone.before[inbox.ID], f.mailbox(t, alice, store.Inbox).HighestModSeq; got == 0 || got != now-1 {
+		t.Errorf("OnDestroy told mod-sequence %d before the removal; the inbox's HIGHESTMODSEQ is now %d", got, now)
 	}
 	_ = bobs
 	want := []string{"policy.import", "policy.assign", "hold.place", "retention.destroy", "retention.sweep", "retention.sweep",

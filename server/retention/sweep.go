@@ -303,18 +303,22 @@ func (s *Service) notifyDestroyed(ds []store.Destroyed) {
 	}
 	var order []key
 	live := map[key][]uint32{}
+	before := map[key]uint64{} // below every removal's mod-sequence
 	for _, d := range ds {
 		if d.MailboxID == 0 || d.Owner.Former != 0 {
 			continue
 		}
 		k := key{d.Owner.Address, d.MailboxID}
+		b := d.ModSeq - min(d.ModSeq, 1) // 0 (not known) stays 0
 		if _, ok := live[k]; !ok {
 			order = append(order, k)
+			before[k] = b
 		}
 		live[k] = append(live[k], d.UID)
+		before[k] = min(before[k], b)
 	}
 	for _, k := range order {
-		s.onDestroy(k.account, k.mailbox, live[k])
+		s.onDestroy(k.account, k.mailbox, live[k], before[k])
 	}
 }
 

@@ -651,6 +651,11 @@ func (db *DB) DestroyMessages(ctx context.Context, refs []store.MessageRef, opt 
 				}
 			}
 		}
+		for i := range out {
+			if d := &out[i]; d.MailboxID != 0 {
+				d.ModSeq = owners[d.Owner].boxes[d.MailboxID].HighestModSeq
+			}
+		}
 		return nil
 	})
 	if len(out) > 0 {

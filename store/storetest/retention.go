@@ -354,8 +354,16 @@ func testRetentionDue(t *testing.T, s store.Store) {
 	}
 	checkCounters(t, s, addr, store.Inbox)
 	usedBytes(t, s, addr)
-	// The destroyed messages left tombstones (QRESYNC).
+	// The destroyed messages left tombstones (QRESYNC), at the mod-sequence
+	// the call reports.
 	wantVanished(t, "destroyed", vanished(t, s, addr, inbox, ms0), due1, due2)
+	if ms := mailbox(t, s, addr, store.Inbox).HighestModSeq; len(ds) == 2 && (ds[0].ModSeq != ms || ds[1].ModSeq != ms || ms <= ms0) {
+		t.Errorf("DestroyMessages reports mod-sequences %d and %d; the mailbox's went from %d to %d", ds[0].ModSeq, ds[1].ModSeq, ms0, ms)
+	}
+	if len(ds) == 2 {
+		wantVanished(t, "destroyed, from just below the reported mod-sequence", vanished(t, s, addr, inbox, ds[0].ModSeq-1), due1, due2)
+		wantVanished(t, "destroyed, from the reported mod-sequence", vanished(t, s, addr, inbox, ds[0].ModSeq))
+	}
 	_, err = s.Blob(ctxBg, addr, inbox, due1)
 	wantErr(t, "Blob of a destroyed message", err, store.ErrNotFound)
 	// Without Due (an erasure) what is not protected goes: kept's
@@ -381,7 +389,7 @@ func testRetentionDue(t *testing.T, s store.Store) {
 	if ds, err := s.DestroyMessages(ctxBg, refs(store.Owner{Address: addr}, []uint64{vid}), store.DestroyOptions{Now: now0, Due: true}); err != nil || len(ds) != 0 {
 		t.Errorf("vaulted message destroyed before its keep-until: %+v, %v", ds, err)
 	}
-	if ds, err := s.DestroyMessages(ctxBg, refs(store.Owner{Address: addr}, []uint64{vid}), store.DestroyOptions{Now: later2, Due: true}); err != nil || len(ds) != 1 || ds[0].MailboxID != 0 {
+	if ds, err := s.DestroyMessages(ctxBg, refs(store.Owner{Address: addr}, []uint64{vid}), store.DestroyOptions{Now: later2, Due: true}); err != nil || len(ds) != 1 || ds[0].MailboxID != 0 || ds[0].ModSeq != 0 {
 		t.Errorf("vaulted DestroyMessages = %+v, %v", ds, err)
 	}
 	if v := vaultIDs(t, s, store.Owner{Address: addr}); len(v) != 0 {
