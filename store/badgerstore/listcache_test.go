@@ -24,6 +24,20 @@ func openChecked(t *testing.T, dir string) *DB {
 	return db
 }
 
+// checkedInbox opens a checked store (openChecked) in a temporary
+// directory, closed when the test ends, creates addr there with n
+// messages in its INBOX, and returns the store and the INBOX's ID.
+func checkedInbox(t *testing.T, addr string, n int) (*DB, uint64) {
+	t.Helper()
+	db := openChecked(t, t.TempDir())
+	t.Cleanup(func() { db.Close() })
+	mkAccount(t, db, addr, []byte("secret"))
+	if n > 0 {
+		deliverT(t, db, addr, "", n)
+	}
+	return db, mboxID(t, db, addr, store.Inbox)
+}
+
 // TestConformanceCheckedLists runs the conformance suite with the
 // listing cache checked after every commit: a write path of the suite
 // that leaves a cached listing different from the disk fails it.
@@ -69,12 +83,8 @@ func sameMessages(a, b []store.Message) bool {
 // every commit). The writes a session makes all the time must leave the
 // cache warm: those are what it is for.
 func TestListCacheEveryWrite(t *testing.T) {
-	db := openChecked(t, t.TempDir())
-	defer db.Close()
 	const addr = "every@example.org"
-	mkAccount(t, db, addr, []byte("secret"))
-	deliverT(t, db, addr, "", 12)
-	inbox := mboxID(t, db, addr, store.Inbox)
+	db, inbox := checkedInbox(t, addr, 12)
 	trash := mboxID(t, db, addr, "Trash")
 	deliverT(t, db, addr, "Trash", 3)
 	boxes := []uint64{inbox, trash}
@@ -201,13 +211,9 @@ func TestListCacheEveryWrite(t *testing.T) {
 // snapshot, lists ranges, and checks Messages against what it can know;
 // the writer's check compares after every commit.
 func TestListCacheConcurrent(t *testing.T) {
-	db := openChecked(t, t.TempDir())
-	defer db.Close()
 	const addr = "busy@example.org"
-	mkAccount(t, db, addr, []byte("secret"))
-	deliverT(t, db, addr, "", 30)
+	db, inbox := checkedInbox(t, addr, 30)
 	deliverT(t, db, addr, "Archive", 10)
-	inbox := mboxID(t, db, addr, store.Inbox)
 	arch := mboxID(t, db, addr, "Archive")
 	const rounds = 60
 	var wg sync.WaitGroup
@@ -370,12 +376,8 @@ func TestListCacheBound(t *testing.T) {
 // date: what it puts is of an older state, and no later listing may be
 // served from it.
 func TestListCacheOldSnapshot(t *testing.T) {
-	db := openChecked(t, t.TempDir())
-	defer db.Close()
 	const addr = "old@example.org"
-	mkAccount(t, db, addr, []byte("secret"))
-	deliverT(t, db, addr, "", 5)
-	inbox := mboxID(t, db, addr, store.Inbox)
+	db, inbox := checkedInbox(t, addr, 5)
 	for _, drop := range []bool{false, true} {
 		if _, err := db.Messages(bg, addr, inbox, store.ListOptions{}); err != nil {
 			t.Fatal(err)
@@ -415,11 +417,8 @@ func TestListCacheOldSnapshot(t *testing.T) {
 // not put the old ID back in the cache, where the re-created account's
 // reads would find it.
 func TestIDCacheDeletedAccount(t *testing.T) {
-	db := openChecked(t, t.TempDir())
-	defer db.Close()
 	const addr = "again@example.org"
-	mkAccount(t, db, addr, []byte("secret"))
-	inbox := mboxID(t, db, addr, store.Inbox)
+	db, inbox := checkedInbox(t, addr, 0)
 	if _, err := db.Messages(bg, addr, inbox, store.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
