@@ -31,7 +31,9 @@
 // (CATENATE's URL parts), condstore.go (CONDSTORE: CHANGEDSINCE, the
 // MODSEQ of search results, HIGHESTMODSEQ for an enabling command),
 // qresync.go (QRESYNC: VANISHED (EARLIER) from the store's tombstones,
-// SELECT's resynchronisation, UID FETCH … VANISHED), objectid.go
+// SELECT's resynchronisation, UID FETCH … VANISHED, EXPUNGE's tagged
+// HIGHESTMODSEQ, never above a change the session has not heard of),
+// objectid.go
 // (OBJECTID and SAVEDATE from the message records), compress.go
 // (COMPRESS=DEFLATE, which the wire layer runs by itself),
 // within.go (WITHIN: OLDER and YOUNGER on the internal date), quota.go

@@ -30,6 +30,24 @@ import (
 // client learns of those from Poll, in order, so that sequence numbers
 // stay right.
 
+// EXPUNGE and UID EXPUNGE end with "OK [HIGHESTMODSEQ n]" once the
+// client enabled CONDSTORE (RFC 7162 §3.2.10 shows it; Dovecot sends
+// it), so that a client can keep n and resynchronise from it. n must not
+// run ahead of any change the client has not been told: every change at
+// or below n must be in the session's SELECT listing or have reached the
+// mailbox state (and so the view, whose updates the Poll after the
+// command writes before the tagged OK; the code is dropped if that Poll
+// fails). A writer commits first and tells the state after, from its own
+// goroutine (another session, POP3, retention, a delivery's sync), so
+// the mailbox's HIGHESTMODSEQ alone may count a change not yet told.
+// keptModSeq checks instead: it reads HIGHESTMODSEQ, then the
+// mailbox's messages and the removals since the last value it gave (or
+// SELECT's), and lowers n below every change the state has not heard
+// of: a message whose MODSEQ is above what the state recorded for it
+// (flag changes in modseqs, new messages in announced), a removal of a
+// message the state still has. A change made after the HIGHESTMODSEQ
+// read has a higher MODSEQ and is the next resync's.
+
 // qresyncCaps are the capabilities of this file.
 var qresyncCaps = []imap.Cap{imap.CapQResync}
 
@@ -71,6 +89,81 @@ func (s *session) Resync(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Se
 		return err
 	}
 	return s.writeChanged(ctx, a, sel, w, q.ModSeq, listed)
+}
+
+// Compile-time check: EXPUNGE's tagged OK carries HIGHESTMODSEQ.
+var _ wire.SessionExpungeModSeq = (*session)(nil)
+
+// ExpungeModSeq implements wire.SessionExpungeModSeq: Expunge, then,
+// once the client enabled CONDSTORE, the mod-sequence it may keep
+// (keptModSeq; 0 if none is known to be safe).
+func (s *session) ExpungeModSeq(ctx context.Context, w *wire.UpdateWriter, uids imap.UIDSet) (uint64, error) {
+	if err := s.Expunge(ctx, w, uids); err != nil {
+		return 0, err
+	}
+	if !s.conn.Enabled(imap.CapCondStore) {
+		return 0, nil
+	}
+	a, sel, err := s.selectedState()
+	if err != nil {
+		return 0, nil
+	}
+	n := s.keptModSeq(ctx, a, sel)
+	if n > 0 {
+		sel.toldModSeq = n // the client keeps it, lower or not
+	}
+	return n, nil
+}
+
+// keptModSeq returns the highest mod-sequence the client may keep once
+// its view's pending updates are written (see above): never below
+// SELECT's HIGHESTMODSEQ or the value it gave last, which it gives
+// again when a change it cannot place keeps it from going further (the
+// client may have taken a higher FETCH MODSEQ meanwhile). 0 if a read
+// fails.
+func (s *session) keptModSeq(ctx context.Context, a authState, sel *selected) uint64 {
+	mbox := sel.st.key.id
+	mb, err := s.srv.st.MailboxByID(ctx, a.account, mbox)
+	if err != nil {
+		return 0
+	}
+	top := mb.HighestModSeq
+	st := sel.st
+	st.mu.Lock()
+	from := max(sel.v.kept, sel.v.selModSeq)
+	st.mu.Unlock()
+	if top <= from {
+		return from
+	}
+	since, err := s.srv.st.Vanished(ctx, a.account, mbox, from)
+	if err != nil || !since.Complete {
+		return 0
+	}
+	later, err := s.srv.st.Vanished(ctx, a.account, mbox, top)
+	if err != nil || !later.Complete {
+		return 0
+	}
+	msgs, err := s.srv.st.Messages(ctx, a.account, mbox, store.ListOptions{})
+	if err != nil {
+		return 0
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := top
+	for _, m := range msgs {
+		if m.ModSeq > from && m.ModSeq <= top && m.ModSeq > max(st.modseqs[m.UID], st.announced[m.UID]) {
+			n = min(n, m.ModSeq-1) // a change the state has not heard of
+		}
+	}
+	for _, u := range since.UIDs {
+		if _, after := slices.BinarySearch(later.UIDs, u); !after && st.hasLocked(u) {
+			// A removal at or below top the state has not heard of; its
+			// own mod-sequence is not known.
+			n = min(n, from)
+		}
+	}
+	sel.v.kept = n
+	return n
 }
 
 // ExpungedAbove is Expunged for a removal whose every message got a

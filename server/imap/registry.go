@@ -52,6 +52,11 @@ type mailboxState struct {
 	// the store commits them, in any order; an older change reported late
 	// is not queued, so no client sees a message's MODSEQ go back.
 	modseqs map[uint32]uint64 // guarded by mu
+	// announced is the MODSEQ of each message announced as new since
+	// the state was loaded, as the listing that announced it gave it
+	// (made when first written, emptied by EXPUNGE): with modseqs, what
+	// qresync.go's keptModSeq checks a listing against.
+	announced map[uint32]uint64 // guarded by mu
 }
 
 // view is one session's view of its selected mailbox (RFC 9051 §2.3.1.2):
@@ -80,6 +85,10 @@ type view struct {
 	// condstore.go's guardModSeq).
 	selModSeq uint64
 	heldFloor uint64
+	// kept is the last mod-sequence the client was told it may keep
+	// (qresync.go's keptModSeq): every change at or below it had reached
+	// this state. 0: none since SELECT.
+	kept uint64
 }
 
 type flagUpdate struct {
@@ -248,6 +257,9 @@ func (s *mailboxState) reconcileLocked(msgs []store.Message) {
 		switch {
 		case m.UID > last:
 			added = append(added, m.UID)
+			if s.loaded {
+				s.noteAnnouncedLocked(m)
+			}
 		case !s.hasLocked(m.UID):
 			late = append(late, m.UID)
 		}
@@ -294,9 +306,18 @@ func (s *mailboxState) sync(ctx context.Context, st Store) error {
 	for i, m := range msgs {
 		uids[i] = m.UID
 		s.noteKeywordsLocked(m.Flags)
+		s.noteAnnouncedLocked(m)
 	}
 	s.addLocked(uids)
 	return nil
+}
+
+// noteAnnouncedLocked records the MODSEQ of a message announced as new.
+func (s *mailboxState) noteAnnouncedLocked(m store.Message) {
+	if s.announced == nil {
+		s.announced = map[uint32]uint64{}
+	}
+	s.announced[m.UID] = m.ModSeq
 }
 
 // addLocked appends new messages (ascending, above every known UID) to
@@ -338,6 +359,7 @@ func (s *mailboxState) expungeLocked(uids []uint32, origin *view, before uint64)
 			s.uids = slices.Delete(s.uids, i, i+1)
 		}
 		delete(s.modseqs, u)
+		delete(s.announced, u)
 	}
 	for v := range s.views {
 		if v == origin {

@@ -184,6 +184,16 @@ type SessionQResync interface {
 	Resync(ctx context.Context, w *UpdateWriter, cmd *Select) error
 }
 
+// SessionExpungeModSeq is an optional interface of Session: its
+// ExpungeModSeq runs EXPUNGE and UID EXPUNGE in place of Expunge and
+// returns a mod-sequence for the tagged OK's [HIGHESTMODSEQ n] (RFC 7162
+// §3.2.10 shows it), or 0 for none. The code is written only if the Poll
+// after the command succeeds: n must be one the client may keep once
+// that Poll's updates are written.
+type SessionExpungeModSeq interface {
+	ExpungeModSeq(ctx context.Context, w *UpdateWriter, uids imap.UIDSet) (uint64, error)
+}
+
 // SessionQuota implements QUOTA (RFC 9208). QUOTA is advertised only when
 // the Session has these methods.
 type SessionQuota interface {

@@ -15,6 +15,9 @@ type result struct {
 	typ  imap.StatusResponseType
 	code string
 	text string
+	// afterPoll: code holds only if the Poll after the command
+	// succeeds (it is dropped otherwise).
+	afterPoll bool
 }
 
 func ok(text string) result { return result{typ: imap.StatusResponseTypeOK, text: text} }
@@ -258,6 +261,11 @@ func (c *Conn) run(cmd *Command, p *parser) error {
 		if err := c.pollFailed(perr); err != nil {
 			return err
 		}
+		if perr != nil && res.afterPoll {
+			res.code = ""
+		}
+	} else if res.afterPoll {
+		res.code = ""
 	}
 	c.writeStatus(cmd.Tag, res)
 	return c.flush()

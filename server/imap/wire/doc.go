@@ -7,7 +7,7 @@
 //
 // A Server serves connections (Serve, ServeConn, Shutdown); each gets a
 // Session from Options.NewSession. The Session interface, its optional
-// interfaces (SessionQResync, SessionQuota, SessionSort, SessionThread,
+// interfaces (SessionQResync, SessionExpungeModSeq, SessionQuota, SessionSort, SessionThread,
 // SessionNotify, SessionSearchContext; AppendChecker and URLOpener on an
 // Appender) and the result types are in backend.go; the parsed arguments
 // in command.go. Package wiretest holds the attacks of issue 9 as test

@@ -109,6 +109,15 @@ func (c *Conn) cmdExpunge(cmd *Command, _ *parser) (result, error) {
 	if e, ok := cmd.Args.(*Expunge); ok {
 		uids = e.UIDs
 	}
+	if s, isMS := c.sess.(SessionExpungeModSeq); isMS {
+		n, err := s.ExpungeModSeq(c.cmdCtx, &c.uw, uids)
+		if err != nil || n == 0 {
+			return ok(commandName(cmd) + " completed"), err
+		}
+		res := okCode("HIGHESTMODSEQ "+strconv.FormatUint(n, 10), commandName(cmd)+" completed")
+		res.afterPoll = true
+		return res, nil
+	}
 	if err := c.sess.Expunge(c.cmdCtx, &c.uw, uids); err != nil {
 		return result{}, err
 	}

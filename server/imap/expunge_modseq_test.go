@@ -1,0 +1,182 @@
+package imap
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sealmail/sealmail/store"
+)
+
+// expungeModSeqRe finds the code of EXPUNGE's tagged OK.
+var expungeModSeqRe = regexp.MustCompile(`(?m)^x\d+ OK \[HIGHESTMODSEQ (\d+)\] (UID )?EXPUNGE completed\r$`)
+
+// taggedModSeq returns the HIGHESTMODSEQ of out's tagged OK, or 0.
+func taggedModSeq(t *testing.T, out string) uint64 {
+	t.Helper()
+	m := expungeModSeqRe.FindStringSubmatch(out)
+	if m == nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(m[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestExpungeModSeqUntold: EXPUNGE's tagged OK carries HIGHESTMODSEQ
+// once CONDSTORE is enabled, and never runs ahead of a change the
+// session has not heard of yet. The store is changed directly, the
+// server told later: the window in which a writer (another session,
+// POP3, retention, a delivery) has committed and not yet told the
+// mailbox's sessions. A flag change or a delivery not yet told lowers
+// the value below its MODSEQ; a removal not yet told (whose
+// mod-sequence the session cannot know) holds it at the value given
+// last. Once told, the
+// updates come first and the value is the mailbox's HIGHESTMODSEQ. A
+// client that resynchronises from the lowered value gets the change.
+func TestExpungeModSeqUntold(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	for i := 1; i <= 6; i++ {
+		env.deliver(alice, "", testMessage(fmt.Sprintf("m%d", i), "x"))
+	}
+	ctx := context.Background()
+	inbox := env.mailboxID(alice, "INBOX")
+	highest := func() uint64 {
+		t.Helper()
+		mb, err := env.st.MailboxByID(ctx, alice, inbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mb.HighestModSeq
+	}
+
+	// Without CONDSTORE: no code.
+	plain := env.rawLogin(alice, alicePW)
+	plain.ok("SELECT INBOX")
+	if out := plain.ok("UID EXPUNGE 1:*"); strings.Contains(out, "HIGHESTMODSEQ") {
+		t.Errorf("EXPUNGE without CONDSTORE:\n%s", out)
+	}
+
+	c := env.rawLogin(alice, alicePW)
+	c.ok("ENABLE QRESYNC")
+	sel := c.ok("SELECT INBOX")
+	uv := regexp.MustCompile(`UIDVALIDITY (\d+)`).FindStringSubmatch(sel)[1]
+
+	// Everything told: the mailbox's HIGHESTMODSEQ.
+	c.ok(`UID STORE 1 +FLAGS.SILENT (\Deleted)`)
+	if out := c.ok("UID EXPUNGE 1"); taggedModSeq(t, out) != highest() {
+		t.Fatalf("all told: tagged OK %q, HIGHESTMODSEQ %d", out, highest())
+	}
+
+	// A flag change committed, not told.
+	res, err := env.st.StoreFlags(ctx, alice, inbox, store.FlagUpdate{UIDs: []uint32{2}, Op: store.FlagsAdd, Flags: []string{"$Untold"}})
+	if err != nil || len(res.Changed) != 1 {
+		t.Fatalf("StoreFlags: %v, %v", res, err)
+	}
+	flagged := res.Changed[0].ModSeq
+	c.ok(`UID STORE 3 +FLAGS.SILENT (\Deleted)`)
+	out := c.ok("UID EXPUNGE 3")
+	lowered := taggedModSeq(t, out)
+	if lowered != flagged-1 {
+		t.Fatalf("untold flag change at %d: tagged OK %q, want HIGHESTMODSEQ %d", flagged, out, flagged-1)
+	}
+	// A client that kept it and resynchronises gets the change.
+	r := env.rawLogin(alice, alicePW)
+	r.ok("ENABLE QRESYNC")
+	resync := r.ok(fmt.Sprintf("SELECT INBOX (QRESYNC (%s %d))", uv, lowered))
+	if !regexp.MustCompile(`\* \d+ FETCH \(UID 2 .*\$Untold`).MatchString(resync) {
+		t.Errorf("resync from %d lacks UID 2's change:\n%s", lowered, resync)
+	}
+	r.ok("LOGOUT")
+
+	// Told: the FETCH comes first, then the whole value.
+	env.srv.FlagsChanged(alice, inbox, res.Changed)
+	out = c.ok("UID EXPUNGE 1:*")
+	if i, j := strings.Index(out, "$Untold"), strings.Index(out, "[HIGHESTMODSEQ"); i < 0 || j < i || taggedModSeq(t, out) != highest() {
+		t.Fatalf("flag change told: %q, HIGHESTMODSEQ %d", out, highest())
+	}
+
+	// A removal committed, not told: held at the value given last.
+	before := highest()
+	if _, err := env.st.Expunge(ctx, alice, inbox, []uint32{4}); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.ok("UID EXPUNGE 1:*"); taggedModSeq(t, out) != before {
+		t.Fatalf("untold removal: %q, want HIGHESTMODSEQ %d", out, before)
+	}
+	env.srv.Expunged(alice, inbox, []uint32{4})
+	out = c.ok("UID EXPUNGE 1:*")
+	if i, j := strings.Index(out, "* VANISHED 4"), strings.Index(out, "[HIGHESTMODSEQ"); i < 0 || j < i || taggedModSeq(t, out) != highest() {
+		t.Fatalf("removal told: %q, HIGHESTMODSEQ %d", out, highest())
+	}
+
+	// A delivery committed, not announced.
+	ds, err := env.st.Deliver(ctx, []store.Delivery{{Account: alice, MailboxID: inbox, Blob: env.seal(alice, testMessage("m7", "x"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := c.ok("UID EXPUNGE 1:*"); taggedModSeq(t, out) != highest()-1 {
+		t.Fatalf("unannounced delivery: %q, HIGHESTMODSEQ %d", out, highest())
+	}
+	env.srv.Delivered(ds)
+	env.srv.notify.wait()
+	out = c.ok("UID EXPUNGE 1:*")
+	if i, j := strings.Index(out, "EXISTS"), strings.Index(out, "[HIGHESTMODSEQ"); i < 0 || j < i || taggedModSeq(t, out) != highest() {
+		t.Fatalf("delivery announced: %q, HIGHESTMODSEQ %d", out, highest())
+	}
+}
+
+// TestExpungeModSeqResync: a QRESYNC client (Python's imaplib,
+// testdata/imaplib_expunge_modseq.py) that keeps EXPUNGE's tagged
+// HIGHESTMODSEQ, loses its connection and resynchronises from it gets
+// exactly what it missed: another session's removal that was held back
+// from it comes before the tagged OK, whose value is the mailbox's
+// HIGHESTMODSEQ; the resync names the later removal (UID 6) and the
+// later changes (UID 5's flags, the new UID 7) and nothing it was told.
+func TestExpungeModSeqResync(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	for i := 1; i <= 6; i++ {
+		env.deliver(alice, "", testMessage(fmt.Sprintf("m%d", i), "x"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out := pyOutput(t, env.python(ctx, env.tlsAddr, "imaplib_expunge_modseq.py", alice, alicePW))
+	var got struct {
+		Fetch, Expunge []string
+		Kept, Status   uint64
+		Resync         []string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	t.Logf("FETCH %q; UID EXPUNGE %q; kept %d; resync %q", got.Fetch, got.Expunge, got.Kept, got.Resync)
+	if strings.Contains(strings.Join(got.Fetch, ""), "VANISHED") {
+		t.Fatalf("the removal was not held back from FETCH: %q", got.Fetch)
+	}
+	n := len(got.Expunge)
+	if n < 3 || !slices.Contains(got.Expunge[:n-1], "* VANISHED 3") || !slices.Contains(got.Expunge[:n-1], "* VANISHED 4") ||
+		!strings.HasSuffix(got.Expunge[n-1], fmt.Sprintf(" OK [HIGHESTMODSEQ %d] UID EXPUNGE completed", got.Kept)) || got.Kept != got.Status {
+		t.Errorf("UID EXPUNGE: %q; kept %d, STATUS HIGHESTMODSEQ %d", got.Expunge, got.Kept, got.Status)
+	}
+	var vanished, fetched []string
+	for _, l := range got.Resync {
+		if v, ok := strings.CutPrefix(l, "* VANISHED (EARLIER) "); ok {
+			vanished = append(vanished, v)
+		}
+	}
+	fetched = fetchedUIDs(got.Resync)
+	slices.Sort(fetched)
+	if !slices.Equal(vanished, []string{"6"}) || !slices.Equal(fetched, []string{"5", "7"}) {
+		t.Errorf("resync from %d: %q, want VANISHED (EARLIER) 6 and FETCH of UIDs 5 and 7", got.Kept, got.Resync)
+	}
+}
