@@ -18,31 +18,11 @@ Prints a JSON object: A's lines of FETCH and of UID EXPUNGE, the
 mod-sequence A kept, B's STATUS HIGHESTMODSEQ, and the VANISHED and
 FETCH lines of the resynchronisation.
 """
-import imaplib
 import json
-import re
 import ssl
 import sys
 
-
-class Recorder(imaplib.IMAP4_SSL):
-    """IMAP4_SSL that keeps every response line it reads, in order."""
-
-    def __init__(self, *a, **kw):
-        self.lines = []
-        super().__init__(*a, **kw)
-
-    def _get_line(self):
-        line = super()._get_line()
-        self.lines.append(line.decode("utf-8", "replace"))
-        return line
-
-
-def connect(host, port, ctx, user, password):
-    m = Recorder(host, int(port), ssl_context=ctx)
-    imaplib.Commands.setdefault("ENABLE", ("NONAUTH", "AUTH", "SELECTED"))
-    m.login(user, password)
-    return m
+from qresync_client import connect, modseq_left, number
 
 
 def run(m, name, *args):
@@ -54,28 +34,6 @@ def run(m, name, *args):
     if name in ("SELECT", "EXAMINE"):
         m.state = "SELECTED"
     return m.lines[start:]
-
-
-def number(lines, pattern):
-    for line in lines:
-        g = re.search(pattern, line)
-        if g:
-            return int(g.group(1))
-    return 0
-
-
-def kept_after(start, lines):
-    """The HIGHESTMODSEQ a client keeps after lines (RFC 7162 §3.2)."""
-    ms = start
-    for line in lines:
-        g = re.search(r"\[HIGHESTMODSEQ (\d+)\]", line)
-        if g:
-            ms = int(g.group(1))
-            continue
-        g = re.search(r"^\* \d+ FETCH .*MODSEQ \((\d+)\)", line)
-        if g:
-            ms = max(ms, int(g.group(1)))
-    return ms
 
 
 def main():
@@ -96,12 +54,12 @@ def main():
     run(b, "UID", "EXPUNGE", "3")
 
     fetch = run(a, "FETCH", "1", "(FLAGS)")
-    kept = kept_after(kept, fetch)
+    kept = modseq_left(kept, fetch)
     # By sequence number, so the removal stays held back (UID 4 is
     # message 4: UID 3 is still message 3 for A).
-    kept = kept_after(kept, run(a, "STORE", "4", "+FLAGS.SILENT", "(\\Deleted)"))
+    kept = modseq_left(kept, run(a, "STORE", "4", "+FLAGS.SILENT", "(\\Deleted)"))
     expunge = run(a, "UID", "EXPUNGE", "4")
-    kept = kept_after(kept, expunge)
+    kept = modseq_left(kept, expunge)
     status = number(run(b, "STATUS", "INBOX", "(HIGHESTMODSEQ)"), r"HIGHESTMODSEQ (\d+)")
     # Gone without LOGOUT: the connection is lost.
     a.shutdown()

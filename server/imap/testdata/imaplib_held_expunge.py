@@ -21,31 +21,12 @@ Prints one JSON object per round name: A's lines of that command, the
 mod-sequence A was left at, whether A was told of the removal, and the
 VANISHED (EARLIER) line of the resynchronisation ("" if none).
 """
-import imaplib
 import json
 import re
 import ssl
 import sys
 
-
-class Recorder(imaplib.IMAP4_SSL):
-    """IMAP4_SSL that keeps every response line it reads, in order."""
-
-    def __init__(self, *a, **kw):
-        self.lines = []
-        super().__init__(*a, **kw)
-
-    def _get_line(self):
-        line = super()._get_line()
-        self.lines.append(line.decode("utf-8", "replace"))
-        return line
-
-
-def connect(host, port, ctx, user, password):
-    m = Recorder(host, int(port), ssl_context=ctx)
-    imaplib.Commands.setdefault("ENABLE", ("NONAUTH", "AUTH", "SELECTED"))
-    m.login(user, password)
-    return m
+from qresync_client import connect, modseq_left, number
 
 
 def run(m, name, *args):
@@ -55,30 +36,6 @@ def run(m, name, *args):
     if name in ("SELECT", "EXAMINE") and typ == "OK":
         m.state = "SELECTED"
     return typ, m.lines[start:]
-
-
-def number(lines, pattern):
-    for line in lines:
-        g = re.search(pattern, line)
-        if g:
-            return int(g.group(1))
-    return 0
-
-
-def modseq_left(start, lines):
-    """The HIGHESTMODSEQ a client keeps after lines (RFC 7162 §3.2)."""
-    ms = start
-    for line in lines:
-        if not line.startswith("* "):
-            continue
-        g = re.search(r"\[HIGHESTMODSEQ (\d+)\]", line)
-        if g:
-            ms = int(g.group(1))
-            continue
-        g = re.search(r"^\* \d+ FETCH .*MODSEQ \((\d+)\)", line)
-        if g:
-            ms = max(ms, int(g.group(1)))
-    return ms
 
 
 def told_of(uid, lines):
