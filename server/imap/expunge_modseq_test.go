@@ -71,7 +71,9 @@ func TestExpungeModSeqUntold(t *testing.T) {
 	sel := c.ok("SELECT INBOX")
 	uv := regexp.MustCompile(`UIDVALIDITY (\d+)`).FindStringSubmatch(sel)[1]
 
-	// Everything told: the mailbox's HIGHESTMODSEQ.
+	// Everything told (the session's own changes too): the mailbox's
+	// HIGHESTMODSEQ.
+	c.ok(`UID STORE 5 +FLAGS (\Seen)`)
 	c.ok(`UID STORE 1 +FLAGS.SILENT (\Deleted)`)
 	if out := c.ok("UID EXPUNGE 1"); taggedModSeq(t, out) != highest() {
 		t.Fatalf("all told: tagged OK %q, HIGHESTMODSEQ %d", out, highest())
