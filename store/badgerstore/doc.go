@@ -213,6 +213,15 @@
 // a blob. Tests set DB.checkLists to compare every entry with the disk
 // after each commit.
 //
+// Batched reads: Blobs (a run of messages' blobs) and Messages with
+// summaries read the values keyed by blob ID in one walk of one iterator
+// in key order (readKeyed), seeking only over gaps, instead of one
+// lookup per message: a lookup in badger's tables checks every level, and
+// a mailbox's messages mostly have neighbouring blob IDs. Blobs resolves
+// the mailbox once and takes the blob IDs from the listing cache when it
+// holds the mailbox at the state of the reader's snapshot (the tag rule
+// above), else from the metas.
+//
 // Account IDs (idcache.go): reads look an address's account ID up in
 // memory before the account record, which is written once and so sits
 // deep in the LSM tree. Only a deletion makes a mapping stale; the

@@ -98,6 +98,30 @@ func (c *listCache) get(ref mboxRef, tag listTag, from, to uint32, withBlobs boo
 	return msgs, blobs, true
 }
 
+// blobs returns the blob IDs and sealed sizes of the messages uids of ref
+// if the cache holds ref at tag (0 and 0 for a UID the mailbox does not
+// hold), and whether it does.
+func (c *listCache) blobs(ref mboxRef, tag listTag, uids []uint32) ([]uint64, []int64, bool) {
+	if c.max <= 0 {
+		return nil, nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[ref]
+	if e == nil || e.tag != tag {
+		return nil, nil, false
+	}
+	c.lru.MoveToFront(e.elem)
+	ids := make([]uint64, len(uids))
+	sizes := make([]int64, len(uids))
+	for i, uid := range uids {
+		if k, ok := slices.BinarySearchFunc(e.msgs, uid, cmpUID); ok {
+			ids[i], sizes[i] = e.msgs[k].md.Blob, e.msgs[k].md.SealedSize
+		}
+	}
+	return ids, sizes, true
+}
+
 // toMessages returns src as the caller's own messages (its own slices,
 // one backing array for all the flags, each message's part capped so
 // that an append copies), and with withBlobs their blob IDs.

@@ -1,10 +1,13 @@
 package badgerstore
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -199,17 +202,91 @@ func resolveID(t *tx, address string, id uint64) (uint64, store.Mailbox, error) 
 // exist (any more). It reads the mailbox record only, not the
 // subscription that resolveID looks up too.
 func resolveRead(t *tx, address string, id uint64) (uint64, error) {
+	acct, _, err := resolveRec(t, address, id)
+	return acct, err
+}
+
+// resolveRec is resolveRead that returns the mailbox record too.
+func resolveRec(t *tx, address string, id uint64) (uint64, mailboxRec, error) {
 	acct, err := accountID(t, address)
 	if err != nil {
-		return 0, err
+		return 0, mailboxRec{}, err
 	}
-	if _, err := loadMailboxRec(t, acct, id); err != nil {
+	rec, err := loadMailboxRec(t, acct, id)
+	if err != nil {
 		if errors.Is(err, errNoKey) {
-			return 0, notFound(fmt.Sprintf("mailbox #%d of %s", id, address))
+			return 0, rec, notFound(fmt.Sprintf("mailbox #%d of %s", id, address))
 		}
-		return 0, err
+		return 0, rec, err
 	}
-	return acct, nil
+	return acct, rec, nil
+}
+
+// maxSkip is how many keys readKeyed steps over to reach the next key it
+// wants before it seeks instead.
+const maxSkip = 16
+
+// readKeyed reads the values of the keys p<acct><ids[i]> (blobs or
+// summaries) with one iterator, in key order, and calls fn with each
+// index whose key exists and its value, valid only during the call. IDs
+// of 0 are skipped. A batch of messages usually has neighbouring blob IDs
+// (they were delivered in order), so walking the keys costs much less than
+// a lookup each, which in badger's tables checks every level. In a
+// transaction with an overlay (a write), it looks each key up instead.
+func readKeyed(t *tx, p byte, acct uint64, ids []uint64, fn func(i int, v []byte) error) error {
+	order := make([]int, 0, len(ids))
+	for i, id := range ids {
+		if id != 0 {
+			order = append(order, i)
+		}
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	if t.ov != nil || len(order) == 1 {
+		for _, i := range order {
+			err := t.view(blobKey(p, acct, ids[i]), func(v []byte) error { return fn(i, v) })
+			if err != nil && !errors.Is(err, errNoKey) {
+				return err
+			}
+		}
+		return nil
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(ids[a], ids[b]) })
+	o := badger.DefaultIteratorOptions
+	o.Prefix = acctKey(p, acct)
+	o.PrefetchValues = false
+	it := t.txn.NewIterator(o)
+	defer it.Close()
+	want := blobKey(p, acct, ids[order[0]])
+	it.Seek(want)
+	for n, i := range order {
+		if n > 0 {
+			want = blobKey(p, acct, ids[i])
+		}
+		for skipped := 0; it.ValidForPrefix(o.Prefix) && bytes.Compare(it.Item().Key(), want) < 0; skipped++ {
+			if skipped == maxSkip {
+				it.Seek(want)
+				break
+			}
+			it.Next()
+		}
+		if !it.ValidForPrefix(o.Prefix) {
+			return nil
+		}
+		if !bytes.Equal(it.Item().Key(), want) {
+			continue
+		}
+		var ferr error
+		if err := it.Item().Value(func(v []byte) error { ferr = fn(i, v); return nil }); err != nil {
+			return internal("read value", err)
+		}
+		if ferr != nil {
+			return ferr
+		}
+		// A repeated ID is found again: the iterator stays on its key.
+	}
+	return nil
 }
 
 // mailboxOf returns the mailbox with ID id of account acct (whose address

@@ -61,17 +61,17 @@ func (db *DB) messagesIn(ctx context.Context, t *tx, address string, mailbox uin
 	if !opt.WithSummary {
 		return out, nil
 	}
-	for i := range out {
-		v, err := t.get(blobKey(pSummary, acct, blobs[i]))
-		if errors.Is(err, errNoKey) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
+	// The summaries, keyed by blob ID, in one walk (readKeyed).
+	err = readKeyed(t, pSummary, acct, blobs, func(i int, v []byte) error {
+		var err error
+		v = bytes.Clone(v) // the summary and session key point into it
 		if out[i].Summary, out[i].SessionKey, err = decodeSummary(v); err != nil {
-			return nil, corrupt("summary", err)
+			return corrupt("summary", err)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -177,58 +177,50 @@ func (db *DB) Blob(ctx context.Context, address string, mailbox uint64, uid uint
 }
 
 // Blobs implements store.Store: one read transaction resolves the mailbox
-// once and looks up each message's meta and blob; large blobs' files are
-// read after it ended, as Blob reads them.
+// once, takes the blob IDs from the listing cache when it holds the
+// mailbox at this snapshot's state (else from the metas), and reads the
+// blobs with one iterator (readKeyed); large blobs' files are read after
+// it ended, as Blob reads them.
 func (db *DB) Blobs(ctx context.Context, address string, mailbox uint64, uids []uint32) ([][]byte, error) {
 	out := make([][]byte, len(uids))
-	var files []int // indexes of large blobs, read after the transaction
-	ids := make([]uint64, len(uids))
-	sizes := make([]int64, len(uids))
-	intern := make(map[string]string)
+	var (
+		ids   []uint64
+		sizes []int64
+		files []int // indexes of large blobs, read after the transaction
+	)
 	err := db.read(ctx, func(t *tx) error {
-		acct, err := resolveRead(t, address, mailbox)
+		acct, rec, err := resolveRec(t, address, mailbox)
 		if err != nil {
 			return err
 		}
-		for i, uid := range uids {
-			if i%64 == 63 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			var blob uint64
-			err := t.view(metaKey(acct, mailbox, uid), func(v []byte) error {
-				md, err := decodeMeta(v, intern)
-				if err != nil {
-					return corrupt(fmt.Sprintf("message %d", uid), err)
-				}
-				blob, sizes[i] = md.Blob, md.SealedSize
-				return nil
-			})
-			if errors.Is(err, errNoKey) {
-				continue
-			}
-			if err != nil {
+		var ok bool
+		ids, sizes, ok = db.lists.blobs(mboxRef{acct, mailbox}, tagOf(&rec.Mailbox), uids)
+		if !ok {
+			if ids, sizes, err = metaBlobs(ctx, t, acct, mailbox, uids); err != nil {
 				return err
 			}
-			if isStaged(blob) {
-				ids[i] = blob
-				files = append(files, i)
-				continue
-			}
-			b, err := t.get(blobKey(pBlob, acct, blob))
-			if errors.Is(err, errNoKey) {
-				return corrupt(fmt.Sprintf("blob of message %d", uid), errCorrupt)
-			}
-			if err != nil {
-				return err
-			}
-			if b == nil {
-				b = []byte{} // present, if empty
-			}
-			out[i] = b
 		}
-		return nil
+		small := make([]uint64, len(ids))
+		for i, id := range ids {
+			if isStaged(id) {
+				files = append(files, i)
+			} else {
+				small[i] = id
+			}
+		}
+		err = readKeyed(t, pBlob, acct, small, func(i int, v []byte) error {
+			out[i] = append(make([]byte, 0, len(v)), v...) // present, if empty
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for i, id := range small {
+			if id != 0 && out[i] == nil {
+				return corrupt(fmt.Sprintf("blob of message %d", uids[i]), errCorrupt)
+			}
+		}
+		return ctx.Err()
 	})
 	if err != nil {
 		return nil, err
@@ -245,6 +237,33 @@ func (db *DB) Blobs(ctx context.Context, address string, mailbox uint64, uids []
 		}
 	}
 	return out, nil
+}
+
+// metaBlobs returns the blob IDs and sealed sizes of the messages uids
+// of mailbox mbox from their metas (0 for a UID with none).
+func metaBlobs(ctx context.Context, t *tx, acct, mbox uint64, uids []uint32) ([]uint64, []int64, error) {
+	ids := make([]uint64, len(uids))
+	sizes := make([]int64, len(uids))
+	intern := make(map[string]string)
+	for i, uid := range uids {
+		if i%64 == 63 {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, err
+			}
+		}
+		err := t.view(metaKey(acct, mbox, uid), func(v []byte) error {
+			md, err := decodeMeta(v, intern)
+			if err != nil {
+				return corrupt(fmt.Sprintf("message %d", uid), err)
+			}
+			ids[i], sizes[i] = md.Blob, md.SealedSize
+			return nil
+		})
+		if err != nil && !errors.Is(err, errNoKey) {
+			return nil, nil, err
+		}
+	}
+	return ids, sizes, nil
 }
 
 // OpenBlob implements store.Store. A small blob is read whole (it is one

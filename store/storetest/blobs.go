@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/sealmail/sealmail/store"
@@ -82,4 +83,83 @@ func testBlobs(t *testing.T, s store.Store) {
 	}
 	_, err = s.Blobs(ctxBg, addr, archive, []uint32{1, 2})
 	wantErr(t, "Blobs in a deleted mailbox", err, store.ErrNotFound)
+}
+
+// testBlobsInterleaved: messages whose blobs are far apart and out of
+// UID order (delivered in turns to two mailboxes, some moved back and
+// forth) come back right from Blobs and, with their summaries, from
+// Messages, whether the listing is the mailbox's first or not, and
+// after the store wrote more.
+func testBlobsInterleaved(t *testing.T, s store.Store) {
+	const addr = "turns@example.org"
+	newAccount(t, s, addr)
+	inbox, archive := idOf(t, s, addr, store.Inbox), idOf(t, s, addr, "Archive")
+	for turn := range 6 {
+		name := store.Inbox
+		if turn%2 == 1 {
+			name = "Archive"
+		}
+		deliverN(t, s, addr, name, 5+turn*7, 40+turn)
+	}
+	// Archive's first messages move to INBOX, after INBOX's: their blob
+	// IDs are lower than those of INBOX's later UIDs.
+	arch := messages(t, s, addr, "Archive", store.ListOptions{})
+	var move []uint32
+	for _, m := range arch[:9] {
+		move = append(move, m.UID)
+	}
+	if _, err := s.MoveMessages(ctxBg, addr, archive, inbox, move); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		ms := messages(t, s, addr, store.Inbox, store.ListOptions{})
+		var us []store.SummaryUpdate
+		uids := make([]uint32, 0, len(ms)+2)
+		for i := len(ms) - 1; i >= 0; i-- { // descending, so not in blob order
+			uids = append(uids, ms[i].UID)
+			if ms[i].UID%3 != 0 {
+				us = append(us, store.SummaryUpdate{UID: ms[i].UID, Summary: fmt.Appendf(nil, "sum %d", ms[i].UID), SessionKey: fmt.Appendf(nil, "sk %d", ms[i].UID)})
+			}
+		}
+		uids = append(uids, 0, 10000)
+		if err := s.SetSummaries(ctxBg, addr, inbox, us); err != nil {
+			t.Fatal(err)
+		}
+		bs, err := s.Blobs(ctxBg, addr, inbox, uids)
+		if err != nil {
+			t.Fatalf("%s: Blobs: %v", when, err)
+		}
+		for i, uid := range uids {
+			want, err := s.Blob(ctxBg, addr, inbox, uid)
+			if err != nil {
+				if bs[i] != nil {
+					t.Errorf("%s: Blobs gave %d bytes for uid %d, Blob %v", when, len(bs[i]), uid, err)
+				}
+				continue
+			}
+			if !bytes.Equal(bs[i], want) {
+				t.Errorf("%s: Blobs of uid %d differs from Blob", when, uid)
+			}
+		}
+		for range 2 { // the first listing reads the disk, the second may not
+			for _, m := range messages(t, s, addr, store.Inbox, store.ListOptions{WithSummary: true}) {
+				want, wantSK := fmt.Sprintf("sum %d", m.UID), fmt.Sprintf("sk %d", m.UID)
+				if m.UID%3 == 0 {
+					want, wantSK = "", ""
+				}
+				if string(m.Summary) != want || string(m.SessionKey) != wantSK {
+					t.Errorf("%s: uid %d summary %q, %q; want %q, %q", when, m.UID, m.Summary, m.SessionKey, want, wantSK)
+				}
+			}
+		}
+	}
+	check("after the move")
+	// More deliveries elsewhere and flag changes in INBOX.
+	deliverN(t, s, addr, "Archive", 40, 33)
+	ms := messages(t, s, addr, store.Inbox, store.ListOptions{})
+	if _, err := s.StoreFlags(ctxBg, addr, inbox, store.FlagUpdate{UIDs: []uint32{ms[0].UID, ms[5].UID}, Op: store.FlagsAdd, Flags: []string{store.FlagSeen}}); err != nil {
+		t.Fatal(err)
+	}
+	check("after more writes")
 }

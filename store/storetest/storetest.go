@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 		{"Move", testMove},
 		{"Summaries", testSummaries},
 		{"Blobs", testBlobs},
+		{"BlobsInterleaved", testBlobsInterleaved},
 		{"LargeMailbox", testLargeMailbox},
 		{"ConcurrentDeliver", testConcurrentDeliver},
 		{"ConcurrentMixed", testConcurrentMixed},
