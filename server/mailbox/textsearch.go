@@ -220,12 +220,42 @@ func asciiLower(b []byte) []byte {
 // HeaderContains reports whether any field of the top-level header has
 // pat in its decoded value (SEARCH TEXT's header half).
 func HeaderContains(sm *Summary, pat string) bool {
-	for _, f := range ParseHeader(sm.Header) {
+	if !headerMayContain(sm.Header, pat) {
+		return false
+	}
+	return headerContains(sm.Header, pat)
+}
+
+// headerContains is HeaderContains without the shortcut: every field
+// parsed, unfolded and decoded.
+func headerContains(h []byte, pat string) bool {
+	for _, f := range ParseHeader(h) {
 		if containsFold(DecodeText(Unfold(f.Value)), pat) {
 			return true
 		}
 	}
 	return false
+}
+
+// headerMayContain reports whether a field value of header block h may
+// contain pat; false only when it surely does not, which it tells
+// without parsing the header. That holds when h is ASCII with no
+// encoded-word ("=?") and no CR but before an LF, and pat is ASCII with
+// no white space or line break: decoding then changes nothing, unfolding
+// only removes the line breaks that come before a space or tab (which no
+// match can span), and the block holds every value, so a value that
+// contains pat (ASCII case ignored, as containsFold does for ASCII)
+// leaves pat in the block. Otherwise it says true.
+func headerMayContain(h []byte, pat string) bool {
+	if pat == "" || !isASCII(pat) || strings.ContainsAny(pat, " \t\r\n") || bytes.Contains(h, []byte("=?")) {
+		return true
+	}
+	for i, c := range h {
+		if c >= utf8.RuneSelf || (c == '\r' && (i+1 == len(h) || h[i+1] != '\n')) {
+			return true
+		}
+	}
+	return containsFoldASCII(h, asciiLower([]byte(pat)))
 }
 
 // FieldContains reports whether a field called name has pat in its

@@ -177,3 +177,46 @@ func BenchmarkScanASCII(b *testing.B) {
 		}
 	}
 }
+
+// TestHeaderContainsShortcut: the shortcut that skips parsing a header
+// never turns a match into a miss, over headers that fold, encode,
+// carry bare CRs or non-ASCII text, and patterns with white space.
+func TestHeaderContainsShortcut(t *testing.T) {
+	for _, tc := range []struct {
+		h, pat string
+		want   bool
+	}{
+		{"Subject: Apple Pie\r\n\r\n", "apple", true},
+		{"Subject: Apple Pie\r\n\r\n", "cherry", false},
+		{"Subject: a long\r\n subject line\r\n\r\n", "long subject", true}, // across a fold
+		{"Subject: a long\r\n\tsubject\r\n\r\n", "subject", true},
+		{"Subject: =?utf-8?q?caf=C3=A9_cr=C3=A8me?=\r\n\r\n", "café", true},
+		{"Subject: =?us-ascii?q?hidden_word?=\r\n\r\n", "hidden", true},
+		{"Subject: one\rtwo\r\n\r\n", "onetwo", true},    // Unfold drops the bare CR
+		{"Subject: \u212aelvin\r\n\r\n", "kelvin", true}, // Kelvin sign folds to k
+		{"X-Name: ZEBRA\r\n\r\n", "zebra", true},
+		{"X-Zebra: none\r\n\r\n", "zebra", false}, // names are not values
+	} {
+		sm := &Summary{Header: []byte(tc.h)}
+		if got := HeaderContains(sm, tc.pat); got != tc.want {
+			t.Errorf("HeaderContains(%q, %q) = %v, want %v", tc.h, tc.pat, got, tc.want)
+		}
+		if got := headerContains(sm.Header, tc.pat); got != tc.want {
+			t.Errorf("headerContains(%q, %q) = %v, want %v", tc.h, tc.pat, got, tc.want)
+		}
+	}
+}
+
+// FuzzHeaderContains: the shortcut says "may contain" whenever the full
+// parse finds a match.
+func FuzzHeaderContains(f *testing.F) {
+	f.Add([]byte("Subject: a long\r\n subject\r\n\r\n"), "subject")
+	f.Add([]byte("Subject: one\rtwo\r\n\r\n"), "onetwo")
+	f.Add([]byte("Subject: =?us-ascii?q?x_y?=\r\n\r\n"), "x y")
+	f.Add([]byte("A: \u212aelvin\n\n"), "kelvin")
+	f.Fuzz(func(t *testing.T, h []byte, pat string) {
+		if headerContains(h, pat) && !headerMayContain(h, pat) {
+			t.Fatalf("header %q contains %q, the shortcut says it cannot", h, pat)
+		}
+	})
+}
