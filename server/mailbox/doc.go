@@ -55,6 +55,16 @@
 //     batches by a goroutine of their own (a bounded queue of batches),
 //     so the workers go on opening messages while a batch is committed;
 //     Summaries returns once they are all stored.
+//   - Reading ahead. The sealed bytes of small messages are read from
+//     the store in runs (ReadSealed, store.Blobs: one read for up to 32
+//     messages or about 1 MiB), not one read each: by Prefetch one run
+//     ahead of its workers, by Summaries for the messages of a chunk it
+//     builds, by SEARCH's workers for their run of messages. What is
+//     read ahead is sealed; it is verified exactly as a single read is,
+//     and a message missing from a run is read alone, which reports it.
+//     Plaintext buffers are not pooled: a buffer reused after a Close
+//     that came too early would hand one account's mail to another
+//     session; they are wiped and left to the garbage collector.
 //   - Plaintext buffers are wiped when released; what crosses the API
 //     (Summary, Body) belongs to the caller until Close.
 //   - Logs use the fixed keys (account, mailbox, uid, err) and never
