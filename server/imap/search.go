@@ -436,36 +436,37 @@ func (m *searchMsg) scan() {
 }
 
 // scanRunLen is how many messages a search worker takes at once; their
-// sealed bytes are read together (at most about 1 MiB for 10 KB mail).
+// sealed bytes are read together, in as few reads as ReadSealed's bound
+// allows.
 const scanRunLen = 16
 
 // scanRun is a run of a search's messages, one worker's: the sealed
-// bytes of those that have a summary are read from the store in one
-// read (mailbox.Reader.ReadSealed) when the first of them is scanned.
-// A program that scans no body reads nothing.
+// bytes of those that have a summary are read from the store together
+// (mailbox.Reader.ReadSealed) when the first of them is scanned, from
+// there on. A program that scans no body reads nothing.
 type scanRun struct {
 	ctx     context.Context
 	rd      *mailbox.Reader
 	mailbox uint64
 	items   []fetchItem
-	read    bool
-	pre     [][]byte
+	pre     [][]byte // read ahead, from index from on
+	from    int
 }
 
-// sealed returns the sealed bytes of the run's message k, read ahead,
-// once (nil: Scan reads them itself).
+// sealed returns the sealed bytes of the run's message k, read ahead
+// (nil: Scan reads them itself). Messages are asked for in order.
 func (r *scanRun) sealed(k int) []byte {
-	if !r.read {
-		r.read = true
-		msgs := make([]*store.Message, len(r.items))
-		for j := k; j < len(r.items); j++ {
-			if r.items[j].sum != nil {
-				msgs[j] = r.items[j].msg
+	if k < r.from || k >= r.from+len(r.pre) {
+		msgs := make([]*store.Message, len(r.items)-k)
+		for j := range msgs {
+			if it := &r.items[k+j]; it.sum != nil {
+				msgs[j] = it.msg
 			}
 		}
-		r.pre = r.rd.ReadSealed(r.ctx, r.mailbox, msgs)
+		r.pre, _ = r.rd.ReadSealed(r.ctx, r.mailbox, msgs)
+		r.from = k
 	}
-	b := r.pre[k]
-	r.pre[k] = nil
+	b := r.pre[k-r.from]
+	r.pre[k-r.from] = nil
 	return b
 }

@@ -44,7 +44,7 @@ type prefetchResult struct {
 // The sealed bytes of small messages are read from the store in runs
 // (ReadSealed, one store read per run), one run ahead of the messages
 // handed to the workers, so that reading overlaps decryption: at most
-// two runs (about 2 MiB sealed) are held besides the window.
+// three runs (about 3 MiB sealed) are held besides the window.
 func (r *Reader) Prefetch(ctx context.Context, mailbox uint64, items []PrefetchItem) *Prefetcher {
 	workers := r.svc.Workers()
 	ctx, cancel := context.WithCancel(ctx)
@@ -70,14 +70,13 @@ func (r *Reader) Prefetch(ctx context.Context, mailbox uint64, items []PrefetchI
 		defer p.wg.Done()
 		defer close(runs)
 		for lo := 0; lo < len(msgs); {
-			hi := readAheadEnd(msgs, lo)
-			run := sealedRun{lo: lo, sealed: r.ReadSealed(ctx, mailbox, msgs[lo:hi])}
+			sealed, n := r.ReadSealed(ctx, mailbox, msgs[lo:])
 			select {
-			case runs <- run:
+			case runs <- sealedRun{lo: lo, sealed: sealed}:
 			case <-ctx.Done():
 				return
 			}
-			lo = hi
+			lo += n
 		}
 	}()
 	jobs := make(chan prefetchJob)

@@ -84,3 +84,46 @@ func TestPrefetchReadsAhead(t *testing.T) {
 		t.Errorf("prefetching %d bodies read %d blobs alone and %d runs; want 1 and at most %d", n, st.singles, st.batches, n/readAheadMessages+1)
 	}
 }
+
+// TestReadSealedBounded: one ReadSealed reads at most readAheadMessages
+// messages and about readAheadBytes, at least one message, and leaves
+// messages too large to read whole (and nil ones) to their reader.
+func TestReadSealedBounded(t *testing.T) {
+	st := newMemStore()
+	for uid := uint32(1); uid <= 100; uid++ {
+		st.blobs[uid] = bytes.Repeat([]byte{byte(uid)}, 10)
+	}
+	rd := newReader(t, st, Options{})
+	msgs := func(sizes ...int64) []*store.Message {
+		out := make([]*store.Message, len(sizes))
+		for i, sz := range sizes {
+			if sz >= 0 {
+				out[i] = &store.Message{UID: uint32(i + 1), SealedSize: sz}
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		sizes  []int64
+		n      int
+		isRead []bool
+	}{
+		{"small", []int64{100, 100, 100}, 3, []bool{true, true, true}},
+		{"bytes", []int64{300 << 10, 300 << 10, 300 << 10, 300 << 10, 10}, 3, []bool{true, true, true}},
+		{"first alone", []int64{readAheadBytes, 10}, 1, []bool{true}},
+		{"too large", []int64{streamAbove + 1, 10, -1, 10}, 4, []bool{false, true, false, true}},
+		{"count", make([]int64, 40), readAheadMessages, nil},
+	} {
+		out, n := rd.ReadSealed(context.Background(), 1, msgs(tc.sizes...))
+		if n != tc.n || len(out) != n {
+			t.Errorf("%s: read %d of %d (%d results), want %d", tc.name, n, len(tc.sizes), len(out), tc.n)
+			continue
+		}
+		for i, want := range tc.isRead {
+			if got := out[i] != nil; got != want {
+				t.Errorf("%s: message %d read %v, want %v", tc.name, i+1, got, want)
+			}
+		}
+	}
+}

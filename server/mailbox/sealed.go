@@ -61,40 +61,42 @@ const (
 	readAheadBytes    = 1 << 20
 )
 
-// ReadSealed reads the sealed bytes of the small messages among msgs
-// (of mailbox) with one store read, for Open and Scan to use instead of
-// reading each message alone (one read transaction per message, the
-// mailbox resolved each time): out[i] is msgs[i]'s, or nil where a
-// message is too large to be read whole, is gone, or the read failed;
+// ReadSealed reads the sealed bytes of the small messages among the
+// first messages of msgs (of mailbox) with one store read, for Open and
+// Scan to use instead of reading each message alone (one read
+// transaction per message, the mailbox resolved each time). It reads a
+// bounded run: at most readAheadMessages messages and about
+// readAheadBytes sealed bytes, at least one message; n is how many of
+// msgs it covered. out[i] is msgs[i]'s sealed bytes, or nil where a
+// message is nil, too large to be read whole, gone, or the read failed:
 // Open and Scan then read it themselves and report what they find. The
-// bytes are sealed: nothing readable is held. Every blob is held whole
-// until the caller drops it, so the caller bounds msgs (a few dozen
-// small messages).
-func (r *Reader) ReadSealed(ctx context.Context, mailbox uint64, msgs []*store.Message) [][]byte {
-	out := make([][]byte, len(msgs))
-	uids := make([]uint32, 0, len(msgs))
-	idx := make([]int, 0, len(msgs))
-	for i, m := range msgs {
+// bytes are sealed: nothing readable is held.
+func (r *Reader) ReadSealed(ctx context.Context, mailbox uint64, msgs []*store.Message) (out [][]byte, n int) {
+	n = readAheadEnd(msgs, 0)
+	out = make([][]byte, n)
+	uids := make([]uint32, 0, n)
+	idx := make([]int, 0, n)
+	for i, m := range msgs[:n] {
 		if m != nil && m.SealedSize <= streamAbove {
 			uids = append(uids, m.UID)
 			idx = append(idx, i)
 		}
 	}
 	if len(uids) == 0 {
-		return out
+		return out, n
 	}
 	bs, err := r.svc.st.Blobs(ctx, r.account, mailbox, uids)
 	if err != nil {
-		return out
+		return out, n
 	}
 	for k, i := range idx {
 		out[i] = bs[k]
 	}
-	return out
+	return out, n
 }
 
 // readAheadEnd returns the end of the run of msgs starting at lo that one
-// ReadSealed should read: at most readAheadMessages messages and about
+// ReadSealed reads: at most readAheadMessages messages and about
 // readAheadBytes sealed bytes (at least one message).
 func readAheadEnd(msgs []*store.Message, lo int) int {
 	var bytes int64

@@ -71,8 +71,8 @@ func (r *Reader) Summaries(ctx context.Context, mailbox uint64, msgs []store.Mes
 						}
 					}
 					for blo := 0; blo < len(build) && ctx.Err() == nil; {
-						bhi := readAheadEnd(build, blo)
-						pre := r.ReadSealed(ctx, mailbox, build[blo:bhi])
+						pre, n := r.ReadSealed(ctx, mailbox, build[blo:])
+						bhi := blo + n
 						for k := blo; k < bhi && ctx.Err() == nil; k++ {
 							u, ok := r.rebuild(ctx, mailbox, build[k], pre[k-blo], out, errs, at[k])
 							pre[k-blo] = nil
