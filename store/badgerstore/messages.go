@@ -209,7 +209,10 @@ func (db *DB) Blobs(ctx context.Context, address string, mailbox uint64, uids []
 			}
 		}
 		err = readKeyed(t, pBlob, acct, small, func(i int, v []byte) error {
-			out[i] = append(make([]byte, 0, len(v)), v...) // present, if empty
+			// Appending to nil does not zero what it then copies over.
+			if out[i] = append([]byte(nil), v...); out[i] == nil {
+				out[i] = []byte{} // present, if empty
+			}
 			return nil
 		})
 		if err != nil {
