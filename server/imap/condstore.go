@@ -62,21 +62,16 @@ func resultModSeq(ret *wire.SearchReturn, msgs []*store.Message) uint64 {
 // announceModSeq writes "* OK [HIGHESTMODSEQ n]" once per selected
 // mailbox, with the first command that enables CONDSTORE while it is
 // selected (RFC 7162 §3.1: FETCH MODSEQ or CHANGEDSINCE, STORE
-// UNCHANGEDSINCE).
+// UNCHANGEDSINCE). The client may keep n as its HIGHESTMODSEQ, so n is
+// keptModSeq's (qresync.go): never above a change the session has not
+// heard of, nor, since n comes before the command's output and the Poll
+// after it, above one its view holds for the client.
 func (s *session) announceModSeq(ctx context.Context, a authState, sel *selected, w *wire.UpdateWriter) {
 	if sel.modseqTold {
 		return
 	}
 	sel.modseqTold = true
-	mb, err := s.srv.st.MailboxByID(ctx, a.account, sel.st.key.id)
-	if err != nil {
-		return // the command itself will meet the failure
-	}
-	n := mb.HighestModSeq
-	if floor, held := sel.heldFloor(); held {
-		n = min(n, max(floor, 1))
-	}
-	if n > 0 {
+	if n := s.keptModSeq(ctx, a, sel, true); n > 0 {
 		w.HighestModSeq(n)
 		sel.told(n)
 	}

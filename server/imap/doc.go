@@ -32,7 +32,8 @@
 // MODSEQ of search results, HIGHESTMODSEQ for an enabling command),
 // qresync.go (QRESYNC: VANISHED (EARLIER) from the store's tombstones,
 // SELECT's resynchronisation, UID FETCH … VANISHED, EXPUNGE's tagged
-// HIGHESTMODSEQ, never above a change the session has not heard of),
+// HIGHESTMODSEQ; it and the enabling command's are never above a change
+// the session has not heard of),
 // objectid.go
 // (OBJECTID and SAVEDATE from the message records), compress.go
 // (COMPRESS=DEFLATE, which the wire layer runs by itself),

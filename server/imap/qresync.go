@@ -108,7 +108,7 @@ func (s *session) ExpungeModSeq(ctx context.Context, w *wire.UpdateWriter, uids 
 	if err != nil {
 		return 0, nil
 	}
-	n := s.keptModSeq(ctx, a, sel)
+	n := s.keptModSeq(ctx, a, sel, false)
 	if n > 0 {
 		sel.toldModSeq = n // the client keeps it, lower or not
 	}
@@ -119,9 +119,13 @@ func (s *session) ExpungeModSeq(ctx context.Context, w *wire.UpdateWriter, uids 
 // its view's pending updates are written (see above): never below
 // SELECT's HIGHESTMODSEQ or the value it gave last, which it gives
 // again when a change it cannot place keeps it from going further (the
-// client may have taken a higher FETCH MODSEQ meanwhile). 0 if a read
-// fails.
-func (s *session) keptModSeq(ctx context.Context, a authState, sel *selected) uint64 {
+// client may have taken a higher FETCH MODSEQ meanwhile). early says the
+// value is written before those updates (condstore.go's announceModSeq):
+// it then also stays below every change the view holds for the client
+// (view.pendingFloorLocked), which a client that lost the connection
+// right after the value would not have had, even if that takes it below
+// SELECT's. 0 if a read fails.
+func (s *session) keptModSeq(ctx context.Context, a authState, sel *selected, early bool) uint64 {
 	mbox := sel.st.key.id
 	mb, err := s.srv.st.MailboxByID(ctx, a.account, mbox)
 	if err != nil {
@@ -132,9 +136,26 @@ func (s *session) keptModSeq(ctx context.Context, a authState, sel *selected) ui
 	st.mu.Lock()
 	from := max(sel.v.kept, sel.v.selModSeq)
 	st.mu.Unlock()
-	if top <= from {
-		return from
+	n := from
+	if top > from {
+		if n = s.toldModSeqBelow(ctx, a, sel, from, top); n == 0 {
+			return 0
+		}
 	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if early {
+		n = sel.v.pendingFloorLocked(n, from)
+	}
+	sel.v.kept = n
+	return n
+}
+
+// toldModSeqBelow returns top lowered below every change at or below it
+// and above from that the mailbox state has not heard of (see above), or
+// 0 if a read fails.
+func (s *session) toldModSeqBelow(ctx context.Context, a authState, sel *selected, from, top uint64) uint64 {
+	mbox := sel.st.key.id
 	since, err := s.srv.st.Vanished(ctx, a.account, mbox, from)
 	if err != nil || !since.Complete {
 		return 0
@@ -147,6 +168,7 @@ func (s *session) keptModSeq(ctx context.Context, a authState, sel *selected) ui
 	if err != nil {
 		return 0
 	}
+	st := sel.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	n := top
@@ -162,7 +184,6 @@ func (s *session) keptModSeq(ctx context.Context, a authState, sel *selected) ui
 			n = min(n, from)
 		}
 	}
-	sel.v.kept = n
 	return n
 }
 

@@ -442,6 +442,32 @@ func (s *mailboxState) flagsLocked(changed []store.Message, origin *view) {
 	}
 }
 
+// pendingFloorLocked returns n lowered below every change the view
+// holds for its client: below a flag change's MODSEQ, below the MODSEQ a
+// new message was announced with, to the floor of the held removals
+// (condstore.go's guardModSeq), and to from (the value the client was
+// given last) for a change whose mod-sequence is not known.
+func (v *view) pendingFloorLocked(n, from uint64) uint64 {
+	for _, f := range v.flags {
+		if f.modseq > 0 {
+			n = min(n, f.modseq-1)
+		} else {
+			n = min(n, from)
+		}
+	}
+	for _, u := range v.added {
+		if m := v.st.announced[u]; m > 0 {
+			n = min(n, m-1)
+		} else {
+			n = min(n, from)
+		}
+	}
+	if len(v.expunged) > 0 {
+		n = min(n, max(v.heldFloor, 1))
+	}
+	return n
+}
+
 // supersedeLocked drops the queued flag change of uid if the client is
 // being told flags of modseq or later by a command of its own (FETCH,
 // STORE read them from the store), so that the older queued change does
