@@ -2,7 +2,7 @@
 // any SMTP server, checks over IMAP that what was accepted arrived, times
 // the IMAP reading path, and can run sealmail's own servers for all that.
 //
-//	sealbench serve  -data DIR [-smtp ADDR] [-imap ADDR] [-imaps ADDR] [-users N | -user ADDR,...] [-pass-file F] [-fast-kdf] [-unlock-cache D] [-message-bytes B] [-cpuprofile F]
+//	sealbench serve  -data DIR [-smtp ADDR] [-imap ADDR] [-imaps ADDR] [-users N | -user ADDR,...] [-pass-file F] [-fast-kdf] [-unlock-cache D] [-message-bytes B] [-cpuprofile F] [-trace F] [-latency]
 //	sealbench ingest -addr HOST:PORT -to ADDR,... [-n N] [-c C] [-size S] [-ids FILE] [-word W [-word-every K]] [-starttls [-insecure]] [-pid PID]
 //	sealbench verify -imap HOST:PORT -user U -pass-file F -ids FILE [-tls|-starttls] [-insecure]
 //	sealbench imap   -imap HOST:PORT -user U -pass-file F [-tls|-starttls] [-insecure] [-word W] [-sessions K [-pid PID [-settle D]]]
@@ -24,7 +24,13 @@
 // (-unlock-cache, 15 minutes like auth.unlock_cache; 0 makes every LOGIN
 // run argon2id). Its SMTP connection limits are raised to -max-conns (4096),
 // because the load tool connects from one address. It prints its pid and
-// its addresses, and runs until SIGINT or SIGTERM.
+// its addresses, and runs until SIGINT or SIGTERM. With -latency it
+// prints at exit, per IMAP command name (failures apart), how many ran
+// and their latency from the first byte after the command's arguments to
+// the tagged response (mean, p50, p90, p99, maximum, and the share of
+// all command time), and the same for the store's commits with the calls
+// each carried; -trace writes a runtime execution trace for go tool trace
+// (its -pprof=sched|sync|syscall|net views show what goroutines wait for).
 //
 // ingest sends N messages of exactly S bytes over C persistent connections,
 // each with a unique Message-ID, records the Message-ID of every message

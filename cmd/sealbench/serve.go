@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -47,6 +48,8 @@ type serveConfig struct {
 	unlockCache time.Duration
 	// messageBytes is the SMTP server's Limits.MessageBytes.
 	messageBytes int64
+	// lat, if not nil, hears every IMAP command and store commit.
+	lat *latencies
 }
 
 // Default serve settings.
@@ -77,9 +80,9 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("sealbench serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg serveConfig
-	var domain, userList, cpuProfile, heapProfile string
+	var domain, userList, cpuProfile, heapProfile, traceFile string
 	var users int
-	var fastKDF, verbose bool
+	var fastKDF, verbose, latency bool
 	fs.StringVar(&cfg.data, "data", "", "data `directory` (required; created if missing)")
 	fs.StringVar(&cfg.smtpAddr, "smtp", "127.0.0.1:2525", "SMTP listen `address`")
 	fs.StringVar(&cfg.imapAddr, "imap", "127.0.0.1:1143", "IMAP listen `address`")
@@ -95,6 +98,8 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Int64Var(&cfg.messageBytes, "message-bytes", smtpserver.DefaultMessageBytes, "largest message the SMTP server accepts, in `bytes`")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	fs.StringVar(&heapProfile, "heapprofile", "", "on SIGUSR1, collect garbage, print the goroutine count and heap and stack memory, and write a heap profile to `file`")
+	fs.StringVar(&traceFile, "trace", "", "write an execution trace of the whole run to `file` (go tool trace)")
+	fs.BoolVar(&latency, "latency", false, "at exit, print each IMAP command's latency (count, mean, p50, p90, p99, max) and the store's commits")
 	fs.BoolVar(&verbose, "v", false, "log every transaction (slows the servers down)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -142,6 +147,20 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if traceFile != "" {
+		f, err := os.Create(traceFile)
+		if err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+		defer trace.Stop()
+	}
+	if latency {
+		cfg.lat = newLatencies()
+	}
 
 	srv, err := startServe(ctx, cfg, log)
 	if err != nil {
@@ -171,6 +190,9 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if runErr == nil {
 		fmt.Fprintln(stdout, "sealbench serve: stopped")
+	}
+	if cfg.lat != nil {
+		cfg.lat.print(stdout)
 	}
 	return runErr
 }
@@ -222,7 +244,13 @@ func startServe(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *benc
 	if err != nil {
 		return nil, err
 	}
-	st, err := badgerstore.Open(filepath.Join(cfg.data, "store"), badgerstore.Options{Logger: log})
+	stOpt := badgerstore.Options{Logger: log}
+	imapOpt := imapserver.Options{Logger: log}
+	if cfg.lat != nil {
+		stOpt.OnCommit = cfg.lat.commit
+		imapOpt.Metrics = cfg.lat
+	}
+	st, err := badgerstore.Open(filepath.Join(cfg.data, "store"), stOpt)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -265,7 +293,8 @@ func startServe(ctx context.Context, cfg serveConfig, log *slog.Logger) (_ *benc
 		}
 		lns = append(lns, ln)
 	}
-	s.imap, err = imapserver.New(imapserver.Options{Store: st, Accounts: s.acc, TLSConfig: tlsConf, Logger: log})
+	imapOpt.Store, imapOpt.Accounts, imapOpt.TLSConfig = st, s.acc, tlsConf
+	s.imap, err = imapserver.New(imapOpt)
 	if err != nil {
 		return nil, err
 	}
