@@ -86,6 +86,7 @@ type DB struct {
 	onCommit     func(time.Duration, int) // immutable; may be nil
 	lists        *listCache               // the listing cache (listcache.go)
 	ids          *idCache                 // account IDs for reads (idcache.go)
+	snaps        snapshots                // the read snapshot (snapshot.go)
 
 	// stageHook, if not nil, is called where a crash opens a window that
 	// tests must reach (stage.go, blobfiles.go): "marked", a blob
@@ -331,6 +332,7 @@ func (db *DB) Close() error {
 	close(db.stopGC)
 	<-db.gcDone
 	<-db.orphansDone
+	db.snaps.clear()
 	if err := db.bdb.Close(); err != nil {
 		return fmt.Errorf("badgerstore: close: %v", err)
 	}
@@ -410,7 +412,9 @@ func (db *DB) gcOnce(ratio float64) error {
 func (db *DB) commit(txn *badger.Txn) error {
 	db.gcMu.RLock()
 	defer db.gcMu.RUnlock()
-	return txn.Commit()
+	err := txn.Commit()
+	db.committed()
+	return err
 }
 
 // badgerUpdate is badger's Update, committed while no value-log GC runs.

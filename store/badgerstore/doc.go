@@ -175,8 +175,8 @@
 // deletions' chunks) run alone in their own transaction. With a single
 // writer, transactions never conflict with each other, UID allocation is
 // a read-modify-write of the mailbox record with no race, and the
-// per-mailbox and per-account counters are exact. Reads use their own
-// read-only transactions and see committed state only.
+// per-mailbox and per-account counters are exact. Reads use read-only
+// transactions (shared: see below) and see committed state only.
 //
 // Durability: SyncWrites is always on; a call returns nil only after its
 // transaction is fsync'd, batched or not. Group commit is what makes that
@@ -189,6 +189,17 @@
 // context ends while its operation is still queued, the operation is
 // withdrawn and nothing is stored; once the writer has taken it, the call
 // waits for the outcome.
+//
+// Reads while a commit is in flight (snapshot.go): a badger read
+// transaction begun while a commit is being written waits for that
+// commit, fsync included, though nobody has been told of it yet. So
+// every committer, after its commit and before it answers anyone (and
+// before the caches hear of the commit), opens one read-only transaction
+// at the state it left, and reads share that snapshot. A read sees every
+// write acknowledged before it began and never waits for a sync: a
+// 30-message listing with four callers changing flags without pause took
+// 130–200 µs, now 36–40 µs (BenchmarkReadWhileCommitting). Purge's
+// reopen and Close drop the snapshot before badger closes.
 //
 // Listing cache (listcache.go): Messages keeps the metas of the
 // mailboxes it listed whole in memory, bounded by Options.ListCache

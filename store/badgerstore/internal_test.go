@@ -324,7 +324,7 @@ func TestCorruptRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.bdb.Update(func(txn *badger.Txn) error {
+	err = db.badgerUpdate(func(txn *badger.Txn) error {
 		return txn.Set(metaKey(acct, m.ID, 2), []byte{vMeta, 0xff})
 	})
 	if err != nil {
@@ -417,7 +417,7 @@ func TestLargeExpungePurgesBlobs(t *testing.T) {
 		}
 		ids = binary.BigEndian.AppendUint64(ids, md.Blob)
 	}
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.badgerUpdate(func(txn *badger.Txn) error {
 		if err := txn.Delete(metaKey(acct, inbox, uint32(n+1))); err != nil {
 			return err
 		}
@@ -482,7 +482,7 @@ func TestMailboxIDMigration(t *testing.T) {
 	// saying it handed out 50 IDs (44 of them deleted since).
 	v1 := append(binary.BigEndian.AppendUint64([]byte{vAccountJSON}, acctIDOf(t, db, "a@example.org")),
 		`{"created":"2026-11-01T12:00:00Z","fpr":"","pub":"cHVi","wrapped":"cw==","wkd":false,"quota":0,"nextSlot":1,"nextMailbox":50}`...)
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.badgerUpdate(func(txn *badger.Txn) error {
 		if err := txn.Delete(counterKey(counterMbox)); err != nil {
 			return err
 		}
@@ -527,7 +527,7 @@ func TestMailboxIDMigration(t *testing.T) {
 	dir2 := t.TempDir()
 	db2 := openDB(t, dir2)
 	mkAccount(t, db2, "c@example.org", []byte("s"))
-	if err := db2.bdb.Update(func(txn *badger.Txn) error { return txn.Delete(counterKey(counterMbox)) }); err != nil {
+	if err := db2.badgerUpdate(func(txn *badger.Txn) error { return txn.Delete(counterKey(counterMbox)) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := db2.Close(); err != nil {
@@ -549,7 +549,7 @@ func TestSubscriptionsUpgrade(t *testing.T) {
 	mkAccount(t, db, "up@example.org", []byte("secret"))
 	mb := mboxID(t, db, "up@example.org", "Sent")
 	// Make it look old: no marker, no rows, flags in the records.
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.badgerUpdate(func(txn *badger.Txn) error {
 		tt := &tx{txn: txn}
 		acct, err := accountID(tt, "up@example.org")
 		if err != nil {

@@ -22,6 +22,10 @@ func (db *DB) read(ctx context.Context, fn func(t *tx) error) error {
 	}
 	defer db.leave()
 	gen := db.ids.generation() // before the snapshot: see idCache
+	if sn := db.snaps.acquire(); sn != nil {
+		defer db.snaps.release(sn)
+		return fn(&tx{txn: sn.txn, ids: db.ids, idGen: gen})
+	}
 	txn := db.bdb.NewTransaction(false)
 	defer txn.Discard()
 	return fn(&tx{txn: txn, ids: db.ids, idGen: gen})

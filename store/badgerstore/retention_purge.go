@@ -197,6 +197,7 @@ func (db *DB) Purge(ctx context.Context) (store.PurgeReport, error) {
 // reopenLocked closes and reopens badger. The caller holds closeMu for
 // writing and gcMu. If badger cannot be reopened the store is closed.
 func (db *DB) reopenLocked() error {
+	db.snaps.clear()
 	if err := db.bdb.Close(); err != nil {
 		db.log.Error("badgerstore: purge: close", "err", err)
 	}

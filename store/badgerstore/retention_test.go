@@ -175,7 +175,7 @@ func TestRetentionMigration(t *testing.T) {
 	deliverT(t, db, addr, "", 3)
 	deliverT(t, db, addr, "Archive", 2)
 	// Make it look old: no records, no address rows, no marker.
-	err := db.bdb.Update(func(txn *badger.Txn) error {
+	err := db.badgerUpdate(func(txn *badger.Txn) error {
 		for _, p := range []byte{pRetention, pRecompute, pDue, pAcctAddr} {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{p}})
 			var keys [][]byte

@@ -337,7 +337,7 @@ func TestChunksMovedToFiles(t *testing.T) {
 	if err != nil || id == 0 {
 		t.Fatalf("file record: %v", err)
 	}
-	err = db.bdb.Update(func(txn *badger.Txn) error {
+	err = db.badgerUpdate(func(txn *badger.Txn) error {
 		for seq := 0; seq*stageChunk < len(big); seq++ {
 			piece := big[seq*stageChunk : min(len(big), (seq+1)*stageChunk)]
 			if err := txn.Set(chunkKey(acct, id, uint32(seq)), piece); err != nil {

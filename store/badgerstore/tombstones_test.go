@@ -76,7 +76,7 @@ func TestTombstonesOlderMailbox(t *testing.T) {
 	mkAccount(t, db, addr, []byte("k"))
 	deliverT(t, db, addr, "", 5)
 	// As a store written before tombstones: no counter.
-	if err := db.bdb.Update(func(txn *badger.Txn) error { return txn.Delete(counterKey(counterTomb)) }); err != nil {
+	if err := db.badgerUpdate(func(txn *badger.Txn) error { return txn.Delete(counterKey(counterTomb)) }); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

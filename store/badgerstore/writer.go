@@ -15,8 +15,8 @@ import (
 // Writes) share one transaction and so one fsync, and every other write
 // runs alone in its own transaction. Writers therefore never conflict with
 // each other, UIDs are allocated without races, and the per-mailbox and
-// per-account counters need no locks. Readers use their own read-only
-// transactions and see only committed state.
+// per-account counters need no locks. Readers share the read-only
+// snapshot of the last commit (snapshot.go) and see only committed state.
 
 // op states.
 const (
