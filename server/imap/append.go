@@ -375,7 +375,8 @@ func (ap *appender) Commit(ctx context.Context) (*wire.AppendData, error) {
 	for i, o := range out {
 		d.UIDs.AddNum(imap.UID(o.UID))
 		if p, sealed := ap.msgs[i].plain, ap.msgs[i].sealed.inline(); p != nil && sealed != nil {
-			ap.a.rd.Added(ctx, o.MailboxID, o.UID, sealed, p)
+			ap.msgs[i].plain = nil // added wipes it
+			ap.s.srv.added(ctx, ap.a.rd, o.MailboxID, o.UID, sealed, p)
 		}
 	}
 	k := stateKey{ap.a.account, out[0].MailboxID}
@@ -400,4 +401,31 @@ func (ap *appender) finish() {
 	}
 	ap.msgs = nil
 	ap.s.srv.appends.leave(ap.a.account)
+}
+
+// maxAddedInFlight bounds the summaries of APPENDed messages that the
+// server stores in the background at once (each holds its message, at
+// most summaryKeep bytes of plaintext and inlineMax sealed).
+const maxAddedInFlight = 32
+
+// added stores the summary and session key of a message an APPEND just
+// delivered (mailbox.Reader.Added) and wipes plain. It does so in the
+// background, so that the APPEND's tagged OK does not wait for a second
+// commit: the summary is derived data, which the first read of the
+// message builds itself if it is missing (and SetSummaries skips a
+// message expunged in between), so nothing the client was told depends
+// on it. When maxAddedInFlight are running already it works in the
+// caller. The background work ends with the server's context.
+func (s *Server) added(ctx context.Context, rd *mailbox.Reader, mbox uint64, uid uint32, sealed, plain []byte) {
+	select {
+	case s.addedSem <- struct{}{}:
+		s.addedWG.Go(func() {
+			defer func() { <-s.addedSem }()
+			defer wipeBytes(plain)
+			rd.Added(s.ctx, mbox, uid, sealed, plain)
+		})
+	default:
+		defer wipeBytes(plain)
+		rd.Added(ctx, mbox, uid, sealed, plain)
+	}
 }

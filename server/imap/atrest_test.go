@@ -39,6 +39,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 	if res, err := c.Search(&imap.SearchCriteria{Text: []string{"canarybodyk9"}}, nil).Wait(); err != nil || len(res.AllSeqNums()) != 1 {
 		t.Fatalf("search: %v %v", res, err)
 	}
+	env.srv.addedWG.Wait() // APPEND stores the summary in the background
 	stored, err := env.messages(alice, "INBOX", storeListWithSummary())
 	if err != nil || len(stored) != 1 || stored[0].Summary == nil {
 		t.Fatalf("summary not stored: %v", err)

@@ -162,7 +162,8 @@ func TestAppendThenFetch(t *testing.T) {
 	if !hasFlag(m.Flags, imap.FlagDraft) || !hasFlag(m.Flags, "$Custom") {
 		t.Errorf("flags = %v", m.Flags)
 	}
-	// The summary was stored at APPEND: the stored message has one.
+	// The summary was stored after APPEND: the stored message has one.
+	env.srv.addedWG.Wait()
 	msgs, err := env.messages(alice, "Drafts", storeListWithSummary())
 	if err != nil || len(msgs) != 1 || msgs[0].Summary == nil || msgs[0].SessionKey == nil {
 		t.Fatalf("stored summary missing: %v %+v", err, msgs)

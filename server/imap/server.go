@@ -137,8 +137,12 @@ type Server struct {
 	events       *notifyHub       // immutable: NOTIFY's change feed
 	trainer      Trainer          // immutable; may be nil
 	appends      appendGate
-	ctx          context.Context // cancelled by Shutdown
-	cancel       context.CancelFunc
+	// addedSem bounds the summaries of APPENDed messages being stored in
+	// the background (added); addedWG waits for them at Shutdown.
+	addedSem chan struct{}
+	addedWG  sync.WaitGroup
+	ctx      context.Context // cancelled by Shutdown
+	cancel   context.CancelFunc
 
 	// onExpunge is Options.OnExpunge: immutable; may be nil.
 	onExpunge func(account string, mailbox uint64, uids []uint32)
@@ -190,6 +194,7 @@ func New(opt Options) (*Server, error) {
 		ctx:          ctx,
 		cancel:       cancel,
 		sessions:     make(map[*session]struct{}),
+		addedSem:     make(chan struct{}, maxAddedInFlight),
 	}
 	if s.maxMailboxes <= 0 {
 		s.maxMailboxes = DefaultMaxMailboxes
@@ -257,6 +262,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	err := s.wire.Shutdown(ctx)
 	s.notify.stop()
+	s.addedWG.Wait() // their context is cancelled: they end at once
 	if err != nil {
 		return fmt.Errorf("imap: shutdown: %w", err)
 	}

@@ -1,0 +1,61 @@
+package imap
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/sealmail/sealmail/server/mailbox"
+	"github.com/sealmail/sealmail/store"
+)
+
+// heldSummaries is a mailbox store whose SetSummaries waits until release
+// is closed, telling entered first.
+type heldSummaries struct {
+	mailbox.Store
+	entered chan struct{} // buffered
+	release chan struct{}
+}
+
+func (h *heldSummaries) SetSummaries(ctx context.Context, address string, mbox uint64, us []store.SummaryUpdate) error {
+	select {
+	case h.entered <- struct{}{}:
+	default:
+	}
+	<-h.release
+	return h.Store.SetSummaries(ctx, address, mbox, us)
+}
+
+// TestAppendDoesNotWaitForSummary: APPEND's tagged OK comes once the
+// message is committed; the summary and session key it stores for the
+// first FETCH follow in the background (a second commit the client used
+// to wait for), and are still stored.
+func TestAppendDoesNotWaitForSummary(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	held := &heldSummaries{Store: env.st, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	mbx, err := mailbox.New(mailbox.Options{Store: held})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.srv.mbx = mbx // before the login: the session reads through it
+	var once sync.Once
+	release := func() { once.Do(func() { close(held.release) }) }
+	t.Cleanup(release) // before the server's shutdown, which waits for it
+	r := env.rawLogin(alice, alicePW)
+	msg := testMessage("held", "body\r\n")
+	// On the old code this waits for release, which only comes after it:
+	// the read times out and fails the test.
+	out := r.ok(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg))
+	if !contains(out, "[APPENDUID ") {
+		t.Fatalf("APPEND: %s", out)
+	}
+	<-held.entered // the summary is on its way
+	release()
+	env.srv.addedWG.Wait()
+	msgs, err := env.messages(alice, "INBOX", storeListWithSummary())
+	if err != nil || len(msgs) != 1 || msgs[0].Summary == nil || msgs[0].SessionKey == nil {
+		t.Fatalf("summary of the appended message not stored: %v %+v", err, msgs)
+	}
+}
