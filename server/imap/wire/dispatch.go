@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -268,7 +269,26 @@ func (c *Conn) run(cmd *Command, p *parser) error {
 		res.code = ""
 	}
 	c.writeStatus(cmd.Tag, res)
+	if c.pipelined() {
+		return nil // flushed with the next command's responses
+	}
 	return c.flush()
+}
+
+// pipelined reports whether the read buffer holds the whole first line of
+// another command already: the client sent it without waiting, so the
+// responses so far may wait for that command's and go out with them, in
+// one write (one TLS record) instead of one per command. A line that
+// announces a synchronising literal flushes them with its continuation
+// request; the write buffer flushes itself when it fills. Not under
+// COMPRESS, whose decompressor reads ahead.
+func (c *Conn) pipelined() bool {
+	br := c.r.br
+	if br == nil || c.deflate != nil {
+		return false
+	}
+	b, _ := br.Peek(br.Buffered())
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 func commandName(cmd *Command) string {

@@ -94,6 +94,12 @@
 //     12 KB of heap and 4 KB of stack each. COMPRESS adds a DEFLATE
 //     compressor and decompressor (a few hundred KiB), and keeps its read
 //     buffer, which the decompressor reads ahead into.
+//   - Pipelining. A command's responses are flushed when it ends,
+//     unless the read buffer already holds the whole first line of the
+//     client's next command (Conn.pipelined): then they wait for that
+//     command's and go out with them, one write and one TLS record for a
+//     run of pipelined commands. A synchronising literal's continuation
+//     request and the full write buffer flush them earlier.
 //   - Unilateral responses. The Session decides what to tell (it owns
 //     sequence numbers); this package decides when: after each command
 //     (PollAfterCommand, or PollNoExpunge after FETCH/STORE/SEARCH by
