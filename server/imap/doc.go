@@ -144,7 +144,11 @@
 //   - Limits per account: mailboxes and hierarchy depth (NO [LIMIT]),
 //     APPEND commands in progress (Options.MaxAppends). APPEND seals the
 //     message as its literal streams in; size and quota are refused
-//     before the client sends it.
+//     before the client sends it. Its tagged OK follows the durable
+//     delivery; the summary and session key for the first FETCH are
+//     stored after it in the background (Server.added: at most 32 at
+//     once, Shutdown waits for them), as the first read would rebuild
+//     them if they were missing.
 //   - COPY, MOVE and STORE of any number of messages: the store is asked
 //     in runs of at most 4,096 messages, halved while the store answers
 //     ErrTooLarge (batch.go). COPY stays all or nothing (a failed run
