@@ -82,7 +82,7 @@
 //     (state, enabled extensions, TLS); it is never held while calling the
 //     Session or doing I/O. Lock order: Conn.waitMu, then Conn.mu.
 //   - Memory. An idle connection holds no read or write buffer: the
-//     write buffer (8 KiB) is taken from the Server's pool at a
+//     write buffer (32 KiB) is taken from the Server's pool at a
 //     response's first write and given back when it is flushed, the read
 //     buffer (4 KiB) is taken when the first byte of a command has been
 //     read on its own, and given back when the next wait begins with
