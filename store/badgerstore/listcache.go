@@ -78,16 +78,12 @@ func (c *listCache) fits(n int) bool { return c.max > 0 && n <= c.max/4 }
 // get returns the messages of ref with from <= UID <= to (to 0: no upper
 // bound) if the cache holds ref at tag, and with withBlobs their blob IDs.
 func (c *listCache) get(ref mboxRef, tag listTag, from, to uint32, withBlobs bool) ([]store.Message, []uint64, bool) {
-	if c.max <= 0 {
-		return nil, nil, false
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.entries[ref]
-	if e == nil || e.tag != tag {
+	e := c.atLocked(ref, tag)
+	if e == nil {
 		return nil, nil, false
 	}
-	c.lru.MoveToFront(e.elem)
 	lo, _ := slices.BinarySearchFunc(e.msgs, from, cmpUID)
 	hi := len(e.msgs)
 	if to != 0 && to != 1<<32-1 {
@@ -102,16 +98,12 @@ func (c *listCache) get(ref mboxRef, tag listTag, from, to uint32, withBlobs boo
 // if the cache holds ref at tag (0 and 0 for a UID the mailbox does not
 // hold), and whether it does.
 func (c *listCache) blobs(ref mboxRef, tag listTag, uids []uint32) ([]uint64, []int64, bool) {
-	if c.max <= 0 {
-		return nil, nil, false
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.entries[ref]
-	if e == nil || e.tag != tag {
+	e := c.atLocked(ref, tag)
+	if e == nil {
 		return nil, nil, false
 	}
-	c.lru.MoveToFront(e.elem)
 	ids := make([]uint64, len(uids))
 	sizes := make([]int64, len(uids))
 	for i, uid := range uids {
@@ -120,6 +112,20 @@ func (c *listCache) blobs(ref mboxRef, tag listTag, uids []uint32) ([]uint64, []
 		}
 	}
 	return ids, sizes, true
+}
+
+// atLocked returns the entry of ref if the cache holds it at tag, as
+// the most recently used; nil otherwise. The caller holds c.mu.
+func (c *listCache) atLocked(ref mboxRef, tag listTag) *listEntry {
+	if c.max <= 0 {
+		return nil
+	}
+	e := c.entries[ref]
+	if e == nil || e.tag != tag {
+		return nil
+	}
+	c.lru.MoveToFront(e.elem)
+	return e
 }
 
 // toMessages returns src as the caller's own messages (its own slices,
