@@ -47,21 +47,8 @@ func announced(t *testing.T, out string) (uint64, int) {
 // lowered value gets the change. It fails on a version that announces
 // the mailbox's HIGHESTMODSEQ.
 func TestAnnounceModSeqUntold(t *testing.T) {
-	env := newEnv(t)
-	env.addUser(alice, alicePW)
-	for i := 1; i <= 6; i++ {
-		env.deliver(alice, "", testMessage(fmt.Sprintf("m%d", i), "x"))
-	}
+	env, inbox, highest := untoldSetup(t)
 	ctx := context.Background()
-	inbox := env.mailboxID(alice, "INBOX")
-	highest := func() uint64 {
-		t.Helper()
-		mb, err := env.st.MailboxByID(ctx, alice, inbox)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return mb.HighestModSeq
-	}
 
 	// Everything told: the mailbox's HIGHESTMODSEQ, once per selection.
 	c := env.rawLogin(alice, alicePW)

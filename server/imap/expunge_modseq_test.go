@@ -43,21 +43,8 @@ func taggedModSeq(t *testing.T, out string) uint64 {
 // updates come first and the value is the mailbox's HIGHESTMODSEQ. A
 // client that resynchronises from the lowered value gets the change.
 func TestExpungeModSeqUntold(t *testing.T) {
-	env := newEnv(t)
-	env.addUser(alice, alicePW)
-	for i := 1; i <= 6; i++ {
-		env.deliver(alice, "", testMessage(fmt.Sprintf("m%d", i), "x"))
-	}
+	env, inbox, highest := untoldSetup(t)
 	ctx := context.Background()
-	inbox := env.mailboxID(alice, "INBOX")
-	highest := func() uint64 {
-		t.Helper()
-		mb, err := env.st.MailboxByID(ctx, alice, inbox)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return mb.HighestModSeq
-	}
 
 	// Without CONDSTORE: no code.
 	plain := env.rawLogin(alice, alicePW)
@@ -221,4 +208,26 @@ func BenchmarkExpungeModSeq(b *testing.B) {
 			}
 		})
 	}
+}
+
+// untoldSetup is the start of the tests that change the store before the
+// server is told: alice with six messages in INBOX, INBOX's ID, and a
+// function that reads its HIGHESTMODSEQ from the store.
+func untoldSetup(t *testing.T) (*testEnv, uint64, func() uint64) {
+	t.Helper()
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	for i := 1; i <= 6; i++ {
+		env.deliver(alice, "", testMessage(fmt.Sprintf("m%d", i), "x"))
+	}
+	inbox := env.mailboxID(alice, "INBOX")
+	highest := func() uint64 {
+		t.Helper()
+		mb, err := env.st.MailboxByID(context.Background(), alice, inbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mb.HighestModSeq
+	}
+	return env, inbox, highest
 }
