@@ -19,18 +19,7 @@ import json
 import ssl
 import sys
 
-from qresync_client import connect, modseq_left, number
-
-
-def run(m, name, *args):
-    """Runs a raw command, which must succeed; returns the lines it read."""
-    start = len(m.lines)
-    typ, _ = m._simple_command(name, *args)
-    if typ != "OK":
-        sys.exit("%s %s: %s %s" % (name, args, typ, m.lines[start:]))
-    if name in ("SELECT", "EXAMINE"):
-        m.state = "SELECTED"
-    return m.lines[start:]
+from qresync_client import connect, modseq_left, number, run_ok as run
 
 
 def main():

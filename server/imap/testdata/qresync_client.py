@@ -1,8 +1,10 @@
 """What the QRESYNC client scripts share (imaplib_held_expunge.py,
-imaplib_expunge_modseq.py): a client that keeps every line it reads,
-and the mod-sequence an RFC 7162 client keeps."""
+imaplib_expunge_modseq.py, imaplib_announce_modseq.py): a client that
+keeps every line it reads, a raw command that must succeed, and the
+mod-sequence an RFC 7162 client keeps."""
 import imaplib
 import re
+import sys
 
 
 class Recorder(imaplib.IMAP4_SSL):
@@ -48,3 +50,14 @@ def modseq_left(start, lines):
         if g:
             ms = max(ms, int(g.group(1)))
     return ms
+
+
+def run_ok(m, name, *args):
+    """Runs a raw command, which must succeed; returns the lines it read."""
+    start = len(m.lines)
+    typ, _ = m._simple_command(name, *args)
+    if typ != "OK":
+        sys.exit("%s %s: %s %s" % (name, args, typ, m.lines[start:]))
+    if name in ("SELECT", "EXAMINE"):
+        m.state = "SELECTED"
+    return m.lines[start:]
