@@ -59,13 +59,33 @@ func resultModSeq(ret *wire.SearchReturn, msgs []*store.Message) uint64 {
 	return m
 }
 
+// Compile-time check: the enabling commands without a writer of their
+// own announce HIGHESTMODSEQ.
+var _ wire.SessionCondStore = (*session)(nil)
+
+// CondStoreEnabling implements wire.SessionCondStore: SEARCH, SORT and
+// THREAD with MODSEQ, STATUS and LIST-STATUS with HIGHESTMODSEQ, run
+// while a mailbox is selected, announce its HIGHESTMODSEQ as FETCH and
+// STORE do (announceModSeq). ENABLE CONDSTORE needs nothing: the wire
+// layer refuses ENABLE once a mailbox is selected (RFC 5161 §3.1), and
+// SELECT itself says HIGHESTMODSEQ.
+func (s *session) CondStoreEnabling(ctx context.Context, w *wire.UpdateWriter) error {
+	a, sel, err := s.selectedState()
+	if err != nil {
+		return nil // nothing selected: nothing to announce
+	}
+	s.announceModSeq(ctx, a, sel, w)
+	return w.Err()
+}
+
 // announceModSeq writes "* OK [HIGHESTMODSEQ n]" once per selected
 // mailbox, with the first command that enables CONDSTORE while it is
 // selected (RFC 7162 §3.1: FETCH MODSEQ or CHANGEDSINCE, STORE
-// UNCHANGEDSINCE). The client may keep n as its HIGHESTMODSEQ, so n is
-// keptModSeq's (qresync.go): never above a change the session has not
-// heard of, nor, since n comes before the command's output and the Poll
-// after it, above one its view holds for the client.
+// UNCHANGEDSINCE, SEARCH, SORT or THREAD with MODSEQ, STATUS or
+// LIST-STATUS with HIGHESTMODSEQ). The client may keep n as its
+// HIGHESTMODSEQ, so n is keptModSeq's (qresync.go): never above a change
+// the session has not heard of, nor, since n comes before the command's
+// output and the Poll after it, above one its view holds for the client.
 func (s *session) announceModSeq(ctx context.Context, a authState, sel *selected, w *wire.UpdateWriter) {
 	if sel.modseqTold {
 		return
@@ -75,6 +95,34 @@ func (s *session) announceModSeq(ctx context.Context, a authState, sel *selected
 		w.HighestModSeq(n)
 		sel.told(n)
 	}
+}
+
+// statusModSeq is the HIGHESTMODSEQ of STATUS and LIST-STATUS (RFC 7162
+// §3.1.7). For a mailbox not selected it is the store's. For the
+// selected one a client may take it as its HIGHESTMODSEQ, as it takes
+// SELECT's, so it is keptModSeq's (qresync.go), as for an enabling
+// command: never above a change the session has not heard of, nor above
+// one its view still holds for the client (STATUS comes before the Poll
+// that tells them). Where keptModSeq cannot tell (a failed read, the
+// removals since its last value no longer all known), it is that last
+// value (or SELECT's), lowered the same way.
+func (s *session) statusModSeq(ctx context.Context, a authState, mb *store.Mailbox) uint64 {
+	s.mu.Lock()
+	sel := s.sel
+	s.mu.Unlock()
+	if sel == nil || sel.st.key.id != mb.ID {
+		return mb.HighestModSeq
+	}
+	n := s.keptModSeq(ctx, a, sel, true)
+	if n == 0 {
+		sel.st.mu.Lock()
+		from := max(sel.v.kept, sel.v.selModSeq)
+		n = sel.v.pendingFloorLocked(from, from)
+		sel.st.mu.Unlock()
+	}
+	n = max(n, 1) // a mailbox with mod-sequences has one of 1 at least
+	sel.told(n)
+	return n
 }
 
 // Removals held back and mod-sequences (RFC 7162 §3.2, and erratum 1810

@@ -29,11 +29,12 @@
 // server/imap/sortthread's pure functions), context.go (CONTEXT=SEARCH,
 // CONTEXT=SORT: results kept current, CANCELUPDATE), catenate.go
 // (CATENATE's URL parts), condstore.go (CONDSTORE: CHANGEDSINCE, the
-// MODSEQ of search results, HIGHESTMODSEQ for an enabling command),
+// MODSEQ of search results, HIGHESTMODSEQ for an enabling command and
+// for STATUS of the selected mailbox),
 // qresync.go (QRESYNC: VANISHED (EARLIER) from the store's tombstones,
 // SELECT's resynchronisation, UID FETCH … VANISHED, EXPUNGE's tagged
-// HIGHESTMODSEQ; it and the enabling command's are never above a change
-// the session has not heard of),
+// HIGHESTMODSEQ; it, the enabling command's and STATUS's are never
+// above a change the session has not heard of),
 // objectid.go
 // (OBJECTID and SAVEDATE from the message records), compress.go
 // (COMPRESS=DEFLATE, which the wire layer runs by itself),

@@ -340,6 +340,9 @@ func (s *session) statusData(ctx context.Context, a authState, mb store.Mailbox,
 		MailboxID:   mailboxID(mb),
 	}
 	d.HighestModSeq = mb.HighestModSeq
+	if items.HighestModSeq {
+		d.HighestModSeq = s.statusModSeq(ctx, a, &mb)
+	}
 	if items.Recent {
 		if first, ok := s.srv.recent.firstRecent(stateKey{a.account, mb.ID}); ok && first < mb.UIDNext {
 			msgs, err := s.srv.st.Messages(ctx, a.account, mb.ID, store.ListOptions{FromUID: first})

@@ -9,13 +9,16 @@ HIGHESTMODSEQ response code, tagged ones included. Session B flags
 UID 2 and expunges UID 3; A runs FETCH 1 (FLAGS), after which the
 removal is held back from it, and STORE 4 +FLAGS.SILENT (\Deleted),
 then expunges UID 4 with UID EXPUNGE.
-B reads STATUS INBOX (HIGHESTMODSEQ). A drops the connection. B then
+A session with no mailbox selected reads STATUS INBOX (HIGHESTMODSEQ),
+the store's value (B's own STATUS would give the value its client may
+keep, below the removal its view still holds for it). A drops the
+connection. B then
 flags UID 5, expunges UID 6 and appends a message (UID 7). A new
 session resynchronises (SELECT INBOX (QRESYNC (uidvalidity modseq)))
 from what A kept.
 
 Prints a JSON object: A's lines of FETCH and of UID EXPUNGE, the
-mod-sequence A kept, B's STATUS HIGHESTMODSEQ, and the VANISHED and
+mod-sequence A kept, that STATUS HIGHESTMODSEQ, and the VANISHED and
 FETCH lines of the resynchronisation.
 """
 import json
@@ -49,7 +52,9 @@ def main():
     kept = modseq_left(kept, run(a, "STORE", "4", "+FLAGS.SILENT", "(\\Deleted)"))
     expunge = run(a, "UID", "EXPUNGE", "4")
     kept = modseq_left(kept, expunge)
-    status = number(run(b, "STATUS", "INBOX", "(HIGHESTMODSEQ)"), r"HIGHESTMODSEQ (\d+)")
+    d = connect(host, port, ctx, user, password)
+    status = number(run(d, "STATUS", "INBOX", "(HIGHESTMODSEQ)"), r"HIGHESTMODSEQ (\d+)")
+    d.logout()
     # Gone without LOGOUT: the connection is lost.
     a.shutdown()
 

@@ -194,6 +194,20 @@ type SessionExpungeModSeq interface {
 	ExpungeModSeq(ctx context.Context, w *UpdateWriter, uids imap.UIDSet) (uint64, error)
 }
 
+// SessionCondStore is an optional interface of Session: CondStoreEnabling
+// is called before a CONDSTORE enabling command (RFC 7162 §3.1) that gets
+// no UpdateWriter of its own runs while a mailbox is selected: SEARCH,
+// SORT or THREAD with a MODSEQ key, STATUS or LIST RETURN (STATUS) with
+// HIGHESTMODSEQ. Through w it may write "* OK [HIGHESTMODSEQ n]" for the
+// selected mailbox, which the client may keep, so n must be one it may
+// keep once the Poll after the command has written its updates. FETCH
+// and STORE, which get a writer, do the same themselves. (ENABLE is
+// refused while a mailbox is selected, RFC 5161 §3.1.) An error fails
+// the command.
+type SessionCondStore interface {
+	CondStoreEnabling(ctx context.Context, w *UpdateWriter) error
+}
+
 // SessionQuota implements QUOTA (RFC 9208). QUOTA is advertised only when
 // the Session has these methods.
 type SessionQuota interface {

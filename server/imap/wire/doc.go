@@ -7,10 +7,11 @@
 //
 // A Server serves connections (Serve, ServeConn, Shutdown); each gets a
 // Session from Options.NewSession. The Session interface, its optional
-// interfaces (SessionQResync, SessionExpungeModSeq, SessionQuota, SessionSort, SessionThread,
-// SessionNotify, SessionSearchContext; AppendChecker and URLOpener on an
-// Appender) and the result types are in backend.go; the parsed arguments
-// in command.go. Package wiretest holds the attacks of issue 9 as test
+// interfaces (SessionQResync, SessionExpungeModSeq, SessionCondStore,
+// SessionQuota, SessionSort, SessionThread, SessionNotify,
+// SessionSearchContext; AppendChecker and URLOpener on an Appender) and
+// the result types are in backend.go; the parsed arguments in
+// command.go. Package wiretest holds the attacks of issue 9 as test
 // steps any server can be run against. go-imap's
 // imap types are reused where they fit (sets, flags, response codes, copy
 // and namespace data); ENVELOPE, BODYSTRUCTURE, search keys and fetch
@@ -105,7 +106,11 @@
 //     (PollAfterCommand, or PollNoExpunge after FETCH/STORE/SEARCH by
 //     sequence number, RFC 9051 §7.5.1), during IDLE, and between commands
 //     with NOTIFY. UpdateWriter turns EXPUNGE into VANISHED once QRESYNC
-//     is enabled and drops RECENT for IMAP4rev2 clients.
+//     is enabled and drops RECENT for IMAP4rev2 clients. A CONDSTORE
+//     enabling command without a writer of its own (SEARCH, SORT, THREAD
+//     with MODSEQ; STATUS, LIST-STATUS with HIGHESTMODSEQ) run while a
+//     mailbox is selected first lets the Session write the mailbox's
+//     HIGHESTMODSEQ (SessionCondStore, RFC 7162 §3.1).
 //   - Timeouts. Waiting for a command: the state's IdleTimeout (and
 //     before authentication, LoginTimeout from connect). Within a command:
 //     ReadTimeout between reads and, before authentication,

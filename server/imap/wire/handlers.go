@@ -186,6 +186,19 @@ var enableable = map[imap.Cap]bool{
 	imap.CapUTF8Accept: true,
 }
 
+// condStoreEnabling enables CONDSTORE for a command that has no
+// UpdateWriter of its own (RFC 7162 §3.1) and, while a mailbox is
+// selected, lets a SessionCondStore write the selected mailbox's
+// HIGHESTMODSEQ before the command runs.
+func (c *Conn) condStoreEnabling() error {
+	c.enable(imap.CapCondStore)
+	cs, ok := c.sess.(SessionCondStore)
+	if !ok || c.getState() != stateSelected {
+		return nil
+	}
+	return cs.CondStoreEnabling(c.cmdCtx, &c.uw)
+}
+
 // cmdEnable runs ENABLE (RFC 5161): it enables what is advertised and
 // enableable, ignores the rest, and lists what it enabled.
 func (c *Conn) cmdEnable(cmd *Command, _ *parser) (result, error) {
@@ -368,7 +381,9 @@ func (c *Conn) cmdSubscribe(cmd *Command, _ *parser) (result, error) {
 func (c *Conn) cmdList(cmd *Command, _ *parser) (result, error) {
 	l := cmd.Args.(*List)
 	if l.Options.ReturnStatus != nil && l.Options.ReturnStatus.HighestModSeq {
-		c.enable(imap.CapCondStore)
+		if err := c.condStoreEnabling(); err != nil {
+			return result{}, err
+		}
 	}
 	if len(l.Patterns) > 0 {
 		w := &ListWriter{c: c, cmd: l, uw: &c.uw}
@@ -415,7 +430,9 @@ func (c *Conn) cmdNamespace(cmd *Command, _ *parser) (result, error) {
 func (c *Conn) cmdStatus(cmd *Command, _ *parser) (result, error) {
 	s := cmd.Args.(*Status)
 	if s.Items.HighestModSeq {
-		c.enable(imap.CapCondStore)
+		if err := c.condStoreEnabling(); err != nil {
+			return result{}, err
+		}
 	}
 	d, err := c.sess.Status(c.cmdCtx, s)
 	if err != nil {

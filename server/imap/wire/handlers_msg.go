@@ -140,7 +140,9 @@ func usesModSeq(k *SearchKey) bool {
 func (c *Conn) cmdSearch(cmd *Command, _ *parser) (result, error) {
 	s := cmd.Args.(*Search)
 	if usesModSeq(&s.Key) {
-		c.enable(imap.CapCondStore)
+		if err := c.condStoreEnabling(); err != nil {
+			return result{}, err
+		}
 	}
 	d, err := c.sess.Search(c.cmdCtx, s)
 	if err != nil {
@@ -153,7 +155,9 @@ func (c *Conn) cmdSearch(cmd *Command, _ *parser) (result, error) {
 func (c *Conn) cmdSort(cmd *Command, _ *parser) (result, error) {
 	s := cmd.Args.(*Sort)
 	if usesModSeq(&s.Key) {
-		c.enable(imap.CapCondStore)
+		if err := c.condStoreEnabling(); err != nil {
+			return result{}, err
+		}
 	}
 	d, err := c.sess.(SessionSort).Sort(c.cmdCtx, s)
 	if err != nil {
@@ -293,7 +297,9 @@ func partialSlice(nums []uint32, p *Partial) []uint32 {
 func (c *Conn) cmdThread(cmd *Command, _ *parser) (result, error) {
 	t := cmd.Args.(*Thread)
 	if usesModSeq(&t.Key) {
-		c.enable(imap.CapCondStore)
+		if err := c.condStoreEnabling(); err != nil {
+			return result{}, err
+		}
 	}
 	nodes, err := c.sess.(SessionThread).Thread(c.cmdCtx, t)
 	if err != nil {
