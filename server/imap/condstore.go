@@ -171,6 +171,48 @@ func guardModSeq(w *wire.UpdateWriter, sel *selected) error {
 	return w.HighestModSeq(floor)
 }
 
+// correctModSeq ends a Poll, once the client enabled CONDSTORE, with
+// "* OK [HIGHESTMODSEQ n]" if the client was told a mod-sequence (a
+// FETCH MODSEQ of this Poll or of the command before it) that it may
+// not keep: one above a change the session has not heard of (another
+// writer committed it and has not told the mailbox's sessions yet, so
+// the FETCH of a change told after it went out first) or above one the
+// view still holds for the client. n is keptModSeq's, as for an enabling
+// command (see qresync.go). Nothing is read when every mod-sequence the
+// client was told is at or below the last value keptModSeq gave, SELECT's
+// or what the state counts as reached (mailboxState.reachedLocked: every
+// change at or below them has reached the state) and the view holds
+// nothing below it for the client: the common case, where the changes
+// told are flag changes and deliveries the state heard of, in a row.
+func (s *session) correctModSeq(ctx context.Context, w *wire.UpdateWriter, sel *selected) error {
+	st := sel.st
+	st.mu.Lock()
+	proven := max(sel.v.kept, sel.v.selModSeq, st.reachedLocked())
+	told := sel.toldModSeq
+	safe := told <= proven && sel.v.pendingFloorLocked(told, proven) >= told
+	st.mu.Unlock()
+	if safe {
+		return nil
+	}
+	a, err := s.state()
+	if err != nil {
+		return nil
+	}
+	n := s.keptModSeq(ctx, a, sel, true)
+	if n == 0 {
+		// Cannot tell: the last value known to be safe, lowered below
+		// what the view holds.
+		st.mu.Lock()
+		n = max(sel.v.pendingFloorLocked(min(told, proven), proven), 1)
+		st.mu.Unlock()
+	}
+	if n >= sel.toldModSeq {
+		return nil
+	}
+	sel.toldModSeq = n
+	return w.HighestModSeq(n)
+}
+
 // modSeqBefore reads the selected mailbox's HIGHESTMODSEQ before this
 // session removes messages from it: the floor of the removal for the
 // other sessions that hold it back. 0 (not known) if the read fails; the

@@ -89,10 +89,10 @@ func TestCondStoreEnablingUntold(t *testing.T) {
 			}
 		}
 		// Once per selection.
+		env.srv.FlagsChanged(alice, inbox, changed)
 		if out := c.ok(tc.cmd); strings.Contains(out, "OK [HIGHESTMODSEQ") {
 			t.Errorf("%s again: %q", tc.cmd, out)
 		}
-		env.srv.FlagsChanged(alice, inbox, changed)
 		c.ok("LOGOUT")
 	}
 

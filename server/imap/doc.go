@@ -34,7 +34,8 @@
 // qresync.go (QRESYNC: VANISHED (EARLIER) from the store's tombstones,
 // SELECT's resynchronisation, UID FETCH … VANISHED, EXPUNGE's tagged
 // HIGHESTMODSEQ; it, the enabling command's and STATUS's are never
-// above a change the session has not heard of),
+// above a change the session has not heard of, and a Poll whose FETCH
+// MODSEQ ran ahead of one ends with a HIGHESTMODSEQ below it),
 // objectid.go
 // (OBJECTID and SAVEDATE from the message records), compress.go
 // (COMPRESS=DEFLATE, which the wire layer runs by itself),

@@ -57,6 +57,67 @@ type mailboxState struct {
 	// (made when first written, emptied by EXPUNGE): with modseqs, what
 	// qresync.go's keptModSeq checks a listing against.
 	announced map[uint32]uint64 // guarded by mu
+	// reached is a mod-sequence at or below which every change of the
+	// mailbox has reached this state, so that each view has it in its
+	// SELECT listing or queued: the HIGHESTMODSEQ read before the
+	// listing that loaded the state, then what keptModSeq (qresync.go)
+	// found reading the store from reached, or reachedLocked counting
+	// heard. It only grows, and spares the sessions that check after
+	// it. (A view's own SELECT value is not the state's: a change made
+	// before it but told after it reached that listing only.) heard
+	// holds the mod-sequences above reached of the flag changes and new
+	// messages the state was told of, at most heardMax, once a session
+	// has checked (reachedLocked makes it): a mailbox no CONDSTORE client
+	// has selected keeps none.
+	reached uint64              // guarded by mu
+	heard   map[uint64]struct{} // guarded by mu
+}
+
+// heardMax bounds mailboxState.heard (about 40 KB): past it,
+// mod-sequences are not recorded until reached passes them, and checks
+// read the store.
+const heardMax = 1024
+
+// noteHeardLocked records that the state was told of the change that
+// took mod-sequence m.
+func (s *mailboxState) noteHeardLocked(m uint64) {
+	if s.heard == nil || m <= s.reached {
+		return
+	}
+	if len(s.heard) >= heardMax {
+		for k := range s.heard {
+			if k <= s.reached {
+				delete(s.heard, k)
+			}
+		}
+		if len(s.heard) >= heardMax {
+			return
+		}
+	}
+	s.heard[m] = struct{}{}
+}
+
+// reachedLocked returns reached, raised first over the mod-sequences
+// above it the state heard of in a row, without reading the store. A
+// store gives every change of a mailbox the next mod-sequence (each
+// message of a flag change or delivery its own), so a run without a gap
+// is a run of changes told; a removal, whose mod-sequence is not told,
+// or a change not told ends the run, and keptModSeq then reads the
+// store. The caller holds s.mu.
+func (s *mailboxState) reachedLocked() uint64 {
+	if s.heard == nil {
+		s.heard = map[uint64]struct{}{}
+	}
+	n := s.reached
+	for {
+		if _, ok := s.heard[n+1]; !ok {
+			break
+		}
+		delete(s.heard, n+1)
+		n++
+	}
+	s.reached = n
+	return n
 }
 
 // view is one session's view of its selected mailbox (RFC 9051 §2.3.1.2):
@@ -85,9 +146,10 @@ type view struct {
 	// condstore.go's guardModSeq).
 	selModSeq uint64
 	heldFloor uint64
-	// kept is the last mod-sequence the client was told it may keep
-	// (qresync.go's keptModSeq): every change at or below it had reached
-	// this state. 0: none since SELECT.
+	// kept is the last mod-sequence qresync.go's keptModSeq found the
+	// client may keep (it was told it, or was told no more): every
+	// change at or below it had reached this state. 0: none since
+	// SELECT.
 	kept uint64
 }
 
@@ -318,6 +380,7 @@ func (s *mailboxState) noteAnnouncedLocked(m store.Message) {
 		s.announced = map[uint32]uint64{}
 	}
 	s.announced[m.UID] = m.ModSeq
+	s.noteHeardLocked(m.ModSeq)
 }
 
 // addLocked appends new messages (ascending, above every known UID) to
@@ -409,6 +472,7 @@ func (s *mailboxState) flagsLocked(changed []store.Message, origin *view) {
 	for _, m := range changed {
 		s.noteKeywordsLocked(m.Flags)
 		if m.ModSeq != 0 {
+			s.noteHeardLocked(m.ModSeq)
 			if m.ModSeq <= s.modseqs[m.UID] {
 				continue // a later change of this message was queued first
 			}

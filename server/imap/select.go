@@ -68,6 +68,9 @@ func (s *session) Select(ctx context.Context, cmd *wire.Select) (*wire.SelectDat
 		return nil, protoErr(a.log, "select", err, "mailbox", name)
 	}
 	readOnly := cmd.ReadOnly
+	if !st.loaded {
+		st.reached = mb.HighestModSeq // read before the listing
+	}
 	v := st.openLocked(msgs, readOnly, s.wake)
 	v.selModSeq = mb.HighestModSeq
 	var firstUnseen uint32

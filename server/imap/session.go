@@ -265,6 +265,9 @@ func (s *session) Poll(ctx context.Context, w *wire.UpdateWriter, at wire.PollPo
 	if err := s.notifyFetch(ctx, w, p.added); err != nil {
 		return err
 	}
+	if err := s.correctModSeq(ctx, w, sel); err != nil {
+		return err
+	}
 	if err := s.pollNotify(ctx, w); err != nil {
 		return err
 	}

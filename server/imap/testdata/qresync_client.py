@@ -1,6 +1,6 @@
 """What the QRESYNC client scripts share (imaplib_held_expunge.py,
 imaplib_expunge_modseq.py, imaplib_announce_modseq.py,
-imaplib_enabling_modseq.py): a client that
+imaplib_enabling_modseq.py, imaplib_poll_modseq.py): a client that
 keeps every line it reads, a raw command that must succeed, and the
 mod-sequence an RFC 7162 client keeps."""
 import imaplib

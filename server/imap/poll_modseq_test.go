@@ -1,0 +1,195 @@
+package imap
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sealmail/sealmail/store"
+)
+
+// TestPollModSeqUntold: a FETCH MODSEQ that a client may take as its
+// HIGHESTMODSEQ (RFC 7162 §3.2, as qresync_client.modseq_left does) is
+// followed, before the command ends, by "* OK [HIGHESTMODSEQ n]" when
+// it runs ahead of a change the session has not heard of: another
+// writer committed it and has not told the server, and a later change
+// was told and written first. n is below the untold change; the client
+// that resynchronises from it gets it. When the change is told, no
+// correction follows. It fails on a version whose Poll writes no
+// correction.
+func TestPollModSeqUntold(t *testing.T) {
+	env, inbox, highest := untoldSetup(t)
+	ctx := context.Background()
+	c := env.rawLogin(alice, alicePW)
+	sel := c.ok("SELECT INBOX")
+	uv := regexp.MustCompile(`UIDVALIDITY (\d+)`).FindStringSubmatch(sel)[1]
+	c.ok("FETCH 1 (MODSEQ)")
+	b := env.rawLogin(alice, alicePW)
+	b.ok("SELECT INBOX")
+
+	// A flag change committed, not told; another told after it.
+	res, err := env.st.StoreFlags(ctx, alice, inbox, store.FlagUpdate{UIDs: []uint32{2}, Op: store.FlagsAdd, Flags: []string{"$Untold"}})
+	if err != nil || len(res.Changed) != 1 {
+		t.Fatalf("StoreFlags: %v, %v", res, err)
+	}
+	untold := res.Changed[0].ModSeq
+	b.ok(`UID STORE 3 +FLAGS.SILENT (\Flagged)`)
+	out := c.ok("NOOP")
+	n, at := announced(t, out)
+	if i := strings.Index(out, fmt.Sprintf("MODSEQ (%d)", untold+1)); i < 0 || n != untold-1 || at < i {
+		t.Fatalf("change at %d written, one at %d untold: %q, want HIGHESTMODSEQ %d after the FETCH", untold+1, untold, out, untold-1)
+	}
+	r := env.rawLogin(alice, alicePW)
+	r.ok("ENABLE QRESYNC")
+	resync := r.ok(fmt.Sprintf("SELECT INBOX (QRESYNC (%s %d))", uv, n))
+	if !regexp.MustCompile(`\* \d+ FETCH \(UID 2 .*\$Untold`).MatchString(resync) {
+		t.Errorf("resync from %d lacks UID 2's change:\n%s", n, resync)
+	}
+	r.ok("LOGOUT")
+
+	// Told: its FETCH needs no correction.
+	env.srv.FlagsChanged(alice, inbox, res.Changed)
+	if out := c.ok("NOOP"); !strings.Contains(out, "$Untold") || strings.Contains(out, "HIGHESTMODSEQ") {
+		t.Fatalf("untold change told: %q", out)
+	}
+
+	// A removal committed, not told: back to the last safe value, as
+	// its own mod-sequence is not known. The session's own STORE's
+	// FETCH MODSEQ is corrected the same way.
+	if _, err := env.st.Expunge(ctx, alice, inbox, []uint32{4}); err != nil {
+		t.Fatal(err)
+	}
+	out = c.ok(`UID STORE 5 +FLAGS (\Seen)`)
+	if n, _ := announced(t, out); n == 0 || n > highest()-2 || !strings.Contains(out, fmt.Sprintf("MODSEQ (%d)", highest())) {
+		t.Fatalf("own change at %d after a removal untold at %d: %q", highest(), highest()-1, out)
+	}
+	env.srv.Expunged(alice, inbox, []uint32{4})
+	if out := c.ok("NOOP"); !strings.Contains(out, "EXPUNGE") || strings.Contains(out, "HIGHESTMODSEQ") {
+		t.Fatalf("removal told: %q", out)
+	}
+}
+
+// TestPollModSeqResync: a QRESYNC client (Python's imaplib,
+// testdata/imaplib_poll_modseq.py) that keeps the highest FETCH MODSEQ
+// it was told, corrected by any later HIGHESTMODSEQ, and loses the
+// connection after a NOOP that told it another session's flag change
+// while an earlier change, committed straight to the store, had not
+// been told yet: it resynchronises and gets both changes. It fails on a
+// version that leaves the client with the told change's MODSEQ.
+func TestPollModSeqResync(t *testing.T) {
+	env, inbox, _ := untoldSetup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := env.python(ctx, env.tlsAddr, "imaplib_poll_modseq.py", alice, alicePW)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	rd := bufio.NewReader(stdout)
+	if l, err := rd.ReadString('\n'); l != "selected\n" {
+		cmd.Wait()
+		t.Fatalf("script: %q, %v\n%s", l, err, stderr.String())
+	}
+	// The untold change, while A has INBOX selected.
+	res, err := env.st.StoreFlags(ctx, alice, inbox, store.FlagUpdate{UIDs: []uint32{2}, Op: store.FlagsAdd, Flags: []string{"$Untold"}})
+	if err != nil || len(res.Changed) != 1 {
+		t.Fatalf("StoreFlags: %v, %v", res, err)
+	}
+	fmt.Fprintln(stdin, "go")
+	out, _ := io.ReadAll(rd)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("script: %v\n%s\n%s", err, out, stderr.String())
+	}
+	env.srv.FlagsChanged(alice, inbox, res.Changed)
+	var got struct {
+		Noop   []string
+		Kept   uint64
+		Resync []string
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	t.Logf("NOOP %q; kept %d; resync %q", got.Noop, got.Kept, got.Resync)
+	if !slices.ContainsFunc(got.Noop, func(l string) bool { return strings.Contains(l, "UID 3") && strings.Contains(l, `\Flagged`) }) {
+		t.Fatalf("NOOP: %q lacks the other session's change", got.Noop)
+	}
+	fetched := fetchedUIDs(got.Resync)
+	slices.Sort(fetched)
+	if !slices.Equal(fetched, []string{"2", "3"}) {
+		t.Errorf("resync from %d: %q, want the FETCH of UIDs 2 and 3", got.Kept, got.Resync)
+	}
+}
+
+// BenchmarkPollModSeq measures what correctModSeq's check costs the
+// Poll that tells a client another session's flag change, in a mailbox
+// of 10,000 messages: the NOOP after each change (the change itself is
+// not timed), side by side, by a session that did not enable CONDSTORE
+// (no check), by one that did and is the first to check the change (a
+// listing of the mailbox, from the store's listing cache), and by one
+// whose check another session's already covered (untimed, before it):
+//
+//	go test -run '^$' -bench PollModSeq -benchmem ./server/imap/
+func BenchmarkPollModSeq(b *testing.B) {
+	env := newEnv(b)
+	env.addUser(alice, alicePW)
+	ctx := context.Background()
+	inbox := env.mailboxID(alice, "INBOX")
+	blob := env.seal(alice, testMessage("bench", "x"))
+	for range 20 {
+		ds := make([]store.Delivery, 500)
+		for i := range ds {
+			ds[i] = store.Delivery{Account: alice, MailboxID: inbox, Blob: blob}
+		}
+		if _, err := env.st.Deliver(ctx, ds); err != nil {
+			b.Fatal(err)
+		}
+	}
+	writer, plain, first, second := env.rawLogin(alice, alicePW), env.rawLogin(alice, alicePW), env.rawLogin(alice, alicePW), env.rawLogin(alice, alicePW)
+	for _, c := range []*rawConn{writer, plain, first, second} {
+		c.ok("SELECT INBOX")
+	}
+	first.ok("FETCH 1 (MODSEQ)")
+	second.ok("FETCH 1 (MODSEQ)")
+	n := 0
+	for _, s := range []struct {
+		name   string
+		before *rawConn // polls first, untimed
+		c      *rawConn
+	}{{"plain", nil, plain}, {"condstore", nil, first}, {"condstore-shared", first, second}} {
+		b.Run(s.name, func(b *testing.B) {
+			s.c.ok("NOOP")
+			for range b.N {
+				b.StopTimer()
+				op := "+"
+				if n%2 == 1 {
+					op = "-"
+				}
+				writer.ok(fmt.Sprintf(`UID STORE %d %sFLAGS.SILENT (\Seen)`, 1+(n/2)%100*100, op))
+				n++
+				if s.before != nil {
+					s.before.ok("NOOP")
+				}
+				b.StartTimer()
+				if out := s.c.ok("NOOP"); !strings.Contains(out, "FETCH") {
+					b.Fatalf("NOOP: %q", out)
+				}
+			}
+		})
+	}
+}
