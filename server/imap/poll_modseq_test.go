@@ -140,9 +140,13 @@ func TestPollModSeqResync(t *testing.T) {
 // Poll that tells a client another session's flag change, in a mailbox
 // of 10,000 messages: the NOOP after each change (the change itself is
 // not timed), side by side, by a session that did not enable CONDSTORE
-// (no check), by one that did and is the first to check the change (a
-// listing of the mailbox, from the store's listing cache), and by one
-// whose check another session's already covered (untimed, before it):
+// (no check), by one that did and is the first to check the change, and
+// by one whose check another session's already covered (untimed, before
+// it). The state counts the changes it was told of in a row, so none of
+// them reads the store. The -removal pair has another session also
+// remove a message before each change (and a delivery keep the size):
+// the removal's mod-sequence is not told, so the CONDSTORE session's
+// check reads the store's listing (from its listing cache) each time.
 //
 //	go test -run '^$' -bench PollModSeq -benchmem ./server/imap/
 func BenchmarkPollModSeq(b *testing.B) {
@@ -166,22 +170,47 @@ func BenchmarkPollModSeq(b *testing.B) {
 	}
 	first.ok("FETCH 1 (MODSEQ)")
 	second.ok("FETCH 1 (MODSEQ)")
-	n := 0
+	// Each change flips \Seen of the newest message the session knows,
+	// which no removal reaches.
+	known, newest, seen := uint32(10000), uint32(10000), false
+	oldest := uint32(1) // the next message to remove
 	for _, s := range []struct {
-		name   string
-		before *rawConn // polls first, untimed
-		c      *rawConn
-	}{{"plain", nil, plain}, {"condstore", nil, first}, {"condstore-shared", first, second}} {
+		name    string
+		before  *rawConn // polls first, untimed
+		c       *rawConn
+		removal bool
+	}{
+		{"plain", nil, plain, false},
+		{"condstore", nil, first, false},
+		{"condstore-shared", first, second, false},
+		{"plain-removal", nil, plain, true},
+		{"condstore-removal", nil, first, true},
+	} {
 		b.Run(s.name, func(b *testing.B) {
 			s.c.ok("NOOP")
 			for range b.N {
 				b.StopTimer()
+				if known != newest {
+					known, seen = newest, false
+				}
+				if s.removal {
+					ds, err := env.st.Deliver(ctx, []store.Delivery{{Account: alice, MailboxID: inbox, Blob: blob}})
+					if err != nil {
+						b.Fatal(err)
+					}
+					env.srv.Delivered(ds)
+					env.srv.notify.wait()
+					newest = ds[0].UID // known after this NOOP
+					writer.ok(fmt.Sprintf(`UID STORE %d +FLAGS.SILENT (\Deleted)`, oldest))
+					writer.ok(fmt.Sprintf("UID EXPUNGE %d", oldest))
+					oldest++
+				}
 				op := "+"
-				if n%2 == 1 {
+				if seen {
 					op = "-"
 				}
-				writer.ok(fmt.Sprintf(`UID STORE %d %sFLAGS.SILENT (\Seen)`, 1+(n/2)%100*100, op))
-				n++
+				writer.ok(fmt.Sprintf(`UID STORE %d %sFLAGS.SILENT (\Seen)`, known, op))
+				seen = !seen
 				if s.before != nil {
 					s.before.ok("NOOP")
 				}
@@ -191,5 +220,52 @@ func BenchmarkPollModSeq(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestModSeqBelowTombstoneFloor: once a removal too large for
+// tombstones (store.TombstoneBulk) has raised the tombstone floor above
+// the session's SELECT, the mod-sequence a client may keep is still
+// found (from the listing, not the tombstones): EXPUNGE's tagged OK
+// carries it, and an untold removal still holds it back. It fails on a
+// version that read the removals from the tombstones, which then gave
+// none.
+func TestModSeqBelowTombstoneFloor(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	ctx := context.Background()
+	inbox := env.mailboxID(alice, "INBOX")
+	ds := make([]store.Delivery, store.TombstoneBulk+10)
+	for i := range ds {
+		ds[i] = store.Delivery{Account: alice, MailboxID: inbox, Blob: []byte(fmt.Sprint(i))}
+	}
+	if _, err := env.st.Deliver(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	c := env.rawLogin(alice, alicePW)
+	c.ok("ENABLE QRESYNC")
+	c.ok("SELECT INBOX")
+	b := env.rawLogin(alice, alicePW)
+	b.ok("SELECT INBOX")
+	b.ok(fmt.Sprintf(`UID STORE 1:%d +FLAGS.SILENT (\Deleted)`, store.TombstoneBulk+1))
+	b.ok("EXPUNGE")
+	v, err := env.st.Vanished(ctx, alice, inbox, 1)
+	if err != nil || v.Complete {
+		t.Fatalf("the tombstone floor was not raised: %+v, %v", v, err)
+	}
+	mb, err := env.st.MailboxByID(ctx, alice, inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := c.ok("UID EXPUNGE 1:*")
+	if n := taggedModSeq(t, out); n != mb.HighestModSeq {
+		t.Fatalf("below the tombstone floor: %q, want HIGHESTMODSEQ %d", out, mb.HighestModSeq)
+	}
+	// A removal not told: back to the last value.
+	if _, err := env.st.Expunge(ctx, alice, inbox, []uint32{store.TombstoneBulk + 5}); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.ok("UID EXPUNGE 1:*"); taggedModSeq(t, out) != mb.HighestModSeq {
+		t.Fatalf("untold removal below the floor: %q, want HIGHESTMODSEQ %d", out, mb.HighestModSeq)
 	}
 }
