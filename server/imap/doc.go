@@ -74,7 +74,11 @@
 //     9051 §7.5.1), announcing a new keyword with FLAGS before any FETCH
 //     uses it; while an expunge is held back, a client told a higher
 //     MODSEQ meanwhile gets a HIGHESTMODSEQ below the expunge's, so it
-//     cannot resynchronise past it (RFC 7162 §3.2, condstore.go). What
+//     cannot resynchronise past it (RFC 7162 §3.2, condstore.go), and
+//     one told a MODSEQ above a change another writer has committed and
+//     not yet told gets a HIGHESTMODSEQ below that change (the state
+//     counts the mod-sequences it was told of in a row, mailboxState.
+//     reached, and reads the store only past a gap; qresync.go). What
 //     Poll writes is computed under the state's lock and
 //     written after it is released, so a slow client holds no other
 //     session up.

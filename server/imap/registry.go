@@ -73,7 +73,7 @@ type mailboxState struct {
 	heard   map[uint64]struct{} // guarded by mu
 }
 
-// heardMax bounds mailboxState.heard (about 40 KB): past it,
+// heardMax bounds mailboxState.heard (some tens of KB): past it,
 // mod-sequences are not recorded until reached passes them, and checks
 // read the store.
 const heardMax = 1024
