@@ -87,6 +87,9 @@ type DB struct {
 	lists        *listCache               // the listing cache (listcache.go)
 	ids          *idCache                 // account IDs for reads (idcache.go)
 	snaps        snapshots                // the read snapshot (snapshot.go)
+	// durable makes commits durable (durable.go). Replaced only with
+	// bdb, by Purge's reopen.
+	durable *syncer
 
 	// stageHook, if not nil, is called where a crash opens a window that
 	// tests must reach (stage.go, blobfiles.go): "marked", a blob
@@ -151,8 +154,14 @@ func Open(dir string, opt Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	durable, err := newSyncer(dir)
+	if err != nil {
+		bdb.Close()
+		return nil, err
+	}
 	db := &DB{
 		bdb:          bdb,
+		durable:      durable,
 		bopt:         bo,
 		blobRoot:     blobDir(dir),
 		log:          logger,
@@ -193,6 +202,11 @@ func Open(dir string, opt Options) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
+	// The upgrades above committed with badger's Update.
+	if err := db.durable.syncAll(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
 	db.deletions.Store(1) // what an earlier process deleted may still be in the files
 	// The writer starts first: the migration and the purges resumed
 	// below write through it.
@@ -226,6 +240,10 @@ func Open(dir string, opt Options) (*DB, error) {
 	go db.orphanLoop()
 	return db, nil
 }
+
+// vlogMin is the smallest value badger keeps in the value log; smaller
+// ones stay in the LSM tree (and the memtable's log).
+const vlogMin = 1 << 10
 
 // DefaultMaxValueBytes is Options.MaxValueBytes when zero: a sealed
 // message of sealmail's default size limit and more.
@@ -276,7 +294,9 @@ func openBadgerOptions(dir string, opt Options, logger *slog.Logger) (*badger.DB
 		cache = 48 << 20
 	}
 	bo := badger.DefaultOptions(dir).
-		WithSyncWrites(true). // an accepted message is never lost
+		// Commits are synced by the store (durable.go), not by badger,
+		// which would sync the value log on every commit.
+		WithSyncWrites(false).
 		WithLogger(badgerLogger{logger}).
 		WithLoggingLevel(badger.WARNING).
 		WithMetricsEnabled(false).
@@ -294,7 +314,7 @@ func openBadgerOptions(dir string, opt Options, logger *slog.Logger) (*badger.DB
 		// Message metas, mailbox records and counters (< 1 KiB) stay in the
 		// LSM tree, where listing them is cheap; sealed blobs go to the
 		// value log, so flag changes never rewrite them.
-		WithValueThreshold(1 << 10).
+		WithValueThreshold(vlogMin).
 		WithValueLogFileSize(valueLogFileSize(opt.MaxValueBytes)).
 		// Tables are written as they are, not snappy-compressed (badger's
 		// default), so that every byte the store keeps rests on disk as
@@ -333,6 +353,7 @@ func (db *DB) Close() error {
 	<-db.gcDone
 	<-db.orphansDone
 	db.snaps.clear()
+	db.durable.close()
 	if err := db.bdb.Close(); err != nil {
 		return fmt.Errorf("badgerstore: close: %v", err)
 	}
@@ -405,14 +426,32 @@ func (db *DB) runGC() {
 func (db *DB) gcOnce(ratio float64) error {
 	db.gcMu.Lock()
 	defer db.gcMu.Unlock()
-	return db.bdb.RunValueLogGC(ratio)
+	// GC writes the values it keeps without a sync and then deletes the
+	// file they came from, unless an iterator is open: so one is, until
+	// they are synced (durable.go).
+	hold := db.bdb.NewTransaction(false)
+	it := hold.NewIterator(badger.IteratorOptions{Prefix: []byte{pScratch}})
+	err := db.bdb.RunValueLogGC(ratio)
+	if serr := db.durable.syncAll(); serr != nil {
+		// The rewritten file stays until the store closes.
+		db.log.Error("badgerstore: value-log gc: sync", "err", serr)
+		return serr
+	}
+	it.Close()
+	hold.Discard()
+	return err
 }
 
-// commit commits txn while no value-log GC runs (gcMu).
-func (db *DB) commit(txn *badger.Txn) error {
+// commit commits txn while no value-log GC runs (gcMu) and makes it
+// durable (durable.go), the value log too if vlog (the transaction wrote
+// a value of at least vlogMin bytes).
+func (db *DB) commit(txn *badger.Txn, vlog bool) error {
 	db.gcMu.RLock()
 	defer db.gcMu.RUnlock()
 	err := txn.Commit()
+	if err == nil {
+		err = db.durable.sync(db.durable.committed(), vlog)
+	}
 	db.committed()
 	return err
 }
@@ -425,7 +464,7 @@ func (db *DB) badgerUpdate(fn func(txn *badger.Txn) error) error {
 	if err := fn(txn); err != nil {
 		return err
 	}
-	return db.commit(txn)
+	return db.commit(txn, true)
 }
 
 // orphanLoop works through the orphan lists and the blob files to unlink

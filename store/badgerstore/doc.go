@@ -178,17 +178,36 @@
 // per-mailbox and per-account counters are exact. Reads use read-only
 // transactions (shared: see below) and see committed state only.
 //
-// Durability: SyncWrites is always on; a call returns nil only after its
-// transaction is fsync'd, batched or not. Group commit is what makes that
-// cheap for many sessions: each waits for one shared fsync instead of its
-// own in turn. Turning SyncWrites off and calling DB.Sync later would not
-// do: badger v4.9's Sync syncs the value log and only the active
-// memtable's log, so a commit whose memtable was rotated out before the
-// Sync (ensureRoomForWrite) is on disk only when that memtable is flushed,
-// and a power failure in between loses an acknowledged write. If a call's
-// context ends while its operation is still queued, the operation is
-// withdrawn and nothing is stored; once the writer has taken it, the call
-// waits for the outcome.
+// Durability: a call returns nil only after its transaction is on the
+// disk, batched or not. Group commit is what makes that cheap for many
+// sessions: each waits for one shared sync instead of its own in turn.
+// The store syncs, not badger (durable.go): badger v4.9 with SyncWrites
+// on syncs the value log in every commit, also when the commit wrote
+// nothing there (a flag change, an expunge), and each such sync costs a
+// disk cache flush. So SyncWrites is off and every committer, after its
+// commit and before it answers anyone, syncs the memtable's log, and the
+// value log only if it wrote a value of at least vlogMin bytes. badger's
+// DB.Sync would not do: it syncs only the active memtable's log, so a
+// commit whose memtable was replaced before the Sync (ensureRoomForWrite)
+// would be on disk only when that memtable is flushed; the store's sync
+// follows the logs' numbers instead. Value-log GC syncs what it rewrote
+// before badger deletes the old file (DB.gcOnce). TestCommitsReachTheDisk
+// asks the page cache (cachestat) that nothing a call wrote is left
+// unwritten when it returns, across new memtable logs and value-log
+// files; TestGCSyncsBeforeDeleting checks GC's order.
+//
+// badger writes a commit's value-log entries and its memtable-log entries
+// before the store syncs either. A power failure in that window, had the
+// kernel written the memtable log's page back and not the value log's,
+// could leave an unacknowledged commit's row pointing past the value
+// log's end, a value badger reports as unreadable. The kernel writes a
+// dirty page back after 30 s unless memory runs short, and these logs are
+// synced within milliseconds of each write, so it takes a power failure
+// during writeback under memory pressure.
+//
+// If a call's context ends while its operation is still queued, the
+// operation is withdrawn and nothing is stored; once the writer has taken
+// it, the call waits for the outcome.
 //
 // Reads while a commit is in flight (snapshot.go): a badger read
 // transaction begun while a commit is being written waits for that

@@ -201,7 +201,14 @@ func (db *DB) reopenLocked() error {
 	if err := db.bdb.Close(); err != nil {
 		db.log.Error("badgerstore: purge: close", "err", err)
 	}
+	db.durable.close()
 	bdb, err := badger.Open(db.bopt)
+	var durable *syncer
+	if err == nil {
+		if durable, err = newSyncer(db.bopt.Dir); err != nil {
+			bdb.Close()
+		}
+	}
 	if err != nil {
 		db.closed = true
 		close(db.stopWriter)
@@ -209,7 +216,7 @@ func (db *DB) reopenLocked() error {
 		close(db.stopGC) // the GC and orphan loops end
 		return fmt.Errorf("badgerstore: purge: reopen (the store is closed now): %v", err)
 	}
-	db.bdb = bdb
+	db.bdb, db.durable = bdb, durable
 	return nil
 }
 
