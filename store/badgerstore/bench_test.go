@@ -278,13 +278,18 @@ func BenchmarkStoreFlags(b *testing.B) {
 					}
 				}
 				commits.Store(0)
-				rate := runCallers(b, conc, func(w int, i int64) error {
+				// Each caller sets \Seen on a message and then clears it,
+				// so that every call changes something and commits it.
+				seq := make([]int, conc)
+				rate := runCallers(b, conc, func(w int, _ int64) error {
+					k := seq[w]
+					seq[w]++
 					op := store.FlagsAdd
-					if i%2 == 0 {
+					if k%2 == 1 {
 						op = store.FlagsRemove
 					}
 					_, err := db.StoreFlags(ctx, benchAddr, boxes[w], store.FlagUpdate{
-						UIDs: []uint32{uint32(1 + i%20)}, Op: op, Flags: []string{store.FlagSeen},
+						UIDs: []uint32{uint32(1 + (k/2)%20)}, Op: op, Flags: []string{store.FlagSeen},
 					})
 					return err
 				})

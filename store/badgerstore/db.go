@@ -443,14 +443,13 @@ func (db *DB) gcOnce(ratio float64) error {
 }
 
 // commit commits txn while no value-log GC runs (gcMu) and makes it
-// durable (durable.go), the value log too if vlog (the transaction wrote
-// a value of at least vlogMin bytes).
-func (db *DB) commit(txn *badger.Txn, vlog bool) error {
+// durable (durable.go): need says which logs it wrote to.
+func (db *DB) commit(txn *badger.Txn, need syncNeed) error {
 	db.gcMu.RLock()
 	defer db.gcMu.RUnlock()
 	err := txn.Commit()
-	if err == nil {
-		err = db.durable.sync(db.durable.committed(), vlog)
+	if err == nil && need != syncNothing {
+		err = db.durable.sync(db.durable.committed(), need == syncBoth)
 	}
 	db.committed()
 	return err
@@ -464,7 +463,7 @@ func (db *DB) badgerUpdate(fn func(txn *badger.Txn) error) error {
 	if err := fn(txn); err != nil {
 		return err
 	}
-	return db.commit(txn, true)
+	return db.commit(txn, syncBoth)
 }
 
 // orphanLoop works through the orphan lists and the blob files to unlink

@@ -21,7 +21,8 @@ import (
 // and each costs a disk cache flush. So badger runs with SyncWrites off
 // and every committer calls syncer.sync after its commit and before it
 // answers anyone, asking for the value log only when the commit wrote a
-// value that goes there (commitLog.vlog).
+// value that goes there, and not at all when it wrote nothing
+// (commitLog.need).
 //
 // With SyncWrites off, badger syncs neither log on its own, so sync must
 // cover every log file a commit may have written to:
@@ -46,9 +47,27 @@ type syncer struct {
 	commits   atomic.Uint64 // commits finished (counted after txn.Commit)
 	walAt     uint64        // commits covered by the last log sync (mu)
 	vlogAt    uint64        // commits covered by the last value-log sync (mu)
+	walSyncs  atomic.Int64  // memtable-log syncs (tests)
 	vlogSyncs atomic.Int64  // value-log syncs (tests)
 	// beforeSyncAll, if not nil, is called as syncAll begins (tests).
 	beforeSyncAll func()
+}
+
+// syncNeed is what a commit must sync: the logs its transaction wrote to.
+type syncNeed uint8
+
+const (
+	syncNothing syncNeed = iota // it wrote nothing (a flag already set)
+	syncLog                     // small values only: the memtable's log
+	syncBoth                    // a value for the value log too
+)
+
+// needOf is what writing val makes a commit sync.
+func needOf(val []byte) syncNeed {
+	if len(val) >= vlogMin {
+		return syncBoth
+	}
+	return syncLog
 }
 
 // logChain is one of badger's numbered log files: the current one and
@@ -113,6 +132,7 @@ func (s *syncer) sync(n uint64, vlog bool) error {
 		if err := s.wal.sync(); err != nil {
 			return err
 		}
+		s.walSyncs.Add(1)
 		s.walAt = upTo
 	}
 	return nil

@@ -92,6 +92,13 @@ func TestCommitsReachTheDisk(t *testing.T) {
 	if n := db.durable.vlogSyncs.Load(); n != vlogSyncs {
 		t.Errorf("a flag change synced the value log (%d syncs, was %d)", n, vlogSyncs)
 	}
+	walSyncs := db.durable.walSyncs.Load()
+	if _, err := db.StoreFlags(bg, addr, inbox, store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{`\Seen`}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.durable.walSyncs.Load(); n != walSyncs {
+		t.Errorf("setting a flag already set synced the memtable log (%d syncs, was %d)", n, walSyncs)
+	}
 
 	// Until badger has started two new memtable logs: writes that are
 	// not synced (as another committer's are between its commit and its

@@ -225,9 +225,8 @@ type commitLog struct {
 	// accounts are the addresses whose account records were deleted
 	// (idCache).
 	accounts []string
-	// vlog: a value of at least vlogMin bytes was written, so the
-	// commit must sync the value log too (durable.go).
-	vlog bool
+	// need is what the commit must sync (durable.go).
+	need syncNeed
 }
 
 func newCommitLog() *commitLog {
@@ -252,9 +251,7 @@ func (l *commitLog) sawMailbox(ref mboxRef, m *store.Mailbox) {
 
 // note records one write that joins the transaction.
 func (l *commitLog) note(key, val []byte, del bool) {
-	if len(val) >= vlogMin {
-		l.vlog = true
-	}
+	l.need = max(l.need, needOf(val))
 	if len(key) == 0 {
 		return
 	}

@@ -124,7 +124,7 @@ func (db *DB) runAlone(o *op) {
 		log := newCommitLog()
 		err = o.apply(&tx{txn: txn, log: log})
 		if err == nil {
-			err = db.commitCalls(txn, log.vlog, 1)
+			err = db.commitCalls(txn, log.need, 1)
 			db.logged(log, err)
 			if errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries {
 				continue // Commit discarded txn
@@ -187,7 +187,7 @@ func (db *DB) tryBatch(ops []*op) (int, error) {
 			return db.tryBatch(ops[:i])
 		}
 	}
-	err := db.commitCalls(txn, log.vlog, len(ops))
+	err := db.commitCalls(txn, log.need, len(ops))
 	db.logged(log, err)
 	return len(ops), err
 }
@@ -211,12 +211,12 @@ func (db *DB) logged(log *commitLog, err error) {
 
 // commitCalls commits txn (db.commit), which carries calls calls, and
 // tells Options.OnCommit how long it took.
-func (db *DB) commitCalls(txn *badger.Txn, vlog bool, calls int) error {
+func (db *DB) commitCalls(txn *badger.Txn, need syncNeed, calls int) error {
 	if db.onCommit == nil {
-		return db.commit(txn, vlog)
+		return db.commit(txn, need)
 	}
 	start := time.Now()
-	err := db.commit(txn, vlog)
+	err := db.commit(txn, need)
 	db.onCommit(time.Since(start), calls)
 	return err
 }
