@@ -455,15 +455,22 @@ func (db *DB) commit(txn *badger.Txn, need syncNeed) error {
 	return err
 }
 
-// badgerUpdate is badger's Update, committed while no value-log GC runs.
-// Everything written after Open uses it or commit.
+// badgerUpdate is badger's Update, committed while no value-log GC runs
+// and synced, value log included. Everything written after Open uses it,
+// badgerUpdateNeed or commit.
 func (db *DB) badgerUpdate(fn func(txn *badger.Txn) error) error {
+	return db.badgerUpdateNeed(syncBoth, fn)
+}
+
+// badgerUpdateNeed is badgerUpdate for fn that writes only to the logs
+// need names (durable.go).
+func (db *DB) badgerUpdateNeed(need syncNeed, fn func(txn *badger.Txn) error) error {
 	txn := db.bdb.NewTransaction(true)
 	defer txn.Discard()
 	if err := fn(txn); err != nil {
 		return err
 	}
-	return db.commit(txn, syncBoth)
+	return db.commit(txn, need)
 }
 
 // orphanLoop works through the orphan lists and the blob files to unlink

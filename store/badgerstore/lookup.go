@@ -388,7 +388,7 @@ func (db *DB) deleteAll(prefix []byte, progress func(deleted int)) error {
 // deleteKeys deletes keys in one durable transaction.
 func (db *DB) deleteKeys(keys [][]byte) error {
 	for attempt := 0; ; attempt++ {
-		err := db.badgerUpdate(func(txn *badger.Txn) error {
+		err := db.badgerUpdateNeed(syncLog, func(txn *badger.Txn) error {
 			for _, k := range keys {
 				if err := txn.Delete(k); err != nil {
 					return err

@@ -366,8 +366,12 @@ func (db *DB) resumeDisposals(acct uint64) error {
 // setKeys sets key-value pairs in one durable transaction, outside the
 // writer (for rows no live operation reaches).
 func (db *DB) setKeys(kvs [][2][]byte) error {
+	need := syncNothing
+	for _, kv := range kvs {
+		need = max(need, needOf(kv[1]))
+	}
 	for attempt := 0; ; attempt++ {
-		err := db.badgerUpdate(func(txn *badger.Txn) error {
+		err := db.badgerUpdateNeed(need, func(txn *badger.Txn) error {
 			for _, kv := range kvs {
 				if err := txn.Set(kv[0], kv[1]); err != nil {
 					return err
