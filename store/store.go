@@ -176,12 +176,17 @@ type Mailbox struct {
 	// ID is unique within the account, never 0, and never handed out
 	// again by the store, in any account: it names this one mailbox for
 	// good, across renames.
-	ID            uint64
-	Name          string
-	SpecialUse    string
-	Subscribed    bool
-	UIDValidity   uint32
-	UIDNext       uint32
+	ID          uint64
+	Name        string
+	SpecialUse  string
+	Subscribed  bool
+	UIDValidity uint32
+	UIDNext     uint32
+	// HighestModSeq is the mod-sequence of the mailbox's last change,
+	// which every change raises by one. A new mailbox starts at 1, not
+	// 0: IMAP reserves 0 for a mailbox without mod-sequences (RFC 7162
+	// NOMODSEQ), and a client that keeps 1 still hears of the first
+	// change (mod-sequence 2) with CHANGEDSINCE 1.
 	HighestModSeq uint64
 	Messages      uint32 // number of messages
 	Unseen        uint32 // messages without \Seen

@@ -85,3 +85,37 @@ func TestCondStore(t *testing.T) {
 		t.Errorf("STORE UNCHANGEDSINCE: %q, want [MODIFIED 1:3]", res[9].Text)
 	}
 }
+
+// TestCondStoreEmptyMailbox: a mailbox nothing has changed yet keeps
+// mod-sequences too. SELECT (CONDSTORE) gives its HIGHESTMODSEQ, not
+// NOMODSEQ (which tells a client the mailbox keeps none, so that it
+// stops using CONDSTORE there), and a client that keeps that value hears
+// of the first message with CHANGEDSINCE.
+func TestCondStoreEmptyMailbox(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	c := env.dial(alice, alicePW)
+	if err := c.Create("Fresh", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	sd, err := c.Select("Fresh", &imap.SelectOptions{CondStore: true}).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sd.HighestModSeq == 0 {
+		t.Fatal("SELECT (CONDSTORE) of a new mailbox said NOMODSEQ")
+	}
+	kept := sd.HighestModSeq
+	env.deliver(alice, "Fresh", testMessage("first", "x"))
+	if err := c.Noop().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{UID: true, ModSeq: true, ChangedSince: kept}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 || msgs[0].ModSeq <= kept {
+		t.Fatalf("FETCH 1 (CHANGEDSINCE %d) after the first message = %+v", kept, msgs)
+	}
+	c.Logout()
+}

@@ -45,12 +45,13 @@ func createMailbox(t *tx, acct uint64, spec store.MailboxSpec) (store.Mailbox, e
 		return store.Mailbox{}, err
 	}
 	m := store.Mailbox{
-		ID:          id,
-		Name:        spec.Name,
-		SpecialUse:  spec.SpecialUse,
-		Subscribed:  spec.Subscribed,
-		UIDValidity: uidv,
-		UIDNext:     1,
+		ID:            id,
+		Name:          spec.Name,
+		SpecialUse:    spec.SpecialUse,
+		Subscribed:    spec.Subscribed,
+		UIDValidity:   uidv,
+		UIDNext:       1,
+		HighestModSeq: 1, // store.Mailbox: 0 would say "no mod-sequences"
 	}
 	if err := t.set(nk, putU64(m.ID)); err != nil {
 		return m, err

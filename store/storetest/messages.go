@@ -157,7 +157,7 @@ func testDeliverAtomic(t *testing.T, s store.Store) {
 		}
 	}
 	m := mailbox(t, s, addr, store.Inbox)
-	if m.Messages != 0 || m.UIDNext != 1 || m.SealedSize != 0 || m.HighestModSeq != 0 {
+	if m.Messages != 0 || m.UIDNext != 1 || m.SealedSize != 0 || m.HighestModSeq != 1 {
 		t.Errorf("failed deliveries left %+v", m)
 	}
 	if used := usedBytes(t, s, addr); used != 0 {
