@@ -177,18 +177,7 @@ func TestExpungeModSeqResync(t *testing.T) {
 func BenchmarkExpungeModSeq(b *testing.B) {
 	env := newEnv(b)
 	env.addUser(alice, alicePW)
-	ctx := context.Background()
-	inbox := env.mailboxID(alice, "INBOX")
-	blob := env.seal(alice, testMessage("bench", "x"))
-	for range 20 {
-		ds := make([]store.Delivery, 500)
-		for i := range ds {
-			ds[i] = store.Delivery{Account: alice, MailboxID: inbox, Blob: blob}
-		}
-		if _, err := env.st.Deliver(ctx, ds); err != nil {
-			b.Fatal(err)
-		}
-	}
+	env.deliverMany(alice, "", 10000)
 	plain, cond := env.rawLogin(alice, alicePW), env.rawLogin(alice, alicePW)
 	cond.ok("ENABLE QRESYNC")
 	plain.ok("SELECT INBOX")

@@ -155,15 +155,7 @@ func BenchmarkPollModSeq(b *testing.B) {
 	ctx := context.Background()
 	inbox := env.mailboxID(alice, "INBOX")
 	blob := env.seal(alice, testMessage("bench", "x"))
-	for range 20 {
-		ds := make([]store.Delivery, 500)
-		for i := range ds {
-			ds[i] = store.Delivery{Account: alice, MailboxID: inbox, Blob: blob}
-		}
-		if _, err := env.st.Deliver(ctx, ds); err != nil {
-			b.Fatal(err)
-		}
-	}
+	env.deliverMany(alice, "", 10000)
 	writer, plain, first, second := env.rawLogin(alice, alicePW), env.rawLogin(alice, alicePW), env.rawLogin(alice, alicePW), env.rawLogin(alice, alicePW)
 	for _, c := range []*rawConn{writer, plain, first, second} {
 		c.ok("SELECT INBOX")
