@@ -59,3 +59,33 @@ func TestAppendDoesNotWaitForSummary(t *testing.T) {
 		t.Fatalf("summary of the appended message not stored: %v %+v", err, msgs)
 	}
 }
+
+// TestLogoutWaitsForSummary: a LOGOUT right after an APPEND wipes the
+// login's keyring only once the summary the APPEND stores in the
+// background has used it, so the summary is stored. The old code wiped
+// at once, and the summary failed with "keyring wiped" (to be rebuilt
+// at the first read). The background summary is held until the keyring
+// is about to be wiped.
+func TestLogoutWaitsForSummary(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	entered, release := make(chan struct{}), make(chan struct{})
+	env.srv.addedHook = func() {
+		close(entered)
+		<-release
+	}
+	env.srv.wipeHook = func() { close(release) }
+	r := env.rawLogin(alice, alicePW)
+	msg := testMessage("at logout", "body\r\n")
+	out := r.ok(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg))
+	if !contains(out, "[APPENDUID ") {
+		t.Fatalf("APPEND: %s", out)
+	}
+	<-entered
+	r.ok("LOGOUT")
+	env.srv.addedWG.Wait()
+	msgs, err := env.messages(alice, "INBOX", storeListWithSummary())
+	if err != nil || len(msgs) != 1 || msgs[0].Summary == nil || msgs[0].SessionKey == nil {
+		t.Fatalf("summary of the message appended before LOGOUT not stored: %v %+v", err, msgs)
+	}
+}

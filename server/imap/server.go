@@ -141,8 +141,12 @@ type Server struct {
 	// the background (added); addedWG waits for them at Shutdown.
 	addedSem chan struct{}
 	addedWG  sync.WaitGroup
-	ctx      context.Context // cancelled by Shutdown
-	cancel   context.CancelFunc
+	// addedHook, if not nil, is called as a background summary begins,
+	// and wipeHook as a login's keyring is about to be wiped (tests; set
+	// before use).
+	addedHook, wipeHook func()
+	ctx                 context.Context // cancelled by Shutdown
+	cancel              context.CancelFunc
 
 	// onExpunge is Options.OnExpunge: immutable; may be nil.
 	onExpunge func(account string, mailbox uint64, uids []uint32)

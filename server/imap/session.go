@@ -40,10 +40,14 @@ type session struct {
 	keys      keyring          // guarded by mu; nil before login and after wipe
 	login     *account.Session // guarded by mu; holds keys; nil before login
 	stopWatch func() bool      // guarded by mu; stops watching login's end
-	alog      *slog.Logger     // guarded by mu; log with account
-	reader    *mailbox.Reader  // guarded by mu; nil before login
-	sel       *selected        // guarded by mu
-	closed    bool             // guarded by mu
+	// summaries counts this login's APPENDed messages whose summaries are
+	// still being stored in the background (Server.added), which use
+	// keys: wipeKeys waits for them.
+	summaries sync.WaitGroup
+	alog      *slog.Logger    // guarded by mu; log with account
+	reader    *mailbox.Reader // guarded by mu; nil before login
+	sel       *selected       // guarded by mu
+	closed    bool            // guarded by mu
 
 	// notify is NOTIFY's settings (notify.go); nil when none. Used on
 	// the session's goroutine only.
@@ -192,6 +196,12 @@ func (s *session) wipeKeys() {
 	s.mu.Unlock()
 	if stop != nil {
 		stop()
+	}
+	if keys != nil {
+		if h := s.srv.wipeHook; h != nil {
+			h()
+		}
+		s.summaries.Wait() // at most maxAddedInFlight, each one commit
 	}
 	if login != nil {
 		login.Close()
