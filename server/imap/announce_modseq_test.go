@@ -22,15 +22,7 @@ var announceRe = regexp.MustCompile(`(?m)^\* OK \[HIGHESTMODSEQ (\d+)\]`)
 // or 0 and -1.
 func announced(t *testing.T, out string) (uint64, int) {
 	t.Helper()
-	m := announceRe.FindStringSubmatchIndex(out)
-	if m == nil {
-		return 0, -1
-	}
-	n, err := strconv.ParseUint(out[m[2]:m[3]], 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, m[0]
+	return modSeqIn(t, announceRe, out)
 }
 
 // TestAnnounceModSeqUntold: the HIGHESTMODSEQ that the first CONDSTORE
@@ -74,13 +66,7 @@ func TestAnnounceModSeqUntold(t *testing.T) {
 		t.Fatalf("untold flag change at %d: %q, want HIGHESTMODSEQ %d", flagged, out, flagged-1)
 	}
 	// A client that kept it and resynchronises gets the change.
-	r := env.rawLogin(alice, alicePW)
-	r.ok("ENABLE QRESYNC")
-	resync := r.ok(fmt.Sprintf("SELECT INBOX (QRESYNC (%s %d))", uv, flagged-1))
-	if !regexp.MustCompile(`\* \d+ FETCH \(UID 2 .*\$Untold`).MatchString(resync) {
-		t.Errorf("resync from %d lacks UID 2's change:\n%s", flagged-1, resync)
-	}
-	r.ok("LOGOUT")
+	resyncSeesUntold(t, env, uv, flagged-1)
 	env.srv.FlagsChanged(alice, inbox, res.Changed)
 
 	// A removal committed, not told (STORE UNCHANGEDSINCE): held at

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,13 +17,9 @@ import (
 // mailbox.
 func statusModSeq(t *testing.T, out, mailbox string) uint64 {
 	t.Helper()
-	m := regexp.MustCompile(`(?m)^\* STATUS "?` + regexp.QuoteMeta(mailbox) + `"? \(.*HIGHESTMODSEQ (\d+)`).FindStringSubmatch(out)
-	if m == nil {
+	n, at := modSeqIn(t, regexp.MustCompile(`(?m)^\* STATUS "?`+regexp.QuoteMeta(mailbox)+`"? \(.*HIGHESTMODSEQ (\d+)`), out)
+	if at < 0 {
 		t.Fatalf("no STATUS HIGHESTMODSEQ for %s in %q", mailbox, out)
-	}
-	n, err := strconv.ParseUint(m[1], 10, 64)
-	if err != nil {
-		t.Fatal(err)
 	}
 	return n
 }

@@ -20,15 +20,38 @@ var expungeModSeqRe = regexp.MustCompile(`(?m)^x\d+ OK \[HIGHESTMODSEQ (\d+)\] (
 // taggedModSeq returns the HIGHESTMODSEQ of out's tagged OK, or 0.
 func taggedModSeq(t *testing.T, out string) uint64 {
 	t.Helper()
-	m := expungeModSeqRe.FindStringSubmatch(out)
+	n, _ := modSeqIn(t, expungeModSeqRe, out)
+	return n
+}
+
+// modSeqIn returns the mod-sequence that re's first group finds in out
+// and where re's match begins, or 0 and -1.
+func modSeqIn(t *testing.T, re *regexp.Regexp, out string) (uint64, int) {
+	t.Helper()
+	m := re.FindStringSubmatchIndex(out)
 	if m == nil {
-		return 0
+		return 0, -1
 	}
-	n, err := strconv.ParseUint(m[1], 10, 64)
+	n, err := strconv.ParseUint(out[m[2]:m[3]], 10, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return n, m[0]
+}
+
+// resyncSeesUntold resynchronises INBOX from mod-sequence from, as a
+// client that kept it would (SELECT QRESYNC), and fails t unless the
+// change to UID 2 that the untold tests made (a $Untold keyword) comes
+// back.
+func resyncSeesUntold(t *testing.T, env *testEnv, uidValidity string, from uint64) {
+	t.Helper()
+	r := env.rawLogin(alice, alicePW)
+	r.ok("ENABLE QRESYNC")
+	resync := r.ok(fmt.Sprintf("SELECT INBOX (QRESYNC (%s %d))", uidValidity, from))
+	if !regexp.MustCompile(`\* \d+ FETCH \(UID 2 .*\$Untold`).MatchString(resync) {
+		t.Errorf("resync from %d lacks UID 2's change:\n%s", from, resync)
+	}
+	r.ok("LOGOUT")
 }
 
 // TestExpungeModSeqUntold: EXPUNGE's tagged OK carries HIGHESTMODSEQ
@@ -79,13 +102,7 @@ func TestExpungeModSeqUntold(t *testing.T) {
 		t.Fatalf("untold flag change at %d: tagged OK %q, want HIGHESTMODSEQ %d", flagged, out, flagged-1)
 	}
 	// A client that kept it and resynchronises gets the change.
-	r := env.rawLogin(alice, alicePW)
-	r.ok("ENABLE QRESYNC")
-	resync := r.ok(fmt.Sprintf("SELECT INBOX (QRESYNC (%s %d))", uv, lowered))
-	if !regexp.MustCompile(`\* \d+ FETCH \(UID 2 .*\$Untold`).MatchString(resync) {
-		t.Errorf("resync from %d lacks UID 2's change:\n%s", lowered, resync)
-	}
-	r.ok("LOGOUT")
+	resyncSeesUntold(t, env, uv, lowered)
 
 	// Told: the FETCH comes first, then the whole value.
 	env.srv.FlagsChanged(alice, inbox, res.Changed)

@@ -46,13 +46,7 @@ func TestPollModSeqUntold(t *testing.T) {
 	if i := strings.Index(out, fmt.Sprintf("MODSEQ (%d)", untold+1)); i < 0 || n != untold-1 || at < i {
 		t.Fatalf("change at %d written, one at %d untold: %q, want HIGHESTMODSEQ %d after the FETCH", untold+1, untold, out, untold-1)
 	}
-	r := env.rawLogin(alice, alicePW)
-	r.ok("ENABLE QRESYNC")
-	resync := r.ok(fmt.Sprintf("SELECT INBOX (QRESYNC (%s %d))", uv, n))
-	if !regexp.MustCompile(`\* \d+ FETCH \(UID 2 .*\$Untold`).MatchString(resync) {
-		t.Errorf("resync from %d lacks UID 2's change:\n%s", n, resync)
-	}
-	r.ok("LOGOUT")
+	resyncSeesUntold(t, env, uv, n)
 
 	// Told: its FETCH needs no correction.
 	env.srv.FlagsChanged(alice, inbox, res.Changed)
