@@ -447,9 +447,14 @@ func (db *DB) gcOnce(ratio float64) error {
 func (db *DB) commit(txn *badger.Txn, need syncNeed) error {
 	db.gcMu.RLock()
 	defer db.gcMu.RUnlock()
+	if err := db.durable.broken(); err != nil {
+		return err // nothing committed (durable.go, sync)
+	}
 	err := txn.Commit()
 	if err == nil && need != syncNothing {
-		err = db.durable.sync(db.durable.committed(), need == syncBoth)
+		if err = db.durable.sync(db.durable.committed(), need == syncBoth); err != nil && !errors.Is(err, errSyncFailed) {
+			db.log.Error("badgerstore: sync failed; the store takes no writes until it is reopened", "err", err)
+		}
 	}
 	db.committed()
 	return err

@@ -194,7 +194,11 @@
 // before badger deletes the old file (DB.gcOnce). TestCommitsReachTheDisk
 // asks the page cache (cachestat) that nothing a call wrote is left
 // unwritten when it returns, across new memtable logs and value-log
-// files; TestGCSyncsBeforeDeleting checks GC's order.
+// files; TestGCSyncsBeforeDeleting checks GC's order. Once a sync has
+// failed, every later commit is refused before it is made, until the
+// store is reopened (syncer.sync says why; TestSyncFailureRefusesWrites).
+// What the failed sync covered stays readable until then, though its
+// callers were told it failed.
 //
 // badger writes a commit's value-log entries and its memtable-log entries
 // before the store syncs either. A power failure in that window, had the

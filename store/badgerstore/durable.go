@@ -49,9 +49,17 @@ type syncer struct {
 	vlogAt    uint64        // commits covered by the last value-log sync (mu)
 	walSyncs  atomic.Int64  // memtable-log syncs (tests)
 	vlogSyncs atomic.Int64  // value-log syncs (tests)
+	// failed is the first sync error (mu): from then on every sync
+	// fails (see sync).
+	failed error
+	// datasync syncs one file's data: datasync, or a failure (tests).
+	datasync func(*os.File) error
 	// beforeSyncAll, if not nil, is called as syncAll begins (tests).
 	beforeSyncAll func()
 }
+
+// errSyncFailed is what a sync returns once one has failed.
+var errSyncFailed = errors.New("an earlier sync failed; the store takes no writes until it is reopened")
 
 // syncNeed is what a commit must sync: the logs its transaction wrote to.
 type syncNeed uint8
@@ -84,8 +92,9 @@ type logChain struct {
 // where badger has just been opened.
 func newSyncer(dir string) (*syncer, error) {
 	s := &syncer{
-		wal:  logChain{dir: dir, ext: ".mem", width: 5},
-		vlog: logChain{dir: dir, ext: ".vlog", width: 6},
+		wal:      logChain{dir: dir, ext: ".mem", width: 5},
+		vlog:     logChain{dir: dir, ext: ".vlog", width: 6},
+		datasync: datasync,
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -114,26 +123,48 @@ func (s *syncer) committed() uint64 { return s.commits.Add(1) }
 // sync makes commit n (and every commit counted before it) durable: the
 // memtable logs, and the value log too if vlog. One sync covers every
 // commit counted when it begins, so concurrent committers share it.
+//
+// Once a sync has failed, every later one fails too (errSyncFailed)
+// without trying: after a failed fsync the kernel may have dropped the
+// unwritten pages or marked them clean, so a later fsync can succeed
+// with an earlier commit lost, and a commit acknowledged then could
+// rest on one that is gone. Reopening reads back what is on the disk.
 func (s *syncer) sync(n uint64, vlog bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.failed != nil {
+		return fmt.Errorf("badgerstore: %w (%v)", errSyncFailed, s.failed)
+	}
 	if s.walAt >= n && (!vlog || s.vlogAt >= n) {
 		return nil
 	}
 	upTo := s.commits.Load()
 	if vlog && s.vlogAt < n {
-		if err := s.vlog.sync(); err != nil {
+		if err := s.vlog.sync(s.datasync); err != nil {
+			s.failed = err
 			return err
 		}
 		s.vlogSyncs.Add(1)
 		s.vlogAt = upTo
 	}
 	if s.walAt < n {
-		if err := s.wal.sync(); err != nil {
+		if err := s.wal.sync(s.datasync); err != nil {
+			s.failed = err
 			return err
 		}
 		s.walSyncs.Add(1)
 		s.walAt = upTo
+	}
+	return nil
+}
+
+// broken returns the error every sync returns once one has failed, or
+// nil.
+func (s *syncer) broken() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		return fmt.Errorf("badgerstore: %w (%v)", errSyncFailed, s.failed)
 	}
 	return nil
 }
@@ -182,9 +213,9 @@ func (c *logChain) open() error {
 	return nil
 }
 
-// sync syncs the files written since the last sync: the current one and
-// those after it, up to the newest.
-func (c *logChain) sync() error {
+// sync syncs, with datasync, the files written since the last sync: the
+// current one and those after it, up to the newest.
+func (c *logChain) sync(datasync func(*os.File) error) error {
 	if c.f == nil {
 		if err := c.open(); err != nil {
 			return err

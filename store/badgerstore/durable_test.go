@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -241,5 +242,45 @@ func TestGCSyncsBeforeDeleting(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSyncFailureRefusesWrites: once a sync has failed, the store takes
+// no write (a later fsync may succeed with the failed pages dropped, and
+// a write acknowledged then could rest on one lost), reads go on, and
+// reopening the store ends it.
+func TestSyncFailureRefusesWrites(t *testing.T) {
+	dir := t.TempDir()
+	db := openDB(t, dir)
+	const addr = "eio@example.org"
+	mkAccount(t, db, addr, []byte("secret"))
+	deliverT(t, db, addr, "", 1)
+	inbox := mboxID(t, db, addr, store.Inbox)
+	seen := store.FlagUpdate{UIDs: []uint32{1}, Op: store.FlagsAdd, Flags: []string{`\Seen`}}
+
+	db.durable.datasync = func(*os.File) error { return syscall.EIO }
+	if _, err := db.StoreFlags(bg, addr, inbox, seen); err == nil || !strings.Contains(err.Error(), syscall.EIO.Error()) {
+		t.Fatalf("flag change while the disk fails: %v, want %v", err, syscall.EIO)
+	}
+	// The disk works again; the store must not believe it.
+	db.durable.datasync = datasync
+	if _, err := db.Deliver(bg, []store.Delivery{{Account: addr, Blob: []byte("after the failure")}}); err == nil || !strings.Contains(err.Error(), errSyncFailed.Error()) {
+		t.Fatalf("delivery after a failed sync: %v, want %q", err, errSyncFailed)
+	}
+	msgs, err := db.Messages(bg, addr, inbox, store.ListOptions{})
+	if err != nil {
+		t.Fatalf("read after a failed sync: %v", err)
+	}
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages after the refused delivery, want 1", len(msgs))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = openDB(t, dir)
+	defer db.Close()
+	if _, err := db.Deliver(bg, []store.Delivery{{Account: addr, Blob: []byte("after reopening")}}); err != nil {
+		t.Fatalf("delivery after reopening: %v", err)
 	}
 }
