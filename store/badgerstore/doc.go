@@ -94,8 +94,10 @@
 // UIDVALIDITY that goes with it name nothing ever again. Stores written
 // before these counters existed are brought up to date by Open
 // (migrate.go): the "mailbox" counter starts above every ID handed out
-// before, and account records written as JSON (version 1) are rewritten
-// in the binary form.
+// before, account records written as JSON (version 1) are rewritten
+// in the binary form, and mailboxes created before new ones started at
+// HIGHESTMODSEQ 1 that nothing has changed since, still at 0 (which IMAP
+// reports as NOMODSEQ), are raised to 1, once (raiseModSeqs).
 // Binary records start with a version byte and use varints; the meta that
 // every SELECT lists is about 30 bytes plus its flags. Metas, mailboxes and
 // counters are small and stay in badger's LSM tree; blobs (and summaries
