@@ -138,9 +138,9 @@ type view struct {
 	recent   map[uint32]struct{}   // \Recent in this session (RFC 3501 §2.3.2)
 	keywords map[string]struct{}   // keywords announced in FLAGS
 
-	// selModSeq is the HIGHESTMODSEQ SELECT told, read before its
-	// listing: every removal the view is told of later has a higher
-	// mod-sequence. heldFloor, while expunged is not empty, is a
+	// selModSeq is the HIGHESTMODSEQ SELECT told (read before its
+	// listing, or the listing's highest MODSEQ if higher): every removal
+	// the view is told of later has a higher mod-sequence. heldFloor, while expunged is not empty, is a
 	// mod-sequence below every removal in it: what the client may hold
 	// as its HIGHESTMODSEQ until it is told of them (RFC 7162 §3.2,
 	// condstore.go's guardModSeq).

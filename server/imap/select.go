@@ -68,11 +68,24 @@ func (s *session) Select(ctx context.Context, cmd *wire.Select) (*wire.SelectDat
 		return nil, protoErr(a.log, "select", err, "mailbox", name)
 	}
 	readOnly := cmd.ReadOnly
+	// HIGHESTMODSEQ was read before the listing, so a change committed
+	// in between (a delivery, a flag change by another process) is in
+	// the listing with a higher MODSEQ, and nothing told the state of
+	// it: keptModSeq (qresync.go) would hold every later HIGHESTMODSEQ
+	// of the session below it until the message changed again. The
+	// listing shows the mailbox as it was when it was made, and every
+	// change up to its highest MODSEQ was committed before it, so the
+	// view holds each of them (a removal by the message's absence):
+	// SELECT tells that value if it is higher.
+	highest := mb.HighestModSeq
+	for i := range msgs {
+		highest = max(highest, msgs[i].ModSeq)
+	}
 	if !st.loaded {
-		st.reached = mb.HighestModSeq // read before the listing
+		st.reached = highest // the state is this listing
 	}
 	v := st.openLocked(msgs, readOnly, s.wake)
-	v.selModSeq = mb.HighestModSeq
+	v.selModSeq = highest
 	var firstUnseen uint32
 	for i, m := range msgs {
 		if !store.HasFlag(m.Flags, store.FlagSeen) {
@@ -117,7 +130,7 @@ func (s *session) Select(ctx context.Context, cmd *wire.Select) (*wire.SelectDat
 		FirstUnseen:    firstUnseen,
 		UIDNext:        imap.UID(uidNext),
 		UIDValidity:    mb.UIDValidity,
-		HighestModSeq:  mb.HighestModSeq,
+		HighestModSeq:  highest,
 		MailboxID:      mailboxID(mb),
 		ReadOnly:       readOnly,
 		List:           s.selectList(mb),
