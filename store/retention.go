@@ -312,7 +312,7 @@ type RetentionStore interface {
 	DestroyMessages(ctx context.Context, refs []MessageRef, opt DestroyOptions) ([]Destroyed, error)
 	// ExpungeReport is Expunge that also says which of the removed UIDs
 	// went to the vault rather than being destroyed.
-	ExpungeReport(ctx context.Context, address string, mailbox uint64, uids []uint32) (removed, vaulted []uint32, err error)
+	ExpungeReport(ctx context.Context, address string, mailbox uint64, uids []uint32) (removed ExpungeResult, vaulted []uint32, err error)
 	// VaultMessages moves live messages into the vault with reason,
 	// whatever their state (a restriction of processing, GDPR Art. 18),
 	// and returns the UIDs moved.

@@ -294,6 +294,16 @@ type FlagResult struct {
 	Modified []uint32  // UIDs skipped because of UnchangedSince
 }
 
+// ExpungeResult is what Expunge removed.
+type ExpungeResult struct {
+	UIDs []uint32 // the UIDs removed, ascending
+	// ModSeq is the mod-sequence of the removal: the mailbox's
+	// HighestModSeq after it, which every message removed shares (see
+	// Tombstones). Nothing else has that mod-sequence, and every change
+	// below it was committed before. 0 if nothing was removed.
+	ModSeq uint64
+}
+
 // SummaryUpdate attaches a sealed summary and session key to a message.
 type SummaryUpdate struct {
 	UID        uint32
@@ -422,10 +432,11 @@ type Store interface {
 	// UIDs that do not exist are ignored.
 	StoreFlags(ctx context.Context, address string, mailbox uint64, u FlagUpdate) (FlagResult, error)
 	// Expunge removes the given messages and returns the UIDs removed, in
-	// ascending order. UIDs that do not exist are ignored. A message
-	// under retention goes to the vault instead of being destroyed (see
-	// RetentionStore); the caller sees it removed all the same.
-	Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, error)
+	// ascending order, and the removal's mod-sequence. UIDs that do not
+	// exist are ignored. A message under retention goes to the vault
+	// instead of being destroyed (see RetentionStore); the caller sees it
+	// removed all the same.
+	Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) (ExpungeResult, error)
 	// CopyMessages copies messages (blob, flags, summary, session key,
 	// internal date) from mailbox src to mailbox dst of the same account.
 	// UIDs that do not exist are ignored.

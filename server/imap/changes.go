@@ -8,7 +8,7 @@ import "github.com/sealmail/sealmail/store"
 // them. A removal whose HIGHESTMODSEQ before it is known (a POP3 QUIT, a
 // retention sweep, an administrator's erase) takes ExpungedAbove.
 func (s *Server) Expunged(account string, mailbox uint64, uids []uint32) {
-	s.expungedBy(account, mailbox, uids, nil, false, 0)
+	s.expungedBy(account, mailbox, uids, nil, false, 0, 0)
 }
 
 // FlagsChanged tells the server that messages' flags were changed by

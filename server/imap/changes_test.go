@@ -43,7 +43,7 @@ func TestChangesOfOtherProtocols(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.srv.Expunged(alice, id, removed)
+	env.srv.Expunged(alice, id, removed.UIDs)
 	if err := c.Noop().Wait(); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,7 +191,12 @@ func TestExpungeModSeqResync(t *testing.T) {
 // BenchmarkExpungeModSeq measures what the tagged HIGHESTMODSEQ costs an
 // EXPUNGE in a mailbox of 10,000 messages, 100 of them changed since
 // SELECT: UID EXPUNGE of a message without \Deleted (no write), by a
-// session that enabled QRESYNC and one that did not, alternately.
+// session that enabled QRESYNC and one that did not, alternately. The
+// -removal pair removes a message each time (delivered and marked
+// \Deleted untimed, so the mailbox keeps its size): the tagged value
+// must place the removal's mod-sequence.
+//
+//	go test -run '^$' -bench ExpungeModSeq -benchmem ./server/imap/
 func BenchmarkExpungeModSeq(b *testing.B) {
 	env := newEnv(b)
 	env.addUser(alice, alicePW)
@@ -211,6 +217,29 @@ func BenchmarkExpungeModSeq(b *testing.B) {
 		b.Run(s.name, func(b *testing.B) {
 			for range b.N {
 				s.c.ok("UID EXPUNGE 2")
+			}
+		})
+	}
+	blob := env.seal(alice, testMessage("bench", "x"))
+	inbox := env.mailboxID(alice, "INBOX")
+	for _, s := range []struct {
+		name string
+		c    *rawConn
+	}{{"plain-removal", plain}, {"qresync-removal", cond}} {
+		b.Run(s.name, func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				ds, err := env.st.Deliver(context.Background(), []store.Delivery{{Account: alice, MailboxID: inbox, Blob: blob}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				env.srv.Delivered(ds)
+				env.srv.notify.wait()
+				plain.ok("NOOP")
+				cond.ok("NOOP")
+				s.c.ok(fmt.Sprintf(`UID STORE %d +FLAGS.SILENT (\Deleted)`, ds[0].UID))
+				b.StartTimer()
+				s.c.ok(fmt.Sprintf("UID EXPUNGE %d", ds[0].UID))
 			}
 		})
 	}
@@ -236,4 +265,55 @@ func untoldSetup(t *testing.T) (*testEnv, uint64, func() uint64) {
 		return mb.HighestModSeq
 	}
 	return env, inbox, highest
+}
+
+// listingCounter is the server's store counting the listings of whole
+// mailboxes (Messages without a UID range).
+type listingCounter struct {
+	Store
+	whole atomic.Int64
+}
+
+func (s *listingCounter) Messages(ctx context.Context, address string, mailbox uint64, opt store.ListOptions) ([]store.Message, error) {
+	if opt.FromUID == 0 && opt.ToUID == 0 {
+		s.whole.Add(1)
+	}
+	return s.Store.Messages(ctx, address, mailbox, opt)
+}
+
+// TestExpungeModSeqNoListing: the store gives a removal's mod-sequence
+// (store.ExpungeResult.ModSeq), so the session that made it tells the
+// mailbox state of it as of a change told: its EXPUNGE's tagged
+// HIGHESTMODSEQ, and the next Poll of another CONDSTORE session that
+// was told a higher MODSEQ, need no listing of the mailbox to place it,
+// and say the store's value. Before, each read the whole mailbox (the
+// removal's mod-sequence was a gap in what the state had heard).
+func TestExpungeModSeqNoListing(t *testing.T) {
+	env, _, highest := untoldSetup(t)
+	counter := &listingCounter{Store: env.srv.st}
+	env.srv.st = counter
+	c, other := env.rawLogin(alice, alicePW), env.rawLogin(alice, alicePW)
+	c.ok("ENABLE QRESYNC")
+	c.ok("SELECT INBOX")
+	other.ok("SELECT INBOX")
+	other.ok("FETCH 1 (MODSEQ)")
+	for i, uids := range []string{"2", "3:4"} {
+		c.ok(fmt.Sprintf(`UID STORE %s +FLAGS.SILENT (\Deleted)`, uids))
+		before := counter.whole.Load()
+		out := c.ok("UID EXPUNGE " + uids)
+		if n := taggedModSeq(t, out); n != highest() {
+			t.Errorf("UID EXPUNGE %s: %q, want OK [HIGHESTMODSEQ %d]", uids, out, highest())
+		}
+		// The other session is told the flag change's MODSEQ and the
+		// removal in one Poll: nothing to correct, nothing to read.
+		out = other.ok("NOOP")
+		if strings.Contains(out, "HIGHESTMODSEQ") || !strings.Contains(out, "EXPUNGE") {
+			t.Errorf("other session's NOOP after removal %d: %q", i+1, out)
+		}
+		if n := counter.whole.Load() - before; n != 0 {
+			t.Errorf("UID EXPUNGE %s and the other session's NOOP listed the mailbox %d times, want 0", uids, n)
+		}
+	}
+	c.ok("LOGOUT")
+	other.ok("LOGOUT")
 }

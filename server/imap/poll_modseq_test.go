@@ -139,8 +139,11 @@ func TestPollModSeqResync(t *testing.T) {
 // it). The state counts the changes it was told of in a row, so none of
 // them reads the store. The -removal pair has another session also
 // remove a message before each change (and a delivery keep the size):
-// the removal's mod-sequence is not told, so the CONDSTORE session's
-// check reads the store's listing (from its listing cache) each time.
+// the store gives that session the removal's mod-sequence and the state
+// hears of it (expungedAt), so the run has no gap there either. (Before
+// it did, the CONDSTORE session's check read the store's listing, from
+// its listing cache, after each removal: 1.3-1.5 ms and 1.6 MB per Poll
+// against 0.43 ms and a few KB since.)
 //
 //	go test -run '^$' -bench PollModSeq -benchmem ./server/imap/
 func BenchmarkPollModSeq(b *testing.B) {

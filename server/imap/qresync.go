@@ -56,14 +56,17 @@ import (
 // with a mod-sequence it may not keep ends with "* OK [HIGHESTMODSEQ n]"
 // (condstore.go's correctModSeq), n being keptModSeq's. Reading the
 // store for it on every Poll that tells a flag change would cost a
-// listing of the mailbox each time (BenchmarkPollModSeq's -removal pair,
-// where a removal forces the read: about 1.3 ms and 1.7 MB more per
+// listing of the mailbox each time (about 1.3 ms and 1.6 MB more per
 // Poll in a mailbox of 10,000 messages, against 0.25 ms for the Poll
-// itself); instead the mailbox state keeps reached, below which every
-// change has reached it, and advances it over the mod-sequences it was
-// told of in a row (the store gives every change the next one), so the
-// store is read only past a gap: a removal (whose mod-sequence no one
-// tells), or a change not yet told, and then once for all the sessions.
+// itself; BenchmarkPollModSeq's -removal pair measured it when a removal
+// still forced the read); instead the mailbox state keeps reached, below
+// which every change has reached it, and advances it over the
+// mod-sequences it was told of in a row (the store gives every change
+// the next one), so the store is read only past a gap: a removal whose
+// mod-sequence no one tells (made by another process, POP3 or
+// retention; this server's own EXPUNGE has it from the store,
+// store.ExpungeResult, and tells it: store_flags.go's expungedAt), or a
+// change not yet told, and then once for all the sessions.
 
 // qresyncCaps are the capabilities of this file.
 var qresyncCaps = []imap.Cap{imap.CapQResync}
@@ -221,7 +224,7 @@ func (s *session) toldModSeqBelow(ctx context.Context, a authState, sel *selecte
 // its Expunge (wire it as POP3's change hook); retention's sweeps and
 // erasures have it from the store (store.Destroyed.ModSeq, less one).
 func (s *Server) ExpungedAbove(account string, mailbox uint64, uids []uint32, modseq uint64) {
-	s.expungedBy(account, mailbox, uids, nil, false, modseq)
+	s.expungedBy(account, mailbox, uids, nil, false, modseq, 0)
 }
 
 // vanishedSince returns the UIDs of set (which may hold "*") that left

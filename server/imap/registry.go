@@ -101,7 +101,9 @@ func (s *mailboxState) noteHeardLocked(m uint64) {
 // above it the state heard of in a row, without reading the store. A
 // store gives every change of a mailbox the next mod-sequence (each
 // message of a flag change or delivery its own), so a run without a gap
-// is a run of changes told; a removal, whose mod-sequence is not told,
+// is a run of changes told; a removal whose mod-sequence is not told
+// (one made by another process, POP3 or retention; this server's own
+// removals are told with theirs, expungedAt),
 // or a change not told ends the run, and keptModSeq then reads the
 // store. The caller holds s.mu.
 func (s *mailboxState) reachedLocked() uint64 {

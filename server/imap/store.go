@@ -31,7 +31,7 @@ type Store interface {
 	Deliver(ctx context.Context, ds []store.Delivery) ([]store.Delivered, error)
 	StageBlob(ctx context.Context, address string) (store.BlobWriter, error)
 	StoreFlags(ctx context.Context, address string, mailbox uint64, u store.FlagUpdate) (store.FlagResult, error)
-	Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, error)
+	Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) (store.ExpungeResult, error)
 	CopyMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (store.CopyResult, error)
 	MoveMessages(ctx context.Context, address string, src, dst uint64, uids []uint32) (store.CopyResult, error)
 	// Vanished answers QRESYNC (qresync.go).

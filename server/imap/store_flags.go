@@ -202,12 +202,11 @@ func (s *session) expunge(ctx context.Context, a authState, sel *selected, uids 
 	if len(del) == 0 {
 		return nil, nil
 	}
-	before := s.modSeqBefore(ctx, a, sel)
-	removed, err := s.srv.st.Expunge(ctx, a.account, mbox, del)
+	res, err := s.srv.st.Expunge(ctx, a.account, mbox, del)
 	if err != nil {
 		return nil, s.selectedErr(ctx, a, sel, "expunge", err)
 	}
-	return s.srv.expunged(a.account, mbox, removed, sel.v, before), nil
+	return s.srv.expungedAt(a.account, mbox, res, sel.v), nil
 }
 
 // expunged removes uids from the views of a mailbox after this process
@@ -216,12 +215,26 @@ func (s *session) expunge(ctx context.Context, a authState, sel *selected, uids 
 // first, so each stays valid as written). before is the mailbox's
 // HIGHESTMODSEQ read before the removal, or 0 (see expungeLocked).
 func (srv *Server) expunged(account string, mbox uint64, uids []uint32, origin *view, before uint64) []expunge {
-	return srv.expungedBy(account, mbox, uids, origin, true, before)
+	return srv.expungedBy(account, mbox, uids, origin, true, before, 0)
+}
+
+// expungedAt is expunged for a removal whose mod-sequence the store gave
+// (store.ExpungeResult.ModSeq): before is the one below it, and the
+// state hears of it as of a flag change told, so that, with the changes
+// before it told, what every change has reached (reachedLocked) passes
+// it without a read of the store: a CONDSTORE session's EXPUNGE and the
+// other sessions' next Poll check no listing for it (qresync.go).
+func (srv *Server) expungedAt(account string, mbox uint64, res store.ExpungeResult, origin *view) []expunge {
+	if res.ModSeq == 0 {
+		return srv.expungedBy(account, mbox, res.UIDs, origin, true, 0, 0)
+	}
+	return srv.expungedBy(account, mbox, res.UIDs, origin, true, res.ModSeq-1, res.ModSeq)
 }
 
 // expungedBy is expunged; ours says the removal was this server's, which
-// Options.OnExpunge is then told of.
-func (srv *Server) expungedBy(account string, mbox uint64, uids []uint32, origin *view, ours bool, before uint64) []expunge {
+// Options.OnExpunge is then told of; modseq, if not 0, is the removal's
+// own mod-sequence (see expungedAt).
+func (srv *Server) expungedBy(account string, mbox uint64, uids []uint32, origin *view, ours bool, before, modseq uint64) []expunge {
 	if len(uids) > 0 {
 		srv.events.publish(change{kind: changeExpunge, account: account, mailbox: mbox})
 	}
@@ -236,6 +249,9 @@ func (srv *Server) expungedBy(account string, mbox uint64, uids []uint32, origin
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.expungeLocked(uids, origin, before)
+	if modseq > 0 && len(uids) > 0 {
+		st.noteHeardLocked(modseq)
+	}
 	if origin == nil {
 		return nil
 	}

@@ -305,11 +305,12 @@ func (s *session) quitTrans(cmd *command) *Error {
 		if mb, err := s.srv.st.MailboxByID(ctx, acct, s.drop.id); err == nil {
 			before = mb.HighestModSeq
 		}
-		uids, err := s.srv.st.Expunge(ctx, acct, s.drop.id, del)
+		res, err := s.srv.st.Expunge(ctx, acct, s.drop.id, del)
 		if err != nil {
 			s.alog.Error("removing deleted messages", "mailbox", "INBOX", "err", err)
 			return errUpdate
 		}
+		uids := res.UIDs
 		removed = len(uids)
 		s.alog.Info("removed messages", "mailbox", "INBOX", "count", removed)
 		if s.srv.changes != nil {

@@ -30,7 +30,7 @@ type Store interface {
 	StoreFlags(ctx context.Context, address string, mailbox uint64, u store.FlagUpdate) (store.FlagResult, error)
 	// Expunge is the deletion decision IMAP's EXPUNGE takes too: a
 	// message under retention goes to the vault, not away.
-	Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, error)
+	Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) (store.ExpungeResult, error)
 }
 
 var _ Store = store.Store(nil)

@@ -173,7 +173,7 @@ func TestStampAndVault(t *testing.T) {
 		t.Errorf("newsletter stamped %+v", r)
 	}
 	removed, err := f.ws.Expunge(bg, alice, inbox.ID, append(uids, news...))
-	if err != nil || len(removed) != 3 {
+	if err != nil || len(removed.UIDs) != 3 {
 		t.Fatalf("Expunge = %v, %v", removed, err)
 	}
 	v, err := f.svc.Vault(bg, alice)

@@ -57,13 +57,13 @@ func (w *wrapped) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Del
 }
 
 // Expunge implements store.Store through ExpungeReport.
-func (w *wrapped) Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, error) {
+func (w *wrapped) Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) (store.ExpungeResult, error) {
 	removed, _, err := w.ExpungeReport(ctx, address, mailbox, uids)
 	return removed, err
 }
 
 // ExpungeReport audits what went to the vault.
-func (w *wrapped) ExpungeReport(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, []uint32, error) {
+func (w *wrapped) ExpungeReport(ctx context.Context, address string, mailbox uint64, uids []uint32) (store.ExpungeResult, []uint32, error) {
 	removed, vaulted, err := w.Store.ExpungeReport(ctx, address, mailbox, uids)
 	if err == nil && len(vaulted) > 0 {
 		w.auditVault(ctx, address, mailbox, "expunge", vaulted)

@@ -71,7 +71,7 @@ func TestSessionWritesShareCommit(t *testing.T) {
 		delivered           []store.Delivered
 		flagged, bad        store.FlagResult
 		copied              store.CopyResult
-		expunged            []uint32
+		expunged            store.ExpungeResult
 		errs                [7]error
 		subscribeName       = "Later/Box"
 		summary, sessionKey = []byte("summary of the copy"), []byte("key")
@@ -125,7 +125,7 @@ func TestSessionWritesShareCommit(t *testing.T) {
 	if len(copied.Pairs) != 1 || copied.Pairs[0] != (store.UIDPair{Src: 4, Dst: 5}) {
 		t.Errorf("Copy: %+v, want 4 -> 5", copied.Pairs)
 	}
-	if !slices.Equal(expunged, []uint32{1, 4}) {
+	if !slices.Equal(expunged.UIDs, []uint32{1, 4}) {
 		t.Errorf("Expunge removed %v, want [1 4]", expunged)
 	}
 	m, err := db.MailboxByID(bg, addr, inbox)

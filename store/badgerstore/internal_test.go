@@ -387,8 +387,8 @@ func TestLargeExpungePurgesBlobs(t *testing.T) {
 	if err := db.SetSummaries(bg, "a@example.org", inbox, us); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := db.Expunge(bg, "a@example.org", inbox, uids); err != nil || len(got) != n {
-		t.Fatalf("Expunge: %d, %v", len(got), err)
+	if got, err := db.Expunge(bg, "a@example.org", inbox, uids); err != nil || len(got.UIDs) != n {
+		t.Fatalf("Expunge: %d, %v", len(got.UIDs), err)
 	}
 	acct := acctIDOf(t, db, "a@example.org")
 	count := func() map[byte]int {

@@ -422,7 +422,7 @@ const inlineExpunge = 2000
 // Expunge implements store.Store: ExpungeReport without the report.
 // It gives the mailbox a new HIGHESTMODSEQ when it removes anything (RFC
 // 7162 §3.2.10 needs expunges to be visible as a change).
-func (db *DB) Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, error) {
+func (db *DB) Expunge(ctx context.Context, address string, mailbox uint64, uids []uint32) (store.ExpungeResult, error) {
 	removed, _, err := db.ExpungeReport(ctx, address, mailbox, uids)
 	return removed, err
 }

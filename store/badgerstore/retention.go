@@ -204,22 +204,23 @@ func (db *DB) processDisposals(acct uint64, seqs []uint64) ([]uint32, error) {
 // lists, which later transactions work through (Open resumes them after
 // a crash): meanwhile the messages are gone for the user and neither
 // listed in the vault nor destroyable.
-func (db *DB) ExpungeReport(ctx context.Context, address string, mailbox uint64, uids []uint32) ([]uint32, []uint32, error) {
+func (db *DB) ExpungeReport(ctx context.Context, address string, mailbox uint64, uids []uint32) (store.ExpungeResult, []uint32, error) {
 	want := uniqueSorted(uids)
 	if err := db.enter(ctx); err != nil {
-		return nil, nil, err
+		return store.ExpungeResult{}, nil, err
 	}
 	defer db.leave()
 	var (
 		removed, vaulted []uint32
 		acct             uint64
 		seqs             []uint64
+		modseq           uint64 // the removal's
 	)
 	now := time.Now()
 	// The one-transaction form shares the group commit; a large one
 	// (deferred disposals) runs alone.
 	err := db.write(ctx, len(want) <= inlineExpunge, func(t *tx) error {
-		removed, vaulted, seqs = nil, nil, nil
+		removed, vaulted, seqs, modseq = nil, nil, nil, 0
 		var (
 			m   store.Mailbox
 			err error
@@ -281,6 +282,7 @@ func (db *DB) ExpungeReport(ctx context.Context, address string, mailbox uint64,
 			}
 		}
 		m.HighestModSeq++
+		modseq = m.HighestModSeq
 		if err := db.addTombstones(t, acct, &m, removed); err != nil {
 			return err
 		}
@@ -290,7 +292,7 @@ func (db *DB) ExpungeReport(ctx context.Context, address string, mailbox uint64,
 		return saveMailbox(t, acct, &m)
 	})
 	if err != nil {
-		return nil, nil, err
+		return store.ExpungeResult{}, nil, err
 	}
 	if len(removed) > 0 {
 		db.deletions.Add(1)
@@ -311,7 +313,7 @@ func (db *DB) ExpungeReport(ctx context.Context, address string, mailbox uint64,
 		}
 		db.unlinkNow()
 	}
-	return removed, uniqueSorted(vaulted), nil
+	return store.ExpungeResult{UIDs: removed, ModSeq: modseq}, uniqueSorted(vaulted), nil
 }
 
 // moveRecord follows a message moved to mailbox m under uid: the record

@@ -279,8 +279,8 @@ func testConcurrentOneMailbox(t *testing.T, s store.Store) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			expunged = append(expunged, removed...)
-			if len(removed) > 0 {
+			expunged = append(expunged, removed.UIDs...)
+			if len(removed.UIDs) > 0 {
 				increment++
 			}
 			return nil

@@ -355,7 +355,7 @@ func testExpunge(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !equalUIDs(got, []uint32{2, 4}) {
+	if !equalUIDs(got.UIDs, []uint32{2, 4}) {
 		t.Errorf("Expunge = %v", got)
 	}
 	if uids := uidsOf(messages(t, s, addr, store.Inbox, store.ListOptions{WithSummary: true})); !equalUIDs(uids, []uint32{1, 3, 5}) {
@@ -365,13 +365,21 @@ func testExpunge(t *testing.T, s store.Store) {
 	if m.Deleted != 0 || m.Unseen != 3 || m.HighestModSeq <= m0.HighestModSeq || m.UIDNext != 6 {
 		t.Errorf("after expunge %+v", m)
 	}
+	// The removal's mod-sequence: the new HIGHESTMODSEQ, one above the
+	// old, that of its tombstones.
+	if got.ModSeq != m.HighestModSeq || got.ModSeq != m0.HighestModSeq+1 {
+		t.Errorf("Expunge's ModSeq %d; HIGHESTMODSEQ %d before, %d after", got.ModSeq, m0.HighestModSeq, m.HighestModSeq)
+	}
+	if v, err := s.Vanished(ctxBg, addr, m.ID, got.ModSeq-1); err != nil || !equalUIDs(v.UIDs, []uint32{2, 4}) {
+		t.Errorf("Vanished since %d = %+v, %v", got.ModSeq-1, v, err)
+	}
 	_, err = s.Blob(ctxBg, addr, idOf(t, s, addr, store.Inbox), 2)
 	wantErr(t, "expunged blob", err, store.ErrNotFound)
 	if used := usedBytes(t, s, addr); used != 30 {
 		t.Errorf("used %d", used)
 	}
 	// Nothing to do: no new HIGHESTMODSEQ.
-	if got, err := s.Expunge(ctxBg, addr, idOf(t, s, addr, store.Inbox), []uint32{2, 100}); err != nil || len(got) != 0 {
+	if got, err := s.Expunge(ctxBg, addr, idOf(t, s, addr, store.Inbox), []uint32{2, 100}); err != nil || len(got.UIDs) != 0 || got.ModSeq != 0 {
 		t.Errorf("Expunge of gone UIDs = %v, %v", got, err)
 	}
 	if m2 := mailbox(t, s, addr, store.Inbox); m2 != m {
@@ -588,12 +596,12 @@ func testLargeMailbox(t *testing.T, s store.Store) {
 		t.Fatalf("move %d: %v", len(res.Pairs), err)
 	}
 	got, err := s.Expunge(ctxBg, addr, idOf(t, s, addr, store.Inbox), uids)
-	if err != nil || len(got) != n/2 {
-		t.Fatalf("expunge removed %d: %v", len(got), err)
+	if err != nil || len(got.UIDs) != n/2 {
+		t.Fatalf("expunge removed %d: %v", len(got.UIDs), err)
 	}
 	got, err = s.Expunge(ctxBg, addr, idOf(t, s, addr, "Archive"), uids)
-	if err != nil || len(got) != n/2 {
-		t.Fatalf("expunge removed %d: %v", len(got), err)
+	if err != nil || len(got.UIDs) != n/2 {
+		t.Fatalf("expunge removed %d: %v", len(got.UIDs), err)
 	}
 	for _, mb := range []string{store.Inbox, "Archive"} {
 		if m := checkCounters(t, s, addr, mb); m.Messages != 0 || m.SealedSize != 0 {

@@ -220,7 +220,7 @@ func testRetentionExpunge(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !equalUIDs(removed, []uint32{keep, free, held, pend}) || !equalUIDs(vaulted, []uint32{keep, held, pend}) {
+	if !equalUIDs(removed.UIDs, []uint32{keep, free, held, pend}) || !equalUIDs(vaulted, []uint32{keep, held, pend}) {
 		t.Errorf("ExpungeReport = %v, vaulted %v", removed, vaulted)
 	}
 	// The user's view is exactly as if they were destroyed.
@@ -257,7 +257,7 @@ func testRetentionExpunge(t *testing.T, s store.Store) {
 		}
 	}
 	// Plain Expunge does the same.
-	if got, err := s.Expunge(ctxBg, addr, inbox, []uint32{stay}); err != nil || !equalUIDs(got, []uint32{stay}) {
+	if got, err := s.Expunge(ctxBg, addr, inbox, []uint32{stay}); err != nil || !equalUIDs(got.UIDs, []uint32{stay}) {
 		t.Errorf("Expunge = %v, %v", got, err)
 	}
 	if v := vaultIDs(t, s, store.Owner{Address: addr}); len(v) != 3 {
@@ -686,8 +686,8 @@ func testRetentionLargeExpunge(t *testing.T, s store.Store) {
 		uids[i] = uint32(i + 1)
 	}
 	removed, vaulted, err := s.ExpungeReport(ctxBg, addr, inbox, uids)
-	if err != nil || len(removed) != n || len(vaulted) != n-n/3 {
-		t.Fatalf("ExpungeReport: %d removed, %d vaulted, %v", len(removed), len(vaulted), err)
+	if err != nil || len(removed.UIDs) != n || len(vaulted) != n-n/3 {
+		t.Fatalf("ExpungeReport: %d removed, %d vaulted, %v", len(removed.UIDs), len(vaulted), err)
 	}
 	if v := vaultIDs(t, s, store.Owner{Address: addr}); len(v) != n-n/3 {
 		t.Errorf("vault holds %d", len(v))
