@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -14,7 +15,9 @@ type AuditLog interface {
 	// record must have the next Seq and the Hash of the one before as its
 	// Prev. Otherwise it fails with ErrConflict and stores nothing, so
 	// concurrent writers, in this process or others, keep one linear
-	// chain. At most MaxAuditBatch records per call.
+	// chain; when rs[0] does not follow the head, the error is an
+	// *AuditConflict naming the head, for the caller to chain onto
+	// without reading it again. At most MaxAuditBatch records per call.
 	AppendAudit(ctx context.Context, rs []AuditRecord) error
 	// AuditHead returns the last record's Seq, Hash and Time, kept in its
 	// own row, updated with every append; Seq 0 if the log is empty.
@@ -56,6 +59,20 @@ type AuditHead struct {
 	Hash []byte
 	Time time.Time
 }
+
+// AuditConflict is AppendAudit's error when the first record does not
+// follow the head: Head is the head it found. It is an ErrConflict
+// (errors.Is).
+type AuditConflict struct {
+	Seq  uint64 // the first record's
+	Head AuditHead
+}
+
+func (e *AuditConflict) Error() string {
+	return fmt.Sprintf("store: audit record %d after head %d: %v", e.Seq, e.Head.Seq, ErrConflict)
+}
+
+func (e *AuditConflict) Unwrap() error { return ErrConflict }
 
 // MaxAuditBatch is the most records one AppendAudit call may carry.
 const MaxAuditBatch = 1000

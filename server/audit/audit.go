@@ -246,7 +246,17 @@ func (s *Service) append(events []Event) error {
 			}
 			return nil
 		}
-		s.loaded = false // reread: another writer, or a failed write
+		// Another writer appended first: chain onto the head the store
+		// found. Reading it again instead would give the head of the last
+		// published snapshot, which lags a writer appending without
+		// pause, so the retry would lose again. After any other failure,
+		// read it again.
+		var conflict *store.AuditConflict
+		if errors.As(err, &conflict) {
+			s.head = conflict.Head
+		} else {
+			s.loaded = false
+		}
 		if !errors.Is(err, store.ErrConflict) || attempt == maxConflicts {
 			s.log.Error(fmt.Sprintf("audit: append of %d record(s) failed: %s %s", len(rs), events[0].Action, events[0].Scope), "err", err)
 			return fmt.Errorf("audit: append: %w", err)

@@ -17,8 +17,9 @@
 // the chain at that point, and every hash depends on all records before
 // it. The store keeps the log linear: an append names the head it
 // follows and fails with store.ErrConflict if another writer appended
-// first (store.Store.AppendAudit); the Service rereads the head and
-// tries again. Within one process there is one append at a time (group
+// first (store.Store.AppendAudit); the Service chains its events onto
+// the head the store names in that error (store.AuditConflict) and tries
+// again. Within one process there is one append at a time (group
 // commit: the caller that finds none running appends, in one
 // transaction, the events of every caller that queued meanwhile, each
 // call's events consecutive, then hands the lead to the next waiting

@@ -59,7 +59,7 @@ func (db *DB) AppendAudit(ctx context.Context, rs []store.AuditRecord) error {
 		}
 		first := rs[0]
 		if first.Seq != h.Seq+1 || (h.Seq > 0 && !bytes.Equal(first.Prev, h.Hash)) {
-			return fmt.Errorf("store: audit record %d after head %d: %w", first.Seq, h.Seq, store.ErrConflict)
+			return &store.AuditConflict{Seq: first.Seq, Head: h}
 		}
 		for i, r := range rs {
 			// A record beyond the head would mean a broken head row;

@@ -110,8 +110,16 @@ func testAudit(t *testing.T, s store.Store) {
 		"prev in batch": {more[0], nextAudit(store.AuditHead{Seq: 4, Hash: first[0].Hash}, "x", 0)},
 	}
 	for name, rs := range conflicts {
-		if err := s.AppendAudit(ctxBg, rs); !errors.Is(err, store.ErrConflict) {
+		err := s.AppendAudit(ctxBg, rs)
+		if !errors.Is(err, store.ErrConflict) {
 			t.Errorf("%s: %v, want ErrConflict", name, err)
+		}
+		// A first record that does not follow the head names the head.
+		var c *store.AuditConflict
+		if rs[0].Seq != h.Seq+1 || !bytes.Equal(rs[0].Prev, h.Hash) {
+			if !errors.As(err, &c) || c.Head.Seq != h.Seq || !bytes.Equal(c.Head.Hash, h.Hash) || !c.Head.Time.Equal(h.Time) {
+				t.Errorf("%s: %v, want an AuditConflict naming head %d", name, err, h.Seq)
+			}
 		}
 	}
 	if h2 := auditHead(t, s); h2.Seq != 3 {
