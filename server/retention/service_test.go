@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,13 +87,20 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureAt(t, nil)
+}
+
+// newFixtureAt is newFixture with the service's clock now (nil: the
+// real one).
+func newFixtureAt(t *testing.T, now func() time.Time) *fixture {
+	t.Helper()
 	st, err := badgerstore.Open(t.TempDir(), badgerstore.Options{GCInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	f := &fixture{st: st, rec: &recorder{}, gone: &destroyedUIDs{uids: map[uint64][]uint32{}, before: map[uint64]uint64{}}}
-	f.svc, err = New(bg, Options{Store: st, Auditor: f.rec, OnDestroy: f.gone.note})
+	f.svc, err = New(bg, Options{Store: st, Auditor: f.rec, OnDestroy: f.gone.note, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -509,9 +517,14 @@ func TestProducible(t *testing.T) {
 
 // TestSweepAuditBounded: a sweep's audit is one event per batch plus one
 // per account and one for the sweep, however the due order mixes
-// accounts.
+// accounts. The sweeper takes messages by due second, then by account:
+// each round of deliveries arrives a second after the one before, so
+// that every batch mixes all accounts (delivered in the same second,
+// the batches would take the accounts one after another).
 func TestSweepAuditBounded(t *testing.T) {
-	f := newFixture(t)
+	var clock atomic.Int64 // Unix seconds
+	clock.Store(time.Now().Add(-time.Hour).Unix())
+	f := newFixtureAt(t, func() time.Time { return time.Unix(clock.Load(), 0) })
 	f.importPreset(t, zeroDay)
 	f.assign(t, "ZERO", "org", false)
 	const accounts, per = 50, 30
@@ -525,6 +538,7 @@ func TestSweepAuditBounded(t *testing.T) {
 		for a := range accounts {
 			f.deliver(t, fmt.Sprintf("u%02d@example.org", a), 0, "", 1)
 		}
+		clock.Add(1)
 	}
 	before := len(f.rec.actions())
 	rep, err := f.svc.Sweep(bg, ActorSweeper, SweepOptions{})
