@@ -100,8 +100,8 @@
 //     attributes are a UID FETCH of the new messages. Every other
 //     mailbox is told through the registry's change feed (notifyHub):
 //     every mutation this process makes (IMAP commands, SMTP deliveries
-//     through Server.Delivered, POP3 through ExpungedAbove and
-//     FlagsChanged, retention sweeps through Expunged)
+//     through Server.Delivered, POP3 through ExpungedAt and
+//     FlagsChanged, retention sweeps through ExpungedAbove)
 //     publishes a change — kind, account, mailbox ID, and the name where
 //     the name is the news — to the sessions of that account with NOTIFY
 //     set. A change carries no content and no sequence numbers, so a

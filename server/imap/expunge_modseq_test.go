@@ -317,3 +317,43 @@ func TestExpungeModSeqNoListing(t *testing.T) {
 	c.ok("LOGOUT")
 	other.ok("LOGOUT")
 }
+
+// TestExpungedAtNoListing: a removal another part of the process made
+// (POP3's QUIT) and told with the store's result (ExpungedAt) is one the
+// mailbox's sessions have heard of: a CONDSTORE session told a later
+// flag change while the removal is held back needs no listing of the
+// mailbox to say which HIGHESTMODSEQ its client may keep, as after
+// IMAP's own EXPUNGE.
+func TestExpungedAtNoListing(t *testing.T) {
+	env, inbox, highest := untoldSetup(t)
+	counter := &listingCounter{Store: env.srv.st}
+	env.srv.st = counter
+	c, other := env.rawLogin(alice, alicePW), env.rawLogin(alice, alicePW)
+	c.ok("SELECT INBOX")
+	c.ok("FETCH 1 (MODSEQ)")
+	other.ok("SELECT INBOX")
+	for _, uids := range [][]uint32{{2}, {3, 4}} {
+		res, err := env.st.Expunge(context.Background(), alice, inbox, uids)
+		if err != nil || len(res.UIDs) != len(uids) || res.ModSeq != highest() {
+			t.Fatalf("Expunge %v: %+v, %v (HIGHESTMODSEQ %d)", uids, res, err, highest())
+		}
+		before := counter.whole.Load()
+		env.srv.ExpungedAt(alice, inbox, res)
+		other.ok(`UID STORE 1 +FLAGS.SILENT (\Flagged)`)
+		other.ok(`UID STORE 1 -FLAGS.SILENT (\Flagged)`)
+		// FETCH may not tell the removal (RFC 9051 §7.5.1): it is held
+		// back while the flag changes after it are told.
+		if out := c.ok("FETCH 1 (FLAGS MODSEQ)"); strings.Contains(out, "EXPUNGE") {
+			t.Errorf("FETCH told the removal of %v: %q", uids, out)
+		}
+		out := c.ok("NOOP")
+		if !strings.Contains(out, "EXPUNGE") {
+			t.Errorf("NOOP after the removal of %v: %q", uids, out)
+		}
+		if n := counter.whole.Load() - before; n != 0 {
+			t.Errorf("after the removal of %v, the FETCH and NOOP listed the mailbox %d times, want 0", uids, n)
+		}
+	}
+	c.ok("LOGOUT")
+	other.ok("LOGOUT")
+}

@@ -220,9 +220,9 @@ func (s *session) toldModSeqBelow(ctx context.Context, a authState, sel *selecte
 // (0: not known): a session that holds the removal back (RFC 7162 §3.2,
 // condstore.go's guardModSeq) then lets its client keep a mod-sequence
 // up to modseq, not only up to its SELECT's, so that the client's next
-// QRESYNC asks for no more than it missed. POP3's QUIT reads it before
-// its Expunge (wire it as POP3's change hook); retention's sweeps and
-// erasures have it from the store (store.Destroyed.ModSeq, less one).
+// QRESYNC asks for no more than it missed. Retention's sweeps and
+// erasures have it from the store (store.Destroyed.ModSeq, less one);
+// POP3's QUIT has the removal's own (ExpungedAt).
 func (s *Server) ExpungedAbove(account string, mailbox uint64, uids []uint32, modseq uint64) {
 	s.expungedBy(account, mailbox, uids, nil, false, modseq, 0)
 }

@@ -206,7 +206,7 @@ func (s *session) expunge(ctx context.Context, a authState, sel *selected, uids 
 	if err != nil {
 		return nil, s.selectedErr(ctx, a, sel, "expunge", err)
 	}
-	return s.srv.expungedAt(a.account, mbox, res, sel.v), nil
+	return s.srv.expungedAt(a.account, mbox, res, sel.v, true), nil
 }
 
 // expunged removes uids from the views of a mailbox after this process
@@ -223,12 +223,13 @@ func (srv *Server) expunged(account string, mbox uint64, uids []uint32, origin *
 // state hears of it as of a flag change told, so that, with the changes
 // before it told, what every change has reached (reachedLocked) passes
 // it without a read of the store: a CONDSTORE session's EXPUNGE and the
-// other sessions' next Poll check no listing for it (qresync.go).
-func (srv *Server) expungedAt(account string, mbox uint64, res store.ExpungeResult, origin *view) []expunge {
+// other sessions' next Poll check no listing for it (qresync.go). ours
+// is expungedBy's.
+func (srv *Server) expungedAt(account string, mbox uint64, res store.ExpungeResult, origin *view, ours bool) []expunge {
 	if res.ModSeq == 0 {
-		return srv.expungedBy(account, mbox, res.UIDs, origin, true, 0, 0)
+		return srv.expungedBy(account, mbox, res.UIDs, origin, ours, 0, 0)
 	}
-	return srv.expungedBy(account, mbox, res.UIDs, origin, true, res.ModSeq-1, res.ModSeq)
+	return srv.expungedBy(account, mbox, res.UIDs, origin, ours, res.ModSeq-1, res.ModSeq)
 }
 
 // expungedBy is expunged; ours says the removal was this server's, which

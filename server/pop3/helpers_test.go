@@ -36,14 +36,14 @@ type testEnv struct {
 type recordChanges struct {
 	mu       sync.Mutex
 	expunged []uint32
-	above    []uint64 // each ExpungedAbove's modseq
+	modseqs  []uint64 // each ExpungedAt's removal mod-sequence
 	flagged  []uint32
 }
 
-func (r *recordChanges) ExpungedAbove(account string, mailbox uint64, uids []uint32, modseq uint64) {
+func (r *recordChanges) ExpungedAt(account string, mailbox uint64, res store.ExpungeResult) {
 	r.mu.Lock()
-	r.expunged = append(r.expunged, uids...)
-	r.above = append(r.above, modseq)
+	r.expunged = append(r.expunged, res.UIDs...)
+	r.modseqs = append(r.modseqs, res.ModSeq)
 	r.mu.Unlock()
 }
 

@@ -301,10 +301,6 @@ func (s *session) quitTrans(cmd *command) *Error {
 	}
 	removed := 0
 	if len(del) > 0 {
-		var before uint64 // 0 if not read: the Expunge meets the failure
-		if mb, err := s.srv.st.MailboxByID(ctx, acct, s.drop.id); err == nil {
-			before = mb.HighestModSeq
-		}
 		res, err := s.srv.st.Expunge(ctx, acct, s.drop.id, del)
 		if err != nil {
 			s.alog.Error("removing deleted messages", "mailbox", "INBOX", "err", err)
@@ -314,7 +310,7 @@ func (s *session) quitTrans(cmd *command) *Error {
 		removed = len(uids)
 		s.alog.Info("removed messages", "mailbox", "INBOX", "count", removed)
 		if s.srv.changes != nil {
-			s.srv.changes.ExpungedAbove(acct, s.drop.id, uids, before)
+			s.srv.changes.ExpungedAt(acct, s.drop.id, res)
 		}
 		s.srv.expunged(acct, s.drop.id, uids, s)
 	}

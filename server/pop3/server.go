@@ -24,9 +24,6 @@ import (
 type Store interface {
 	mailbox.Store
 	Mailbox(ctx context.Context, address, name string) (store.Mailbox, error)
-	// MailboxByID gives QUIT the maildrop's HIGHESTMODSEQ before its
-	// removal (see Changes).
-	MailboxByID(ctx context.Context, address string, id uint64) (store.Mailbox, error)
 	StoreFlags(ctx context.Context, address string, mailbox uint64, u store.FlagUpdate) (store.FlagResult, error)
 	// Expunge is the deletion decision IMAP's EXPUNGE takes too: a
 	// message under retention goes to the vault, not away.
@@ -51,12 +48,12 @@ var _ Authenticator = (*account.Service)(nil)
 // other access protocols' sessions see it at once. *imap.Server
 // implements it.
 type Changes interface {
-	// ExpungedAbove: messages were removed from a mailbox, each with a
-	// mod-sequence above modseq, the mailbox's HIGHESTMODSEQ read before
-	// the removal (0: it could not be read). IMAP sessions that cannot
-	// announce the removal at once may let their QRESYNC clients keep a
-	// mod-sequence up to it (RFC 7162 §3.2).
-	ExpungedAbove(account string, mailbox uint64, uids []uint32, modseq uint64)
+	// ExpungedAt: messages were removed from a mailbox, as the store's
+	// Expunge gave them, with the removal's mod-sequence. IMAP sessions
+	// that cannot announce the removal at once may let their QRESYNC
+	// clients keep a mod-sequence up to the one before it (RFC 7162
+	// §3.2).
+	ExpungedAt(account string, mailbox uint64, res store.ExpungeResult)
 	// FlagsChanged: messages' flags changed (their new flags and modseq).
 	FlagsChanged(account string, mailbox uint64, changed []store.Message)
 }

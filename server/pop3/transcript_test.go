@@ -250,19 +250,19 @@ func TestTranscriptTransaction(t *testing.T) {
 		t.Fatalf("after QUIT: %+v", ms)
 	}
 	e.changes.mu.Lock()
-	exp, fl, above := e.changes.expunged, e.changes.flagged, e.changes.above
+	exp, fl, modseqs := e.changes.expunged, e.changes.flagged, e.changes.modseqs
 	e.changes.mu.Unlock()
 	if !slices.Equal(exp, []uint32{d1.UID, d2.UID}) || !slices.Equal(fl, []uint32{d3.UID}) {
 		t.Fatalf("changes told: expunged %v, flagged %v", exp, fl)
 	}
-	// The removal was told with the HIGHESTMODSEQ before it: that of the
-	// \Seen on 3, made first; the removals are exactly those above it.
-	if len(above) != 1 || above[0] != ms[0].ModSeq {
-		t.Fatalf("removal told above mod-sequence %v, want [%d] (the \\Seen on 3)", above, ms[0].ModSeq)
+	// The removal was told with its own mod-sequence: the one after the
+	// \Seen on 3, made first; the removals are exactly those above that.
+	if len(modseqs) != 1 || modseqs[0] != ms[0].ModSeq+1 {
+		t.Fatalf("removal told at mod-sequence %v, want [%d] (after the \\Seen on 3)", modseqs, ms[0].ModSeq+1)
 	}
 	inbox := e.inbox(user)
-	if v, err := e.st.Vanished(context.Background(), user, inbox.ID, above[0]); err != nil || !v.Complete || !slices.Equal(v.UIDs, exp) {
-		t.Fatalf("vanished above %d: %+v, %v; want %v", above[0], v, err, exp)
+	if v, err := e.st.Vanished(context.Background(), user, inbox.ID, ms[0].ModSeq); err != nil || !v.Complete || !slices.Equal(v.UIDs, exp) {
+		t.Fatalf("vanished above %d: %+v, %v; want %v", ms[0].ModSeq, v, err, exp)
 	}
 
 	// UIDL values are the same in the next session.
