@@ -132,8 +132,8 @@ func (s *syncer) committed() uint64 { return s.commits.Add(1) }
 func (s *syncer) sync(n uint64, vlog bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.failed != nil {
-		return fmt.Errorf("badgerstore: %w (%v)", errSyncFailed, s.failed)
+	if err := s.brokenLocked(); err != nil {
+		return err
 	}
 	if s.walAt >= n && (!vlog || s.vlogAt >= n) {
 		return nil
@@ -163,6 +163,10 @@ func (s *syncer) sync(n uint64, vlog bool) error {
 func (s *syncer) broken() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.brokenLocked()
+}
+
+func (s *syncer) brokenLocked() error {
 	if s.failed != nil {
 		return fmt.Errorf("badgerstore: %w (%v)", errSyncFailed, s.failed)
 	}
