@@ -320,6 +320,10 @@ type UIDPair struct {
 type CopyResult struct {
 	DstUIDValidity uint32
 	Pairs          []UIDPair
+	// SrcModSeq, for a move that moved anything, is the mod-sequence of
+	// the removal from the source mailbox, as ExpungeResult.ModSeq is an
+	// expunge's. 0 for a copy.
+	SrcModSeq uint64
 }
 
 // ListOptions narrows Messages.

@@ -212,15 +212,3 @@ func (s *session) correctModSeq(ctx context.Context, w *wire.UpdateWriter, sel *
 	sel.toldModSeq = n
 	return w.HighestModSeq(n)
 }
-
-// modSeqBefore reads the selected mailbox's HIGHESTMODSEQ before this
-// session removes messages from it: the floor of the removal for the
-// other sessions that hold it back. 0 (not known) if the read fails; the
-// removal itself will meet the failure.
-func (s *session) modSeqBefore(ctx context.Context, a authState, sel *selected) uint64 {
-	mb, err := s.srv.st.MailboxByID(ctx, a.account, sel.st.key.id)
-	if err != nil {
-		return 0
-	}
-	return mb.HighestModSeq
-}

@@ -77,15 +77,17 @@ func (s *session) added(ctx context.Context, a authState, src, dst uint64, pairs
 // is copied, then its originals expunged, as Dovecot does. A move may
 // stop part way (RFC 6851 §3.3: each message is moved or unaffected):
 // what was moved before the failing run is returned with the error.
-func (s *session) moveMessages(ctx context.Context, a authState, src, dst uint64, uids []uint32) (store.CopyResult, error) {
-	var res store.CopyResult
-	err := inBatches(uids, func(run []uint32) error {
+// removals are the runs' removals from src, in order, each with its
+// mod-sequence (for expungedAt).
+func (s *session) moveMessages(ctx context.Context, a authState, src, dst uint64, uids []uint32) (res store.CopyResult, removals []store.ExpungeResult, err error) {
+	err = inBatches(uids, func(run []uint32) error {
 		var r store.CopyResult
+		var gone store.ExpungeResult
 		var err error
 		if dst == src {
 			r, err = s.srv.st.CopyMessages(ctx, a.account, src, src, run)
 			if err == nil && len(r.Pairs) > 0 {
-				if _, err = s.srv.st.Expunge(ctx, a.account, src, movedSources(r)); err != nil {
+				if gone, err = s.srv.st.Expunge(ctx, a.account, src, movedSources(r)); err != nil {
 					// The copies stay: the originals are still there.
 					if _, uerr := s.srv.st.Expunge(ctx, a.account, src, dstUIDs(r)); uerr != nil {
 						a.log.Error("move failed; its copies could not be removed", "err", uerr)
@@ -95,15 +97,19 @@ func (s *session) moveMessages(ctx context.Context, a authState, src, dst uint64
 			}
 		} else {
 			r, err = s.srv.st.MoveMessages(ctx, a.account, src, dst, run)
+			gone = store.ExpungeResult{UIDs: movedSources(r), ModSeq: r.SrcModSeq}
 		}
 		if err == nil {
 			res.DstUIDValidity = r.DstUIDValidity
 			res.Pairs = append(res.Pairs, r.Pairs...)
+			if len(gone.UIDs) > 0 {
+				removals = append(removals, gone)
+			}
 		}
 		return err
 	})
 	s.added(ctx, a, src, dst, res.Pairs)
-	return res, err
+	return res, removals, err
 }
 
 // Move implements wire.Session (MOVE, UID MOVE; RFC 6851): COPYUID first,
@@ -127,8 +133,7 @@ func (s *session) Move(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Copy
 		return nil
 	}
 	src := sel.st.key.id
-	before := s.modSeqBefore(ctx, a, sel)
-	res, err := s.moveMessages(ctx, a, src, dmb.ID, refUIDs(refs))
+	res, removals, err := s.moveMessages(ctx, a, src, dmb.ID, refUIDs(refs))
 	if err != nil && len(res.Pairs) == 0 {
 		return s.copyErr(ctx, a, sel, "move", err, dmb)
 	}
@@ -138,7 +143,13 @@ func (s *session) Move(ctx context.Context, w *wire.UpdateWriter, cmd *wire.Copy
 			return err
 		}
 	}
-	gone := s.srv.expunged(a.account, src, movedSources(res), sel.v, before)
+	// Each run's removal is told with its own mod-sequence, as EXPUNGE
+	// tells one: its sequence numbers hold once the earlier runs' are
+	// applied.
+	var gone []expunge
+	for _, r := range removals {
+		gone = append(gone, s.srv.expungedAt(a.account, src, r, sel.v, true)...)
+	}
 	if err := sel.contextsExpunged(w, gone); err != nil {
 		return err
 	}

@@ -357,3 +357,43 @@ func TestExpungedAtNoListing(t *testing.T) {
 	c.ok("LOGOUT")
 	other.ok("LOGOUT")
 }
+
+// TestMoveModSeqNoListing: a MOVE's removal from the source mailbox is
+// told with the mod-sequence the store gave it (store.CopyResult's
+// SrcModSeq; for a move into the same mailbox, its Expunge's), as an
+// EXPUNGE's is: a CONDSTORE session told of later flag changes while the
+// removal is held back needs no listing of the mailbox to say which
+// HIGHESTMODSEQ its client may keep. Before, the removal was a gap in
+// what the mailbox state had heard, and that session read the whole
+// mailbox.
+func TestMoveModSeqNoListing(t *testing.T) {
+	env, _, _ := untoldSetup(t)
+	counter := &listingCounter{Store: env.srv.st}
+	env.srv.st = counter
+	c, other := env.rawLogin(alice, alicePW), env.rawLogin(alice, alicePW)
+	other.ok("CREATE Keep")
+	c.ok("SELECT INBOX")
+	c.ok("FETCH 1 (MODSEQ)")
+	other.ok("ENABLE QRESYNC")
+	other.ok("SELECT INBOX")
+	for _, move := range []string{"UID MOVE 2 Keep", "UID MOVE 3:4 Keep", "UID MOVE 5 INBOX"} {
+		if out := other.ok(move); !strings.Contains(out, "VANISHED") {
+			t.Errorf("%s: %q, want VANISHED", move, out)
+		}
+		before := counter.whole.Load()
+		other.ok(`UID STORE 1 +FLAGS.SILENT (\Flagged)`)
+		other.ok(`UID STORE 1 -FLAGS.SILENT (\Flagged)`)
+		// FETCH may not tell the removal (RFC 9051 §7.5.1).
+		if out := c.ok("FETCH 1 (FLAGS MODSEQ)"); strings.Contains(out, "EXPUNGE") {
+			t.Errorf("FETCH told the removal of %s: %q", move, out)
+		}
+		if out := c.ok("NOOP"); !strings.Contains(out, "EXPUNGE") {
+			t.Errorf("NOOP after %s: %q", move, out)
+		}
+		if n := counter.whole.Load() - before; n != 0 {
+			t.Errorf("after %s, the FETCH and NOOP listed the mailbox %d times, want 0", move, n)
+		}
+	}
+	c.ok("LOGOUT")
+	other.ok("LOGOUT")
+}

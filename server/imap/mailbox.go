@@ -268,9 +268,9 @@ func (s *session) renameInbox(ctx context.Context, a authState, inbox store.Mail
 	for i, m := range msgs {
 		uids[i] = m.UID
 	}
-	res, err := s.moveMessages(ctx, a, inbox.ID, mb.ID, uids)
-	if len(res.Pairs) > 0 {
-		s.srv.expunged(a.account, inbox.ID, movedSources(res), nil, 0)
+	_, removals, err := s.moveMessages(ctx, a, inbox.ID, mb.ID, uids)
+	for _, r := range removals {
+		s.srv.expungedAt(a.account, inbox.ID, r, nil, true)
 	}
 	if err != nil {
 		return protoErr(a.log, "rename", err, "mailbox", store.Inbox)

@@ -527,6 +527,7 @@ func (db *DB) copyMessages(ctx context.Context, address string, src, dst uint64,
 		}
 		if move {
 			from.HighestModSeq++
+			res.SrcModSeq = from.HighestModSeq
 			// Into the same mailbox too: the old UIDs are gone.
 			src := make([]uint32, len(res.Pairs))
 			for i, p := range res.Pairs {

@@ -56,10 +56,16 @@ func testTombstones(t *testing.T, s store.Store) {
 	wantVanished(t, "just before the expunge", vanished(t, s, addr, inbox, m1.HighestModSeq-1), 2, 5)
 
 	// The source of a move loses its UIDs; the target loses nothing.
-	if _, err := s.MoveMessages(ctxBg, addr, inbox, trash, []uint32{7, 3}); err != nil {
+	moved, err := s.MoveMessages(ctxBg, addr, inbox, trash, []uint32{7, 3})
+	if err != nil {
 		t.Fatal(err)
 	}
 	m2 := mailbox(t, s, addr, store.Inbox)
+	if moved.SrcModSeq != m2.HighestModSeq {
+		t.Errorf("move: SrcModSeq %d, want the source's HIGHESTMODSEQ %d", moved.SrcModSeq, m2.HighestModSeq)
+	}
+	wantVanished(t, "at the move", vanished(t, s, addr, inbox, moved.SrcModSeq))
+	wantVanished(t, "just before the move", vanished(t, s, addr, inbox, moved.SrcModSeq-1), 3, 7)
 	wantVanished(t, "after move", vanished(t, s, addr, inbox, m1.HighestModSeq), 3, 7)
 	wantVanished(t, "after move, from the start", vanished(t, s, addr, inbox, m0.HighestModSeq), 2, 3, 5, 7)
 	wantVanished(t, "move target", vanished(t, s, addr, trash, 0))
@@ -72,6 +78,9 @@ func testTombstones(t *testing.T, s store.Store) {
 	}
 	m3 := mailbox(t, s, addr, store.Inbox)
 	wantVanished(t, "move within", vanished(t, s, addr, inbox, m2.HighestModSeq), 9)
+	if res.SrcModSeq != m3.HighestModSeq {
+		t.Errorf("move within: SrcModSeq %d, want HIGHESTMODSEQ %d", res.SrcModSeq, m3.HighestModSeq)
+	}
 
 	// The vault takes a message out of its mailbox too.
 	if _, err := s.VaultMessages(ctxBg, addr, inbox, []uint32{10}, "test"); err != nil {
@@ -80,8 +89,8 @@ func testTombstones(t *testing.T, s store.Store) {
 	wantVanished(t, "vaulted", vanished(t, s, addr, inbox, m3.HighestModSeq), 10)
 
 	// Copies and deliveries remove nothing.
-	if _, err := s.CopyMessages(ctxBg, addr, inbox, trash, []uint32{1}); err != nil {
-		t.Fatal(err)
+	if res, err := s.CopyMessages(ctxBg, addr, inbox, trash, []uint32{1}); err != nil || res.SrcModSeq != 0 {
+		t.Fatalf("copy: %+v, %v (want SrcModSeq 0)", res, err)
 	}
 	deliverN(t, s, addr, "", 1, 10)
 	m4 := mailbox(t, s, addr, store.Inbox)
