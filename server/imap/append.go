@@ -376,7 +376,7 @@ func (ap *appender) Commit(ctx context.Context) (*wire.AppendData, error) {
 		d.UIDs.AddNum(imap.UID(o.UID))
 		if p, sealed := ap.msgs[i].plain, ap.msgs[i].sealed.inline(); p != nil && sealed != nil {
 			ap.msgs[i].plain = nil // added wipes it
-			ap.s.srv.added(ctx, &ap.s.summaries, ap.a.rd, o.MailboxID, o.UID, sealed, p)
+			ap.s.srv.added(ctx, ap.s, ap.a.rd, o.MailboxID, o.UID, sealed, p)
 		}
 	}
 	k := stateKey{ap.a.account, out[0].MailboxID}
@@ -415,15 +415,19 @@ const maxAddedInFlight = 32
 // message builds itself if it is missing (and SetSummaries skips a
 // message expunged in between), so nothing the client was told depends
 // on it. When maxAddedInFlight are running already it works in the
-// caller. The background work ends with the server's context; session
-// counts it, so that the login's keyring, which it uses, is wiped only
-// after it (session.wipeKeys).
-func (s *Server) added(ctx context.Context, session *sync.WaitGroup, rd *mailbox.Reader, mbox uint64, uid uint32, sealed, plain []byte) {
+// caller. The background work ends with the server's context. sess
+// counts the work, so that the login's keyring, which it uses, is wiped
+// only after it (session.wipeKeys); once the wipe has begun, no summary
+// is started.
+func (s *Server) added(ctx context.Context, sess *session, rd *mailbox.Reader, mbox uint64, uid uint32, sealed, plain []byte) {
+	if !sess.beginSummary() {
+		wipeBytes(plain)
+		return
+	}
 	select {
 	case s.addedSem <- struct{}{}:
-		session.Add(1)
 		s.addedWG.Go(func() {
-			defer session.Done()
+			defer sess.summaries.Done()
 			defer func() { <-s.addedSem }()
 			defer wipeBytes(plain)
 			if h := s.addedHook; h != nil {
@@ -432,6 +436,7 @@ func (s *Server) added(ctx context.Context, session *sync.WaitGroup, rd *mailbox
 			rd.Added(s.ctx, mbox, uid, sealed, plain)
 		})
 	default:
+		defer sess.summaries.Done()
 		defer wipeBytes(plain)
 		rd.Added(ctx, mbox, uid, sealed, plain)
 	}

@@ -3,7 +3,9 @@ package imap
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sealmail/sealmail/server/mailbox"
@@ -87,5 +89,59 @@ func TestLogoutWaitsForSummary(t *testing.T) {
 	msgs, err := env.messages(alice, "INBOX", storeListWithSummary())
 	if err != nil || len(msgs) != 1 || msgs[0].Summary == nil || msgs[0].SessionKey == nil {
 		t.Fatalf("summary of the message appended before LOGOUT not stored: %v %+v", err, msgs)
+	}
+}
+
+// heldDeliver is the server's store holding each Deliver until release
+// is closed, having closed entered.
+type heldDeliver struct {
+	Store
+	entered, release chan struct{}
+}
+
+func (h *heldDeliver) Deliver(ctx context.Context, ds []store.Delivery) ([]store.Delivered, error) {
+	close(h.entered)
+	<-h.release
+	return h.Store.Deliver(ctx, ds)
+}
+
+// TestNoSummaryAfterWipe: once a session's keyring is being wiped (as
+// Shutdown does, from its own goroutine, while a command may be
+// running), an APPEND that delivers after it starts no background
+// summary. The old code counted the summary in the session's WaitGroup
+// even after wipeKeys' Wait had returned, an Add that could also run
+// concurrently with that Wait (a WaitGroup misuse), and started the
+// summary on the wiped keyring.
+func TestNoSummaryAfterWipe(t *testing.T) {
+	env := newEnv(t)
+	env.addUser(alice, alicePW)
+	held := &heldDeliver{Store: env.srv.st, entered: make(chan struct{}), release: make(chan struct{})}
+	env.srv.st = held
+	var started atomic.Int32
+	env.srv.addedHook = func() { started.Add(1) }
+	r := env.rawLogin(alice, alicePW)
+	msg := testMessage("wiped", "body\r\n")
+	if _, err := fmt.Fprintf(r.conn, "A1 APPEND INBOX {%d+}\r\n%s\r\n", len(msg), msg); err != nil {
+		t.Fatal(err)
+	}
+	<-held.entered
+	env.srv.mu.Lock()
+	var sessions []*session
+	for s := range env.srv.sessions {
+		sessions = append(sessions, s)
+	}
+	env.srv.mu.Unlock()
+	if len(sessions) != 1 {
+		t.Fatalf("%d sessions, want 1", len(sessions))
+	}
+	sessions[0].wipeKeys()
+	close(held.release)
+	for l := r.line(); !strings.HasPrefix(l, "A1 "); l = r.line() {
+	}
+	// Its status does not matter here (the keyring is gone); the
+	// delivery is made either way.
+	env.srv.addedWG.Wait()
+	if n := started.Load(); n != 0 {
+		t.Errorf("%d background summaries started after the keyring was wiped, want 0", n)
 	}
 }

@@ -42,7 +42,7 @@ type session struct {
 	stopWatch func() bool      // guarded by mu; stops watching login's end
 	// summaries counts this login's APPENDed messages whose summaries are
 	// still being stored in the background (Server.added), which use
-	// keys: wipeKeys waits for them.
+	// keys (counted by beginSummary): wipeKeys waits for them.
 	summaries sync.WaitGroup
 	alog      *slog.Logger    // guarded by mu; log with account
 	reader    *mailbox.Reader // guarded by mu; nil before login
@@ -185,6 +185,21 @@ func (s *session) Close() error {
 	s.mu.Unlock()
 	s.srv.removeSession(s)
 	return nil
+}
+
+// beginSummary counts a summary about to use the login's keyring
+// (Server.added) in s.summaries, unless the keyring is gone or its wipe
+// has begun: then it returns false, and no summary may start. Counting
+// under s.mu, where wipeKeys takes the keyring, orders every Add before
+// wipeKeys' Wait, also when Shutdown wipes from another goroutine.
+func (s *session) beginSummary() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys == nil {
+		return false
+	}
+	s.summaries.Add(1)
+	return true
 }
 
 // wipeKeys ends the login and wipes its keyring; later commands fail
