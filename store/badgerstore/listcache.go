@@ -431,9 +431,10 @@ func (c *listCache) applyLocked(e *listEntry, ch map[uint32][]byte) bool {
 }
 
 // applyInPlace applies ch to e without copying the entry when every change
-// rewrites a cached meta or adds one above the highest UID (flag changes
-// and new messages: the common writes). It returns false, having changed
-// nothing, when it cannot, or when a value cannot be decoded.
+// rewrites or removes a cached meta or adds one above the highest UID
+// (flag changes, removals and new messages: the common writes). It
+// returns false, having changed nothing, when it cannot, or when a value
+// cannot be decoded.
 func (c *listCache) applyInPlace(e *listEntry, uids []uint32, ch map[uint32][]byte, intern map[string]string) bool {
 	last := uint32(0)
 	if n := len(e.msgs); n > 0 {
@@ -441,11 +442,18 @@ func (c *listCache) applyInPlace(e *listEntry, uids []uint32, ch map[uint32][]by
 	}
 	pos := make([]int, len(uids))
 	mds := make([]meta, len(uids))
+	var rm []int // positions of removed metas, ascending as uids are
 	added := 0
 	for k, uid := range uids {
 		v := ch[uid]
 		if v == nil {
-			return false
+			i, ok := slices.BinarySearchFunc(e.msgs, uid, cmpUID)
+			if !ok {
+				return false
+			}
+			pos[k] = -2
+			rm = append(rm, i)
+			continue
 		}
 		md, err := decodeMeta(v, intern)
 		if err != nil {
@@ -463,17 +471,37 @@ func (c *listCache) applyInPlace(e *listEntry, uids []uint32, ch map[uint32][]by
 		}
 		pos[k] = i
 	}
-	if !c.fits(len(e.msgs) + added) {
+	if !c.fits(len(e.msgs) - len(rm) + added) {
 		return false
 	}
-	for k, uid := range uids {
+	for k := range uids {
 		if pos[k] >= 0 {
 			e.msgs[pos[k]].md = mds[k]
-		} else {
+		}
+	}
+	if len(rm) > 0 {
+		// One pass closes the gaps, from the first.
+		w, j := rm[0], 0
+		for r := rm[0]; r < len(e.msgs); r++ {
+			if j < len(rm) && rm[j] == r {
+				j++
+				continue
+			}
+			e.msgs[w] = e.msgs[r]
+			w++
+		}
+		clear(e.msgs[w:]) // their flags are garbage now
+		e.msgs = e.msgs[:w]
+		if cap(e.msgs) > 2*len(e.msgs)+64 {
+			e.msgs = slices.Clone(e.msgs) // most of it removed: give the rest back
+		}
+	}
+	for k, uid := range uids {
+		if pos[k] == -1 {
 			e.msgs = append(e.msgs, listed{uid: uid, md: mds[k]})
 		}
 	}
-	c.n += added
+	c.n += added - len(rm)
 	return true
 }
 
