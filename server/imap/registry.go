@@ -155,6 +155,25 @@ type view struct {
 	kept uint64
 }
 
+// dropLocked takes the messages gone reports from the view, with their
+// \Recent and pending flag changes, and returns their EXPUNGE responses,
+// highest sequence number first: each stays valid as written. One pass
+// over uids closes the gaps. The caller holds v.st.mu.
+func (v *view) dropLocked(gone func(uid uint32) bool) []expunge {
+	var out []expunge
+	for i := len(v.uids) - 1; i >= 0; i-- {
+		if u := v.uids[i]; gone(u) {
+			out = append(out, expunge{seq: uint32(i + 1), uid: u})
+			delete(v.recent, u)
+			delete(v.flags, u)
+		}
+	}
+	if len(out) > 0 {
+		v.uids = slices.DeleteFunc(v.uids, gone)
+	}
+	return out
+}
+
 type flagUpdate struct {
 	flags  []string
 	modseq uint64

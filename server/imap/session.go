@@ -1,9 +1,11 @@
 package imap
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -341,16 +343,10 @@ func (s *session) plan(sel *selected, allow pollAllow) *pollPlan {
 	defer st.mu.Unlock()
 	p := &pollPlan{readOnly: v.readOnly}
 	if allow.expunge && len(v.expunged) > 0 {
-		// Highest sequence number first: each stays valid as written.
-		for i := len(v.uids) - 1; i >= 0; i-- {
-			u := v.uids[i]
-			if _, ok := v.expunged[u]; ok {
-				p.expunges = append(p.expunges, expunge{seq: uint32(i + 1), uid: u})
-				v.uids = append(v.uids[:i], v.uids[i+1:]...)
-				delete(v.recent, u)
-				delete(v.flags, u)
-			}
-		}
+		p.expunges = v.dropLocked(func(u uint32) bool {
+			_, ok := v.expunged[u]
+			return ok
+		})
 		clear(v.expunged)
 		v.heldFloor = 0
 	}
@@ -384,11 +380,7 @@ func (s *session) plan(sel *selected, allow pollAllow) *pollPlan {
 }
 
 func sortFetches(f []flagFetch) {
-	for i := 1; i < len(f); i++ {
-		for j := i; j > 0 && f[j].seq < f[j-1].seq; j-- {
-			f[j], f[j-1] = f[j-1], f[j]
-		}
-	}
+	slices.SortFunc(f, func(a, b flagFetch) int { return cmp.Compare(a.seq, b.seq) })
 }
 
 // write writes the plan.

@@ -260,17 +260,9 @@ func (srv *Server) expungedBy(account string, mbox uint64, uids []uint32, origin
 	for _, u := range uids {
 		gone[u] = true
 	}
-	v := origin
-	var out []expunge
-	for i := len(v.uids) - 1; i >= 0; i-- {
-		u := v.uids[i]
-		if gone[u] {
-			out = append(out, expunge{seq: uint32(i + 1), uid: u})
-			v.uids = append(v.uids[:i], v.uids[i+1:]...)
-			delete(v.recent, u)
-			delete(v.flags, u)
-			delete(v.expunged, u)
-		}
+	out := origin.dropLocked(func(u uint32) bool { return gone[u] })
+	for _, e := range out {
+		delete(origin.expunged, e.uid)
 	}
 	return out
 }
