@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -62,9 +63,24 @@ var ErrInvalid = errors.New("audit: invalid event")
 // appendTimeout bounds one append, whatever the caller's context says.
 const appendTimeout = 30 * time.Second
 
-// maxConflicts bounds the retries of an append that another writer
-// (another process or node on the same store) beat.
-const maxConflicts = 16
+// An append that another writer (another process or node on the same
+// store) beat is retried until appendTimeout: every conflict means the
+// other writer made progress, so the log as a whole does. A fixed number
+// of retries was not enough: a writer that appends without pause and is
+// answered first each round can win every round, and the loser, whose
+// head is always one append behind, lost 16 times in a row. Before each
+// retry the loser waits a random time of up to conflictWait (attempt
+// times conflictStep, at most conflictMax), so that the two are no
+// longer in lockstep.
+const (
+	conflictStep = 200 * time.Microsecond
+	conflictMax  = 20 * time.Millisecond
+)
+
+// conflictWait is how long to wait before retry attempt (from 1).
+func conflictWait(attempt int) time.Duration {
+	return rand.N(min(time.Duration(attempt)*conflictStep, conflictMax)) + 1
+}
 
 // Store is the part of store.Store the audit log needs.
 type Store interface {
@@ -257,10 +273,18 @@ func (s *Service) append(events []Event) error {
 		} else {
 			s.loaded = false
 		}
-		if !errors.Is(err, store.ErrConflict) || attempt == maxConflicts {
-			s.log.Error(fmt.Sprintf("audit: append of %d record(s) failed: %s %s", len(rs), events[0].Action, events[0].Scope), "err", err)
-			return fmt.Errorf("audit: append: %w", err)
+		if errors.Is(err, store.ErrConflict) {
+			t := time.NewTimer(conflictWait(attempt + 1))
+			select {
+			case <-t.C:
+				continue
+			case <-ctx.Done():
+				t.Stop()
+				err = fmt.Errorf("%w (after %d attempts: %v)", err, attempt+1, ctx.Err())
+			}
 		}
+		s.log.Error(fmt.Sprintf("audit: append of %d record(s) failed: %s %s", len(rs), events[0].Action, events[0].Scope), "err", err)
+		return fmt.Errorf("audit: append: %w", err)
 	}
 }
 

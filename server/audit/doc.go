@@ -19,7 +19,8 @@
 // follows and fails with store.ErrConflict if another writer appended
 // first (store.Store.AppendAudit); the Service chains its events onto
 // the head the store names in that error (store.AuditConflict) and tries
-// again. Within one process there is one append at a time (group
+// again, after a short random wait, until the append's time runs out
+// (audit.go, conflictWait). Within one process there is one append at a time (group
 // commit: the caller that finds none running appends, in one
 // transaction, the events of every caller that queued meanwhile, each
 // call's events consecutive, then hands the lead to the next waiting
