@@ -339,20 +339,7 @@ func TestExpungedAtNoListing(t *testing.T) {
 		}
 		before := counter.whole.Load()
 		env.srv.ExpungedAt(alice, inbox, res)
-		other.ok(`UID STORE 1 +FLAGS.SILENT (\Flagged)`)
-		other.ok(`UID STORE 1 -FLAGS.SILENT (\Flagged)`)
-		// FETCH may not tell the removal (RFC 9051 §7.5.1): it is held
-		// back while the flag changes after it are told.
-		if out := c.ok("FETCH 1 (FLAGS MODSEQ)"); strings.Contains(out, "EXPUNGE") {
-			t.Errorf("FETCH told the removal of %v: %q", uids, out)
-		}
-		out := c.ok("NOOP")
-		if !strings.Contains(out, "EXPUNGE") {
-			t.Errorf("NOOP after the removal of %v: %q", uids, out)
-		}
-		if n := counter.whole.Load() - before; n != 0 {
-			t.Errorf("after the removal of %v, the FETCH and NOOP listed the mailbox %d times, want 0", uids, n)
-		}
+		heldBackUnlisted(t, c, other, counter, before, fmt.Sprintf("the removal of %v", uids))
 	}
 	c.ok("LOGOUT")
 	other.ok("LOGOUT")
@@ -380,20 +367,28 @@ func TestMoveModSeqNoListing(t *testing.T) {
 		if out := other.ok(move); !strings.Contains(out, "VANISHED") {
 			t.Errorf("%s: %q, want VANISHED", move, out)
 		}
-		before := counter.whole.Load()
-		other.ok(`UID STORE 1 +FLAGS.SILENT (\Flagged)`)
-		other.ok(`UID STORE 1 -FLAGS.SILENT (\Flagged)`)
-		// FETCH may not tell the removal (RFC 9051 §7.5.1).
-		if out := c.ok("FETCH 1 (FLAGS MODSEQ)"); strings.Contains(out, "EXPUNGE") {
-			t.Errorf("FETCH told the removal of %s: %q", move, out)
-		}
-		if out := c.ok("NOOP"); !strings.Contains(out, "EXPUNGE") {
-			t.Errorf("NOOP after %s: %q", move, out)
-		}
-		if n := counter.whole.Load() - before; n != 0 {
-			t.Errorf("after %s, the FETCH and NOOP listed the mailbox %d times, want 0", move, n)
-		}
+		heldBackUnlisted(t, c, other, counter, counter.whole.Load(), move)
 	}
 	c.ok("LOGOUT")
 	other.ok("LOGOUT")
+}
+
+// heldBackUnlisted checks, after a removal (what) that c, a CONDSTORE
+// session, has not been told of: other changes a flag of UID 1 twice; c's
+// FETCH holds the removal back (RFC 9051 §7.5.1) while it is told the flag
+// changes after it; c's NOOP tells it; and neither listed the whole
+// mailbox since before, counter's count when the removal was made.
+func heldBackUnlisted(t *testing.T, c, other *rawConn, counter *listingCounter, before int64, what string) {
+	t.Helper()
+	other.ok(`UID STORE 1 +FLAGS.SILENT (\Flagged)`)
+	other.ok(`UID STORE 1 -FLAGS.SILENT (\Flagged)`)
+	if out := c.ok("FETCH 1 (FLAGS MODSEQ)"); strings.Contains(out, "EXPUNGE") {
+		t.Errorf("FETCH told %s: %q", what, out)
+	}
+	if out := c.ok("NOOP"); !strings.Contains(out, "EXPUNGE") {
+		t.Errorf("NOOP after %s: %q", what, out)
+	}
+	if n := counter.whole.Load() - before; n != 0 {
+		t.Errorf("after %s, the FETCH and NOOP listed the mailbox %d times, want 0", what, n)
+	}
 }
