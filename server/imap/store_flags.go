@@ -209,22 +209,16 @@ func (s *session) expunge(ctx context.Context, a authState, sel *selected, uids 
 	return s.srv.expungedAt(a.account, mbox, res, sel.v, true), nil
 }
 
-// expunged removes uids from the views of a mailbox after this process
-// removed them from the store: queued for every view but origin, and
-// returned for origin (whose client is told now, highest sequence number
-// first, so each stays valid as written). before is the mailbox's
-// HIGHESTMODSEQ read before the removal, or 0 (see expungeLocked).
-func (srv *Server) expunged(account string, mbox uint64, uids []uint32, origin *view, before uint64) []expunge {
-	return srv.expungedBy(account, mbox, uids, origin, true, before, 0)
-}
-
-// expungedAt is expunged for a removal whose mod-sequence the store gave
-// (store.ExpungeResult.ModSeq): before is the one below it, and the
-// state hears of it as of a flag change told, so that, with the changes
-// before it told, what every change has reached (reachedLocked) passes
-// it without a read of the store: a CONDSTORE session's EXPUNGE and the
-// other sessions' next Poll check no listing for it (qresync.go). ours
-// is expungedBy's.
+// expungedAt removes a removal's UIDs from the views of a mailbox after
+// the store removed them: queued for every view but origin, and returned
+// for origin (whose client is told now, highest sequence number first,
+// so each stays valid as written). The store gave the removal's
+// mod-sequence (store.ExpungeResult.ModSeq): the one below it is the
+// floor of the removal, and the state hears of it as of a flag change
+// told, so that, with the changes before it told, what every change has
+// reached (reachedLocked) passes it without a read of the store: a
+// CONDSTORE session's EXPUNGE and the other sessions' next Poll check no
+// listing for it (qresync.go). ours is expungedBy's.
 func (srv *Server) expungedAt(account string, mbox uint64, res store.ExpungeResult, origin *view, ours bool) []expunge {
 	if res.ModSeq == 0 {
 		return srv.expungedBy(account, mbox, res.UIDs, origin, ours, 0, 0)
@@ -232,9 +226,10 @@ func (srv *Server) expungedAt(account string, mbox uint64, res store.ExpungeResu
 	return srv.expungedBy(account, mbox, res.UIDs, origin, ours, res.ModSeq-1, res.ModSeq)
 }
 
-// expungedBy is expunged; ours says the removal was this server's, which
-// Options.OnExpunge is then told of; modseq, if not 0, is the removal's
-// own mod-sequence (see expungedAt).
+// expungedBy is expungedAt's work; ours says the removal was this
+// server's, which Options.OnExpunge is then told of; before is a
+// mod-sequence below the removal, or 0 (see expungeLocked); modseq, if
+// not 0, is the removal's own mod-sequence.
 func (srv *Server) expungedBy(account string, mbox uint64, uids []uint32, origin *view, ours bool, before, modseq uint64) []expunge {
 	if len(uids) > 0 {
 		srv.events.publish(change{kind: changeExpunge, account: account, mailbox: mbox})
